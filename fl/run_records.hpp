@@ -1,0 +1,64 @@
+// fl/run_records.hpp — what a run reports: per-client evaluations, round summaries, job timings.
+//
+// These plain structs are the one vocabulary shared by the results writer, the Prometheus
+// exporter and the terminal progress display; none of them needs LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace fedvlm {
+
+/// Phase of an evaluation: "before" is the pre-fine-tuning baseline (round 0), "round" the rest.
+inline const std::string kPhaseBefore = "before";
+inline const std::string kPhaseRound = "round";
+
+/// One client's metrics on its own test split, after round `round` (0 = before fine-tuning).
+struct ClientRoundRecord {
+  std::string run;      ///< run id, e.g. "quickstart/clients=4,strategy=plora,seed=0"
+  std::string strategy; ///< "plora", "flora", ...
+  int client = 0;
+  int round = 0;
+  std::string phase = kPhaseRound;
+  double accuracy = 0, precision = 0, recall = 0, f1 = 0, loss = 0;
+  double train_loss = 0;     ///< mean local training loss this round (0 for "before")
+  int64_t test_samples = 0;  ///< size of the client's test split
+  int64_t train_samples = 0; ///< size of the client's train split
+  int64_t bytes_up = 0;      ///< bytes this client sent to the aggregator this round
+  int64_t bytes_down = 0;    ///< bytes the aggregator sent to this client this round
+  bool participated = false; ///< trained and was aggregated this round
+  double round_seconds = 0;  ///< wall time of the whole round
+};
+
+/// One finished round, over all clients.
+struct RoundSummary {
+  std::string run;
+  std::string strategy;
+  int round = 0;
+  int total_rounds = 0;
+  int clients_answered = 0;
+  int clients_selected = 0;
+  double mean_accuracy = 0, min_accuracy = 0, max_accuracy = 0;
+  double seconds = 0;
+};
+
+/// Receives a run's events as they happen. Implementations must be thread-safe: actors call
+/// them from their own threads. Every method has a no-op default so a sink takes what it needs.
+class RunObserver {
+public:
+  virtual ~RunObserver() = default;
+  virtual void run_started(const std::string& run, const std::string& strategy, int clients,
+                           int rounds) {}
+  virtual void round_started(const std::string& run, int round, int total_rounds) {}
+  virtual void client_evaluated(const ClientRoundRecord& record) {}
+  virtual void client_finished_training(const std::string& run, int round, int client) {}
+  virtual void round_finished(const RoundSummary& summary) {}
+  virtual void run_finished(const std::string& run) {}
+  /// Scheduler: jobs waiting, and one finished job ("train" / "eval") with its durations.
+  virtual void scheduler_queue(int depth) {}
+  virtual void scheduler_job(const std::string& kind, double queued_seconds,
+                             double run_seconds) {}
+  virtual void device_memory(int64_t bytes_in_use) {}
+};
+
+} // namespace fedvlm

@@ -1,0 +1,75 @@
+// model/lora.hpp — functional LoRA: W x + (alpha/r) · B (A dropout(x)), adapters passed per call.
+//
+// The frozen base weights are never modified by LoRA: adapters live in a TensorMap owned by
+// each client and are handed to the forward pass in a ForwardContext. That is what lets one
+// base model serve 40 clients at once, from any number of threads.
+//
+// Adapter names: "<layer>.lora_A" (r × in) and "<layer>.lora_B" (out × r), where <layer> is the
+// base model's module name (e.g. "classifier.3"). A starts random (Kaiming-uniform, as PEFT
+// does), B starts at zero, so B·A = 0 and an untrained adapter leaves the model unchanged.
+#pragma once
+
+#include "model/tensor_map.hpp"
+
+#include <ATen/core/Generator.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fedvlm {
+
+struct LoraSettings {
+  int64_t rank = 4;
+  double alpha = 8.0;
+  double dropout = 0.0;
+  [[nodiscard]] double scale() const { return alpha / static_cast<double>(rank); }
+};
+
+/// Shape of a layer LoRA may adapt: a Linear (out × in) or a 1×1 convolution (out × in × 1 × 1).
+struct AdaptableLayer {
+  int64_t out_features = 0;
+  int64_t in_features = 0;
+};
+
+inline const std::string kLoraA = ".lora_A";
+inline const std::string kLoraB = ".lora_B";
+
+/// Everything a forward pass needs besides the input: which adapters, and train/eval behaviour.
+struct ForwardContext {
+  const TensorMap* adapters = nullptr; ///< null: the plain base model
+  LoraSettings lora;
+  bool dropout_active = false;  ///< LoRA dropout and the model's own dropout layers
+  bool batchnorm_update = false; ///< BatchNorm uses batch statistics and updates running stats
+  std::optional<at::Generator> generator; ///< randomness for dropout; per client, per job
+};
+
+/// Fresh adapters for `targets` (layer name → shape). Deterministic in `seed`.
+/// Throws std::invalid_argument naming the layer when rank exceeds its dimensions.
+[[nodiscard]] TensorMap lora_init(const std::map<std::string, AdaptableLayer>& targets,
+                                  const LoraSettings& settings, uint64_t seed);
+
+/// y = x Wᵀ + b, plus the LoRA path when `ctx.adapters` holds "<layer>.lora_A/B".
+/// `x` is (..., in); `weight` is (out, in) or (out, in, 1, 1); `bias` may be undefined.
+[[nodiscard]] at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& weight,
+                                     const at::Tensor& bias, const std::string& layer,
+                                     const ForwardContext& ctx);
+
+/// The same for a 1×1 convolution over (N, C, H, W).
+[[nodiscard]] at::Tensor lora_conv1x1(const at::Tensor& x, const at::Tensor& weight,
+                                      const at::Tensor& bias, const std::string& layer,
+                                      const ForwardContext& ctx);
+
+/// W0 + scale · B A, shaped like `weight` (the merged weight an exported model would carry).
+[[nodiscard]] at::Tensor lora_merge(const at::Tensor& weight, const at::Tensor& lora_a,
+                                    const at::Tensor& lora_b, double scale);
+
+/// Dropout that draws from `ctx.generator` when set, so masks are reproducible per client.
+[[nodiscard]] at::Tensor dropout_with(const at::Tensor& x, double p, const ForwardContext& ctx);
+
+/// Layer names present in an adapter map (the part before ".lora_A" / ".lora_B").
+[[nodiscard]] std::vector<std::string> lora_layers(const TensorMap& adapters);
+
+} // namespace fedvlm

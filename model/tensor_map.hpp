@@ -1,0 +1,25 @@
+// model/tensor_map.hpp — named tensors in a fixed order: weights, adapters, optimizer state.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstddef>
+#include <map>
+#include <string>
+
+namespace fedvlm {
+
+/// Named tensors. `std::map` keeps names sorted, so every loop over a map (aggregation,
+/// serialization, optimizer steps) visits tensors in the same order on every run.
+using TensorMap = std::map<std::string, at::Tensor>;
+
+/// Bytes the tensors would occupy on the wire (numel × element size, no framing).
+[[nodiscard]] std::size_t tensor_map_bytes(const TensorMap& tensors);
+
+/// Deep copy (detached, contiguous): a message or a snapshot must not alias live state.
+[[nodiscard]] TensorMap tensor_map_clone(const TensorMap& tensors);
+
+/// The entries of `tensors` whose names end with `suffix` (e.g. ".lora_B").
+[[nodiscard]] TensorMap tensor_map_with_suffix(const TensorMap& tensors, const std::string& suffix);
+
+} // namespace fedvlm
