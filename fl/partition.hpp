@@ -23,15 +23,20 @@ struct PartitionSpec {
   std::vector<std::vector<int64_t>> label_groups;
 };
 
-/// Sample indices (into `labels`) per client. Every index appears in exactly one client
-/// (iid, shards, by_label_group with all labels grouped: all of them; shards: all but the
-/// remainder when the count does not divide evenly, which is spread round-robin).
+/// Sample indices (into `labels`) per client, each client's list sorted ascending. Every index
+/// appears in at most one client, and in exactly one for iid, shards and dirichlet; for
+/// by_label_group, samples whose label is in no group are not used by any client.
+/// shards: indices are stably sorted by label and cut into contiguous shards of n / shards
+/// samples, the last n % shards shards holding one extra sample each.
 /// Throws std::invalid_argument with the reason for impossible specs (more shards than
-/// samples, clients × shards_per_client != shards, a client left empty, beta <= 0, ...).
+/// samples, clients × shards_per_client != shards, a client left empty, beta <= 0, a label
+/// outside [0, num_classes), ...).
 [[nodiscard]] std::vector<std::vector<int64_t>> partition_indices(
     const std::vector<int64_t>& labels, int64_t num_classes, const PartitionSpec& spec);
 
-/// A client's local split: its indices shuffled (seeded), the first ⌈(1-test_fraction)·n⌉ train.
+/// A client's local split: its indices shuffled (seeded), the first ⌈(1-test_fraction)·n⌉ train,
+/// the rest test, both sorted ascending. With n >= 2 and test_fraction > 0 each side gets at
+/// least one sample. Throws std::invalid_argument unless 0 <= test_fraction < 1.
 struct LocalSplit {
   std::vector<int64_t> train;
   std::vector<int64_t> test;

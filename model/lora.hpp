@@ -43,6 +43,9 @@ struct ForwardContext {
   LoraSettings lora;
   bool dropout_active = false;  ///< LoRA dropout and the model's own dropout layers
   bool batchnorm_update = false; ///< BatchNorm uses batch statistics and updates running stats
+  /// Overrides the model's BatchNorm momentum while batchnorm_update is on; 1/(k+1) on the k-th
+  /// batch turns the running statistics into an exact average (BatchNorm recalibration).
+  std::optional<double> batchnorm_momentum;
   std::optional<at::Generator> generator; ///< randomness for dropout; per client, per job
 };
 

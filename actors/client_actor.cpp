@@ -1,0 +1,119 @@
+// actors/client_actor.cpp — translates round messages into scheduler jobs over the client's own state.
+#include "actors/client_actor.hpp"
+
+#include "actors/messages.hpp"
+
+#include <caf/all.hpp>
+
+#include <chrono>
+#include <map>
+#include <utility>
+
+namespace fedvlm {
+
+namespace {
+
+constexpr uint64_t kTrainStream = 1;
+
+struct client_state {
+  ClientConfig cfg;
+  TensorMap adapters;
+  TensorMap optimizer_state;
+  /// Answers a straggler holds back, by the round they belong to.
+  std::map<int, std::pair<ClientUpdate, caf::typed_response_promise<ClientUpdate>>> held;
+  static inline const char* name = "fedvlm.client";
+};
+
+using client_actor_t = caf::stateful_actor<client_state>;
+
+caf::behavior client(client_actor_t* self, ClientConfig cfg) {
+  self->state.adapters = cfg.initial_adapters;
+  self->state.cfg = std::move(cfg);
+  return {
+      [self](train_atom, int round) -> caf::result<ClientUpdate> {
+        auto& st = self->state;
+        const StrategySpec& spec = strategy_spec(st.cfg.strategy);
+        if (st.cfg.fails)
+          return caf::make_error(caf::sec::runtime_error,
+                                 "client " + std::to_string(st.cfg.id) + " failed (simulated drop-out)");
+        TrainJobMsg msg;
+        msg.client = st.cfg.id;
+        msg.round = round;
+        msg.job.adapters = st.adapters;
+        msg.job.optimizer_state = std::move(st.optimizer_state);
+        for (const auto& [name, t] : st.adapters)
+          if (is_trainable(spec, name)) msg.job.trainable.insert(name);
+        msg.job.prox_reference = tensor_map_clone(shared_part(spec, st.adapters));
+        msg.job.indices = st.cfg.split.train;
+        msg.job.seed = job_seed(st.cfg.run_seed, st.cfg.id, round, kTrainStream);
+        auto rp = self->make_response_promise<ClientUpdate>();
+        self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
+            .then(
+                [self, rp, round](TrainDoneMsg& done) mutable {
+                  auto& s = self->state;
+                  const StrategySpec& sp = strategy_spec(s.cfg.strategy);
+                  s.adapters = std::move(done.result.adapters);
+                  s.optimizer_state = std::move(done.result.optimizer_state);
+                  ClientUpdate up;
+                  up.client = s.cfg.id;
+                  up.round = round;
+                  up.samples = done.result.samples;
+                  up.tensors = tensor_map_clone(shared_part(sp, s.adapters));
+                  up.bytes = static_cast<int64_t>(tensor_map_bytes(up.tensors));
+                  up.train_loss = done.result.mean_loss;
+                  if (s.cfg.delay_seconds > 0) {
+                    // A straggler: hold the answer back, as a slow device or link would.
+                    auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::duration<double>(s.cfg.delay_seconds));
+                    s.held[round] = {std::move(up), rp};
+                    self->delayed_send(self, delay, late_atom::value, round);
+                    return;
+                  }
+                  rp.deliver(std::move(up));
+                },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [self](late_atom, int round) {
+        auto it = self->state.held.find(round);
+        if (it == self->state.held.end()) return;
+        it->second.second.deliver(std::move(it->second.first));
+        self->state.held.erase(it);
+      },
+      [self](eval_atom, GlobalDown& down) -> caf::result<ClientEval> {
+        auto& st = self->state;
+        for (auto& [name, t] : down.tensors) {
+          auto it = st.adapters.find(name);
+          if (it != st.adapters.end()) it->second = t; // shared: replace; private parts stay
+        }
+        EvalJobMsg msg;
+        msg.client = st.cfg.id;
+        msg.round = down.round;
+        msg.adapters = st.adapters;
+        msg.indices = st.cfg.split.test;
+        auto rp = self->make_response_promise<ClientEval>();
+        const int round = down.round;
+        self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
+            .then(
+                [self, rp, round](EvalResult& r) mutable {
+                  ClientEval ev;
+                  ev.client = self->state.cfg.id;
+                  ev.round = round;
+                  ev.result = r;
+                  ev.test_samples = static_cast<int64_t>(self->state.cfg.split.test.size());
+                  ev.train_samples = static_cast<int64_t>(self->state.cfg.split.train.size());
+                  rp.deliver(std::move(ev));
+                },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_client(caf::actor_system& system, ClientConfig config) {
+  return system.spawn(client, std::move(config));
+}
+
+} // namespace fedvlm

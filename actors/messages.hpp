@@ -1,0 +1,82 @@
+// actors/messages.hpp — the atoms and message types the client, aggregator and scheduler exchange.
+//
+// Payloads carry tensors (at::Tensor), which CAF cannot serialize: they are whitelisted for
+// in-process messaging only. Inside one process CAF moves messages copy-on-write, so a round's
+// B matrices are never copied on the way.
+#pragma once
+
+#include "fl/local_training.hpp"
+#include "model/tensor_map.hpp"
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+
+#include <cstdint>
+
+namespace fedvlm {
+
+using start_atom = caf::atom_constant<caf::atom("start")>;
+using train_atom = caf::atom_constant<caf::atom("train")>;
+using eval_atom = caf::atom_constant<caf::atom("eval")>;
+using late_atom = caf::atom_constant<caf::atom("late")>;
+
+/// Aggregator → client: the round's aggregated shared matrices (empty when nothing travels).
+struct GlobalDown {
+  int round = 0;
+  TensorMap tensors;
+  int64_t bytes = 0;
+};
+
+/// Client → aggregator: the matrices this strategy shares, after local training.
+struct ClientUpdate {
+  int client = 0;
+  int round = 0;
+  int64_t samples = 0;  ///< local training samples (the FedAvg weight)
+  TensorMap tensors;    ///< named shared matrices, e.g. "classifier.3.lora_B"
+  int64_t bytes = 0;    ///< what would cross the network
+  double train_loss = 0;
+};
+
+/// Client → aggregator: metrics on the client's own test split.
+struct ClientEval {
+  int client = 0;
+  int round = 0;
+  EvalResult result;
+  int64_t test_samples = 0;
+  int64_t train_samples = 0;
+};
+
+/// Client → scheduler: train these adapters on the shared frozen base.
+struct TrainJobMsg {
+  int client = 0;
+  int round = 0;
+  LocalTrainJob job;
+};
+struct TrainDoneMsg {
+  LocalTrainResult result;
+};
+
+/// Client → scheduler: evaluate these adapters.
+struct EvalJobMsg {
+  int client = 0;
+  int round = 0;
+  TensorMap adapters;
+  std::vector<int64_t> indices;
+};
+
+/// Driver ← aggregator: the run is over.
+struct RunDone {
+  int rounds_completed = 0;
+  int rounds_without_quorum = 0;
+};
+
+} // namespace fedvlm
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::GlobalDown)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::ClientUpdate)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::ClientEval)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::TrainJobMsg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::TrainDoneMsg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::EvalJobMsg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::EvalResult)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::RunDone)

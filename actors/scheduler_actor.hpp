@@ -1,0 +1,27 @@
+// actors/scheduler_actor.hpp — the device scheduler: owns the one frozen base, runs jobs under a limit.
+#pragma once
+
+#include "fl/experiment_config.hpp"
+#include "fl/frozen_base.hpp"
+#include "fl/run_records.hpp"
+
+#include <caf/fwd.hpp>
+
+#include <memory>
+
+namespace fedvlm {
+
+struct SchedulerConfig {
+  std::shared_ptr<const FrozenBase> base;
+  TrainSettings train;
+  LoraSettings lora;
+  int concurrency = 1;
+  RunObserver* observer = nullptr; ///< outlives the actor system
+};
+
+/// Spawns the scheduler and its `concurrency` detached workers (one thread each, so a long
+/// training step never blocks CAF's cooperative scheduler). Accepts TrainJobMsg → TrainDoneMsg
+/// and EvalJobMsg → EvalResult; queues jobs beyond the limit in arrival order.
+caf::actor spawn_scheduler(caf::actor_system& system, SchedulerConfig config);
+
+} // namespace fedvlm

@@ -1,0 +1,126 @@
+// cli/main.cpp — the fedvlm-sim command: run an experiment, plot results, compare results.
+#include "actors/experiment_driver.hpp"
+#include "fl/experiment_toml.hpp"
+#include "fl/results_reader.hpp"
+#include "monitoring/compare_table.hpp"
+#include "monitoring/plots.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr const char* kUsage = R"(fedvlm-sim — federated LoRA fine-tuning, simulated with actors on one device
+
+Usage:
+  fedvlm-sim EXPERIMENT.toml [--dry-run] [--quiet] [--only RUN]...
+  fedvlm-sim plot RESULTS_DIR... [--out DIR]
+  fedvlm-sim compare RESULTS_DIR...
+  fedvlm-sim --keys          every experiment key, with type, default and meaning
+  fedvlm-sim --help
+
+Running an experiment:
+  --dry-run      validate the file, load the data labels and print the plan of every run:
+                 clients, partition sizes and labels per client, rounds, strategy, and the
+                 tensors and bytes that travel per round. Nothing is trained or written.
+  --quiet        no live progress line (it is also off when stderr is not a terminal)
+  --only RUN     run only the sweep point with this label (e.g. clients=4,strategy=plora);
+                 may be repeated
+
+  Each run writes OUTPUT_DIR/NAME/RUN/: config.toml (resolved), run.json, metrics.jsonl and
+  metrics.csv (one record per client per round, round 0 = before fine-tuning), rounds.jsonl and
+  fedvlm.log. Existing results are never overwritten: a rerun gets RUN.2, RUN.3, ...
+
+plot:     writes PNG figures (accuracy and loss per client per round, strategy comparison,
+          sweep summary) with gnuplot, plus their data and .gp scripts; default --out is
+          the first RESULTS_DIR/plots
+compare:  prints final metrics per strategy and sweep point, mean ± std over clients and seeds
+
+Exit status: 0 success, 1 a run failed, 2 bad usage or a bad experiment file.
+)";
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "fedvlm-sim: %s\n(see fedvlm-sim --help)\n", message.c_str());
+  return 2;
+}
+
+int run_plot(const std::vector<std::string>& args) {
+  std::vector<std::filesystem::path> dirs;
+  std::filesystem::path out;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--out" || args[i] == "-o") {
+      if (i + 1 >= args.size()) return usage_error("--out needs a directory");
+      out = args[++i];
+    } else {
+      dirs.emplace_back(args[i]);
+    }
+  }
+  if (dirs.empty()) return usage_error("plot needs at least one RESULTS_DIR");
+  if (out.empty()) out = dirs.front() / "plots";
+  const auto runs = fedvlm::load_results(dirs);
+  for (const auto& png : fedvlm::write_plots(runs, out)) std::printf("%s\n", png.string().c_str());
+  return 0;
+}
+
+int run_compare(const std::vector<std::string>& args) {
+  if (args.empty()) return usage_error("compare needs at least one RESULTS_DIR");
+  std::vector<std::filesystem::path> dirs(args.begin(), args.end());
+  std::printf("%s", fedvlm::format_comparison(fedvlm::load_results(dirs)).c_str());
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) return usage_error("no experiment file given");
+  if (args[0] == "--help" || args[0] == "-h") {
+    std::printf("%s", kUsage);
+    return 0;
+  }
+  if (args[0] == "--keys") {
+    std::printf("%s", fedvlm::describe_experiment_keys().c_str());
+    return 0;
+  }
+  try {
+    if (args[0] == "plot") return run_plot({args.begin() + 1, args.end()});
+    if (args[0] == "compare") return run_compare({args.begin() + 1, args.end()});
+
+    fedvlm::DriverOptions options;
+    std::string file;
+    bool quiet = false;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      if (a == "--dry-run") options.dry_run = true;
+      else if (a == "--quiet" || a == "-q") quiet = true;
+      else if (a == "--only") {
+        if (i + 1 >= args.size()) return usage_error("--only needs a run label");
+        options.only.push_back(args[++i]);
+      } else if (a.rfind("--", 0) == 0) return usage_error("unknown option " + a);
+      else if (file.empty()) file = a;
+      else return usage_error("more than one experiment file given (" + file + ", " + a + ")");
+    }
+    if (file.empty()) return usage_error("no experiment file given");
+    options.interactive = !quiet && ::isatty(STDERR_FILENO);
+    fedvlm::ExperimentPlan plan;
+    try {
+      plan = fedvlm::load_experiment(file);
+    } catch (const fedvlm::ConfigError& e) {
+      std::fprintf(stderr, "fedvlm-sim: %s\n", e.what());
+      return 2;
+    }
+    const auto outcome = fedvlm::run_experiment(plan, options, stdout);
+    return outcome.runs_failed > 0 ? 1 : 0;
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "fedvlm-sim: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fedvlm-sim: %s\n", e.what());
+    return 1;
+  }
+}

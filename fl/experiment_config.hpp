@@ -1,0 +1,113 @@
+// fl/experiment_config.hpp — a validated experiment: typed settings the engine runs from.
+//
+// The TOML file is read once, at the edge (fl/experiment_toml.cpp); everything past this point
+// works with these structs and never sees TOML.
+#pragma once
+
+#include "fl/partition.hpp"
+#include "fl/strategy.hpp"
+#include "model/lora.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace fedvlm {
+
+enum class OptimizerKind { sgd, adamw };
+enum class Weighting { samples, uniform };
+
+struct ModelSettings {
+  std::string arch = "mobilenet_v3_small"; ///< mobilenet_v3_small | mobilenet_v3_large
+  std::filesystem::path weights;           ///< optional .safetensors with torchvision names
+  double dropout = 0.2;                    ///< classifier dropout
+};
+
+struct DataSettings {
+  std::string dataset = "fashion_mnist"; ///< fashion_mnist | cifar10
+  std::filesystem::path path = "/usr/share/datasets/fashion-mnist";
+  int64_t max_samples = 0; ///< cap on the federated pool (0 = every training sample left)
+  double test_fraction = 0.2;
+};
+
+struct PretrainSettings {
+  bool enabled = false;
+  int64_t public_samples = 6000; ///< disjoint public split taken before partitioning
+  int epochs = 2;
+  double lr = 0.05;
+  int64_t batch_size = 64;
+  std::filesystem::path cache_dir = ".cache"; ///< relative to output_dir unless absolute
+};
+
+struct FederationSettings {
+  int clients = 4;
+  int rounds = 5;
+  int clients_per_round = 0; ///< 0: all clients every round
+  Weighting weighting = Weighting::samples;
+  double quorum = 1.0;          ///< fraction of selected clients needed when the timeout hits
+  double round_timeout_s = 3600;
+};
+
+struct TrainSettings {
+  int local_epochs = 1;
+  int64_t batch_size = 32;
+  double lr = 0.01;
+  OptimizerKind optimizer = OptimizerKind::sgd;
+  double momentum = 0.9;
+  double weight_decay = 0.0;
+  double prox_mu = 0.0; ///< FedProx proximal term weight (0 = off); from [strategy] mu
+  int64_t eval_batch_size = 256;
+};
+
+struct SchedulerSettings {
+  int concurrency = 1; ///< jobs run at once on the device
+};
+
+struct MonitoringSettings {
+  std::string prometheus;  ///< "127.0.0.1:9464"; empty = off
+  std::string pushgateway; ///< "http://127.0.0.1:9091"; empty = off
+  double linger_seconds = 0;
+};
+
+/// Simulated failures, for studying stragglers and drop-outs (and for testing the quorum).
+struct FaultSettings {
+  std::vector<int> failing_clients; ///< these clients report an error instead of an update
+  std::vector<int> slow_clients;    ///< these clients answer `slow_seconds` late
+  double slow_seconds = 0;
+};
+
+struct ExperimentConfig {
+  std::string name = "experiment";
+  std::filesystem::path source_file;
+  std::filesystem::path output_dir = "results";
+  uint64_t seed = 0;
+  std::string device = "cpu";
+  int threads = 0; ///< LibTorch intra-op threads (0 = library default)
+
+  ModelSettings model;
+  DataSettings data;
+  PretrainSettings pretrain;
+  PartitionSpec partition;      ///< clients and seed are filled from federation / seed
+  FederationSettings federation;
+  StrategyKind strategy = StrategyKind::plora;
+  LoraSettings lora;
+  std::vector<std::string> lora_targets = {"classifier.0", "classifier.3"};
+  TrainSettings train;
+  SchedulerSettings scheduler;
+  MonitoringSettings monitoring;
+  FaultSettings faults;
+
+  /// Values this run takes from a sweep axis, key → value as written ("federation.clients" → "4").
+  std::map<std::string, std::string> sweep;
+  /// Short unique name within the experiment, e.g. "clients=4,strategy=plora" or "run".
+  std::string run_label = "run";
+  /// The resolved configuration as TOML text (every key, defaults included), for the run dir.
+  std::string resolved_toml;
+};
+
+[[nodiscard]] std::string to_string(OptimizerKind kind);
+[[nodiscard]] std::string to_string(Weighting weighting);
+
+} // namespace fedvlm

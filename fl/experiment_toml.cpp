@@ -1,0 +1,553 @@
+// fl/experiment_toml.cpp — the experiment schema: one row per key (type, default, help, setter).
+#include "fl/experiment_toml.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+namespace fedvlm {
+
+std::string to_string(OptimizerKind kind) { return kind == OptimizerKind::sgd ? "sgd" : "adamw"; }
+std::string to_string(Weighting w) { return w == Weighting::samples ? "samples" : "uniform"; }
+
+namespace {
+
+enum class Kind { integer, real, boolean, string, string_list, int_list, int_matrix };
+
+const char* kind_name(Kind k) {
+  switch (k) {
+  case Kind::integer: return "an integer";
+  case Kind::real: return "a number";
+  case Kind::boolean: return "a boolean";
+  case Kind::string: return "a string";
+  case Kind::string_list: return "an array of strings";
+  case Kind::int_list: return "an array of integers";
+  case Kind::int_matrix: return "an array of arrays of integers";
+  }
+  return "?";
+}
+
+bool is_scalar(Kind k) {
+  return k == Kind::integer || k == Kind::real || k == Kind::boolean || k == Kind::string;
+}
+
+/// Where a key sits, for messages.
+struct Where {
+  std::string file;
+  std::string key;
+  toml::source_position pos{};
+  [[nodiscard]] std::string prefix() const {
+    std::ostringstream os;
+    os << file;
+    if (pos.line != 0) os << ":" << pos.line << ":" << pos.column;
+    os << ": key '" << key << "'";
+    return os.str();
+  }
+  [[noreturn]] void fail(const std::string& reason) const {
+    throw ConfigError(prefix() + ": " + reason);
+  }
+};
+
+// -- typed readers ------------------------------------------------------------
+
+int64_t read_int(const toml::node& n, const Where& w) {
+  if (auto v = n.value_exact<int64_t>()) return *v;
+  w.fail(std::string("expects ") + kind_name(Kind::integer) + ", got " +
+         std::string(toml::impl::node_type_friendly_names[static_cast<int>(n.type())]));
+}
+double read_real(const toml::node& n, const Where& w) {
+  if (auto v = n.value_exact<double>()) return *v;
+  if (auto v = n.value_exact<int64_t>()) return static_cast<double>(*v);
+  w.fail(std::string("expects ") + kind_name(Kind::real) + ", got " +
+         std::string(toml::impl::node_type_friendly_names[static_cast<int>(n.type())]));
+}
+bool read_bool(const toml::node& n, const Where& w) {
+  if (auto v = n.value_exact<bool>()) return *v;
+  w.fail(std::string("expects ") + kind_name(Kind::boolean));
+}
+std::string read_string(const toml::node& n, const Where& w) {
+  if (auto v = n.value_exact<std::string>()) return *v;
+  w.fail(std::string("expects ") + kind_name(Kind::string));
+}
+std::vector<std::string> read_strings(const toml::node& n, const Where& w) {
+  const toml::array* a = n.as_array();
+  if (a == nullptr) w.fail(std::string("expects ") + kind_name(Kind::string_list));
+  std::vector<std::string> out;
+  for (const auto& e : *a) out.push_back(read_string(e, w));
+  return out;
+}
+std::vector<int> read_ints(const toml::node& n, const Where& w) {
+  const toml::array* a = n.as_array();
+  if (a == nullptr) w.fail(std::string("expects ") + kind_name(Kind::int_list));
+  std::vector<int> out;
+  for (const auto& e : *a) out.push_back(static_cast<int>(read_int(e, w)));
+  return out;
+}
+std::vector<std::vector<int64_t>> read_int_matrix(const toml::node& n, const Where& w) {
+  const toml::array* a = n.as_array();
+  if (a == nullptr) w.fail(std::string("expects ") + kind_name(Kind::int_matrix));
+  std::vector<std::vector<int64_t>> out;
+  for (const auto& row : *a) {
+    const toml::array* r = row.as_array();
+    if (r == nullptr) w.fail(std::string("expects ") + kind_name(Kind::int_matrix));
+    out.emplace_back();
+    for (const auto& e : *r) out.back().push_back(read_int(e, w));
+  }
+  return out;
+}
+
+// -- value printers for the resolved file --------------------------------------
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+std::string fmt_real(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  std::string s = os.str();
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
+}
+template <class T> std::string fmt_list(const std::vector<T>& v) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) out += ", ";
+    if constexpr (std::is_same_v<T, std::string>) out += quote(v[i]);
+    else out += std::to_string(v[i]);
+  }
+  return out + "]";
+}
+
+using Setter = std::function<void(ExperimentConfig&, const toml::node&, const Where&)>;
+using Getter = std::function<std::string(const ExperimentConfig&)>;
+
+struct KeyDef {
+  std::string path;
+  Kind kind;
+  const char* help;
+  Setter set;
+  Getter get;
+};
+
+// Helpers that build a row from a member accessor, so each key is one line below.
+template <class F> KeyDef int_key(std::string p, const char* help, F member) {
+  return {p, Kind::integer, help,
+          [member](ExperimentConfig& c, const toml::node& n, const Where& w) {
+            auto& ref = member(c);
+            ref = static_cast<std::remove_reference_t<decltype(ref)>>(read_int(n, w));
+          },
+          [member](const ExperimentConfig& c) {
+            return std::to_string(member(const_cast<ExperimentConfig&>(c)));
+          }};
+}
+template <class F> KeyDef real_key(std::string p, const char* help, F member) {
+  return {p, Kind::real, help,
+          [member](ExperimentConfig& c, const toml::node& n, const Where& w) { member(c) = read_real(n, w); },
+          [member](const ExperimentConfig& c) { return fmt_real(member(const_cast<ExperimentConfig&>(c))); }};
+}
+template <class F> KeyDef bool_key(std::string p, const char* help, F member) {
+  return {p, Kind::boolean, help,
+          [member](ExperimentConfig& c, const toml::node& n, const Where& w) { member(c) = read_bool(n, w); },
+          [member](const ExperimentConfig& c) {
+            return std::string(member(const_cast<ExperimentConfig&>(c)) ? "true" : "false");
+          }};
+}
+template <class F> KeyDef string_key(std::string p, const char* help, F member) {
+  return {p, Kind::string, help,
+          [member](ExperimentConfig& c, const toml::node& n, const Where& w) { member(c) = read_string(n, w); },
+          [member](const ExperimentConfig& c) {
+            return quote(std::string(member(const_cast<ExperimentConfig&>(c))));
+          }};
+}
+/// A string key whose text maps to an enum through `parse` (which throws invalid_argument).
+template <class Parse, class Print> KeyDef enum_key(std::string p, const char* help, Parse parse, Print print) {
+  return {p, Kind::string, help,
+          [parse](ExperimentConfig& c, const toml::node& n, const Where& w) {
+            try {
+              parse(c, read_string(n, w));
+            } catch (const std::invalid_argument& e) {
+              w.fail(e.what());
+            }
+          },
+          [print](const ExperimentConfig& c) { return quote(print(c)); }};
+}
+
+#define M(expr) [](ExperimentConfig& c) -> auto& { return expr; }
+
+const std::vector<KeyDef>& schema() {
+  static const std::vector<KeyDef> keys = {
+      string_key("name", "experiment name; results go to OUTPUT_DIR/NAME/RUN", M(c.name)),
+      {"output_dir", Kind::string, "directory for results (relative to the working directory)",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.output_dir = read_string(n, w); },
+       [](const ExperimentConfig& c) { return quote(c.output_dir.string()); }},
+      int_key("seed", "seed of every random choice (partitions, inits, shuffles, dropout)", M(c.seed)),
+      string_key("device", "\"cpu\" or \"cuda\" (falls back to cpu with a message when absent)", M(c.device)),
+      int_key("threads", "LibTorch intra-op threads (0 = library default)", M(c.threads)),
+
+      string_key("model.arch", "mobilenet_v3_small | mobilenet_v3_large", M(c.model.arch)),
+      {"model.weights", Kind::string, "optional .safetensors with torchvision parameter names",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.model.weights = read_string(n, w); },
+       [](const ExperimentConfig& c) { return quote(c.model.weights.string()); }},
+      real_key("model.dropout", "classifier dropout probability", M(c.model.dropout)),
+
+      string_key("data.dataset", "fashion_mnist | cifar10", M(c.data.dataset)),
+      {"data.path", Kind::string, "directory holding the dataset files",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.data.path = read_string(n, w); },
+       [](const ExperimentConfig& c) { return quote(c.data.path.string()); }},
+      int_key("data.max_samples", "cap on the federated sample pool (0 = all)", M(c.data.max_samples)),
+      real_key("data.test_fraction", "share of each client's data held out as its test split", M(c.data.test_fraction)),
+
+      bool_key("pretrain.enabled", "train the whole backbone centrally on a public split first (cached)", M(c.pretrain.enabled)),
+      int_key("pretrain.public_samples", "size of the public split, disjoint from client data", M(c.pretrain.public_samples)),
+      int_key("pretrain.epochs", "pretraining epochs", M(c.pretrain.epochs)),
+      real_key("pretrain.lr", "pretraining learning rate (SGD, momentum 0.9)", M(c.pretrain.lr)),
+      int_key("pretrain.batch_size", "pretraining batch size", M(c.pretrain.batch_size)),
+      {"pretrain.cache_dir", Kind::string, "where pretrained checkpoints are cached (relative to output_dir)",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.pretrain.cache_dir = read_string(n, w); },
+       [](const ExperimentConfig& c) { return quote(c.pretrain.cache_dir.string()); }},
+
+      enum_key("partition.scheme", "iid | shards | dirichlet | by_label_group",
+               [](ExperimentConfig& c, const std::string& s) { c.partition.scheme = partition_scheme_from_string(s); },
+               [](const ExperimentConfig& c) { return to_string(c.partition.scheme); }),
+      int_key("partition.shards", "shards: total number of label-sorted shards", M(c.partition.shards)),
+      int_key("partition.shards_per_client", "shards: shards per client", M(c.partition.shards_per_client)),
+      real_key("partition.beta", "dirichlet: concentration (smaller = more skewed)", M(c.partition.beta)),
+      {"partition.label_groups", Kind::int_matrix, "by_label_group: label groups, client c takes group c % n",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.partition.label_groups = read_int_matrix(n, w); },
+       [](const ExperimentConfig& c) {
+         std::string out = "[";
+         for (std::size_t i = 0; i < c.partition.label_groups.size(); ++i)
+           out += (i ? ", " : "") + fmt_list(c.partition.label_groups[i]);
+         return out + "]";
+       }},
+
+      int_key("federation.clients", "number of simulated clients", M(c.federation.clients)),
+      int_key("federation.rounds", "communication rounds", M(c.federation.rounds)),
+      int_key("federation.clients_per_round", "clients sampled each round (0 = all)", M(c.federation.clients_per_round)),
+      enum_key("federation.weighting", "samples (FedAvg by sample count) | uniform (1/K, as the FedVLM equations)",
+               [](ExperimentConfig& c, const std::string& s) {
+                 if (s == "samples") c.federation.weighting = Weighting::samples;
+                 else if (s == "uniform") c.federation.weighting = Weighting::uniform;
+                 else throw std::invalid_argument("unknown weighting '" + s + "' (expected samples or uniform)");
+               },
+               [](const ExperimentConfig& c) { return to_string(c.federation.weighting); }),
+      real_key("federation.quorum", "fraction of selected clients that must answer before the timeout", M(c.federation.quorum)),
+      real_key("federation.round_timeout_s", "seconds a round waits for client updates", M(c.federation.round_timeout_s)),
+
+      enum_key("strategy.name", "plora | flora | ffa_lora | fedsa_lora | local | centralized",
+               [](ExperimentConfig& c, const std::string& s) { c.strategy = strategy_from_string(s); },
+               [](const ExperimentConfig& c) { return to_string(c.strategy); }),
+      real_key("strategy.mu", "FedProx proximal term weight, usable with any strategy (0 = off)", M(c.train.prox_mu)),
+
+      int_key("lora.rank", "LoRA rank r", M(c.lora.rank)),
+      real_key("lora.alpha", "LoRA alpha (scale = alpha / r)", M(c.lora.alpha)),
+      real_key("lora.dropout", "dropout on the LoRA input", M(c.lora.dropout)),
+      {"lora.targets", Kind::string_list, "module names to adapt, e.g. [\"classifier.0\", \"classifier.3\"]",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.lora_targets = read_strings(n, w); },
+       [](const ExperimentConfig& c) { return fmt_list(c.lora_targets); }},
+
+      int_key("train.local_epochs", "local epochs per round", M(c.train.local_epochs)),
+      int_key("train.batch_size", "local batch size", M(c.train.batch_size)),
+      real_key("train.lr", "local learning rate", M(c.train.lr)),
+      enum_key("train.optimizer", "sgd | adamw",
+               [](ExperimentConfig& c, const std::string& s) {
+                 if (s == "sgd") c.train.optimizer = OptimizerKind::sgd;
+                 else if (s == "adamw") c.train.optimizer = OptimizerKind::adamw;
+                 else throw std::invalid_argument("unknown optimizer '" + s + "' (expected sgd or adamw)");
+               },
+               [](const ExperimentConfig& c) { return to_string(c.train.optimizer); }),
+      real_key("train.momentum", "SGD momentum", M(c.train.momentum)),
+      real_key("train.weight_decay", "weight decay (decoupled for adamw)", M(c.train.weight_decay)),
+      int_key("train.eval_batch_size", "evaluation batch size", M(c.train.eval_batch_size)),
+
+      int_key("scheduler.concurrency", "jobs the device scheduler runs at once", M(c.scheduler.concurrency)),
+
+      string_key("monitoring.prometheus", "host:port of the Prometheus exporter (absent = off)", M(c.monitoring.prometheus)),
+      string_key("monitoring.pushgateway", "Pushgateway URL pushed at each round end (absent = off)", M(c.monitoring.pushgateway)),
+      real_key("monitoring.linger_seconds", "keep the exporter up this long after the run", M(c.monitoring.linger_seconds)),
+
+      {"faults.failing_clients", Kind::int_list, "clients that fail every round (simulated drop-outs)",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.faults.failing_clients = read_ints(n, w); },
+       [](const ExperimentConfig& c) { return fmt_list(c.faults.failing_clients); }},
+      {"faults.slow_clients", Kind::int_list, "clients that answer late (simulated stragglers)",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.faults.slow_clients = read_ints(n, w); },
+       [](const ExperimentConfig& c) { return fmt_list(c.faults.slow_clients); }},
+      real_key("faults.slow_seconds", "delay of the slow clients", M(c.faults.slow_seconds)),
+  };
+  return keys;
+}
+
+#undef M
+
+const KeyDef* find_key(const std::string& path) {
+  for (const auto& k : schema())
+    if (k.path == path) return &k;
+  return nullptr;
+}
+
+std::string known_keys_under(const std::string& section) {
+  std::string out;
+  for (const auto& k : schema()) {
+    const auto dot = k.path.rfind('.');
+    const std::string sec = dot == std::string::npos ? "" : k.path.substr(0, dot);
+    if (sec == section) out += (out.empty() ? "" : ", ") + k.path.substr(dot == std::string::npos ? 0 : dot + 1);
+  }
+  return out;
+}
+
+struct Assignment {
+  const KeyDef* def;
+  const toml::node* node;
+  Where where;
+};
+struct Axis {
+  const KeyDef* def;
+  std::vector<const toml::node*> values;
+  Where where;
+};
+
+void collect(const toml::table& table, const std::string& prefix, const std::string& file,
+             std::vector<Assignment>& fixed, std::vector<Axis>& axes) {
+  for (const auto& [k, node] : table) {
+    const std::string path = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    Where w{file, path, k.source().begin.line != 0 ? k.source().begin : node.source().begin};
+    const KeyDef* def = find_key(path);
+    if (def == nullptr && node.is_table()) {
+      bool known_section = false;
+      for (const auto& d : schema())
+        if (d.path.rfind(path + ".", 0) == 0) known_section = true;
+      if (!known_section) {
+        std::set<std::string> sections;
+        for (const auto& d : schema())
+          if (auto dot = d.path.find('.'); dot != std::string::npos) sections.insert(d.path.substr(0, dot));
+        std::string list;
+        for (const auto& s : sections) list += (list.empty() ? "[" : ", [") + s + "]";
+        throw ConfigError(file + ":" + std::to_string(w.pos.line) + ":" + std::to_string(w.pos.column) +
+                          ": unknown section [" + path + "] (known sections: " + list + ")");
+      }
+      collect(*node.as_table(), path, file, fixed, axes);
+      continue;
+    }
+    if (def == nullptr) {
+      const auto dot = path.rfind('.');
+      const std::string sec = dot == std::string::npos ? "" : path.substr(0, dot);
+      w.fail(std::string("unknown key") + " (known keys" +
+             (sec.empty() ? " at top level" : " in [" + sec + "]") + ": " + known_keys_under(sec) + ")");
+    }
+    if (is_scalar(def->kind) && node.is_array()) {
+      Axis axis{def, {}, w};
+      for (const auto& e : *node.as_array()) axis.values.push_back(&e);
+      if (axis.values.empty()) w.fail("a sweep needs at least one value");
+      axes.push_back(std::move(axis));
+    } else if (def->kind == Kind::int_matrix || def->kind == Kind::string_list || def->kind == Kind::int_list ||
+               !node.is_array()) {
+      fixed.push_back({def, &node, w});
+    }
+  }
+}
+
+std::string short_key(const std::string& path) {
+  const auto dot = path.rfind('.');
+  return dot == std::string::npos ? path : path.substr(dot + 1);
+}
+
+/// Name of a swept key in run labels: "strategy.name" reads better as "strategy".
+std::string label_key(const std::string& path) {
+  const std::string k = short_key(path);
+  if (k == "name" && path != "name") return path.substr(0, path.rfind('.'));
+  return k;
+}
+
+std::string value_text(const toml::node& n) {
+  if (auto s = n.value_exact<std::string>()) return *s;
+  std::ostringstream os;
+  if (auto v = n.value_exact<int64_t>()) os << *v;
+  else if (auto d = n.value_exact<double>()) os << *d;
+  else if (auto b = n.value_exact<bool>()) os << (*b ? "true" : "false");
+  return os.str();
+}
+
+/// Cross-key checks. Each names the key at fault.
+void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, const std::string& file) {
+  auto fail = [&](const std::string& key, const std::string& reason) {
+    auto it = where.find(key);
+    Where w = it != where.end() ? it->second : Where{file, key, {}};
+    w.fail(reason);
+  };
+  auto positive = [&](const std::string& key, double v) {
+    if (!(v > 0)) fail(key, "must be > 0 (got " + fmt_real(v) + ")");
+  };
+  if (c.name.empty() || c.name.find('/') != std::string::npos) fail("name", "must be non-empty and contain no '/'");
+  if (c.device != "cpu" && c.device != "cuda") fail("device", "expected \"cpu\" or \"cuda\", got \"" + c.device + "\"");
+  if (c.threads < 0) fail("threads", "must be >= 0");
+  if (c.model.arch != "mobilenet_v3_small" && c.model.arch != "mobilenet_v3_large")
+    fail("model.arch", "expected mobilenet_v3_small or mobilenet_v3_large, got \"" + c.model.arch + "\"");
+  if (c.model.dropout < 0 || c.model.dropout >= 1) fail("model.dropout", "must be in [0, 1)");
+  if (c.data.dataset != "fashion_mnist" && c.data.dataset != "cifar10")
+    fail("data.dataset", "expected fashion_mnist or cifar10, got \"" + c.data.dataset + "\"");
+  if (c.data.max_samples < 0) fail("data.max_samples", "must be >= 0");
+  if (c.data.test_fraction <= 0 || c.data.test_fraction >= 1) fail("data.test_fraction", "must be in (0, 1)");
+  if (c.pretrain.enabled) {
+    if (c.pretrain.public_samples < 1) fail("pretrain.public_samples", "must be >= 1");
+    if (c.pretrain.epochs < 1) fail("pretrain.epochs", "must be >= 1");
+    positive("pretrain.lr", c.pretrain.lr);
+    if (c.pretrain.batch_size < 1) fail("pretrain.batch_size", "must be >= 1");
+    if (!c.model.weights.empty())
+      fail("pretrain.enabled", "cannot be combined with model.weights: pretraining starts from random weights");
+  }
+  if (c.federation.clients < 1) fail("federation.clients", "must be >= 1");
+  if (c.federation.rounds < 1) fail("federation.rounds", "must be >= 1");
+  if (c.federation.clients_per_round < 0 || c.federation.clients_per_round > c.federation.clients)
+    fail("federation.clients_per_round", "must be between 0 (all) and federation.clients (" +
+                                             std::to_string(c.federation.clients) + ")");
+  if (c.federation.quorum <= 0 || c.federation.quorum > 1) fail("federation.quorum", "must be in (0, 1]");
+  positive("federation.round_timeout_s", c.federation.round_timeout_s);
+  if (c.partition.scheme == PartitionScheme::shards) {
+    if (c.partition.shards == 0) c.partition.shards = c.federation.clients * c.partition.shards_per_client;
+    if (c.partition.shards_per_client < 1) fail("partition.shards_per_client", "must be >= 1");
+    if (c.partition.shards != c.federation.clients * c.partition.shards_per_client)
+      fail("partition.shards", "must equal federation.clients (" + std::to_string(c.federation.clients) +
+                                   ") x partition.shards_per_client (" +
+                                   std::to_string(c.partition.shards_per_client) + ") = " +
+                                   std::to_string(c.federation.clients * c.partition.shards_per_client) +
+                                   ", got " + std::to_string(c.partition.shards));
+  }
+  if (c.partition.scheme == PartitionScheme::dirichlet) positive("partition.beta", c.partition.beta);
+  if (c.partition.scheme == PartitionScheme::by_label_group && c.partition.label_groups.empty())
+    fail("partition.label_groups", "by_label_group needs at least one group, e.g. [[0, 1], [2, 3]]");
+  if (c.lora.rank < 1) fail("lora.rank", "must be >= 1");
+  positive("lora.alpha", c.lora.alpha);
+  if (c.lora.dropout < 0 || c.lora.dropout >= 1) fail("lora.dropout", "must be in [0, 1)");
+  if (c.lora_targets.empty()) fail("lora.targets", "needs at least one module name");
+  if (c.train.local_epochs < 1) fail("train.local_epochs", "must be >= 1");
+  if (c.train.batch_size < 1) fail("train.batch_size", "must be >= 1");
+  if (c.train.eval_batch_size < 1) fail("train.eval_batch_size", "must be >= 1");
+  positive("train.lr", c.train.lr);
+  if (c.train.momentum < 0 || c.train.momentum >= 1) fail("train.momentum", "must be in [0, 1)");
+  if (c.train.weight_decay < 0) fail("train.weight_decay", "must be >= 0");
+  if (c.train.prox_mu < 0) fail("strategy.mu", "must be >= 0");
+  if (c.scheduler.concurrency < 1) fail("scheduler.concurrency", "must be >= 1");
+  if (c.monitoring.linger_seconds < 0) fail("monitoring.linger_seconds", "must be >= 0");
+  if (!c.monitoring.prometheus.empty() && c.monitoring.prometheus.find(':') == std::string::npos)
+    fail("monitoring.prometheus", "expected host:port, e.g. \"127.0.0.1:9464\"");
+  for (int id : c.faults.failing_clients)
+    if (id < 0 || id >= c.federation.clients) fail("faults.failing_clients", "client " + std::to_string(id) + " does not exist");
+  for (int id : c.faults.slow_clients)
+    if (id < 0 || id >= c.federation.clients) fail("faults.slow_clients", "client " + std::to_string(id) + " does not exist");
+  if (c.faults.slow_seconds < 0) fail("faults.slow_seconds", "must be >= 0");
+  c.partition.clients = c.federation.clients;
+  c.partition.seed = c.seed;
+}
+
+std::string resolved_toml(const ExperimentConfig& c) {
+  std::ostringstream os;
+  os << "# Resolved configuration of run '" << c.run_label << "' (every key, defaults included).\n";
+  std::string section;
+  for (const auto& k : schema()) {
+    const auto dot = k.path.rfind('.');
+    const std::string sec = dot == std::string::npos ? "" : k.path.substr(0, dot);
+    if (sec != section) {
+      os << "\n[" << sec << "]\n";
+      section = sec;
+    }
+    os << short_key(k.path) << " = " << k.get(c) << "\n";
+  }
+  return os.str();
+}
+
+} // namespace
+
+ExperimentPlan parse_experiment(std::string_view text, const std::filesystem::path& source_name) {
+  const std::string file = source_name.string();
+  toml::table doc;
+  try {
+    doc = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    throw ConfigError(file + ":" + std::to_string(b.line) + ":" + std::to_string(b.column) +
+                      ": TOML syntax error: " + std::string(e.description()));
+  }
+  std::vector<Assignment> fixed;
+  std::vector<Axis> axes;
+  collect(doc, "", file, fixed, axes);
+
+  std::map<std::string, Where> where;
+  for (const auto& a : fixed) where.emplace(a.def->path, a.where);
+  for (const auto& a : axes) where.emplace(a.def->path, a.where);
+
+  ExperimentPlan plan;
+  for (const auto& a : axes) plan.sweep_keys.push_back(a.def->path);
+
+  // Walk the grid like an odometer: the last axis varies fastest.
+  std::vector<std::size_t> pos(axes.size(), 0);
+  std::set<std::string> labels;
+  for (;;) {
+    ExperimentConfig c;
+    c.source_file = source_name;
+    for (const auto& a : fixed) a.def->set(c, *a.node, a.where);
+    std::string label;
+    for (std::size_t i = 0; i < axes.size(); ++i) {
+      const toml::node& v = *axes[i].values[pos[i]];
+      Where w = axes[i].where;
+      w.pos = v.source().begin;
+      axes[i].def->set(c, v, w);
+      c.sweep[axes[i].def->path] = value_text(v);
+      label += (label.empty() ? "" : ",") + label_key(axes[i].def->path) + "=" + value_text(v);
+    }
+    c.run_label = label.empty() ? "run" : label;
+    if (!labels.insert(c.run_label).second)
+      throw ConfigError(file + ": the sweep produces run '" + c.run_label +
+                        "' twice: sweep values must be distinct");
+    validate(c, where, file);
+    c.resolved_toml = resolved_toml(c);
+    plan.runs.push_back(std::move(c));
+
+    std::size_t i = axes.size();
+    while (i > 0) {
+      --i;
+      if (++pos[i] < axes[i].values.size()) break;
+      pos[i] = 0;
+      if (i == 0) return plan;
+    }
+    if (axes.empty()) return plan;
+  }
+}
+
+ExperimentPlan load_experiment(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw ConfigError(file.string() + ": cannot open the experiment file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parse_experiment(ss.str(), file);
+}
+
+std::string describe_experiment_keys() {
+  std::ostringstream os;
+  const ExperimentConfig defaults;
+  std::string section = "-";
+  for (const auto& k : schema()) {
+    const auto dot = k.path.rfind('.');
+    const std::string sec = dot == std::string::npos ? "" : k.path.substr(0, dot);
+    if (sec != section) {
+      os << (sec.empty() ? "\n(top level)\n" : "\n[" + sec + "]\n");
+      section = sec;
+    }
+    os << "  " << short_key(k.path) << " (" << kind_name(k.kind) << ", default " << k.get(defaults)
+       << ")\n      " << k.help << "\n";
+  }
+  os << "\nA scalar key written as an array is a sweep axis: clients = [2, 4, 6, 8] runs four\n"
+        "experiments; several axes run their full grid.\n";
+  return os.str();
+}
+
+} // namespace fedvlm

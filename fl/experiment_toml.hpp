@@ -1,0 +1,37 @@
+// fl/experiment_toml.hpp — read an experiment TOML file into validated ExperimentConfigs.
+//
+// A scalar key written as an array is a sweep axis: `clients = [2, 4, 6, 8]` under
+// [federation] yields four runs; several axes yield their full grid, in file order.
+#pragma once
+
+#include "fl/experiment_config.hpp"
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fedvlm {
+
+/// A bad experiment file. what() reads "FILE:LINE:COL: key 'section.key' ...: reason".
+class ConfigError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ExperimentPlan {
+  std::vector<ExperimentConfig> runs;   ///< one per sweep point, in grid order
+  std::vector<std::string> sweep_keys;  ///< the swept keys, e.g. {"federation.clients"}
+};
+
+/// Parses and validates `file`. Throws ConfigError.
+[[nodiscard]] ExperimentPlan load_experiment(const std::filesystem::path& file);
+/// The same from text; `source_name` is used in messages.
+[[nodiscard]] ExperimentPlan parse_experiment(std::string_view text,
+                                              const std::filesystem::path& source_name);
+
+/// Every key with its type, default and meaning, for `--help` and the README.
+[[nodiscard]] std::string describe_experiment_keys();
+
+} // namespace fedvlm

@@ -1,0 +1,114 @@
+// fl/local_training.cpp — local LoRA training and evaluation on the shared frozen base.
+#include "fl/local_training.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+namespace fedvlm {
+
+uint64_t job_seed(uint64_t run_seed, int client, int round, uint64_t purpose) {
+  auto mix = [](uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+  };
+  uint64_t h = mix(run_seed);
+  h = mix(h ^ static_cast<uint64_t>(client + 1));
+  h = mix(h ^ (static_cast<uint64_t>(round) << 20));
+  return mix(h ^ (purpose << 40));
+}
+
+LocalTrainResult train_local(const FrozenBase& base, LocalTrainJob job, const TrainSettings& settings,
+                             const LoraSettings& lora) {
+  LocalTrainResult result;
+  result.samples = static_cast<int64_t>(job.indices.size());
+  if (job.indices.empty()) {
+    result.adapters = std::move(job.adapters);
+    result.optimizer_state = std::move(job.optimizer_state);
+    return result;
+  }
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(job.seed);
+
+  // Fresh leaves: the incoming tensors may be shared with a message or the aggregator.
+  TensorMap params;
+  for (const auto& [name, t] : job.adapters) {
+    at::Tensor p = t.detach().clone();
+    if (job.trainable.count(name)) p.requires_grad_(true);
+    params.emplace(name, p);
+  }
+  ForwardContext ctx;
+  ctx.adapters = &params;
+  ctx.lora = lora;
+  ctx.dropout_active = true;
+  ctx.batchnorm_update = false; // the base is frozen, BatchNorm statistics included
+  ctx.generator = gen;
+
+  OptimizerSettings opt;
+  opt.kind = settings.optimizer;
+  opt.lr = settings.lr;
+  opt.momentum = settings.momentum;
+  opt.weight_decay = settings.weight_decay;
+
+  const at::Tensor all = at::tensor(job.indices, at::kLong);
+  const int64_t n = all.size(0);
+  double loss_sum = 0;
+  for (int epoch = 0; epoch < settings.local_epochs; ++epoch) {
+    const at::Tensor order = all.index_select(0, at::randperm(n, gen, at::kLong));
+    for (int64_t begin = 0; begin < n; begin += settings.batch_size) {
+      const at::Tensor batch = order.slice(0, begin, std::min(n, begin + settings.batch_size));
+      const at::Tensor logits = base.logits(batch, ctx);
+      at::Tensor loss = at::cross_entropy_loss(logits, base.labels(batch));
+      loss_sum += loss.item<double>();
+      if (settings.prox_mu > 0) {
+        for (const auto& [name, ref] : job.prox_reference) {
+          auto it = params.find(name);
+          if (it != params.end() && it->second.requires_grad())
+            loss = loss + (settings.prox_mu / 2.0) * (it->second - ref).pow(2).sum();
+        }
+      }
+      for (auto& [name, p] : params)
+        if (p.grad().defined()) p.mutable_grad().zero_();
+      loss.backward();
+      optimizer_step(params, job.trainable, job.optimizer_state, opt);
+      ++result.steps;
+    }
+  }
+  for (auto& [name, p] : params) p = p.detach();
+  result.adapters = std::move(params);
+  result.optimizer_state = std::move(job.optimizer_state);
+  result.mean_loss = loss_sum / static_cast<double>(result.steps);
+  return result;
+}
+
+EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters,
+                          const std::vector<int64_t>& indices, const LoraSettings& lora,
+                          int64_t batch_size) {
+  EvalResult result;
+  if (indices.empty()) return result;
+  at::NoGradGuard no_grad;
+  ForwardContext ctx;
+  ctx.adapters = &adapters;
+  ctx.lora = lora;
+  const at::Tensor all = at::tensor(indices, at::kLong);
+  const int64_t n = all.size(0);
+  std::vector<int64_t> y_true, y_pred;
+  y_true.reserve(indices.size());
+  y_pred.reserve(indices.size());
+  double loss_sum = 0;
+  for (int64_t begin = 0; begin < n; begin += batch_size) {
+    const at::Tensor batch = all.slice(0, begin, std::min(n, begin + batch_size));
+    const at::Tensor logits = base.logits(batch, ctx);
+    const at::Tensor labels = base.labels(batch);
+    loss_sum += at::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum).item<double>();
+    const at::Tensor pred = logits.argmax(1).contiguous();
+    const at::Tensor lab = labels.contiguous();
+    y_pred.insert(y_pred.end(), pred.data_ptr<int64_t>(), pred.data_ptr<int64_t>() + pred.numel());
+    y_true.insert(y_true.end(), lab.data_ptr<int64_t>(), lab.data_ptr<int64_t>() + lab.numel());
+  }
+  result.metrics = classification_metrics(y_true, y_pred);
+  result.loss = loss_sum / static_cast<double>(n);
+  return result;
+}
+
+} // namespace fedvlm

@@ -1,0 +1,55 @@
+// fl/local_training.hpp — one client's local work: train its adapters, evaluate them.
+//
+// Plain functions over a FrozenBase: the scheduler actor calls them, and so can tests.
+#pragma once
+
+#include "fl/adapter_optimizer.hpp"
+#include "fl/classification_metrics.hpp"
+#include "fl/experiment_config.hpp"
+#include "fl/frozen_base.hpp"
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace fedvlm {
+
+struct LocalTrainJob {
+  TensorMap adapters;               ///< starting point (the client's own, global parts applied)
+  TensorMap optimizer_state;        ///< the client's optimizer state (kept across rounds)
+  std::set<std::string> trainable;  ///< adapter names this strategy lets the client change
+  TensorMap prox_reference;         ///< FedProx anchor: the global tensors of this round
+  std::vector<int64_t> indices;     ///< the client's training samples (pool indices)
+  uint64_t seed = 0;                ///< shuffling and dropout of this job
+};
+
+struct LocalTrainResult {
+  TensorMap adapters;
+  TensorMap optimizer_state;
+  double mean_loss = 0; ///< mean cross-entropy over the job's steps (without the prox term)
+  int64_t samples = 0;
+  int64_t steps = 0;
+};
+
+/// `settings.local_epochs` passes over `job.indices` in seeded random order, mini-batch
+/// cross-entropy (+ mu/2 Σ‖w − w_ref‖² over tensors in prox_reference), optimizer step on the
+/// trainable tensors only. The base model is never written.
+[[nodiscard]] LocalTrainResult train_local(const FrozenBase& base, LocalTrainJob job,
+                                           const TrainSettings& settings, const LoraSettings& lora);
+
+struct EvalResult {
+  ClassificationMetrics metrics;
+  double loss = 0; ///< mean cross-entropy
+};
+
+/// Eval mode (no dropout, BatchNorm running statistics), no autograd.
+[[nodiscard]] EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters,
+                                        const std::vector<int64_t>& indices,
+                                        const LoraSettings& lora, int64_t batch_size);
+
+/// A seed for one client's job in one round, mixing the run seed (splitmix64), so every
+/// client has its own reproducible random stream whatever order the actors run in.
+[[nodiscard]] uint64_t job_seed(uint64_t run_seed, int client, int round, uint64_t purpose);
+
+} // namespace fedvlm

@@ -1,0 +1,340 @@
+// fl/results_writer.cpp — serialises a run's records to JSON lines and CSV, rewriting whole files.
+#include "fl/results_writer.hpp"
+
+#include "fl/atomic_file.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <tuple>
+#include <utility>
+
+namespace fedvlm {
+
+namespace {
+
+// Ordered: keys appear in struct order, which is how people read these lines.
+using json = nlohmann::ordered_json;
+
+bool record_less(const ClientRoundRecord& a, const ClientRoundRecord& b) {
+  return std::tie(a.round, a.client) < std::tie(b.round, b.client);
+}
+
+json record_json(const ClientRoundRecord& r) {
+  return json{{"run", r.run},
+              {"strategy", r.strategy},
+              {"client", r.client},
+              {"round", r.round},
+              {"phase", r.phase},
+              {"accuracy", r.accuracy},
+              {"precision", r.precision},
+              {"recall", r.recall},
+              {"f1", r.f1},
+              {"loss", r.loss},
+              {"train_loss", r.train_loss},
+              {"test_samples", r.test_samples},
+              {"train_samples", r.train_samples},
+              {"bytes_up", r.bytes_up},
+              {"bytes_down", r.bytes_down},
+              {"participated", r.participated},
+              {"round_seconds", r.round_seconds}};
+}
+
+json summary_json(const RoundSummary& s) {
+  return json{{"run", s.run},
+              {"strategy", s.strategy},
+              {"round", s.round},
+              {"total_rounds", s.total_rounds},
+              {"clients_answered", s.clients_answered},
+              {"clients_selected", s.clients_selected},
+              {"mean_accuracy", s.mean_accuracy},
+              {"min_accuracy", s.min_accuracy},
+              {"max_accuracy", s.max_accuracy},
+              {"seconds", s.seconds}};
+}
+
+// Shortest text that parses back to the same double: CSV readers then get exactly what the
+// run measured, without %.17g noise like 0.80000000000000004.
+std::string number_text(double v) {
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, res.ptr);
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string csv_row(const ClientRoundRecord& r) {
+  std::string line;
+  auto add = [&line](const std::string& field) {
+    if (!line.empty()) line += ',';
+    line += field;
+  };
+  add(csv_field(r.run));
+  add(csv_field(r.strategy));
+  add(std::to_string(r.client));
+  add(std::to_string(r.round));
+  add(csv_field(r.phase));
+  add(number_text(r.accuracy));
+  add(number_text(r.precision));
+  add(number_text(r.recall));
+  add(number_text(r.f1));
+  add(number_text(r.loss));
+  add(number_text(r.train_loss));
+  add(std::to_string(r.test_samples));
+  add(std::to_string(r.train_samples));
+  add(std::to_string(r.bytes_up));
+  add(std::to_string(r.bytes_down));
+  add(r.participated ? "true" : "false");
+  add(number_text(r.round_seconds));
+  return line;
+}
+
+// Display columns of a UTF-8 string: "→" and "±" are one column but several bytes.
+std::size_t display_width(const std::string& s) {
+  std::size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+std::string pad(const std::string& s, std::size_t width, bool right) {
+  const std::size_t w = display_width(s);
+  if (w >= width) return s;
+  const std::string fill(width - w, ' ');
+  return right ? fill + s : s + fill;
+}
+
+std::string fixed(double v, int decimals) {
+  if (std::isnan(v)) return "nan";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+std::string human_bytes(double bytes) {
+  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (std::fabs(bytes) >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  if (u == 0) return fixed(bytes, bytes == std::floor(bytes) ? 0 : 1) + " B";
+  return fixed(bytes, 2) + " " + units[u];
+}
+
+} // namespace
+
+const std::vector<std::string>& client_record_fields() {
+  static const std::vector<std::string> fields = {
+      "run",          "strategy",      "client",   "round",      "phase",        "accuracy",
+      "precision",    "recall",        "f1",       "loss",       "train_loss",   "test_samples",
+      "train_samples", "bytes_up",     "bytes_down", "participated", "round_seconds"};
+  return fields;
+}
+
+std::string utc_timestamp_now() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+ResultsWriter::ResultsWriter(std::filesystem::path run_dir, RunInfo info)
+    : dir_(std::move(run_dir)), info_(std::move(info)), started_at_(utc_timestamp_now()) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  if (ec) throw std::runtime_error("cannot create run directory " + dir_.string() + ": " + ec.message());
+  std::lock_guard<std::mutex> io(io_mutex_);
+  write_files_locked(-1, false);
+}
+
+void ResultsWriter::client_evaluated(const ClientRoundRecord& record) {
+  std::lock_guard<std::mutex> lock(data_mutex_);
+  // Keep records ordered by (round, client) so files do not depend on actor timing.
+  records_.insert(std::upper_bound(records_.begin(), records_.end(), record, record_less), record);
+}
+
+void ResultsWriter::round_finished(const RoundSummary& summary) {
+  std::lock_guard<std::mutex> io(io_mutex_);
+  int max_round;
+  {
+    std::lock_guard<std::mutex> lock(data_mutex_);
+    rounds_[summary.round] = summary;
+    last_finished_round_ = std::max(last_finished_round_, summary.round);
+    max_round = last_finished_round_;
+  }
+  write_files_locked(max_round, false);
+}
+
+void ResultsWriter::finish(std::string status, std::string message) {
+  std::lock_guard<std::mutex> io(io_mutex_);
+  {
+    std::lock_guard<std::mutex> lock(data_mutex_);
+    status_ = std::move(status);
+    message_ = std::move(message);
+    finished_at_ = utc_timestamp_now();
+  }
+  write_files_locked(-1, true);
+}
+
+void ResultsWriter::write_files_locked(int max_round, bool final_write) {
+  // Snapshot under the data lock, then format and write without it.
+  std::vector<ClientRoundRecord> records;
+  std::vector<RoundSummary> rounds;
+  std::string status, message, finished_at;
+  {
+    std::lock_guard<std::mutex> lock(data_mutex_);
+    for (const auto& r : records_)
+      if (final_write || r.round <= max_round) records.push_back(r);
+    for (const auto& [round, s] : rounds_) rounds.push_back(s);
+    status = status_;
+    message = message_;
+    finished_at = finished_at_;
+  }
+
+  std::string jsonl, csv, rounds_jsonl;
+  for (const auto& f : client_record_fields()) csv += (csv.empty() ? "" : ",") + f;
+  csv += '\n';
+  for (const auto& r : records) {
+    jsonl += record_json(r).dump() + '\n';
+    csv += csv_row(r) + '\n';
+  }
+  for (const auto& s : rounds) rounds_jsonl += summary_json(s).dump() + '\n';
+
+  json run{{"experiment", info_.experiment},
+           {"run", info_.run},
+           {"strategy", info_.strategy},
+           {"sweep", info_.sweep},
+           {"clients", info_.clients},
+           {"rounds", info_.rounds},
+           {"seed", info_.seed},
+           {"status", status},
+           {"message", message},
+           {"started_at", started_at_},
+           {"updated_at", utc_timestamp_now()},
+           {"finished_at", finished_at.empty() ? json(nullptr) : json(finished_at)},
+           {"rounds_finished", static_cast<int>(rounds.size())},
+           {"records", static_cast<int64_t>(records.size())}};
+
+  // Data files first, run.json last: a directory with run.json always has all four files.
+  atomic_write_file(dir_ / "metrics.jsonl", jsonl);
+  atomic_write_file(dir_ / "metrics.csv", csv);
+  atomic_write_file(dir_ / "rounds.jsonl", rounds_jsonl);
+  atomic_write_file(dir_ / "run.json", run.dump(2) + '\n');
+}
+
+std::string format_client_table(const std::vector<ClientRoundRecord>& records) {
+  struct Row {
+    int64_t train = 0, test = 0;
+    bool has_before = false, has_after = false;
+    double before = 0;
+    ClientRoundRecord after;
+    int64_t up = 0, down = 0;
+  };
+  std::map<int, Row> rows;
+  for (const auto& r : records) {
+    Row& row = rows[r.client];
+    row.up += r.bytes_up;
+    row.down += r.bytes_down;
+    row.train = std::max(row.train, r.train_samples);
+    row.test = std::max(row.test, r.test_samples);
+    if (r.phase == kPhaseBefore) {
+      row.has_before = true;
+      row.before = r.accuracy;
+    } else if (!row.has_after || r.round >= row.after.round) {
+      row.has_after = true;
+      row.after = r;
+    }
+  }
+
+  const std::vector<std::string> header = {"client", "train", "test", "accuracy before → after",
+                                           "F1 after", "loss after", "bytes up", "bytes down"};
+  std::vector<std::vector<std::string>> table;
+  auto acc_cell = [](bool has_b, double b, bool has_a, double a) {
+    return (has_b ? fixed(b, 4) : std::string("-")) + " → " + (has_a ? fixed(a, 4) : std::string("-"));
+  };
+
+  double sum_train = 0, sum_test = 0, sum_up = 0, sum_down = 0;
+  double sum_before = 0, sum_after = 0, sum_f1 = 0, sum_loss = 0;
+  int n_before = 0, n_after = 0;
+  for (const auto& [client, row] : rows) {
+    table.push_back({std::to_string(client), std::to_string(row.train), std::to_string(row.test),
+                     acc_cell(row.has_before, row.before, row.has_after, row.after.accuracy),
+                     row.has_after ? fixed(row.after.f1, 4) : "-",
+                     row.has_after ? fixed(row.after.loss, 4) : "-",
+                     human_bytes(static_cast<double>(row.up)),
+                     human_bytes(static_cast<double>(row.down))});
+    sum_train += static_cast<double>(row.train);
+    sum_test += static_cast<double>(row.test);
+    sum_up += static_cast<double>(row.up);
+    sum_down += static_cast<double>(row.down);
+    if (row.has_before) {
+      sum_before += row.before;
+      ++n_before;
+    }
+    if (row.has_after) {
+      sum_after += row.after.accuracy;
+      sum_f1 += row.after.f1;
+      sum_loss += row.after.loss;
+      ++n_after;
+    }
+  }
+  if (!rows.empty()) {
+    const double n = static_cast<double>(rows.size());
+    table.push_back({"mean", fixed(sum_train / n, 1), fixed(sum_test / n, 1),
+                     acc_cell(n_before > 0, n_before ? sum_before / n_before : 0, n_after > 0,
+                              n_after ? sum_after / n_after : 0),
+                     n_after ? fixed(sum_f1 / n_after, 4) : "-",
+                     n_after ? fixed(sum_loss / n_after, 4) : "-", human_bytes(sum_up / n),
+                     human_bytes(sum_down / n)});
+  }
+
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    width[c] = display_width(header[c]);
+    for (const auto& row : table) width[c] = std::max(width[c], display_width(row[c]));
+  }
+  auto render = [&](const std::vector<std::string>& cells) {
+    std::string line;
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      if (c) line += "  ";
+      line += pad(cells[c], width[c], c != 0); // numbers right-aligned, client id left
+    }
+    return line + '\n';
+  };
+  std::string out = render(header);
+  std::size_t total = 0;
+  for (auto w : width) total += w;
+  out += std::string(total + 2 * (width.size() - 1), '-') + '\n';
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    if (i + 1 == table.size() && !rows.empty())
+      out += std::string(total + 2 * (width.size() - 1), '-') + '\n';
+    out += render(table[i]);
+  }
+  return out;
+}
+
+} // namespace fedvlm

@@ -1,0 +1,192 @@
+// fl/run_setup.cpp — dataset split (public / federated pool), partitions, model, pretraining cache.
+#include "fl/run_setup.hpp"
+
+#include "fl/pretrain.hpp"
+#include "fl/strategy.hpp"
+#include "model/mobilenet_v3.hpp"
+#include "model/safetensors.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
+
+#include <functional>
+#include <iomanip>
+#include <sstream>
+
+namespace fedvlm {
+
+std::shared_ptr<const ImageDataset> DatasetCache::train_split(const DataSettings& data) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::string key = data.dataset + "|" + data.path.string();
+  if (auto it = loaded_.find(key); it != loaded_.end()) return it->second;
+  ImageDataset ds = data.dataset == "cifar10" ? load_cifar10(data.path, DataSplit::train)
+                                              : load_fashion_mnist(data.path, DataSplit::train);
+  auto shared = std::make_shared<const ImageDataset>(std::move(ds));
+  loaded_.emplace(key, shared);
+  return shared;
+}
+
+namespace {
+
+std::string hex16(uint64_t v) {
+  std::ostringstream os;
+  os << std::hex << std::setw(16) << std::setfill('0') << v;
+  return os.str();
+}
+
+/// Identifies a pretrained checkpoint by everything that shapes it.
+std::string pretrain_key(const ExperimentConfig& c, int64_t classes, int64_t channels) {
+  std::ostringstream os;
+  os << "v1|" << c.model.arch << "|" << c.model.dropout << "|" << classes << "|" << channels << "|"
+     << c.data.dataset << "|" << c.pretrain.public_samples << "|" << c.pretrain.epochs << "|"
+     << c.pretrain.lr << "|" << c.pretrain.batch_size << "|" << c.seed;
+  return os.str();
+}
+
+std::vector<int64_t> to_vector(const at::Tensor& t) {
+  const at::Tensor c = t.contiguous();
+  return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
+}
+
+} // namespace
+
+RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMode mode) {
+  RunSetup setup;
+  const auto full = datasets.train_split(c.data);
+  setup.class_names = full->class_names;
+
+  // The public split and the federated pool are disjoint: one seeded permutation, cut in two.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed);
+  const std::vector<int64_t> order = to_vector(at::randperm(full->size(), gen, at::kLong));
+  const int64_t public_n = c.pretrain.enabled ? c.pretrain.public_samples : 0;
+  if (public_n >= full->size())
+    throw std::invalid_argument("pretrain.public_samples (" + std::to_string(public_n) +
+                                ") must be smaller than the dataset (" + std::to_string(full->size()) + ")");
+  int64_t pool_n = full->size() - public_n;
+  if (c.data.max_samples > 0) pool_n = std::min(pool_n, c.data.max_samples);
+  std::vector<int64_t> public_idx(order.begin(), order.begin() + public_n);
+  std::vector<int64_t> pool_idx(order.begin() + public_n, order.begin() + public_n + pool_n);
+  setup.public_samples = public_n;
+  setup.pool_samples = pool_n;
+
+  ImageDataset pool = full->subset(pool_idx);
+  const std::vector<int64_t> labels = pool.label_vector();
+  PartitionSpec spec = c.partition;
+  spec.clients = c.federation.clients;
+  spec.seed = c.seed;
+  const auto parts = partition_indices(labels, pool.num_classes(), spec);
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    LocalSplit split = split_train_test(parts[k], c.data.test_fraction, c.seed + 7919 * (k + 1));
+    if (split.train.empty() || split.test.empty())
+      throw std::invalid_argument("client " + std::to_string(k) + " has " + std::to_string(parts[k].size()) +
+                                  " samples: too few for a train and a test split (see data.max_samples, "
+                                  "federation.clients, data.test_fraction)");
+    std::vector<int64_t> counts(static_cast<std::size_t>(pool.num_classes()), 0);
+    for (int64_t i : parts[k]) ++counts[static_cast<std::size_t>(labels[static_cast<std::size_t>(i)])];
+    setup.label_counts.push_back(std::move(counts));
+    setup.splits.push_back(std::move(split));
+  }
+
+  MobileNetV3Config mc;
+  mc.variant = c.model.arch == "mobilenet_v3_large" ? "large" : "small";
+  mc.num_classes = full->num_classes();
+  mc.in_channels = full->images.size(1);
+  mc.dropout = c.model.dropout;
+  std::shared_ptr<ImageClassifier> model = make_mobilenet_v3(mc, c.seed);
+  setup.model_origin = "random init (seed " + std::to_string(c.seed) + ")";
+
+  setup.targets = resolve_lora_targets(*model, c.lora_targets);
+  const TensorMap probe = lora_init(setup.targets, c.lora, c.seed); // rank vs dims is checked here
+  setup.adapter_bytes = static_cast<int64_t>(tensor_map_bytes(probe));
+  const StrategySpec& sspec = strategy_spec(c.strategy);
+  const int64_t shared = static_cast<int64_t>(tensor_map_bytes(shared_part(sspec, probe)));
+  setup.bytes_up_per_client = sspec.centralized ? 0 : shared;
+  setup.bytes_down_per_client = shared;
+
+  if (!c.model.weights.empty()) {
+    setup.model_origin = "weights " + c.model.weights.string();
+    if (mode == SetupMode::execute) {
+      try {
+        mobilenet_v3_load_state(*model, safetensors_load_any(c.model.weights));
+      } catch (const std::exception& e) {
+        throw std::runtime_error("model.weights: " + std::string(e.what()));
+      }
+    } else if (!std::filesystem::exists(c.model.weights)) {
+      throw std::runtime_error("model.weights: " + c.model.weights.string() +
+                               " does not exist (expected a .safetensors file with torchvision " +
+                               c.model.arch + " parameter names)");
+    }
+  }
+
+  if (c.pretrain.enabled) {
+    const std::filesystem::path cache_dir =
+        c.pretrain.cache_dir.is_absolute() ? c.pretrain.cache_dir : c.output_dir / c.pretrain.cache_dir;
+    const std::string key = pretrain_key(c, mc.num_classes, mc.in_channels);
+    const std::filesystem::path ckpt =
+        cache_dir / ("pretrain-" + c.model.arch + "-" + hex16(std::hash<std::string>{}(key)) + ".safetensors");
+    if (std::filesystem::exists(ckpt)) {
+      setup.model_origin = "pretrained, cached " + ckpt.string();
+      if (mode == SetupMode::execute) {
+        const SafetensorsFile f = safetensors_load(ckpt);
+        auto it = f.metadata.find("fedvlm.pretrain_key");
+        if (it == f.metadata.end() || it->second != key)
+          throw std::runtime_error(ckpt.string() + ": cached checkpoint was made for other settings; delete it");
+        mobilenet_v3_load_state(*model, f.tensors);
+      }
+    } else {
+      setup.model_origin = "pretrained now on " + std::to_string(public_n) + " public samples, cached to " + ckpt.string();
+      if (mode == SetupMode::execute) {
+        spdlog::info("pretraining {} on {} public samples for {} epochs (cached afterwards in {})",
+                     c.model.arch, public_n, c.pretrain.epochs, ckpt.string());
+        const ImageDataset pub = full->subset(public_idx);
+        const PretrainReport rep = pretrain_classifier(*model, pub, c.pretrain, c.seed, [](int e, double loss) {
+          spdlog::info("pretrain epoch {}: loss {:.4f}", e, loss);
+        });
+        spdlog::info("pretraining done in {:.1f} s ({} steps)", rep.seconds, rep.steps);
+        safetensors_save(ckpt, model->state(), {{"fedvlm.pretrain_key", key}});
+      }
+    }
+  }
+
+  if (mode == SetupMode::execute)
+    setup.base = std::make_shared<const FrozenBase>(model, std::move(pool), c.lora_targets);
+  return setup;
+}
+
+std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
+  const StrategySpec& spec = strategy_spec(c.strategy);
+  std::ostringstream os;
+  os << "run " << c.name << "/" << c.run_label << "\n"
+     << "  strategy     " << spec.name << " — " << spec.summary
+     << (c.train.prox_mu > 0 ? " + FedProx mu=" + std::to_string(c.train.prox_mu) : "") << "\n"
+     << "  model        " << c.model.arch << ", " << s.model_origin << "\n"
+     << "  data         " << c.data.dataset << " at " << c.data.path.string() << ": " << s.pool_samples
+     << " federated samples" << (s.public_samples ? ", " + std::to_string(s.public_samples) + " public (pretraining)" : "")
+     << "\n"
+     << "  partition    " << to_string(c.partition.scheme) << " over " << c.federation.clients << " clients, "
+     << c.data.test_fraction * 100 << "% local test\n"
+     << "  rounds       " << c.federation.rounds << " x " << c.train.local_epochs << " local epochs, "
+     << (c.federation.clients_per_round ? std::to_string(c.federation.clients_per_round) : std::string("all"))
+     << " clients per round, " << to_string(c.federation.weighting) << " weighting\n"
+     << "  LoRA         r=" << c.lora.rank << " alpha=" << c.lora.alpha << " dropout=" << c.lora.dropout << " on";
+  for (const auto& [name, shape] : s.targets) os << " " << name << " (" << shape.out_features << "x" << shape.in_features << ")";
+  os << "\n  travels      " << s.bytes_up_per_client << " B up per client, " << s.bytes_down_per_client
+     << " B down per client, per round (adapter " << s.adapter_bytes << " B):";
+  for (const auto& [name, shape] : s.targets) {
+    if (spec.share_a) os << " " << name << ".lora_A";
+    if (spec.share_b) os << " " << name << ".lora_B";
+  }
+  if (!spec.share_a && !spec.share_b) os << " nothing";
+  os << "\n  clients      id  train  test  labels (count per class)\n";
+  for (std::size_t k = 0; k < s.splits.size(); ++k) {
+    os << "               " << std::setw(2) << k << " " << std::setw(6) << s.splits[k].train.size() << " "
+       << std::setw(5) << s.splits[k].test.size() << "  ";
+    for (std::size_t cl = 0; cl < s.label_counts[k].size(); ++cl)
+      if (s.label_counts[k][cl] > 0) os << cl << ":" << s.label_counts[k][cl] << " ";
+    os << "\n";
+  }
+  return os.str();
+}
+
+} // namespace fedvlm

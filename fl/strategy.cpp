@@ -1,0 +1,72 @@
+// fl/strategy.cpp — the strategy table: pLoRA, FLoRA (FedIT), FFA-LoRA, FedSA-LoRA, local, centralized.
+#include "fl/strategy.hpp"
+
+#include "model/lora.hpp"
+
+#include <array>
+#include <stdexcept>
+
+namespace fedvlm {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// clang-format off
+const std::array<StrategySpec, 6> kStrategies = {{
+  //  kind                     name          summary                                                          trainA trainB shareA shareB commonA central
+  {StrategyKind::plora,       "plora",      "pLoRA (FedVLM): A private per client, B averaged",               true,  true,  false, true,  false,  false},
+  {StrategyKind::flora,       "flora",      "FLoRA / FedIT: FedAvg of both A and B",                          true,  true,  true,  true,  true,   false},
+  {StrategyKind::ffa_lora,    "ffa_lora",   "FFA-LoRA: A frozen at a shared init, only B trained and averaged", false, true,  false, true,  true,   false},
+  {StrategyKind::fedsa_lora,  "fedsa_lora", "FedSA-LoRA: A averaged, B private (the mirror of pLoRA)",        true,  true,  true,  false, true,   false},
+  {StrategyKind::local,       "local",      "local only: no aggregation",                                      true,  true,  false, false, false,  false},
+  {StrategyKind::centralized, "centralized","centralized LoRA on the union of client data",                    true,  true,  true,  true,  true,   true},
+}};
+// clang-format on
+
+} // namespace
+
+const StrategySpec& strategy_spec(StrategyKind kind) {
+  for (const auto& s : kStrategies)
+    if (s.kind == kind) return s;
+  throw std::logic_error("strategy_spec: unknown strategy kind");
+}
+
+std::vector<std::string> strategy_names() {
+  std::vector<std::string> names;
+  for (const auto& s : kStrategies) names.emplace_back(s.name);
+  return names;
+}
+
+StrategyKind strategy_from_string(const std::string& name) {
+  for (const auto& s : kStrategies)
+    if (name == s.name) return s.kind;
+  std::string valid;
+  for (const auto& n : strategy_names()) valid += (valid.empty() ? "" : ", ") + n;
+  throw std::invalid_argument("unknown strategy '" + name + "' (expected one of: " + valid + ")");
+}
+
+std::string to_string(StrategyKind kind) { return strategy_spec(kind).name; }
+
+bool is_trainable(const StrategySpec& spec, const std::string& tensor_name) {
+  if (ends_with(tensor_name, kLoraA)) return spec.train_a;
+  if (ends_with(tensor_name, kLoraB)) return spec.train_b;
+  return false;
+}
+
+bool is_shared(const StrategySpec& spec, const std::string& tensor_name) {
+  if (ends_with(tensor_name, kLoraA)) return spec.share_a;
+  if (ends_with(tensor_name, kLoraB)) return spec.share_b;
+  return false;
+}
+
+TensorMap shared_part(const StrategySpec& spec, const TensorMap& adapters) {
+  TensorMap out;
+  for (const auto& [name, t] : adapters)
+    if (is_shared(spec, name)) out.emplace(name, t);
+  return out;
+}
+
+} // namespace fedvlm

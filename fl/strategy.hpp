@@ -1,0 +1,40 @@
+// fl/strategy.hpp — what each federated LoRA strategy trains, sends up and receives down.
+#pragma once
+
+#include "model/tensor_map.hpp"
+
+#include <string>
+#include <vector>
+
+namespace fedvlm {
+
+enum class StrategyKind { plora, flora, ffa_lora, fedsa_lora, local, centralized };
+
+/// The whole behaviour of a strategy as data: every place in the engine asks this, so a new
+/// strategy is one new row in strategy.cpp.
+struct StrategySpec {
+  StrategyKind kind;
+  const char* name;
+  const char* summary;
+  bool train_a;      ///< clients optimise their lora_A
+  bool train_b;      ///< clients optimise their lora_B
+  bool share_a;      ///< lora_A travels up, is averaged, and comes back down
+  bool share_b;      ///< lora_B travels up, is averaged, and comes back down
+  bool common_a_init; ///< every client starts from the same A (a seed shared by all)
+  bool centralized;   ///< one trainer on the union of client data; clients only evaluate
+};
+
+[[nodiscard]] const StrategySpec& strategy_spec(StrategyKind kind);
+/// Throws std::invalid_argument listing the valid names.
+[[nodiscard]] StrategyKind strategy_from_string(const std::string& name);
+[[nodiscard]] std::string to_string(StrategyKind kind);
+[[nodiscard]] std::vector<std::string> strategy_names();
+
+/// Adapter tensors this strategy lets a client optimise.
+[[nodiscard]] bool is_trainable(const StrategySpec& spec, const std::string& tensor_name);
+/// Adapter tensors that cross the network (up to the aggregator and back down).
+[[nodiscard]] bool is_shared(const StrategySpec& spec, const std::string& tensor_name);
+/// The part of `adapters` that travels.
+[[nodiscard]] TensorMap shared_part(const StrategySpec& spec, const TensorMap& adapters);
+
+} // namespace fedvlm

@@ -1,0 +1,210 @@
+// monitoring/compare_table.cpp — pools final-round client metrics per (strategy, sweep) group.
+#include "monitoring/compare_table.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+#include <utility>
+
+namespace fedvlm {
+
+namespace {
+
+MeanStd mean_std(const std::vector<double>& xs) {
+  MeanStd m;
+  m.n = xs.size();
+  if (xs.empty()) return m;
+  double sum = 0;
+  for (double x : xs) sum += x;
+  m.mean = sum / static_cast<double>(xs.size());
+  double sq = 0;
+  for (double x : xs) sq += (x - m.mean) * (x - m.mean);
+  m.std = std::sqrt(sq / static_cast<double>(xs.size()));
+  return m;
+}
+
+bool parse_number(const std::string& s, double& out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  out = std::strtod(s.c_str(), &end);
+  return end == s.c_str() + s.size();
+}
+
+// "8" < "16" < "lr=..." : numbers compare as numbers, everything else as text.
+bool value_less(const std::string& a, const std::string& b) {
+  double x, y;
+  if (parse_number(a, x) && parse_number(b, y) && x != y) return x < y;
+  return a < b;
+}
+
+bool sweep_less(const std::map<std::string, std::string>& a,
+                const std::map<std::string, std::string>& b) {
+  auto ia = a.begin(), ib = b.begin();
+  for (; ia != a.end() && ib != b.end(); ++ia, ++ib) {
+    if (ia->first != ib->first) return ia->first < ib->first;
+    if (ia->second != ib->second) return value_less(ia->second, ib->second);
+  }
+  return ia == a.end() && ib != b.end();
+}
+
+std::size_t display_width(const std::string& s) {
+  std::size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+std::string pad(const std::string& s, std::size_t width, bool right) {
+  const std::size_t w = display_width(s);
+  if (w >= width) return s;
+  const std::string fill(width - w, ' ');
+  return right ? fill + s : s + fill;
+}
+
+std::string fixed(double v, int decimals, bool sign = false) {
+  if (std::isnan(v)) return "nan";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, sign ? "%+.*f" : "%.*f", decimals, v);
+  return buf;
+}
+
+std::string cell(const MeanStd& m, bool sign = false) {
+  if (m.n == 0) return "-";
+  return fixed(m.mean, 4, sign) + " ± " + fixed(m.std, 4);
+}
+
+std::string human_bytes(double bytes) {
+  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (std::fabs(bytes) >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  if (u == 0) return fixed(bytes, 0) + " B";
+  return fixed(bytes, 2) + " " + units[u];
+}
+
+} // namespace
+
+std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
+  struct Pool {
+    ComparisonRow row;
+    std::vector<double> acc, prec, rec, f1, loss, gain;
+    std::vector<int> clients;
+  };
+  auto key_less = [](const std::pair<std::string, std::map<std::string, std::string>>& a,
+                     const std::pair<std::string, std::map<std::string, std::string>>& b) {
+    if (a.first != b.first) return a.first < b.first;
+    return sweep_less(a.second, b.second);
+  };
+  std::map<std::pair<std::string, std::map<std::string, std::string>>, Pool, decltype(key_less)>
+      groups(key_less);
+
+  for (const auto& run : runs) {
+    std::map<std::string, std::string> sweep;
+    for (const auto& [k, v] : run.info.sweep)
+      if (!is_seed_key(k)) sweep[k] = v;
+    Pool& pool = groups[{run.info.strategy, sweep}];
+    pool.row.strategy = run.info.strategy;
+    pool.row.sweep = sweep;
+    ++pool.row.runs;
+
+    int final_round = -1;
+    std::map<int, double> before; // client → accuracy
+    for (const auto& r : run.records) {
+      pool.row.bytes_up_total += r.bytes_up;
+      if (r.phase == kPhaseBefore) before[r.client] = r.accuracy;
+      else final_round = std::max(final_round, r.round);
+    }
+    // A client evaluated twice in the final round (a retried actor) counts once: the last.
+    std::map<int, const ClientRoundRecord*> finals;
+    for (const auto& r : run.records)
+      if (r.phase != kPhaseBefore && r.round == final_round) finals[r.client] = &r;
+    for (const auto& [client, r] : finals) {
+      pool.acc.push_back(r->accuracy);
+      pool.prec.push_back(r->precision);
+      pool.rec.push_back(r->recall);
+      pool.f1.push_back(r->f1);
+      pool.loss.push_back(r->loss);
+      const auto b = before.find(client);
+      if (b != before.end()) pool.gain.push_back(r->accuracy - b->second);
+    }
+    pool.clients.push_back(static_cast<int>(finals.size()));
+  }
+
+  std::vector<ComparisonRow> rows;
+  for (auto& [key, pool] : groups) {
+    ComparisonRow row = pool.row;
+    row.accuracy = mean_std(pool.acc);
+    row.precision = mean_std(pool.prec);
+    row.recall = mean_std(pool.rec);
+    row.f1 = mean_std(pool.f1);
+    row.loss = mean_std(pool.loss);
+    row.gain = mean_std(pool.gain);
+    row.min_clients = *std::min_element(pool.clients.begin(), pool.clients.end());
+    row.max_clients = *std::max_element(pool.clients.begin(), pool.clients.end());
+    row.bytes_up_per_run = static_cast<double>(row.bytes_up_total) / row.runs;
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::string format_comparison(const std::vector<RunResults>& runs) {
+  const std::vector<ComparisonRow> rows = compare_runs(runs);
+
+  std::set<std::string> keys;
+  for (const auto& row : rows)
+    for (const auto& [k, v] : row.sweep)
+      if (!is_strategy_key(k)) keys.insert(k);
+  const auto names = short_sweep_names(keys);
+
+  const std::vector<std::string> header = {"strategy",  "sweep", "runs", "clients", "accuracy",
+                                           "precision", "recall", "F1",  "loss",    "gain vs before",
+                                           "bytes up/run"};
+  std::vector<std::vector<std::string>> table;
+  for (const auto& row : rows) {
+    std::string sweep;
+    for (const auto& [k, v] : row.sweep) {
+      if (is_strategy_key(k)) continue;
+      if (!sweep.empty()) sweep += ' ';
+      sweep += names.at(k) + "=" + v;
+    }
+    std::string clients = std::to_string(row.min_clients);
+    if (row.max_clients != row.min_clients) clients += "-" + std::to_string(row.max_clients);
+    table.push_back({row.strategy, sweep.empty() ? "-" : sweep, std::to_string(row.runs), clients,
+                     cell(row.accuracy), cell(row.precision), cell(row.recall), cell(row.f1),
+                     cell(row.loss), cell(row.gain, true), human_bytes(row.bytes_up_per_run)});
+  }
+
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    width[c] = display_width(header[c]);
+    for (const auto& r : table) width[c] = std::max(width[c], display_width(r[c]));
+  }
+  auto render = [&](const std::vector<std::string>& cells) {
+    std::string line;
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      if (c) line += "  ";
+      line += pad(cells[c], width[c], c >= 2); // names left, numbers right
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    return line + '\n';
+  };
+
+  std::string out =
+      "Final round, grouped by strategy and sweep values other than seeds.\n"
+      "mean ± std: population std over all client final values of the group's runs, pooled "
+      "(clients × seeds).\n"
+      "gain = final − before accuracy per client; bytes up/run = a run's total upload, mean over "
+      "the group's runs.\n";
+  out += render(header);
+  std::size_t total = 0;
+  for (auto w : width) total += w;
+  out += std::string(total + 2 * (width.size() - 1), '-') + '\n';
+  for (const auto& r : table) out += render(r);
+  return out;
+}
+
+} // namespace fedvlm

@@ -1,0 +1,41 @@
+// monitoring/compare_table.hpp — final-round comparison of strategies across runs and seeds.
+#pragma once
+
+#include "fl/results_reader.hpp"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace fedvlm {
+
+/// Mean and population standard deviation of `n` pooled values.
+struct MeanStd {
+  double mean = 0;
+  double std = 0;
+  std::size_t n = 0;
+};
+
+/// One group of runs: the same strategy and sweep values, any seed.
+struct ComparisonRow {
+  std::string strategy;
+  std::map<std::string, std::string> sweep; ///< without seed keys
+  int runs = 0;
+  int min_clients = 0, max_clients = 0; ///< clients evaluated in the final round, over the runs
+  // Over every client's final-round record of every run in the group, pooled.
+  MeanStd accuracy, precision, recall, f1, loss;
+  MeanStd gain; ///< final accuracy − "before" accuracy, per client that has both
+  int64_t bytes_up_total = 0;   ///< all rounds, all runs of the group
+  double bytes_up_per_run = 0;  ///< bytes_up_total / runs: comparable across seed counts
+};
+
+/// Groups `runs` by strategy and sweep values other than seeds, ordered by strategy and then
+/// sweep values (numerically where both values are numbers). A run's final round is the
+/// highest round of its non-"before" records.
+std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs);
+
+/// compare_runs() as an aligned plain-text table with a header line saying what the ± means.
+std::string format_comparison(const std::vector<RunResults>& runs);
+
+} // namespace fedvlm
