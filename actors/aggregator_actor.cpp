@@ -104,7 +104,10 @@ void finish_round(aggregator_actor_t* self) {
   if (st.cfg.observer) st.cfg.observer->round_finished(sum);
   if (st.round > 0) st.summary.rounds_completed = st.round;
   if (st.round < st.cfg.federation.rounds) train_round(self, st.round + 1);
-  else st.done.deliver(st.summary);
+  else {
+    st.summary.global = tensor_map_clone(st.global);
+    st.done.deliver(st.summary);
+  }
 }
 
 /// Sends `down` to every client for evaluation; finish_round once all have answered or failed.

@@ -74,6 +74,9 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
                 [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
+      [self](snapshot_atom) {
+        return AdapterSnapshot{self->state.cfg.id, tensor_map_clone(self->state.adapters)};
+      },
       [self](late_atom, int round) {
         auto it = self->state.held.find(round);
         if (it == self->state.held.end()) return;

@@ -24,6 +24,7 @@ struct ClientConfig {
 
 /// Handles (train_atom, round) → ClientUpdate and (eval_atom, GlobalDown) → ClientEval.
 /// A GlobalDown replaces the shared tensors of the client's adapters; private ones stay.
+/// (snapshot_atom) → AdapterSnapshot returns a copy of its adapters.
 caf::actor spawn_client(caf::actor_system& system, ClientConfig config);
 
 } // namespace fedvlm

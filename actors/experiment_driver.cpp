@@ -6,6 +6,7 @@
 #include "fl/observer_list.hpp"
 #include "fl/results_reader.hpp"
 #include "fl/results_writer.hpp"
+#include "model/safetensors.hpp"
 #include "monitoring/compare_table.hpp"
 #include "monitoring/progress_display.hpp"
 #include "monitoring/prometheus_exporter.hpp"
@@ -59,6 +60,13 @@ std::filesystem::path fresh_run_dir(const ExperimentConfig& c) {
     p += "." + std::to_string(n);
     if (!std::filesystem::exists(p)) return p;
   }
+}
+
+/// Each client's final adapters (its personalised model) and the last global matrices.
+void save_adapters(const std::filesystem::path& dir, const RunDone& done) {
+  for (std::size_t k = 0; k < done.adapters.size(); ++k)
+    safetensors_save(dir / ("client_" + std::to_string(k) + ".safetensors"), done.adapters[k]);
+  if (!done.global.empty()) safetensors_save(dir / "global.safetensors", done.global);
 }
 
 void select_device(const std::string& device) {
@@ -143,6 +151,7 @@ DriverOutcome run_experiment(const ExperimentPlan& plan, const DriverOptions& op
                      setup.base->size());
       const RunDone done = run_federation(*c, run_id, setup, observers);
       progress.clear();
+      save_adapters(dir / "adapters", done);
       writer.finish(kStatusCompleted, done.rounds_without_quorum
                                           ? std::to_string(done.rounds_without_quorum) + " round(s) without quorum"
                                           : "");

@@ -19,6 +19,7 @@ using start_atom = caf::atom_constant<caf::atom("start")>;
 using train_atom = caf::atom_constant<caf::atom("train")>;
 using eval_atom = caf::atom_constant<caf::atom("eval")>;
 using late_atom = caf::atom_constant<caf::atom("late")>;
+using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 
 /// Aggregator → client: the round's aggregated shared matrices (empty when nothing travels).
 struct GlobalDown {
@@ -68,6 +69,14 @@ struct EvalJobMsg {
 struct RunDone {
   int rounds_completed = 0;
   int rounds_without_quorum = 0;
+  TensorMap global;                ///< the last aggregated shared matrices (empty for local)
+  std::vector<TensorMap> adapters; ///< each client's final adapters, by client id (filled by the driver)
+};
+
+/// Driver → client: a copy of the client's adapters.
+struct AdapterSnapshot {
+  int client = 0;
+  TensorMap adapters;
 };
 
 } // namespace fedvlm
@@ -80,3 +89,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::TrainDoneMsg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::EvalJobMsg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::EvalResult)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::RunDone)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::AdapterSnapshot)

@@ -22,6 +22,11 @@ bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.
 
 } // namespace
 
+TensorMap initial_adapters(const ExperimentConfig& c, const RunSetup& setup, int client) {
+  const int stream = strategy_spec(c.strategy).common_a_init ? kSharedInit : client;
+  return lora_init(setup.targets, c.lora, job_seed(c.seed, stream, 0, kAdapterInitStream));
+}
+
 RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, const RunSetup& setup,
                        RunObserver& observer) {
   if (!setup.base) throw std::logic_error("run_federation needs a setup prepared in execute mode");
@@ -40,10 +45,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   sched.observer = &observer;
   caf::actor scheduler = spawn_scheduler(system, sched);
 
-  auto adapters_for = [&](int client) {
-    const int stream = spec.common_a_init ? kSharedInit : client;
-    return lora_init(setup.targets, c.lora, job_seed(c.seed, stream, 0, kAdapterInitStream));
-  };
+  auto adapters_for = [&](int client) { return initial_adapters(c, setup, client); };
 
   AggregatorConfig agg;
   agg.run = run_id;
@@ -74,6 +76,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
     cc.scheduler = scheduler;
     agg.central_trainer = spawn_client(system, std::move(cc));
   }
+  const std::vector<caf::actor> agg_clients = agg.clients;
   std::vector<caf::actor> all = agg.clients;
   all.push_back(scheduler);
   if (agg.central_trainer) all.push_back(agg.central_trainer);
@@ -88,6 +91,11 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
     self->request(aggregator, caf::infinite, start_atom::value)
         .receive([&](RunDone& d) { done = d; },
                  [&](caf::error& err) { failure = system.render(err); });
+    for (std::size_t k = 0; failure.empty() && k < agg_clients.size(); ++k) {
+      self->request(agg_clients[k], caf::infinite, snapshot_atom::value)
+          .receive([&](AdapterSnapshot& snap) { done.adapters.push_back(std::move(snap.adapters)); },
+                   [&](caf::error& err) { failure = system.render(err); });
+    }
     for (const auto& a : all) self->send_exit(a, caf::exit_reason::user_shutdown);
   }
   observer.run_finished(run_id);

@@ -10,8 +10,13 @@
 
 namespace fedvlm {
 
+/// The adapters client `client` starts with (-1: the centralized trainer): A from the client's
+/// own seed, or from one seed shared by all when the strategy wants a common A; B = 0.
+[[nodiscard]] TensorMap initial_adapters(const ExperimentConfig& config, const RunSetup& setup, int client);
+
 /// Runs `config` on the prepared `setup` (execute mode) and reports through `observer`.
-/// Blocks until the last round's evaluation. Throws std::runtime_error when the actors fail.
+/// Blocks until the last round's evaluation; RunDone then holds every client's final adapters.
+/// Throws std::runtime_error when the actors fail.
 RunDone run_federation(const ExperimentConfig& config, const std::string& run_id,
                        const RunSetup& setup, RunObserver& observer);
 

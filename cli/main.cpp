@@ -33,8 +33,9 @@ Running an experiment:
                  may be repeated
 
   Each run writes OUTPUT_DIR/NAME/RUN/: config.toml (resolved), run.json, metrics.jsonl and
-  metrics.csv (one record per client per round, round 0 = before fine-tuning), rounds.jsonl and
-  fedvlm.log. Existing results are never overwritten: a rerun gets RUN.2, RUN.3, ...
+  metrics.csv (one record per client per round, round 0 = before fine-tuning), rounds.jsonl,
+  fedvlm.log, and adapters/client_K.safetensors (each client's final LoRA adapters) with
+  adapters/global.safetensors (the last aggregated matrices). Existing results are never overwritten: a rerun gets RUN.2, RUN.3, ...
 
 plot:     writes PNG figures (accuracy and loss per client per round, strategy comparison,
           sweep summary) with gnuplot, plus their data and .gp scripts; default --out is

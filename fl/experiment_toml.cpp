@@ -4,6 +4,11 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <tuple>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -84,7 +89,12 @@ std::vector<int> read_ints(const toml::node& n, const Where& w) {
   const toml::array* a = n.as_array();
   if (a == nullptr) w.fail(std::string("expects ") + kind_name(Kind::int_list));
   std::vector<int> out;
-  for (const auto& e : *a) out.push_back(static_cast<int>(read_int(e, w)));
+  for (const auto& e : *a) {
+    const int64_t v = read_int(e, w);
+    if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max())
+      w.fail("holds an out-of-range value (" + std::to_string(v) + ")");
+    out.push_back(static_cast<int>(v));
+  }
   return out;
 }
 std::vector<std::vector<int64_t>> read_int_matrix(const toml::node& n, const Where& w) {
@@ -105,16 +115,35 @@ std::vector<std::vector<int64_t>> read_int_matrix(const toml::node& n, const Whe
 std::string quote(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
+    switch (c) {
+    case '"': out += "\\\""; break;
+    case '\\': out += "\\\\"; break;
+    case '\n': out += "\\n"; break;
+    case '\t': out += "\\t"; break;
+    case '\r': out += "\\r"; break;
+    default:
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+        out += buf;
+      } else {
+        out += c;
+      }
+    }
   }
   return out + "\"";
 }
+/// Shortest text that reads back as exactly `v`.
+std::string shortest(double v) {
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, res.ptr);
+}
+
 std::string fmt_real(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  std::string s = os.str();
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  if (std::isnan(v)) return "nan";
+  std::string s = shortest(v);
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
   return s;
 }
@@ -144,7 +173,16 @@ template <class F> KeyDef int_key(std::string p, const char* help, F member) {
   return {p, Kind::integer, help,
           [member](ExperimentConfig& c, const toml::node& n, const Where& w) {
             auto& ref = member(c);
-            ref = static_cast<std::remove_reference_t<decltype(ref)>>(read_int(n, w));
+            using T = std::remove_reference_t<decltype(ref)>;
+            const int64_t v = read_int(n, w);
+            if constexpr (std::is_unsigned_v<T>) {
+              if (v < 0) w.fail("must be >= 0 (got " + std::to_string(v) + ")");
+            } else {
+              if (v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+                  v > static_cast<int64_t>(std::numeric_limits<T>::max()))
+                w.fail("is out of range (got " + std::to_string(v) + ")");
+            }
+            ref = static_cast<T>(v);
           },
           [member](const ExperimentConfig& c) {
             return std::to_string(member(const_cast<ExperimentConfig&>(c)));
@@ -370,11 +408,10 @@ std::string label_key(const std::string& path) {
 
 std::string value_text(const toml::node& n) {
   if (auto s = n.value_exact<std::string>()) return *s;
-  std::ostringstream os;
-  if (auto v = n.value_exact<int64_t>()) os << *v;
-  else if (auto d = n.value_exact<double>()) os << *d;
-  else if (auto b = n.value_exact<bool>()) os << (*b ? "true" : "false");
-  return os.str();
+  if (auto v = n.value_exact<int64_t>()) return std::to_string(*v);
+  if (auto d = n.value_exact<double>()) return shortest(*d);
+  if (auto b = n.value_exact<bool>()) return *b ? "true" : "false";
+  return {};
 }
 
 /// Cross-key checks. Each names the key at fault.
@@ -438,8 +475,14 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   if (c.train.prox_mu < 0) fail("strategy.mu", "must be >= 0");
   if (c.scheduler.concurrency < 1) fail("scheduler.concurrency", "must be >= 1");
   if (c.monitoring.linger_seconds < 0) fail("monitoring.linger_seconds", "must be >= 0");
-  if (!c.monitoring.prometheus.empty() && c.monitoring.prometheus.find(':') == std::string::npos)
-    fail("monitoring.prometheus", "expected host:port, e.g. \"127.0.0.1:9464\"");
+  if (!c.monitoring.prometheus.empty()) {
+    const auto colon = c.monitoring.prometheus.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : c.monitoring.prometheus.substr(colon + 1);
+    if (colon == 0 || port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos || std::stol(port) > 65535)
+      fail("monitoring.prometheus", "expected host:port, e.g. \"127.0.0.1:9464\", got \"" +
+                                        c.monitoring.prometheus + "\"");
+  }
   for (int id : c.faults.failing_clients)
     if (id < 0 || id >= c.federation.clients) fail("faults.failing_clients", "client " + std::to_string(id) + " does not exist");
   for (int id : c.faults.slow_clients)
@@ -481,12 +524,29 @@ ExperimentPlan parse_experiment(std::string_view text, const std::filesystem::pa
   std::vector<Axis> axes;
   collect(doc, "", file, fixed, axes);
 
+  // toml++ keeps keys sorted; the grid follows the file's order instead.
+  std::stable_sort(axes.begin(), axes.end(), [](const Axis& a, const Axis& b) {
+    return std::tie(a.where.pos.line, a.where.pos.column) < std::tie(b.where.pos.line, b.where.pos.column);
+  });
+
   std::map<std::string, Where> where;
   for (const auto& a : fixed) where.emplace(a.def->path, a.where);
   for (const auto& a : axes) where.emplace(a.def->path, a.where);
 
   ExperimentPlan plan;
-  for (const auto& a : axes) plan.sweep_keys.push_back(a.def->path);
+  std::map<std::string, int> short_uses;
+  for (const auto& a : axes) {
+    plan.sweep_keys.push_back(a.def->path);
+    ++short_uses[label_key(a.def->path)];
+  }
+  // Labels use short names ("clients=4") unless two swept keys share one (train.lr, pretrain.lr).
+  auto axis_label = [&](const std::string& path) {
+    return short_uses[label_key(path)] > 1 ? path : label_key(path);
+  };
+  auto label_value = [](std::string v) {
+    std::replace(v.begin(), v.end(), '/', '_'); // labels name directories
+    return v;
+  };
 
   // Walk the grid like an odometer: the last axis varies fastest.
   std::vector<std::size_t> pos(axes.size(), 0);
@@ -502,7 +562,7 @@ ExperimentPlan parse_experiment(std::string_view text, const std::filesystem::pa
       w.pos = v.source().begin;
       axes[i].def->set(c, v, w);
       c.sweep[axes[i].def->path] = value_text(v);
-      label += (label.empty() ? "" : ",") + label_key(axes[i].def->path) + "=" + value_text(v);
+      label += (label.empty() ? "" : ",") + axis_label(axes[i].def->path) + "=" + label_value(value_text(v));
     }
     c.run_label = label.empty() ? "run" : label;
     if (!labels.insert(c.run_label).second)

@@ -20,8 +20,13 @@ std::shared_ptr<const ImageDataset> DatasetCache::train_split(const DataSettings
   std::lock_guard<std::mutex> lock(mutex_);
   const std::string key = data.dataset + "|" + data.path.string();
   if (auto it = loaded_.find(key); it != loaded_.end()) return it->second;
-  ImageDataset ds = data.dataset == "cifar10" ? load_cifar10(data.path, DataSplit::train)
-                                              : load_fashion_mnist(data.path, DataSplit::train);
+  ImageDataset ds;
+  try {
+    ds = data.dataset == "cifar10" ? load_cifar10(data.path, DataSplit::train)
+                                   : load_fashion_mnist(data.path, DataSplit::train);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("data.path: " + std::string(e.what()));
+  }
   auto shared = std::make_shared<const ImageDataset>(std::move(ds));
   loaded_.emplace(key, shared);
   return shared;

@@ -1,0 +1,290 @@
+// model/bart.cpp — BART encoder-decoder (Florence-2's language model) as ATen functions over a TensorMap.
+#include "model/bart.hpp"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace fedvlm {
+namespace {
+
+const std::string kModel = "language_model.model.";
+const std::string kShared = "language_model.model.shared.weight";
+const std::string kLmHead = "language_model.lm_head";
+const std::string kFinalLogitsBias = "language_model.final_logits_bias";
+// BART's learned positions start at row 2: a fairseq leftover (rows 0/1 once served padding).
+constexpr int64_t kPositionOffset = 2;
+constexpr double kLayerNormEps = 1e-5; // nn.LayerNorm default, as the reference uses
+
+const at::Tensor& get(const TensorMap& weights, const std::string& key) {
+  auto it = weights.find(key);
+  if (it == weights.end())
+    throw std::runtime_error("bart: weights have no tensor '" + key + "'");
+  return it->second;
+}
+
+std::string shape_str(at::IntArrayRef sizes) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < sizes.size(); ++i) os << (i ? ", " : "") << sizes[i];
+  os << ']';
+  return os.str();
+}
+
+void validate(const BartConfig& c) {
+  auto positive = [](int64_t v, const char* what) {
+    if (v < 1) throw std::invalid_argument(std::string("bart: ") + what + " must be >= 1, got " +
+                                           std::to_string(v));
+  };
+  positive(c.vocab_size, "vocab_size");
+  positive(c.d_model, "d_model");
+  positive(c.encoder_heads, "encoder_heads");
+  positive(c.decoder_heads, "decoder_heads");
+  positive(c.encoder_ffn_dim, "encoder_ffn_dim");
+  positive(c.decoder_ffn_dim, "decoder_ffn_dim");
+  positive(c.max_position_embeddings, "max_position_embeddings");
+  if (c.encoder_layers < 0 || c.decoder_layers < 0)
+    throw std::invalid_argument("bart: layer counts must be >= 0");
+  if (c.d_model % c.encoder_heads != 0 || c.d_model % c.decoder_heads != 0)
+    throw std::invalid_argument("bart: d_model " + std::to_string(c.d_model) +
+                                " is not divisible by the number of heads");
+  for (double p : {c.dropout, c.attention_dropout, c.activation_dropout})
+    // p = 1 would divide by zero in the inverted-dropout rescale.
+    if (!(p >= 0.0 && p < 1.0))
+      throw std::invalid_argument("bart: dropout probabilities must be in [0, 1), got " +
+                                  std::to_string(p));
+}
+
+at::Tensor layer_norm(const TensorMap& w, const std::string& module, const at::Tensor& x) {
+  return at::layer_norm(x, {x.size(-1)}, get(w, module + ".weight"), get(w, module + ".bias"),
+                        kLayerNormEps, /*cudnn_enable=*/false);
+}
+
+at::Tensor linear(const TensorMap& w, const std::string& module, const at::Tensor& x,
+                  const ForwardContext& ctx) {
+  return lora_linear(x, get(w, module + ".weight"), get(w, module + ".bias"), module, ctx);
+}
+
+// Multi-head attention of `x` (B, T, d) over `kv` (B, S, d); `module` is e.g.
+// "language_model.model.decoder.layers.5.self_attn".
+at::Tensor attention(const TensorMap& w, const std::string& module, const at::Tensor& x,
+                     const at::Tensor& kv, int64_t heads, bool causal, double attn_dropout,
+                     const ForwardContext& ctx) {
+  const int64_t b = x.size(0), t = x.size(1), d = x.size(2), s = kv.size(1);
+  const int64_t hd = d / heads;
+  // The reference scales q after its projection (bias and any LoRA delta included).
+  const double scaling = 1.0 / std::sqrt(static_cast<double>(hd));
+  const at::Tensor q = (linear(w, module + ".q_proj", x, ctx) * scaling)
+                           .view({b, t, heads, hd})
+                           .transpose(1, 2);
+  const at::Tensor k = linear(w, module + ".k_proj", kv, ctx).view({b, s, heads, hd}).transpose(1, 2);
+  const at::Tensor v = linear(w, module + ".v_proj", kv, ctx).view({b, s, heads, hd}).transpose(1, 2);
+  at::Tensor scores = at::matmul(q, k.transpose(-1, -2)); // (B, H, T, S)
+  if (causal) {
+    // Position i sees keys 0..i; the diagonal is always visible, so no row is all -inf.
+    const at::Tensor future = at::ones({t, s}, x.options().dtype(at::kBool)).triu(1);
+    scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+  }
+  at::Tensor probs = dropout_with(at::softmax(scores, -1), attn_dropout, ctx);
+  const at::Tensor out = at::matmul(probs, v).transpose(1, 2).reshape({b, t, d});
+  return linear(w, module + ".out_proj", out, ctx);
+}
+
+// Post-LN feed-forward sub-block shared by encoder and decoder layers.
+at::Tensor feed_forward(const TensorMap& w, const std::string& layer, const at::Tensor& h,
+                        const BartConfig& c, const ForwardContext& ctx) {
+  at::Tensor y = at::gelu(linear(w, layer + "fc1", h, ctx)); // exact (erf) GELU, ACT2FN["gelu"]
+  y = dropout_with(y, c.activation_dropout, ctx);
+  y = dropout_with(linear(w, layer + "fc2", y, ctx), c.dropout, ctx);
+  return layer_norm(w, layer + "final_layer_norm", h + y);
+}
+
+at::Tensor encoder_layer(const TensorMap& w, const BartConfig& c, int64_t i, const at::Tensor& h,
+                         const ForwardContext& ctx) {
+  const std::string layer = kModel + "encoder.layers." + std::to_string(i) + ".";
+  at::Tensor a = attention(w, layer + "self_attn", h, h, c.encoder_heads, /*causal=*/false,
+                           c.attention_dropout, ctx);
+  at::Tensor x = layer_norm(w, layer + "self_attn_layer_norm", h + dropout_with(a, c.dropout, ctx));
+  return feed_forward(w, layer, x, c, ctx);
+}
+
+at::Tensor decoder_layer(const TensorMap& w, const BartConfig& c, int64_t i, const at::Tensor& h,
+                         const at::Tensor& encoder_hidden, const ForwardContext& ctx) {
+  const std::string layer = kModel + "decoder.layers." + std::to_string(i) + ".";
+  at::Tensor a = attention(w, layer + "self_attn", h, h, c.decoder_heads, /*causal=*/true,
+                           c.attention_dropout, ctx);
+  at::Tensor x = layer_norm(w, layer + "self_attn_layer_norm", h + dropout_with(a, c.dropout, ctx));
+  a = attention(w, layer + "encoder_attn", x, encoder_hidden, c.decoder_heads, /*causal=*/false,
+                c.attention_dropout, ctx);
+  x = layer_norm(w, layer + "encoder_attn_layer_norm", x + dropout_with(a, c.dropout, ctx));
+  return feed_forward(w, layer, x, c, ctx);
+}
+
+// Learned positions 0..len-1 (rows offset by 2), broadcast over the batch.
+at::Tensor positions(const TensorMap& w, const std::string& side, int64_t len,
+                     const BartConfig& c) {
+  if (len > c.max_position_embeddings)
+    throw std::invalid_argument("bart: " + side + " sequence of " + std::to_string(len) +
+                                " tokens exceeds max_position_embeddings " +
+                                std::to_string(c.max_position_embeddings));
+  return get(w, kModel + side + ".embed_positions.weight")
+      .slice(0, kPositionOffset, kPositionOffset + len)
+      .unsqueeze(0);
+}
+
+} // namespace
+
+at::Tensor bart_embed_tokens(const TensorMap& weights, const at::Tensor& ids) {
+  // scale_embedding is false in both published configs: embed_scale 1.
+  return at::embedding(get(weights, kShared), ids);
+}
+
+at::Tensor bart_encode(const TensorMap& weights, const BartConfig& config,
+                       const at::Tensor& inputs_embeds, const ForwardContext& ctx) {
+  validate(config);
+  if (inputs_embeds.dim() != 3 || inputs_embeds.size(2) != config.d_model)
+    throw std::invalid_argument("bart_encode: expected inputs_embeds (B, S, " +
+                                std::to_string(config.d_model) + "), got " +
+                                shape_str(inputs_embeds.sizes()));
+  // Positions run over the whole input (image tokens and prompt alike), as the reference does
+  // with inputs_embeds; no attention mask: Florence-2 passes an all-ones mask.
+  at::Tensor h = inputs_embeds + positions(weights, "encoder", inputs_embeds.size(1), config);
+  h = layer_norm(weights, kModel + "encoder.layernorm_embedding", h);
+  h = dropout_with(h, config.dropout, ctx);
+  for (int64_t i = 0; i < config.encoder_layers; ++i) h = encoder_layer(weights, config, i, h, ctx);
+  return h;
+}
+
+at::Tensor bart_decode(const TensorMap& weights, const BartConfig& config,
+                       const at::Tensor& decoder_input_ids, const at::Tensor& encoder_hidden,
+                       const ForwardContext& ctx, int64_t first_grad_layer) {
+  validate(config);
+  if (decoder_input_ids.dim() != 2 || decoder_input_ids.scalar_type() != at::kLong)
+    throw std::invalid_argument("bart_decode: expected decoder_input_ids (B, T) int64, got " +
+                                shape_str(decoder_input_ids.sizes()));
+  if (encoder_hidden.dim() != 3 || encoder_hidden.size(0) != decoder_input_ids.size(0) ||
+      encoder_hidden.size(2) != config.d_model)
+    throw std::invalid_argument("bart_decode: expected encoder_hidden (" +
+                                std::to_string(decoder_input_ids.size(0)) + ", S, " +
+                                std::to_string(config.d_model) + "), got " +
+                                shape_str(encoder_hidden.sizes()));
+  const int64_t frozen = std::clamp<int64_t>(first_grad_layer, 0, config.decoder_layers);
+  at::Tensor h;
+  {
+    // Nothing below `first_grad_layer` depends on a trainable tensor, so recording its graph
+    // would only cost memory: run it (embeddings included) without autograd.
+    std::optional<at::NoGradGuard> no_grad;
+    if (frozen > 0) no_grad.emplace();
+    h = bart_embed_tokens(weights, decoder_input_ids) +
+        positions(weights, "decoder", decoder_input_ids.size(1), config);
+    h = layer_norm(weights, kModel + "decoder.layernorm_embedding", h);
+    h = dropout_with(h, config.dropout, ctx);
+    for (int64_t i = 0; i < frozen; ++i) h = decoder_layer(weights, config, i, h, encoder_hidden, ctx);
+  }
+  for (int64_t i = frozen; i < config.decoder_layers; ++i)
+    h = decoder_layer(weights, config, i, h, encoder_hidden, ctx);
+  // lm_head is tied to the shared embedding and has no bias; final_logits_bias is a buffer.
+  return lora_linear(h, get(weights, kShared), at::Tensor(), kLmHead, ctx) +
+         get(weights, kFinalLogitsBias);
+}
+
+at::Tensor bart_generate_greedy(const TensorMap& weights, const BartConfig& config,
+                                const at::Tensor& encoder_hidden, const ForwardContext& ctx,
+                                int64_t max_new_tokens) {
+  at::NoGradGuard no_grad;
+  ForwardContext eval = ctx;
+  eval.dropout_active = false;
+  eval.batchnorm_update = false;
+  const int64_t batch = encoder_hidden.size(0);
+  at::Tensor ids = at::full({batch, 1}, config.decoder_start_token_id, at::kLong);
+  at::Tensor finished = at::zeros({batch}, at::kBool);
+  const int64_t steps = std::max<int64_t>(max_new_tokens, 0);
+  for (int64_t step = 0; step < steps; ++step) {
+    // Without a KV cache the whole prefix is re-decoded each step; causal masking makes the
+    // last position's logits identical to what an incremental decoder would produce.
+    const at::Tensor logits = bart_decode(weights, config, ids, encoder_hidden, eval,
+                                          config.decoder_layers);
+    at::Tensor next = logits.select(1, ids.size(1) - 1).argmax(-1);
+    next = at::where(finished, at::full_like(next, config.pad_token_id), next);
+    ids = at::cat({ids, next.unsqueeze(1)}, 1);
+    finished = finished.logical_or(next.eq(config.eos_token_id));
+    if (finished.all().item<bool>()) break;
+  }
+  return ids.slice(1, 1);
+}
+
+at::Tensor bart_shift_right(const at::Tensor& labels, const BartConfig& config) {
+  if (labels.dim() != 2)
+    throw std::invalid_argument("bart_shift_right: expected labels (B, T), got " +
+                                shape_str(labels.sizes()));
+  at::Tensor out = at::empty(labels.sizes(), labels.options().dtype(at::kLong));
+  if (labels.size(1) == 0) return out;
+  out.select(1, 0).fill_(config.decoder_start_token_id);
+  out.slice(1, 1).copy_(labels.slice(1, 0, labels.size(1) - 1).to(at::kLong));
+  return out.masked_fill_(out.eq(-100), config.pad_token_id);
+}
+
+std::map<std::string, std::vector<int64_t>> bart_parameter_shapes(const BartConfig& c) {
+  validate(c);
+  std::map<std::string, std::vector<int64_t>> shapes;
+  const int64_t d = c.d_model;
+  auto linear_shapes = [&](const std::string& module, int64_t out, int64_t in) {
+    shapes[module + ".weight"] = {out, in};
+    shapes[module + ".bias"] = {out};
+  };
+  auto norm_shapes = [&](const std::string& module) {
+    shapes[module + ".weight"] = {d};
+    shapes[module + ".bias"] = {d};
+  };
+  shapes[kShared] = {c.vocab_size, d};
+  shapes[kFinalLogitsBias] = {1, c.vocab_size};
+  for (const std::string side : {"encoder", "decoder"}) {
+    shapes[kModel + side + ".embed_positions.weight"] = {c.max_position_embeddings + kPositionOffset, d};
+    norm_shapes(kModel + side + ".layernorm_embedding");
+  }
+  for (const auto& [module, shape] : bart_linear_layers(c))
+    if (module != kLmHead) linear_shapes(module, shape.first, shape.second);
+  for (int64_t i = 0; i < c.encoder_layers; ++i) {
+    const std::string layer = kModel + "encoder.layers." + std::to_string(i) + ".";
+    norm_shapes(layer + "self_attn_layer_norm");
+    norm_shapes(layer + "final_layer_norm");
+  }
+  for (int64_t i = 0; i < c.decoder_layers; ++i) {
+    const std::string layer = kModel + "decoder.layers." + std::to_string(i) + ".";
+    norm_shapes(layer + "self_attn_layer_norm");
+    norm_shapes(layer + "encoder_attn_layer_norm");
+    norm_shapes(layer + "final_layer_norm");
+  }
+  return shapes;
+}
+
+std::map<std::string, std::pair<int64_t, int64_t>> bart_linear_layers(const BartConfig& c) {
+  std::map<std::string, std::pair<int64_t, int64_t>> layers;
+  const int64_t d = c.d_model;
+  auto attn = [&](const std::string& module) {
+    for (const char* p : {".q_proj", ".k_proj", ".v_proj", ".out_proj"}) layers[module + p] = {d, d};
+  };
+  for (int64_t i = 0; i < c.encoder_layers; ++i) {
+    const std::string layer = kModel + "encoder.layers." + std::to_string(i) + ".";
+    attn(layer + "self_attn");
+    layers[layer + "fc1"] = {c.encoder_ffn_dim, d};
+    layers[layer + "fc2"] = {d, c.encoder_ffn_dim};
+  }
+  for (int64_t i = 0; i < c.decoder_layers; ++i) {
+    const std::string layer = kModel + "decoder.layers." + std::to_string(i) + ".";
+    attn(layer + "self_attn");
+    attn(layer + "encoder_attn");
+    layers[layer + "fc1"] = {c.decoder_ffn_dim, d};
+    layers[layer + "fc2"] = {d, c.decoder_ffn_dim};
+  }
+  layers[kLmHead] = {c.vocab_size, d};
+  return layers;
+}
+
+} // namespace fedvlm

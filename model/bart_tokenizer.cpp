@@ -1,0 +1,863 @@
+// model/bart_tokenizer.cpp — byte-level BPE (GPT-2 regex via PCRE2, merge ranks, added tokens).
+#include "model/bart_tokenizer.hpp"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <fstream>
+#include <limits>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+namespace fedvlm {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// The GPT-2 pre-tokenizer pattern, exactly as in HF `tokenizers` ByteLevel.
+constexpr const char* kGpt2Pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+// Above this many cached words new words are encoded but not remembered, so a long run over
+// varied text cannot grow memory without bound (HF uses the same policy).
+constexpr std::size_t kMaxCacheWords = 100000;
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 bytes to
+// U+0100.. in byte order, so every byte has a visible, non-space symbol.
+std::array<uint32_t, 256> byte_to_codepoint() {
+  std::array<uint32_t, 256> cp{};
+  uint32_t next = 256;
+  for (uint32_t b = 0; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+    cp[b] = printable ? b : next++;
+  }
+  return cp;
+}
+
+const std::array<std::string, 256>& byte_symbols() {
+  static const std::array<std::string, 256> symbols = [] {
+    std::array<std::string, 256> s;
+    const auto cp = byte_to_codepoint();
+    for (int b = 0; b < 256; ++b) append_utf8(s[b], cp[b]);
+    return s;
+  }();
+  return symbols;
+}
+
+// Inverse of byte_to_codepoint, indexed by code point (all lie below U+0144).
+const std::array<int, 324>& codepoint_to_byte() {
+  static const std::array<int, 324> inv = [] {
+    std::array<int, 324> a{};
+    a.fill(-1);
+    const auto cp = byte_to_codepoint();
+    for (int b = 0; b < 256; ++b) a[cp[b]] = b;
+    return a;
+  }();
+  return inv;
+}
+
+// Decodes one code point of possibly invalid UTF-8 at s[i]; returns its length (≥ 1) and sets
+// cp, or -1 in cp for an invalid byte.
+std::size_t next_codepoint(std::string_view s, std::size_t i, int64_t& cp) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  int len = 0;
+  uint32_t v = 0;
+  if (b0 < 0x80) {
+    cp = b0;
+    return 1;
+  }
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2;
+    v = b0 & 0x1F;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3;
+    v = b0 & 0x0F;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4;
+    v = b0 & 0x07;
+  } else {
+    cp = -1;
+    return 1;
+  }
+  if (i + len > s.size()) {
+    cp = -1;
+    return 1;
+  }
+  for (int k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0) != 0x80) {
+      cp = -1;
+      return 1;
+    }
+    v = (v << 6) | (b & 0x3F);
+  }
+  cp = v;
+  return static_cast<std::size_t>(len);
+}
+
+// Rust's String::from_utf8_lossy: each maximal ill-formed subpart becomes one U+FFFD, which is
+// what HF's ByteLevel decoder returns for partial characters (e.g. a truncated generation).
+std::string utf8_lossy(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  std::size_t i = 0;
+  const std::size_t n = s.size();
+  const auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  while (i < n) {
+    const unsigned char b = at(i);
+    if (b < 0x80) {
+      out += static_cast<char>(b);
+      ++i;
+      continue;
+    }
+    int len = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF) {
+      len = 2;
+    } else if (b == 0xE0) {
+      len = 3;
+      lo = 0xA0;
+    } else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) {
+      len = 3;
+    } else if (b == 0xED) {
+      len = 3;
+      hi = 0x9F;
+    } else if (b == 0xF0) {
+      len = 4;
+      lo = 0x90;
+    } else if (b >= 0xF1 && b <= 0xF3) {
+      len = 4;
+    } else if (b == 0xF4) {
+      len = 4;
+      hi = 0x8F;
+    }
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+      continue;
+    }
+    std::size_t j = 1;
+    bool ok = true;
+    for (; j < static_cast<std::size_t>(len); ++j) {
+      if (i + j >= n) {
+        ok = false;
+        break;
+      }
+      const unsigned char c = at(i + j);
+      const unsigned char l = j == 1 ? lo : 0x80;
+      const unsigned char h = j == 1 ? hi : 0xBF;
+      if (c < l || c > h) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) {
+      out.append(s, i, static_cast<std::size_t>(len));
+      i += static_cast<std::size_t>(len);
+    } else {
+      out += "\xEF\xBF\xBD";
+      i += j;
+    }
+  }
+  return out;
+}
+
+bool is_ascii_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+std::string read_file(const fs::path& file, const char* what) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    throw std::runtime_error(file.string() + ": cannot open (" + what + ")");
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw std::runtime_error(file.string() + ": read error");
+  return ss.str();
+}
+
+json parse_json_file(const fs::path& file, const char* what) {
+  const std::string text = read_file(file, what);
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw std::runtime_error(file.string() + ": malformed JSON (" + what + "): " + e.what());
+  }
+}
+
+struct PcreDeleter {
+  void operator()(pcre2_code* c) const { pcre2_code_free(c); }
+};
+
+std::shared_ptr<pcre2_code> compile_gpt2_regex() {
+  int err = 0;
+  PCRE2_SIZE err_off = 0;
+  // UCP makes \s and the classes Unicode-aware like HF's Oniguruma regex; MATCH_INVALID_UTF
+  // lets arbitrary bytes through (they end up in the gaps between matches, see pre_tokenize).
+  pcre2_code* code =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kGpt2Pattern), PCRE2_ZERO_TERMINATED,
+                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &err_off, nullptr);
+  if (code == nullptr) {
+    std::array<PCRE2_UCHAR, 256> msg{};
+    pcre2_get_error_message(err, msg.data(), msg.size());
+    throw std::runtime_error(std::string("BartTokenizer: PCRE2 cannot compile the GPT-2 regex: ") +
+                             reinterpret_cast<const char*>(msg.data()));
+  }
+  pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); // best effort: falls back to the interpreter
+  return {code, PcreDeleter{}};
+}
+
+uint64_t pair_key(int64_t a, int64_t b) {
+  return (static_cast<uint64_t>(a) << 32) | static_cast<uint64_t>(b);
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Impl
+// ---------------------------------------------------------------------------------------------
+
+struct BartTokenizer::Impl {
+  enum Kind : uint8_t { kNone = 0, kBpe = 1, kAdded = 2, kSpecial = 3 };
+  struct Added {
+    int64_t id = 0;
+    bool lstrip = false;
+    bool rstrip = false;
+  };
+  struct Merge {
+    int32_t rank = 0;
+    int64_t id = 0;
+  };
+  struct Cache {
+    std::mutex mu;
+    std::unordered_map<std::string, std::vector<int64_t>> words;
+  };
+
+  std::string source; // for error messages
+  std::unordered_map<std::string, int64_t> vocab;
+  std::vector<std::string> id_to_token;
+  std::vector<uint8_t> kind;
+  std::unordered_map<uint64_t, Merge> merges;
+  std::array<int64_t, 256> byte_ids{};
+  std::unordered_map<std::string, Added> added;
+  std::vector<std::size_t> added_lengths; // distinct lengths, longest first
+  std::array<bool, 256> added_first_byte{};
+  bool add_prefix_space = false;
+  int64_t bos = -1, pad = -1, eos = -1, unk = -1;
+  std::shared_ptr<pcre2_code> regex;
+  std::shared_ptr<Cache> cache = std::make_shared<Cache>();
+
+  void set_token(int64_t id, const std::string& tok, Kind k) {
+    if (id < 0 || id > std::numeric_limits<int32_t>::max()) {
+      throw std::runtime_error(source + ": token '" + tok + "' has invalid id " +
+                               std::to_string(id));
+    }
+    const auto uid = static_cast<std::size_t>(id);
+    if (uid >= id_to_token.size()) {
+      id_to_token.resize(uid + 1);
+      kind.resize(uid + 1, kNone);
+    }
+    if (kind[uid] != kNone && id_to_token[uid] != tok) {
+      throw std::runtime_error(source + ": id " + std::to_string(id) + " is used by both '" +
+                               id_to_token[uid] + "' and '" + tok + "'");
+    }
+    const auto it = vocab.find(tok);
+    if (it != vocab.end() && it->second != id) {
+      throw std::runtime_error(source + ": token '" + tok + "' has two ids, " +
+                               std::to_string(it->second) + " and " + std::to_string(id));
+    }
+    vocab[tok] = id;
+    id_to_token[uid] = tok;
+    kind[uid] = std::max(kind[uid], static_cast<uint8_t>(k));
+  }
+
+  void add_added(const std::string& content, int64_t id, bool special, bool lstrip,
+                 bool rstrip) {
+    if (content.empty()) throw std::runtime_error(source + ": an added token is empty");
+    set_token(id, content, special ? kSpecial : kAdded);
+    added[content] = Added{id, lstrip, rstrip};
+    added_first_byte[static_cast<unsigned char>(content[0])] = true;
+    if (std::find(added_lengths.begin(), added_lengths.end(), content.size()) ==
+        added_lengths.end()) {
+      added_lengths.push_back(content.size());
+      std::sort(added_lengths.rbegin(), added_lengths.rend());
+    }
+  }
+
+  void add_merge(const std::string& a, const std::string& b, std::size_t index) {
+    const auto ia = vocab.find(a);
+    const auto ib = vocab.find(b);
+    const auto iab = vocab.find(a + b);
+    const auto where = source + ": merge " + std::to_string(index) + " ('" + a + "' '" + b + "')";
+    if (ia == vocab.end() || ib == vocab.end()) {
+      throw std::runtime_error(where + " uses a token missing from the vocabulary");
+    }
+    if (iab == vocab.end()) {
+      throw std::runtime_error(where + ": the merged token '" + a + b +
+                               "' is missing from the vocabulary");
+    }
+    // The first occurrence wins, as in HF (later duplicates would only lower priority).
+    merges.emplace(pair_key(ia->second, ib->second),
+                   Merge{static_cast<int32_t>(index), iab->second});
+  }
+
+  // Resolves ids that encode() needs; called once the tables are complete.
+  void finish() {
+    const auto& syms = byte_symbols();
+    for (int b = 0; b < 256; ++b) {
+      const auto it = vocab.find(syms[b]);
+      byte_ids[b] = it == vocab.end() ? -1 : it->second;
+    }
+    const auto need = [&](const char* tok) {
+      const auto it = vocab.find(tok);
+      if (it == vocab.end()) {
+        throw std::runtime_error(source + ": no '" + std::string(tok) +
+                                 "' token; expected a BART tokenizer with <s>, <pad>, </s>");
+      }
+      return it->second;
+    };
+    bos = need("<s>");
+    pad = need("<pad>");
+    eos = need("</s>");
+    const auto u = vocab.find("<unk>");
+    unk = u == vocab.end() ? -1 : u->second;
+    regex = compile_gpt2_regex();
+  }
+
+  [[nodiscard]] std::vector<int64_t> bpe(std::string_view word) const {
+    {
+      std::lock_guard<std::mutex> lock(cache->mu);
+      const auto it = cache->words.find(std::string(word));
+      if (it != cache->words.end()) return it->second;
+    }
+    std::vector<int64_t> sym;
+    sym.reserve(word.size());
+    for (const char c : word) {
+      const int64_t id = byte_ids[static_cast<unsigned char>(c)];
+      if (id >= 0) {
+        sym.push_back(id);
+      } else if (unk >= 0) {
+        sym.push_back(unk);
+      } else {
+        throw std::runtime_error(source + ": the vocabulary has no symbol for byte " +
+                                 std::to_string(static_cast<unsigned char>(c)) +
+                                 " and no <unk>; not a byte-level BPE vocabulary");
+      }
+    }
+    // GPT-2's loop: merge every occurrence of the best-ranked pair, until no pair is a merge.
+    while (sym.size() > 1) {
+      int32_t best = std::numeric_limits<int32_t>::max();
+      int64_t a = -1, b = -1, merged = -1;
+      for (std::size_t i = 0; i + 1 < sym.size(); ++i) {
+        const auto it = merges.find(pair_key(sym[i], sym[i + 1]));
+        if (it != merges.end() && it->second.rank < best) {
+          best = it->second.rank;
+          a = sym[i];
+          b = sym[i + 1];
+          merged = it->second.id;
+        }
+      }
+      if (merged < 0) break;
+      std::vector<int64_t> next;
+      next.reserve(sym.size());
+      for (std::size_t i = 0; i < sym.size();) {
+        if (i + 1 < sym.size() && sym[i] == a && sym[i + 1] == b) {
+          next.push_back(merged);
+          i += 2;
+        } else {
+          next.push_back(sym[i]);
+          ++i;
+        }
+      }
+      sym.swap(next);
+    }
+    std::lock_guard<std::mutex> lock(cache->mu);
+    if (cache->words.size() < kMaxCacheWords) cache->words.emplace(std::string(word), sym);
+    return sym;
+  }
+
+  // GPT-2 regex pieces of a segment with no added tokens, each BPE-encoded onto `out`.
+  void encode_segment(std::string_view seg, std::vector<int64_t>& out) const {
+    std::string prefixed;
+    if (add_prefix_space && !seg.empty() && !is_ascii_space(seg.front())) {
+      prefixed = " " + std::string(seg);
+      seg = prefixed;
+    }
+    const auto emit = [&](std::size_t from, std::size_t to) {
+      if (to <= from) return;
+      const auto ids = bpe(seg.substr(from, to - from));
+      out.insert(out.end(), ids.begin(), ids.end());
+    };
+    std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
+        pcre2_match_data_create_from_pattern(regex.get(), nullptr), &pcre2_match_data_free);
+    if (!md) throw std::bad_alloc();
+    const auto* subject = reinterpret_cast<PCRE2_SPTR>(seg.data());
+    std::size_t pos = 0;
+    while (pos < seg.size()) {
+      const int rc = pcre2_match(regex.get(), subject, seg.size(), pos, 0, md.get(), nullptr);
+      if (rc == PCRE2_ERROR_NOMATCH) break;
+      if (rc < 0) {
+        std::array<PCRE2_UCHAR, 256> msg{};
+        pcre2_get_error_message(rc, msg.data(), msg.size());
+        throw std::runtime_error(std::string("BartTokenizer: regex match failed: ") +
+                                 reinterpret_cast<const char*>(msg.data()));
+      }
+      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
+      // Only invalid UTF-8 leaves gaps (every valid character matches some branch); keeping
+      // them as their own pieces means no input byte is ever dropped.
+      emit(pos, ov[0]);
+      emit(ov[0], ov[1]);
+      pos = ov[1] > ov[0] ? ov[1] : ov[0] + 1; // the pattern cannot match empty; be safe
+    }
+    emit(pos, seg.size());
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+using Impl = BartTokenizer::Impl;
+
+bool json_bool(const json& obj, const char* key) {
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_boolean() && it->get<bool>();
+}
+
+// Whether a pre_tokenizer (possibly a Sequence) includes ByteLevel, and its add_prefix_space.
+bool find_byte_level(const json& pt, bool& add_prefix_space) {
+  if (!pt.is_object()) return false;
+  const auto type = pt.value("type", std::string());
+  if (type == "ByteLevel") {
+    add_prefix_space = json_bool(pt, "add_prefix_space");
+    return true;
+  }
+  if (type == "Sequence" && pt.contains("pretokenizers") && pt["pretokenizers"].is_array()) {
+    for (const auto& p : pt["pretokenizers"]) {
+      if (find_byte_level(p, add_prefix_space)) return true;
+    }
+  }
+  return false;
+}
+
+void load_vocab_object(Impl& impl, const json& vocab, const std::string& where) {
+  if (!vocab.is_object()) {
+    throw std::runtime_error(where + " must be an object mapping token to id");
+  }
+  for (const auto& [tok, id] : vocab.items()) {
+    if (!id.is_number_integer()) {
+      throw std::runtime_error(where + ": the id of token '" + tok + "' is not an integer");
+    }
+    impl.set_token(id.get<int64_t>(), tok, Impl::kBpe);
+  }
+}
+
+std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
+  auto impl = std::make_shared<Impl>();
+  impl->source = file.string();
+  const json j = parse_json_file(file, "expected a Hugging Face tokenizer.json");
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) {
+    throw std::runtime_error(impl->source +
+                             ": no \"model\" object; expected a Hugging Face tokenizer.json");
+  }
+  const json& model = j["model"];
+  if (model.contains("type") && model["type"] != "BPE") {
+    throw std::runtime_error(impl->source + ": model.type is " + model["type"].dump() +
+                             "; expected \"BPE\" (byte-level BPE as in BART / GPT-2)");
+  }
+  for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+    if (model.contains(key) && model[key].is_string() && !model[key].get<std::string>().empty()) {
+      throw std::runtime_error(impl->source + ": model." + key +
+                               " is set; only plain byte-level BPE is supported");
+    }
+  }
+  if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null() &&
+      !find_byte_level(j["pre_tokenizer"], impl->add_prefix_space)) {
+    throw std::runtime_error(impl->source +
+                             ": pre_tokenizer is not ByteLevel; expected a byte-level BPE "
+                             "tokenizer (BART / GPT-2)");
+  }
+  if (!model.contains("vocab")) {
+    throw std::runtime_error(impl->source + ": model.vocab is missing");
+  }
+  load_vocab_object(*impl, model["vocab"], impl->source + ": model.vocab");
+
+  if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
+    const json& at = j["added_tokens"];
+    if (!at.is_array()) throw std::runtime_error(impl->source + ": added_tokens is not an array");
+    for (std::size_t i = 0; i < at.size(); ++i) {
+      const json& t = at[i];
+      if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() ||
+          !t.contains("content") || !t["content"].is_string()) {
+        throw std::runtime_error(impl->source + ": added_tokens[" + std::to_string(i) +
+                                 "] needs an integer \"id\" and a string \"content\"");
+      }
+      impl->add_added(t["content"].get<std::string>(), t["id"].get<int64_t>(),
+                      json_bool(t, "special"), json_bool(t, "lstrip"), json_bool(t, "rstrip"));
+    }
+  }
+
+  if (!model.contains("merges") || !model["merges"].is_array()) {
+    throw std::runtime_error(impl->source + ": model.merges is missing or not an array");
+  }
+  const json& merges = model["merges"];
+  for (std::size_t i = 0; i < merges.size(); ++i) {
+    const json& m = merges[i];
+    // Older files write "a b"; tokenizers ≥ 0.20 writes ["a", "b"] (tokens may hold spaces).
+    if (m.is_string()) {
+      const auto s = m.get<std::string>();
+      const auto sp = s.find(' ');
+      if (sp == std::string::npos || sp == 0 || sp + 1 >= s.size() ||
+          s.find(' ', sp + 1) != std::string::npos) {
+        throw std::runtime_error(impl->source + ": merges[" + std::to_string(i) + "] \"" + s +
+                                 "\" is not two tokens separated by one space");
+      }
+      impl->add_merge(s.substr(0, sp), s.substr(sp + 1), i);
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      impl->add_merge(m[0].get<std::string>(), m[1].get<std::string>(), i);
+    } else {
+      throw std::runtime_error(impl->source + ": merges[" + std::to_string(i) +
+                               "] is neither \"a b\" nor [\"a\", \"b\"]");
+    }
+  }
+  impl->finish();
+  return impl;
+}
+
+std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
+  auto impl = std::make_shared<Impl>();
+  const fs::path vocab_file = dir / "vocab.json";
+  const fs::path merges_file = dir / "merges.txt";
+  impl->source = vocab_file.string();
+  if (!fs::is_regular_file(vocab_file)) {
+    throw std::runtime_error(dir.string() +
+                             ": no tokenizer.json and no vocab.json; expected a Hugging Face "
+                             "tokenizer.json or vocab.json + merges.txt");
+  }
+  if (!fs::is_regular_file(merges_file)) {
+    throw std::runtime_error(merges_file.string() +
+                             ": missing; expected merges.txt next to vocab.json (or a "
+                             "tokenizer.json)");
+  }
+  load_vocab_object(*impl, parse_json_file(vocab_file, "expected vocab.json: {token: id}"),
+                    impl->source);
+
+  // The slow tokenizer never splits its special tokens; BART's five are always special.
+  std::unordered_set<std::string> specials{"<s>", "<pad>", "</s>", "<unk>", "<mask>"};
+  const fs::path map_file = dir / "special_tokens_map.json";
+  if (fs::is_regular_file(map_file)) {
+    const json m = parse_json_file(map_file, "expected special_tokens_map.json");
+    const auto take = [&](const json& v) {
+      if (v.is_string()) specials.insert(v.get<std::string>());
+      if (v.is_object() && v.contains("content") && v["content"].is_string()) {
+        specials.insert(v["content"].get<std::string>());
+      }
+    };
+    if (m.is_object()) {
+      for (const auto& [key, v] : m.items()) {
+        if (v.is_array()) {
+          for (const auto& e : v) take(e);
+        } else {
+          take(v);
+        }
+      }
+    }
+  }
+  const fs::path added_file = dir / "added_tokens.json";
+  if (fs::is_regular_file(added_file)) {
+    impl->source = added_file.string();
+    const json a = parse_json_file(added_file, "expected added_tokens.json: {token: id}");
+    if (!a.is_object()) {
+      throw std::runtime_error(impl->source + ": must be an object mapping token to id");
+    }
+    for (const auto& [tok, id] : a.items()) {
+      if (!id.is_number_integer()) {
+        throw std::runtime_error(impl->source + ": the id of '" + tok + "' is not an integer");
+      }
+      impl->add_added(tok, id.get<int64_t>(), specials.count(tok) > 0, false, false);
+    }
+    impl->source = vocab_file.string();
+  }
+  for (const auto& s : specials) {
+    const auto it = impl->vocab.find(s);
+    if (it != impl->vocab.end() && impl->added.count(s) == 0) {
+      // <mask> strips the space before it, as in BART's tokenizer.json.
+      impl->add_added(s, it->second, true, s == "<mask>", false);
+    }
+  }
+
+  impl->source = merges_file.string();
+  std::istringstream lines(read_file(merges_file, "expected merges.txt"));
+  std::string line;
+  std::size_t line_no = 0;
+  std::size_t rank = 0;
+  while (std::getline(lines, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
+    const auto sp = line.find(' ');
+    if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() ||
+        line.find(' ', sp + 1) != std::string::npos) {
+      throw std::runtime_error(impl->source + ":" + std::to_string(line_no) + ": \"" + line +
+                               "\" is not two tokens separated by one space");
+    }
+    impl->add_merge(line.substr(0, sp), line.substr(sp + 1), rank++);
+  }
+  impl->source = vocab_file.string();
+  impl->finish();
+  return impl;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// BartTokenizer
+// ---------------------------------------------------------------------------------------------
+
+BartTokenizer::BartTokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+
+BartTokenizer BartTokenizer::load(const fs::path& file_or_dir) {
+  std::error_code ec;
+  if (fs::is_directory(file_or_dir, ec)) {
+    const fs::path tj = file_or_dir / "tokenizer.json";
+    if (fs::is_regular_file(tj)) return BartTokenizer(load_tokenizer_json(tj));
+    return BartTokenizer(load_vocab_merges(file_or_dir));
+  }
+  if (!fs::exists(file_or_dir, ec)) {
+    throw std::runtime_error(file_or_dir.string() +
+                             ": not found; expected a tokenizer.json file or a directory with "
+                             "tokenizer.json or vocab.json + merges.txt");
+  }
+  return BartTokenizer(load_tokenizer_json(file_or_dir));
+}
+
+std::vector<int64_t> BartTokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  const Impl& im = *impl_;
+  std::vector<int64_t> out;
+  out.reserve(text.size() / 3 + 4);
+  if (add_special_tokens) out.push_back(im.bos);
+
+  // Leftmost-longest search for added tokens, as HF's Aho-Corasick matcher does; probing only
+  // the distinct lengths keeps it cheap with Florence-2's 1029 added tokens.
+  std::size_t seg_start = 0;
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  while (i < n) {
+    const Impl::Added* match = nullptr;
+    std::size_t match_len = 0;
+    if (im.added_first_byte[static_cast<unsigned char>(text[i])]) {
+      for (const std::size_t len : im.added_lengths) {
+        if (i + len > n) continue;
+        const auto it = im.added.find(std::string(text.substr(i, len)));
+        if (it != im.added.end()) {
+          match = &it->second;
+          match_len = len;
+          break;
+        }
+      }
+    }
+    if (match == nullptr) {
+      ++i;
+      continue;
+    }
+    std::size_t seg_end = i;
+    if (match->lstrip) {
+      while (seg_end > seg_start && is_ascii_space(text[seg_end - 1])) --seg_end;
+    }
+    im.encode_segment(text.substr(seg_start, seg_end - seg_start), out);
+    out.push_back(match->id);
+    i += match_len;
+    if (match->rstrip) {
+      while (i < n && is_ascii_space(text[i])) ++i;
+    }
+    seg_start = i;
+  }
+  im.encode_segment(text.substr(seg_start), out);
+  if (add_special_tokens) out.push_back(im.eos);
+  return out;
+}
+
+std::string BartTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
+  const Impl& im = *impl_;
+  const auto& inv = codepoint_to_byte();
+  std::string bytes;
+  for (const int64_t id : ids) {
+    if (id < 0 || static_cast<std::size_t>(id) >= im.kind.size() ||
+        im.kind[static_cast<std::size_t>(id)] == Impl::kNone) {
+      throw std::out_of_range(im.source + ": decode: id " + std::to_string(id) +
+                              " names no token (vocab size " + std::to_string(vocab_size()) +
+                              ")");
+    }
+    const auto k = im.kind[static_cast<std::size_t>(id)];
+    const std::string& tok = im.id_to_token[static_cast<std::size_t>(id)];
+    if (k == Impl::kSpecial && skip_special_tokens) continue;
+    if (k != Impl::kBpe) { // added tokens are literal text, not byte symbols
+      bytes += tok;
+      continue;
+    }
+    for (std::size_t p = 0; p < tok.size();) {
+      int64_t cp = 0;
+      const std::size_t len = next_codepoint(tok, p, cp);
+      if (cp >= 0 && cp < static_cast<int64_t>(inv.size()) && inv[cp] >= 0) {
+        bytes += static_cast<char>(inv[cp]);
+      } else {
+        bytes.append(tok, p, len); // not a byte symbol: keep the text as written
+      }
+      p += len;
+    }
+  }
+  return utf8_lossy(bytes);
+}
+
+int64_t BartTokenizer::token_id(std::string_view token) const {
+  const auto it = impl_->vocab.find(std::string(token));
+  if (it == impl_->vocab.end()) {
+    throw std::out_of_range(impl_->source + ": no token '" + std::string(token) + "'");
+  }
+  return it->second;
+}
+
+bool BartTokenizer::has_token(std::string_view token) const {
+  return impl_->vocab.count(std::string(token)) > 0;
+}
+
+std::string BartTokenizer::id_to_token(int64_t id) const {
+  if (id < 0 || static_cast<std::size_t>(id) >= impl_->kind.size() ||
+      impl_->kind[static_cast<std::size_t>(id)] == Impl::kNone) {
+    throw std::out_of_range(impl_->source + ": no token with id " + std::to_string(id));
+  }
+  return impl_->id_to_token[static_cast<std::size_t>(id)];
+}
+
+int64_t BartTokenizer::vocab_size() const { return static_cast<int64_t>(impl_->kind.size()); }
+int64_t BartTokenizer::bos_id() const { return impl_->bos; }
+int64_t BartTokenizer::pad_id() const { return impl_->pad; }
+int64_t BartTokenizer::eos_id() const { return impl_->eos; }
+int64_t BartTokenizer::unk_id() const { return impl_->unk; }
+
+void BartTokenizer::add_special_tokens(const std::vector<std::string>& tokens) {
+  // Copy on write: other copies of this tokenizer keep their tables (the word cache stays
+  // shared, since added tokens never change how a plain word is merged).
+  auto copy = std::make_shared<Impl>(*impl_);
+  for (const auto& t : tokens) {
+    const auto it = copy->vocab.find(t);
+    const int64_t id = it != copy->vocab.end() ? it->second
+                                               : static_cast<int64_t>(copy->kind.size());
+    copy->add_added(t, id, true, false, false);
+  }
+  impl_ = std::move(copy);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Florence-2 tokens and the tiny test tokenizer
+// ---------------------------------------------------------------------------------------------
+
+std::vector<std::string> florence2_added_tokens() {
+  std::vector<std::string> t{"<od>", "</od>", "<ocr>", "</ocr>"};
+  t.reserve(1024);
+  for (int k = 0; k < 1000; ++k) t.push_back("<loc_" + std::to_string(k) + ">");
+  // Spellings (including "desciption") are Florence-2's own; ids depend on this exact order.
+  for (const char* s :
+       {"<cap>", "</cap>", "<ncap>", "</ncap>", "<dcap>", "</dcap>", "<grounding>",
+        "</grounding>", "<seg>", "</seg>", "<sep>", "<region_cap>", "</region_cap>",
+        "<region_to_desciption>", "</region_to_desciption>", "<proposal>", "</proposal>",
+        "<poly>", "</poly>", "<and>"}) {
+    t.emplace_back(s);
+  }
+  return t;
+}
+
+void write_tiny_tokenizer_json(const fs::path& file) {
+  // Order matters: a pair listed earlier merges first, so e.g. "a r" precedes "r e" to keep
+  // "Ġsquare" whole, and "g r" precedes "r e" for "green".
+  static const std::vector<std::pair<std::string, std::string>> kMerges = {
+      {"W", "h"},    {"a", "t"},    {"Wh", "at"},     {"Ġ", "c"},     {"o", "l"},
+      {"o", "r"},    {"Ġc", "ol"},  {"Ġcol", "or"},   {"Ġ", "i"},     {"Ġi", "s"},
+      {"Ġ", "t"},    {"h", "e"},    {"Ġt", "he"},     {"Ġ", "s"},     {"q", "u"},
+      {"a", "r"},    {"ar", "e"},   {"Ġs", "qu"},     {"Ġsqu", "are"}, {"g", "r"},
+      {"r", "e"},    {"re", "d"},   {"e", "e"},       {"gr", "ee"},   {"gree", "n"},
+      {"b", "l"},    {"u", "e"},    {"bl", "ue"},     {"e", "l"},     {"o", "w"},
+      {"l", "ow"},   {"y", "el"},   {"yel", "low"},   {"h", "i"},     {"hi", "t"},
+      {"w", "hit"},  {"whit", "e"}, {"a", "c"},       {"bl", "ac"},   {"blac", "k"},
+  };
+  json vocab = json::object();
+  json added = json::array();
+  const std::array<const char*, 4> specials{"<s>", "<pad>", "</s>", "<unk>"};
+  for (int i = 0; i < 4; ++i) {
+    vocab[specials[i]] = i;
+    added.push_back({{"id", i},
+                     {"content", specials[i]},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
+  }
+  const auto& syms = byte_symbols();
+  for (int b = 0; b < 256; ++b) vocab[syms[b]] = 4 + b;
+  json merges = json::array();
+  int next = 260;
+  for (const auto& [a, b] : kMerges) {
+    vocab[a + b] = next++;
+    merges.push_back(a + " " + b);
+  }
+  const json j = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer", nullptr},
+      {"pre_tokenizer",
+       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+        {"use_regex", true}}},
+      {"post_processor",
+       {{"type", "RobertaProcessing"}, {"sep", {"</s>", 2}}, {"cls", {"<s>", 0}},
+        {"trim_offsets", true}, {"add_prefix_space", false}}},
+      {"decoder",
+       {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true},
+        {"use_regex", true}}},
+      {"model",
+       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
+        {"continuing_subword_prefix", ""}, {"end_of_word_suffix", ""},
+        {"fuse_unk", false}, {"vocab", vocab}, {"merges", merges}}},
+  };
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  if (!out) throw std::runtime_error(file.string() + ": cannot open for writing");
+  out << j.dump(2) << '\n';
+  out.close();
+  if (!out) throw std::runtime_error(file.string() + ": write failed");
+}
+
+} // namespace fedvlm

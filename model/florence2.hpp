@@ -1,0 +1,72 @@
+// model/florence2.hpp — Florence-2 (DaViT + BART) for VQA fine-tuning: config, weights, forward.
+#pragma once
+
+#include "model/bart.hpp"
+#include "model/davit.hpp"
+#include "model/lora.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace fedvlm {
+
+struct Florence2Config {
+  std::string name = "base";
+  DaViTConfig vision;
+  ImageProjectionConfig projection;
+  BartConfig text;
+  int64_t image_size = 768;
+  std::vector<double> image_mean = {0.485, 0.456, 0.406};
+  std::vector<double> image_std = {0.229, 0.224, 0.225};
+
+  /// microsoft/Florence-2-base (~0.23B), -large (~0.77B), and a tiny one for tests (64 px).
+  [[nodiscard]] static Florence2Config base();
+  [[nodiscard]] static Florence2Config large();
+  [[nodiscard]] static Florence2Config tiny();
+  /// "base" | "large" | "tiny"; std::invalid_argument otherwise.
+  [[nodiscard]] static Florence2Config named(const std::string& name);
+};
+
+class Florence2 {
+public:
+  /// Random weights (truncated-normal-ish init, deterministic in seed) with every tensor the
+  /// checkpoint has.
+  Florence2(Florence2Config config, uint64_t seed);
+
+  /// Loads a Hugging Face checkpoint (model.safetensors, a sharded index, or a directory holding
+  /// either) by parameter name. Tied embeddings may be stored once (shared / encoder /
+  /// decoder embed_tokens / lm_head). Throws std::runtime_error listing missing, unexpected and
+  /// mis-shaped keys.
+  void load(const std::filesystem::path& checkpoint);
+  void load_state(const TensorMap& state);
+
+  [[nodiscard]] const Florence2Config& config() const { return config_; }
+  [[nodiscard]] const TensorMap& state() const { return weights_; }
+  [[nodiscard]] TensorMap& mutable_state() { return weights_; }
+  /// Every Linear in the language model, by module name → {out, in}.
+  [[nodiscard]] std::map<std::string, AdaptableLayer> adaptable_layers() const;
+  /// Module names of the last decoder layer's Linears (the paper's pLoRA placement).
+  [[nodiscard]] std::vector<std::string> last_decoder_layer_targets() const;
+
+  /// pixels (B, 3, S, S) + prompt ids (B, P) → encoder hidden states (B, 577-ish + P, d). No
+  /// adapters here: the paper adapts only the decoder, so this is computed once per sample.
+  [[nodiscard]] at::Tensor encode(const at::Tensor& pixels, const at::Tensor& prompt_ids,
+                                  const ForwardContext& ctx) const;
+  /// Teacher-forced logits (B, T, vocab) for labels (B, T) (-100 = ignore).
+  [[nodiscard]] at::Tensor decode_logits(const at::Tensor& encoder_hidden, const at::Tensor& labels,
+                                         const ForwardContext& ctx) const;
+  /// Mean token cross-entropy over labels != -100 (the paper's eq. 1).
+  [[nodiscard]] at::Tensor loss(const at::Tensor& logits, const at::Tensor& labels) const;
+  [[nodiscard]] at::Tensor generate(const at::Tensor& encoder_hidden, const ForwardContext& ctx,
+                                    int64_t max_new_tokens) const;
+
+  /// Lowest decoder layer holding any adapter in `adapters` (decoder_layers when none).
+  [[nodiscard]] int64_t first_adapted_decoder_layer(const TensorMap* adapters) const;
+
+private:
+  Florence2Config config_;
+  TensorMap weights_;
+};
+
+} // namespace fedvlm

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# scripts/setup.sh TARGET — install the Debian packages fedvlm-sim needs (only the missing ones),
+# configure with CMake and build TARGET ("fedvlm-sim", or "all" for the tests and benchmarks too).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+target="${1:-fedvlm-sim}"
+
+packages=(
+  build-essential cmake ninja-build
+  libcaf-dev libtorch-dev libtomlplusplus-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
+  nlohmann-json3-dev zlib1g-dev libpcre2-dev libstb-dev libgtest-dev
+  dataset-fashion-mnist gnuplot-nox curl
+)
+if [ "$target" = all ]; then
+  # Real peers for the tests: a Prometheus server and Pushgateway, and torchvision as the
+  # reference MobileNetV3.
+  packages+=(prometheus prometheus-pushgateway python3-torch python3-torchvision)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -q
+  # policy-rc.d-free containers would start the prometheus service; the tests never use it.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+build="$root/build"
+if [ ! -f "$build/build.ninja" ]; then
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+fi
+echo "== building $target"
+cmake --build "$build" --target "$target" -j 2

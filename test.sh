@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# ./test.sh — install what is missing, build everything, run the quickstart, then every test.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/setup.sh all
+build/fedvlm-sim experiments/quickstart.toml --quiet
+ctest --test-dir build --output-on-failure -j 2 --timeout 900

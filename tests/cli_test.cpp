@@ -1,0 +1,214 @@
+// tests/cli_test.cpp — the fedvlm-sim binary: usage, exit statuses, config errors and --dry-run.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#ifndef FEDVLM_CLI
+#error "FEDVLM_CLI must name the fedvlm-sim binary"
+#endif
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kFashionMnist = "/usr/share/datasets/fashion-mnist";
+
+struct CliResult {
+  int status = -1;  ///< exit status, or -1 when the process did not exit normally
+  std::string out;  ///< stdout and stderr together
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') q += "'\\''";
+    else q += c;
+  }
+  return q + "'";
+}
+
+// Runs fedvlm-sim with `args` (each quoted for the shell), stdin from /dev/null.
+CliResult run_cli(const std::vector<std::string>& args) {
+  std::string cmd = shell_quote(FEDVLM_CLI);
+  for (const auto& a : args) cmd += " " + shell_quote(a);
+  cmd += " </dev/null 2>&1";
+  CliResult r;
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (pipe == nullptr) {
+    ADD_FAILURE() << "popen failed for: " << cmd;
+    return r;
+  }
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(pipe);
+  if (status != -1 && WIFEXITED(status)) r.status = WEXITSTATUS(status);
+  return r;
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+class Cli : public ::testing::Test {
+protected:
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(FEDVLM_CLI)) << "binary not built: " << FEDVLM_CLI;
+    std::string tmpl = (fs::temp_directory_path() / "fedvlm-cli-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+  fs::path write(const std::string& name, const std::string& text) const {
+    const fs::path p = dir_ / name;
+    std::ofstream(p) << text;
+    return p;
+  }
+  // A small experiment over Fashion-MNIST whose results would go to dir_/out.
+  std::string small_experiment(int clients, int64_t max_samples, const std::string& extra = "") const {
+    std::ostringstream os;
+    os << "name = \"clitest\"\n"
+       << "output_dir = \"" << (dir_ / "out").string() << "\"\n"
+       << "[data]\ndataset = \"fashion_mnist\"\npath = \"" << kFashionMnist.string() << "\"\n"
+       << "max_samples = " << max_samples << "\n"
+       << "[partition]\nscheme = \"shards\"\nshards_per_client = 2\n"
+       << "[federation]\nclients = " << clients << "\nrounds = 1\n"
+       << extra;
+    return os.str();
+  }
+  bool output_dir_untouched() const {
+    const fs::path out = dir_ / "out";
+    return !fs::exists(out) || fs::is_empty(out);
+  }
+  fs::path dir_;
+};
+
+TEST_F(Cli, HelpExitsZeroAndDescribesCommands) {
+  const CliResult r = run_cli({"--help"});
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "--dry-run")) << r.out;
+  EXPECT_TRUE(contains(r.out, "plot")) << r.out;
+  EXPECT_TRUE(contains(r.out, "compare")) << r.out;
+}
+
+TEST_F(Cli, KeysListsSectionsAndKeys) {
+  const CliResult r = run_cli({"--keys"});
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "[federation]")) << r.out;
+  EXPECT_TRUE(contains(r.out, "[lora]")) << r.out;
+  EXPECT_TRUE(contains(r.out, "  rounds (an integer")) << r.out;
+}
+
+TEST_F(Cli, NoArgumentsIsAUsageError) {
+  const CliResult r = run_cli({});
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_TRUE(contains(r.out, "--help")) << r.out;
+}
+
+TEST_F(Cli, UnknownOptionIsAUsageErrorNamingIt) {
+  const CliResult r = run_cli({"--frobnicate"});
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_TRUE(contains(r.out, "--frobnicate")) << r.out;
+
+  const fs::path file = write("ok.toml", "");
+  const CliResult r2 = run_cli({file.string(), "--dry-rnu"});
+  EXPECT_EQ(r2.status, 2) << r2.out;
+  EXPECT_TRUE(contains(r2.out, "--dry-rnu")) << r2.out;
+}
+
+TEST_F(Cli, MissingFileExitsTwoNamingIt) {
+  const fs::path missing = dir_ / "no-such-experiment.toml";
+  const CliResult r = run_cli({missing.string()});
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_TRUE(contains(r.out, missing.string())) << r.out;
+}
+
+TEST_F(Cli, UnknownKeyExitsTwoWithFileLineColumnAndKey) {
+  const fs::path file = write("typo.toml", "[federation]\nclients = 2\nroundz = 3\n");
+  const CliResult r = run_cli({file.string(), "--dry-run"});
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_TRUE(contains(r.out, file.string() + ":3:1: key 'federation.roundz'")) << r.out;
+  EXPECT_TRUE(contains(r.out, "rounds")) << "known keys not listed: " << r.out;
+  EXPECT_TRUE(output_dir_untouched());
+}
+
+TEST_F(Cli, DryRunPrintsThePlanAndWritesNothing) {
+  if (!fs::is_directory(kFashionMnist)) GTEST_SKIP() << kFashionMnist << " is absent";
+  const fs::path file = write("small.toml", small_experiment(3, 600));
+  const CliResult r = run_cli({file.string(), "--dry-run", "--quiet"});
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "clitest/run")) << r.out;
+
+  // plora: only the B matrices travel, among them the last classifier layer's.
+  std::istringstream lines(r.out);
+  std::string line;
+  bool travels = false, client_table = false;
+  std::vector<int> ids;
+  int64_t train_total = 0, test_total = 0;
+  const std::regex row(R"(^\s+(\d+)\s+(\d+)\s+(\d+)\s)");
+  while (std::getline(lines, line)) {
+    if (contains(line, "travels")) {
+      travels = true;
+      EXPECT_TRUE(contains(line, "classifier.3.lora_B")) << line;
+      EXPECT_FALSE(contains(line, "lora_A")) << "pLoRA keeps A private: " << line;
+    }
+    if (contains(line, "clients") && contains(line, "train") && contains(line, "test")) {
+      client_table = true;
+      continue;
+    }
+    std::smatch m;
+    if (client_table && std::regex_search(line, m, row)) {
+      ids.push_back(std::stoi(m[1]));
+      const int64_t train = std::stoll(m[2]), test = std::stoll(m[3]);
+      // 600 samples in 6 equal shards, 2 per client: 200 each, 20% held out.
+      EXPECT_EQ(train, 160) << line;
+      EXPECT_EQ(test, 40) << line;
+      train_total += train;
+      test_total += test;
+    }
+  }
+  EXPECT_TRUE(travels) << r.out;
+  EXPECT_TRUE(client_table) << r.out;
+  EXPECT_EQ(ids, (std::vector<int>{0, 1, 2})) << r.out;
+  EXPECT_EQ(train_total + test_total, 600) << r.out;
+  EXPECT_TRUE(output_dir_untouched()) << "--dry-run wrote into " << (dir_ / "out");
+}
+
+TEST_F(Cli, DryRunOfASweepPlansEveryRun) {
+  if (!fs::is_directory(kFashionMnist)) GTEST_SKIP() << kFashionMnist << " is absent";
+  std::string text = small_experiment(2, 400);
+  text.replace(text.find("clients = 2"), 11, "clients = [2, 4]");
+  const fs::path file = write("sweep.toml", text);
+  const CliResult r = run_cli({file.string(), "--dry-run", "--quiet"});
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "2 run(s)")) << r.out;
+  EXPECT_TRUE(contains(r.out, "clitest/clients=2")) << r.out;
+  EXPECT_TRUE(contains(r.out, "clitest/clients=4")) << r.out;
+  EXPECT_TRUE(output_dir_untouched());
+}
+
+TEST_F(Cli, DryRunWithImpossibleShardsFailsNamingPartitionShards) {
+  if (!fs::is_directory(kFashionMnist)) GTEST_SKIP() << kFashionMnist << " is absent";
+  // 8 clients x 2 shards = 16 shards, but only 10 samples.
+  const fs::path file = write("tiny.toml", small_experiment(8, 10));
+  const CliResult r = run_cli({file.string(), "--dry-run", "--quiet"});
+  EXPECT_NE(r.status, 0) << r.out;
+  EXPECT_NE(r.status, -1) << "did not exit normally: " << r.out;
+  EXPECT_TRUE(contains(r.out, "partition.shards")) << r.out;
+  EXPECT_TRUE(output_dir_untouched());
+}
+
+} // namespace

@@ -1,0 +1,292 @@
+// tests/federation_test.cpp — whole federated runs through the actors: strategies, privacy, determinism, faults.
+#include "actors/aggregator_actor.hpp"
+#include "actors/run_driver.hpp"
+#include "fl/strategy.hpp"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <mutex>
+
+namespace {
+
+using namespace fedvlm;
+
+const std::filesystem::path kFashion = "/usr/share/datasets/fashion-mnist";
+
+class RecordingObserver : public RunObserver {
+public:
+  void client_evaluated(const ClientRoundRecord& r) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    records.push_back(r);
+  }
+  void round_finished(const RoundSummary& s) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    rounds.push_back(s);
+  }
+  std::vector<ClientRoundRecord> records;
+  std::vector<RoundSummary> rounds;
+
+  [[nodiscard]] const ClientRoundRecord& at(int client, int round) const {
+    for (const auto& r : records)
+      if (r.client == client && r.round == round) return r;
+    throw std::out_of_range("no record for client " + std::to_string(client) + " round " + std::to_string(round));
+  }
+
+private:
+  std::mutex mutex_;
+};
+
+class Federation : public ::testing::Test {
+protected:
+  // A fixed directory (ctest runs in the build dir): every test process reuses the one
+  // pretrained checkpoint cached there instead of pretraining again.
+  static void SetUpTestSuite() {
+    work_ = std::filesystem::current_path() / "federation_test_work";
+    datasets_ = new DatasetCache();
+  }
+  static void TearDownTestSuite() {
+    delete datasets_;
+  }
+  void SetUp() override {
+    if (!std::filesystem::exists(kFashion / "train-images-idx3-ubyte.gz"))
+      GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";
+  }
+
+  /// 4 clients × 2 rounds on a small pool, backbone pretrained briefly once (cached for the suite).
+  static ExperimentConfig small_config(StrategyKind strategy) {
+    ExperimentConfig c;
+    c.name = "federation_test";
+    c.output_dir = work_;
+    c.seed = 3;
+    c.data.path = kFashion;
+    c.data.max_samples = 800;
+    c.pretrain.enabled = true;
+    c.pretrain.public_samples = 1000;
+    c.pretrain.epochs = 1;
+    c.pretrain.batch_size = 50;
+    c.partition.scheme = PartitionScheme::shards;
+    c.partition.shards_per_client = 2;
+    c.partition.shards = 8;
+    c.federation.clients = 4;
+    c.federation.rounds = 2;
+    c.partition.clients = 4;
+    c.partition.seed = c.seed;
+    c.strategy = strategy;
+    c.train.local_epochs = 1;
+    c.train.lr = 0.05;
+    c.scheduler.concurrency = 2;
+    return c;
+  }
+
+  struct Outcome {
+    RunSetup setup;
+    RecordingObserver observer;
+    RunDone done;
+  };
+  static std::unique_ptr<Outcome> run(const ExperimentConfig& c) {
+    auto out = std::make_unique<Outcome>();
+    out->setup = prepare_run(c, *datasets_, SetupMode::execute);
+    out->done = run_federation(c, c.name + "/" + c.run_label, out->setup, out->observer);
+    return out;
+  }
+
+  static inline std::filesystem::path work_;
+  static inline DatasetCache* datasets_ = nullptr;
+};
+
+bool same(const at::Tensor& a, const at::Tensor& b) { return at::equal(a, b); }
+
+/// True when tensor `name` is bitwise the same in every client's final adapters.
+bool same_across_clients(const RunDone& done, const std::string& name) {
+  for (std::size_t k = 1; k < done.adapters.size(); ++k)
+    if (!same(done.adapters[0].at(name), done.adapters[k].at(name))) return false;
+  return true;
+}
+bool all_distinct_across_clients(const RunDone& done, const std::string& name) {
+  for (std::size_t i = 0; i < done.adapters.size(); ++i)
+    for (std::size_t j = i + 1; j < done.adapters.size(); ++j)
+      if (same(done.adapters[i].at(name), done.adapters[j].at(name))) return false;
+  return true;
+}
+
+constexpr const char* kA = "classifier.3.lora_A";
+constexpr const char* kB = "classifier.3.lora_B";
+
+TEST_F(Federation, PLoRAKeepsEachClientsAPrivateAndAveragesB) {
+  const auto c = small_config(StrategyKind::plora);
+  const auto out = run(c);
+  ASSERT_EQ(out->done.adapters.size(), 4u);
+  EXPECT_EQ(out->done.rounds_completed, 2);
+  EXPECT_EQ(out->observer.records.size(), 4u * 3u); // round 0 (before) + 2 rounds
+  // B came down from the aggregator: identical everywhere, and equal to the global.
+  EXPECT_TRUE(same_across_clients(out->done, kB));
+  EXPECT_TRUE(same(out->done.global.at(kB), out->done.adapters[0].at(kB)));
+  // A never travelled: every client's A is its own, and training changed it.
+  EXPECT_TRUE(all_distinct_across_clients(out->done, kA));
+  EXPECT_EQ(out->done.global.count(kA), 0u);
+  for (int k = 0; k < 4; ++k)
+    EXPECT_FALSE(same(out->done.adapters[k].at(kA), initial_adapters(c, out->setup, k).at(kA))) << "client " << k;
+  // Only B crosses the network: bytes up == size of every B matrix.
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(out->observer.at(k, 1).bytes_up, out->setup.bytes_up_per_client);
+    EXPECT_TRUE(out->observer.at(k, 1).participated);
+  }
+  int64_t b_bytes = 0;
+  for (const auto& [name, t] : out->done.global) b_bytes += t.numel() * 4;
+  EXPECT_EQ(out->setup.bytes_up_per_client, b_bytes);
+  EXPECT_EQ(out->observer.at(0, 0).phase, kPhaseBefore);
+  EXPECT_EQ(out->observer.at(0, 0).bytes_up, 0);
+}
+
+TEST_F(Federation, FLoRAAveragesBothAAndB) {
+  const auto out = run(small_config(StrategyKind::flora));
+  EXPECT_TRUE(same_across_clients(out->done, kA));
+  EXPECT_TRUE(same_across_clients(out->done, kB));
+  EXPECT_TRUE(same(out->done.global.at(kA), out->done.adapters[2].at(kA)));
+  EXPECT_EQ(out->observer.at(1, 2).bytes_up, out->setup.adapter_bytes);
+}
+
+TEST_F(Federation, FFALoRANeverChangesA) {
+  const auto c = small_config(StrategyKind::ffa_lora);
+  const auto out = run(c);
+  const TensorMap init = initial_adapters(c, out->setup, 0);
+  for (int k = 0; k < 4; ++k)
+    for (const auto& layer : {"classifier.0", "classifier.3"})
+      EXPECT_TRUE(same(out->done.adapters[k].at(std::string(layer) + kLoraA), init.at(std::string(layer) + kLoraA)))
+          << "client " << k << " " << layer;
+  EXPECT_TRUE(same_across_clients(out->done, kB));
+  EXPECT_FALSE(same(out->done.adapters[0].at(kB), init.at(kB))); // B did train
+}
+
+TEST_F(Federation, FedSALoRAAveragesAKeepsBPrivate) {
+  const auto out = run(small_config(StrategyKind::fedsa_lora));
+  EXPECT_TRUE(same_across_clients(out->done, kA));
+  EXPECT_TRUE(all_distinct_across_clients(out->done, kB));
+  EXPECT_EQ(out->done.global.count(kB), 0u);
+}
+
+TEST_F(Federation, LocalOnlySendsNothing) {
+  const auto out = run(small_config(StrategyKind::local));
+  EXPECT_TRUE(out->done.global.empty());
+  EXPECT_TRUE(all_distinct_across_clients(out->done, kA));
+  EXPECT_TRUE(all_distinct_across_clients(out->done, kB));
+  for (const auto& r : out->observer.records) {
+    EXPECT_EQ(r.bytes_up, 0);
+    EXPECT_EQ(r.bytes_down, 0);
+  }
+}
+
+TEST_F(Federation, CentralizedTrainsOneModelEveryClientEvaluates) {
+  const auto out = run(small_config(StrategyKind::centralized));
+  EXPECT_TRUE(same_across_clients(out->done, kA));
+  EXPECT_TRUE(same_across_clients(out->done, kB));
+  EXPECT_EQ(out->observer.records.size(), 12u);
+  for (const auto& r : out->observer.records) {
+    EXPECT_FALSE(r.participated); // no client trains: the central trainer does
+    EXPECT_EQ(r.bytes_up, 0);
+  }
+}
+
+TEST_F(Federation, FedProxRunsWithAnyStrategy) {
+  auto c = small_config(StrategyKind::plora);
+  c.train.prox_mu = 0.5;
+  const auto prox = run(c);
+  c.train.prox_mu = 0.0;
+  const auto plain = run(c);
+  EXPECT_EQ(prox->done.rounds_completed, 2);
+  // The proximal term changes the local optimum, so the trained B differs.
+  EXPECT_FALSE(same(prox->done.global.at(kB), plain->done.global.at(kB)));
+}
+
+TEST_F(Federation, SameSeedGivesIdenticalMetricsHoweverActorsInterleave) {
+  auto c = small_config(StrategyKind::plora);
+  c.scheduler.concurrency = 3;
+  const auto a = run(c);
+  const auto b = run(c);
+  ASSERT_EQ(a->observer.records.size(), b->observer.records.size());
+  for (const auto& ra : a->observer.records) {
+    const auto& rb = b->observer.at(ra.client, ra.round);
+    EXPECT_EQ(ra.accuracy, rb.accuracy);
+    EXPECT_EQ(ra.loss, rb.loss);
+    EXPECT_EQ(ra.f1, rb.f1);
+    EXPECT_EQ(ra.train_loss, rb.train_loss);
+    EXPECT_EQ(ra.bytes_up, rb.bytes_up);
+  }
+  for (std::size_t k = 0; k < 4; ++k)
+    for (const auto& [name, t] : a->done.adapters[k]) EXPECT_TRUE(same(t, b->done.adapters[k].at(name))) << name;
+  // A different seed changes the outcome.
+  c.seed = 4;
+  const auto other = run(c);
+  EXPECT_FALSE(same(a->done.global.at(kB), other->done.global.at(kB)));
+}
+
+TEST_F(Federation, FailingClientIsLeftOutAndTheRunGoesOn) {
+  auto c = small_config(StrategyKind::plora);
+  c.faults.failing_clients = {1};
+  c.federation.quorum = 0.5;
+  const auto out = run(c);
+  EXPECT_EQ(out->done.rounds_completed, 2);
+  EXPECT_EQ(out->done.rounds_without_quorum, 0);
+  for (int round = 1; round <= 2; ++round) {
+    EXPECT_FALSE(out->observer.at(1, round).participated);
+    EXPECT_EQ(out->observer.at(1, round).bytes_up, 0);
+    EXPECT_TRUE(out->observer.at(0, round).participated);
+  }
+  // It still receives and evaluates the global B.
+  EXPECT_TRUE(same(out->done.adapters[1].at(kB), out->done.global.at(kB)));
+}
+
+TEST_F(Federation, WithoutQuorumTheGlobalIsKept) {
+  auto c = small_config(StrategyKind::plora);
+  c.faults.failing_clients = {0, 1, 2};
+  c.federation.quorum = 0.5;
+  const auto out = run(c);
+  EXPECT_EQ(out->done.rounds_without_quorum, 2);
+  EXPECT_TRUE(out->done.global.empty()); // nothing was ever aggregated
+  EXPECT_EQ(out->observer.records.size(), 12u); // every client was still evaluated
+}
+
+TEST_F(Federation, StragglerPastTheTimeoutIsLeftOut) {
+  auto c = small_config(StrategyKind::plora);
+  c.faults.slow_clients = {2};
+  c.faults.slow_seconds = 3.0;
+  c.federation.round_timeout_s = 1.0;
+  c.federation.quorum = 0.5;
+  c.federation.rounds = 1;
+  const auto out = run(c);
+  EXPECT_FALSE(out->observer.at(2, 1).participated);
+  EXPECT_TRUE(out->observer.at(3, 1).participated);
+  EXPECT_EQ(out->observer.rounds.back().clients_answered, 3);
+}
+
+TEST_F(Federation, PartialParticipationSamplesClientsPerRound) {
+  auto c = small_config(StrategyKind::flora);
+  c.federation.clients_per_round = 2;
+  const auto out = run(c);
+  for (int round = 1; round <= 2; ++round) {
+    const auto chosen = select_clients(4, 2, c.seed, round);
+    int participants = 0;
+    for (int k = 0; k < 4; ++k) {
+      const bool expected = std::find(chosen.begin(), chosen.end(), k) != chosen.end();
+      EXPECT_EQ(out->observer.at(k, round).participated, expected) << "client " << k << " round " << round;
+      participants += out->observer.at(k, round).participated;
+    }
+    EXPECT_EQ(participants, 2);
+  }
+}
+
+TEST(SelectClients, AllOrASeededSortedSample) {
+  EXPECT_EQ(select_clients(3, 0, 1, 1), (std::vector<int>{0, 1, 2}));
+  const auto a = select_clients(40, 10, 7, 3);
+  EXPECT_EQ(a.size(), 10u);
+  EXPECT_TRUE(std::is_sorted(a.begin(), a.end()));
+  EXPECT_EQ(a, select_clients(40, 10, 7, 3));
+  EXPECT_NE(a, select_clients(40, 10, 7, 4));
+}
+
+} // namespace
