@@ -606,7 +606,8 @@ std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
       if (!id.is_number_integer()) {
         throw std::runtime_error(impl->source + ": the id of '" + tok + "' is not an integer");
       }
-      impl->add_added(tok, id.get<int64_t>(), specials.count(tok) > 0, false, false);
+      // BartTokenizer (slow) always builds <mask> with lstrip=True.
+      impl->add_added(tok, id.get<int64_t>(), specials.count(tok) > 0, tok == "<mask>", false);
     }
     impl->source = vocab_file.string();
   }

@@ -1,4 +1,4 @@
-// model/davit.cpp — Florence-2's DaViT vision tower and image-token projection as ATen functions over checkpoint-named weights.
+// model/davit.cpp — Florence-2 DaViT vision tower and image-token projection: ATen over checkpoint-named weights.
 //
 // Semantics follow the remote code of microsoft/Florence-2-base (`modeling_florence2.py`: DaViT,
 // ConvEmbed, SpatialBlock, ChannelBlock, WindowAttention, ChannelAttention, `_encode_image`), in
@@ -44,8 +44,8 @@ void validate_vision(const DaViTConfig& c) {
   if (n == 0) throw std::invalid_argument("davit: config needs at least one stage");
   const auto same = [n](size_t m, const char* what) {
     if (m != n)
-      throw std::invalid_argument(std::string("davit: config.") + what + " has " + std::to_string(m) +
-                                  " entries, dims has " + std::to_string(n));
+      throw std::invalid_argument(std::string("davit: config.") + what + " has " +
+                                  std::to_string(m) + " entries, dims has " + std::to_string(n));
   };
   same(c.heads.size(), "heads");
   same(c.depths.size(), "depths");
@@ -60,7 +60,8 @@ void validate_vision(const DaViTConfig& c) {
     const std::string stage = "davit: stage " + std::to_string(i) + ": ";
     if (c.dims[i] < 1 || c.heads[i] < 1 || c.dims[i] % c.heads[i] != 0)
       throw std::invalid_argument(stage + "dim " + std::to_string(c.dims[i]) +
-                                  " must be a positive multiple of heads " + std::to_string(c.heads[i]));
+                                  " must be a positive multiple of heads " +
+                                  std::to_string(c.heads[i]));
     if (c.depths[i] < 0) throw std::invalid_argument(stage + "depth must be >= 0");
     if (c.patch_size[i] < 1 || c.patch_stride[i] < 1 || c.patch_padding[i] < 0)
       throw std::invalid_argument(stage + "patch size/stride must be >= 1 and padding >= 0");
@@ -69,8 +70,8 @@ void validate_vision(const DaViTConfig& c) {
 
 void validate_projection(const ImageProjectionConfig& p) {
   if (p.projection_dim < 1 || p.max_pos_embeddings < 1 || p.max_temporal_embeddings < 1)
-    throw std::invalid_argument(
-        "image projection: projection_dim, max_pos_embeddings and max_temporal_embeddings must be >= 1");
+    throw std::invalid_argument("image projection: projection_dim, max_pos_embeddings and "
+                                "max_temporal_embeddings must be >= 1");
 }
 
 // The reference sizes the MLP with int(dim * mlp_ratio), i.e. truncation.
@@ -115,8 +116,10 @@ ShapeMap vision_shapes(const DaViTConfig& c) {
     s[cp + ".norm.weight"] = {norm_dim};
     s[cp + ".norm.bias"] = {norm_dim};
     for (int64_t j = 0; j < c.depths[i]; ++j) {
-      add_block_shapes(s, block_prefix(i, j, "spatial_block"), "window_attn", out, mlp_hidden(c, out));
-      add_block_shapes(s, block_prefix(i, j, "channel_block"), "channel_attn", out, mlp_hidden(c, out));
+      add_block_shapes(s, block_prefix(i, j, "spatial_block"), "window_attn", out,
+                       mlp_hidden(c, out));
+      add_block_shapes(s, block_prefix(i, j, "channel_block"), "channel_attn", out,
+                       mlp_hidden(c, out));
     }
   }
   return s;
@@ -163,8 +166,8 @@ const at::Tensor& get(const TensorMap& weights, const std::string& name) {
 }
 
 at::Tensor layer_norm(const at::Tensor& x, const TensorMap& weights, const std::string& prefix) {
-  return at::layer_norm(x, {x.size(-1)}, get(weights, prefix + ".weight"), get(weights, prefix + ".bias"),
-                        kLayerNormEps);
+  return at::layer_norm(x, {x.size(-1)}, get(weights, prefix + ".weight"),
+                        get(weights, prefix + ".bias"), kLayerNormEps);
 }
 
 at::Tensor tokens_to_map(const at::Tensor& x, int64_t h, int64_t w) {
@@ -185,9 +188,11 @@ at::Tensor depthwise_residual(const at::Tensor& x, int64_t h, int64_t w, const T
 
 at::Tensor ffn_residual(const at::Tensor& x, const TensorMap& weights, const std::string& prefix) {
   at::Tensor y = layer_norm(x, weights, prefix + ".norm");
-  y = at::linear(y, get(weights, prefix + ".fn.net.fc1.weight"), get(weights, prefix + ".fn.net.fc1.bias"));
+  y = at::linear(y, get(weights, prefix + ".fn.net.fc1.weight"),
+                 get(weights, prefix + ".fn.net.fc1.bias"));
   y = at::gelu(y, "none"); // nn.GELU() default: the exact erf form
-  y = at::linear(y, get(weights, prefix + ".fn.net.fc2.weight"), get(weights, prefix + ".fn.net.fc2.bias"));
+  y = at::linear(y, get(weights, prefix + ".fn.net.fc2.weight"),
+                 get(weights, prefix + ".fn.net.fc2.bias"));
   return x + y;
 }
 
@@ -195,9 +200,10 @@ at::Tensor spatial_block(const at::Tensor& in, int64_t h, int64_t w, const Tenso
                          const std::string& p, int64_t heads, int64_t window) {
   at::Tensor x = depthwise_residual(in, h, w, weights, p + ".conv1");
   const std::string a = p + ".window_attn";
-  x = x + davit_window_attention(layer_norm(x, weights, a + ".norm"), h, w, get(weights, a + ".fn.qkv.weight"),
-                                 get(weights, a + ".fn.qkv.bias"), get(weights, a + ".fn.proj.weight"),
-                                 get(weights, a + ".fn.proj.bias"), heads, window);
+  x = x + davit_window_attention(
+              layer_norm(x, weights, a + ".norm"), h, w, get(weights, a + ".fn.qkv.weight"),
+              get(weights, a + ".fn.qkv.bias"), get(weights, a + ".fn.proj.weight"),
+              get(weights, a + ".fn.proj.bias"), heads, window);
   x = depthwise_residual(x, h, w, weights, p + ".conv2");
   return ffn_residual(x, weights, p + ".ffn");
 }
@@ -206,17 +212,18 @@ at::Tensor channel_block(const at::Tensor& in, int64_t h, int64_t w, const Tenso
                          const std::string& p, int64_t groups) {
   at::Tensor x = depthwise_residual(in, h, w, weights, p + ".conv1");
   const std::string a = p + ".channel_attn";
-  x = x + davit_channel_attention(layer_norm(x, weights, a + ".norm"), get(weights, a + ".fn.qkv.weight"),
-                                  get(weights, a + ".fn.qkv.bias"), get(weights, a + ".fn.proj.weight"),
-                                  get(weights, a + ".fn.proj.bias"), groups);
+  x = x + davit_channel_attention(
+              layer_norm(x, weights, a + ".norm"), get(weights, a + ".fn.qkv.weight"),
+              get(weights, a + ".fn.qkv.bias"), get(weights, a + ".fn.proj.weight"),
+              get(weights, a + ".fn.proj.bias"), groups);
   x = depthwise_residual(x, h, w, weights, p + ".conv2");
   return ffn_residual(x, weights, p + ".ffn");
 }
 
 } // namespace
 
-std::map<std::string, std::vector<int64_t>> davit_parameter_shapes(const DaViTConfig& vision,
-                                                                   const ImageProjectionConfig& projection) {
+std::map<std::string, std::vector<int64_t>>
+davit_parameter_shapes(const DaViTConfig& vision, const ImageProjectionConfig& projection) {
   validate_vision(vision);
   validate_projection(projection);
   ShapeMap s = vision_shapes(vision);
@@ -224,30 +231,34 @@ std::map<std::string, std::vector<int64_t>> davit_parameter_shapes(const DaViTCo
   return s;
 }
 
-std::pair<int64_t, int64_t> davit_output_grid(const DaViTConfig& config, int64_t height, int64_t width) {
+std::pair<int64_t, int64_t> davit_output_grid(const DaViTConfig& config, int64_t height,
+                                              int64_t width) {
   validate_vision(config);
   int64_t h = height, w = width;
   for (size_t i = 0; i < config.dims.size(); ++i) {
     const int64_t k = config.patch_size[i], s = config.patch_stride[i], p = config.patch_padding[i];
     if (h + 2 * p < k || w + 2 * p < k)
-      throw std::invalid_argument("davit: a " + std::to_string(height) + "x" + std::to_string(width) +
-                                  " input is too small for stage " + std::to_string(i));
+      throw std::invalid_argument("davit: a " + std::to_string(height) + "x" +
+                                  std::to_string(width) + " input is too small for stage " +
+                                  std::to_string(i));
     h = (h + 2 * p - k) / s + 1;
     w = (w + 2 * p - k) / s + 1;
   }
   return {h, w};
 }
 
-at::Tensor davit_window_attention(const at::Tensor& x, int64_t h, int64_t w, const at::Tensor& qkv_weight,
-                                  const at::Tensor& qkv_bias, const at::Tensor& proj_weight,
-                                  const at::Tensor& proj_bias, int64_t num_heads, int64_t window_size) {
+at::Tensor davit_window_attention(const at::Tensor& x, int64_t h, int64_t w,
+                                  const at::Tensor& qkv_weight, const at::Tensor& qkv_bias,
+                                  const at::Tensor& proj_weight, const at::Tensor& proj_bias,
+                                  int64_t num_heads, int64_t window_size) {
   if (x.dim() != 3 || x.size(1) != h * w)
     throw std::invalid_argument("davit_window_attention: expected (B, " + std::to_string(h * w) +
                                 ", C) tokens, got " + shape_str(x.sizes()));
   const int64_t b = x.size(0), c = x.size(2), ws = window_size;
   if (num_heads < 1 || c % num_heads != 0 || ws < 1)
     throw std::invalid_argument("davit_window_attention: channels " + std::to_string(c) +
-                                " must split into " + std::to_string(num_heads) + " heads; window >= 1");
+                                " must split into " + std::to_string(num_heads) +
+                                " heads; window >= 1");
   const int64_t pad_b = (ws - h % ws) % ws, pad_r = (ws - w % ws) % ws;
   at::Tensor grid = x.reshape({b, h, w, c});
   // Zero tokens, not masked: the reference pads after the norm and lets them into the softmax.
@@ -256,10 +267,12 @@ at::Tensor davit_window_attention(const at::Tensor& x, int64_t h, int64_t w, con
   const int64_t n = ws * ws, hd = c / num_heads, windows = b * nh * nw;
 
   // Windows ordered (image, window row, window column); tokens row-major inside a window.
-  const at::Tensor win = grid.reshape({b, nh, ws, nw, ws, c}).permute({0, 1, 3, 2, 4, 5}).reshape({windows, n, c});
+  const at::Tensor win =
+      grid.reshape({b, nh, ws, nw, ws, c}).permute({0, 1, 3, 2, 4, 5}).reshape({windows, n, c});
   // qkv features are laid out (q|k|v) × heads × head_dim.
-  const at::Tensor qkv =
-      at::linear(win, qkv_weight, qkv_bias).reshape({windows, n, 3, num_heads, hd}).permute({2, 0, 3, 1, 4});
+  const at::Tensor qkv = at::linear(win, qkv_weight, qkv_bias)
+                             .reshape({windows, n, 3, num_heads, hd})
+                             .permute({2, 0, 3, 1, 4});
   const at::Tensor q = qkv[0] * std::pow(static_cast<double>(hd), -0.5);
   const at::Tensor attn = at::softmax(at::matmul(q, qkv[1].transpose(-2, -1)), -1);
   at::Tensor out = at::matmul(attn, qkv[2]).transpose(1, 2).reshape({windows, n, c});
@@ -270,27 +283,34 @@ at::Tensor davit_window_attention(const at::Tensor& x, int64_t h, int64_t w, con
   return out.reshape({b, h * w, c});
 }
 
-at::Tensor davit_channel_attention(const at::Tensor& x, const at::Tensor& qkv_weight, const at::Tensor& qkv_bias,
-                                   const at::Tensor& proj_weight, const at::Tensor& proj_bias, int64_t groups) {
-  if (x.dim() != 3) throw std::invalid_argument("davit_channel_attention: expected (B, N, C), got " + shape_str(x.sizes()));
+at::Tensor davit_channel_attention(const at::Tensor& x, const at::Tensor& qkv_weight,
+                                   const at::Tensor& qkv_bias, const at::Tensor& proj_weight,
+                                   const at::Tensor& proj_bias, int64_t groups) {
+  if (x.dim() != 3)
+    throw std::invalid_argument("davit_channel_attention: expected (B, N, C), got " +
+                                shape_str(x.sizes()));
   const int64_t b = x.size(0), n = x.size(1), c = x.size(2);
   if (groups < 1 || c % groups != 0)
     throw std::invalid_argument("davit_channel_attention: channels " + std::to_string(c) +
                                 " must split into " + std::to_string(groups) + " groups");
   const int64_t d = c / groups;
-  const at::Tensor qkv = at::linear(x, qkv_weight, qkv_bias).reshape({b, n, 3, groups, d}).permute({2, 0, 3, 1, 4});
+  const at::Tensor qkv =
+      at::linear(x, qkv_weight, qkv_bias).reshape({b, n, 3, groups, d}).permute({2, 0, 3, 1, 4});
   // Scaled by the token count, not the head width: the dot products run over tokens here.
   const at::Tensor q = qkv[0] * std::pow(static_cast<double>(n), -0.5);
   const at::Tensor attn = at::softmax(at::matmul(q.transpose(-1, -2), qkv[1]), -1); // (B, G, d, d)
-  const at::Tensor out = at::matmul(attn, qkv[2].transpose(-1, -2)).transpose(-1, -2); // (B, G, N, d)
+  const at::Tensor out =
+      at::matmul(attn, qkv[2].transpose(-1, -2)).transpose(-1, -2); // (B, G, N, d)
   return at::linear(out.transpose(1, 2).reshape({b, n, c}), proj_weight, proj_bias);
 }
 
-at::Tensor davit_forward(const TensorMap& weights, const DaViTConfig& config, const at::Tensor& pixels) {
+at::Tensor davit_forward(const TensorMap& weights, const DaViTConfig& config,
+                         const at::Tensor& pixels) {
   validate_vision(config);
   if (pixels.dim() != 4 || pixels.size(1) != config.in_channels)
-    throw std::invalid_argument("davit_forward: expected pixels (B, " + std::to_string(config.in_channels) +
-                                ", H, W), got " + shape_str(pixels.sizes()));
+    throw std::invalid_argument("davit_forward: expected pixels (B, " +
+                                std::to_string(config.in_channels) + ", H, W), got " +
+                                shape_str(pixels.sizes()));
   (void)davit_output_grid(config, pixels.size(2), pixels.size(3)); // clear error for tiny inputs
   check_weights(weights, vision_shapes(config), "davit_forward");
 
@@ -301,16 +321,18 @@ at::Tensor davit_forward(const TensorMap& weights, const DaViTConfig& config, co
     const bool pre = config.patch_prenorm[i];
     // ConvEmbed pre-normalises only token input; the image enters as a map, so a pre-norm set for
     // stage 0 is skipped, exactly as the reference does.
-    const at::Tensor in = i == 0 ? pixels : tokens_to_map(pre ? layer_norm(x, weights, cp + ".norm") : x, h, w);
+    const at::Tensor in =
+        i == 0 ? pixels : tokens_to_map(pre ? layer_norm(x, weights, cp + ".norm") : x, h, w);
     const int64_t s = config.patch_stride[i], p = config.patch_padding[i];
-    const at::Tensor map =
-        at::conv2d(in, get(weights, cp + ".proj.weight"), get(weights, cp + ".proj.bias"), {s, s}, {p, p});
+    const at::Tensor map = at::conv2d(in, get(weights, cp + ".proj.weight"),
+                                      get(weights, cp + ".proj.bias"), {s, s}, {p, p});
     h = map.size(2);
     w = map.size(3);
     x = map_to_tokens(map);
     if (!pre) x = layer_norm(x, weights, cp + ".norm");
     for (int64_t j = 0; j < config.depths[i]; ++j) {
-      x = spatial_block(x, h, w, weights, block_prefix(i, j, "spatial_block"), config.heads[i], config.window_size);
+      x = spatial_block(x, h, w, weights, block_prefix(i, j, "spatial_block"), config.heads[i],
+                        config.window_size);
       x = channel_block(x, h, w, weights, block_prefix(i, j, "channel_block"), config.heads[i]);
     }
   }
@@ -322,10 +344,12 @@ at::Tensor image_tokens_project(const TensorMap& weights, const ImageProjectionC
   validate_projection(config);
   if (tokens.dim() != 3 || h < 1 || w < 1 || tokens.size(1) != h * w)
     throw std::invalid_argument("image_tokens_project: expected (B, " + std::to_string(h) + "·" +
-                                std::to_string(w) + ", C) tokens, got " + shape_str(tokens.sizes()));
+                                std::to_string(w) + ", C) tokens, got " +
+                                shape_str(tokens.sizes()));
   if (h > config.max_pos_embeddings || w > config.max_pos_embeddings)
-    throw std::invalid_argument("image_tokens_project: a " + std::to_string(h) + "x" + std::to_string(w) +
-                                " grid exceeds the " + std::to_string(config.max_pos_embeddings) +
+    throw std::invalid_argument("image_tokens_project: a " + std::to_string(h) + "x" +
+                                std::to_string(w) + " grid exceeds the " +
+                                std::to_string(config.max_pos_embeddings) +
                                 "-entry position tables");
   const int64_t c = tokens.size(2);
   check_weights(weights, projection_shapes(c, config), "image_tokens_project");

@@ -30,8 +30,8 @@ struct Florence2Config {
 
 class Florence2 {
 public:
-  /// Random weights (truncated-normal-ish init, deterministic in seed) with every tensor the
-  /// checkpoint has.
+  /// Random weights (normal(0, 0.02) matrices and embeddings, LayerNorm 1/0, biases 0, the
+  /// temporal sinusoid buffer exact; deterministic in seed) with every tensor the checkpoint has.
   Florence2(Florence2Config config, uint64_t seed);
 
   /// Loads a Hugging Face checkpoint (model.safetensors, a sharded index, or a directory holding
@@ -44,13 +44,16 @@ public:
   [[nodiscard]] const Florence2Config& config() const { return config_; }
   [[nodiscard]] const TensorMap& state() const { return weights_; }
   [[nodiscard]] TensorMap& mutable_state() { return weights_; }
-  /// Every Linear in the language model, by module name → {out, in}.
+  /// Every Linear of the decoder plus lm_head, by module name → {out, in}. Encoder Linears are
+  /// not offered: encode() runs without adapters, so an adapter there would do nothing.
   [[nodiscard]] std::map<std::string, AdaptableLayer> adaptable_layers() const;
   /// Module names of the last decoder layer's Linears (the paper's pLoRA placement).
   [[nodiscard]] std::vector<std::string> last_decoder_layer_targets() const;
 
   /// pixels (B, 3, S, S) + prompt ids (B, P) → encoder hidden states (B, 577-ish + P, d). No
-  /// adapters here: the paper adapts only the decoder, so this is computed once per sample.
+  /// adapters here (ctx.adapters is ignored) and no autograd: the paper adapts only the decoder,
+  /// so this is computed once per sample. Dropout follows ctx.dropout_active: pass an eval
+  /// context when caching the result.
   [[nodiscard]] at::Tensor encode(const at::Tensor& pixels, const at::Tensor& prompt_ids,
                                   const ForwardContext& ctx) const;
   /// Teacher-forced logits (B, T, vocab) for labels (B, T) (-100 = ignore).

@@ -1,4 +1,4 @@
-// tests/davit_test.cpp — DaViT tower and image projection: shapes, batch independence, attention vs naive formulas, layout.
+// tests/davit_test.cpp — DaViT and image projection: shapes, batch independence, attention vs naive, layout.
 #include "model/davit.hpp"
 
 #include <ATen/ATen.h>
@@ -34,7 +34,8 @@ ImageProjectionConfig tiny_projection() {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // normal·0.02 everywhere except LayerNorm scales (1), like a freshly initialised model.
@@ -55,8 +56,7 @@ at::Tensor randn(at::IntArrayRef shape, uint64_t seed, double std = 1.0) {
   return at::empty(shape, at::kFloat).normal_(0.0, std, gen);
 }
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
+template <typename Fn> std::string error_of(Fn&& fn) {
   try {
     fn();
   } catch (const std::exception& e) {
@@ -91,7 +91,8 @@ TEST(DaViT, BatchRowsAreIndependent) {
   const TensorMap w = random_weights(davit_parameter_shapes(vision, projection), 3);
   const at::Tensor pixels = randn({2, 3, 64, 64}, 4);
 
-  const at::Tensor both = image_tokens_project(w, projection, davit_forward(w, vision, pixels), 2, 2);
+  const at::Tensor both =
+      image_tokens_project(w, projection, davit_forward(w, vision, pixels), 2, 2);
   const at::Tensor alone =
       image_tokens_project(w, projection, davit_forward(w, vision, pixels.slice(0, 0, 1)), 2, 2);
   EXPECT_TRUE(at::allclose(both.slice(0, 0, 1), alone, 1e-5, 1e-5))
@@ -145,9 +146,11 @@ TEST(DaViT, BaseParameterShapesMatchReferenceCount) {
   EXPECT_EQ(shape_of("vision_tower.convs.0.norm.weight"), (V{128}));
   EXPECT_EQ(shape_of("vision_tower.convs.1.proj.weight"), (V{256, 128, 3, 3}));
   EXPECT_EQ(shape_of("vision_tower.convs.1.norm.weight"), (V{128})); // pre-norm: input channels
-  EXPECT_EQ(shape_of("vision_tower.blocks.2.8.spatial_block.window_attn.fn.qkv.weight"), (V{1536, 512}));
+  EXPECT_EQ(shape_of("vision_tower.blocks.2.8.spatial_block.window_attn.fn.qkv.weight"),
+            (V{1536, 512}));
   EXPECT_EQ(shape_of("vision_tower.blocks.2.3.channel_block.channel_attn.fn.proj.bias"), (V{512}));
-  EXPECT_EQ(shape_of("vision_tower.blocks.3.0.channel_block.conv1.fn.dw.weight"), (V{1024, 1, 3, 3}));
+  EXPECT_EQ(shape_of("vision_tower.blocks.3.0.channel_block.conv1.fn.dw.weight"),
+            (V{1024, 1, 3, 3}));
   EXPECT_EQ(shape_of("vision_tower.blocks.0.0.spatial_block.ffn.fn.net.fc1.weight"), (V{512, 128}));
   EXPECT_EQ(shape_of("vision_tower.blocks.0.0.spatial_block.ffn.fn.net.fc2.weight"), (V{128, 512}));
   EXPECT_EQ(shape_of("image_projection"), (V{1024, 768}));
@@ -162,9 +165,10 @@ TEST(DaViT, BaseParameterShapesMatchReferenceCount) {
 
 // Naive window attention: per image and window, gather the ws×ws tokens (zeros outside the
 // grid), run each head as explicit matrices, write back the in-grid rows.
-at::Tensor naive_window_attention(const at::Tensor& x, int64_t h, int64_t w, const at::Tensor& qkv_w,
-                                  const at::Tensor& qkv_b, const at::Tensor& proj_w, const at::Tensor& proj_b,
-                                  int64_t heads, int64_t ws) {
+at::Tensor naive_window_attention(const at::Tensor& x, int64_t h, int64_t w,
+                                  const at::Tensor& qkv_w, const at::Tensor& qkv_b,
+                                  const at::Tensor& proj_w, const at::Tensor& proj_b, int64_t heads,
+                                  int64_t ws) {
   const int64_t b = x.size(0), c = x.size(2), hd = c / heads;
   at::Tensor out = at::zeros_like(x);
   for (int64_t img = 0; img < b; ++img) {
@@ -176,13 +180,15 @@ at::Tensor naive_window_attention(const at::Tensor& x, int64_t h, int64_t w, con
             if (r0 + dr < h && c0 + dc < w) win[dr * ws + dc] = x[img][(r0 + dr) * w + (c0 + dc)];
         const at::Tensor q = at::mm(win, qkv_w.slice(0, 0, c).t()) + qkv_b.slice(0, 0, c);
         const at::Tensor k = at::mm(win, qkv_w.slice(0, c, 2 * c).t()) + qkv_b.slice(0, c, 2 * c);
-        const at::Tensor v = at::mm(win, qkv_w.slice(0, 2 * c, 3 * c).t()) + qkv_b.slice(0, 2 * c, 3 * c);
+        const at::Tensor v =
+            at::mm(win, qkv_w.slice(0, 2 * c, 3 * c).t()) + qkv_b.slice(0, 2 * c, 3 * c);
         std::vector<at::Tensor> per_head;
         for (int64_t hh = 0; hh < heads; ++hh) {
           const at::Tensor qh = q.slice(1, hh * hd, (hh + 1) * hd);
           const at::Tensor kh = k.slice(1, hh * hd, (hh + 1) * hd);
           const at::Tensor vh = v.slice(1, hh * hd, (hh + 1) * hd);
-          const at::Tensor a = at::softmax(at::mm(qh, kh.t()) / std::sqrt(static_cast<double>(hd)), 1);
+          const at::Tensor a =
+              at::softmax(at::mm(qh, kh.t()) / std::sqrt(static_cast<double>(hd)), 1);
           per_head.push_back(at::mm(a, vh));
         }
         const at::Tensor o = at::mm(at::cat(per_head, 1), proj_w.t()) + proj_b;
@@ -252,8 +258,10 @@ TEST(DaViT, ChannelAttentionMatchesNaiveFormula) {
       }
     }
   }
-  const at::Tensor want = (at::matmul(mixed, proj_w.to(at::kDouble).t()) + proj_b.to(at::kDouble)).to(at::kFloat);
-  EXPECT_TRUE(at::allclose(got, want, 1e-5, 1e-5)) << "max diff " << (got - want).abs().max().item<float>();
+  const at::Tensor want =
+      (at::matmul(mixed, proj_w.to(at::kDouble).t()) + proj_b.to(at::kDouble)).to(at::kFloat);
+  EXPECT_TRUE(at::allclose(got, want, 1e-5, 1e-5))
+      << "max diff " << (got - want).abs().max().item<float>();
 }
 
 TEST(DaViT, ProjectionMatchesNaiveFormula) {
@@ -292,7 +300,8 @@ TEST(DaViT, ProjectionMatchesNaiveFormula) {
     at::Tensor y = at::mm(all, weights.at("image_projection"));
     const at::Tensor mu = y.mean(1, true);
     const at::Tensor var = (y - mu).pow(2).mean(1, true);
-    y = (y - mu) / at::sqrt(var + 1e-5) * weights.at("image_proj_norm.weight") + weights.at("image_proj_norm.bias");
+    y = (y - mu) / at::sqrt(var + 1e-5) * weights.at("image_proj_norm.weight") +
+        weights.at("image_proj_norm.bias");
     EXPECT_TRUE(at::allclose(got[img], y, 1e-4, 1e-5)) << "image " << img;
   }
   EXPECT_THROW((void)image_tokens_project(weights, p, randn({1, 8, c}, 51), 8, 1),
@@ -335,7 +344,8 @@ TEST(DaViT, RejectsInconsistentConfigAndInput) {
   EXPECT_THROW((void)davit_parameter_shapes(bad, tiny_projection()), std::invalid_argument);
 
   const TensorMap w = random_weights(davit_parameter_shapes(tiny_vision(), tiny_projection()), 8);
-  EXPECT_THROW((void)davit_forward(w, tiny_vision(), randn({1, 1, 64, 64}, 9)), std::invalid_argument);
+  EXPECT_THROW((void)davit_forward(w, tiny_vision(), randn({1, 1, 64, 64}, 9)),
+               std::invalid_argument);
   EXPECT_THROW((void)image_tokens_project(w, tiny_projection(), randn({1, 5, 128}, 9), 2, 2),
                std::invalid_argument);
 }
