@@ -85,6 +85,7 @@ void finish_round(aggregator_actor_t* self) {
     r.recall = ev.result.metrics.macro_recall;
     r.f1 = ev.result.metrics.macro_f1;
     r.loss = ev.result.loss;
+    r.exact_match = ev.result.exact_match;
     r.test_samples = ev.test_samples;
     r.train_samples = ev.train_samples;
     r.bytes_down = st.bytes_down;

@@ -146,9 +146,7 @@ DriverOutcome run_experiment(const ExperimentPlan& plan, const DriverOptions& op
     try {
       const RunSetup setup = prepare_run(*c, datasets, SetupMode::execute);
       spdlog::info("{}", describe_plan(*c, setup));
-      if (setup.base->caches_features())
-        spdlog::info("all LoRA targets are in the head: trunk features computed once for {} samples",
-                     setup.base->size());
+      spdlog::info("{}", setup.task->cache_summary());
       const RunDone done = run_federation(*c, run_id, setup, observers);
       progress.clear();
       save_adapters(dir / "adapters", done);

@@ -29,7 +29,7 @@ TensorMap initial_adapters(const ExperimentConfig& c, const RunSetup& setup, int
 
 RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, const RunSetup& setup,
                        RunObserver& observer) {
-  if (!setup.base) throw std::logic_error("run_federation needs a setup prepared in execute mode");
+  if (!setup.task) throw std::logic_error("run_federation needs a setup prepared in execute mode");
   const StrategySpec& spec = strategy_spec(c.strategy);
 
   caf::actor_system_config sys_cfg;
@@ -38,7 +38,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   caf::actor_system system{sys_cfg};
 
   SchedulerConfig sched;
-  sched.base = setup.base;
+  sched.task = setup.task;
   sched.train = c.train;
   sched.lora = c.lora;
   sched.concurrency = c.scheduler.concurrency;

@@ -33,10 +33,10 @@ int64_t resident_bytes() {
 caf::behavior worker(caf::event_based_actor* self, SchedulerConfig cfg) {
   return {
       [cfg](TrainJobMsg& msg) {
-        return TrainDoneMsg{train_local(*cfg.base, std::move(msg.job), cfg.train, cfg.lora)};
+        return TrainDoneMsg{cfg.task->train(std::move(msg.job), cfg.train, cfg.lora)};
       },
       [cfg](EvalJobMsg& msg) {
-        return evaluate_local(*cfg.base, msg.adapters, msg.indices, cfg.lora, cfg.train.eval_batch_size);
+        return cfg.task->evaluate(msg.adapters, msg.indices, cfg.lora, cfg.train.eval_batch_size);
       },
   };
 }

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "fl/experiment_config.hpp"
-#include "fl/frozen_base.hpp"
+#include "fl/federated_task.hpp"
 #include "fl/run_records.hpp"
 
 #include <caf/fwd.hpp>
@@ -12,7 +12,7 @@
 namespace fedvlm {
 
 struct SchedulerConfig {
-  std::shared_ptr<const FrozenBase> base;
+  std::shared_ptr<const FederatedTask> task; ///< the one frozen base model and the sample pool
   TrainSettings train;
   LoraSettings lora;
   int concurrency = 1;

@@ -20,16 +20,27 @@ enum class OptimizerKind { sgd, adamw };
 enum class Weighting { samples, uniform };
 
 struct ModelSettings {
-  std::string arch = "mobilenet_v3_small"; ///< mobilenet_v3_small | mobilenet_v3_large
-  std::filesystem::path weights;           ///< optional .safetensors with torchvision names
+  /// mobilenet_v3_small | mobilenet_v3_large | florence2_tiny | florence2_base | florence2_large
+  std::string arch = "mobilenet_v3_small";
+  std::filesystem::path weights;   ///< optional checkpoint (torchvision / Hugging Face names)
+  std::filesystem::path tokenizer; ///< Florence-2: tokenizer.json or its folder (default: beside weights)
   double dropout = 0.2;                    ///< classifier dropout
 };
 
 struct DataSettings {
-  std::string dataset = "fashion_mnist"; ///< fashion_mnist | cifar10
+  std::string dataset = "fashion_mnist"; ///< fashion_mnist | cifar10 | vqa_folder | synthetic_vqa
   std::filesystem::path path = "/usr/share/datasets/fashion-mnist";
   int64_t max_samples = 0; ///< cap on the federated pool (0 = every training sample left)
   double test_fraction = 0.2;
+  // -- VQA (Florence-2) ---------------------------------------------------------
+  std::string domain_field = "origin_dataset"; ///< metadata.jsonl field naming a sample's domain
+  std::string prompt_prefix = "<VQA>";         ///< prepended to every question
+  int64_t max_answer_tokens = 32;
+  int64_t max_new_tokens = 16;          ///< greedy generation for exact match
+  int synthetic_domains = 4;            ///< synthetic_vqa: domains generated
+  int synthetic_per_domain = 40;        ///< synthetic_vqa: samples per domain
+
+  [[nodiscard]] bool is_vqa() const { return dataset == "vqa_folder" || dataset == "synthetic_vqa"; }
 };
 
 struct PretrainSettings {
@@ -77,6 +88,8 @@ struct FaultSettings {
   std::vector<int> slow_clients;    ///< these clients answer `slow_seconds` late
   double slow_seconds = 0;
 };
+
+[[nodiscard]] inline bool is_florence2(const std::string& arch) { return arch.rfind("florence2_", 0) == 0; }
 
 struct ExperimentConfig {
   std::string name = "experiment";

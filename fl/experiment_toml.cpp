@@ -236,14 +236,23 @@ const std::vector<KeyDef>& schema() {
       {"model.weights", Kind::string, "optional .safetensors with torchvision parameter names",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.model.weights = read_string(n, w); },
        [](const ExperimentConfig& c) { return quote(c.model.weights.string()); }},
+      {"model.tokenizer", Kind::string, "Florence-2: tokenizer.json or its folder (default: beside model.weights)",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.model.tokenizer = read_string(n, w); },
+       [](const ExperimentConfig& c) { return quote(c.model.tokenizer.string()); }},
       real_key("model.dropout", "classifier dropout probability", M(c.model.dropout)),
 
-      string_key("data.dataset", "fashion_mnist | cifar10", M(c.data.dataset)),
+      string_key("data.dataset", "fashion_mnist | cifar10 | vqa_folder (metadata.jsonl + images) | synthetic_vqa", M(c.data.dataset)),
       {"data.path", Kind::string, "directory holding the dataset files",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.data.path = read_string(n, w); },
        [](const ExperimentConfig& c) { return quote(c.data.path.string()); }},
       int_key("data.max_samples", "cap on the federated sample pool (0 = all)", M(c.data.max_samples)),
       real_key("data.test_fraction", "share of each client's data held out as its test split", M(c.data.test_fraction)),
+      string_key("data.domain_field", "VQA: metadata.jsonl field naming each sample's domain", M(c.data.domain_field)),
+      string_key("data.prompt_prefix", "VQA: text put before every question", M(c.data.prompt_prefix)),
+      int_key("data.max_answer_tokens", "VQA: answer tokens kept as labels", M(c.data.max_answer_tokens)),
+      int_key("data.max_new_tokens", "VQA: tokens generated when scoring exact match", M(c.data.max_new_tokens)),
+      int_key("data.synthetic_domains", "synthetic_vqa: number of domains generated", M(c.data.synthetic_domains)),
+      int_key("data.synthetic_per_domain", "synthetic_vqa: samples per domain", M(c.data.synthetic_per_domain)),
 
       bool_key("pretrain.enabled", "train the whole backbone centrally on a public split first (cached)", M(c.pretrain.enabled)),
       int_key("pretrain.public_samples", "size of the public split, disjoint from client data", M(c.pretrain.public_samples)),
@@ -254,7 +263,7 @@ const std::vector<KeyDef>& schema() {
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.pretrain.cache_dir = read_string(n, w); },
        [](const ExperimentConfig& c) { return quote(c.pretrain.cache_dir.string()); }},
 
-      enum_key("partition.scheme", "iid | shards | dirichlet | by_label_group",
+      enum_key("partition.scheme", "iid | shards | dirichlet | by_label_group | by_domain (VQA)",
                [](ExperimentConfig& c, const std::string& s) { c.partition.scheme = partition_scheme_from_string(s); },
                [](const ExperimentConfig& c) { return to_string(c.partition.scheme); }),
       int_key("partition.shards", "shards: total number of label-sorted shards", M(c.partition.shards)),
@@ -427,11 +436,30 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   if (c.name.empty() || c.name.find('/') != std::string::npos) fail("name", "must be non-empty and contain no '/'");
   if (c.device != "cpu" && c.device != "cuda") fail("device", "expected \"cpu\" or \"cuda\", got \"" + c.device + "\"");
   if (c.threads < 0) fail("threads", "must be >= 0");
-  if (c.model.arch != "mobilenet_v3_small" && c.model.arch != "mobilenet_v3_large")
-    fail("model.arch", "expected mobilenet_v3_small or mobilenet_v3_large, got \"" + c.model.arch + "\"");
+  static const std::set<std::string> archs = {"mobilenet_v3_small", "mobilenet_v3_large", "florence2_tiny",
+                                               "florence2_base", "florence2_large"};
+  if (!archs.count(c.model.arch))
+    fail("model.arch", "expected mobilenet_v3_small, mobilenet_v3_large, florence2_tiny, florence2_base or "
+                       "florence2_large, got \"" + c.model.arch + "\"");
   if (c.model.dropout < 0 || c.model.dropout >= 1) fail("model.dropout", "must be in [0, 1)");
-  if (c.data.dataset != "fashion_mnist" && c.data.dataset != "cifar10")
-    fail("data.dataset", "expected fashion_mnist or cifar10, got \"" + c.data.dataset + "\"");
+  static const std::set<std::string> datasets = {"fashion_mnist", "cifar10", "vqa_folder", "synthetic_vqa"};
+  if (!datasets.count(c.data.dataset))
+    fail("data.dataset", "expected fashion_mnist, cifar10, vqa_folder or synthetic_vqa, got \"" + c.data.dataset + "\"");
+  if (is_florence2(c.model.arch) != c.data.is_vqa())
+    fail("data.dataset", is_florence2(c.model.arch)
+                             ? "model.arch " + c.model.arch + " needs a VQA dataset (vqa_folder or synthetic_vqa)"
+                             : "a VQA dataset needs a florence2_* model.arch");
+  if (c.data.is_vqa()) {
+    if (c.pretrain.enabled) fail("pretrain.enabled", "pretraining is for the image classifiers only");
+    if (c.data.max_answer_tokens < 2) fail("data.max_answer_tokens", "must be >= 2 (<s> and </s>)");
+    if (c.data.max_new_tokens < 1) fail("data.max_new_tokens", "must be >= 1");
+    if (c.data.synthetic_domains < 1) fail("data.synthetic_domains", "must be >= 1");
+    if (c.data.synthetic_per_domain < 2) fail("data.synthetic_per_domain", "must be >= 2");
+    // The classifier-head default makes no sense for Florence-2: the paper's placement instead.
+    if (!where.count("lora.targets")) c.lora_targets = {"last_decoder_layer"};
+  } else if (c.partition.scheme == PartitionScheme::by_domain) {
+    fail("partition.scheme", "by_domain needs a VQA dataset with domains");
+  }
   if (c.data.max_samples < 0) fail("data.max_samples", "must be >= 0");
   if (c.data.test_fraction <= 0 || c.data.test_fraction >= 1) fail("data.test_fraction", "must be in (0, 1)");
   if (c.pretrain.enabled) {

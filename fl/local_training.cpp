@@ -21,9 +21,18 @@ uint64_t job_seed(uint64_t run_seed, int client, int round, uint64_t purpose) {
 
 LocalTrainResult train_local(const FrozenBase& base, LocalTrainJob job, const TrainSettings& settings,
                              const LoraSettings& lora) {
+  return train_adapters(
+      [&base](const at::Tensor& batch, const ForwardContext& ctx) {
+        return at::cross_entropy_loss(base.logits(batch, ctx), base.labels(batch));
+      },
+      std::move(job), settings, lora);
+}
+
+LocalTrainResult train_adapters(const BatchLoss& batch_loss, LocalTrainJob job, const TrainSettings& settings,
+                                const LoraSettings& lora) {
   LocalTrainResult result;
   result.samples = static_cast<int64_t>(job.indices.size());
-  if (job.indices.empty()) {
+  if (job.indices.empty() || job.trainable.empty()) {
     result.adapters = std::move(job.adapters);
     result.optimizer_state = std::move(job.optimizer_state);
     return result;
@@ -57,8 +66,7 @@ LocalTrainResult train_local(const FrozenBase& base, LocalTrainJob job, const Tr
     const at::Tensor order = all.index_select(0, at::randperm(n, gen, at::kLong));
     for (int64_t begin = 0; begin < n; begin += settings.batch_size) {
       const at::Tensor batch = order.slice(0, begin, std::min(n, begin + settings.batch_size));
-      const at::Tensor logits = base.logits(batch, ctx);
-      at::Tensor loss = at::cross_entropy_loss(logits, base.labels(batch));
+      at::Tensor loss = batch_loss(batch, ctx);
       loss_sum += loss.item<double>();
       if (settings.prox_mu > 0) {
         for (const auto& [name, ref] : job.prox_reference) {

@@ -9,6 +9,8 @@
 #include "fl/frozen_base.hpp"
 
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,16 +34,24 @@ struct LocalTrainResult {
   int64_t steps = 0;
 };
 
-/// `settings.local_epochs` passes over `job.indices` in seeded random order, mini-batch
-/// cross-entropy (+ mu/2 Σ‖w − w_ref‖² over tensors in prox_reference), optimizer step on the
-/// trainable tensors only. The base model is never written.
+/// train_adapters with the classification cross-entropy on `base`. The base is never written.
 [[nodiscard]] LocalTrainResult train_local(const FrozenBase& base, LocalTrainJob job,
                                            const TrainSettings& settings, const LoraSettings& lora);
 
 struct EvalResult {
   ClassificationMetrics metrics;
   double loss = 0; ///< mean cross-entropy
+  double exact_match = std::numeric_limits<double>::quiet_NaN(); ///< generated answers (VQA only)
 };
+
+/// The loss of one mini-batch (pool indices) under the adapters in `ctx`.
+using BatchLoss = std::function<at::Tensor(const at::Tensor& indices, const ForwardContext& ctx)>;
+
+/// The local training loop every task shares: `settings.local_epochs` passes over
+/// `job.indices` in seeded random order, `batch_loss` (+ mu/2 Σ‖w − w_ref‖² over tensors in
+/// prox_reference), an optimizer step on the trainable tensors only.
+[[nodiscard]] LocalTrainResult train_adapters(const BatchLoss& batch_loss, LocalTrainJob job,
+                                              const TrainSettings& settings, const LoraSettings& lora);
 
 /// Eval mode (no dropout, BatchNorm running statistics), no autograd.
 [[nodiscard]] EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters,

@@ -291,6 +291,15 @@ std::vector<std::vector<int64_t>> partition_indices(const std::vector<int64_t>& 
   case PartitionScheme::by_label_group:
     out = partition_by_label_group(labels, num_classes, spec, rng);
     break;
+  case PartitionScheme::by_domain: {
+    PartitionSpec grouped = spec;
+    grouped.label_groups.clear();
+    const int64_t groups = std::min<int64_t>(num_classes, spec.clients);
+    grouped.label_groups.resize(static_cast<std::size_t>(groups));
+    for (int64_t d = 0; d < num_classes; ++d) grouped.label_groups[static_cast<std::size_t>(d % groups)].push_back(d);
+    out = partition_by_label_group(labels, num_classes, grouped, rng);
+    break;
+  }
   default: fail("partition.scheme has an unknown value");
   }
   for (std::size_t c = 0; c < out.size(); ++c) {
@@ -333,17 +342,18 @@ std::string to_string(PartitionScheme scheme) {
   case PartitionScheme::shards: return "shards";
   case PartitionScheme::dirichlet: return "dirichlet";
   case PartitionScheme::by_label_group: return "by_label_group";
+  case PartitionScheme::by_domain: return "by_domain";
   }
   return "unknown(" + std::to_string(static_cast<int>(scheme)) + ")";
 }
 
 PartitionScheme partition_scheme_from_string(const std::string& name) {
   for (const auto s : {PartitionScheme::iid, PartitionScheme::shards, PartitionScheme::dirichlet,
-                       PartitionScheme::by_label_group}) {
+                       PartitionScheme::by_label_group, PartitionScheme::by_domain}) {
     if (to_string(s) == name) return s;
   }
   fail("unknown partition scheme \"" + name +
-       "\"; valid names: iid, shards, dirichlet, by_label_group");
+       "\"; valid names: iid, shards, dirichlet, by_label_group, by_domain");
 }
 
 } // namespace fedvlm

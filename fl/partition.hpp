@@ -9,7 +9,7 @@
 
 namespace fedvlm {
 
-enum class PartitionScheme { iid, shards, dirichlet, by_label_group };
+enum class PartitionScheme { iid, shards, dirichlet, by_label_group, by_domain };
 
 struct PartitionSpec {
   PartitionScheme scheme = PartitionScheme::iid;
@@ -21,6 +21,9 @@ struct PartitionSpec {
   /// by_label_group: groups of labels; client c draws from group c % groups.size(), and the
   /// samples of a group are split IID among the clients assigned to it.
   std::vector<std::vector<int64_t>> label_groups;
+  // by_domain: labels are domain ids (e.g. RLAIF-V's origin_dataset). With at least as many
+  // clients as domains, client c draws from domain c % domains (a domain's samples split IID
+  // among its clients); with fewer, client c holds every domain d with d % clients == c.
 };
 
 /// Sample indices (into `labels`) per client, each client's list sorted ascending. Every index

@@ -124,6 +124,9 @@ ClientRoundRecord parse_record(const json& j, const Origin& at) {
   r.bytes_down = get_int(j, "bytes_down", at);
   r.participated = get_bool(j, "participated", at);
   r.round_seconds = get_double(j, "round_seconds", at);
+  // Results written before exact_match existed lack it: NaN, as for a classification run.
+  r.exact_match = j.contains("exact_match") ? get_double(j, "exact_match", at)
+                                            : std::numeric_limits<double>::quiet_NaN();
   return r;
 }
 

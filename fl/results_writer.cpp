@@ -45,7 +45,8 @@ json record_json(const ClientRoundRecord& r) {
               {"bytes_up", r.bytes_up},
               {"bytes_down", r.bytes_down},
               {"participated", r.participated},
-              {"round_seconds", r.round_seconds}};
+              {"round_seconds", r.round_seconds},
+              {"exact_match", r.exact_match}};
 }
 
 json summary_json(const RoundSummary& s) {
@@ -103,6 +104,7 @@ std::string csv_row(const ClientRoundRecord& r) {
   add(std::to_string(r.bytes_down));
   add(r.participated ? "true" : "false");
   add(number_text(r.round_seconds));
+  add(number_text(r.exact_match));
   return line;
 }
 
@@ -145,7 +147,7 @@ const std::vector<std::string>& client_record_fields() {
   static const std::vector<std::string> fields = {
       "run",          "strategy",      "client",   "round",      "phase",        "accuracy",
       "precision",    "recall",        "f1",       "loss",       "train_loss",   "test_samples",
-      "train_samples", "bytes_up",     "bytes_down", "participated", "round_seconds"};
+      "train_samples", "bytes_up",     "bytes_down", "participated", "round_seconds", "exact_match"};
   return fields;
 }
 

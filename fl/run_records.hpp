@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 
 namespace fedvlm {
@@ -28,6 +29,8 @@ struct ClientRoundRecord {
   int64_t bytes_down = 0;    ///< bytes the aggregator sent to this client this round
   bool participated = false; ///< trained and was aggregated this round
   double round_seconds = 0;  ///< wall time of the whole round
+  /// Share of generated answers equal to the reference (VQA); NaN where it does not apply.
+  double exact_match = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// One finished round, over all clients.

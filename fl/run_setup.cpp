@@ -2,6 +2,10 @@
 #include "fl/run_setup.hpp"
 
 #include "fl/pretrain.hpp"
+#include "fl/vqa_dataset.hpp"
+#include "fl/vqa_task.hpp"
+#include "model/bart_tokenizer.hpp"
+#include "model/florence2.hpp"
 #include "fl/strategy.hpp"
 #include "model/mobilenet_v3.hpp"
 #include "model/safetensors.hpp"
@@ -56,7 +60,116 @@ std::vector<int64_t> to_vector(const at::Tensor& t) {
 
 } // namespace
 
+namespace {
+
+/// Per-client local splits and domain/label histograms from a partition of `labels`.
+void fill_clients(RunSetup& setup, const ExperimentConfig& c, const std::vector<int64_t>& labels, int64_t classes) {
+  PartitionSpec spec = c.partition;
+  spec.clients = c.federation.clients;
+  spec.seed = c.seed;
+  const auto parts = partition_indices(labels, classes, spec);
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    LocalSplit split = split_train_test(parts[k], c.data.test_fraction, c.seed + 7919 * (k + 1));
+    if (split.train.empty() || split.test.empty())
+      throw std::invalid_argument("client " + std::to_string(k) + " has " + std::to_string(parts[k].size()) +
+                                  " samples: too few for a train and a test split (see data.max_samples, "
+                                  "federation.clients, data.test_fraction)");
+    std::vector<int64_t> counts(static_cast<std::size_t>(classes), 0);
+    for (int64_t i : parts[k]) ++counts[static_cast<std::size_t>(labels[static_cast<std::size_t>(i)])];
+    setup.label_counts.push_back(std::move(counts));
+    setup.splits.push_back(std::move(split));
+  }
+}
+
+void fill_bytes(RunSetup& setup, const ExperimentConfig& c) {
+  const TensorMap probe = lora_init(setup.targets, c.lora, c.seed); // rank vs dims is checked here
+  setup.adapter_bytes = static_cast<int64_t>(tensor_map_bytes(probe));
+  const StrategySpec& sspec = strategy_spec(c.strategy);
+  const int64_t shared = static_cast<int64_t>(tensor_map_bytes(shared_part(sspec, probe)));
+  setup.bytes_up_per_client = sspec.centralized ? 0 : shared;
+  setup.bytes_down_per_client = shared;
+}
+
+/// A generated folder under output_dir/.cache, made once (in a temp dir renamed into place).
+std::filesystem::path synthetic_vqa_dir(const ExperimentConfig& c) {
+  const std::filesystem::path dir = c.output_dir / ".cache" /
+                                    ("synthetic_vqa-d" + std::to_string(c.data.synthetic_domains) + "-n" +
+                                     std::to_string(c.data.synthetic_per_domain) + "-s" + std::to_string(c.seed));
+  if (std::filesystem::exists(dir / "metadata.jsonl")) return dir;
+  std::filesystem::path tmp = dir;
+  tmp += ".tmp." + std::to_string(std::hash<std::string>{}(dir.string() + std::to_string(std::rand())));
+  std::vector<std::string> domains;
+  for (int d = 0; d < c.data.synthetic_domains; ++d) domains.push_back("domain_" + std::to_string(d));
+  write_synthetic_vqa_folder(tmp, c.data.synthetic_per_domain, domains, c.seed);
+  write_tiny_tokenizer_json(tmp / "tokenizer.json");
+  std::error_code ec;
+  std::filesystem::rename(tmp, dir, ec);
+  if (ec) std::filesystem::remove_all(tmp); // another process made it first
+  return dir;
+}
+
+RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
+  RunSetup setup;
+  const std::filesystem::path data_dir = c.data.dataset == "synthetic_vqa" ? synthetic_vqa_dir(c) : c.data.path;
+  VqaDataset data;
+  try {
+    data = load_vqa_folder(data_dir, c.data.domain_field);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("data.path: " + std::string(e.what()));
+  }
+  if (c.data.max_samples > 0 && static_cast<int64_t>(data.samples.size()) > c.data.max_samples)
+    data.samples.resize(static_cast<std::size_t>(c.data.max_samples));
+  setup.class_names = data.domains;
+  setup.pool_samples = static_cast<int64_t>(data.size());
+  fill_clients(setup, c, data.domain_ids(), static_cast<int64_t>(data.domains.size()));
+
+  const Florence2Config fc = Florence2Config::named(c.model.arch.substr(std::string("florence2_").size()));
+  setup.targets = resolve_vqa_targets(fc, c.lora_targets);
+  fill_bytes(setup, c);
+
+  std::filesystem::path tok_path = c.model.tokenizer;
+  if (tok_path.empty() && c.data.dataset == "synthetic_vqa" && c.model.arch == "florence2_tiny")
+    tok_path = data_dir / "tokenizer.json";
+  if (tok_path.empty() && !c.model.weights.empty())
+    tok_path = std::filesystem::is_directory(c.model.weights) ? c.model.weights : c.model.weights.parent_path();
+  if (tok_path.empty())
+    throw std::invalid_argument("model.tokenizer: not set; expected the checkpoint's tokenizer.json (or vocab.json + "
+                                "merges.txt), e.g. from microsoft/Florence-2-base");
+  setup.model_origin = c.model.weights.empty() ? "random init (seed " + std::to_string(c.seed) + ")"
+                                               : "weights " + c.model.weights.string();
+  if (mode == SetupMode::plan) {
+    if (!c.model.weights.empty() && !std::filesystem::exists(c.model.weights))
+      throw std::runtime_error("model.weights: " + c.model.weights.string() +
+                               " does not exist (expected model.safetensors, its sharded index, or the folder "
+                               "holding them, as published for microsoft/Florence-2-" + fc.name + ")");
+    return setup;
+  }
+
+  auto tokenizer = std::make_shared<BartTokenizer>(BartTokenizer::load(tok_path));
+  if (c.model.arch != "florence2_tiny" && !tokenizer->has_token("<loc_0>"))
+    tokenizer->add_special_tokens(florence2_added_tokens()); // as Florence-2's processor does
+  auto model = std::make_shared<Florence2>(fc, c.seed);
+  if (!c.model.weights.empty()) {
+    try {
+      model->load(c.model.weights);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("model.weights: " + std::string(e.what()));
+    }
+  } else if (c.model.arch != "florence2_tiny") {
+    spdlog::warn("model.weights is not set: {} starts from random weights", c.model.arch);
+  }
+  VqaTaskSettings vs;
+  vs.prompt_prefix = c.data.prompt_prefix;
+  vs.max_answer_tokens = c.data.max_answer_tokens;
+  vs.max_new_tokens = c.data.max_new_tokens;
+  setup.task = std::make_shared<const VqaTask>(model, tokenizer, data, c.lora_targets, vs);
+  return setup;
+}
+
+} // namespace
+
 RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMode mode) {
+  if (is_florence2(c.model.arch)) return prepare_vqa_run(c, mode);
   RunSetup setup;
   const auto full = datasets.train_split(c.data);
   setup.class_names = full->class_names;
@@ -76,22 +189,7 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
   setup.pool_samples = pool_n;
 
   ImageDataset pool = full->subset(pool_idx);
-  const std::vector<int64_t> labels = pool.label_vector();
-  PartitionSpec spec = c.partition;
-  spec.clients = c.federation.clients;
-  spec.seed = c.seed;
-  const auto parts = partition_indices(labels, pool.num_classes(), spec);
-  for (std::size_t k = 0; k < parts.size(); ++k) {
-    LocalSplit split = split_train_test(parts[k], c.data.test_fraction, c.seed + 7919 * (k + 1));
-    if (split.train.empty() || split.test.empty())
-      throw std::invalid_argument("client " + std::to_string(k) + " has " + std::to_string(parts[k].size()) +
-                                  " samples: too few for a train and a test split (see data.max_samples, "
-                                  "federation.clients, data.test_fraction)");
-    std::vector<int64_t> counts(static_cast<std::size_t>(pool.num_classes()), 0);
-    for (int64_t i : parts[k]) ++counts[static_cast<std::size_t>(labels[static_cast<std::size_t>(i)])];
-    setup.label_counts.push_back(std::move(counts));
-    setup.splits.push_back(std::move(split));
-  }
+  fill_clients(setup, c, pool.label_vector(), pool.num_classes());
 
   MobileNetV3Config mc;
   mc.variant = c.model.arch == "mobilenet_v3_large" ? "large" : "small";
@@ -102,12 +200,7 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
   setup.model_origin = "random init (seed " + std::to_string(c.seed) + ")";
 
   setup.targets = resolve_lora_targets(*model, c.lora_targets);
-  const TensorMap probe = lora_init(setup.targets, c.lora, c.seed); // rank vs dims is checked here
-  setup.adapter_bytes = static_cast<int64_t>(tensor_map_bytes(probe));
-  const StrategySpec& sspec = strategy_spec(c.strategy);
-  const int64_t shared = static_cast<int64_t>(tensor_map_bytes(shared_part(sspec, probe)));
-  setup.bytes_up_per_client = sspec.centralized ? 0 : shared;
-  setup.bytes_down_per_client = shared;
+  fill_bytes(setup, c);
 
   if (!c.model.weights.empty()) {
     setup.model_origin = "weights " + c.model.weights.string();
@@ -155,7 +248,8 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
   }
 
   if (mode == SetupMode::execute)
-    setup.base = std::make_shared<const FrozenBase>(model, std::move(pool), c.lora_targets);
+    setup.task = std::make_shared<const ClassificationTask>(
+        std::make_shared<const FrozenBase>(model, std::move(pool), c.lora_targets));
   return setup;
 }
 
@@ -166,7 +260,7 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
      << "  strategy     " << spec.name << " — " << spec.summary
      << (c.train.prox_mu > 0 ? " + FedProx mu=" + std::to_string(c.train.prox_mu) : "") << "\n"
      << "  model        " << c.model.arch << ", " << s.model_origin << "\n"
-     << "  data         " << c.data.dataset << " at " << c.data.path.string() << ": " << s.pool_samples
+     << "  data         " << c.data.dataset << (c.data.dataset == "synthetic_vqa" ? std::string(" (generated)") : " at " + c.data.path.string()) << ": " << s.pool_samples
      << " federated samples" << (s.public_samples ? ", " + std::to_string(s.public_samples) + " public (pretraining)" : "")
      << "\n"
      << "  partition    " << to_string(c.partition.scheme) << " over " << c.federation.clients << " clients, "
@@ -183,7 +277,7 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
     if (spec.share_b) os << " " << name << ".lora_B";
   }
   if (!spec.share_a && !spec.share_b) os << " nothing";
-  os << "\n  clients      id  train  test  labels (count per class)\n";
+  os << "\n  clients      id  train  test  " << (c.data.is_vqa() ? "domains" : "labels") << " (count per " << (c.data.is_vqa() ? "domain" : "class") << ")\n";
   for (std::size_t k = 0; k < s.splits.size(); ++k) {
     os << "               " << std::setw(2) << k << " " << std::setw(6) << s.splits[k].train.size() << " "
        << std::setw(5) << s.splits[k].test.size() << "  ";

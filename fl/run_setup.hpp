@@ -2,6 +2,7 @@
 #pragma once
 
 #include "fl/experiment_config.hpp"
+#include "fl/federated_task.hpp"
 #include "fl/frozen_base.hpp"
 #include "fl/image_dataset.hpp"
 #include "fl/partition.hpp"
@@ -40,7 +41,7 @@ struct RunSetup {
   int64_t bytes_up_per_client = 0;   ///< what one client sends per round
   int64_t bytes_down_per_client = 0; ///< what the aggregator sends each client per round
   std::string model_origin;          ///< "random init", "weights FILE", "pretrained (cached FILE)", ...
-  std::shared_ptr<const FrozenBase> base; ///< execute mode only
+  std::shared_ptr<const FederatedTask> task; ///< execute mode only
 };
 
 /// Builds the setup of one run. Throws std::runtime_error / std::invalid_argument whose message

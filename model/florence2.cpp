@@ -250,18 +250,26 @@ void Florence2::load_state(const TensorMap& state) {
 }
 
 std::map<std::string, AdaptableLayer> Florence2::adaptable_layers() const {
+  return florence2_adaptable_layers(config_);
+}
+
+std::vector<std::string> Florence2::last_decoder_layer_targets() const {
+  return florence2_last_decoder_layer_targets(config_);
+}
+
+std::map<std::string, AdaptableLayer> florence2_adaptable_layers(const Florence2Config& config) {
   std::map<std::string, AdaptableLayer> out;
   // Encoder Linears are left out on purpose: encode() runs the encoder without adapters (its
   // output is computed once per sample), so an adapter there would silently do nothing.
-  for (const auto& [name, shape] : bart_linear_layers(config_.text))
+  for (const auto& [name, shape] : bart_linear_layers(config.text))
     if (!starts_with(name, "language_model.model.encoder."))
       out.emplace(name, AdaptableLayer{shape.first, shape.second});
   return out;
 }
 
-std::vector<std::string> Florence2::last_decoder_layer_targets() const {
-  if (config_.text.decoder_layers < 1) return {};
-  const std::string layer = kDecoderLayers + std::to_string(config_.text.decoder_layers - 1) + ".";
+std::vector<std::string> florence2_last_decoder_layer_targets(const Florence2Config& config) {
+  if (config.text.decoder_layers < 1) return {};
+  const std::string layer = kDecoderLayers + std::to_string(config.text.decoder_layers - 1) + ".";
   std::vector<std::string> out;
   for (const char* attn : {"self_attn", "encoder_attn"})
     for (const char* proj : {".q_proj", ".k_proj", ".v_proj", ".out_proj"})

@@ -72,4 +72,9 @@ private:
   TensorMap weights_;
 };
 
+/// Every Linear LoRA may adapt (decoder and lm_head), by module name → {out, in}.
+[[nodiscard]] std::map<std::string, AdaptableLayer> florence2_adaptable_layers(const Florence2Config& config);
+/// The last decoder layer's Linears: the FedVLM paper's pLoRA placement.
+[[nodiscard]] std::vector<std::string> florence2_last_decoder_layer_targets(const Florence2Config& config);
+
 } // namespace fedvlm

@@ -1,8 +1,8 @@
-// monitoring/prometheus_exporter.cpp — prometheus-cpp registry, Exposer and Pushgateway behind RunObserver.
+// monitoring/prometheus_exporter.cpp — prometheus-cpp registry, /metrics server and Pushgateway behind RunObserver.
+#include "monitoring/metrics_http_server.hpp"
 #include "monitoring/prometheus_exporter.hpp"
 
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gateway.h>
 #include <prometheus/gauge.h>
@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -47,6 +48,7 @@ constexpr const char* client_accuracy = "fedvlm_client_accuracy";
 constexpr const char* client_precision = "fedvlm_client_precision";
 constexpr const char* client_recall = "fedvlm_client_recall";
 constexpr const char* client_f1 = "fedvlm_client_f1";
+constexpr const char* client_exact_match = "fedvlm_client_exact_match";
 constexpr const char* client_loss = "fedvlm_client_loss";
 constexpr const char* client_train_loss = "fedvlm_client_train_loss";
 constexpr const char* client_samples = "fedvlm_client_samples";
@@ -101,7 +103,7 @@ struct PrometheusExporter::Impl {
   PrometheusSettings settings;
   // Declared before exposer/gateway: they hold weak pointers to it and must go first.
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
-  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<MetricsHttpServer> exposer;
   std::unique_ptr<prometheus::Gateway> gateway;
   std::string endpoint;
 
@@ -120,6 +122,7 @@ struct PrometheusExporter::Impl {
   Family<Gauge>* client_precision;
   Family<Gauge>* client_recall;
   Family<Gauge>* client_f1;
+  Family<Gauge>* client_exact_match;
   Family<Gauge>* client_loss;
   Family<Gauge>* client_train_loss;
   Family<Gauge>* client_samples;
@@ -187,6 +190,8 @@ struct PrometheusExporter::Impl {
     client_precision = gauge(name::client_precision, prec.c_str());
     client_recall = gauge(name::client_recall, rec.c_str());
     client_f1 = gauge(name::client_f1, f1.c_str());
+    const std::string em = std::string("Client exact match of generated answers (VQA)") + eval_note;
+    client_exact_match = gauge(name::client_exact_match, em.c_str());
     client_loss = gauge(name::client_loss, loss.c_str());
     client_train_loss =
         gauge(name::client_train_loss, "Client mean local training loss in the last round.");
@@ -205,16 +210,14 @@ struct PrometheusExporter::Impl {
 
     if (!settings.listen.empty()) {
       try {
-        exposer = std::make_unique<prometheus::Exposer>(settings.listen);
+        exposer = std::make_unique<MetricsHttpServer>(settings.listen, [this] {
+          return prometheus::TextSerializer().Serialize(registry->Collect());
+        });
       } catch (const std::exception& e) {
         throw std::runtime_error("cannot serve Prometheus metrics on \"" + settings.listen +
                                  "\" (expected a free host:port to bind): " + e.what());
       }
-      exposer->RegisterCollectable(registry);
-      const auto ports = exposer->GetListeningPorts();
-      const std::string port =
-          ports.empty() ? settings.listen.substr(settings.listen.rfind(':') + 1)
-                        : std::to_string(ports.front());
+      const std::string port = std::to_string(exposer->port());
       endpoint = "http://" + listen_host(settings.listen) + ":" + port + "/metrics";
       spdlog::info("serving Prometheus metrics at {}", endpoint);
     }
@@ -320,7 +323,7 @@ std::vector<std::string> PrometheusExporter::metric_names() {
       name::run_active,     name::rounds_completed, name::round_answered,
       name::round_selected, name::round_accuracy,   name::round_sent,
       name::round_received, name::round_duration,   name::client_accuracy,
-      name::client_precision, name::client_recall,  name::client_f1,
+      name::client_precision, name::client_recall,  name::client_f1, name::client_exact_match,
       name::client_loss,    name::client_train_loss, name::client_samples,
       name::client_sent,    name::client_received,  name::client_participations,
       name::client_trainings, name::queue_depth,    name::busy_seconds,
@@ -358,6 +361,7 @@ void PrometheusExporter::client_evaluated(const ClientRoundRecord& r) {
   impl_->client_recall->Add(eval).Set(r.recall);
   impl_->client_f1->Add(eval).Set(r.f1);
   impl_->client_loss->Add(eval).Set(r.loss);
+  if (std::isfinite(r.exact_match)) impl_->client_exact_match->Add(eval).Set(r.exact_match);
 
   const Labels per_client{{"run", r.run}, {"strategy", r.strategy}, {"client", client}};
   if (r.phase != kPhaseBefore) impl_->client_train_loss->Add(per_client).Set(r.train_loss);

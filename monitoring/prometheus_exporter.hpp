@@ -1,6 +1,6 @@
 // monitoring/prometheus_exporter.hpp — a RunObserver that serves a run's events as Prometheus metrics.
 //
-// Pull: a prometheus::Exposer on `listen` serves /metrics. Push: optionally, the same registry is
+// Pull: a MetricsHttpServer on `listen` serves /metrics. Push: optionally, the same registry is
 // pushed to a Pushgateway after every round (for runs too short or too firewalled to scrape).
 // The header stays free of prometheus-cpp and LibTorch types so every translation unit that
 // wires up observers does not pay for them.
@@ -53,7 +53,7 @@ public:
   /// returns whether the gateway accepted it (false also when no gateway is configured).
   bool push();
   /// The current state in the text exposition format, exactly as /metrics serves it (without the
-  /// Exposer's own exposer_* metrics); works without `listen`, e.g. to save a final snapshot.
+  /// server; works without `listen`, e.g. to save a final snapshot.
   [[nodiscard]] std::string metrics_text() const;
   /// Blocks for linger_seconds (if > 0 and /metrics is served) so a short run can still be
   /// scraped after it ends.

@@ -108,8 +108,7 @@ TEST(PrometheusExporter, ServesSyntheticRunOnMetricsEndpoint) {
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_job_wait_seconds_sum", {{"kind", "train"}}), 1.5);
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_device_memory_bytes", {}), 3.0 * (1 << 20));
 
-  // Every registered family shows up, and nothing unlisted does (the Exposer adds its own
-  // exposer_* families, which are not ours to list).
+  // Every registered family shows up, and nothing unlisted does.
   std::set<std::string> typed;
   std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);)
@@ -117,7 +116,7 @@ TEST(PrometheusExporter, ServesSyntheticRunOnMetricsEndpoint) {
   const auto names = PrometheusExporter::metric_names();
   EXPECT_EQ(typed, std::set<std::string>(names.begin(), names.end()));
 
-  // metrics_text() is the same serialization, minus the Exposer's own families.
+  // metrics_text() is the same serialization /metrics serves.
   const std::string snapshot = exporter.metrics_text();
   EXPECT_NE(snapshot.find("fedvlm_client_accuracy{client=\"2\",phase=\"round\",run=\"t\",strategy=\"plora\"} 0.75\n"),
             std::string::npos);

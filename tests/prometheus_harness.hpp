@@ -455,6 +455,7 @@ inline void feed_synthetic_run(RunObserver& o, const std::string& run = "t",
     rec.bytes_down = r == 0 ? 0 : 4000;
     rec.participated = r > 0;
     rec.round_seconds = r == 0 ? 0 : 0.5 + r;
+    rec.exact_match = rec.accuracy / 8; // a VQA-style run, so every family has a series
     return rec;
   };
   for (int c = 0; c < clients; ++c) o.client_evaluated(record(c, 0));

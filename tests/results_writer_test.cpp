@@ -73,6 +73,7 @@ protected:
     r.bytes_down = round == 0 ? 0 : 2000000 + client;
     r.participated = round > 0 && client != 1;
     r.round_seconds = 2.5 * round;
+    r.exact_match = 0.125 * client; // finite: Python's json writes NaN as a bare token
     return r;
   }
 
@@ -139,6 +140,7 @@ protected:
     EXPECT_EQ(a.bytes_down, b.bytes_down);
     EXPECT_EQ(a.participated, b.participated);
     EXPECT_EQ(a.round_seconds, b.round_seconds);
+    EXPECT_EQ(a.exact_match, b.exact_match);
   }
 
   fs::path dir_;
@@ -258,16 +260,17 @@ TEST_F(ResultsFiles, CsvHeaderAndRowExactWithQuoting) {
   r.bytes_down = 7654321;
   r.participated = true;
   r.round_seconds = 2.25;
+  r.exact_match = 0.5;
   w.client_evaluated(r);
   w.finish(kStatusCompleted);
 
   const auto csv = lines(dir_ / "metrics.csv");
   ASSERT_EQ(csv.size(), 2u);
   EXPECT_EQ(csv[0], "run,strategy,client,round,phase,accuracy,precision,recall,f1,loss,train_loss,"
-                    "test_samples,train_samples,bytes_up,bytes_down,participated,round_seconds");
+                    "test_samples,train_samples,bytes_up,bytes_down,participated,round_seconds,exact_match");
   EXPECT_EQ(csv[1], "\"exp/clients=3,strategy=plora,seed=0\",\"odd \"\"name\"\"\",1,2,round,0.8125,"
                     "0.3333333333333333,0.1,0.6666666666666666,1.5,0,40,160,1234567,7654321,true,"
-                    "2.25");
+                    "2.25,0.5");
 }
 
 TEST_F(ResultsFiles, NoTemporaryFilesLeft) {
@@ -480,6 +483,7 @@ TEST_F(ResultsFiles, PythonCsvModuleReadsSameValues) {
     r.bytes_down = j.at("bytes_down");
     r.participated = j.at("participated");
     r.round_seconds = j.at("round_seconds");
+    r.exact_match = j.at("exact_match");
     expect_same(r, record(static_cast<int>(i % 3), static_cast<int>(i / 3)));
   }
 }

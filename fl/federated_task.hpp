@@ -1,0 +1,59 @@
+// fl/federated_task.hpp — what the device scheduler runs for clients: local training and evaluation.
+//
+// One implementation per kind of model and data (image classification, VQA). A task owns the
+// one frozen base model and the sample pool; jobs bring only adapters and sample indices, so
+// any number of clients share it, from any thread.
+#pragma once
+
+#include "fl/local_training.hpp"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace fedvlm {
+
+class FederatedTask {
+public:
+  virtual ~FederatedTask() = default;
+
+  /// The layers LoRA adapts, by module name.
+  [[nodiscard]] virtual const std::map<std::string, AdaptableLayer>& targets() const = 0;
+  /// Samples in the pool (jobs index into it).
+  [[nodiscard]] virtual int64_t size() const = 0;
+  /// A line for the log: what was precomputed once for all clients.
+  [[nodiscard]] virtual std::string cache_summary() const = 0;
+
+  [[nodiscard]] virtual LocalTrainResult train(LocalTrainJob job, const TrainSettings& settings,
+                                               const LoraSettings& lora) const = 0;
+  [[nodiscard]] virtual EvalResult evaluate(const TensorMap& adapters, const std::vector<int64_t>& indices,
+                                            const LoraSettings& lora, int64_t batch_size) const = 0;
+};
+
+/// Image classification on a FrozenBase.
+class ClassificationTask : public FederatedTask {
+public:
+  explicit ClassificationTask(std::shared_ptr<const FrozenBase> base) : base_(std::move(base)) {}
+
+  [[nodiscard]] const std::map<std::string, AdaptableLayer>& targets() const override { return base_->targets(); }
+  [[nodiscard]] int64_t size() const override { return base_->size(); }
+  [[nodiscard]] std::string cache_summary() const override {
+    return base_->caches_features()
+               ? "all LoRA targets are in the head: trunk features computed once for " +
+                     std::to_string(base_->size()) + " samples"
+               : "a LoRA target is in the trunk: every step runs the whole model";
+  }
+  [[nodiscard]] LocalTrainResult train(LocalTrainJob job, const TrainSettings& settings,
+                                       const LoraSettings& lora) const override {
+    return train_local(*base_, std::move(job), settings, lora);
+  }
+  [[nodiscard]] EvalResult evaluate(const TensorMap& adapters, const std::vector<int64_t>& indices,
+                                    const LoraSettings& lora, int64_t batch_size) const override {
+    return evaluate_local(*base_, adapters, indices, lora, batch_size);
+  }
+
+private:
+  std::shared_ptr<const FrozenBase> base_;
+};
+
+} // namespace fedvlm

@@ -1,0 +1,158 @@
+// tests/vqa_federation_test.cpp — the Florence-2 VQA path through the engine: task, cache, pLoRA over actors.
+#include "actors/run_driver.hpp"
+#include "fl/vqa_task.hpp"
+#include "prometheus_harness.hpp"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <mutex>
+
+namespace {
+
+using namespace fedvlm;
+using fedvlm::testing::TempDir;
+
+class Recorder : public RunObserver {
+public:
+  void client_evaluated(const ClientRoundRecord& r) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    records.push_back(r);
+  }
+  std::vector<ClientRoundRecord> records;
+  [[nodiscard]] const ClientRoundRecord& at(int client, int round) const {
+    for (const auto& r : records)
+      if (r.client == client && r.round == round) return r;
+    throw std::out_of_range("no record");
+  }
+
+private:
+  std::mutex mutex_;
+};
+
+ExperimentConfig tiny_vqa(const std::filesystem::path& out) {
+  ExperimentConfig c;
+  c.name = "vqa_test";
+  c.output_dir = out;
+  c.model.arch = "florence2_tiny";
+  c.data.dataset = "synthetic_vqa";
+  c.data.synthetic_domains = 2;
+  c.data.synthetic_per_domain = 16;
+  c.data.test_fraction = 0.25;
+  c.data.max_new_tokens = 4;
+  c.partition.scheme = PartitionScheme::by_domain;
+  c.federation.clients = 2;
+  c.federation.rounds = 2;
+  c.partition.clients = 2;
+  c.strategy = StrategyKind::plora;
+  c.lora_targets = {"last_decoder_layer", "language_model.lm_head"};
+  c.lora.dropout = 0.0;
+  c.train.optimizer = OptimizerKind::adamw;
+  c.train.lr = 0.01;
+  c.train.local_epochs = 3;
+  c.train.batch_size = 8;
+  c.scheduler.concurrency = 2;
+  return c;
+}
+
+TEST(VqaTask, NormalizeAnswerForExactMatch) {
+  EXPECT_EQ(normalize_answer("  Red.\n"), "red");
+  EXPECT_EQ(normalize_answer("Blue"), normalize_answer("blue "));
+  EXPECT_NE(normalize_answer("red car"), normalize_answer("red"));
+}
+
+TEST(VqaTask, EncoderOutputIsCachedAndLabelsAreWrapped) {
+  TempDir dir("fedvlm-vqa");
+  DatasetCache unused;
+  const auto setup = prepare_run(tiny_vqa(dir.path()), unused, SetupMode::execute);
+  const auto* task = dynamic_cast<const VqaTask*>(setup.task.get());
+  ASSERT_NE(task, nullptr);
+  EXPECT_NE(task->cache_summary().find("cached encoder output"), std::string::npos) << task->cache_summary();
+  EXPECT_EQ(task->size(), 32);
+  // Labels are <s> answer </s>, then -100.
+  const at::Tensor lab = task->labels(at::tensor({0, 1}, at::kLong));
+  EXPECT_EQ(lab[0][0].item<int64_t>(), 0);
+  EXPECT_TRUE(lab.eq(2).any().item<bool>());
+}
+
+TEST(VqaTask, TrainingLowersLossAndTouchesOnlyTheAdaptedLayers) {
+  TempDir dir("fedvlm-vqa");
+  DatasetCache unused;
+  auto c = tiny_vqa(dir.path());
+  c.lora_targets = {"last_decoder_layer"};
+  const auto setup = prepare_run(c, unused, SetupMode::execute);
+  ASSERT_EQ(setup.targets.size(), 10u); // q, k, v, out of both attentions, fc1, fc2
+  for (const auto& [name, shape] : setup.targets)
+    EXPECT_EQ(name.rfind("language_model.model.decoder.layers.1.", 0), 0u) << name;
+
+  LocalTrainJob job;
+  job.adapters = initial_adapters(c, setup, 0);
+  for (const auto& [name, t] : job.adapters) job.trainable.insert(name);
+  job.indices = setup.splits[0].train;
+  job.seed = 1;
+  const EvalResult before = setup.task->evaluate(job.adapters, job.indices, c.lora, 16);
+  TrainSettings ts = c.train;
+  ts.local_epochs = 8;
+  const LocalTrainResult trained = setup.task->train(job, ts, c.lora);
+  const EvalResult after = setup.task->evaluate(trained.adapters, job.indices, c.lora, 16);
+  EXPECT_LT(after.loss, before.loss - 0.05) << before.loss << " -> " << after.loss;
+  EXPECT_GE(after.exact_match, 0.0);
+  EXPECT_LE(after.exact_match, 1.0);
+  for (const auto& [name, t] : trained.adapters) {
+    EXPECT_FALSE(t.requires_grad()) << name;
+    EXPECT_EQ(name.rfind("language_model.model.decoder.layers.1.", 0), 0u) << name;
+  }
+}
+
+TEST(VqaFederation, TwoClientsTwoRoundsOfPLoRALowerTheLoss) {
+  TempDir dir("fedvlm-vqa");
+  DatasetCache unused;
+  const auto c = tiny_vqa(dir.path());
+  const auto setup = prepare_run(c, unused, SetupMode::execute);
+  Recorder rec;
+  const RunDone done = run_federation(c, "vqa_test/run", setup, rec);
+  ASSERT_EQ(rec.records.size(), 2u * 3u);
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_LT(rec.at(k, 2).loss, rec.at(k, 0).loss - 0.1) << "client " << k;
+    EXPECT_TRUE(std::isfinite(rec.at(k, 2).exact_match));
+    EXPECT_TRUE(rec.at(k, 2).participated);
+  }
+  // pLoRA on the decoder: B shared, A private.
+  const std::string b = "language_model.model.decoder.layers.1.fc1.lora_B";
+  const std::string a = "language_model.model.decoder.layers.1.fc1.lora_A";
+  EXPECT_TRUE(at::equal(done.adapters[0].at(b), done.adapters[1].at(b)));
+  EXPECT_FALSE(at::equal(done.adapters[0].at(a), done.adapters[1].at(a)));
+  EXPECT_EQ(done.global.count(a), 0u);
+}
+
+TEST(VqaSetup, ClearErrorsForMissingWeightsTokenizerAndTargets) {
+  TempDir dir("fedvlm-vqa");
+  DatasetCache unused;
+  auto c = tiny_vqa(dir.path());
+  c.model.weights = dir.path() / "nope.safetensors";
+  try {
+    (void)prepare_run(c, unused, SetupMode::plan);
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("model.weights"), std::string::npos) << e.what();
+  }
+  c = tiny_vqa(dir.path());
+  c.lora_targets = {"language_model.model.decoder.layers.9.fc1"};
+  try {
+    (void)prepare_run(c, unused, SetupMode::plan);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("lora.targets"), std::string::npos) << e.what();
+  }
+  c = tiny_vqa(dir.path());
+  c.data.dataset = "vqa_folder";
+  c.data.path = dir.path() / "missing";
+  try {
+    (void)prepare_run(c, unused, SetupMode::plan);
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("data.path"), std::string::npos) << e.what();
+  }
+}
+
+} // namespace
