@@ -21,6 +21,8 @@ public:
   [[nodiscard]] virtual const std::map<std::string, AdaptableLayer>& targets() const = 0;
   /// Samples in the pool (jobs index into it).
   [[nodiscard]] virtual int64_t size() const = 0;
+  /// Bytes held once for all clients: the frozen model and the pool (images, cached features).
+  [[nodiscard]] virtual int64_t shared_bytes() const = 0;
   /// A line for the log: what was precomputed once for all clients.
   [[nodiscard]] virtual std::string cache_summary() const = 0;
 
@@ -37,6 +39,9 @@ public:
 
   [[nodiscard]] const std::map<std::string, AdaptableLayer>& targets() const override { return base_->targets(); }
   [[nodiscard]] int64_t size() const override { return base_->size(); }
+  [[nodiscard]] int64_t shared_bytes() const override {
+    return static_cast<int64_t>(tensor_map_bytes(base_->model().state())) + base_->resident_bytes();
+  }
   [[nodiscard]] std::string cache_summary() const override {
     return base_->caches_features()
                ? "all LoRA targets are in the head: trunk features computed once for " +

@@ -1,5 +1,6 @@
 // fl/results_writer.cpp — serialises a run's records to JSON lines and CSV, rewriting whole files.
 #include "fl/results_writer.hpp"
+#include "fl/text_columns.hpp"
 
 #include "fl/atomic_file.hpp"
 
@@ -108,20 +109,6 @@ std::string csv_row(const ClientRoundRecord& r) {
   return line;
 }
 
-// Display columns of a UTF-8 string: "→" and "±" are one column but several bytes.
-std::size_t display_width(const std::string& s) {
-  std::size_t n = 0;
-  for (unsigned char c : s)
-    if ((c & 0xC0) != 0x80) ++n;
-  return n;
-}
-
-std::string pad(const std::string& s, std::size_t width, bool right) {
-  const std::size_t w = display_width(s);
-  if (w >= width) return s;
-  const std::string fill(width - w, ' ');
-  return right ? fill + s : s + fill;
-}
 
 std::string fixed(double v, int decimals) {
   if (std::isnan(v)) return "nan";
@@ -323,7 +310,7 @@ std::string format_client_table(const std::vector<ClientRoundRecord>& records) {
     std::string line;
     for (std::size_t c = 0; c < cells.size(); ++c) {
       if (c) line += "  ";
-      line += pad(cells[c], width[c], c != 0); // numbers right-aligned, client id left
+      line += pad_to_width(cells[c], width[c], c != 0); // numbers right-aligned, client id left
     }
     return line + '\n';
   };

@@ -107,6 +107,13 @@ VqaTask::VqaTask(std::shared_ptr<const Florence2> model, std::shared_ptr<const B
   }
 }
 
+int64_t VqaTask::shared_bytes() const {
+  int64_t bytes = static_cast<int64_t>(tensor_map_bytes(model_->state()));
+  for (const at::Tensor* t : {&pixels_, &prompt_ids_, &labels_, &encoded_})
+    if (t->defined()) bytes += t->numel() * static_cast<int64_t>(t->element_size());
+  return bytes;
+}
+
 std::string VqaTask::cache_summary() const {
   const std::string adapted = "LoRA on " + std::to_string(targets_.size()) + " decoder Linears; ";
   if (encoded_.defined())

@@ -33,6 +33,7 @@ public:
 
   [[nodiscard]] const std::map<std::string, AdaptableLayer>& targets() const override { return targets_; }
   [[nodiscard]] int64_t size() const override { return labels_.size(0); }
+  [[nodiscard]] int64_t shared_bytes() const override;
   [[nodiscard]] std::string cache_summary() const override;
 
   [[nodiscard]] LocalTrainResult train(LocalTrainJob job, const TrainSettings& settings,

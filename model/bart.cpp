@@ -29,13 +29,6 @@ const at::Tensor& get(const TensorMap& weights, const std::string& key) {
   return it->second;
 }
 
-std::string shape_str(at::IntArrayRef sizes) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < sizes.size(); ++i) os << (i ? ", " : "") << sizes[i];
-  os << ']';
-  return os.str();
-}
 
 void validate(const BartConfig& c) {
   auto positive = [](int64_t v, const char* what) {
@@ -151,7 +144,7 @@ at::Tensor bart_encode(const TensorMap& weights, const BartConfig& config,
   if (inputs_embeds.dim() != 3 || inputs_embeds.size(2) != config.d_model)
     throw std::invalid_argument("bart_encode: expected inputs_embeds (B, S, " +
                                 std::to_string(config.d_model) + "), got " +
-                                shape_str(inputs_embeds.sizes()));
+                                tensor_shape_string(inputs_embeds.sizes()));
   // Positions run over the whole input (image tokens and prompt alike), as the reference does
   // with inputs_embeds; no attention mask: Florence-2 passes an all-ones mask.
   at::Tensor h = inputs_embeds + positions(weights, "encoder", inputs_embeds.size(1), config);
@@ -167,13 +160,13 @@ at::Tensor bart_decode(const TensorMap& weights, const BartConfig& config,
   validate(config);
   if (decoder_input_ids.dim() != 2 || decoder_input_ids.scalar_type() != at::kLong)
     throw std::invalid_argument("bart_decode: expected decoder_input_ids (B, T) int64, got " +
-                                shape_str(decoder_input_ids.sizes()));
+                                tensor_shape_string(decoder_input_ids.sizes()));
   if (encoder_hidden.dim() != 3 || encoder_hidden.size(0) != decoder_input_ids.size(0) ||
       encoder_hidden.size(2) != config.d_model)
     throw std::invalid_argument("bart_decode: expected encoder_hidden (" +
                                 std::to_string(decoder_input_ids.size(0)) + ", S, " +
                                 std::to_string(config.d_model) + "), got " +
-                                shape_str(encoder_hidden.sizes()));
+                                tensor_shape_string(encoder_hidden.sizes()));
   const int64_t frozen = std::clamp<int64_t>(first_grad_layer, 0, config.decoder_layers);
   at::Tensor h;
   {
@@ -222,7 +215,7 @@ at::Tensor bart_generate_greedy(const TensorMap& weights, const BartConfig& conf
 at::Tensor bart_shift_right(const at::Tensor& labels, const BartConfig& config) {
   if (labels.dim() != 2)
     throw std::invalid_argument("bart_shift_right: expected labels (B, T), got " +
-                                shape_str(labels.sizes()));
+                                tensor_shape_string(labels.sizes()));
   at::Tensor out = at::empty(labels.sizes(), labels.options().dtype(at::kLong));
   if (labels.size(1) == 0) return out;
   out.select(1, 0).fill_(config.decoder_start_token_id);

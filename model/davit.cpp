@@ -25,13 +25,6 @@ constexpr double kLayerNormEps = 1e-5;
 // Every block convolution is DepthWiseConv2d(dim, kernel 3, padding 1, stride 1).
 constexpr int64_t kBlockConvKernel = 3;
 
-std::string shape_str(at::IntArrayRef sizes) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < sizes.size(); ++i) os << (i ? ", " : "") << sizes[i];
-  os << ']';
-  return os.str();
-}
 
 std::string conv_prefix(size_t stage) { return "vision_tower.convs." + std::to_string(stage); }
 
@@ -147,8 +140,8 @@ void check_weights(const TensorMap& weights, const ShapeMap& expected, const cha
     if (it == weights.end() || !it->second.defined())
       problems.push_back("missing weight '" + name + "'");
     else if (it->second.sizes() != at::IntArrayRef(shape))
-      problems.push_back("weight '" + name + "' has shape " + shape_str(it->second.sizes()) +
-                         ", expected " + shape_str(shape));
+      problems.push_back("weight '" + name + "' has shape " + tensor_shape_string(it->second.sizes()) +
+                         ", expected " + tensor_shape_string(shape));
   }
   if (problems.empty()) return;
   constexpr size_t kShown = 8;
@@ -253,7 +246,7 @@ at::Tensor davit_window_attention(const at::Tensor& x, int64_t h, int64_t w,
                                   int64_t num_heads, int64_t window_size) {
   if (x.dim() != 3 || x.size(1) != h * w)
     throw std::invalid_argument("davit_window_attention: expected (B, " + std::to_string(h * w) +
-                                ", C) tokens, got " + shape_str(x.sizes()));
+                                ", C) tokens, got " + tensor_shape_string(x.sizes()));
   const int64_t b = x.size(0), c = x.size(2), ws = window_size;
   if (num_heads < 1 || c % num_heads != 0 || ws < 1)
     throw std::invalid_argument("davit_window_attention: channels " + std::to_string(c) +
@@ -288,7 +281,7 @@ at::Tensor davit_channel_attention(const at::Tensor& x, const at::Tensor& qkv_we
                                    const at::Tensor& proj_bias, int64_t groups) {
   if (x.dim() != 3)
     throw std::invalid_argument("davit_channel_attention: expected (B, N, C), got " +
-                                shape_str(x.sizes()));
+                                tensor_shape_string(x.sizes()));
   const int64_t b = x.size(0), n = x.size(1), c = x.size(2);
   if (groups < 1 || c % groups != 0)
     throw std::invalid_argument("davit_channel_attention: channels " + std::to_string(c) +
@@ -310,7 +303,7 @@ at::Tensor davit_forward(const TensorMap& weights, const DaViTConfig& config,
   if (pixels.dim() != 4 || pixels.size(1) != config.in_channels)
     throw std::invalid_argument("davit_forward: expected pixels (B, " +
                                 std::to_string(config.in_channels) + ", H, W), got " +
-                                shape_str(pixels.sizes()));
+                                tensor_shape_string(pixels.sizes()));
   (void)davit_output_grid(config, pixels.size(2), pixels.size(3)); // clear error for tiny inputs
   check_weights(weights, vision_shapes(config), "davit_forward");
 
@@ -345,7 +338,7 @@ at::Tensor image_tokens_project(const TensorMap& weights, const ImageProjectionC
   if (tokens.dim() != 3 || h < 1 || w < 1 || tokens.size(1) != h * w)
     throw std::invalid_argument("image_tokens_project: expected (B, " + std::to_string(h) + "·" +
                                 std::to_string(w) + ", C) tokens, got " +
-                                shape_str(tokens.sizes()));
+                                tensor_shape_string(tokens.sizes()));
   if (h > config.max_pos_embeddings || w > config.max_pos_embeddings)
     throw std::invalid_argument("image_tokens_project: a " + std::to_string(h) + "x" +
                                 std::to_string(w) + " grid exceeds the " +

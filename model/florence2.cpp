@@ -40,13 +40,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::string shape_str(at::IntArrayRef sizes) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < sizes.size(); ++i) os << (i ? ", " : "") << sizes[i];
-  os << ']';
-  return os.str();
-}
 
 // "3 missing: a, b, c, ..." — enough names to act on without flooding a log line.
 void append_list(std::ostringstream& os, const char* what, const std::vector<std::string>& items) {
@@ -193,8 +186,8 @@ void Florence2::load_state(const TensorMap& state) {
       misshaped.push_back(key + " (expected a floating tensor, got " +
                           std::string(c10::toString(t.scalar_type())) + ")");
     } else if (t.sizes() != current.sizes()) {
-      misshaped.push_back(key + " (expected " + shape_str(current.sizes()) + ", got " +
-                          shape_str(t.sizes()) + ")");
+      misshaped.push_back(key + " (expected " + tensor_shape_string(current.sizes()) + ", got " +
+                          tensor_shape_string(t.sizes()) + ")");
     } else {
       // A fresh float32 copy: bf16/fp16 checkpoints are widened, and the caller's map may be freed.
       loaded[key] = at::empty(current.sizes(), at::kFloat).copy_(t);
@@ -284,8 +277,8 @@ at::Tensor Florence2::encode(const at::Tensor& pixels, const at::Tensor& prompt_
   if (pixels.dim() != 4 || prompt_ids.dim() != 2 || prompt_ids.size(0) != pixels.size(0) ||
       prompt_ids.scalar_type() != at::kLong)
     throw std::invalid_argument("Florence2::encode: expected pixels (B, 3, H, W) and prompt_ids (B, P) "
-                                "int64, got " + shape_str(pixels.sizes()) + " and " +
-                                shape_str(prompt_ids.sizes()));
+                                "int64, got " + tensor_shape_string(pixels.sizes()) + " and " +
+                                tensor_shape_string(prompt_ids.sizes()));
   at::NoGradGuard no_grad;
   ForwardContext frozen = ctx;
   frozen.adapters = nullptr;
@@ -307,7 +300,7 @@ at::Tensor Florence2::loss(const at::Tensor& logits, const at::Tensor& labels) c
   if (logits.dim() != 3 || labels.dim() != 2 || logits.size(0) != labels.size(0) ||
       logits.size(1) != labels.size(1))
     throw std::invalid_argument("Florence2::loss: expected logits (B, T, V) and labels (B, T), got " +
-                                shape_str(logits.sizes()) + " and " + shape_str(labels.sizes()));
+                                tensor_shape_string(logits.sizes()) + " and " + tensor_shape_string(labels.sizes()));
   const at::Tensor flat_labels = labels.reshape({-1}).to(at::kLong);
   // Mean over no tokens is 0/0; a batch of only ignored labels contributes nothing instead.
   if (!flat_labels.ne(-100).any().item<bool>()) return logits.sum() * 0.0;

@@ -146,13 +146,6 @@ bool is_batch_counter(const std::string& key) {
   return key.size() > s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0;
 }
 
-std::string shape_str(at::IntArrayRef sizes) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < sizes.size(); ++i) os << (i ? ", " : "") << sizes[i];
-  os << ']';
-  return os.str();
-}
 
 class MobileNetV3 final : public ImageClassifier {
 public:
@@ -178,7 +171,7 @@ public:
     if (images.dim() != 4 || images.size(1) != config_.in_channels)
       throw std::invalid_argument(name() + ": expected images (N, " +
                                   std::to_string(config_.in_channels) + ", H, W), got " +
-                                  shape_str(images.sizes()));
+                                  tensor_shape_string(images.sizes()));
     at::Tensor x = conv_bn(images, stem_, ctx);
     for (const Block& b : blocks_) {
       at::Tensor y = b.expand ? conv_bn(x, *b.expand, ctx) : x;
@@ -195,7 +188,7 @@ public:
     if (feats.dim() != 2 || feats.size(1) != hidden_.in)
       throw std::invalid_argument(name() + ": expected features (N, " +
                                   std::to_string(hidden_.in) + "), got " +
-                                  shape_str(feats.sizes()));
+                                  tensor_shape_string(feats.sizes()));
     at::Tensor h = lora_linear(feats, get(hidden_.weight), get(hidden_.bias), hidden_.layer, ctx);
     h = dropout_with(at::hardswish(h), config_.dropout, ctx);
     return lora_linear(h, get(output_.weight), get(output_.bias), output_.layer, ctx);
@@ -392,8 +385,8 @@ void mobilenet_v3_load_state(ImageClassifier& model, const TensorMap& state) {
     } else if (!t.defined()) {
       misshaped.push_back(key + " (undefined tensor)");
     } else if (is_batch_counter(key) ? t.numel() != 1 : t.sizes() != it->second.sizes()) {
-      misshaped.push_back(key + " (expected " + shape_str(it->second.sizes()) + ", got " +
-                          shape_str(t.sizes()) + ")");
+      misshaped.push_back(key + " (expected " + tensor_shape_string(it->second.sizes()) + ", got " +
+                          tensor_shape_string(t.sizes()) + ")");
     }
   }
   if (!missing.empty() || !unexpected.empty() || !misshaped.empty()) {

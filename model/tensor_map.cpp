@@ -18,6 +18,12 @@ TensorMap tensor_map_clone(const TensorMap& tensors) {
   return out;
 }
 
+std::string tensor_shape_string(at::IntArrayRef sizes) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
+  return out + "]";
+}
+
 TensorMap tensor_map_with_suffix(const TensorMap& tensors, const std::string& suffix) {
   TensorMap out;
   for (const auto& [name, t] : tensors)

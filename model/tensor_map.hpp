@@ -19,6 +19,9 @@ using TensorMap = std::map<std::string, at::Tensor>;
 /// Deep copy (detached, contiguous): a message or a snapshot must not alias live state.
 [[nodiscard]] TensorMap tensor_map_clone(const TensorMap& tensors);
 
+/// "[2, 3, 4]": a shape for error messages.
+[[nodiscard]] std::string tensor_shape_string(at::IntArrayRef sizes);
+
 /// The entries of `tensors` whose names end with `suffix` (e.g. ".lora_B").
 [[nodiscard]] TensorMap tensor_map_with_suffix(const TensorMap& tensors, const std::string& suffix);
 

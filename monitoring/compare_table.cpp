@@ -1,5 +1,6 @@
 // monitoring/compare_table.cpp — pools final-round client metrics per (strategy, sweep) group.
 #include "monitoring/compare_table.hpp"
+#include "fl/text_columns.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -49,19 +50,6 @@ bool sweep_less(const std::map<std::string, std::string>& a,
   return ia == a.end() && ib != b.end();
 }
 
-std::size_t display_width(const std::string& s) {
-  std::size_t n = 0;
-  for (unsigned char c : s)
-    if ((c & 0xC0) != 0x80) ++n;
-  return n;
-}
-
-std::string pad(const std::string& s, std::size_t width, bool right) {
-  const std::size_t w = display_width(s);
-  if (w >= width) return s;
-  const std::string fill(width - w, ' ');
-  return right ? fill + s : s + fill;
-}
 
 std::string fixed(double v, int decimals, bool sign = false) {
   if (std::isnan(v)) return "nan";
@@ -187,7 +175,7 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
     std::string line;
     for (std::size_t c = 0; c < cells.size(); ++c) {
       if (c) line += "  ";
-      line += pad(cells[c], width[c], c >= 2); // names left, numbers right
+      line += pad_to_width(cells[c], width[c], c >= 2); // names left, numbers right
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     return line + '\n';
