@@ -70,9 +70,13 @@ void save_adapters(const std::filesystem::path& dir, const RunDone& done) {
 }
 
 void select_device(const std::string& device) {
-  if (device == "cuda" && !at::hasCUDA())
+  if (device != "cuda") return;
+  if (!at::hasCUDA())
     spdlog::warn("device = \"cuda\" requested, but this LibTorch build has no CUDA support or no GPU is "
                  "visible: running on the CPU");
+  else
+    spdlog::warn("device = \"cuda\" requested and a GPU is visible, but fedvlm-sim does not run models on CUDA "
+                 "yet: running on the CPU");
 }
 
 } // namespace
