@@ -25,6 +25,7 @@ struct ModelSettings {
   std::filesystem::path weights;   ///< optional checkpoint (torchvision / Hugging Face names)
   std::filesystem::path tokenizer; ///< Florence-2: tokenizer.json or its folder (default: beside weights)
   double dropout = 0.2;                    ///< classifier dropout
+  std::string precision = "float32";       ///< Florence-2: float32 | bfloat16 (weights, activations)
 };
 
 struct DataSettings {

@@ -240,6 +240,8 @@ const std::vector<KeyDef>& schema() {
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.model.tokenizer = read_string(n, w); },
        [](const ExperimentConfig& c) { return quote(c.model.tokenizer.string()); }},
       real_key("model.dropout", "classifier dropout probability", M(c.model.dropout)),
+      string_key("model.precision", "Florence-2: float32 | bfloat16 (frozen weights and activations; adapters stay float32)",
+                 M(c.model.precision)),
 
       string_key("data.dataset", "fashion_mnist | cifar10 | vqa_folder (metadata.jsonl + images) | synthetic_vqa", M(c.data.dataset)),
       {"data.path", Kind::string, "directory holding the dataset files",
@@ -442,6 +444,11 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     fail("model.arch", "expected mobilenet_v3_small, mobilenet_v3_large, florence2_tiny, florence2_base or "
                        "florence2_large, got \"" + c.model.arch + "\"");
   if (c.model.dropout < 0 || c.model.dropout >= 1) fail("model.dropout", "must be in [0, 1)");
+  if (c.model.precision != "float32" && c.model.precision != "bfloat16")
+    fail("model.precision", "expected float32 or bfloat16, got \"" + c.model.precision + "\"" +
+                                (c.model.precision == "float16" ? " (float16 needs CUDA, which the models do not use yet)" : ""));
+  if (c.model.precision != "float32" && !is_florence2(c.model.arch))
+    fail("model.precision", "bfloat16 is supported for the florence2_* models only");
   static const std::set<std::string> datasets = {"fashion_mnist", "cifar10", "vqa_folder", "synthetic_vqa"};
   if (!datasets.count(c.data.dataset))
     fail("data.dataset", "expected fashion_mnist, cifar10, vqa_folder or synthetic_vqa, got \"" + c.data.dataset + "\"");
@@ -457,6 +464,7 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     if (c.data.synthetic_per_domain < 2) fail("data.synthetic_per_domain", "must be >= 2");
     // The classifier-head default makes no sense for Florence-2: the paper's placement instead.
     if (!where.count("lora.targets")) c.lora_targets = {"last_decoder_layer"};
+    if (!where.count("lora.dropout")) c.lora.dropout = 0.1; // the paper's setting
   } else if (c.partition.scheme == PartitionScheme::by_domain) {
     fail("partition.scheme", "by_domain needs a VQA dataset with domains");
   }

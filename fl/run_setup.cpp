@@ -123,7 +123,8 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
   setup.pool_samples = static_cast<int64_t>(data.size());
   fill_clients(setup, c, data.domain_ids(), static_cast<int64_t>(data.domains.size()));
 
-  const Florence2Config fc = Florence2Config::named(c.model.arch.substr(std::string("florence2_").size()));
+  Florence2Config fc = Florence2Config::named(c.model.arch.substr(std::string("florence2_").size()));
+  fc.precision = c.model.precision == "bfloat16" ? Precision::bfloat16 : Precision::float32;
   setup.targets = resolve_vqa_targets(fc, c.lora_targets);
   fill_bytes(setup, c);
 

@@ -94,7 +94,8 @@ VqaTask::VqaTask(std::shared_ptr<const Florence2> model, std::shared_ptr<const B
 
   // Encoder output size: (1 + grid tokens + prompt) × d per sample.
   const int64_t grid = (ip.size / 32) * (ip.size / 32);
-  const int64_t per_sample = (1 + grid + prompt_ids_.size(1)) * model_->config().text.d_model * 4;
+  const int64_t element = model_->config().precision == Precision::bfloat16 ? 2 : 4;
+  const int64_t per_sample = (1 + grid + prompt_ids_.size(1)) * model_->config().text.d_model * element;
   if (per_sample * static_cast<int64_t>(data.size()) <= settings_.encoder_cache_bytes && data.size() > 0) {
     ForwardContext eval_ctx;
     std::vector<at::Tensor> parts;
@@ -118,7 +119,8 @@ std::string VqaTask::cache_summary() const {
   const std::string adapted = "LoRA on " + std::to_string(targets_.size()) + " decoder Linears; ";
   if (encoded_.defined())
     return adapted + "vision tower and encoder run once for " + std::to_string(size()) +
-           " samples (cached encoder output, " + std::to_string(encoded_.numel() * 4 >> 20) + " MiB)";
+           " samples (cached encoder output, " +
+           std::to_string(encoded_.numel() * static_cast<int64_t>(encoded_.element_size()) >> 20) + " MiB)";
   return adapted + "encoder output over the cache budget: encoded per batch, without autograd";
 }
 

@@ -156,6 +156,13 @@ Florence2::Florence2(Florence2Config config, uint64_t seed) : config_(std::move(
   }
   // nn.Embedding(padding_idx=pad) zeroes the pad row at init.
   weights_.at(kShared)[config_.text.pad_token_id].zero_();
+  apply_precision();
+}
+
+void Florence2::apply_precision() {
+  const at::ScalarType dtype = config_.precision == Precision::bfloat16 ? at::kBFloat16 : at::kFloat;
+  for (auto& [name, t] : weights_)
+    if (t.is_floating_point() && t.scalar_type() != dtype) t = t.to(dtype);
 }
 
 void Florence2::load(const std::filesystem::path& checkpoint) {
@@ -240,6 +247,7 @@ void Florence2::load_state(const TensorMap& state) {
   }
   // Everything was checked before anything changes: a bad checkpoint leaves the model intact.
   weights_ = std::move(loaded);
+  apply_precision();
 }
 
 std::map<std::string, AdaptableLayer> Florence2::adaptable_layers() const {
@@ -282,7 +290,7 @@ at::Tensor Florence2::encode(const at::Tensor& pixels, const at::Tensor& prompt_
   at::NoGradGuard no_grad;
   ForwardContext frozen = ctx;
   frozen.adapters = nullptr;
-  const at::Tensor tokens = davit_forward(weights_, config_.vision, pixels);
+  const at::Tensor tokens = davit_forward(weights_, config_.vision, pixels.to(weights_.at(kShared).scalar_type()));
   const auto [h, w] = davit_output_grid(config_.vision, pixels.size(2), pixels.size(3));
   const at::Tensor image = image_tokens_project(weights_, config_.projection, tokens, h, w);
   // _merge_input_ids_with_image_features: [image tokens, prompt embeddings], all attended.
@@ -304,7 +312,8 @@ at::Tensor Florence2::loss(const at::Tensor& logits, const at::Tensor& labels) c
   const at::Tensor flat_labels = labels.reshape({-1}).to(at::kLong);
   // Mean over no tokens is 0/0; a batch of only ignored labels contributes nothing instead.
   if (!flat_labels.ne(-100).any().item<bool>()) return logits.sum() * 0.0;
-  return at::cross_entropy_loss(logits.reshape({-1, logits.size(2)}), flat_labels, {},
+  // In float32 whatever the model's precision: log-softmax over 51k logits is where bf16 hurts.
+  return at::cross_entropy_loss(logits.reshape({-1, logits.size(2)}).to(at::kFloat), flat_labels, {},
                                 at::Reduction::Mean, -100);
 }
 

@@ -11,6 +11,11 @@
 
 namespace fedvlm {
 
+/// Numeric type of the frozen weights and activations. LoRA adapters stay float32 (they are cast
+/// at use, so their gradients and optimizer state keep full precision) and the loss is float32.
+/// float16 is left out: LibTorch's CPU kernels lack it, and the models do not run on CUDA yet.
+enum class Precision { float32, bfloat16 };
+
 struct Florence2Config {
   std::string name = "base";
   DaViTConfig vision;
@@ -19,6 +24,7 @@ struct Florence2Config {
   int64_t image_size = 768;
   std::vector<double> image_mean = {0.485, 0.456, 0.406};
   std::vector<double> image_std = {0.229, 0.224, 0.225};
+  Precision precision = Precision::float32;
 
   /// microsoft/Florence-2-base (~0.23B), -large (~0.77B), and a tiny one for tests (64 px).
   [[nodiscard]] static Florence2Config base();
@@ -68,6 +74,9 @@ public:
   [[nodiscard]] int64_t first_adapted_decoder_layer(const TensorMap* adapters) const;
 
 private:
+  /// Casts every floating weight to config_.precision.
+  void apply_precision();
+
   Florence2Config config_;
   TensorMap weights_;
 };

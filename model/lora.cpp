@@ -61,8 +61,9 @@ at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& weight, const at::
   at::Tensor y = at::linear(x, w2, bias);
   const AdapterPair ad = find_adapter(layer, ctx);
   if (ad.a == nullptr) return y;
-  const at::Tensor h = at::linear(dropout_with(x, ctx.lora.dropout, ctx), *ad.a);
-  return y + at::linear(h, *ad.b) * ctx.lora.scale();
+  // Adapters stay float32 while a model may run in bf16: cast at use (gradients still reach them).
+  const at::Tensor h = at::linear(dropout_with(x, ctx.lora.dropout, ctx), ad.a->to(x.scalar_type()));
+  return y + at::linear(h, ad.b->to(x.scalar_type())) * ctx.lora.scale();
 }
 
 at::Tensor lora_conv1x1(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
@@ -72,7 +73,8 @@ at::Tensor lora_conv1x1(const at::Tensor& x, const at::Tensor& weight, const at:
   if (ad.a == nullptr) return y;
   // A 1×1 convolution is a Linear over channels: move C last, apply, move back.
   const at::Tensor xc = dropout_with(x, ctx.lora.dropout, ctx).permute({0, 2, 3, 1});
-  const at::Tensor delta = at::linear(at::linear(xc, *ad.a), *ad.b) * ctx.lora.scale();
+  const at::Tensor delta =
+      at::linear(at::linear(xc, ad.a->to(x.scalar_type())), ad.b->to(x.scalar_type())) * ctx.lora.scale();
   return y + delta.permute({0, 3, 1, 2});
 }
 

@@ -125,6 +125,32 @@ TEST(VqaFederation, TwoClientsTwoRoundsOfPLoRALowerTheLoss) {
   EXPECT_EQ(done.global.count(a), 0u);
 }
 
+TEST(VqaTask, BFloat16ModelTrainsFloat32AdaptersAndTracksFloat32Results) {
+  TempDir dir("fedvlm-vqa");
+  DatasetCache unused;
+  auto c32 = tiny_vqa(dir.path());
+  auto c16 = c32;
+  c16.model.precision = "bfloat16";
+  const auto s32 = prepare_run(c32, unused, SetupMode::execute);
+  const auto s16 = prepare_run(c16, unused, SetupMode::execute);
+  const TensorMap init = initial_adapters(c32, s32, 0);
+  const EvalResult e32 = s32.task->evaluate(init, s32.splits[0].test, c32.lora, 16);
+  const EvalResult e16 = s16.task->evaluate(init, s16.splits[0].test, c16.lora, 16);
+  EXPECT_NEAR(e16.loss, e32.loss, 0.05); // bf16 keeps ~3 significant digits
+  EXPECT_LT(s16.task->shared_bytes(), s32.task->shared_bytes() * 0.6); // weights and cache halve
+
+  LocalTrainJob job;
+  job.adapters = init;
+  for (const auto& [name, t] : job.adapters) job.trainable.insert(name);
+  job.indices = s16.splits[0].train;
+  job.seed = 2;
+  const LocalTrainResult trained = s16.task->train(job, c16.train, c16.lora);
+  for (const auto& [name, t] : trained.adapters) EXPECT_EQ(t.scalar_type(), at::kFloat) << name;
+  const EvalResult after = s16.task->evaluate(trained.adapters, job.indices, c16.lora, 16);
+  const EvalResult before = s16.task->evaluate(init, job.indices, c16.lora, 16);
+  EXPECT_LT(after.loss, before.loss - 0.05);
+}
+
 TEST(VqaSetup, ClearErrorsForMissingWeightsTokenizerAndTargets) {
   TempDir dir("fedvlm-vqa");
   DatasetCache unused;
