@@ -1,5 +1,6 @@
 // tests/bart_tokenizer_test.cpp — byte-level BPE on small hand-built tokenizers, checked by hand.
 #include "model/bart_tokenizer.hpp"
+#include "test_support.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -53,26 +54,7 @@ struct AddedSpec {
   bool lstrip;
 };
 
-class TempDir {
-public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("bart_tok_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
-private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
+using fedvlm::testing::TempDir;
 
 void write_text(const fs::path& f, const std::string& s) {
   std::ofstream out(f, std::ios::binary);

@@ -1,5 +1,6 @@
 // tests/image_processor_test.cpp — PNG/JPEG decoding, PIL-exact bicubic resize, normalisation, errors.
 #include "model/image_processor.hpp"
+#include "test_support.hpp"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -17,26 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
-public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("image_proc_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] fs::path operator/(const std::string& name) const { return path_ / name; }
-
-private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
+using fedvlm::testing::TempDir;
 
 std::vector<uint8_t> read_all(const fs::path& f) {
   std::ifstream in(f, std::ios::binary);

@@ -1,5 +1,6 @@
 // tests/vqa_dataset_test.cpp — ImageFolder VQA loading, the synthetic colour set, and error messages.
 #include "fl/vqa_dataset.hpp"
+#include "test_support.hpp"
 
 #include "model/bart_tokenizer.hpp"
 #include "model/image_processor.hpp"
@@ -25,26 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
-public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("vqa_dataset_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
-private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
+using fedvlm::testing::TempDir;
 
 std::string read_text(const fs::path& f) {
   std::ifstream in(f, std::ios::binary);
