@@ -301,19 +301,9 @@ std::string format_client_table(const std::vector<ClientRoundRecord>& records) {
                      human_bytes(sum_down / n)});
   }
 
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t c = 0; c < header.size(); ++c) {
-    width[c] = display_width(header[c]);
-    for (const auto& row : table) width[c] = std::max(width[c], display_width(row[c]));
-  }
-  auto render = [&](const std::vector<std::string>& cells) {
-    std::string line;
-    for (std::size_t c = 0; c < cells.size(); ++c) {
-      if (c) line += "  ";
-      line += pad_to_width(cells[c], width[c], c != 0); // numbers right-aligned, client id left
-    }
-    return line + '\n';
-  };
+  const std::vector<std::size_t> width = column_widths(header, table);
+  // The client id left-aligned, numbers right-aligned.
+  auto render = [&](const std::vector<std::string>& cells) { return render_columns(cells, width, 1); };
   std::string out = render(header);
   std::size_t total = 0;
   for (auto w : width) total += w;

@@ -1,6 +1,8 @@
 // fl/text_columns.cpp — display width of UTF-8 text and padding to a column width.
 #include "fl/text_columns.hpp"
 
+#include <algorithm>
+
 namespace fedvlm {
 
 std::size_t display_width(const std::string& s) {
@@ -15,6 +17,28 @@ std::string pad_to_width(const std::string& s, std::size_t width, bool right) {
   if (w >= width) return s;
   const std::string fill(width - w, ' ');
   return right ? fill + s : s + fill;
+}
+
+std::vector<std::size_t> column_widths(const std::vector<std::string>& header,
+                                       const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    width[c] = display_width(header[c]);
+    for (const auto& row : rows)
+      if (c < row.size()) width[c] = std::max(width[c], display_width(row[c]));
+  }
+  return width;
+}
+
+std::string render_columns(const std::vector<std::string>& cells, const std::vector<std::size_t>& widths,
+                           std::size_t first_right_aligned) {
+  std::string line;
+  for (std::size_t c = 0; c < cells.size(); ++c) {
+    if (c) line += "  ";
+    line += pad_to_width(cells[c], c < widths.size() ? widths[c] : 0, c >= first_right_aligned);
+  }
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+  return line + '\n';
 }
 
 } // namespace fedvlm

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace fedvlm {
 
@@ -11,5 +12,15 @@ namespace fedvlm {
 
 /// `s` padded with spaces to `width` display columns, on the left when `right` (right-aligned).
 [[nodiscard]] std::string pad_to_width(const std::string& s, std::size_t width, bool right);
+
+/// Widest display width per column over the header and every row.
+[[nodiscard]] std::vector<std::size_t> column_widths(const std::vector<std::string>& header,
+                                                     const std::vector<std::vector<std::string>>& rows);
+
+/// One table line: cells padded to `widths`, two spaces apart, columns from
+/// `first_right_aligned` on right-aligned (numbers), no trailing spaces, ending in '\n'.
+[[nodiscard]] std::string render_columns(const std::vector<std::string>& cells,
+                                         const std::vector<std::size_t>& widths,
+                                         std::size_t first_right_aligned);
 
 } // namespace fedvlm

@@ -166,20 +166,9 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
                      cell(row.loss), cell(row.gain, true), human_bytes(row.bytes_up_per_run)});
   }
 
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t c = 0; c < header.size(); ++c) {
-    width[c] = display_width(header[c]);
-    for (const auto& r : table) width[c] = std::max(width[c], display_width(r[c]));
-  }
-  auto render = [&](const std::vector<std::string>& cells) {
-    std::string line;
-    for (std::size_t c = 0; c < cells.size(); ++c) {
-      if (c) line += "  ";
-      line += pad_to_width(cells[c], width[c], c >= 2); // names left, numbers right
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    return line + '\n';
-  };
+  const std::vector<std::size_t> width = column_widths(header, table);
+  // Strategy and sweep names left-aligned, numbers right-aligned.
+  auto render = [&](const std::vector<std::string>& cells) { return render_columns(cells, width, 2); };
 
   std::string out =
       "Final round, grouped by strategy and sweep values other than seeds.\n"
