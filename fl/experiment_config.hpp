@@ -37,7 +37,9 @@ struct DataSettings {
   std::string domain_field = "origin_dataset"; ///< metadata.jsonl field naming a sample's domain
   std::string prompt_prefix = "<VQA>";         ///< prepended to every question
   int64_t max_answer_tokens = 32;
-  int64_t max_new_tokens = 16;          ///< greedy generation for exact match
+  int64_t max_new_tokens = 16;          ///< generation for exact match
+  int64_t num_beams = 1;                ///< 1 = greedy; Florence-2's generate() default is 3
+  int64_t no_repeat_ngram_size = 0;     ///< Florence-2's default is 3
   int synthetic_domains = 4;            ///< synthetic_vqa: domains generated
   int synthetic_per_domain = 40;        ///< synthetic_vqa: samples per domain
 

@@ -253,6 +253,9 @@ const std::vector<KeyDef>& schema() {
       string_key("data.prompt_prefix", "VQA: text put before every question", M(c.data.prompt_prefix)),
       int_key("data.max_answer_tokens", "VQA: answer tokens kept as labels", M(c.data.max_answer_tokens)),
       int_key("data.max_new_tokens", "VQA: tokens generated when scoring exact match", M(c.data.max_new_tokens)),
+      int_key("data.num_beams", "VQA: beam width for generated answers (1 = greedy; Florence-2 uses 3)", M(c.data.num_beams)),
+      int_key("data.no_repeat_ngram_size", "VQA: ban repeated n-grams when generating (Florence-2 uses 3; 0 = off)",
+              M(c.data.no_repeat_ngram_size)),
       int_key("data.synthetic_domains", "synthetic_vqa: number of domains generated", M(c.data.synthetic_domains)),
       int_key("data.synthetic_per_domain", "synthetic_vqa: samples per domain", M(c.data.synthetic_per_domain)),
 
@@ -460,6 +463,8 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     if (c.pretrain.enabled) fail("pretrain.enabled", "pretraining is for the image classifiers only");
     if (c.data.max_answer_tokens < 2) fail("data.max_answer_tokens", "must be >= 2 (<s> and </s>)");
     if (c.data.max_new_tokens < 1) fail("data.max_new_tokens", "must be >= 1");
+    if (c.data.num_beams < 1) fail("data.num_beams", "must be >= 1");
+    if (c.data.no_repeat_ngram_size < 0) fail("data.no_repeat_ngram_size", "must be >= 0");
     if (c.data.synthetic_domains < 1) fail("data.synthetic_domains", "must be >= 1");
     if (c.data.synthetic_per_domain < 2) fail("data.synthetic_per_domain", "must be >= 2");
     // The classifier-head default makes no sense for Florence-2: the paper's placement instead.

@@ -162,7 +162,9 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
   VqaTaskSettings vs;
   vs.prompt_prefix = c.data.prompt_prefix;
   vs.max_answer_tokens = c.data.max_answer_tokens;
-  vs.max_new_tokens = c.data.max_new_tokens;
+  vs.generation.max_new_tokens = c.data.max_new_tokens;
+  vs.generation.num_beams = c.data.num_beams;
+  vs.generation.no_repeat_ngram_size = c.data.no_repeat_ngram_size;
   setup.task = std::make_shared<const VqaTask>(model, tokenizer, data, c.lora_targets, vs);
   return setup;
 }

@@ -165,7 +165,7 @@ EvalResult VqaTask::evaluate(const TensorMap& adapters, const std::vector<int64_
     y_true.insert(y_true.end(), t.begin(), t.end());
     y_pred.insert(y_pred.end(), p.begin(), p.end());
 
-    const at::Tensor generated = model_->generate(enc, ctx, settings_.max_new_tokens);
+    const at::Tensor generated = model_->generate(enc, ctx, settings_.generation);
     const std::vector<int64_t> rows = to_vector(batch);
     for (int64_t r = 0; r < generated.size(0); ++r) {
       const std::string text = tokenizer_->decode(to_vector(generated[r]), /*skip_special_tokens=*/true);

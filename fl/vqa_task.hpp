@@ -19,7 +19,7 @@ namespace fedvlm {
 struct VqaTaskSettings {
   std::string prompt_prefix = "<VQA>"; ///< prepended to every question (Florence-2 task prompt)
   int64_t max_answer_tokens = 32;      ///< labels are cut here (`</s>` kept last)
-  int64_t max_new_tokens = 32;         ///< greedy generation for exact match
+  GenerationSettings generation;       ///< answers generated for exact match
   int64_t encoder_cache_bytes = int64_t{4} << 30; ///< cache encoder outputs up to this size
 };
 
@@ -39,7 +39,7 @@ public:
   [[nodiscard]] LocalTrainResult train(LocalTrainJob job, const TrainSettings& settings,
                                        const LoraSettings& lora) const override;
   /// Loss and token accuracy / macro P/R/F1 over answer tokens (teacher-forced, as the paper),
-  /// exact match of greedy answers (case-insensitive, trimmed, final '.' ignored).
+  /// exact match of generated answers (case-insensitive, trimmed, final '.' ignored).
   [[nodiscard]] EvalResult evaluate(const TensorMap& adapters, const std::vector<int64_t>& indices,
                                     const LoraSettings& lora, int64_t batch_size) const override;
 

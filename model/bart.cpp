@@ -212,6 +212,113 @@ at::Tensor bart_generate_greedy(const TensorMap& weights, const BartConfig& conf
   return ids.slice(1, 1);
 }
 
+namespace {
+
+/// Tokens that would complete an n-gram already present in `ids` (the no_repeat_ngram rule).
+std::vector<int64_t> banned_by_ngram(const std::vector<int64_t>& ids, int64_t n) {
+  std::vector<int64_t> banned;
+  const auto len = static_cast<int64_t>(ids.size());
+  if (n <= 0 || len + 1 < n) return banned;
+  for (int64_t start = 0; start + n <= len; ++start) {
+    bool same = true;
+    for (int64_t j = 0; j < n - 1 && same; ++j) same = ids[start + j] == ids[len - (n - 1) + j];
+    if (same) banned.push_back(ids[start + n - 1]);
+  }
+  return banned;
+}
+
+struct Hypothesis {
+  std::vector<int64_t> ids; ///< with the start token
+  double score = 0;         ///< summed log-probability (normalised once finished)
+};
+
+} // namespace
+
+at::Tensor bart_generate(const TensorMap& weights, const BartConfig& config, const at::Tensor& encoder_hidden,
+                         const ForwardContext& ctx, const GenerationSettings& settings) {
+  if (settings.num_beams <= 1 && settings.no_repeat_ngram_size <= 0)
+    return bart_generate_greedy(weights, config, encoder_hidden, ctx, settings.max_new_tokens);
+  at::NoGradGuard no_grad;
+  ForwardContext eval = ctx;
+  eval.dropout_active = false;
+  eval.batchnorm_update = false;
+  const int64_t beams = std::max<int64_t>(1, settings.num_beams);
+  const int64_t batch = encoder_hidden.size(0);
+  auto normalised = [&](const Hypothesis& h) {
+    return h.score / std::pow(static_cast<double>(h.ids.size()), settings.length_penalty);
+  };
+
+  std::vector<std::vector<int64_t>> best(static_cast<std::size_t>(batch));
+  for (int64_t b = 0; b < batch; ++b) {
+    const at::Tensor enc = encoder_hidden.slice(0, b, b + 1);
+    std::vector<Hypothesis> alive = {{{config.decoder_start_token_id}, 0.0}};
+    std::vector<Hypothesis> done;
+    for (int64_t step = 0; step < settings.max_new_tokens && !alive.empty(); ++step) {
+      const auto n_alive = static_cast<int64_t>(alive.size());
+      const auto t = static_cast<int64_t>(alive.front().ids.size());
+      at::Tensor ids = at::empty({n_alive, t}, at::kLong);
+      for (int64_t a = 0; a < n_alive; ++a)
+        std::copy(alive[a].ids.begin(), alive[a].ids.end(), ids[a].data_ptr<int64_t>());
+      const at::Tensor logits = bart_decode(weights, config, ids, enc.expand({n_alive, enc.size(1), enc.size(2)}),
+                                            eval, config.decoder_layers);
+      at::Tensor logp = at::log_softmax(logits.select(1, t - 1).to(at::kFloat), -1).contiguous();
+      for (int64_t a = 0; a < n_alive; ++a)
+        for (int64_t tok : banned_by_ngram(alive[a].ids, settings.no_repeat_ngram_size))
+          logp[a][tok] = -std::numeric_limits<float>::infinity();
+      const int64_t per_beam = std::min<int64_t>(2 * beams, logp.size(1));
+      const auto top = logp.topk(per_beam, -1);
+      const at::Tensor values = std::get<0>(top).contiguous();
+      const at::Tensor tokens = std::get<1>(top).contiguous();
+      struct Candidate {
+        double score;
+        int64_t beam, token;
+      };
+      std::vector<Candidate> cands;
+      for (int64_t a = 0; a < n_alive; ++a)
+        for (int64_t j = 0; j < per_beam; ++j) {
+          const double v = values[a][j].item<double>();
+          if (std::isfinite(v)) cands.push_back({alive[a].score + v, a, tokens[a][j].item<int64_t>()});
+        }
+      std::stable_sort(cands.begin(), cands.end(), [](const auto& x, const auto& y) { return x.score > y.score; });
+      std::vector<Hypothesis> next;
+      for (std::size_t rank = 0; rank < cands.size(); ++rank) {
+        const Candidate& c = cands[rank];
+        Hypothesis h{alive[c.beam].ids, c.score};
+        h.ids.push_back(c.token);
+        if (c.token == config.eos_token_id) {
+          // As Hugging Face: an eos outside the best num_beams candidates does not finish a beam.
+          if (static_cast<int64_t>(rank) < beams) done.push_back(std::move(h));
+        } else {
+          next.push_back(std::move(h));
+        }
+        if (static_cast<int64_t>(next.size()) == beams) break;
+      }
+      alive = std::move(next);
+      if (static_cast<int64_t>(done.size()) >= beams && !alive.empty()) {
+        // Log-probabilities only fall: a live beam's best possible final score is its current one.
+        double worst_done = std::numeric_limits<double>::infinity();
+        std::sort(done.begin(), done.end(), [&](const auto& x, const auto& y) { return normalised(x) > normalised(y); });
+        done.resize(static_cast<std::size_t>(beams));
+        worst_done = normalised(done.back());
+        double best_alive = -std::numeric_limits<double>::infinity();
+        for (const auto& h : alive) best_alive = std::max(best_alive, normalised(h));
+        if (best_alive <= worst_done) break;
+      }
+    }
+    for (auto& h : alive) done.push_back(std::move(h));
+    const auto winner = std::max_element(done.begin(), done.end(),
+                                         [&](const auto& x, const auto& y) { return normalised(x) < normalised(y); });
+    if (winner != done.end()) best[static_cast<std::size_t>(b)].assign(winner->ids.begin() + 1, winner->ids.end());
+  }
+  std::size_t width = 1;
+  for (const auto& ids : best) width = std::max(width, ids.size());
+  at::Tensor out = at::full({batch, static_cast<int64_t>(width)}, config.pad_token_id, at::kLong);
+  for (int64_t b = 0; b < batch; ++b)
+    for (std::size_t j = 0; j < best[static_cast<std::size_t>(b)].size(); ++j)
+      out[b][static_cast<int64_t>(j)] = best[static_cast<std::size_t>(b)][j];
+  return out;
+}
+
 at::Tensor bart_shift_right(const at::Tensor& labels, const BartConfig& config) {
   if (labels.dim() != 2)
     throw std::invalid_argument("bart_shift_right: expected labels (B, T), got " +

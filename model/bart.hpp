@@ -57,6 +57,23 @@ struct BartConfig {
                                               const at::Tensor& encoder_hidden, const ForwardContext& ctx,
                                               int64_t max_new_tokens);
 
+struct GenerationSettings {
+  int64_t max_new_tokens = 32;
+  int64_t num_beams = 1;            ///< 1: greedy (Florence-2's own default is 3)
+  int64_t no_repeat_ngram_size = 0; ///< ban tokens that would repeat an n-gram (Florence-2: 3)
+  double length_penalty = 1.0;      ///< finished beams rank by log-prob / length^penalty
+};
+
+/// Beam search as Hugging Face's generate() does it for encoder-decoders: each row keeps
+/// num_beams hypotheses, expands each by its 2·num_beams best tokens, moves those ending in eos
+/// to the finished list (score / length^length_penalty, length counting the start token) and
+/// stops when num_beams are finished and no live beam can still beat them. With num_beams 1
+/// and no n-gram rule it is bart_generate_greedy. Returns (B, L) without the start token,
+/// padded with pad_token_id. No autograd.
+[[nodiscard]] at::Tensor bart_generate(const TensorMap& weights, const BartConfig& config,
+                                       const at::Tensor& encoder_hidden, const ForwardContext& ctx,
+                                       const GenerationSettings& settings);
+
 /// Token embedding: the shared table `language_model.model.shared.weight`.
 [[nodiscard]] at::Tensor bart_embed_tokens(const TensorMap& weights, const at::Tensor& ids);
 

@@ -322,6 +322,11 @@ at::Tensor Florence2::generate(const at::Tensor& encoder_hidden, const ForwardCo
   return bart_generate_greedy(weights_, config_.text, encoder_hidden, ctx, max_new_tokens);
 }
 
+at::Tensor Florence2::generate(const at::Tensor& encoder_hidden, const ForwardContext& ctx,
+                               const GenerationSettings& settings) const {
+  return bart_generate(weights_, config_.text, encoder_hidden, ctx, settings);
+}
+
 int64_t Florence2::first_adapted_decoder_layer(const TensorMap* adapters) const {
   int64_t first = config_.text.decoder_layers;
   if (adapters == nullptr) return first;

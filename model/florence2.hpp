@@ -69,6 +69,9 @@ public:
   [[nodiscard]] at::Tensor loss(const at::Tensor& logits, const at::Tensor& labels) const;
   [[nodiscard]] at::Tensor generate(const at::Tensor& encoder_hidden, const ForwardContext& ctx,
                                     int64_t max_new_tokens) const;
+  /// Beam search / n-gram blocking as GenerationSettings says (bart_generate).
+  [[nodiscard]] at::Tensor generate(const at::Tensor& encoder_hidden, const ForwardContext& ctx,
+                                    const GenerationSettings& settings) const;
 
   /// Lowest decoder layer holding any adapter in `adapters` (decoder_layers when none).
   [[nodiscard]] int64_t first_adapted_decoder_layer(const TensorMap* adapters) const;
