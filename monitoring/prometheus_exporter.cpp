@@ -206,7 +206,7 @@ struct PrometheusExporter::Impl {
                            "Seconds jobs spent running on the device; rate() = busy slots.");
     job_duration = histogram(name::job_duration, "Run time of a scheduler job; kind = train|eval.");
     job_wait = histogram(name::job_wait, "Time a scheduler job waited in the queue.");
-    device_memory = gauge(name::device_memory, "Device memory in use by tensors.");
+    device_memory = gauge(name::device_memory, "Memory in use where the models run: the process resident set while they run on the CPU.");
 
     if (!settings.listen.empty()) {
       try {
