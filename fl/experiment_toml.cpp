@@ -207,6 +207,12 @@ template <class F> KeyDef string_key(std::string p, const char* help, F member) 
             return quote(std::string(member(const_cast<ExperimentConfig&>(c))));
           }};
 }
+/// A string key holding a filesystem path.
+template <class F> KeyDef path_key(std::string p, const char* help, F member) {
+  return {p, Kind::string, help,
+          [member](ExperimentConfig& c, const toml::node& n, const Where& w) { member(c) = read_string(n, w); },
+          [member](const ExperimentConfig& c) { return quote(member(const_cast<ExperimentConfig&>(c)).string()); }};
+}
 /// A string key whose text maps to an enum through `parse` (which throws invalid_argument).
 template <class Parse, class Print> KeyDef enum_key(std::string p, const char* help, Parse parse, Print print) {
   return {p, Kind::string, help,
@@ -225,28 +231,20 @@ template <class Parse, class Print> KeyDef enum_key(std::string p, const char* h
 const std::vector<KeyDef>& schema() {
   static const std::vector<KeyDef> keys = {
       string_key("name", "experiment name; results go to OUTPUT_DIR/NAME/RUN", M(c.name)),
-      {"output_dir", Kind::string, "directory for results (relative to the working directory)",
-       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.output_dir = read_string(n, w); },
-       [](const ExperimentConfig& c) { return quote(c.output_dir.string()); }},
+      path_key("output_dir", "directory for results (relative to the working directory)", M(c.output_dir)),
       int_key("seed", "seed of every random choice (partitions, inits, shuffles, dropout)", M(c.seed)),
       string_key("device", "\"cpu\" or \"cuda\" (falls back to cpu with a message when absent)", M(c.device)),
       int_key("threads", "LibTorch intra-op threads (0 = library default)", M(c.threads)),
 
       string_key("model.arch", "mobilenet_v3_small | mobilenet_v3_large", M(c.model.arch)),
-      {"model.weights", Kind::string, "optional .safetensors with torchvision parameter names",
-       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.model.weights = read_string(n, w); },
-       [](const ExperimentConfig& c) { return quote(c.model.weights.string()); }},
-      {"model.tokenizer", Kind::string, "Florence-2: tokenizer.json or its folder (default: beside model.weights)",
-       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.model.tokenizer = read_string(n, w); },
-       [](const ExperimentConfig& c) { return quote(c.model.tokenizer.string()); }},
+      path_key("model.weights", "optional .safetensors with torchvision parameter names", M(c.model.weights)),
+      path_key("model.tokenizer", "Florence-2: tokenizer.json or its folder (default: beside model.weights)", M(c.model.tokenizer)),
       real_key("model.dropout", "classifier dropout probability", M(c.model.dropout)),
       string_key("model.precision", "Florence-2: float32 | bfloat16 (frozen weights and activations; adapters stay float32)",
                  M(c.model.precision)),
 
       string_key("data.dataset", "fashion_mnist | cifar10 | vqa_folder (metadata.jsonl + images) | synthetic_vqa", M(c.data.dataset)),
-      {"data.path", Kind::string, "directory holding the dataset files",
-       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.data.path = read_string(n, w); },
-       [](const ExperimentConfig& c) { return quote(c.data.path.string()); }},
+      path_key("data.path", "directory holding the dataset files", M(c.data.path)),
       int_key("data.max_samples", "cap on the federated sample pool (0 = all)", M(c.data.max_samples)),
       real_key("data.test_fraction", "share of each client's data held out as its test split", M(c.data.test_fraction)),
       string_key("data.domain_field", "VQA: metadata.jsonl field naming each sample's domain", M(c.data.domain_field)),
@@ -264,9 +262,7 @@ const std::vector<KeyDef>& schema() {
       int_key("pretrain.epochs", "pretraining epochs", M(c.pretrain.epochs)),
       real_key("pretrain.lr", "pretraining learning rate (SGD, momentum 0.9)", M(c.pretrain.lr)),
       int_key("pretrain.batch_size", "pretraining batch size", M(c.pretrain.batch_size)),
-      {"pretrain.cache_dir", Kind::string, "where pretrained checkpoints are cached (relative to output_dir)",
-       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.pretrain.cache_dir = read_string(n, w); },
-       [](const ExperimentConfig& c) { return quote(c.pretrain.cache_dir.string()); }},
+      path_key("pretrain.cache_dir", "where pretrained checkpoints are cached (relative to output_dir)", M(c.pretrain.cache_dir)),
 
       enum_key("partition.scheme", "iid | shards | dirichlet | by_label_group | by_domain (VQA)",
                [](ExperimentConfig& c, const std::string& s) { c.partition.scheme = partition_scheme_from_string(s); },
