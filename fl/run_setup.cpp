@@ -6,6 +6,7 @@
 #include "fl/vqa_task.hpp"
 #include "model/bart_tokenizer.hpp"
 #include "model/florence2.hpp"
+#include "model/florence2_hf_config.hpp"
 #include "fl/strategy.hpp"
 #include "model/mobilenet_v3.hpp"
 #include "model/safetensors.hpp"
@@ -108,6 +109,29 @@ std::filesystem::path synthetic_vqa_dir(const ExperimentConfig& c) {
   return dir;
 }
 
+// The checkpoint's own config.json, when it has one, is the authority on dropout and image
+// preprocessing; its architecture must be the one model.arch names, else the run would fail
+// later on shapes with a less helpful message.
+Florence2Config checkpoint_config(const Florence2Config& named, const ExperimentConfig& c) {
+  if (c.model.weights.empty()) return named;
+  const std::filesystem::path file = florence2_hf_config_path(c.model.weights);
+  if (!std::filesystem::exists(file)) return named;
+  Florence2Config own;
+  try {
+    own = florence2_config_from_hf(file);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("model.weights: " + std::string(e.what()));
+  }
+  const std::string diff = florence2_architecture_difference(own, named);
+  if (!diff.empty())
+    throw std::runtime_error("model.weights: " + file.string() + " describes another model than model.arch = " +
+                             c.model.arch + " (" + diff + ", the checkpoint's value first); set model.arch "
+                             "to the checkpoint's size");
+  own.name = named.name;
+  own.precision = named.precision;
+  return own;
+}
+
 RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
   RunSetup setup;
   const std::filesystem::path data_dir = c.data.dataset == "synthetic_vqa" ? synthetic_vqa_dir(c) : c.data.path;
@@ -125,6 +149,7 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
 
   Florence2Config fc = Florence2Config::named(c.model.arch.substr(std::string("florence2_").size()));
   fc.precision = c.model.precision == "bfloat16" ? Precision::bfloat16 : Precision::float32;
+  fc = checkpoint_config(fc, c);
   setup.targets = resolve_vqa_targets(fc, c.lora_targets);
   fill_bytes(setup, c);
 

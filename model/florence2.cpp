@@ -225,6 +225,10 @@ void Florence2::load_state(const TensorMap& state) {
     } else if (key == kFinalLogitsBias) {
       // A zero-initialised buffer the reference tolerates missing (_keys_to_ignore_on_load_missing).
       loaded[key] = at::zeros(current.sizes(), at::kFloat);
+    } else if (key == kTemporalEmbed) {
+      // A constant the reference computes in its constructor; a checkpoint without it (one that
+      // kept parameters only) loads there with the same values.
+      loaded[key] = temporal_sinusoids(current.size(0), current.size(1));
     } else {
       missing.push_back(key);
     }

@@ -175,6 +175,18 @@ TEST_F(Florence2Test, MissingKeyIsNamed) {
   for (const auto& [name, t] : before) EXPECT_TRUE(at::equal(t, other.state().at(name))) << name;
 }
 
+TEST_F(Florence2Test, TemporalSinusoidMayBeAbsentFromACheckpoint) {
+  // A constant buffer: a checkpoint that kept parameters only still loads, with the exact table.
+  const std::string key = "visual_temporal_embed.pos_idx_to_embed";
+  TensorMap state = model.state();
+  state.erase(key);
+  Florence2 other(Florence2Config::tiny(), 2);
+  other.mutable_state().at(key).zero_();
+  ASSERT_EQ(load_error(other, state, "no_buffer.safetensors"), "");
+  EXPECT_TRUE(at::equal(other.state().at(key), model.state().at(key)));
+  EXPECT_TRUE(at::equal(logits_of(other), logits_of(model)));
+}
+
 TEST_F(Florence2Test, UnexpectedKeyIsNamed) {
   TensorMap state = model.state();
   state["language_model.model.decoder.layers.7.fc1.weight"] = at::zeros({64, 32});

@@ -12,6 +12,7 @@ namespace {
 
 using namespace fedvlm;
 using fedvlm::testing::TempDir;
+using fedvlm::testing::write_text_file;
 
 class Recorder : public RunObserver {
 public:
@@ -178,6 +179,27 @@ TEST(VqaSetup, ClearErrorsForMissingWeightsTokenizerAndTargets) {
     FAIL() << "expected an error";
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("data.path"), std::string::npos) << e.what();
+  }
+}
+
+TEST(VqaSetup, CheckpointConfigOfAnotherSizeIsRefusedBeforeLoading) {
+  TempDir dir("fedvlm-vqa");
+  DatasetCache unused;
+  auto c = tiny_vqa(dir.path());
+  c.model.weights = dir.path() / "checkpoint";
+  std::filesystem::create_directories(c.model.weights);
+  // The reference's defaults: a Florence-2-large-sized model, not the tiny one model.arch names.
+  write_text_file(c.model.weights / "config.json",
+                  R"({"model_type": "florence2", "vision_config": {}, "text_config": {}})");
+  try {
+    (void)prepare_run(c, unused, SetupMode::plan);
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("model.weights"), std::string::npos) << what;
+    EXPECT_NE(what.find("describes another model than model.arch = florence2_tiny"), std::string::npos) << what;
+    EXPECT_NE(what.find("vision_config.dim_embed [256, 512, 1024, 2048] vs [16, 32, 64, 128]"), std::string::npos)
+        << what;
   }
 }
 

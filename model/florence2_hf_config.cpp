@@ -1,0 +1,228 @@
+// model/florence2_hf_config.cpp — config.json / preprocessor_config.json → Florence2Config.
+#include "model/florence2_hf_config.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace fedvlm {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// One JSON object of one file, with the key path kept for messages ("text_config.d_model").
+class Section {
+public:
+  Section(const fs::path& file, const json& object, std::string prefix)
+      : file_(file), object_(object), prefix_(std::move(prefix)) {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& expected) const {
+    throw std::runtime_error(file_.string() + ": key '" + prefix_ + key + "': expected " + expected);
+  }
+  [[nodiscard]] bool has(const std::string& key) const { return object_.contains(key) && !object_[key].is_null(); }
+
+  [[nodiscard]] int64_t integer(const std::string& key, int64_t fallback, int64_t min = 0) const {
+    if (!has(key)) return fallback;
+    const json& v = object_[key];
+    if (!v.is_number_integer() || v.get<int64_t>() < min)
+      fail(key, "an integer >= " + std::to_string(min) + ", got " + v.dump());
+    return v.get<int64_t>();
+  }
+  [[nodiscard]] double number(const std::string& key, double fallback) const {
+    if (!has(key)) return fallback;
+    const json& v = object_[key];
+    if (!v.is_number() || v.get<double>() < 0.0) fail(key, "a number >= 0, got " + v.dump());
+    return v.get<double>();
+  }
+  [[nodiscard]] std::string text(const std::string& key, const std::string& fallback) const {
+    if (!has(key)) return fallback;
+    if (!object_[key].is_string()) fail(key, "a string, got " + object_[key].dump());
+    return object_[key].get<std::string>();
+  }
+  [[nodiscard]] bool flag(const std::string& key, bool fallback) const {
+    if (!has(key)) return fallback;
+    if (!object_[key].is_boolean()) fail(key, "true or false, got " + object_[key].dump());
+    return object_[key].get<bool>();
+  }
+  template <typename T>
+  [[nodiscard]] std::vector<T> list(const std::string& key, std::vector<T> fallback, size_t size) const {
+    if (!has(key)) return fallback;
+    const json& v = object_[key];
+    const std::string what = "a list of " + std::to_string(size) + (std::is_same_v<T, bool> ? " booleans" : " numbers");
+    if (!v.is_array() || v.size() != size) fail(key, what + ", got " + v.dump());
+    std::vector<T> out;
+    for (const json& e : v) {
+      const bool ok = std::is_same_v<T, bool> ? e.is_boolean()
+                      : std::is_integral_v<T> ? e.is_number_integer()
+                                              : e.is_number();
+      if (!ok) fail(key, what + ", got " + v.dump());
+      out.push_back(e.get<T>());
+    }
+    return out;
+  }
+  [[nodiscard]] Section child(const std::string& key) const {
+    if (!has(key) || !object_[key].is_object()) fail(key, "an object");
+    return Section(file_, object_[key], prefix_ + key + ".");
+  }
+  [[nodiscard]] const json& raw(const std::string& key) const { return object_[key]; }
+
+private:
+  const fs::path& file_;
+  const json& object_;
+  std::string prefix_;
+};
+
+json read_json(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error(file.string() + ": cannot be opened");
+  try {
+    return json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw std::runtime_error(file.string() + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+// Defaults are those of the reference's Florence2VisionConfig, used when config.json omits a key.
+void read_vision(const Section& v, Florence2Config& c) {
+  if (v.text("model_type", "davit") != "davit") v.fail("model_type", "\"davit\" (the only vision tower Florence-2 has)");
+  c.vision.dims = v.list<int64_t>("dim_embed", {256, 512, 1024, 2048}, 4);
+  const size_t stages = c.vision.dims.size();
+  c.vision.heads = v.list<int64_t>("num_heads", {8, 16, 32, 64}, stages);
+  const auto groups = v.list<int64_t>("num_groups", {8, 16, 32, 64}, stages);
+  if (groups != c.vision.heads)
+    v.fail("num_groups", "the same list as num_heads (every published Florence-2 has them equal, and this engine "
+                         "uses one list for both)");
+  c.vision.depths = v.list<int64_t>("depths", {1, 1, 9, 1}, stages);
+  c.vision.patch_size = v.list<int64_t>("patch_size", {7, 3, 3, 3}, stages);
+  c.vision.patch_stride = v.list<int64_t>("patch_stride", {4, 2, 2, 2}, stages);
+  c.vision.patch_padding = v.list<int64_t>("patch_padding", {3, 1, 1, 1}, stages);
+  c.vision.patch_prenorm = v.list<bool>("patch_prenorm", {false, true, true, true}, stages);
+  c.vision.window_size = v.integer("window_size", 12, 1);
+  c.projection.projection_dim = v.integer("projection_dim", 1024, 1);
+
+  if (v.has("image_pos_embed")) {
+    const Section pos = v.child("image_pos_embed");
+    if (pos.text("type", "") != "learned_abs_2d") pos.fail("type", "\"learned_abs_2d\"");
+    c.projection.max_pos_embeddings = pos.integer("max_pos_embeddings", 50, 1);
+  }
+  if (v.has("visual_temporal_embedding")) {
+    const Section temporal = v.child("visual_temporal_embedding");
+    if (temporal.text("type", "") != "COSINE") temporal.fail("type", "\"COSINE\"");
+    c.projection.max_temporal_embeddings = temporal.integer("max_temporal_embeddings", 100, 1);
+  }
+  if (v.has("image_feature_source") &&
+      v.raw("image_feature_source") != json::array({"spatial_avg_pool", "temporal_avg_pool"}))
+    v.fail("image_feature_source", "[\"spatial_avg_pool\", \"temporal_avg_pool\"] (the published setting), got " +
+                                       v.raw("image_feature_source").dump());
+}
+
+// Defaults are those of the reference's Florence2LanguageConfig (BART-large sized).
+void read_text(const Section& t, Florence2Config& c) {
+  BartConfig& b = c.text;
+  b.vocab_size = t.integer("vocab_size", 51289, 1);
+  b.d_model = t.integer("d_model", 1024, 1);
+  b.encoder_layers = t.integer("encoder_layers", 12, 1);
+  b.decoder_layers = t.integer("decoder_layers", 12, 1);
+  b.encoder_heads = t.integer("encoder_attention_heads", 16, 1);
+  b.decoder_heads = t.integer("decoder_attention_heads", 16, 1);
+  b.encoder_ffn_dim = t.integer("encoder_ffn_dim", 4096, 1);
+  b.decoder_ffn_dim = t.integer("decoder_ffn_dim", 4096, 1);
+  b.max_position_embeddings = t.integer("max_position_embeddings", 1024, 1);
+  b.dropout = t.number("dropout", 0.1);
+  b.attention_dropout = t.number("attention_dropout", 0.0);
+  b.activation_dropout = t.number("activation_dropout", 0.0);
+  b.pad_token_id = t.integer("pad_token_id", 1);
+  b.bos_token_id = t.integer("bos_token_id", 0);
+  b.eos_token_id = t.integer("eos_token_id", 2);
+  b.decoder_start_token_id = t.integer("decoder_start_token_id", 2);
+  if (t.text("activation_function", "gelu") != "gelu") t.fail("activation_function", "\"gelu\"");
+  if (t.flag("scale_embedding", false)) t.fail("scale_embedding", "false (as every published Florence-2)");
+  if (!t.flag("tie_word_embeddings", true)) t.fail("tie_word_embeddings", "true (lm_head shares the token table)");
+  if (b.d_model % b.encoder_heads != 0 || b.d_model % b.decoder_heads != 0)
+    t.fail("d_model", "a multiple of the attention head counts");
+}
+
+void read_preprocessor(const fs::path& file, Florence2Config& c) {
+  const json root = read_json(file);
+  const Section p(file, root, "");
+  if (p.has("size")) {
+    const Section size = p.child("size");
+    const int64_t h = size.integer("height", 0, 1), w = size.integer("width", 0, 1);
+    if (h != w) size.fail("width", "the same as height (square images), got " + std::to_string(w));
+    c.image_size = h;
+  }
+  c.image_mean = p.list<double>("image_mean", c.image_mean, 3);
+  c.image_std = p.list<double>("image_std", c.image_std, 3);
+}
+
+} // namespace
+
+std::string florence2_architecture_difference(const Florence2Config& a, const Florence2Config& b) {
+  auto show = [](const auto& v) {
+    if constexpr (std::is_arithmetic_v<std::decay_t<decltype(v)>>) {
+      return std::to_string(v);
+    } else {
+      std::string out = "[";
+      for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + std::to_string(static_cast<int64_t>(v[i]));
+      return out + "]";
+    }
+  };
+  std::string diff;
+  auto check = [&](const char* key, const auto& x, const auto& y) {
+    if (diff.empty() && !(x == y)) diff = std::string(key) + " " + show(x) + " vs " + show(y);
+  };
+  check("vision_config.dim_embed", a.vision.dims, b.vision.dims);
+  check("vision_config.num_heads", a.vision.heads, b.vision.heads);
+  check("vision_config.depths", a.vision.depths, b.vision.depths);
+  check("vision_config.patch_size", a.vision.patch_size, b.vision.patch_size);
+  check("vision_config.patch_stride", a.vision.patch_stride, b.vision.patch_stride);
+  check("vision_config.patch_padding", a.vision.patch_padding, b.vision.patch_padding);
+  check("vision_config.patch_prenorm", a.vision.patch_prenorm, b.vision.patch_prenorm);
+  check("vision_config.window_size", a.vision.window_size, b.vision.window_size);
+  check("vision_config.projection_dim", a.projection.projection_dim, b.projection.projection_dim);
+  check("text_config.vocab_size", a.text.vocab_size, b.text.vocab_size);
+  check("text_config.d_model", a.text.d_model, b.text.d_model);
+  check("text_config.encoder_layers", a.text.encoder_layers, b.text.encoder_layers);
+  check("text_config.decoder_layers", a.text.decoder_layers, b.text.decoder_layers);
+  check("text_config.encoder_attention_heads", a.text.encoder_heads, b.text.encoder_heads);
+  check("text_config.decoder_attention_heads", a.text.decoder_heads, b.text.decoder_heads);
+  check("text_config.encoder_ffn_dim", a.text.encoder_ffn_dim, b.text.encoder_ffn_dim);
+  check("text_config.decoder_ffn_dim", a.text.decoder_ffn_dim, b.text.decoder_ffn_dim);
+  return diff;
+}
+
+fs::path florence2_hf_config_path(const fs::path& checkpoint) {
+  return fs::is_directory(checkpoint) ? checkpoint / "config.json" : checkpoint.parent_path() / "config.json";
+}
+
+Florence2Config florence2_config_from_hf(const fs::path& config_json) {
+  const json root = read_json(config_json);
+  if (!root.is_object()) throw std::runtime_error(config_json.string() + ": expected a JSON object");
+  const Section top(config_json, root, "");
+  const std::string type = top.text("model_type", "");
+  if (type != "florence2")
+    top.fail("model_type", "\"florence2\", got \"" + type + "\"" +
+                               (type == "florence2_language" || type.empty() ? "" : " (another model's config)"));
+
+  Florence2Config c;
+  c.name = "hf:" + config_json.parent_path().filename().string();
+  read_vision(top.child("vision_config"), c);
+  read_text(top.child("text_config"), c);
+  // The top level repeats a few text settings; where it does, they must agree.
+  if (top.has("vocab_size") && top.integer("vocab_size", 0, 1) != c.text.vocab_size)
+    top.fail("vocab_size", "text_config.vocab_size (" + std::to_string(c.text.vocab_size) + ")");
+  if (c.projection.projection_dim != c.text.d_model)
+    top.fail("vision_config.projection_dim",
+             "text_config.d_model (" + std::to_string(c.text.d_model) + "): image tokens enter the text encoder");
+
+  const fs::path pre = config_json.parent_path() / "preprocessor_config.json";
+  if (fs::exists(pre)) read_preprocessor(pre, c);
+  return c;
+}
+
+} // namespace fedvlm
