@@ -1,6 +1,7 @@
 // model/florence2.cpp — Florence-2: DaViT image tokens + prompt embeddings → BART, weights by checkpoint name.
 #include "model/florence2.hpp"
 
+#include "model/florence2_native_layout.hpp"
 #include "model/safetensors.hpp"
 
 #include <ATen/ATen.h>
@@ -175,15 +176,15 @@ void Florence2::load(const std::filesystem::path& checkpoint) {
 }
 
 void Florence2::load_state(const TensorMap& state) {
-  const std::string who = "Florence2 (" + config_.name + ")";
-  for (const auto& [key, t] : state)
-    if (starts_with(key, "model.language_model.") || starts_with(key, "model.vision_tower.") ||
-        starts_with(key, "model.multi_modal_projector."))
-      throw std::runtime_error(
-          who + ": tensor '" + key +
-          "' is in the transformers-native Florence-2 layout; only the original remote-code layout "
-          "(microsoft/Florence-2-*: language_model.*, vision_tower.*, image_projection) is supported");
+  // transformers' built-in port names the same tensors differently: rename, then check as usual.
+  if (is_florence2_native_layout(state))
+    load_state_checked(florence2_from_native_layout(state), " (native transformers layout, shown renamed)");
+  else
+    load_state_checked(state, "");
+}
 
+void Florence2::load_state_checked(const TensorMap& state, const std::string& layout_note) {
+  const std::string who = "Florence2 (" + config_.name + ")" + layout_note;
   std::vector<std::string> missing, unexpected, misshaped;
   TensorMap loaded;
   auto take = [&](const std::string& key, const at::Tensor& t, const at::Tensor& current) {

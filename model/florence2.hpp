@@ -41,9 +41,9 @@ public:
   Florence2(Florence2Config config, uint64_t seed);
 
   /// Loads a Hugging Face checkpoint (model.safetensors, a sharded index, or a directory holding
-  /// either) by parameter name. Tied embeddings may be stored once (shared / encoder /
-  /// decoder embed_tokens / lm_head). Throws std::runtime_error listing missing, unexpected and
-  /// mis-shaped keys.
+  /// either) by parameter name, in the published remote-code layout or in transformers' native
+  /// one. Tied embeddings may be stored once (shared / encoder / decoder embed_tokens / lm_head).
+  /// Throws std::runtime_error listing missing, unexpected and mis-shaped keys.
   void load(const std::filesystem::path& checkpoint);
   void load_state(const TensorMap& state);
 
@@ -77,6 +77,8 @@ public:
   [[nodiscard]] int64_t first_adapted_decoder_layer(const TensorMap* adapters) const;
 
 private:
+  /// load_state on remote-code names; `layout_note` tells error messages where names came from.
+  void load_state_checked(const TensorMap& state, const std::string& layout_note);
   /// Casts every floating weight to config_.precision.
   void apply_precision();
 

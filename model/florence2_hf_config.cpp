@@ -87,13 +87,22 @@ json read_json(const fs::path& file) {
   }
 }
 
-// Defaults are those of the reference's Florence2VisionConfig, used when config.json omits a key.
+// Two layouts of config.json: the remote code's (vision model_type "davit", the published
+// microsoft/Florence-2-*) and transformers' native port's ("florence_vision"). They name a few
+// keys differently and default differently; absent keys take the defaults of the layout's own
+// config class.
 void read_vision(const Section& v, Florence2Config& c) {
-  if (v.text("model_type", "davit") != "davit") v.fail("model_type", "\"davit\" (the only vision tower Florence-2 has)");
-  c.vision.dims = v.list<int64_t>("dim_embed", {256, 512, 1024, 2048}, 4);
+  const std::string type = v.text("model_type", "davit");
+  if (type != "davit" && type != "florence_vision")
+    v.fail("model_type", "\"davit\" (remote-code layout) or \"florence_vision\" (transformers' native layout), got \"" +
+                             type + "\"");
+  const bool native = type == "florence_vision";
+  const std::vector<int64_t> dims = native ? std::vector<int64_t>{128, 256, 512, 1024} : std::vector<int64_t>{256, 512, 1024, 2048};
+  const std::vector<int64_t> heads = native ? std::vector<int64_t>{4, 8, 16, 32} : std::vector<int64_t>{8, 16, 32, 64};
+  c.vision.dims = v.list<int64_t>(native ? "embed_dim" : "dim_embed", dims, 4);
   const size_t stages = c.vision.dims.size();
-  c.vision.heads = v.list<int64_t>("num_heads", {8, 16, 32, 64}, stages);
-  const auto groups = v.list<int64_t>("num_groups", {8, 16, 32, 64}, stages);
+  c.vision.heads = v.list<int64_t>("num_heads", heads, stages);
+  const auto groups = v.list<int64_t>("num_groups", heads, stages);
   if (groups != c.vision.heads)
     v.fail("num_groups", "the same list as num_heads (every published Florence-2 has them equal, and this engine "
                          "uses one list for both)");
@@ -105,6 +114,14 @@ void read_vision(const Section& v, Florence2Config& c) {
   c.vision.window_size = v.integer("window_size", 12, 1);
   c.projection.projection_dim = v.integer("projection_dim", 1024, 1);
 
+  if (native) {
+    c.projection.max_pos_embeddings = v.integer("max_position_embeddings", 50, 1);
+    c.projection.max_temporal_embeddings = v.integer("max_temporal_embeddings", 100, 1);
+    if (v.number("mlp_ratio", 4.0) != 4.0) v.fail("mlp_ratio", "4.0 (as every published Florence-2)");
+    if (!v.flag("qkv_bias", true)) v.fail("qkv_bias", "true");
+    if (v.text("activation_function", "gelu") != "gelu") v.fail("activation_function", "\"gelu\"");
+    return;
+  }
   if (v.has("image_pos_embed")) {
     const Section pos = v.child("image_pos_embed");
     if (pos.text("type", "") != "learned_abs_2d") pos.fail("type", "\"learned_abs_2d\"");
@@ -121,10 +138,14 @@ void read_vision(const Section& v, Florence2Config& c) {
                                        v.raw("image_feature_source").dump());
 }
 
-// Defaults are those of the reference's Florence2LanguageConfig (BART-large sized).
+// Defaults are those of the remote code's Florence2LanguageConfig, or of BartConfig (the native
+// port's text model) where model_type says "bart": BART-large sized, they differ in vocab only.
 void read_text(const Section& t, Florence2Config& c) {
+  const std::string type = t.text("model_type", "florence2_language");
+  if (type != "florence2_language" && type != "bart")
+    t.fail("model_type", "\"florence2_language\" or \"bart\", got \"" + type + "\"");
   BartConfig& b = c.text;
-  b.vocab_size = t.integer("vocab_size", 51289, 1);
+  b.vocab_size = t.integer("vocab_size", type == "bart" ? 50265 : 51289, 1);
   b.d_model = t.integer("d_model", 1024, 1);
   b.encoder_layers = t.integer("encoder_layers", 12, 1);
   b.decoder_layers = t.integer("decoder_layers", 12, 1);
@@ -185,7 +206,6 @@ std::string florence2_architecture_difference(const Florence2Config& a, const Fl
   check("vision_config.patch_prenorm", a.vision.patch_prenorm, b.vision.patch_prenorm);
   check("vision_config.window_size", a.vision.window_size, b.vision.window_size);
   check("vision_config.projection_dim", a.projection.projection_dim, b.projection.projection_dim);
-  check("text_config.vocab_size", a.text.vocab_size, b.text.vocab_size);
   check("text_config.d_model", a.text.d_model, b.text.d_model);
   check("text_config.encoder_layers", a.text.encoder_layers, b.text.encoder_layers);
   check("text_config.decoder_layers", a.text.decoder_layers, b.text.decoder_layers);

@@ -8,18 +8,20 @@
 
 namespace fedvlm {
 
-/// Reads a Hugging Face Florence-2 `config.json` (the remote-code layout microsoft/Florence-2-*
-/// publish: `vision_config` + `text_config`). When `preprocessor_config.json` sits beside it, the
-/// image size, mean and std come from there; otherwise Florence2Config's defaults stand.
+/// Reads a Hugging Face Florence-2 `config.json`: the remote-code layout microsoft/Florence-2-*
+/// publish (vision model_type "davit") or transformers' native port's ("florence_vision").
+/// When `preprocessor_config.json` sits beside it, the image size, mean and std come from there;
+/// otherwise Florence2Config's defaults stand.
 /// Throws std::runtime_error naming the file, the key and what was expected, also for settings
 /// this engine does not implement (another vision tower, heads != groups, a non-GELU FFN, ...).
 /// `name` of the result is "hf:<directory name>".
 [[nodiscard]] Florence2Config florence2_config_from_hf(const std::filesystem::path& config_json);
 
-/// "" when `a` and `b` are the same size of model (widths, depths, heads, patches, windows, vocab);
+/// "" when `a` and `b` are the same size of model (widths, depths, heads, patches, windows);
 /// otherwise the first difference in config.json's words, e.g. "text_config.d_model 1024 vs 768".
-/// Position-table lengths are left out: uploads of one model disagree on them (Florence-2-large's
-/// max_position_embeddings is 4096 in one revision, 1024 in another), and the checkpoint decides.
+/// Table lengths are left out, the checkpoint decides them: uploads of one model disagree on
+/// positions (Florence-2-large's max_position_embeddings is 4096 in one revision, 1024 in
+/// another), and the native port pads the vocabulary (51289 → 51328).
 [[nodiscard]] std::string florence2_architecture_difference(const Florence2Config& a, const Florence2Config& b);
 
 /// Where a checkpoint's config.json would be: the directory itself, or the directory of a

@@ -335,8 +335,14 @@ TensorMap safetensors_load_any(const fs::path& path) {
       return safetensors_load(path / "model.safetensors").tensors;
     if (fs::exists(path / "model.safetensors.index.json", ec))
       return load_index(path / "model.safetensors.index.json");
+    if (fs::exists(path / "pytorch_model.bin", ec) || fs::exists(path / "pytorch_model.bin.index.json", ec))
+      fail(path, "directory has pytorch_model.bin (a pickle, not read here) but no model.safetensors; convert it "
+                 "once with: /usr/bin/python3 scripts/convert_to_safetensors.py '" + s + "'");
     fail(path, "directory has neither model.safetensors nor model.safetensors.index.json");
   }
+  if (ends_with(s, ".bin"))
+    fail(path, "a PyTorch pickle is not read here; convert its folder once with: /usr/bin/python3 "
+               "scripts/convert_to_safetensors.py '" + path.parent_path().string() + "'");
   fail(path, "expected a .safetensors file, a *.index.json shard index, or a directory "
              "containing model.safetensors or model.safetensors.index.json");
 }

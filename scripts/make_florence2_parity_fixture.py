@@ -20,11 +20,13 @@ import argparse
 import importlib
 import json
 import os
-import struct
 import sys
 import types
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_writer import save_safetensors  # noqa: E402
 
 # Small enough to commit, shaped to reach every code path: window 3 pads every DaViT stage's
 # map (16, 8, 4, 2), stage 3 stacks two blocks, heads differ from groups nowhere (as published).
@@ -109,25 +111,6 @@ def randomize(model, generator):
         bias.copy_(0.05 * torch.randn(bias.shape, generator=generator))
 
 
-def write_safetensors(path, tensors):
-    dtypes = {torch.float32: "F32", torch.int64: "I64"}
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().cpu()
-        data = t.numpy().tobytes()
-        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(encoded)))
-        f.write(encoded)
-        for blob in blobs:
-            f.write(blob)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--remote-code", required=True,
@@ -167,8 +150,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     state = {k: v for k, v in model.state_dict().items()
              if k not in TIED}
-    write_safetensors(os.path.join(args.out, "model.safetensors"), state)
-    write_safetensors(os.path.join(args.out, "io.safetensors"), {
+    save_safetensors(os.path.join(args.out, "model.safetensors"), state)
+    save_safetensors(os.path.join(args.out, "io.safetensors"), {
         "pixel_values": pixel_values, "input_ids": input_ids, "labels": labels,
         "image_features": image_features, "encoder_hidden": out.encoder_last_hidden_state,
         "logits": out.logits, "loss": out.loss.reshape(1)})

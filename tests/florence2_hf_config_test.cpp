@@ -156,5 +156,30 @@ TEST_F(HfConfig, ConfigPathIsBesideTheWeights) {
   EXPECT_EQ(florence2_hf_config_path(dir / "model.safetensors.index.json"), dir / "config.json");
 }
 
+TEST_F(HfConfig, NativeTransformersConfigIsRead) {
+  // The layout transformers' own Florence2Config writes (florence-community/Florence-2-base).
+  const Florence2Config c = read(R"({
+    "model_type": "florence2", "image_token_id": 51289,
+    "text_config": {"model_type": "bart", "vocab_size": 51328, "d_model": 768, "encoder_layers": 6,
+      "decoder_layers": 6, "encoder_attention_heads": 12, "decoder_attention_heads": 12,
+      "encoder_ffn_dim": 3072, "decoder_ffn_dim": 3072, "attention_dropout": 0.1, "activation_dropout": 0.1},
+    "vision_config": {"model_type": "florence_vision", "embed_dim": [128, 256, 512, 1024],
+      "num_heads": [4, 8, 16, 32], "num_groups": [4, 8, 16, 32], "projection_dim": 768,
+      "max_position_embeddings": 50, "max_temporal_embeddings": 100, "mlp_ratio": 4.0}
+  })");
+  EXPECT_EQ(florence2_architecture_difference(c, Florence2Config::base()), "");
+  EXPECT_EQ(c.text.vocab_size, 51328); // padded by the port; the checkpoint decides
+  // The native classes' defaults: a base-sized vision tower, BartConfig's vocabulary.
+  const Florence2Config d = read(R"({"model_type": "florence2", "text_config": {"model_type": "bart"},
+    "vision_config": {"model_type": "florence_vision", "projection_dim": 1024}})");
+  EXPECT_EQ(d.vision.dims, Florence2Config::base().vision.dims);
+  EXPECT_EQ(d.text.vocab_size, 50265);
+  const std::string e = error_of(R"({"model_type": "florence2", "text_config": {"model_type": "t5"},
+    "vision_config": {"model_type": "florence_vision"}})");
+  EXPECT_NE(e.find("'text_config.model_type'"), std::string::npos) << e;
+  EXPECT_NE(error_of(R"({"model_type": "florence2", "text_config": {},
+    "vision_config": {"model_type": "clip_vision_model"}})").find("'vision_config.model_type'"), std::string::npos);
+}
+
 } // namespace
 } // namespace fedvlm

@@ -14,6 +14,8 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace fedvlm {
 namespace {
@@ -24,6 +26,39 @@ const fs::path kFixture = fs::path(FEDVLM_SOURCE_DIR) / "tests/fixtures/florence
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>();
+}
+
+// transformers' convert_florence2_original_pytorch_to_hf.py, written out in its direction
+// (remote-code name → native name), independently of the loader's reverse mapping.
+std::string native_name(const std::string& name) {
+  static const std::vector<std::pair<std::string, std::string>> parts = {
+      {".conv1.fn.dw.", ".conv1."},          {".conv2.fn.dw.", ".conv2."},
+      {".window_attn.norm.", ".norm1."},     {".channel_attn.norm.", ".norm1."},
+      {".ffn.norm.", ".norm2."},             {".window_attn.fn.", ".window_attn."},
+      {".channel_attn.fn.", ".channel_attn."}, {".ffn.fn.net.", ".ffn."},
+  };
+  auto starts = [&](const std::string& p) { return name.rfind(p, 0) == 0; };
+  if (starts("vision_tower.convs.")) {
+    std::string n = "model." + name;
+    const auto at = n.find(".proj.");
+    return at == std::string::npos ? n : n.replace(at, 6, ".conv.");
+  }
+  if (starts("vision_tower.blocks.")) {
+    std::string n = "model." + name;
+    for (const auto& [from, to] : parts) {
+      const auto at = n.find(from);
+      if (at != std::string::npos) n.replace(at, from.size(), to);
+    }
+    return n;
+  }
+  if (name == "image_projection") return "model.multi_modal_projector.image_projection.weight";
+  if (starts("image_proj_norm.")) return "model.multi_modal_projector." + name;
+  if (starts("image_pos_embed."))
+    return "model.multi_modal_projector.image_position_embed." + name.substr(std::string("image_pos_embed.").size());
+  if (starts("visual_temporal_embed.")) return "model.multi_modal_projector." + name;
+  if (starts("language_model.model.")) return "model.language_model." + name.substr(std::string("language_model.model.").size());
+  if (name == "language_model.lm_head.weight") return "lm_head.weight";
+  return ""; // final_logits_bias: the port has none
 }
 
 class Florence2Parity : public ::testing::Test {
@@ -108,6 +143,58 @@ TEST_F(Florence2Parity, ZeroingOneBiasBreaksParity) {
       model.decode_logits(model.encode(io("pixel_values"), io("input_ids"), ForwardContext{}), io("labels"),
                           ForwardContext{});
   EXPECT_GT(max_abs_diff(logits, io("logits")), 1e-2);
+}
+
+TEST_F(Florence2Parity, NativeTransformersLayoutLoadsToTheSameModel) {
+  // The fixture renamed as transformers' native port stores it: image_projection transposed to a
+  // Linear weight, the vocabulary padded (here 120 → 128) and no final_logits_bias.
+  const TensorMap reference_state = safetensors_load(kFixture / "model.safetensors").tensors;
+  constexpr int64_t kPadded = 128;
+  TensorMap native;
+  for (const auto& [name, t] : reference_state) {
+    const std::string renamed = native_name(name);
+    if (renamed.empty()) continue;
+    if (name == "image_projection") {
+      native[renamed] = t.t().contiguous();
+    } else if (name == "language_model.model.shared.weight") {
+      native[renamed] = at::cat({t, at::randn({kPadded - t.size(0), t.size(1)})});
+    } else {
+      native[renamed] = t;
+    }
+  }
+  ASSERT_EQ(native.count("model.vision_tower.blocks.2.1.channel_block.ffn.fc2.bias"), 1u);
+  ASSERT_EQ(native.count("model.multi_modal_projector.image_position_embed.row_embeddings.weight"), 1u);
+
+  Florence2Config config = florence2_config_from_hf(kFixture / "config.json");
+  config.text.vocab_size = kPadded;
+  Florence2 model(config, 3);
+  model.load_state(native);
+  const at::Tensor logits =
+      model.decode_logits(model.encode(io("pixel_values"), io("input_ids"), ForwardContext{}), io("labels"),
+                          ForwardContext{});
+  ASSERT_EQ(logits.size(2), kPadded);
+  const at::Tensor bias = reference_state.at("language_model.final_logits_bias").view({-1});
+  EXPECT_LT(max_abs_diff(logits.slice(2, 0, 120) + bias, io("logits")), 1e-4);
+}
+
+TEST_F(Florence2Parity, NativeLayoutErrorsSayTheLayout) {
+  TensorMap native;
+  for (const auto& [name, t] : safetensors_load(kFixture / "model.safetensors").tensors)
+    if (!native_name(name).empty()) native[native_name(name)] = name == "image_projection" ? t.t().contiguous() : t;
+  native.erase("model.vision_tower.blocks.0.0.spatial_block.norm1.weight");
+  native["model.vision_tower.blocks.0.0.spatial_block.norm3.weight"] = at::ones({8});
+  Florence2 model(florence2_config_from_hf(kFixture / "config.json"), 3);
+  try {
+    model.load_state(native);
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("native transformers layout"), std::string::npos) << what;
+    EXPECT_NE(what.find("1 missing: vision_tower.blocks.0.0.spatial_block.window_attn.norm.weight"), std::string::npos)
+        << what;
+    EXPECT_NE(what.find("1 unexpected: model.vision_tower.blocks.0.0.spatial_block.norm3.weight"), std::string::npos)
+        << what;
+  }
 }
 
 } // namespace

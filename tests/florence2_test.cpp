@@ -245,12 +245,13 @@ TEST_F(Florence2Test, HalfPrecisionCheckpointIsWidenedToFloat32) {
   }
 }
 
-TEST_F(Florence2Test, NativeTransformersLayoutIsRejectedClearly) {
+TEST_F(Florence2Test, MixedLayoutsAreReportedNotMerged) {
+  // One tensor under both layouts' names: the native one cannot silently replace the other.
   TensorMap state = model.state();
   state["model.language_model.shared.weight"] = state.at(kShared);
   Florence2 other(Florence2Config::tiny(), 2);
-  const std::string msg = load_error(other, state, "native.safetensors");
-  EXPECT_NE(msg.find("transformers-native"), std::string::npos) << msg;
+  const std::string msg = load_error(other, state, "mixed.safetensors");
+  EXPECT_NE(msg.find("1 unexpected: model.language_model.shared.weight"), std::string::npos) << msg;
 }
 
 TEST_F(Florence2Test, AdaptableLayersAndLastDecoderTargets) {

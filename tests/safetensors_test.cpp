@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -372,9 +373,45 @@ TEST_F(Safetensors, LoadAnyExplainsWhatItExpected) {
   fs::create_directories(empty_dir);
   expect_error([&] { (void)safetensors_load_any(empty_dir); }, empty_dir,
                "neither model.safetensors nor model.safetensors.index.json");
-  const fs::path other = path("weights.bin");
+  const fs::path other = path("weights.pt");
   write_bytes(other, "xx");
   expect_error([&] { (void)safetensors_load_any(other); }, other, "expected a .safetensors file");
+  // Pickled checkpoints get the one command that converts them.
+  const fs::path pickled = path("pickled");
+  fs::create_directories(pickled);
+  write_bytes(pickled / "pytorch_model.bin", "xx");
+  expect_error([&] { (void)safetensors_load_any(pickled); }, pickled,
+               "scripts/convert_to_safetensors.py '" + pickled.string() + "'");
+  expect_error([&] { (void)safetensors_load_any(pickled / "pytorch_model.bin"); }, pickled / "pytorch_model.bin",
+               "scripts/convert_to_safetensors.py '" + pickled.string() + "'");
+}
+
+// scripts/convert_to_safetensors.py with Debian's torch as the writer of the pickle: every dtype
+// a checkpoint uses arrives bit for bit, tied entries included.
+TEST_F(Safetensors, ConvertScriptTurnsAPickleIntoWhatWeLoad) {
+  const std::string python = "/usr/bin/python3";
+  if (std::system((python + " -c 'import torch' >/dev/null 2>&1").c_str()) != 0)
+    GTEST_SKIP() << "python3-torch is not installed (./test.sh installs it)";
+  const std::string make =
+      python + " -c \"import torch, sys; w = torch.arange(12.).view(3, 4) / 7; "
+               "torch.save({'w': w, 'tied': w, 'h': (torch.arange(6.) / 3).half(), "
+               "'b': (torch.arange(4.) * 0.37).bfloat16(), 'n': torch.arange(5)}, sys.argv[1])\" '" +
+      (dir_ / "pytorch_model.bin").string() + "'";
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  const std::string convert = python + " " FEDVLM_SOURCE_DIR "/scripts/convert_to_safetensors.py '" +
+                              dir_.string() + "' >/dev/null";
+  ASSERT_EQ(std::system(convert.c_str()), 0) << convert;
+
+  const TensorMap loaded = safetensors_load_any(dir_);
+  const at::Tensor w = at::arange(12, at::kFloat).view({3, 4}) / 7;
+  expect_identical(w, loaded.at("w"), "w");
+  expect_identical(w, loaded.at("tied"), "tied");
+  expect_identical(at::arange(6, at::kFloat).div(3).to(at::kHalf), loaded.at("h"), "h");
+  expect_identical(at::arange(4, at::kFloat).mul(0.37).to(at::kBFloat16), loaded.at("b"), "b");
+  expect_identical(at::arange(5, at::kLong), loaded.at("n"), "n");
+  EXPECT_EQ(loaded.size(), 5u);
+  // A second conversion refuses to overwrite what is there.
+  EXPECT_NE(std::system(convert.c_str()), 0);
 }
 
 } // namespace
