@@ -13,6 +13,11 @@ TensorMap aggregate(std::vector<ClientContribution> contributions, Weighting wei
   if (contributions.empty()) throw std::invalid_argument("aggregate: no client contributions");
   std::sort(contributions.begin(), contributions.end(),
             [](const auto& a, const auto& b) { return a.client < b.client; });
+  const auto twice = std::adjacent_find(contributions.begin(), contributions.end(),
+                                        [](const auto& a, const auto& b) { return a.client == b.client; });
+  if (twice != contributions.end())
+    throw std::invalid_argument("aggregate: client " + std::to_string(twice->client) +
+                                " contributed twice; one update per client and round");
   int64_t total = 0;
   for (const auto& c : contributions) {
     if (c.tensors == nullptr) throw std::invalid_argument("aggregate: client " + std::to_string(c.client) + " sent no tensors");

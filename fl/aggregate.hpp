@@ -19,8 +19,8 @@ struct ClientContribution {
 /// Σ_k w_k · T_k with w_k = n_k / Σn (samples) or 1/K (uniform), per tensor name.
 /// Contributions are summed in ascending client order, in float64, whatever order they arrived
 /// in, so a run is reproducible however the actors interleave. Throws std::invalid_argument when
-/// the list is empty, names or shapes differ between clients, or all sample counts are zero
-/// under sample weighting.
+/// the list is empty, a client appears twice, names or shapes differ between clients, or all
+/// sample counts are zero under sample weighting.
 [[nodiscard]] TensorMap aggregate(std::vector<ClientContribution> contributions, Weighting weighting);
 
 } // namespace fedvlm

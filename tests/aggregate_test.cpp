@@ -154,6 +154,12 @@ TEST(Aggregate, RejectsZeroTotalSamplesUnderSampleWeighting) {
   EXPECT_TRUE(at::equal(out.at("t"), t.at("t")));
 }
 
+TEST(Aggregate, RejectsAClientContributingTwice) {
+  const auto t = one("t", {1.0f});
+  const std::string msg = error_of({{3, 1, &t}, {1, 1, &t}, {3, 2, &t}}, fedvlm::Weighting::samples);
+  EXPECT_NE(msg.find("client 3 contributed twice"), std::string::npos) << msg;
+}
+
 TEST(Aggregate, RejectsNullTensorsAndNegativeSamples) {
   const auto t = one("t", {1.0f});
   EXPECT_NE(error_of({{0, 1, &t}, {1, 1, nullptr}}, fedvlm::Weighting::samples), "");
