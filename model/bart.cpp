@@ -64,20 +64,19 @@ at::Tensor linear(const TensorMap& w, const std::string& module, const at::Tenso
   return lora_linear(x, get(w, module + ".weight"), get(w, module + ".bias"), module, ctx);
 }
 
-// Multi-head attention of `x` (B, T, d) over `kv` (B, S, d); `module` is e.g.
-// "language_model.model.decoder.layers.5.self_attn".
-at::Tensor attention(const TensorMap& w, const std::string& module, const at::Tensor& x,
-                     const at::Tensor& kv, int64_t heads, bool causal, double attn_dropout,
-                     const ForwardContext& ctx) {
-  const int64_t b = x.size(0), t = x.size(1), d = x.size(2), s = kv.size(1);
-  const int64_t hd = d / heads;
+// (B, S, d) → (B, H, S, d/H).
+at::Tensor split_heads(const at::Tensor& x, int64_t heads) {
+  return x.view({x.size(0), x.size(1), heads, x.size(2) / heads}).transpose(1, 2);
+}
+
+// Multi-head attention of `x` (B, T, d) over keys `k` and values `v` already projected and
+// split into heads (B, H, S, d/H); `module` is e.g. "language_model.model.decoder.layers.5.self_attn".
+at::Tensor attend(const TensorMap& w, const std::string& module, const at::Tensor& x, const at::Tensor& k,
+                  const at::Tensor& v, int64_t heads, bool causal, double attn_dropout, const ForwardContext& ctx) {
+  const int64_t b = x.size(0), t = x.size(1), d = x.size(2), s = k.size(2);
   // The reference scales q after its projection (bias and any LoRA delta included).
-  const double scaling = 1.0 / std::sqrt(static_cast<double>(hd));
-  const at::Tensor q = (linear(w, module + ".q_proj", x, ctx) * scaling)
-                           .view({b, t, heads, hd})
-                           .transpose(1, 2);
-  const at::Tensor k = linear(w, module + ".k_proj", kv, ctx).view({b, s, heads, hd}).transpose(1, 2);
-  const at::Tensor v = linear(w, module + ".v_proj", kv, ctx).view({b, s, heads, hd}).transpose(1, 2);
+  const double scaling = 1.0 / std::sqrt(static_cast<double>(d / heads));
+  const at::Tensor q = split_heads(linear(w, module + ".q_proj", x, ctx) * scaling, heads);
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2)); // (B, H, T, S)
   if (causal) {
     // Position i sees keys 0..i; the diagonal is always visible, so no row is all -inf.
@@ -87,6 +86,14 @@ at::Tensor attention(const TensorMap& w, const std::string& module, const at::Te
   at::Tensor probs = dropout_with(at::softmax(scores, -1), attn_dropout, ctx);
   const at::Tensor out = at::matmul(probs, v).transpose(1, 2).reshape({b, t, d});
   return linear(w, module + ".out_proj", out, ctx);
+}
+
+// The same over `kv` (B, S, d), projecting keys and values here.
+at::Tensor attention(const TensorMap& w, const std::string& module, const at::Tensor& x,
+                     const at::Tensor& kv, int64_t heads, bool causal, double attn_dropout,
+                     const ForwardContext& ctx) {
+  return attend(w, module, x, split_heads(linear(w, module + ".k_proj", kv, ctx), heads),
+                split_heads(linear(w, module + ".v_proj", kv, ctx), heads), heads, causal, attn_dropout, ctx);
 }
 
 // Post-LN feed-forward sub-block shared by encoder and decoder layers.
@@ -107,9 +114,11 @@ at::Tensor encoder_layer(const TensorMap& w, const BartConfig& c, int64_t i, con
   return feed_forward(w, layer, x, c, ctx);
 }
 
+std::string decoder_layer_name(int64_t i) { return kModel + "decoder.layers." + std::to_string(i) + "."; }
+
 at::Tensor decoder_layer(const TensorMap& w, const BartConfig& c, int64_t i, const at::Tensor& h,
                          const at::Tensor& encoder_hidden, const ForwardContext& ctx) {
-  const std::string layer = kModel + "decoder.layers." + std::to_string(i) + ".";
+  const std::string layer = decoder_layer_name(i);
   at::Tensor a = attention(w, layer + "self_attn", h, h, c.decoder_heads, /*causal=*/true,
                            c.attention_dropout, ctx);
   at::Tensor x = layer_norm(w, layer + "self_attn_layer_norm", h + dropout_with(a, c.dropout, ctx));
@@ -117,6 +126,34 @@ at::Tensor decoder_layer(const TensorMap& w, const BartConfig& c, int64_t i, con
                 c.attention_dropout, ctx);
   x = layer_norm(w, layer + "encoder_attn_layer_norm", x + dropout_with(a, c.dropout, ctx));
   return feed_forward(w, layer, x, c, ctx);
+}
+
+// What incremental decoding keeps per decoder layer, each (B, H, ·, d/H): the cross-attention
+// keys/values (they depend on the encoder states and the adapters only, both fixed while
+// generating, so they are projected once instead of every step) and the self-attention
+// keys/values of the tokens decoded so far (so a step runs one token through the decoder).
+struct DecoderCache {
+  std::vector<at::Tensor> cross_k, cross_v, self_k, self_v;
+  int64_t length = 0; ///< tokens decoded so far
+
+  /// Row `rows[j]` of every self-attention cache becomes row j (beam search's reordering).
+  void select_rows(const at::Tensor& rows) {
+    for (auto* list : {&self_k, &self_v})
+      for (at::Tensor& t : *list) t = t.index_select(0, rows);
+  }
+};
+
+DecoderCache start_cache(const TensorMap& w, const BartConfig& c, const at::Tensor& encoder_hidden,
+                         const ForwardContext& ctx) {
+  DecoderCache cache;
+  for (int64_t i = 0; i < c.decoder_layers; ++i) {
+    const std::string module = decoder_layer_name(i) + "encoder_attn";
+    cache.cross_k.push_back(split_heads(linear(w, module + ".k_proj", encoder_hidden, ctx), c.decoder_heads));
+    cache.cross_v.push_back(split_heads(linear(w, module + ".v_proj", encoder_hidden, ctx), c.decoder_heads));
+  }
+  cache.self_k.resize(static_cast<std::size_t>(c.decoder_layers));
+  cache.self_v.resize(static_cast<std::size_t>(c.decoder_layers));
+  return cache;
 }
 
 // Learned positions 0..len-1 (rows offset by 2), broadcast over the batch.
@@ -154,19 +191,11 @@ at::Tensor bart_encode(const TensorMap& weights, const BartConfig& config,
   return h;
 }
 
-at::Tensor bart_decode(const TensorMap& weights, const BartConfig& config,
-                       const at::Tensor& decoder_input_ids, const at::Tensor& encoder_hidden,
-                       const ForwardContext& ctx, int64_t first_grad_layer) {
-  validate(config);
-  if (decoder_input_ids.dim() != 2 || decoder_input_ids.scalar_type() != at::kLong)
-    throw std::invalid_argument("bart_decode: expected decoder_input_ids (B, T) int64, got " +
-                                tensor_shape_string(decoder_input_ids.sizes()));
-  if (encoder_hidden.dim() != 3 || encoder_hidden.size(0) != decoder_input_ids.size(0) ||
-      encoder_hidden.size(2) != config.d_model)
-    throw std::invalid_argument("bart_decode: expected encoder_hidden (" +
-                                std::to_string(decoder_input_ids.size(0)) + ", S, " +
-                                std::to_string(config.d_model) + "), got " +
-                                tensor_shape_string(encoder_hidden.sizes()));
+namespace {
+
+// Decoder hidden states (B, T, d): bart_decode without the LM head.
+at::Tensor decode_hidden(const TensorMap& weights, const BartConfig& config, const at::Tensor& decoder_input_ids,
+                         const at::Tensor& encoder_hidden, const ForwardContext& ctx, int64_t first_grad_layer) {
   const int64_t frozen = std::clamp<int64_t>(first_grad_layer, 0, config.decoder_layers);
   at::Tensor h;
   {
@@ -182,28 +211,93 @@ at::Tensor bart_decode(const TensorMap& weights, const BartConfig& config,
   }
   for (int64_t i = frozen; i < config.decoder_layers; ++i)
     h = decoder_layer(weights, config, i, h, encoder_hidden, ctx);
-  // lm_head is tied to the shared embedding and has no bias; final_logits_bias is a buffer.
-  return lora_linear(h, get(weights, kShared), at::Tensor(), kLmHead, ctx) +
-         get(weights, kFinalLogitsBias);
+  return h;
+}
+
+// lm_head is tied to the shared embedding and has no bias; final_logits_bias is a buffer.
+at::Tensor lm_head(const TensorMap& weights, const at::Tensor& h, const ForwardContext& ctx) {
+  return lora_linear(h, get(weights, kShared), at::Tensor(), kLmHead, ctx) + get(weights, kFinalLogitsBias);
+}
+
+// Feeds `last` (B, 1), the newest token of each row, through the decoder on top of `cache`
+// and returns the logits (B, vocab) of the token after it. One position per step: the layers
+// see a single query, whose attention over the cached keys needs no causal mask.
+at::Tensor decode_step(const TensorMap& w, const BartConfig& c, const at::Tensor& last, DecoderCache& cache,
+                       const ForwardContext& ctx) {
+  if (cache.length + 1 > c.max_position_embeddings)
+    throw std::invalid_argument("bart: decoder sequence of " + std::to_string(cache.length + 1) +
+                                " tokens exceeds max_position_embeddings " + std::to_string(c.max_position_embeddings));
+  const at::Tensor position = get(w, kModel + "decoder.embed_positions.weight")
+                                  .slice(0, kPositionOffset + cache.length, kPositionOffset + cache.length + 1);
+  at::Tensor h = layer_norm(w, kModel + "decoder.layernorm_embedding", bart_embed_tokens(w, last) + position);
+  for (int64_t i = 0; i < c.decoder_layers; ++i) {
+    const std::string layer = decoder_layer_name(i);
+    const auto at = static_cast<std::size_t>(i);
+    const std::string self = layer + "self_attn";
+    const at::Tensor k = split_heads(linear(w, self + ".k_proj", h, ctx), c.decoder_heads);
+    const at::Tensor v = split_heads(linear(w, self + ".v_proj", h, ctx), c.decoder_heads);
+    cache.self_k[at] = cache.self_k[at].defined() ? at::cat({cache.self_k[at], k}, 2) : k;
+    cache.self_v[at] = cache.self_v[at].defined() ? at::cat({cache.self_v[at], v}, 2) : v;
+    at::Tensor a = attend(w, self, h, cache.self_k[at], cache.self_v[at], c.decoder_heads, false, 0.0, ctx);
+    at::Tensor x = layer_norm(w, layer + "self_attn_layer_norm", h + a);
+    const at::Tensor& ck = cache.cross_k[at];
+    const at::Tensor& cv = cache.cross_v[at];
+    const int64_t rows = h.size(0);
+    // Beam search keeps one row of encoder keys for all its hypotheses: broadcast, no copy.
+    a = attend(w, layer + "encoder_attn", x, ck.expand({rows, ck.size(1), ck.size(2), ck.size(3)}),
+               cv.expand({rows, cv.size(1), cv.size(2), cv.size(3)}), c.decoder_heads, false, 0.0, ctx);
+    x = layer_norm(w, layer + "encoder_attn_layer_norm", x + a);
+    h = feed_forward(w, layer, x, c, ctx);
+  }
+  ++cache.length;
+  return lm_head(w, h.select(1, 0), ctx);
+}
+
+// Generation runs in eval mode whatever the caller's context says about dropout.
+ForwardContext generation_context(const BartConfig& config, const at::Tensor& encoder_hidden,
+                                  const ForwardContext& ctx) {
+  validate(config);
+  if (encoder_hidden.dim() != 3 || encoder_hidden.size(2) != config.d_model)
+    throw std::invalid_argument("bart_generate: expected encoder_hidden (B, S, " + std::to_string(config.d_model) +
+                                "), got " + tensor_shape_string(encoder_hidden.sizes()));
+  ForwardContext eval = ctx;
+  eval.dropout_active = false;
+  eval.batchnorm_update = false;
+  return eval;
+}
+
+} // namespace
+
+at::Tensor bart_decode(const TensorMap& weights, const BartConfig& config,
+                       const at::Tensor& decoder_input_ids, const at::Tensor& encoder_hidden,
+                       const ForwardContext& ctx, int64_t first_grad_layer) {
+  validate(config);
+  if (decoder_input_ids.dim() != 2 || decoder_input_ids.scalar_type() != at::kLong)
+    throw std::invalid_argument("bart_decode: expected decoder_input_ids (B, T) int64, got " +
+                                tensor_shape_string(decoder_input_ids.sizes()));
+  if (encoder_hidden.dim() != 3 || encoder_hidden.size(0) != decoder_input_ids.size(0) ||
+      encoder_hidden.size(2) != config.d_model)
+    throw std::invalid_argument("bart_decode: expected encoder_hidden (" +
+                                std::to_string(decoder_input_ids.size(0)) + ", S, " +
+                                std::to_string(config.d_model) + "), got " +
+                                tensor_shape_string(encoder_hidden.sizes()));
+  return lm_head(weights,
+                 decode_hidden(weights, config, decoder_input_ids, encoder_hidden, ctx, first_grad_layer),
+                 ctx);
 }
 
 at::Tensor bart_generate_greedy(const TensorMap& weights, const BartConfig& config,
                                 const at::Tensor& encoder_hidden, const ForwardContext& ctx,
                                 int64_t max_new_tokens) {
   at::NoGradGuard no_grad;
-  ForwardContext eval = ctx;
-  eval.dropout_active = false;
-  eval.batchnorm_update = false;
+  const ForwardContext eval = generation_context(config, encoder_hidden, ctx);
   const int64_t batch = encoder_hidden.size(0);
+  DecoderCache cache = start_cache(weights, config, encoder_hidden, eval);
   at::Tensor ids = at::full({batch, 1}, config.decoder_start_token_id, at::kLong);
   at::Tensor finished = at::zeros({batch}, at::kBool);
   const int64_t steps = std::max<int64_t>(max_new_tokens, 0);
   for (int64_t step = 0; step < steps; ++step) {
-    // Without a KV cache the whole prefix is re-decoded each step; causal masking makes the
-    // last position's logits identical to what an incremental decoder would produce.
-    const at::Tensor logits = bart_decode(weights, config, ids, encoder_hidden, eval,
-                                          config.decoder_layers);
-    at::Tensor next = logits.select(1, ids.size(1) - 1).argmax(-1);
+    at::Tensor next = decode_step(weights, config, ids.slice(1, ids.size(1) - 1), cache, eval).argmax(-1);
     next = at::where(finished, at::full_like(next, config.pad_token_id), next);
     ids = at::cat({ids, next.unsqueeze(1)}, 1);
     finished = finished.logical_or(next.eq(config.eos_token_id));
@@ -239,9 +333,7 @@ at::Tensor bart_generate(const TensorMap& weights, const BartConfig& config, con
   if (settings.num_beams <= 1 && settings.no_repeat_ngram_size <= 0)
     return bart_generate_greedy(weights, config, encoder_hidden, ctx, settings.max_new_tokens);
   at::NoGradGuard no_grad;
-  ForwardContext eval = ctx;
-  eval.dropout_active = false;
-  eval.batchnorm_update = false;
+  const ForwardContext eval = generation_context(config, encoder_hidden, ctx);
   const int64_t beams = std::max<int64_t>(1, settings.num_beams);
   const int64_t batch = encoder_hidden.size(0);
   auto normalised = [&](const Hypothesis& h) {
@@ -250,18 +342,16 @@ at::Tensor bart_generate(const TensorMap& weights, const BartConfig& config, con
 
   std::vector<std::vector<int64_t>> best(static_cast<std::size_t>(batch));
   for (int64_t b = 0; b < batch; ++b) {
-    const at::Tensor enc = encoder_hidden.slice(0, b, b + 1);
+    // Cache rows follow `alive`: row a holds hypothesis a's keys and values.
+    DecoderCache cache = start_cache(weights, config, encoder_hidden.slice(0, b, b + 1), eval);
     std::vector<Hypothesis> alive = {{{config.decoder_start_token_id}, 0.0}};
     std::vector<Hypothesis> done;
     for (int64_t step = 0; step < settings.max_new_tokens && !alive.empty(); ++step) {
       const auto n_alive = static_cast<int64_t>(alive.size());
-      const auto t = static_cast<int64_t>(alive.front().ids.size());
-      at::Tensor ids = at::empty({n_alive, t}, at::kLong);
-      for (int64_t a = 0; a < n_alive; ++a)
-        std::copy(alive[a].ids.begin(), alive[a].ids.end(), ids[a].data_ptr<int64_t>());
-      const at::Tensor logits = bart_decode(weights, config, ids, enc.expand({n_alive, enc.size(1), enc.size(2)}),
-                                            eval, config.decoder_layers);
-      at::Tensor logp = at::log_softmax(logits.select(1, t - 1).to(at::kFloat), -1).contiguous();
+      at::Tensor last = at::empty({n_alive, 1}, at::kLong);
+      for (int64_t a = 0; a < n_alive; ++a) last[a][0] = alive[a].ids.back();
+      const at::Tensor logits = decode_step(weights, config, last, cache, eval);
+      at::Tensor logp = at::log_softmax(logits.to(at::kFloat), -1).contiguous();
       for (int64_t a = 0; a < n_alive; ++a)
         for (int64_t tok : banned_by_ngram(alive[a].ids, settings.no_repeat_ngram_size))
           logp[a][tok] = -std::numeric_limits<float>::infinity();
@@ -281,6 +371,7 @@ at::Tensor bart_generate(const TensorMap& weights, const BartConfig& config, con
         }
       std::stable_sort(cands.begin(), cands.end(), [](const auto& x, const auto& y) { return x.score > y.score; });
       std::vector<Hypothesis> next;
+      std::vector<int64_t> parents;
       for (std::size_t rank = 0; rank < cands.size(); ++rank) {
         const Candidate& c = cands[rank];
         Hypothesis h{alive[c.beam].ids, c.score};
@@ -290,10 +381,12 @@ at::Tensor bart_generate(const TensorMap& weights, const BartConfig& config, con
           if (static_cast<int64_t>(rank) < beams) done.push_back(std::move(h));
         } else {
           next.push_back(std::move(h));
+          parents.push_back(c.beam);
         }
         if (static_cast<int64_t>(next.size()) == beams) break;
       }
       alive = std::move(next);
+      if (!alive.empty()) cache.select_rows(at::tensor(parents, at::kLong));
       if (static_cast<int64_t>(done.size()) >= beams && !alive.empty()) {
         // Log-probabilities only fall: a live beam's best possible final score is its current one.
         double worst_done = std::numeric_limits<double>::infinity();

@@ -52,7 +52,8 @@ struct BartConfig {
 
 /// Greedy decoding from decoder_start_token_id until eos or max_new_tokens, per batch row
 /// (rows that finished are padded with pad_token_id). Returns (B, ≤ max_new_tokens) without the
-/// start token. No autograd.
+/// start token. No autograd. Incremental: cross-attention keys/values are projected once and
+/// each step runs only the newest token through the decoder, over cached self-attention keys.
 [[nodiscard]] at::Tensor bart_generate_greedy(const TensorMap& weights, const BartConfig& config,
                                               const at::Tensor& encoder_hidden, const ForwardContext& ctx,
                                               int64_t max_new_tokens);
@@ -69,7 +70,7 @@ struct GenerationSettings {
 /// to the finished list (score / length^length_penalty, length counting the start token) and
 /// stops when num_beams are finished and no live beam can still beat them. With num_beams 1
 /// and no n-gram rule it is bart_generate_greedy. Returns (B, L) without the start token,
-/// padded with pad_token_id. No autograd.
+/// padded with pad_token_id. No autograd; incremental as bart_generate_greedy.
 [[nodiscard]] at::Tensor bart_generate(const TensorMap& weights, const BartConfig& config,
                                        const at::Tensor& encoder_hidden, const ForwardContext& ctx,
                                        const GenerationSettings& settings);

@@ -239,6 +239,33 @@ TEST_F(Bart, GreedyMatchesTeacherForcedArgmax) {
   }
 }
 
+// Generation projects the cross-attention keys/values once; with adapters on exactly those
+// projections (the paper's last-layer pLoRA has them), every step must still see the adapted ones.
+TEST_F(Bart, GreedyWithCrossAttentionAdaptersMatchesTeacherForcedArgmax) {
+  LoraSettings lora;
+  lora.rank = 2;
+  std::map<std::string, AdaptableLayer> targets;
+  for (const char* p : {"k_proj", "v_proj"}) targets[kDec + "1.encoder_attn." + p] = AdaptableLayer{32, 32};
+  TensorMap adapters = lora_init(targets, lora, 8);
+  for (auto& [name, t] : adapters)
+    if (name.size() > kLoraB.size() && name.compare(name.size() - kLoraB.size(), kLoraB.size(), kLoraB) == 0)
+      t.copy_(randn(t.sizes(), 9)); // B = 0 at init would make the adapters inert
+  ForwardContext ctx;
+  ctx.adapters = &adapters;
+  ctx.lora = lora;
+  const at::Tensor out = bart_generate_greedy(weights, config, encoder_hidden, ctx, 6);
+  EXPECT_FALSE(at::equal(out, bart_generate_greedy(weights, config, encoder_hidden, ForwardContext{}, 6)))
+      << "the adapters should change what is generated";
+  const at::Tensor prefix = at::cat({at::full({2, 1}, config.decoder_start_token_id, at::kLong), out}, 1);
+  const at::Tensor argmax = bart_decode(weights, config, prefix.slice(1, 0, out.size(1)), encoder_hidden, ctx).argmax(-1);
+  for (int64_t r = 0; r < 2; ++r)
+    for (int64_t t = 0; t < out.size(1); ++t) {
+      const bool done = t > 0 && (out[r].slice(0, 0, t) == config.eos_token_id).any().item<bool>();
+      const int64_t want = done ? config.pad_token_id : argmax[r][t].item<int64_t>();
+      EXPECT_EQ(out[r][t].item<int64_t>(), want) << "row " << r << " step " << t;
+    }
+}
+
 TEST(BartShapes, ParameterAndLinearInventory) {
   const BartConfig c = tiny_config();
   const auto shapes = bart_parameter_shapes(c);
