@@ -1,4 +1,6 @@
 // tests/cli_test.cpp — the fedvlm-sim binary: usage, exit statuses, config errors and --dry-run.
+#include "test_support.hpp"
+
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -62,16 +64,7 @@ bool contains(const std::string& haystack, const std::string& needle) {
 
 class Cli : public ::testing::Test {
 protected:
-  void SetUp() override {
-    ASSERT_TRUE(fs::exists(FEDVLM_CLI)) << "binary not built: " << FEDVLM_CLI;
-    std::string tmpl = (fs::temp_directory_path() / "fedvlm-cli-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
+  void SetUp() override { ASSERT_TRUE(fs::exists(FEDVLM_CLI)) << "binary not built: " << FEDVLM_CLI; }
   fs::path write(const std::string& name, const std::string& text) const {
     const fs::path p = dir_ / name;
     std::ofstream(p) << text;
@@ -93,7 +86,8 @@ protected:
     const fs::path out = dir_ / "out";
     return !fs::exists(out) || fs::is_empty(out);
   }
-  fs::path dir_;
+  fedvlm::testing::TempDir tmp_{"fedvlm-cli"};
+  const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(Cli, HelpExitsZeroAndDescribesCommands) {

@@ -1,5 +1,6 @@
 // tests/experiment_toml_test.cpp — experiment TOML: defaults, key types, sweeps, errors, round trip.
 #include "fl/experiment_toml.hpp"
+#include "test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -674,21 +675,13 @@ TEST(ExperimentTomlDescribe, MentionsEverySectionAndKeyByShortName) {
 
 class ExperimentTomlFile : public ::testing::Test {
 protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "fedvlm-toml-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
   fs::path write(const std::string& name, const std::string& text) {
     const fs::path p = dir_ / name;
     std::ofstream(p) << text;
     return p;
   }
-  fs::path dir_;
+  fedvlm::testing::TempDir tmp_{"fedvlm-toml"};
+  const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(ExperimentTomlFile, MissingFileNamesThePath) {

@@ -1,6 +1,7 @@
 // tests/florence2_test.cpp — Florence-2 composition: shapes, gradients, checkpoint loading, LoRA targets, sizes.
 #include "model/florence2.hpp"
 #include "model/safetensors.hpp"
+#include "test_support.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -53,17 +54,7 @@ void roughen(Florence2& model, uint64_t seed) {
 class Florence2Test : public ::testing::Test {
 protected:
   void SetUp() override {
-    static std::atomic<unsigned> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("fedvlm_fl2_" + std::to_string(::getpid()) + "_" +
-                                        info->name() + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
     roughen(model, 100);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
   }
 
   at::Tensor logits_of(const Florence2& m) const {
@@ -82,7 +73,8 @@ protected:
     return "";
   }
 
-  fs::path dir_;
+  fedvlm::testing::TempDir tmp_{"fedvlm-fl2"};
+  const fs::path dir_ = tmp_.path();
   Florence2 model{Florence2Config::tiny(), 1};
   at::Tensor pixels = randn({2, 3, 64, 64}, 2);
   at::Tensor prompt = at::tensor(std::vector<int64_t>{0, 17, 42, 2, 0, 99, 2, 1}, at::kLong).view({2, 4});

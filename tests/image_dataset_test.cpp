@@ -1,5 +1,6 @@
 // tests/image_dataset_test.cpp — Fashion-MNIST / CIFAR-10 loaders on tiny synthetic files and the real data.
 #include "fl/image_dataset.hpp"
+#include "test_support.hpp"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -111,25 +112,14 @@ void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
 
 class ImageDatasetTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("fedvlm_image_dataset_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   // A valid 3-image t10k pair, gzip-compressed.
   void write_fashion_test_split(const std::vector<uint8_t>& labels = {3, 0, 9}) {
     write_gz(dir_ / "t10k-images-idx3-ubyte.gz", idx_images(3, 3));
     write_gz(dir_ / "t10k-labels-idx1-ubyte.gz", idx_labels(labels));
   }
 
-  fs::path dir_;
+  fedvlm::testing::TempDir tmp_{"fedvlm-imgds"};
+  const fs::path dir_ = tmp_.path();
 };
 
 void expect_fashion_pixels(const ImageDataset& ds, int n) {

@@ -1,6 +1,7 @@
 // tests/mobilenet_v3_test.cpp — MobileNetV3 shapes, checkpoint loading, LoRA, BatchNorm, torchvision parity.
 #include "model/mobilenet_v3.hpp"
 #include "model/safetensors.hpp"
+#include "test_support.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -42,26 +43,7 @@ std::string error_of(Fn&& fn) {
   return "<no exception>";
 }
 
-// A fresh directory per call: tests of the shared binary may run in parallel under ctest.
-class TempDir {
-public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("fedvlm_mnv3_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
-private:
-  fs::path path_;
-};
+using fedvlm::testing::TempDir;
 
 constexpr const char* kPython = "/usr/bin/python3";
 
@@ -73,7 +55,7 @@ bool torchvision_available() {
 
 // Runs the generator, loads its weights into our model and compares both outputs.
 void check_parity(const std::string& variant, int64_t in_channels) {
-  TempDir dir;
+  TempDir dir("fedvlm-mnv3");
   const std::string cmd = std::string(kPython) + " " FEDVLM_SOURCE_DIR
                           "/tests/fixtures/gen_mobilenet_v3_fixture.py '" +
                           dir.path().string() + "' --variant " + variant +

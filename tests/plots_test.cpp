@@ -3,6 +3,7 @@
 #include "fl/results_writer.hpp"
 #include "monitoring/plots.hpp"
 #include "monitoring/progress_display.hpp"
+#include "test_support.hpp"
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
@@ -173,18 +174,6 @@ bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") =
 
 class Plots : public ::testing::Test {
 protected:
-  void SetUp() override {
-    static std::atomic<unsigned> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("fedvlm_plots_" + std::to_string(::getpid()) + "_" +
-                                        info->name() + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
 
   // A finished run on disk: `clients` clients, before + `rounds` rounds, accuracy rising
   // with the round at a strategy-dependent pace.
@@ -223,7 +212,8 @@ protected:
     w.finish(kStatusCompleted);
   }
 
-  fs::path dir_;
+  fedvlm::testing::TempDir tmp_{"fedvlm-plots"};
+  const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(Plots, WritesPngsWithRealContent) {

@@ -1,6 +1,7 @@
 // tests/results_writer_test.cpp — run directory files: content, atomicity, CSV quoting, reading back.
 #include "fl/results_reader.hpp"
 #include "fl/results_writer.hpp"
+#include "test_support.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -28,18 +29,6 @@ const std::string kRun = "exp/clients=3,strategy=plora,seed=0";
 
 class ResultsFiles : public ::testing::Test {
 protected:
-  void SetUp() override {
-    static std::atomic<unsigned> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("fedvlm_rw_" + std::to_string(::getpid()) + "_" +
-                                        info->name() + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
 
   static RunInfo info(const std::string& run = kRun) {
     RunInfo i;
@@ -143,7 +132,8 @@ protected:
     EXPECT_EQ(a.exact_match, b.exact_match);
   }
 
-  fs::path dir_;
+  fedvlm::testing::TempDir tmp_{"fedvlm-rw"};
+  const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(ResultsFiles, ConstructionWritesRunningRunAndEmptyMetrics) {

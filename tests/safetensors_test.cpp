@@ -1,5 +1,6 @@
 // tests/safetensors_test.cpp — round trips, exact bytes, corrupt files and sharded indexes.
 #include "model/safetensors.hpp"
+#include "test_support.hpp"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -22,20 +23,6 @@ namespace fs = std::filesystem;
 
 class Safetensors : public ::testing::Test {
 protected:
-  void SetUp() override {
-    static std::atomic<unsigned> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("fedvlm_st_" + std::to_string(::getpid()) + "_" + info->name() + "_" +
-            std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   fs::path path(const std::string& name) const { return dir_ / name; }
 
   static void write_bytes(const fs::path& p, const std::string& bytes) {
@@ -81,7 +68,8 @@ protected:
     expect_error([&] { (void)safetensors_load(file); }, file, hint);
   }
 
-  fs::path dir_;
+  fedvlm::testing::TempDir tmp_{"fedvlm-st"};
+  const fs::path dir_ = tmp_.path();
 };
 
 // Bitwise equality: catches NaN payloads and -0.0 that allclose/equal would blur.
