@@ -210,6 +210,29 @@ private:
   std::filesystem::path log_file_;
 };
 
+/// Starts a server on a free loopback port and waits for its /-/ready. A port free a moment ago
+/// may be taken by the time the server binds it, so it tries up to three ports; `command` builds
+/// the command line for a port and attempt number. Throws with the server's log tail.
+struct ReadyServer {
+  std::unique_ptr<ChildProcess> process;
+  int port = 0;
+};
+template <typename Command>
+ReadyServer start_ready_server(const std::string& what, Command command, const std::filesystem::path& log,
+                               std::chrono::milliseconds ready_timeout) {
+  std::string last_log;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const int port = free_port();
+    auto child = std::make_unique<ChildProcess>(command(port, attempt), log);
+    const std::string ready = "http://127.0.0.1:" + std::to_string(port) + "/-/ready";
+    if (wait_until([&] { return !child->running() || http_get(ready, 2).ok(); }, ready_timeout) &&
+        child->running())
+      return {std::move(child), port};
+    last_log = child->log_tail();
+  }
+  throw std::runtime_error(what + " did not become ready at /-/ready; its log:\n" + last_log);
+}
+
 /// A Prometheus server scraping `targets` ("host:port", path /metrics) every
 /// `scrape_interval_seconds`, with its config, TSDB and log in its own TempDir.
 class PrometheusServer {
@@ -229,29 +252,22 @@ public:
     cfg << "]\n";
     config_ = dir_.path() / "prometheus.yml";
     write_text_file(config_, cfg.str());
-    // A port free a moment ago may be taken by the time Prometheus binds it: retry a few times.
-    for (int attempt = 0; attempt < 3 && !process_; ++attempt) {
-      port_ = free_port();
-      const auto data = dir_.path() / ("data" + std::to_string(attempt));
-      auto child = std::make_unique<ChildProcess>(
-          std::vector<std::string>{kPrometheusBinary, "--config.file=" + config_.string(),
-                                   "--storage.tsdb.path=" + data.string(),
-                                   "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-                                   "--log.level=warn"},
-          dir_.path() / "prometheus.log");
-      const bool ready = wait_until(
-          [&] { return !child->running() || http_get(url() + "/-/ready", 2).ok(); },
-          ready_timeout);
-      if (ready && child->running()) process_ = std::move(child);
-      else log_ = child->log_tail();
-    }
-    if (!process_)
-      throw std::runtime_error("Prometheus did not become ready at /-/ready; its log:\n" + log_);
+    ReadyServer server = start_ready_server(
+        "Prometheus",
+        [&](int port, int attempt) {
+          return std::vector<std::string>{
+              kPrometheusBinary, "--config.file=" + config_.string(),
+              "--storage.tsdb.path=" + (dir_.path() / ("data" + std::to_string(attempt))).string(),
+              "--web.listen-address=127.0.0.1:" + std::to_string(port), "--log.level=warn"};
+        },
+        dir_.path() / "prometheus.log", ready_timeout);
+    process_ = std::move(server.process);
+    port_ = server.port;
   }
 
   [[nodiscard]] std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   [[nodiscard]] const std::filesystem::path& config_file() const { return config_; }
-  [[nodiscard]] std::string log_tail() const { return process_ ? process_->log_tail() : log_; }
+  [[nodiscard]] std::string log_tail() const { return process_ ? process_->log_tail() : std::string(); }
 
   /// Instant query via /api/v1/query; the parsed response, or null if none / not JSON.
   nlohmann::json query(const std::string& promql) const {
@@ -280,7 +296,6 @@ private:
   std::filesystem::path config_;
   int port_ = 0;
   std::unique_ptr<ChildProcess> process_;
-  std::string log_;
 };
 
 /// A Prometheus Pushgateway on a free loopback port, persisting into its own TempDir.
@@ -289,32 +304,25 @@ public:
   static bool available() { return executable_exists(kPushgatewayBinary); }
 
   explicit PushgatewayServer(std::chrono::milliseconds ready_timeout = std::chrono::seconds(20)) {
-    for (int attempt = 0; attempt < 3 && !process_; ++attempt) {
-      port_ = free_port();
-      auto child = std::make_unique<ChildProcess>(
-          std::vector<std::string>{kPushgatewayBinary,
-                                   "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-                                   "--persistence.file=" + (dir_.path() / "pushgateway.data").string(),
-                                   "--log.level=warn"},
-          dir_.path() / "pushgateway.log");
-      const bool ready = wait_until(
-          [&] { return !child->running() || http_get(url() + "/-/ready", 2).ok(); },
-          ready_timeout);
-      if (ready && child->running()) process_ = std::move(child);
-      else log_ = child->log_tail();
-    }
-    if (!process_)
-      throw std::runtime_error("Pushgateway did not become ready at /-/ready; its log:\n" + log_);
+    ReadyServer server = start_ready_server(
+        "Pushgateway",
+        [&](int port, int) {
+          return std::vector<std::string>{kPushgatewayBinary, "--web.listen-address=127.0.0.1:" + std::to_string(port),
+                                          "--persistence.file=" + (dir_.path() / "pushgateway.data").string(),
+                                          "--log.level=warn"};
+        },
+        dir_.path() / "pushgateway.log", ready_timeout);
+    process_ = std::move(server.process);
+    port_ = server.port;
   }
 
   [[nodiscard]] std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  [[nodiscard]] std::string log_tail() const { return process_ ? process_->log_tail() : log_; }
+  [[nodiscard]] std::string log_tail() const { return process_ ? process_->log_tail() : std::string(); }
 
 private:
   TempDir dir_{"fedvlm-pushgateway"};
   int port_ = 0;
   std::unique_ptr<ChildProcess> process_;
-  std::string log_;
 };
 
 /// One sample line of the text exposition format.
