@@ -1,5 +1,6 @@
 // fl/strategy.cpp — the strategy table: pLoRA, FLoRA (FedIT), FFA-LoRA, FedSA-LoRA, local, centralized.
 #include "fl/strategy.hpp"
+#include "model/name_affixes.hpp"
 
 #include "model/lora.hpp"
 
@@ -9,10 +10,6 @@
 namespace fedvlm {
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // clang-format off
 const std::array<StrategySpec, 6> kStrategies = {{

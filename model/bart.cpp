@@ -156,16 +156,26 @@ DecoderCache start_cache(const TensorMap& w, const BartConfig& c, const at::Tens
   return cache;
 }
 
-// Learned positions 0..len-1 (rows offset by 2), broadcast over the batch.
-at::Tensor positions(const TensorMap& w, const std::string& side, int64_t len,
+// Learned positions start..start+len-1 (rows offset by 2), broadcast over the batch.
+at::Tensor positions(const TensorMap& w, const std::string& side, int64_t start, int64_t len,
                      const BartConfig& c) {
-  if (len > c.max_position_embeddings)
-    throw std::invalid_argument("bart: " + side + " sequence of " + std::to_string(len) +
+  if (start + len > c.max_position_embeddings)
+    throw std::invalid_argument("bart: " + side + " sequence of " + std::to_string(start + len) +
                                 " tokens exceeds max_position_embeddings " +
                                 std::to_string(c.max_position_embeddings));
   return get(w, kModel + side + ".embed_positions.weight")
-      .slice(0, kPositionOffset, kPositionOffset + len)
+      .slice(0, kPositionOffset + start, kPositionOffset + start + len)
       .unsqueeze(0);
+}
+
+// Encoder states must be (B, S, d_model), with B = `batch` where the caller fixes it.
+void check_encoder_hidden(const at::Tensor& encoder_hidden, const BartConfig& c, const char* who,
+                          std::optional<int64_t> batch = std::nullopt) {
+  if (encoder_hidden.dim() != 3 || encoder_hidden.size(2) != c.d_model ||
+      (batch && encoder_hidden.size(0) != *batch))
+    throw std::invalid_argument(std::string(who) + ": expected encoder_hidden (" +
+                                (batch ? std::to_string(*batch) : std::string("B")) + ", S, " +
+                                std::to_string(c.d_model) + "), got " + tensor_shape_string(encoder_hidden.sizes()));
 }
 
 } // namespace
@@ -184,7 +194,7 @@ at::Tensor bart_encode(const TensorMap& weights, const BartConfig& config,
                                 tensor_shape_string(inputs_embeds.sizes()));
   // Positions run over the whole input (image tokens and prompt alike), as the reference does
   // with inputs_embeds; no attention mask: Florence-2 passes an all-ones mask.
-  at::Tensor h = inputs_embeds + positions(weights, "encoder", inputs_embeds.size(1), config);
+  at::Tensor h = inputs_embeds + positions(weights, "encoder", 0, inputs_embeds.size(1), config);
   h = layer_norm(weights, kModel + "encoder.layernorm_embedding", h);
   h = dropout_with(h, config.dropout, ctx);
   for (int64_t i = 0; i < config.encoder_layers; ++i) h = encoder_layer(weights, config, i, h, ctx);
@@ -192,27 +202,6 @@ at::Tensor bart_encode(const TensorMap& weights, const BartConfig& config,
 }
 
 namespace {
-
-// Decoder hidden states (B, T, d): bart_decode without the LM head.
-at::Tensor decode_hidden(const TensorMap& weights, const BartConfig& config, const at::Tensor& decoder_input_ids,
-                         const at::Tensor& encoder_hidden, const ForwardContext& ctx, int64_t first_grad_layer) {
-  const int64_t frozen = std::clamp<int64_t>(first_grad_layer, 0, config.decoder_layers);
-  at::Tensor h;
-  {
-    // Nothing below `first_grad_layer` depends on a trainable tensor, so recording its graph
-    // would only cost memory: run it (embeddings included) without autograd.
-    std::optional<at::NoGradGuard> no_grad;
-    if (frozen > 0) no_grad.emplace();
-    h = bart_embed_tokens(weights, decoder_input_ids) +
-        positions(weights, "decoder", decoder_input_ids.size(1), config);
-    h = layer_norm(weights, kModel + "decoder.layernorm_embedding", h);
-    h = dropout_with(h, config.dropout, ctx);
-    for (int64_t i = 0; i < frozen; ++i) h = decoder_layer(weights, config, i, h, encoder_hidden, ctx);
-  }
-  for (int64_t i = frozen; i < config.decoder_layers; ++i)
-    h = decoder_layer(weights, config, i, h, encoder_hidden, ctx);
-  return h;
-}
 
 // lm_head is tied to the shared embedding and has no bias; final_logits_bias is a buffer.
 at::Tensor lm_head(const TensorMap& weights, const at::Tensor& h, const ForwardContext& ctx) {
@@ -224,12 +213,8 @@ at::Tensor lm_head(const TensorMap& weights, const at::Tensor& h, const ForwardC
 // see a single query, whose attention over the cached keys needs no causal mask.
 at::Tensor decode_step(const TensorMap& w, const BartConfig& c, const at::Tensor& last, DecoderCache& cache,
                        const ForwardContext& ctx) {
-  if (cache.length + 1 > c.max_position_embeddings)
-    throw std::invalid_argument("bart: decoder sequence of " + std::to_string(cache.length + 1) +
-                                " tokens exceeds max_position_embeddings " + std::to_string(c.max_position_embeddings));
-  const at::Tensor position = get(w, kModel + "decoder.embed_positions.weight")
-                                  .slice(0, kPositionOffset + cache.length, kPositionOffset + cache.length + 1);
-  at::Tensor h = layer_norm(w, kModel + "decoder.layernorm_embedding", bart_embed_tokens(w, last) + position);
+  at::Tensor h = layer_norm(w, kModel + "decoder.layernorm_embedding",
+                            bart_embed_tokens(w, last) + positions(w, "decoder", cache.length, 1, c));
   for (int64_t i = 0; i < c.decoder_layers; ++i) {
     const std::string layer = decoder_layer_name(i);
     const auto at = static_cast<std::size_t>(i);
@@ -257,9 +242,7 @@ at::Tensor decode_step(const TensorMap& w, const BartConfig& c, const at::Tensor
 ForwardContext generation_context(const BartConfig& config, const at::Tensor& encoder_hidden,
                                   const ForwardContext& ctx) {
   validate(config);
-  if (encoder_hidden.dim() != 3 || encoder_hidden.size(2) != config.d_model)
-    throw std::invalid_argument("bart_generate: expected encoder_hidden (B, S, " + std::to_string(config.d_model) +
-                                "), got " + tensor_shape_string(encoder_hidden.sizes()));
+  check_encoder_hidden(encoder_hidden, config, "bart_generate");
   ForwardContext eval = ctx;
   eval.dropout_active = false;
   eval.batchnorm_update = false;
@@ -275,15 +258,23 @@ at::Tensor bart_decode(const TensorMap& weights, const BartConfig& config,
   if (decoder_input_ids.dim() != 2 || decoder_input_ids.scalar_type() != at::kLong)
     throw std::invalid_argument("bart_decode: expected decoder_input_ids (B, T) int64, got " +
                                 tensor_shape_string(decoder_input_ids.sizes()));
-  if (encoder_hidden.dim() != 3 || encoder_hidden.size(0) != decoder_input_ids.size(0) ||
-      encoder_hidden.size(2) != config.d_model)
-    throw std::invalid_argument("bart_decode: expected encoder_hidden (" +
-                                std::to_string(decoder_input_ids.size(0)) + ", S, " +
-                                std::to_string(config.d_model) + "), got " +
-                                tensor_shape_string(encoder_hidden.sizes()));
-  return lm_head(weights,
-                 decode_hidden(weights, config, decoder_input_ids, encoder_hidden, ctx, first_grad_layer),
-                 ctx);
+  check_encoder_hidden(encoder_hidden, config, "bart_decode", decoder_input_ids.size(0));
+  const int64_t frozen = std::clamp<int64_t>(first_grad_layer, 0, config.decoder_layers);
+  at::Tensor h;
+  {
+    // Nothing below `first_grad_layer` depends on a trainable tensor, so recording its graph
+    // would only cost memory: run it (embeddings included) without autograd.
+    std::optional<at::NoGradGuard> no_grad;
+    if (frozen > 0) no_grad.emplace();
+    h = bart_embed_tokens(weights, decoder_input_ids) +
+        positions(weights, "decoder", 0, decoder_input_ids.size(1), config);
+    h = layer_norm(weights, kModel + "decoder.layernorm_embedding", h);
+    h = dropout_with(h, config.dropout, ctx);
+    for (int64_t i = 0; i < frozen; ++i) h = decoder_layer(weights, config, i, h, encoder_hidden, ctx);
+  }
+  for (int64_t i = frozen; i < config.decoder_layers; ++i)
+    h = decoder_layer(weights, config, i, h, encoder_hidden, ctx);
+  return lm_head(weights, h, ctx);
 }
 
 at::Tensor bart_generate_greedy(const TensorMap& weights, const BartConfig& config,

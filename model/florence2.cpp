@@ -2,6 +2,7 @@
 #include "model/florence2.hpp"
 
 #include "model/florence2_native_layout.hpp"
+#include "model/name_affixes.hpp"
 #include "model/safetensors.hpp"
 
 #include <ATen/ATen.h>
@@ -32,15 +33,6 @@ const std::vector<std::string>& tied_embedding_names() {
   };
   return names;
 }
-
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 
 // "3 missing: a, b, c, ..." — enough names to act on without flooding a log line.
 void append_list(std::ostringstream& os, const char* what, const std::vector<std::string>& items) {

@@ -173,7 +173,7 @@ void read_preprocessor(const fs::path& file, Florence2Config& c) {
   const Section p(file, root, "");
   if (p.has("size")) {
     const Section size = p.child("size");
-    const int64_t h = size.integer("height", 0, 1), w = size.integer("width", 0, 1);
+    const int64_t h = size.integer("height", c.image_size, 1), w = size.integer("width", h, 1);
     if (h != w) size.fail("width", "the same as height (square images), got " + std::to_string(w));
     c.image_size = h;
   }

@@ -1,5 +1,6 @@
 // model/florence2_native_layout.cpp — native transformers Florence-2 names → remote-code names.
 #include "model/florence2_native_layout.hpp"
+#include "model/name_affixes.hpp"
 
 #include <ATen/ATen.h>
 
@@ -9,10 +10,6 @@
 
 namespace fedvlm {
 namespace {
-
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
 
 // Prefix renames, longest first where one prefix contains another.
 const std::pair<const char*, const char*> kPrefixes[] = {

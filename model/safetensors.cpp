@@ -1,5 +1,6 @@
 // model/safetensors.cpp — .safetensors reader/writer with strict header validation.
 #include "model/safetensors.hpp"
+#include "model/name_affixes.hpp"
 
 #include "fl/atomic_file.hpp"
 
@@ -194,11 +195,6 @@ std::map<std::string, std::string> parse_metadata(const fs::path& file, const js
     out.emplace(k, v.get<std::string>());
   }
   return out;
-}
-
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(),
-                                                suffix.data(), suffix.size()) == 0;
 }
 
 TensorMap load_index(const fs::path& index) {

@@ -1,5 +1,6 @@
 // tests/davit_test.cpp — DaViT and image projection: shapes, batch independence, attention vs naive, layout.
 #include "model/davit.hpp"
+#include "model/name_affixes.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -31,11 +32,6 @@ ImageProjectionConfig tiny_projection() {
   p.max_pos_embeddings = 50;
   p.max_temporal_embeddings = 100;
   return p;
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // normal·0.02 everywhere except LayerNorm scales (1), like a freshly initialised model.

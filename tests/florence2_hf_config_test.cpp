@@ -105,6 +105,9 @@ TEST_F(HfConfig, PreprocessorConfigSetsImageSizeMeanAndStd) {
   EXPECT_EQ(c.image_mean, (std::vector<double>{0.5, 0.5, 0.5}));
   EXPECT_EQ(c.image_std, (std::vector<double>{0.25, 0.25, 0.25}));
 
+  write_text_file(dir / "preprocessor_config.json", R"({"size": {"height": 512}})");
+  EXPECT_EQ(read(kBaseConfig).image_size, 512); // a square side given once
+
   write_text_file(dir / "preprocessor_config.json", R"({"size": {"height": 384, "width": 512}})");
   const std::string e = error_of(kBaseConfig);
   EXPECT_NE(e.find("preprocessor_config.json"), std::string::npos) << e;
