@@ -1,8 +1,10 @@
 // actors/aggregator_actor.cpp — the round loop as message handlers; averaging is fl/aggregate.
 #include "actors/aggregator_actor.hpp"
 
+#include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
 #include "fl/aggregate.hpp"
+#include "fl/interrupt.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -13,6 +15,7 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <set>
 
 namespace fedvlm {
 
@@ -30,6 +33,11 @@ std::vector<int> select_clients(int clients, int per_round, uint64_t seed, int r
   return ids;
 }
 
+std::size_t quorum_needed(std::size_t selected, double quorum) {
+  const auto n = static_cast<std::size_t>(std::ceil(quorum * static_cast<double>(selected) - 1e-9));
+  return std::max<std::size_t>(1, n);
+}
+
 namespace {
 
 using clock_type = std::chrono::steady_clock;
@@ -37,17 +45,23 @@ using clock_type = std::chrono::steady_clock;
 struct aggregator_state {
   AggregatorConfig cfg;
   caf::typed_response_promise<RunDone> done;
+  bool over = false; ///< RunDone or an error was delivered: ignore late answers
   RunDone summary;
   TensorMap global;
+  std::vector<ClientCheckpoint> states; ///< each client's state after the last finished round
+  ClientCheckpoint central_state;
+  std::vector<int> crashes;
   // -- the round in flight ---------------------------------------------------
   int round = 0;
+  bool training = false;
   clock_type::time_point round_started;
   std::vector<int> selected;
   std::map<int, ClientUpdate> updates;
-  int failed = 0;
+  std::set<int> failed;
   std::map<int, ClientEval> evals;
   int eval_pending = 0;
   int64_t bytes_down = 0;
+  int snapshots_pending = 0;
   static inline const char* name = "fedvlm.aggregator";
 };
 
@@ -57,44 +71,167 @@ std::chrono::milliseconds timeout_of(const AggregatorConfig& cfg) {
   return std::chrono::milliseconds(static_cast<int64_t>(cfg.federation.round_timeout_s * 1000.0));
 }
 
+bool is_timeout(const caf::error& err) {
+  return err.category() == caf::atom("system") && err.code() == static_cast<uint8_t>(caf::sec::request_timeout);
+}
+
+bool is_central(const aggregator_state& st) { return strategy_spec(st.cfg.strategy).centralized; }
+
 void train_round(aggregator_actor_t* self, int round);
+
+/// Ends the run with `err`: a job failed for real, or the state could not be saved.
+void abort_run(aggregator_actor_t* self, caf::error err) {
+  auto& st = self->state;
+  if (st.over) return;
+  st.over = true;
+  spdlog::error("{}: round {}: stopping the run: {}", st.cfg.run, st.round, describe_error(err));
+  st.done.deliver(std::move(err));
+}
+
+/// A client actor died: put a new one in its place, from its state after the last finished round.
+void respawn_client(aggregator_actor_t* self, int id, const std::string& reason) {
+  auto& st = self->state;
+  const auto k = static_cast<std::size_t>(id);
+  ++st.crashes[k];
+  if (!st.cfg.respawn) {
+    spdlog::warn("{}: round {}: client {} is down ({}) and will not come back", st.cfg.run, st.round, id, reason);
+    return;
+  }
+  spdlog::warn("{}: round {}: client {} crashed ({}): respawned from its state after round {}", st.cfg.run,
+               st.round, id, reason, st.summary.rounds_completed);
+  st.cfg.clients[k] = st.cfg.respawn(id, st.states[k]);
+  self->monitor(st.cfg.clients[k]);
+}
+
+void finish_training_if_complete(aggregator_actor_t* self);
+
+/// One selected client will not send an update this round.
+void client_failed(aggregator_actor_t* self, int id, const std::string& why) {
+  auto& st = self->state;
+  if (!st.training || st.updates.count(id) || !st.failed.insert(id).second) return;
+  spdlog::warn("{}: round {}: client {} left out of this round: {}", st.cfg.run, st.round, id, why);
+  finish_training_if_complete(self);
+}
+
+RunCheckpoint current_checkpoint(const aggregator_state& st) {
+  RunCheckpoint ck;
+  ck.run = st.cfg.run;
+  ck.config_hash = st.cfg.resume_from.config_hash;
+  ck.round = st.round;
+  ck.total_rounds = st.cfg.federation.rounds;
+  ck.rounds_without_quorum = st.summary.rounds_without_quorum;
+  ck.global = st.global;
+  if (is_central(st)) ck.clients.push_back(st.central_state);
+  ck.clients.insert(ck.clients.end(), st.states.begin(), st.states.end());
+  ck.crashes = st.crashes;
+  return ck;
+}
+
+/// The next round, or RunDone after the last.
+void advance(aggregator_actor_t* self) {
+  auto& st = self->state;
+  if (st.over) return;
+  if (st.round < st.cfg.federation.rounds) {
+    train_round(self, st.round + 1);
+    return;
+  }
+  st.over = true;
+  st.summary.global = tensor_map_clone(st.global);
+  for (const auto& s : st.states) st.summary.adapters.push_back(tensor_map_clone(s.adapters));
+  st.done.deliver(st.summary);
+}
+
+/// The round's state is complete: hand it to the driver (adapters, checkpoint), then go on.
+void next_round_or_done(aggregator_actor_t* self) {
+  auto& st = self->state;
+  if (st.over) return;
+  if (st.round > 0 && st.cfg.on_round_state) {
+    try {
+      st.cfg.on_round_state(current_checkpoint(st));
+    } catch (const std::exception& e) {
+      abort_run(self, make_engine_error(EngineErrc::job_failed,
+                                        "saving the state after round " + std::to_string(st.round) + " failed: " + e.what()));
+      return;
+    }
+  }
+  advance(self);
+}
+
+/// Every client's private state after the round, for checkpoints, adapters/ and respawns.
+void collect_states(aggregator_actor_t* self) {
+  auto& st = self->state;
+  if (st.round == 0) {
+    next_round_or_done(self);
+    return;
+  }
+  std::vector<std::pair<int, caf::actor>> targets;
+  for (std::size_t id = 0; id < st.cfg.clients.size(); ++id) targets.emplace_back(static_cast<int>(id), st.cfg.clients[id]);
+  if (is_central(st)) targets.emplace_back(-1, st.cfg.central_trainer);
+  st.snapshots_pending = static_cast<int>(targets.size());
+  for (const auto& [id, target] : targets) {
+    self->request(target, timeout_of(st.cfg), snapshot_atom::value)
+        .then(
+            [self, id = id](AdapterSnapshot& snap) {
+              auto& s = self->state;
+              ClientCheckpoint& slot = id < 0 ? s.central_state : s.states[static_cast<std::size_t>(id)];
+              slot.adapters = std::move(snap.adapters);
+              slot.optimizer_state = std::move(snap.optimizer_state);
+              if (--s.snapshots_pending == 0) next_round_or_done(self);
+            },
+            [self, id = id](caf::error& err) {
+              auto& s = self->state;
+              spdlog::warn("{}: round {}: no state from client {} ({}): keeping its previous one", s.cfg.run,
+                           s.round, id, describe_error(err));
+              if (--s.snapshots_pending == 0) next_round_or_done(self);
+            });
+  }
+}
+
+ClientRoundRecord client_record(const aggregator_state& st, const ClientEval& ev, double seconds) {
+  ClientRoundRecord r;
+  r.run = st.cfg.run;
+  r.strategy = to_string(st.cfg.strategy);
+  r.client = ev.client;
+  r.round = st.round;
+  r.phase = st.round == 0 ? kPhaseBefore : kPhaseRound;
+  r.accuracy = ev.result.metrics.accuracy;
+  r.precision = ev.result.metrics.macro_precision;
+  r.recall = ev.result.metrics.macro_recall;
+  r.f1 = ev.result.metrics.macro_f1;
+  r.loss = ev.result.loss;
+  r.exact_match = ev.result.exact_match;
+  r.test_samples = ev.test_samples;
+  r.train_samples = ev.train_samples;
+  r.bytes_down = st.bytes_down;
+  r.round_seconds = seconds;
+  if (auto it = st.updates.find(ev.client); it != st.updates.end()) {
+    r.participated = true;
+    r.bytes_up = it->second.bytes;
+    r.train_loss = it->second.train_loss;
+  }
+  return r;
+}
 
 void finish_round(aggregator_actor_t* self) {
   auto& st = self->state;
+  if (st.over) return;
   const double seconds = std::chrono::duration<double>(clock_type::now() - st.round_started).count();
   RoundSummary sum;
   sum.run = st.cfg.run;
   sum.strategy = to_string(st.cfg.strategy);
   sum.round = st.round;
   sum.total_rounds = st.cfg.federation.rounds;
-  sum.clients_selected = static_cast<int>(st.selected.size());
+  sum.clients_selected = st.round == 0 ? 0 : static_cast<int>(st.selected.size());
   sum.clients_answered = static_cast<int>(st.updates.size());
+  sum.clients_failed = static_cast<int>(st.failed.size());
+  for (const auto& [id, up] : st.updates)
+    if (up.delay_seconds > 0) ++sum.clients_late;
   sum.seconds = seconds;
   double acc_sum = 0;
   sum.min_accuracy = 1;
   sum.max_accuracy = 0;
   for (const auto& [id, ev] : st.evals) {
-    ClientRoundRecord r;
-    r.run = st.cfg.run;
-    r.strategy = sum.strategy;
-    r.client = id;
-    r.round = st.round;
-    r.phase = st.round == 0 ? kPhaseBefore : kPhaseRound;
-    r.accuracy = ev.result.metrics.accuracy;
-    r.precision = ev.result.metrics.macro_precision;
-    r.recall = ev.result.metrics.macro_recall;
-    r.f1 = ev.result.metrics.macro_f1;
-    r.loss = ev.result.loss;
-    r.exact_match = ev.result.exact_match;
-    r.test_samples = ev.test_samples;
-    r.train_samples = ev.train_samples;
-    r.bytes_down = st.bytes_down;
-    r.round_seconds = seconds;
-    if (auto it = st.updates.find(id); it != st.updates.end()) {
-      r.participated = true;
-      r.bytes_up = it->second.bytes;
-      r.train_loss = it->second.train_loss;
-    }
+    const ClientRoundRecord r = client_record(st, ev, seconds);
     if (st.cfg.observer) st.cfg.observer->client_evaluated(r);
     acc_sum += r.accuracy;
     sum.min_accuracy = std::min(sum.min_accuracy, r.accuracy);
@@ -104,11 +241,7 @@ void finish_round(aggregator_actor_t* self) {
   else sum.min_accuracy = 0;
   if (st.cfg.observer) st.cfg.observer->round_finished(sum);
   if (st.round > 0) st.summary.rounds_completed = st.round;
-  if (st.round < st.cfg.federation.rounds) train_round(self, st.round + 1);
-  else {
-    st.summary.global = tensor_map_clone(st.global);
-    st.done.deliver(st.summary);
-  }
+  collect_states(self);
 }
 
 /// Sends `down` to every client for evaluation; finish_round once all have answered or failed.
@@ -127,8 +260,9 @@ void evaluate_all(aggregator_actor_t* self, GlobalDown down) {
             },
             [self, id](caf::error& err) {
               auto& s = self->state;
-              spdlog::warn("{}: round {}: client {} did not evaluate: {}", s.cfg.run, s.round, id,
-                           self->system().render(err));
+              const uint8_t code = engine_error_code(err);
+              if (code == static_cast<uint8_t>(EngineErrc::job_failed)) return abort_run(self, err);
+              spdlog::warn("{}: round {}: client {} did not evaluate: {}", s.cfg.run, s.round, id, describe_error(err));
               if (--s.eval_pending == 0) finish_round(self);
             });
   }
@@ -136,12 +270,12 @@ void evaluate_all(aggregator_actor_t* self, GlobalDown down) {
 
 void close_training(aggregator_actor_t* self) {
   auto& st = self->state;
+  st.training = false;
   const StrategySpec& spec = strategy_spec(st.cfg.strategy);
   GlobalDown down;
   down.round = st.round;
-  const auto needed = static_cast<std::size_t>(
-      std::ceil(st.cfg.federation.quorum * static_cast<double>(st.selected.size()) - 1e-9));
-  if (st.updates.size() < needed || st.updates.empty()) {
+  const std::size_t needed = quorum_needed(st.selected.size(), st.cfg.federation.quorum);
+  if (st.updates.size() < needed) {
     ++st.summary.rounds_without_quorum;
     spdlog::warn("{}: round {}: {} of {} selected clients answered, quorum is {}: keeping the previous "
                  "global matrices",
@@ -156,51 +290,91 @@ void close_training(aggregator_actor_t* self) {
   evaluate_all(self, std::move(down));
 }
 
+void finish_training_if_complete(aggregator_actor_t* self) {
+  auto& st = self->state;
+  if (st.training && st.updates.size() + st.failed.size() == st.selected.size()) close_training(self);
+}
+
 void train_round(aggregator_actor_t* self, int round) {
   auto& st = self->state;
+  if (interrupt_requested())
+    return abort_run(self, make_engine_error(EngineErrc::interrupted, "interrupted before round " + std::to_string(round)));
   st.round = round;
+  st.training = true;
   st.round_started = clock_type::now();
   st.updates.clear();
-  st.failed = 0;
+  st.failed.clear();
   if (st.cfg.observer) st.cfg.observer->round_started(st.cfg.run, round, st.cfg.federation.rounds);
-  const bool central = strategy_spec(st.cfg.strategy).centralized;
+  const bool central = is_central(st);
   st.selected = central ? std::vector<int>{-1}
                         : select_clients(static_cast<int>(st.cfg.clients.size()),
                                          st.cfg.federation.clients_per_round, st.cfg.seed, round);
   for (int id : st.selected) {
-    const caf::actor& target = central ? st.cfg.central_trainer : st.cfg.clients[static_cast<std::size_t>(id)];
+    const caf::actor target = central ? st.cfg.central_trainer : st.cfg.clients[static_cast<std::size_t>(id)];
     self->request(target, timeout_of(st.cfg), train_atom::value, round)
         .then(
             [self, round](ClientUpdate& up) {
               auto& s = self->state;
+              if (s.over || !s.training || s.round != round || s.failed.count(up.client)) return;
               if (s.cfg.observer) s.cfg.observer->client_finished_training(s.cfg.run, round, up.client);
               s.updates.emplace(up.client, std::move(up));
-              if (static_cast<int>(s.updates.size()) + s.failed == static_cast<int>(s.selected.size()))
-                close_training(self);
+              finish_training_if_complete(self);
             },
-            [self, id](caf::error& err) {
+            [self, id, round, target](caf::error& err) {
               auto& s = self->state;
-              spdlog::warn("{}: round {}: client {} left out of this round: {}", s.cfg.run, s.round, id,
-                           self->system().render(err));
-              ++s.failed;
-              if (static_cast<int>(s.updates.size()) + s.failed == static_cast<int>(s.selected.size()))
-                close_training(self);
+              if (s.over || s.round != round) return;
+              const uint8_t code = engine_error_code(err);
+              if (code == static_cast<uint8_t>(EngineErrc::non_finite_loss) ||
+                  code == static_cast<uint8_t>(EngineErrc::job_failed))
+                return abort_run(self, err);
+              // Not one of ours and not a timeout: the client's actor died. Respawn it now, so
+              // it is back before this round's evaluation.
+              if (code == 0 && !is_timeout(err) && id >= 0 &&
+                  s.cfg.clients[static_cast<std::size_t>(id)] == target)
+                respawn_client(self, id, describe_error(err));
+              client_failed(self, id, describe_error(err));
             });
   }
 }
 
 caf::behavior aggregator(aggregator_actor_t* self, AggregatorConfig cfg) {
-  self->state.cfg = std::move(cfg);
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.states = st.cfg.initial_states;
+  st.states.resize(st.cfg.clients.size());
+  st.central_state = st.cfg.central_state;
+  st.global = st.cfg.resume_from.global;
+  st.summary.rounds_completed = st.cfg.resume_from.round;
+  st.summary.rounds_without_quorum = st.cfg.resume_from.rounds_without_quorum;
+  st.crashes = st.cfg.resume_from.crashes;
+  st.crashes.resize(st.cfg.clients.size(), 0);
+  for (const auto& c : st.cfg.clients) self->monitor(c);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& s = self->state;
+    if (s.over) return;
+    for (std::size_t id = 0; id < s.cfg.clients.size(); ++id) {
+      if (s.cfg.clients[id].address() != dm.source) continue;
+      const std::string why = describe_error(dm.reason);
+      respawn_client(self, static_cast<int>(id), why);
+      client_failed(self, static_cast<int>(id), why);
+    }
+  });
   return {
       [self](start_atom) -> caf::result<RunDone> {
-        auto& st = self->state;
-        st.done = self->make_response_promise<RunDone>();
-        st.round = 0;
-        st.round_started = clock_type::now();
-        st.selected.clear();
-        st.updates.clear();
+        auto& s = self->state;
+        s.done = self->make_response_promise<RunDone>();
+        s.round = s.cfg.resume_from.round;
+        if (s.round > 0) {
+          // Resumed: the rounds up to this one are on disk; go on with the next.
+          spdlog::info("{}: resuming after round {} of {}", s.cfg.run, s.round, s.cfg.federation.rounds);
+          advance(self);
+          return s.done;
+        }
+        s.round_started = clock_type::now();
+        s.selected.clear();
+        s.updates.clear();
         evaluate_all(self, GlobalDown{});
-        return st.done;
+        return s.done;
       },
   };
 }

@@ -2,12 +2,15 @@
 #pragma once
 
 #include "fl/experiment_config.hpp"
+#include "fl/run_checkpoint.hpp"
 #include "fl/run_records.hpp"
 #include "fl/strategy.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
+#include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,15 +24,35 @@ struct AggregatorConfig {
   std::vector<caf::actor> clients; ///< index = client id
   caf::actor central_trainer;      ///< centralized strategy only
   RunObserver* observer = nullptr; ///< outlives the actor system
+
+  // -- state and persistence ----------------------------------------------------
+  /// Where the run starts: a fresh run has round 0 (evaluation before fine-tuning); a resumed
+  /// one holds the checkpoint of its last finished round.
+  RunCheckpoint resume_from;
+  /// Each client's state at the start (index = id; the centralized trainer's is `central_state`).
+  std::vector<ClientCheckpoint> initial_states;
+  ClientCheckpoint central_state;
+  /// Spawns a replacement for a client whose actor died, from its state after the last finished
+  /// round. Empty: a crashed client stays down.
+  std::function<caf::actor(int client, const ClientCheckpoint& state)> respawn;
+  /// Called on the aggregator's thread after every finished round (>= 1) with the whole state,
+  /// before the next round starts: the driver writes adapters and checkpoints here. An
+  /// exception stops the run.
+  std::function<void(const RunCheckpoint&)> on_round_state;
 };
 
 /// Handles (start_atom) → RunDone after round 0 (evaluation before fine-tuning) and
-/// federation.rounds rounds. A round closes when every selected client has answered or failed
-/// (a request times out after round_timeout_s); with fewer answers than the quorum, the
-/// round's aggregation is skipped and the previous global matrices stay.
+/// federation.rounds rounds (or from resume_from.round + 1). A round closes when every selected
+/// client has answered or failed (a request times out after round_timeout_s); with fewer
+/// answers than the quorum, the round's aggregation is skipped and the previous global matrices
+/// stay. Simulated faults count as failed clients; a job that fails for real (non-finite loss,
+/// an exception) stops the run with that error. A client actor that dies is respawned.
 caf::actor spawn_aggregator(caf::actor_system& system, AggregatorConfig config);
 
 /// Clients taking part in `round`: all, or a seeded sample of `per_round`, ascending.
 [[nodiscard]] std::vector<int> select_clients(int clients, int per_round, uint64_t seed, int round);
+
+/// Answers a round needs: ceil(quorum × selected), at least one.
+[[nodiscard]] std::size_t quorum_needed(std::size_t selected, double quorum);
 
 } // namespace fedvlm

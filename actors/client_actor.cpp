@@ -1,12 +1,15 @@
 // actors/client_actor.cpp — translates round messages into scheduler jobs over the client's own state.
 #include "actors/client_actor.hpp"
 
+#include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
+#include "fl/client_faults.hpp"
 
 #include <caf/all.hpp>
 
 #include <chrono>
 #include <map>
+#include <stdexcept>
 #include <utility>
 
 namespace fedvlm {
@@ -28,14 +31,20 @@ using client_actor_t = caf::stateful_actor<client_state>;
 
 caf::behavior client(client_actor_t* self, ClientConfig cfg) {
   self->state.adapters = cfg.initial_adapters;
+  self->state.optimizer_state = cfg.initial_optimizer_state;
   self->state.cfg = std::move(cfg);
   return {
       [self](train_atom, int round) -> caf::result<ClientUpdate> {
         auto& st = self->state;
         const StrategySpec& spec = strategy_spec(st.cfg.strategy);
-        if (st.cfg.fails)
-          return caf::make_error(caf::sec::runtime_error,
-                                 "client " + std::to_string(st.cfg.id) + " failed (simulated drop-out)");
+        const ClientRoundFaults faults = draw_client_faults(st.cfg.faults, st.cfg.run_seed, st.cfg.id, round);
+        if (faults.crashes)
+          throw std::runtime_error("client " + std::to_string(st.cfg.id) + " crashed in round " +
+                                   std::to_string(round) + " (simulated crash)");
+        if (faults.fails || faults.drops_out)
+          return make_engine_error(EngineErrc::simulated_fault,
+                                   "client " + std::to_string(st.cfg.id) +
+                                       (faults.fails ? " failed (simulated failing client)" : " dropped out (simulated drop-out)"));
         TrainJobMsg msg;
         msg.client = st.cfg.id;
         msg.round = round;
@@ -49,7 +58,7 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
         auto rp = self->make_response_promise<ClientUpdate>();
         self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
             .then(
-                [self, rp, round](TrainDoneMsg& done) mutable {
+                [self, rp, round, delay_s = faults.delay_seconds](TrainDoneMsg& done) mutable {
                   auto& s = self->state;
                   const StrategySpec& sp = strategy_spec(s.cfg.strategy);
                   s.adapters = std::move(done.result.adapters);
@@ -61,10 +70,11 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
                   up.tensors = tensor_map_clone(shared_part(sp, s.adapters));
                   up.bytes = static_cast<int64_t>(tensor_map_bytes(up.tensors));
                   up.train_loss = done.result.mean_loss;
-                  if (s.cfg.delay_seconds > 0) {
+                  up.delay_seconds = delay_s;
+                  if (delay_s > 0) {
                     // A straggler: hold the answer back, as a slow device or link would.
                     auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::duration<double>(s.cfg.delay_seconds));
+                        std::chrono::duration<double>(delay_s));
                     s.held[round] = {std::move(up), rp};
                     self->delayed_send(self, delay, late_atom::value, round);
                     return;
@@ -75,7 +85,8 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
         return rp;
       },
       [self](snapshot_atom) {
-        return AdapterSnapshot{self->state.cfg.id, tensor_map_clone(self->state.adapters)};
+        return AdapterSnapshot{self->state.cfg.id, tensor_map_clone(self->state.adapters),
+                               tensor_map_clone(self->state.optimizer_state)};
       },
       [self](late_atom, int round) {
         auto it = self->state.held.find(round);

@@ -14,17 +14,19 @@ namespace fedvlm {
 struct ClientConfig {
   int id = 0;
   LocalSplit split;            ///< pool indices of its local train and test samples
-  TensorMap initial_adapters;  ///< A from its own (or the shared) seed, B = 0
+  TensorMap initial_adapters;  ///< A from its own (or the shared) seed, B = 0; or resumed state
+  TensorMap initial_optimizer_state; ///< empty for a fresh client
   StrategyKind strategy = StrategyKind::plora;
   uint64_t run_seed = 0;
-  bool fails = false;          ///< simulated drop-out: answers train requests with an error
-  double delay_seconds = 0;    ///< simulated straggler: answers train requests this late
+  FaultSettings faults;        ///< simulated drop-outs, stragglers and crashes (fl/client_faults.hpp)
   caf::actor scheduler;
 };
 
 /// Handles (train_atom, round) → ClientUpdate and (eval_atom, GlobalDown) → ClientEval.
 /// A GlobalDown replaces the shared tensors of the client's adapters; private ones stay.
-/// (snapshot_atom) → AdapterSnapshot returns a copy of its adapters.
+/// (snapshot_atom) → AdapterSnapshot returns a copy of its adapters and optimizer state.
+/// Simulated faults: a failing or dropped-out client answers train with an EngineErrc
+/// simulated_fault error; a crashing one throws, so its actor dies as a real one would.
 caf::actor spawn_client(caf::actor_system& system, ClientConfig config);
 
 } // namespace fedvlm

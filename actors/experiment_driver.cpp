@@ -3,6 +3,9 @@
 
 #include "actors/run_driver.hpp"
 #include "fl/atomic_file.hpp"
+#include "fl/config_diff.hpp"
+#include "fl/interrupt.hpp"
+#include "fl/run_checkpoint.hpp"
 #include "fl/observer_list.hpp"
 #include "fl/results_reader.hpp"
 #include "fl/results_writer.hpp"
@@ -19,7 +22,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <fstream>
 #include <memory>
+#include <optional>
+#include <sstream>
 
 namespace fedvlm {
 
@@ -32,6 +38,8 @@ std::shared_ptr<spdlog::sinks::dist_sink_mt> log_fanout() {
     dist->add_sink(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
     auto logger = std::make_shared<spdlog::logger>("fedvlm", dist);
     logger->set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
+    // Users `tail -f` fedvlm.log during long runs, and a killed run must not lose its last lines.
+    logger->flush_on(spdlog::level::trace);
     spdlog::set_default_logger(logger);
     return dist;
   }();
@@ -62,13 +70,6 @@ std::filesystem::path fresh_run_dir(const ExperimentConfig& c) {
   }
 }
 
-/// Each client's final adapters (its personalised model) and the last global matrices.
-void save_adapters(const std::filesystem::path& dir, const RunDone& done) {
-  for (std::size_t k = 0; k < done.adapters.size(); ++k)
-    safetensors_save(dir / ("client_" + std::to_string(k) + ".safetensors"), done.adapters[k]);
-  if (!done.global.empty()) safetensors_save(dir / "global.safetensors", done.global);
-}
-
 void select_device(const std::string& device) {
   if (device != "cuda") return;
   if (!at::hasCUDA())
@@ -79,11 +80,183 @@ void select_device(const std::string& device) {
                  "yet: running on the CPU");
 }
 
+/// Each client's adapters (its personalised model) and the last global matrices, after a round.
+void save_adapters(const std::filesystem::path& dir, const RunCheckpoint& state) {
+  for (const auto& cs : state.clients)
+    if (cs.id >= 0) safetensors_save(dir / ("client_" + std::to_string(cs.id) + ".safetensors"), cs.adapters);
+  if (!state.global.empty()) safetensors_save(dir / "global.safetensors", state.global);
+}
+
+std::string resume_command(const std::filesystem::path& dir) { return "fedvlm-sim resume " + dir.string(); }
+
+/// A run directory being continued: what is on disk, and the state to continue from.
+struct ResumePoint {
+  RunResults previous;
+  RunCheckpoint checkpoint; ///< round 0: no checkpoint, the run starts again from the beginning
+};
+
+/// Checks that `c` may continue the run in `dir` and loads its newest checkpoint. Throws
+/// std::runtime_error naming every key that differs (unless `force`).
+ResumePoint prepare_resume(const ExperimentConfig& c, const std::filesystem::path& dir, bool force) {
+  ResumePoint rp;
+  rp.previous = load_run(dir);
+  const auto stored_file = dir / "config.toml";
+  std::ifstream in(stored_file, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot resume " + dir.string() + ": " + stored_file.string() + " is missing");
+  std::ostringstream text;
+  text << in.rdbuf();
+  const auto stored = config_values(text.str(), stored_file.string());
+  const auto wanted = config_values(c.resolved_toml, "the resumed configuration");
+  const auto diffs = config_differences(stored, wanted);
+  if (!diffs.empty() && !force) {
+    std::string list;
+    for (const auto& d : diffs) list += "\n  " + d;
+    throw std::runtime_error("cannot resume " + dir.string() + ": the configuration differs from the one the run started with:" +
+                             list + "\n(use --force to continue with the new values)");
+  }
+  if (const auto file = latest_checkpoint(dir)) {
+    rp.checkpoint = checkpoint_load(*file);
+    if (rp.checkpoint.run != rp.previous.info.run)
+      throw std::runtime_error(file->string() + " belongs to run '" + rp.checkpoint.run + "', not '" + rp.previous.info.run + "'");
+    if (rp.checkpoint.config_hash != config_fingerprint(stored) && !force)
+      throw std::runtime_error("cannot resume " + dir.string() + ": " + stored_file.string() +
+                               " was edited after the checkpoint of round " + std::to_string(rp.checkpoint.round) +
+                               " was written (use --force to continue with it as it is now)");
+    if (rp.checkpoint.round > c.federation.rounds)
+      throw std::runtime_error("cannot resume " + dir.string() + ": its checkpoint is at round " +
+                               std::to_string(rp.checkpoint.round) + ", past federation.rounds = " +
+                               std::to_string(c.federation.rounds));
+  }
+  return rp;
+}
+
+/// What every run of one command shares: data, exporter, output.
+class PlanRunner {
+public:
+  PlanRunner(const ExperimentPlan& plan, const DriverOptions& options, std::FILE* out)
+      : options_(options), out_(out) {
+    // One exporter for the whole plan, so a sweep is one scrape target with a `run` label.
+    const MonitoringSettings& mon = plan.runs.front().monitoring;
+    if (!mon.prometheus.empty() || !mon.pushgateway.empty()) {
+      PrometheusSettings ps;
+      ps.listen = mon.prometheus;
+      ps.pushgateway = mon.pushgateway;
+      ps.push_job = "fedvlm_" + plan.runs.front().name;
+      ps.linger_seconds = mon.linger_seconds;
+      exporter_ = std::make_unique<PrometheusExporter>(ps);
+      if (!mon.prometheus.empty()) spdlog::info("Prometheus metrics at {}", exporter_->endpoint());
+    }
+    install_interrupt_handlers();
+  }
+
+  /// Runs `c` in `dir` (fresh, or continuing `resume`). Returns false when a stop signal ended it.
+  bool execute(const ExperimentConfig& c, const std::filesystem::path& dir, const ResumePoint* resume, bool rethrow);
+
+  void finish() {
+    if (outcome.run_dirs.size() > 1 && outcome.runs_completed > 0 && !outcome.interrupted_signal) {
+      try {
+        std::fprintf(out_, "\n%s", format_comparison(load_results(outcome.run_dirs)).c_str());
+      } catch (const std::exception& e) {
+        spdlog::warn("comparison table skipped: {}", e.what());
+      }
+    }
+    if (exporter_ && !outcome.interrupted_signal) exporter_->linger();
+  }
+
+  DriverOutcome outcome;
+
+private:
+  const DriverOptions& options_;
+  std::FILE* out_;
+  DatasetCache datasets_;
+  std::unique_ptr<PrometheusExporter> exporter_;
+};
+
+bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path& dir, const ResumePoint* resume,
+                         bool rethrow) {
+  const std::string run_id = resume ? resume->previous.info.run : c.name + "/" + c.run_label;
+  if (c.threads > 0) at::set_num_threads(c.threads);
+  select_device(c.device);
+  std::filesystem::create_directories(dir);
+  outcome.run_dirs.push_back(dir);
+  RunLogFile log_file(dir / "fedvlm.log");
+  atomic_write_file(dir / "config.toml", c.resolved_toml);
+  const uint64_t fingerprint = config_fingerprint(config_values(c.resolved_toml, (dir / "config.toml").string()));
+
+  RunInfo info;
+  info.experiment = c.name;
+  info.run = run_id;
+  info.strategy = to_string(c.strategy);
+  info.sweep = resume ? resume->previous.info.sweep : c.sweep;
+  info.clients = c.federation.clients;
+  info.rounds = c.federation.rounds;
+  info.seed = c.seed;
+  info.resumed_from_round = resume ? resume->checkpoint.round : 0;
+  ResultsWriter writer(dir, info);
+  // Without a checkpoint the run starts again from round 0: nothing on disk is kept.
+  if (resume) writer.restore(resume->previous.records, resume->previous.rounds,
+                             resume->checkpoint.round > 0 ? resume->checkpoint.round : -1);
+  ProgressDisplay progress(stderr, options_.interactive);
+  ObserverList observers;
+  observers.add(&writer);
+  observers.add(exporter_.get());
+  observers.add(&progress);
+
+  RunHooks hooks;
+  if (resume) hooks.resume_from = resume->checkpoint;
+  hooks.on_round_state = [&, fingerprint](const RunCheckpoint& state) {
+    save_adapters(dir / "adapters", state);
+    const int every = c.checkpoint.every;
+    if (every > 0 && (state.round % every == 0 || state.round == c.federation.rounds)) {
+      RunCheckpoint ck = state;
+      ck.config_hash = fingerprint;
+      checkpoint_save(dir, ck, c.checkpoint.keep);
+    }
+  };
+
+  if (resume)
+    spdlog::info("run {} -> {} (resuming after round {})", run_id, dir.string(), resume->checkpoint.round);
+  else
+    spdlog::info("run {} -> {}", run_id, dir.string());
+  bool stopped = false;
+  try {
+    const RunSetup setup = prepare_run(c, datasets_, SetupMode::execute);
+    spdlog::info("{}", describe_plan(c, setup));
+    spdlog::info("{}", setup.task->cache_summary());
+    const RunDone done = run_federation(c, run_id, setup, observers, hooks);
+    progress.clear();
+    writer.finish(kStatusCompleted, done.rounds_without_quorum
+                                        ? std::to_string(done.rounds_without_quorum) + " round(s) without quorum"
+                                        : "");
+    ++outcome.runs_completed;
+    std::fprintf(out_, "\n%s\n%s\n", run_id.c_str(), format_client_table(writer.records()).c_str());
+  } catch (const RunInterrupted& e) {
+    progress.clear();
+    const auto ck = latest_checkpoint(dir);
+    const std::string msg = std::string(e.what()) + "; the round in flight was abandoned";
+    spdlog::warn("{}: {}; resume with: {}", run_id, msg, resume_command(dir));
+    writer.finish(kStatusInterrupted, msg, resume_command(dir));
+    outcome.interrupted_signal = e.signal_number();
+    stopped = true;
+    std::fprintf(out_, "\n%s: %s\nresume with: %s\n", run_id.c_str(), msg.c_str(), resume_command(dir).c_str());
+  } catch (const std::exception& e) {
+    progress.clear();
+    spdlog::error("{}", e.what());
+    writer.finish(kStatusFailed, e.what());
+    ++outcome.runs_failed;
+    if (rethrow) throw; // a single run's failure is the command's failure
+  }
+  spdlog::default_logger()->flush();
+  std::fprintf(out_, "results: %s\n", dir.string().c_str());
+  std::fflush(out_);
+  return !stopped;
+}
+
+
 } // namespace
 
 DriverOutcome run_experiment(const ExperimentPlan& plan, const DriverOptions& options, std::FILE* out) {
   log_fanout();
-  DriverOutcome outcome;
   std::vector<const ExperimentConfig*> runs;
   for (const auto& c : plan.runs)
     if (options.only.empty() || std::count(options.only.begin(), options.only.end(), c.run_label))
@@ -97,88 +270,73 @@ DriverOutcome run_experiment(const ExperimentPlan& plan, const DriverOptions& op
     }
   }
 
-  DatasetCache datasets;
   if (options.dry_run) {
+    DatasetCache datasets;
     std::fprintf(out, "%zu run(s)%s\n", runs.size(),
                  plan.sweep_keys.empty() ? "" : " (a sweep grid; see the labels below)");
     for (const auto* c : runs) {
       const RunSetup setup = prepare_run(*c, datasets, SetupMode::plan);
       std::fprintf(out, "\n%s", describe_plan(*c, setup).c_str());
     }
-    return outcome;
+    return {};
   }
 
-  // One exporter for the whole plan, so a sweep is one scrape target with a `run` label.
-  std::unique_ptr<PrometheusExporter> exporter;
-  const MonitoringSettings& mon = plan.runs.front().monitoring;
-  if (!mon.prometheus.empty() || !mon.pushgateway.empty()) {
-    PrometheusSettings ps;
-    ps.listen = mon.prometheus;
-    ps.pushgateway = mon.pushgateway;
-    ps.push_job = "fedvlm_" + plan.runs.front().name;
-    ps.linger_seconds = mon.linger_seconds;
-    exporter = std::make_unique<PrometheusExporter>(ps);
-    if (!mon.prometheus.empty()) spdlog::info("Prometheus metrics at {}", exporter->endpoint());
-  }
-
-  for (const auto* c : runs) {
-    const std::string run_id = c->name + "/" + c->run_label;
-    if (c->threads > 0) at::set_num_threads(c->threads);
-    select_device(c->device);
-    const std::filesystem::path dir = fresh_run_dir(*c);
-    std::filesystem::create_directories(dir);
-    outcome.run_dirs.push_back(dir);
-    RunLogFile log_file(dir / "fedvlm.log");
-    atomic_write_file(dir / "config.toml", c->resolved_toml);
-
-    RunInfo info;
-    info.experiment = c->name;
-    info.run = run_id;
-    info.strategy = to_string(c->strategy);
-    info.sweep = c->sweep;
-    info.clients = c->federation.clients;
-    info.rounds = c->federation.rounds;
-    info.seed = c->seed;
-    ResultsWriter writer(dir, info);
-    ProgressDisplay progress(stderr, options.interactive);
-    ObserverList observers;
-    observers.add(&writer);
-    observers.add(exporter.get());
-    observers.add(&progress);
-
-    spdlog::info("run {} -> {}", run_id, dir.string());
-    try {
-      const RunSetup setup = prepare_run(*c, datasets, SetupMode::execute);
-      spdlog::info("{}", describe_plan(*c, setup));
-      spdlog::info("{}", setup.task->cache_summary());
-      const RunDone done = run_federation(*c, run_id, setup, observers);
-      progress.clear();
-      save_adapters(dir / "adapters", done);
-      writer.finish(kStatusCompleted, done.rounds_without_quorum
-                                          ? std::to_string(done.rounds_without_quorum) + " round(s) without quorum"
-                                          : "");
-      ++outcome.runs_completed;
-      std::fprintf(out, "\n%s\n%s\n", run_id.c_str(), format_client_table(writer.records()).c_str());
-    } catch (const std::exception& e) {
-      progress.clear();
-      spdlog::error("{}", e.what());
-      writer.finish(kStatusFailed, e.what());
-      ++outcome.runs_failed;
-      if (runs.size() == 1) throw; // a single run's failure is the command's failure
-    }
-    std::fprintf(out, "results: %s\n", dir.string().c_str());
-    std::fflush(out);
-  }
-
-  if (outcome.run_dirs.size() > 1 && outcome.runs_completed > 0) {
-    try {
-      std::fprintf(out, "\n%s", format_comparison(load_results(outcome.run_dirs)).c_str());
-    } catch (const std::exception& e) {
-      spdlog::warn("comparison table skipped: {}", e.what());
+  // With --resume, every continued run is checked before the first one starts: a changed
+  // configuration is refused now, not after hours of other runs.
+  std::vector<std::optional<ResumePoint>> resumes(runs.size());
+  if (options.resume) {
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      const auto dir = runs[i]->output_dir / runs[i]->name / runs[i]->run_label;
+      if (std::filesystem::exists(dir / "run.json")) resumes[i] = prepare_resume(*runs[i], dir, options.force);
     }
   }
-  if (exporter) exporter->linger();
-  return outcome;
+
+  PlanRunner runner(plan, options, out);
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const ExperimentConfig& c = *runs[i];
+    if (resumes[i]) {
+      const ResumePoint& rp = *resumes[i];
+      const auto dir = c.output_dir / c.name / c.run_label;
+      if (rp.previous.status == kStatusCompleted && rp.previous.last_round() >= c.federation.rounds) {
+        std::fprintf(out, "%s/%s: completed already, skipped (%s)\n", c.name.c_str(), c.run_label.c_str(), dir.string().c_str());
+        ++runner.outcome.runs_skipped;
+        runner.outcome.run_dirs.push_back(dir);
+        continue;
+      }
+      if (!runner.execute(c, dir, &rp, runs.size() == 1)) break;
+      continue;
+    }
+    if (!runner.execute(c, fresh_run_dir(c), nullptr, runs.size() == 1)) break;
+  }
+  runner.finish();
+  return runner.outcome;
+}
+
+DriverOutcome resume_run(const std::filesystem::path& run_dir, const ExperimentPlan& plan, const DriverOptions& options,
+                         std::FILE* out) {
+  log_fanout();
+  if (plan.runs.size() != 1)
+    throw std::runtime_error("cannot resume " + run_dir.string() + ": its config.toml describes " +
+                             std::to_string(plan.runs.size()) + " runs (a sweep), expected one; use --resume with the experiment file");
+  const ExperimentConfig& c = plan.runs.front();
+  const ResumePoint rp = prepare_resume(c, run_dir, options.force);
+  if (rp.previous.status == kStatusCompleted && rp.previous.last_round() >= c.federation.rounds) {
+    std::fprintf(out, "%s: completed already (%d rounds); nothing to resume\n", rp.previous.info.run.c_str(),
+                 rp.previous.last_round());
+    DriverOutcome o;
+    o.runs_skipped = 1;
+    return o;
+  }
+  if (rp.checkpoint.round > 0)
+    std::fprintf(out, "resuming %s after round %d of %d\n", rp.previous.info.run.c_str(), rp.checkpoint.round,
+                 c.federation.rounds);
+  else
+    std::fprintf(out, "resuming %s: no checkpoint, starting again from round 0\n", rp.previous.info.run.c_str());
+  std::fflush(out);
+  PlanRunner runner(plan, options, out);
+  runner.execute(c, run_dir, &rp, true);
+  runner.finish();
+  return runner.outcome;
 }
 
 } // namespace fedvlm

@@ -36,6 +36,7 @@ struct ClientUpdate {
   TensorMap tensors;    ///< named shared matrices, e.g. "classifier.3.lora_B"
   int64_t bytes = 0;    ///< what would cross the network
   double train_loss = 0;
+  double delay_seconds = 0; ///< a simulated straggler held its answer back this long
 };
 
 /// Client → aggregator: metrics on the client's own test split.
@@ -70,13 +71,14 @@ struct RunDone {
   int rounds_completed = 0;
   int rounds_without_quorum = 0;
   TensorMap global;                ///< the last aggregated shared matrices (empty for local)
-  std::vector<TensorMap> adapters; ///< each client's final adapters, by client id (filled by the driver)
+  std::vector<TensorMap> adapters; ///< each client's final adapters, by client id
 };
 
-/// Driver → client: a copy of the client's adapters.
+/// Aggregator ← client (snapshot_atom): a copy of the client's private state after a round.
 struct AdapterSnapshot {
   int client = 0;
   TensorMap adapters;
+  TensorMap optimizer_state;
 };
 
 } // namespace fedvlm

@@ -3,13 +3,22 @@
 
 #include "actors/aggregator_actor.hpp"
 #include "actors/client_actor.hpp"
+#include "actors/engine_errors.hpp"
 #include "actors/scheduler_actor.hpp"
+#include "fl/interrupt.hpp"
 #include "fl/local_training.hpp"
 
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstring>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 namespace fedvlm {
 
@@ -18,9 +27,78 @@ namespace {
 constexpr uint64_t kAdapterInitStream = 3;
 constexpr int kSharedInit = -1;
 
-bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+/// The clients' starting states: fresh adapters, or those of the checkpoint (checked against
+/// the configuration, so a checkpoint of another run cannot be mixed in silently).
+std::vector<ClientCheckpoint> starting_states(const ExperimentConfig& c, const RunSetup& setup,
+                                              const RunCheckpoint& from, ClientCheckpoint& central) {
+  std::vector<ClientCheckpoint> states(static_cast<std::size_t>(c.federation.clients));
+  if (from.round == 0) {
+    for (int k = 0; k < c.federation.clients; ++k) states[static_cast<std::size_t>(k)] = {k, initial_adapters(c, setup, k), {}};
+    central = {kSharedInit, initial_adapters(c, setup, kSharedInit), {}};
+    return states;
+  }
+  std::vector<bool> seen(states.size(), false);
+  for (const auto& cs : from.clients) {
+    if (cs.id == kSharedInit) {
+      central = cs;
+      continue;
+    }
+    if (cs.id < 0 || cs.id >= c.federation.clients || seen[static_cast<std::size_t>(cs.id)])
+      throw std::runtime_error("checkpoint of round " + std::to_string(from.round) + " holds client " +
+                               std::to_string(cs.id) + ", but the run has clients 0.." +
+                               std::to_string(c.federation.clients - 1));
+    seen[static_cast<std::size_t>(cs.id)] = true;
+    states[static_cast<std::size_t>(cs.id)] = cs;
+  }
+  for (std::size_t k = 0; k < seen.size(); ++k)
+    if (!seen[k]) throw std::runtime_error("checkpoint of round " + std::to_string(from.round) + " lacks client " + std::to_string(k));
+  const TensorMap expected = initial_adapters(c, setup, 0);
+  for (const auto& [name, t] : expected) {
+    auto it = states[0].adapters.find(name);
+    if (it == states[0].adapters.end() || !it->second.sizes().equals(t.sizes()))
+      throw std::runtime_error("checkpoint adapters do not fit this configuration: tensor " + name +
+                               (it == states[0].adapters.end() ? " is missing"
+                                                                : " has shape " + tensor_shape_string(it->second.sizes()) +
+                                                                      ", expected " + tensor_shape_string(t.sizes())));
+  }
+  return states;
+}
+
+/// Stops the aggregator when a stop signal arrives, so the round in flight is abandoned.
+class InterruptWatcher {
+public:
+  explicit InterruptWatcher(caf::actor target)
+      : thread_([this, target] {
+          std::unique_lock<std::mutex> lock(mutex_);
+          while (!done_) {
+            if (interrupt_requested()) {
+              caf::anon_send_exit(target, caf::exit_reason::user_shutdown);
+              return;
+            }
+            wake_.wait_for(lock, std::chrono::milliseconds(50));
+          }
+        }) {}
+  ~InterruptWatcher() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool done_ = false;
+  std::thread thread_;
+};
 
 } // namespace
+
+RunInterrupted::RunInterrupted(int signal_number)
+    : std::runtime_error(std::string("interrupted by ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT")),
+      signal_(signal_number) {}
 
 TensorMap initial_adapters(const ExperimentConfig& c, const RunSetup& setup, int client) {
   const int stream = strategy_spec(c.strategy).common_a_init ? kSharedInit : client;
@@ -28,9 +106,11 @@ TensorMap initial_adapters(const ExperimentConfig& c, const RunSetup& setup, int
 }
 
 RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, const RunSetup& setup,
-                       RunObserver& observer) {
+                       RunObserver& observer, const RunHooks& hooks) {
   if (!setup.task) throw std::logic_error("run_federation needs a setup prepared in execute mode");
   const StrategySpec& spec = strategy_spec(c.strategy);
+  ClientCheckpoint central_state;
+  const std::vector<ClientCheckpoint> states = starting_states(c, setup, hooks.resume_from, central_state);
 
   caf::actor_system_config sys_cfg;
   // Heavy work runs on the scheduler's detached workers; the cooperative threads only relay.
@@ -45,7 +125,29 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   sched.observer = &observer;
   caf::actor scheduler = spawn_scheduler(system, sched);
 
-  auto adapters_for = [&](int client) { return initial_adapters(c, setup, client); };
+  // Every client actor ever spawned, respawns included, so that all are stopped at the end.
+  std::mutex spawned_mutex;
+  std::vector<caf::actor> spawned;
+  auto spawn_with_state = [&](int id, const ClientCheckpoint& state) {
+    ClientConfig cc;
+    cc.id = id;
+    if (id == kSharedInit) {
+      for (const auto& s : setup.splits) cc.split.train.insert(cc.split.train.end(), s.train.begin(), s.train.end());
+      std::sort(cc.split.train.begin(), cc.split.train.end());
+    } else {
+      cc.split = setup.splits[static_cast<std::size_t>(id)];
+      cc.faults = c.faults;
+    }
+    cc.initial_adapters = state.adapters;
+    cc.initial_optimizer_state = state.optimizer_state;
+    cc.strategy = c.strategy;
+    cc.run_seed = c.seed;
+    cc.scheduler = scheduler;
+    caf::actor a = spawn_client(system, std::move(cc));
+    std::lock_guard<std::mutex> lock(spawned_mutex);
+    spawned.push_back(a);
+    return a;
+  };
 
   AggregatorConfig agg;
   agg.run = run_id;
@@ -53,52 +155,31 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   agg.federation = c.federation;
   agg.seed = c.seed;
   agg.observer = &observer;
-  for (int k = 0; k < c.federation.clients; ++k) {
-    ClientConfig cc;
-    cc.id = k;
-    cc.split = setup.splits[static_cast<std::size_t>(k)];
-    cc.initial_adapters = adapters_for(k);
-    cc.strategy = c.strategy;
-    cc.run_seed = c.seed;
-    cc.fails = contains(c.faults.failing_clients, k);
-    cc.delay_seconds = contains(c.faults.slow_clients, k) ? c.faults.slow_seconds : 0.0;
-    cc.scheduler = scheduler;
-    agg.clients.push_back(spawn_client(system, std::move(cc)));
-  }
-  if (spec.centralized) {
-    ClientConfig cc;
-    cc.id = -1;
-    for (const auto& s : setup.splits) cc.split.train.insert(cc.split.train.end(), s.train.begin(), s.train.end());
-    std::sort(cc.split.train.begin(), cc.split.train.end());
-    cc.initial_adapters = adapters_for(kSharedInit);
-    cc.strategy = c.strategy;
-    cc.run_seed = c.seed;
-    cc.scheduler = scheduler;
-    agg.central_trainer = spawn_client(system, std::move(cc));
-  }
-  const std::vector<caf::actor> agg_clients = agg.clients;
-  std::vector<caf::actor> all = agg.clients;
-  all.push_back(scheduler);
-  if (agg.central_trainer) all.push_back(agg.central_trainer);
+  agg.resume_from = hooks.resume_from;
+  agg.initial_states = states;
+  agg.central_state = central_state;
+  agg.on_round_state = hooks.on_round_state;
+  agg.respawn = spawn_with_state;
+  for (int k = 0; k < c.federation.clients; ++k) agg.clients.push_back(spawn_with_state(k, states[static_cast<std::size_t>(k)]));
+  if (spec.centralized) agg.central_trainer = spawn_with_state(kSharedInit, central_state);
   caf::actor aggregator = spawn_aggregator(system, std::move(agg));
-  all.push_back(aggregator);
 
   observer.run_started(run_id, spec.name, c.federation.clients, c.federation.rounds);
   RunDone done;
   std::string failure;
   {
+    InterruptWatcher watcher(aggregator);
     caf::scoped_actor self{system};
     self->request(aggregator, caf::infinite, start_atom::value)
-        .receive([&](RunDone& d) { done = d; },
-                 [&](caf::error& err) { failure = system.render(err); });
-    for (std::size_t k = 0; failure.empty() && k < agg_clients.size(); ++k) {
-      self->request(agg_clients[k], caf::infinite, snapshot_atom::value)
-          .receive([&](AdapterSnapshot& snap) { done.adapters.push_back(std::move(snap.adapters)); },
-                   [&](caf::error& err) { failure = system.render(err); });
-    }
-    for (const auto& a : all) self->send_exit(a, caf::exit_reason::user_shutdown);
+        .receive([&](RunDone& d) { done = std::move(d); },
+                 [&](caf::error& err) { failure = describe_error(err); });
+    self->send_exit(aggregator, caf::exit_reason::user_shutdown);
+    self->send_exit(scheduler, caf::exit_reason::user_shutdown);
+    std::lock_guard<std::mutex> lock(spawned_mutex);
+    for (const auto& a : spawned) self->send_exit(a, caf::exit_reason::user_shutdown);
   }
   observer.run_finished(run_id);
+  if (const int sig = interrupt_signal()) throw RunInterrupted(sig);
   if (!failure.empty()) throw std::runtime_error("run " + run_id + " failed: " + failure);
   return done;
 }

@@ -1,7 +1,10 @@
 // actors/scheduler_actor.cpp — job queue, worker pool, and the scheduler's metrics.
 #include "actors/scheduler_actor.hpp"
 
+#include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
+#include "fl/interrupt.hpp"
+#include "fl/local_training.hpp"
 
 #include <caf/all.hpp>
 
@@ -30,13 +33,34 @@ int64_t resident_bytes() {
   return pages_resident * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
 }
 
+/// Runs `job`; exceptions become engine errors, so a failed job is an answer the aggregator can
+/// act on (stop the run) instead of a dead worker.
+template <class F>
+auto guarded(const char* what, F job) -> caf::result<decltype(job())> {
+  try {
+    return job();
+  } catch (const Interrupted& i) {
+    return make_engine_error(EngineErrc::interrupted, std::string(what) + " interrupted by signal " +
+                                                          std::to_string(i.signal_number));
+  } catch (const NonFiniteLossError& e) {
+    return make_engine_error(EngineErrc::non_finite_loss, e.what());
+  } catch (const std::exception& e) {
+    return make_engine_error(EngineErrc::job_failed, std::string(what) + " failed: " + e.what());
+  }
+}
+
 caf::behavior worker(caf::event_based_actor* self, SchedulerConfig cfg) {
   return {
       [cfg](TrainJobMsg& msg) {
-        return TrainDoneMsg{cfg.task->train(std::move(msg.job), cfg.train, cfg.lora)};
+        const int client = msg.client, round = msg.round;
+        return guarded(("client " + std::to_string(client) + ", round " + std::to_string(round) + ": training").c_str(),
+                       [&] { return TrainDoneMsg{cfg.task->train(std::move(msg.job), cfg.train, cfg.lora)}; });
       },
       [cfg](EvalJobMsg& msg) {
-        return cfg.task->evaluate(msg.adapters, msg.indices, cfg.lora, cfg.train.eval_batch_size);
+        const std::string what = "client " + std::to_string(msg.client) + ", round " + std::to_string(msg.round) + ": evaluation";
+        return guarded(what.c_str(), [&] {
+          return cfg.task->evaluate(msg.adapters, msg.indices, cfg.lora, cfg.train.eval_batch_size);
+        });
       },
   };
 }

@@ -85,11 +85,26 @@ struct MonitoringSettings {
   double linger_seconds = 0;
 };
 
+enum class DelayDistribution { fixed, exponential, lognormal };
+
 /// Simulated failures, for studying stragglers and drop-outs (and for testing the quorum).
+/// Every random draw comes from the client's own fault stream (fl/client_faults.hpp).
 struct FaultSettings {
   std::vector<int> failing_clients; ///< these clients report an error instead of an update
-  std::vector<int> slow_clients;    ///< these clients answer `slow_seconds` late
-  double slow_seconds = 0;
+  std::vector<int> slow_clients;    ///< these clients are slow every round
+  double slow_fraction = 0;         ///< each selected client is slow in a round with this probability
+  double slow_seconds = 0;          ///< mean delay of a slow client's answer
+  DelayDistribution slow_distribution = DelayDistribution::fixed;
+  double slow_sigma = 0.5;          ///< lognormal: standard deviation of log(delay)
+  double dropout_probability = 0;   ///< each selected client drops out of a round with this probability
+  std::vector<int> crash_clients;   ///< these clients' actors crash (throw) in crash_rounds ...
+  std::vector<int> crash_rounds;    ///< ... and are respawned from their last finished round
+};
+
+/// Checkpoints for `fedvlm-sim resume`.
+struct CheckpointSettings {
+  int every = 1; ///< write one after every N-th finished round (and after the last); 0 = never
+  int keep = 2;  ///< newest checkpoints kept; older ones are deleted
 };
 
 [[nodiscard]] inline bool is_florence2(const std::string& arch) { return arch.rfind("florence2_", 0) == 0; }
@@ -114,6 +129,7 @@ struct ExperimentConfig {
   SchedulerSettings scheduler;
   MonitoringSettings monitoring;
   FaultSettings faults;
+  CheckpointSettings checkpoint;
 
   /// Values this run takes from a sweep axis, key → value as written ("federation.clients" → "4").
   std::map<std::string, std::string> sweep;
@@ -125,5 +141,6 @@ struct ExperimentConfig {
 
 [[nodiscard]] std::string to_string(OptimizerKind kind);
 [[nodiscard]] std::string to_string(Weighting weighting);
+[[nodiscard]] std::string to_string(DelayDistribution distribution);
 
 } // namespace fedvlm

@@ -18,6 +18,14 @@ namespace fedvlm {
 
 std::string to_string(OptimizerKind kind) { return kind == OptimizerKind::sgd ? "sgd" : "adamw"; }
 std::string to_string(Weighting w) { return w == Weighting::samples ? "samples" : "uniform"; }
+std::string to_string(DelayDistribution d) {
+  switch (d) {
+  case DelayDistribution::fixed: return "fixed";
+  case DelayDistribution::exponential: return "exponential";
+  case DelayDistribution::lognormal: return "lognormal";
+  }
+  return "fixed";
+}
 
 namespace {
 
@@ -330,7 +338,29 @@ const std::vector<KeyDef>& schema() {
       {"faults.slow_clients", Kind::int_list, "clients that answer late (simulated stragglers)",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.faults.slow_clients = read_ints(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.faults.slow_clients); }},
-      real_key("faults.slow_seconds", "delay of the slow clients", M(c.faults.slow_seconds)),
+      real_key("faults.slow_seconds", "mean delay of a slow client's answer", M(c.faults.slow_seconds)),
+      real_key("faults.slow_fraction", "each selected client is slow in a round with this probability", M(c.faults.slow_fraction)),
+      enum_key("faults.slow_distribution", "fixed (exactly slow_seconds) | exponential | lognormal (mean slow_seconds)",
+               [](ExperimentConfig& c, const std::string& s) {
+                 if (s == "fixed") c.faults.slow_distribution = DelayDistribution::fixed;
+                 else if (s == "exponential") c.faults.slow_distribution = DelayDistribution::exponential;
+                 else if (s == "lognormal") c.faults.slow_distribution = DelayDistribution::lognormal;
+                 else throw std::invalid_argument("unknown distribution '" + s + "' (expected fixed, exponential or lognormal)");
+               },
+               [](const ExperimentConfig& c) { return to_string(c.faults.slow_distribution); }),
+      real_key("faults.slow_sigma", "lognormal: standard deviation of log(delay)", M(c.faults.slow_sigma)),
+      real_key("faults.dropout_probability", "each selected client drops out of a round with this probability",
+               M(c.faults.dropout_probability)),
+      {"faults.crash_clients", Kind::int_list, "clients whose actor crashes (throws) in crash_rounds; respawned from their last state",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.faults.crash_clients = read_ints(n, w); },
+       [](const ExperimentConfig& c) { return fmt_list(c.faults.crash_clients); }},
+      {"faults.crash_rounds", Kind::int_list, "rounds in which the crash_clients crash",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.faults.crash_rounds = read_ints(n, w); },
+       [](const ExperimentConfig& c) { return fmt_list(c.faults.crash_rounds); }},
+
+      int_key("checkpoint.every", "write a checkpoint after every N-th round and the last (0 = never); see `resume`",
+              M(c.checkpoint.every)),
+      int_key("checkpoint.keep", "newest checkpoints kept per run", M(c.checkpoint.keep)),
   };
   return keys;
 }
@@ -525,6 +555,24 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   for (int id : c.faults.slow_clients)
     if (id < 0 || id >= c.federation.clients) fail("faults.slow_clients", "client " + std::to_string(id) + " does not exist");
   if (c.faults.slow_seconds < 0) fail("faults.slow_seconds", "must be >= 0");
+  auto probability = [&](const char* key, double v) {
+    if (!(v >= 0 && v <= 1)) fail(key, "must be a probability in [0, 1] (got " + fmt_real(v) + ")");
+  };
+  probability("faults.slow_fraction", c.faults.slow_fraction);
+  probability("faults.dropout_probability", c.faults.dropout_probability);
+  if (c.faults.slow_fraction > 0 && c.faults.slow_seconds <= 0)
+    fail("faults.slow_fraction", "needs faults.slow_seconds > 0 (the mean delay)");
+  if (!(c.faults.slow_sigma > 0) || c.faults.slow_sigma > 10) fail("faults.slow_sigma", "must be in (0, 10]");
+  for (int id : c.faults.crash_clients)
+    if (id < 0 || id >= c.federation.clients) fail("faults.crash_clients", "client " + std::to_string(id) + " does not exist");
+  for (int r : c.faults.crash_rounds)
+    if (r < 1 || r > c.federation.rounds)
+      fail("faults.crash_rounds", "round " + std::to_string(r) + " is not in 1.." + std::to_string(c.federation.rounds));
+  if (c.faults.crash_rounds.empty() != c.faults.crash_clients.empty())
+    fail(c.faults.crash_rounds.empty() ? "faults.crash_clients" : "faults.crash_rounds",
+         "faults.crash_clients and faults.crash_rounds go together: which clients crash, and in which rounds");
+  if (c.checkpoint.every < 0) fail("checkpoint.every", "must be >= 0 (0 = never)");
+  if (c.checkpoint.keep < 1) fail("checkpoint.keep", "must be >= 1");
   c.partition.clients = c.federation.clients;
   c.partition.seed = c.seed;
 }

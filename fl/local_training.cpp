@@ -1,6 +1,8 @@
 // fl/local_training.cpp — local LoRA training and evaluation on the shared frozen base.
 #include "fl/local_training.hpp"
 
+#include "fl/interrupt.hpp"
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -65,6 +67,7 @@ LocalTrainResult train_adapters(const BatchLoss& batch_loss, LocalTrainJob job, 
   for (int epoch = 0; epoch < settings.local_epochs; ++epoch) {
     const at::Tensor order = all.index_select(0, at::randperm(n, gen, at::kLong));
     for (int64_t begin = 0; begin < n; begin += settings.batch_size) {
+      throw_if_interrupted(); // Ctrl-C stops a long local epoch at the next batch
       const at::Tensor batch = order.slice(0, begin, std::min(n, begin + settings.batch_size));
       at::Tensor loss = batch_loss(batch, ctx);
       loss_sum += loss.item<double>();
@@ -105,6 +108,7 @@ EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters,
   y_pred.reserve(indices.size());
   double loss_sum = 0;
   for (int64_t begin = 0; begin < n; begin += batch_size) {
+    throw_if_interrupted();
     const at::Tensor batch = all.slice(0, begin, std::min(n, begin + batch_size));
     const at::Tensor logits = base.logits(batch, ctx);
     const at::Tensor labels = base.labels(batch);

@@ -142,6 +142,9 @@ RoundSummary parse_summary(const json& j, const Origin& at) {
   s.min_accuracy = get_double(j, "min_accuracy", at);
   s.max_accuracy = get_double(j, "max_accuracy", at);
   s.seconds = get_double(j, "seconds", at);
+  // Results written before fault counts existed lack them.
+  s.clients_failed = j.contains("clients_failed") ? get_int32(j, "clients_failed", at) : 0;
+  s.clients_late = j.contains("clients_late") ? get_int32(j, "clients_late", at) : 0;
   return s;
 }
 
@@ -151,6 +154,13 @@ std::string last_component(const std::string& key) {
 }
 
 } // namespace
+
+std::string RunResults::incomplete_note() const {
+  if (status == kStatusCompleted) return "";
+  const int reached = std::max(0, last_round());
+  const std::string verb = status == kStatusRunning ? "running or stopped" : status;
+  return verb + " at round " + std::to_string(reached) + " of " + std::to_string(info.rounds);
+}
 
 RunResults load_run(const fs::path& run_dir) {
   RunResults out;

@@ -16,9 +16,15 @@ namespace fedvlm {
 struct RunResults {
   std::filesystem::path dir;
   RunInfo info;
-  std::string status; ///< "running", "completed" or "failed"
+  std::string status; ///< "running", "completed", "failed" or "interrupted"
   std::vector<ClientRoundRecord> records;
   std::vector<RoundSummary> rounds;
+
+  /// The last round with results on disk (-1: none).
+  [[nodiscard]] int last_round() const { return rounds.empty() ? -1 : rounds.back().round; }
+  /// "" for a completed run, else e.g. "interrupted at round 3 of 5": tables and plots say so
+  /// instead of showing an early round as the final result.
+  [[nodiscard]] std::string incomplete_note() const;
 };
 
 /// Each path is a run directory (holds run.json) or a folder searched recursively for run

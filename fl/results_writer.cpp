@@ -57,6 +57,8 @@ json summary_json(const RoundSummary& s) {
               {"total_rounds", s.total_rounds},
               {"clients_answered", s.clients_answered},
               {"clients_selected", s.clients_selected},
+              {"clients_failed", s.clients_failed},
+              {"clients_late", s.clients_late},
               {"mean_accuracy", s.mean_accuracy},
               {"min_accuracy", s.min_accuracy},
               {"max_accuracy", s.max_accuracy},
@@ -178,30 +180,52 @@ void ResultsWriter::round_finished(const RoundSummary& summary) {
   write_files_locked(max_round, false);
 }
 
-void ResultsWriter::finish(std::string status, std::string message) {
+void ResultsWriter::restore(const std::vector<ClientRoundRecord>& records, const std::vector<RoundSummary>& rounds,
+                            int last_round) {
   std::lock_guard<std::mutex> io(io_mutex_);
+  {
+    std::lock_guard<std::mutex> lock(data_mutex_);
+    records_.clear();
+    rounds_.clear();
+    for (const auto& r : records)
+      if (r.round <= last_round) records_.insert(std::upper_bound(records_.begin(), records_.end(), r, record_less), r);
+    for (const auto& s : rounds)
+      if (s.round <= last_round) rounds_[s.round] = s;
+    last_finished_round_ = rounds_.empty() ? -1 : rounds_.rbegin()->first;
+  }
+  write_files_locked(last_round, false);
+}
+
+void ResultsWriter::finish(std::string status, std::string message, std::string resume_command) {
+  std::lock_guard<std::mutex> io(io_mutex_);
+  int max_round;
   {
     std::lock_guard<std::mutex> lock(data_mutex_);
     status_ = std::move(status);
     message_ = std::move(message);
+    resume_command_ = std::move(resume_command);
     finished_at_ = utc_timestamp_now();
+    max_round = last_finished_round_;
   }
-  write_files_locked(-1, true);
+  write_files_locked(max_round, true);
 }
 
 void ResultsWriter::write_files_locked(int max_round, bool final_write) {
   // Snapshot under the data lock, then format and write without it.
   std::vector<ClientRoundRecord> records;
   std::vector<RoundSummary> rounds;
-  std::string status, message, finished_at;
+  std::string status, message, finished_at, resume_command;
+  int last_round = -1;
   {
     std::lock_guard<std::mutex> lock(data_mutex_);
     for (const auto& r : records_)
-      if (final_write || r.round <= max_round) records.push_back(r);
+      if (r.round <= max_round) records.push_back(r);
     for (const auto& [round, s] : rounds_) rounds.push_back(s);
     status = status_;
     message = message_;
     finished_at = finished_at_;
+    resume_command = resume_command_;
+    last_round = last_finished_round_;
   }
 
   std::string jsonl, csv, rounds_jsonl;
@@ -226,6 +250,9 @@ void ResultsWriter::write_files_locked(int max_round, bool final_write) {
            {"updated_at", utc_timestamp_now()},
            {"finished_at", finished_at.empty() ? json(nullptr) : json(finished_at)},
            {"rounds_finished", static_cast<int>(rounds.size())},
+           {"last_finished_round", last_round < 0 ? json(nullptr) : json(last_round)},
+           {"resumed_from_round", info_.resumed_from_round},
+           {"resume_command", resume_command.empty() ? json(nullptr) : json(resume_command)},
            {"records", static_cast<int64_t>(records.size())}};
 
   // Data files first, run.json last: a directory with run.json always has all four files.

@@ -28,12 +28,15 @@ struct RunInfo {
   int clients = 0;
   int rounds = 0;
   uint64_t seed = 0;
+  int resumed_from_round = 0; ///< > 0: this process continued the run after that round
 };
 
 /// Status values written to run.json.
 inline const std::string kStatusRunning = "running";
 inline const std::string kStatusCompleted = "completed";
 inline const std::string kStatusFailed = "failed";
+/// Stopped by SIGINT / SIGTERM; run.json then holds the last finished round and the resume command.
+inline const std::string kStatusInterrupted = "interrupted";
 
 /// The field names of ClientRoundRecord in struct order: the CSV header and the JSON keys.
 const std::vector<std::string>& client_record_fields();
@@ -51,9 +54,17 @@ public:
   void client_evaluated(const ClientRoundRecord& record) override;
   void round_finished(const RoundSummary& summary) override;
 
-  /// Writes all records and run.json with `status` (normally kStatusCompleted or kStatusFailed),
-  /// `message` (e.g. the exception text of a failed run) and the end time. May be called again.
-  void finish(std::string status, std::string message = {});
+  /// Continues a run: the records and round summaries of rounds <= `last_round` read back from
+  /// its files (later ones, from a round the checkpoint does not cover, are dropped).
+  void restore(const std::vector<ClientRoundRecord>& records, const std::vector<RoundSummary>& rounds,
+               int last_round);
+
+  /// Writes the records of every finished round and run.json with `status` (kStatusCompleted,
+  /// kStatusFailed, kStatusInterrupted), `message` (e.g. the exception text of a failed run) and
+  /// the end time; `resume_command`, when given, tells the user how to continue. Records of a
+  /// round that did not finish are left out, so the files always hold whole rounds. May be
+  /// called again.
+  void finish(std::string status, std::string message = {}, std::string resume_command = {});
 
   /// All records received so far, ordered by (round, client). Not synchronised with concurrent
   /// client_evaluated() calls: read it once the run is over.
@@ -75,6 +86,7 @@ private:
   int last_finished_round_ = -1;
   std::string status_ = kStatusRunning;
   std::string message_;
+  std::string resume_command_;
   std::string finished_at_;
 
   // Held across snapshot + write so that two writers cannot rename an older snapshot over a

@@ -41,6 +41,8 @@ struct RoundSummary {
   int total_rounds = 0;
   int clients_answered = 0;
   int clients_selected = 0;
+  int clients_failed = 0; ///< selected but no update: failing, dropped out, crashed or timed out
+  int clients_late = 0;   ///< answered, but late (simulated stragglers)
   double mean_accuracy = 0, min_accuracy = 0, max_accuracy = 0;
   double seconds = 0;
 };

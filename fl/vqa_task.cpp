@@ -1,6 +1,8 @@
 // fl/vqa_task.cpp — tokenised VQA pool, encoder cache, teacher-forced training, token metrics.
 #include "fl/vqa_task.hpp"
 
+#include "fl/interrupt.hpp"
+
 #include "model/image_processor.hpp"
 
 #include <ATen/ATen.h>
@@ -152,6 +154,7 @@ EvalResult VqaTask::evaluate(const TensorMap& adapters, const std::vector<int64_
   double loss_sum = 0;
   int64_t tokens = 0, exact = 0;
   for (int64_t b = 0; b < n; b += batch_size) {
+    throw_if_interrupted();
     const at::Tensor batch = all.slice(0, b, std::min(n, b + batch_size));
     const at::Tensor enc = encoder_hidden(batch);
     const at::Tensor lab = labels(batch);

@@ -98,6 +98,8 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
     pool.row.strategy = run.info.strategy;
     pool.row.sweep = sweep;
     ++pool.row.runs;
+    if (const std::string note = run.incomplete_note(); !note.empty())
+      pool.row.incomplete.push_back(run.info.run + ": " + note);
 
     int final_round = -1;
     std::map<int, double> before; // client → accuracy
@@ -161,7 +163,8 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
     }
     std::string clients = std::to_string(row.min_clients);
     if (row.max_clients != row.min_clients) clients += "-" + std::to_string(row.max_clients);
-    table.push_back({row.strategy, sweep.empty() ? "-" : sweep, std::to_string(row.runs), clients,
+    const std::string runs_cell = std::to_string(row.runs) + (row.incomplete.empty() ? "" : " *");
+    table.push_back({row.strategy, sweep.empty() ? "-" : sweep, runs_cell, clients,
                      cell(row.accuracy), cell(row.precision), cell(row.recall), cell(row.f1),
                      cell(row.loss), cell(row.gain, true), human_bytes(row.bytes_up_per_run)});
   }
@@ -181,6 +184,11 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
   for (auto w : width) total += w;
   out += std::string(total + 2 * (width.size() - 1), '-') + '\n';
   for (const auto& r : table) out += render(r);
+  std::string notes;
+  for (const auto& row : rows)
+    for (const auto& n : row.incomplete) notes += "  " + n + "\n";
+  if (!notes.empty())
+    out += "* incomplete runs, compared at the last round they reached:\n" + notes;
   return out;
 }
 

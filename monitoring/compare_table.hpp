@@ -28,6 +28,9 @@ struct ComparisonRow {
   MeanStd gain; ///< final accuracy − "before" accuracy, per client that has both
   int64_t bytes_up_total = 0;   ///< all rounds, all runs of the group
   double bytes_up_per_run = 0;  ///< bytes_up_total / runs: comparable across seed counts
+  /// Runs of the group that did not complete, e.g. "q/run: interrupted at round 3 of 5": their
+  /// "final" round is the last one they reached, and the table says so.
+  std::vector<std::string> incomplete;
 };
 
 /// Groups `runs` by strategy and sweep values other than seeds, ordered by strategy and then

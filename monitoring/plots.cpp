@@ -252,9 +252,11 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
     atomic_write_file(out_dir / (name + ".dat"), data);
 
     const std::string xlabel = "round (0 = before fine-tuning)";
-    script.plot(name + "_accuracy.png", "Accuracy per client - " + run->info.run, xlabel,
+    const std::string note = run->incomplete_note();
+    const std::string title_run = run->info.run + (note.empty() ? "" : " (" + note + ")");
+    script.plot(name + "_accuracy.png", "Accuracy per client - " + title_run, xlabel,
                 "accuracy", name + ".dat", series, "1:2", round_xtics(max_round));
-    script.plot(name + "_loss.png", "Test loss per client - " + run->info.run, xlabel, "loss",
+    script.plot(name + "_loss.png", "Test loss per client - " + title_run, xlabel, "loss",
                 name + ".dat", series, "1:3", round_xtics(max_round));
   }
 
@@ -280,6 +282,7 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
   for (std::size_t i = 0; i < labels.size(); ++i) {
     const bool duplicate = std::count(labels.begin(), labels.end(), labels[i]) > 1;
     if (duplicate) labels[i] += " (" + with_records[i]->info.run + ")";
+    if (const std::string note = with_records[i]->incomplete_note(); !note.empty()) labels[i] += " [" + note + "]";
   }
 
   {

@@ -97,9 +97,12 @@ void ProgressDisplay::round_finished(const RoundSummary& s) {
   round_start_ = now;
 
   clear_locked(); // the log line may go to the same terminal
-  spdlog::info("round {}/{}: accuracy mean {:.3f} min {:.3f} max {:.3f} ({}/{} clients, {:.1f} s)",
+  std::string faults;
+  if (s.clients_failed > 0) faults += ", " + std::to_string(s.clients_failed) + " failed";
+  if (s.clients_late > 0) faults += ", " + std::to_string(s.clients_late) + " late";
+  spdlog::info("round {}/{}: accuracy mean {:.3f} min {:.3f} max {:.3f} ({}/{} clients{}, {:.1f} s)",
                s.round, s.total_rounds, s.mean_accuracy, s.min_accuracy, s.max_accuracy,
-               s.clients_answered, s.clients_selected, seconds);
+               s.clients_answered, s.clients_selected, faults, seconds);
   redraw_locked();
 }
 

@@ -40,6 +40,8 @@ constexpr const char* run_active = "fedvlm_run_active";
 constexpr const char* rounds_completed = "fedvlm_rounds_completed_total";
 constexpr const char* round_answered = "fedvlm_round_clients_answered";
 constexpr const char* round_selected = "fedvlm_round_clients_selected";
+constexpr const char* round_failed = "fedvlm_round_clients_failed";
+constexpr const char* round_late = "fedvlm_round_clients_late";
 constexpr const char* round_accuracy = "fedvlm_round_accuracy";
 constexpr const char* round_sent = "fedvlm_round_sent_bytes";
 constexpr const char* round_received = "fedvlm_round_received_bytes";
@@ -114,6 +116,8 @@ struct PrometheusExporter::Impl {
   Family<Counter>* rounds_completed;
   Family<Gauge>* round_answered;
   Family<Gauge>* round_selected;
+  Family<Gauge>* round_failed;
+  Family<Gauge>* round_late;
   Family<Gauge>* round_accuracy;
   Family<Gauge>* round_sent;
   Family<Gauge>* round_received;
@@ -173,6 +177,9 @@ struct PrometheusExporter::Impl {
     round_answered =
         gauge(name::round_answered, "Clients whose update was aggregated in the last round.");
     round_selected = gauge(name::round_selected, "Clients selected for the last round.");
+    round_failed = gauge(name::round_failed,
+                         "Selected clients that sent no update in the last round (failed, dropped out, crashed, timed out).");
+    round_late = gauge(name::round_late, "Clients whose update arrived late (simulated stragglers) in the last round.");
     round_accuracy = gauge(name::round_accuracy,
                            "Accuracy over clients after the last round; stat = mean|min|max.");
     round_sent = gauge(name::round_sent,
@@ -321,7 +328,8 @@ std::vector<std::string> PrometheusExporter::metric_names() {
   std::vector<std::string> names = {
       name::round,          name::rounds,           name::clients,
       name::run_active,     name::rounds_completed, name::round_answered,
-      name::round_selected, name::round_accuracy,   name::round_sent,
+      name::round_selected, name::round_failed,     name::round_late,
+      name::round_accuracy, name::round_sent,
       name::round_received, name::round_duration,   name::client_accuracy,
       name::client_precision, name::client_recall,  name::client_f1, name::client_exact_match,
       name::client_loss,    name::client_train_loss, name::client_samples,
@@ -409,6 +417,8 @@ void PrometheusExporter::round_finished(const RoundSummary& s) {
   impl_->rounds_completed->Add(labels).Increment();
   impl_->round_answered->Add(labels).Set(s.clients_answered);
   impl_->round_selected->Add(labels).Set(s.clients_selected);
+  impl_->round_failed->Add(labels).Set(s.clients_failed);
+  impl_->round_late->Add(labels).Set(s.clients_late);
   auto stat = [&](const char* which) {
     Labels l = labels;
     l.emplace("stat", which);

@@ -1,6 +1,7 @@
 // tests/federation_test.cpp — whole federated runs through the actors: strategies, privacy, determinism, faults.
 #include "actors/aggregator_actor.hpp"
 #include "actors/run_driver.hpp"
+#include "fl/client_faults.hpp"
 #include "fl/strategy.hpp"
 
 #include <ATen/ATen.h>
@@ -10,6 +11,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
+#include <map>
 #include <mutex>
 
 namespace {
@@ -88,10 +91,10 @@ protected:
     RecordingObserver observer;
     RunDone done;
   };
-  static std::unique_ptr<Outcome> run(const ExperimentConfig& c) {
+  static std::unique_ptr<Outcome> run(const ExperimentConfig& c, const RunHooks& hooks = {}) {
     auto out = std::make_unique<Outcome>();
     out->setup = prepare_run(c, *datasets_, SetupMode::execute);
-    out->done = run_federation(c, c.name + "/" + c.run_label, out->setup, out->observer);
+    out->done = run_federation(c, c.name + "/" + c.run_label, out->setup, out->observer, hooks);
     return out;
   }
 
@@ -277,6 +280,130 @@ TEST_F(Federation, PartialParticipationSamplesClientsPerRound) {
       participants += out->observer.at(k, round).participated;
     }
     EXPECT_EQ(participants, 2);
+  }
+}
+
+TEST_F(Federation, ResumedFromACheckpointEqualsTheUninterruptedRun) {
+  for (StrategyKind strategy : {StrategyKind::plora, StrategyKind::flora}) {
+    auto c = small_config(strategy);
+    c.federation.rounds = 3;
+    c.scheduler.concurrency = 3;
+    // The uninterrupted run keeps the encoded state of every round, as the driver's files would.
+    std::map<int, std::string> saved;
+    RunHooks keep;
+    keep.on_round_state = [&](const RunCheckpoint& ck) { saved[ck.round] = checkpoint_encode(ck); };
+    const auto whole = run(c, keep);
+    ASSERT_EQ(saved.size(), 3u);
+
+    RunHooks from1;
+    from1.resume_from = checkpoint_decode(saved.at(1), "round 1");
+    ASSERT_EQ(from1.resume_from.round, 1);
+    const auto resumed = run(c, from1);
+    EXPECT_EQ(resumed->done.rounds_completed, 3);
+    // Only rounds 2 and 3 ran again, and every number in them is the same.
+    ASSERT_EQ(resumed->observer.records.size(), 4u * 2u) << to_string(strategy);
+    for (const auto& r : resumed->observer.records) {
+      const auto& w = whole->observer.at(r.client, r.round);
+      EXPECT_GE(r.round, 2);
+      EXPECT_EQ(r.accuracy, w.accuracy);
+      EXPECT_EQ(r.loss, w.loss);
+      EXPECT_EQ(r.train_loss, w.train_loss);
+      EXPECT_EQ(r.bytes_up, w.bytes_up);
+      EXPECT_EQ(r.bytes_down, w.bytes_down);
+    }
+    for (std::size_t k = 0; k < 4; ++k)
+      for (const auto& [name, t] : whole->done.adapters[k]) EXPECT_TRUE(same(t, resumed->done.adapters[k].at(name))) << name;
+    for (const auto& [name, t] : whole->done.global) EXPECT_TRUE(same(t, resumed->done.global.at(name))) << name;
+  }
+}
+
+TEST_F(Federation, CheckpointOfAnotherShapeIsRefused) {
+  auto c = small_config(StrategyKind::plora);
+  RunHooks keep;
+  RunCheckpoint last;
+  keep.on_round_state = [&](const RunCheckpoint& ck) { last = ck; };
+  run(c, keep);
+  c.lora.rank = 2 * c.lora.rank;
+  RunHooks from;
+  from.resume_from = last;
+  try {
+    run(c, from);
+    FAIL() << "a checkpoint of rank " << c.lora.rank / 2 << " was accepted for rank " << c.lora.rank;
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("has shape"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(Federation, CrashingClientActorIsRespawnedAndTheRunGoesOn) {
+  auto c = small_config(StrategyKind::plora);
+  c.federation.rounds = 3;
+  c.federation.quorum = 0.5;
+  c.faults.crash_clients = {1};
+  c.faults.crash_rounds = {2};
+  const auto out = run(c);
+  EXPECT_EQ(out->done.rounds_completed, 3);
+  ASSERT_EQ(out->observer.rounds.size(), 4u);
+  EXPECT_EQ(out->observer.rounds[2].clients_failed, 1); // round 2: the crash
+  EXPECT_EQ(out->observer.rounds[2].clients_answered, 3);
+  EXPECT_EQ(out->observer.rounds[1].clients_failed, 0);
+  EXPECT_EQ(out->observer.rounds[3].clients_failed, 0);
+  // The respawned client evaluates in round 2 and trains again in round 3.
+  EXPECT_FALSE(out->observer.at(1, 2).participated);
+  EXPECT_TRUE(out->observer.at(1, 3).participated);
+  EXPECT_EQ(out->observer.records.size(), 4u * 4u);
+  // It came back with its own private A from round 1, not a fresh init.
+  EXPECT_FALSE(same(out->done.adapters[1].at(kA), initial_adapters(c, out->setup, 1).at(kA)));
+}
+
+TEST_F(Federation, DropOutsFollowEachClientsOwnStream) {
+  auto c = small_config(StrategyKind::flora);
+  c.federation.rounds = 3;
+  c.federation.quorum = 0.25;
+  c.faults.dropout_probability = 0.5;
+  const auto out = run(c);
+  int dropped_total = 0;
+  for (int round = 1; round <= 3; ++round) {
+    int expected_failed = 0;
+    for (int k = 0; k < 4; ++k) {
+      const bool drops = draw_client_faults(c.faults, c.seed, k, round).drops_out;
+      expected_failed += drops;
+      EXPECT_EQ(out->observer.at(k, round).participated, !drops) << "client " << k << " round " << round;
+    }
+    EXPECT_EQ(out->observer.rounds[static_cast<std::size_t>(round)].clients_failed, expected_failed);
+    dropped_total += expected_failed;
+  }
+  // Seed 3 with p = 0.5 over 12 draws: some drop, some stay (else the test shows nothing).
+  EXPECT_GT(dropped_total, 0);
+  EXPECT_LT(dropped_total, 12);
+}
+
+TEST_F(Federation, StragglersAreCountedLate) {
+  auto c = small_config(StrategyKind::plora);
+  c.federation.rounds = 1;
+  c.faults.slow_clients = {3};
+  c.faults.slow_seconds = 0.2;
+  const auto out = run(c);
+  EXPECT_EQ(out->observer.rounds.back().clients_late, 1);
+  EXPECT_EQ(out->observer.rounds.back().clients_answered, 4);
+}
+
+TEST_F(Federation, NonFiniteTrainingLossStopsTheRun) {
+  auto c = small_config(StrategyKind::plora);
+  // Poisoned state: every client resumes round 1 with NaN in its B.
+  RunHooks keep;
+  RunCheckpoint first;
+  keep.on_round_state = [&](const RunCheckpoint& ck) {
+    if (ck.round == 1) first = ck;
+  };
+  run(c, keep);
+  for (auto& cs : first.clients) cs.adapters.at(kB).fill_(std::numeric_limits<float>::quiet_NaN());
+  RunHooks from;
+  from.resume_from = first;
+  try {
+    run(c, from);
+    FAIL() << "a run whose training loss is NaN completed";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("nan"), std::string::npos) << e.what();
   }
 }
 

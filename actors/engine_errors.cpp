@@ -1,0 +1,26 @@
+// actors/engine_errors.cpp — building and reading the engine's CAF errors.
+#include "actors/engine_errors.hpp"
+
+#include <caf/deep_to_string.hpp>
+#include <caf/make_message.hpp>
+#include <caf/message.hpp>
+
+namespace fedvlm {
+
+caf::error make_engine_error(EngineErrc code, const std::string& message) {
+  return caf::error(static_cast<uint8_t>(code), kEngineErrorCategory, caf::make_message(message));
+}
+
+uint8_t engine_error_code(const caf::error& err) {
+  return err && err.category() == kEngineErrorCategory ? err.code() : 0;
+}
+
+std::string describe_error(const caf::error& err) {
+  if (engine_error_code(err) && err.context().match_elements<std::string>())
+    return err.context().get_as<std::string>(0);
+  std::string out = caf::to_string(err.category()) + " error " + std::to_string(err.code());
+  if (!err.context().empty()) out += ": " + caf::deep_to_string(err.context());
+  return out;
+}
+
+} // namespace fedvlm
