@@ -107,6 +107,7 @@ DriverOutcome run_experiment(const ExperimentPlan& plan, const DriverOptions& op
     }
     return outcome;
   }
+  for (const auto* c : runs) check_output_paths(*c); // a bad output_dir fails now, not after data loading
 
   // One exporter for the whole plan, so a sweep is one scrape target with a `run` label.
   std::unique_ptr<PrometheusExporter> exporter;
