@@ -55,6 +55,8 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
         msg.job.prox_reference = tensor_map_clone(shared_part(spec, st.adapters));
         msg.job.indices = st.cfg.split.train;
         msg.job.seed = job_seed(st.cfg.run_seed, st.cfg.id, round, kTrainStream);
+        msg.job.client = st.cfg.id; // named by NonFiniteLossError
+        msg.job.round = round;
         auto rp = self->make_response_promise<ClientUpdate>();
         self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
             .then(

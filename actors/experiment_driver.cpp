@@ -280,6 +280,7 @@ DriverOutcome run_experiment(const ExperimentPlan& plan, const DriverOptions& op
     }
     return {};
   }
+  for (const auto* c : runs) check_output_paths(*c); // a bad output_dir fails now, not after data loading
 
   // With --resume, every continued run is checked before the first one starts: a changed
   // configuration is refused now, not after hours of other runs.

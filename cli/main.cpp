@@ -18,7 +18,8 @@ namespace {
 constexpr const char* kUsage = R"(fedvlm-sim — federated LoRA fine-tuning, simulated with actors on one device
 
 Usage:
-  fedvlm-sim EXPERIMENT.toml [--dry-run] [--quiet] [--only RUN]...
+  fedvlm-sim EXPERIMENT.toml [--dry-run] [--quiet] [--only RUN]... [--set KEY=VALUE]...
+                            [--output-dir DIR]
   fedvlm-sim plot RESULTS_DIR... [--out DIR]
   fedvlm-sim compare RESULTS_DIR...
   fedvlm-sim --keys          every experiment key, with type, default and meaning
@@ -31,6 +32,13 @@ Running an experiment:
   --quiet        no live progress line (it is also off when stderr is not a terminal)
   --only RUN     run only the sweep point with this label (e.g. clients=4,strategy=plora);
                  may be repeated
+  --set KEY=VALUE
+                 set an experiment key over the file, checked like the file's own keys;
+                 VALUE is TOML (a bare word is a string), an array makes a sweep, and the
+                 resolved config.toml records it: --set federation.rounds=3
+                 --set 'federation.clients=[2, 4]' --set strategy.name=flora; may be repeated
+  --output-dir DIR
+                 results go to DIR instead of the file's output_dir
 
   Each run writes OUTPUT_DIR/NAME/RUN/: config.toml (resolved), run.json, metrics.jsonl and
   metrics.csv (one record per client per round, round 0 = before fine-tuning), rounds.jsonl,
@@ -48,6 +56,22 @@ Exit status: 0 success, 1 a run failed, 2 bad usage or a bad experiment file.
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "fedvlm-sim: %s\n(see fedvlm-sim --help)\n", message.c_str());
   return 2;
+}
+
+/// Consumes `--set KEY=VALUE` or `--output-dir DIR` at args[i] (advancing i past its value)
+/// into `overrides` for load_experiment. Returns false if args[i] is neither; sets `error` when
+/// the value is missing. Shared by every command that loads an experiment.
+bool parse_config_override(const std::vector<std::string>& args, std::size_t& i,
+                           std::vector<std::string>& overrides, std::string& error) {
+  const std::string& a = args[i];
+  if (a != "--set" && a != "--output-dir") return false;
+  if (i + 1 >= args.size()) {
+    error = a == "--set" ? "--set needs KEY=VALUE, e.g. --set federation.rounds=3" : "--output-dir needs a directory";
+    return true;
+  }
+  const std::string& value = args[++i];
+  overrides.push_back(a == "--set" ? value : fedvlm::string_override("output_dir", value));
+  return true;
 }
 
 int run_plot(const std::vector<std::string>& args) {
@@ -95,9 +119,13 @@ int main(int argc, char** argv) {
     fedvlm::DriverOptions options;
     std::string file;
     bool quiet = false;
+    std::vector<std::string> overrides;
     for (std::size_t i = 0; i < args.size(); ++i) {
       const std::string& a = args[i];
-      if (a == "--dry-run") options.dry_run = true;
+      std::string error;
+      if (parse_config_override(args, i, overrides, error)) {
+        if (!error.empty()) return usage_error(error);
+      } else if (a == "--dry-run") options.dry_run = true;
       else if (a == "--quiet" || a == "-q") quiet = true;
       else if (a == "--only") {
         if (i + 1 >= args.size()) return usage_error("--only needs a run label");
@@ -110,13 +138,16 @@ int main(int argc, char** argv) {
     options.interactive = !quiet && ::isatty(STDERR_FILENO);
     fedvlm::ExperimentPlan plan;
     try {
-      plan = fedvlm::load_experiment(file);
+      plan = fedvlm::load_experiment(file, overrides);
     } catch (const fedvlm::ConfigError& e) {
       std::fprintf(stderr, "fedvlm-sim: %s\n", e.what());
       return 2;
     }
     const auto outcome = fedvlm::run_experiment(plan, options, stdout);
     return outcome.runs_failed > 0 ? 1 : 0;
+  } catch (const fedvlm::ConfigError& e) { // e.g. an output_dir that cannot be written
+    std::fprintf(stderr, "fedvlm-sim: %s\n", e.what());
+    return 2;
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "fedvlm-sim: %s\n", e.what());
     return 2;

@@ -52,14 +52,15 @@ bool is_scalar(Kind k) {
 struct Where {
   std::string file;
   std::string key;
-  toml::source_position pos{};
-  [[nodiscard]] std::string prefix() const {
+  toml::source_position pos{}; ///< line 0 for a value given on the command line
+  /// "FILE:LINE:COL", or the `--set KEY=VALUE` option a value came from.
+  [[nodiscard]] std::string location() const {
     std::ostringstream os;
     os << file;
     if (pos.line != 0) os << ":" << pos.line << ":" << pos.column;
-    os << ": key '" << key << "'";
     return os.str();
   }
+  [[nodiscard]] std::string prefix() const { return location() + ": key '" + key + "'"; }
   [[noreturn]] void fail(const std::string& reason) const {
     throw ConfigError(prefix() + ": " + reason);
   }
@@ -73,7 +74,12 @@ int64_t read_int(const toml::node& n, const Where& w) {
          std::string(toml::impl::node_type_friendly_names[static_cast<int>(n.type())]));
 }
 double read_real(const toml::node& n, const Where& w) {
-  if (auto v = n.value_exact<double>()) return *v;
+  if (auto v = n.value_exact<double>()) {
+    // TOML allows inf and nan; no key here has a use for them, and they slip past range
+    // checks written as `v < 0 || v >= 1` (every comparison with nan is false).
+    if (!std::isfinite(*v)) w.fail("must be a finite number, got " + std::string(std::isnan(*v) ? "nan" : *v > 0 ? "inf" : "-inf"));
+    return *v;
+  }
   if (auto v = n.value_exact<int64_t>()) return static_cast<double>(*v);
   w.fail(std::string("expects ") + kind_name(Kind::real) + ", got " +
          std::string(toml::impl::node_type_friendly_names[static_cast<int>(n.type())]));
@@ -383,6 +389,15 @@ std::string known_keys_under(const std::string& section) {
   return out;
 }
 
+/// Where `node` was written: its file position, or, for a `--set` value (parsed from its own
+/// text, so positions in it mean nothing to the user), the option itself.
+Where where_of(const std::string& file, const std::string& path, const toml::node& node,
+               const toml::key* key = nullptr) {
+  const toml::source_region& src = node.source();
+  if (src.path && *src.path != file) return Where{*src.path, path, {}};
+  return Where{file, path, key != nullptr && key->source().begin.line != 0 ? key->source().begin : src.begin};
+}
+
 struct Assignment {
   const KeyDef* def;
   const toml::node* node;
@@ -398,7 +413,7 @@ void collect(const toml::table& table, const std::string& prefix, const std::str
              std::vector<Assignment>& fixed, std::vector<Axis>& axes) {
   for (const auto& [k, node] : table) {
     const std::string path = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
-    Where w{file, path, k.source().begin.line != 0 ? k.source().begin : node.source().begin};
+    const Where w = where_of(file, path, node, &k);
     const KeyDef* def = find_key(path);
     if (def == nullptr && node.is_table()) {
       bool known_section = false;
@@ -410,8 +425,7 @@ void collect(const toml::table& table, const std::string& prefix, const std::str
           if (auto dot = d.path.find('.'); dot != std::string::npos) sections.insert(d.path.substr(0, dot));
         std::string list;
         for (const auto& s : sections) list += (list.empty() ? "[" : ", [") + s + "]";
-        throw ConfigError(file + ":" + std::to_string(w.pos.line) + ":" + std::to_string(w.pos.column) +
-                          ": unknown section [" + path + "] (known sections: " + list + ")");
+        throw ConfigError(w.location() + ": unknown section [" + path + "] (known sections: " + list + ")");
       }
       collect(*node.as_table(), path, file, fixed, axes);
       continue;
@@ -454,6 +468,18 @@ std::string value_text(const toml::node& n) {
   return {};
 }
 
+/// Why `s` cannot be one directory name under output_dir ("" when it can): the run name and
+/// the sweep labels become OUTPUT_DIR/NAME/LABEL, which must stay inside OUTPUT_DIR.
+std::string dir_name_problem(const std::string& s) {
+  if (s.empty()) return "it is empty";
+  if (s == "." || s == "..") return "'.' and '..' name no directory of their own";
+  if (s.find_first_of("/\\") != std::string::npos) return "it holds a path separator";
+  if (std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+    return "it holds a control character";
+  if (s.size() > 255) return "it is longer than 255 bytes, the limit of a file name";
+  return "";
+}
+
 /// Cross-key checks. Each names the key at fault.
 void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, const std::string& file) {
   auto fail = [&](const std::string& key, const std::string& reason) {
@@ -464,7 +490,8 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   auto positive = [&](const std::string& key, double v) {
     if (!(v > 0)) fail(key, "must be > 0 (got " + fmt_real(v) + ")");
   };
-  if (c.name.empty() || c.name.find('/') != std::string::npos) fail("name", "must be non-empty and contain no '/'");
+  if (const std::string why = dir_name_problem(c.name); !why.empty())
+    fail("name", "must be one directory name inside output_dir, got " + quote(c.name) + " (" + why + ")");
   if (c.device != "cpu" && c.device != "cuda") fail("device", "expected \"cpu\" or \"cuda\", got \"" + c.device + "\"");
   if (c.threads < 0) fail("threads", "must be >= 0");
   static const std::set<std::string> archs = {"mobilenet_v3_small", "mobilenet_v3_large", "florence2_tiny",
@@ -593,25 +620,83 @@ std::string resolved_toml(const ExperimentConfig& c) {
   return os.str();
 }
 
-} // namespace
-
-ExperimentPlan parse_experiment(std::string_view text, const std::filesystem::path& source_name) {
-  const std::string file = source_name.string();
-  toml::table doc;
+toml::table parse_toml(std::string_view text, const std::string& file) {
   try {
-    doc = toml::parse(text, file);
+    return toml::parse(text, file);
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
     throw ConfigError(file + ":" + std::to_string(b.line) + ":" + std::to_string(b.column) +
                       ": TOML syntax error: " + std::string(e.description()));
   }
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+/// One `--set KEY=VALUE` as a table of its own, every node's source named "--set KEY=VALUE".
+/// VALUE is a TOML value; a bare word that is not one is taken as a string, so that
+/// `--set strategy.name=flora` works without shell-quoted TOML quotes.
+toml::table parse_override(const std::string& text) {
+  const std::string source = "--set " + text;
+  const auto eq = text.find('=');
+  if (text.find_first_of("\r\n") != std::string::npos)
+    throw ConfigError(source + ": a --set value must be one line");
+  if (eq == std::string::npos || trim(text.substr(0, eq)).empty())
+    throw ConfigError(source + ": expected KEY=VALUE, e.g. --set federation.rounds=3");
+  const std::string key = trim(text.substr(0, eq));
+  const std::string value = trim(text.substr(eq + 1));
+  if (value.empty()) throw ConfigError(source + ": no value after '=' (an empty string is --set '" + key + "=\"\"')");
+  try {
+    return toml::parse(key + " = " + value, source);
+  } catch (const toml::parse_error& e) {
+    if (value.find_first_of("\"'[{") != 0) {
+      try {
+        return toml::parse(key + " = " + quote(value), source);
+      } catch (const toml::parse_error&) {
+        // the key itself is bad: report the first error
+      }
+    }
+    throw ConfigError(source + ": expected KEY=VALUE with a TOML value (" + std::string(e.description()) +
+                      "), e.g. --set federation.rounds=3 or --set 'federation.clients=[2, 4]'");
+  }
+}
+
+/// Puts `over` over `doc`, key by key: tables merge, anything else replaces what the file said.
+void merge_override(toml::table& doc, toml::table&& over) {
+  for (auto&& [k, v] : over) {
+    toml::node* existing = doc.get(k.str());
+    if (existing != nullptr && existing->is_table() && v.is_table()) {
+      merge_override(*existing->as_table(), std::move(*v.as_table()));
+    } else {
+      doc.insert_or_assign(k, std::move(v));
+    }
+  }
+}
+
+ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& source_name,
+                               const std::vector<std::string>& overrides) {
+  const std::string file = source_name.string();
+  std::vector<std::string> override_sources;
+  for (const auto& o : overrides) {
+    merge_override(doc, parse_override(o));
+    override_sources.push_back("--set " + o);
+  }
   std::vector<Assignment> fixed;
   std::vector<Axis> axes;
   collect(doc, "", file, fixed, axes);
 
-  // toml++ keeps keys sorted; the grid follows the file's order instead.
-  std::stable_sort(axes.begin(), axes.end(), [](const Axis& a, const Axis& b) {
-    return std::tie(a.where.pos.line, a.where.pos.column) < std::tie(b.where.pos.line, b.where.pos.column);
+  // toml++ keeps keys sorted; the grid follows the file's order instead, then that of the
+  // --set options.
+  auto rank = [&](const Axis& a) {
+    const auto it = std::find(override_sources.begin(), override_sources.end(), a.where.file);
+    return it == override_sources.end() ? std::size_t{0} : 1 + static_cast<std::size_t>(it - override_sources.begin());
+  };
+  std::stable_sort(axes.begin(), axes.end(), [&](const Axis& a, const Axis& b) {
+    return std::make_tuple(rank(a), a.where.pos.line, a.where.pos.column) <
+           std::make_tuple(rank(b), b.where.pos.line, b.where.pos.column);
   });
 
   std::map<std::string, Where> where;
@@ -629,7 +714,9 @@ ExperimentPlan parse_experiment(std::string_view text, const std::filesystem::pa
     return short_uses[label_key(path)] > 1 ? path : label_key(path);
   };
   auto label_value = [](std::string v) {
-    std::replace(v.begin(), v.end(), '/', '_'); // labels name directories
+    // Labels name directories: nothing in a value may leave OUTPUT_DIR/NAME or cut the name short.
+    for (char& ch : v)
+      if (ch == '/' || ch == '\\' || static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '_';
     return v;
   };
 
@@ -643,13 +730,14 @@ ExperimentPlan parse_experiment(std::string_view text, const std::filesystem::pa
     std::string label;
     for (std::size_t i = 0; i < axes.size(); ++i) {
       const toml::node& v = *axes[i].values[pos[i]];
-      Where w = axes[i].where;
-      w.pos = v.source().begin;
-      axes[i].def->set(c, v, w);
+      axes[i].def->set(c, v, where_of(file, axes[i].def->path, v));
       c.sweep[axes[i].def->path] = value_text(v);
       label += (label.empty() ? "" : ",") + axis_label(axes[i].def->path) + "=" + label_value(value_text(v));
     }
     c.run_label = label.empty() ? "run" : label;
+    if (const std::string why = dir_name_problem(c.run_label); !why.empty())
+      throw ConfigError(file + ": the sweep label '" + c.run_label + "' cannot be a directory name (" + why +
+                        "); shorten the swept values");
     if (!labels.insert(c.run_label).second)
       throw ConfigError(file + ": the sweep produces run '" + c.run_label +
                         "' twice: sweep values must be distinct");
@@ -668,13 +756,31 @@ ExperimentPlan parse_experiment(std::string_view text, const std::filesystem::pa
   }
 }
 
-ExperimentPlan load_experiment(const std::filesystem::path& file) {
+} // namespace
+
+ExperimentPlan parse_experiment(std::string_view text, const std::filesystem::path& source_name,
+                                const std::vector<std::string>& overrides) {
+  return plan_from_table(parse_toml(text, source_name.string()), source_name, overrides);
+}
+
+ExperimentPlan load_experiment(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec))
+    throw ConfigError(file.string() + ": is a directory, expected an experiment .toml file");
   std::ifstream in(file, std::ios::binary);
   if (!in) throw ConfigError(file.string() + ": cannot open the experiment file");
   std::ostringstream ss;
   ss << in.rdbuf();
-  return parse_experiment(ss.str(), file);
+  if (in.bad()) throw ConfigError(file.string() + ": read error");
+  toml::table doc = parse_toml(ss.str(), file.string());
+  // An empty file would run every default, which nobody means: most likely the wrong file.
+  if (doc.empty())
+    throw ConfigError(file.string() + ": no settings (the file is empty or holds only comments); expected an "
+                                      "experiment .toml file such as experiments/quickstart.toml");
+  return plan_from_table(std::move(doc), file, overrides);
 }
+
+std::string string_override(const std::string& key, const std::string& value) { return key + "=" + quote(value); }
 
 std::string describe_experiment_keys() {
   std::ostringstream os;
@@ -691,7 +797,9 @@ std::string describe_experiment_keys() {
        << ")\n      " << k.help << "\n";
   }
   os << "\nA scalar key written as an array is a sweep axis: clients = [2, 4, 6, 8] runs four\n"
-        "experiments; several axes run their full grid.\n";
+        "experiments; several axes run their full grid.\n"
+        "\nOn the command line, --set SECTION.KEY=VALUE sets any key over the file (VALUE is TOML;\n"
+        "a bare word is a string), e.g. --set federation.rounds=3 --set 'federation.clients=[2, 4]'.\n";
   return os.str();
 }
 

@@ -61,6 +61,9 @@ namespace {
 constexpr uint32_t kIdxImagesMagic = 2051; // 0x00000803: unsigned bytes, 3 dimensions
 constexpr uint32_t kIdxLabelsMagic = 2049; // 0x00000801: unsigned bytes, 1 dimension
 constexpr uint32_t kMnistSide = 28;
+// Fashion-MNIST holds 60,000 + 10,000 items (EMNIST's largest split 700,000). A bigger count is
+// a corrupt header, and a gzip file can inflate a thousandfold: refused before reading on.
+constexpr uint32_t kMaxIdxItems = 1'000'000;
 constexpr int64_t kNumClasses = 10;
 constexpr float kFashionMean = 0.2860F;
 constexpr float kFashionStd = 0.3530F;
@@ -189,6 +192,11 @@ IdxFile read_idx(const fs::path& path, uint32_t magic, const std::vector<uint32_
       want += (d > 0 ? "x" : "") + std::to_string(item_dims[d]);
     }
     throw std::runtime_error(path.string() + ": " + what + " are " + found + ", expected " + want);
+  }
+  if (out.dims[0] > kMaxIdxItems) {
+    throw std::runtime_error(path.string() + ": header claims " + std::to_string(out.dims[0]) + " " + what +
+                             "; expected at most " + std::to_string(kMaxIdxItems) +
+                             " (Fashion-MNIST has 60000 + 10000): corrupt header or wrong file");
   }
   uint64_t expected = out.dims[0];
   for (const uint32_t d : item_dims) expected *= d;

@@ -6,7 +6,26 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cmath>
+#include <string>
+
 namespace fedvlm {
+
+namespace {
+
+std::string non_finite_loss_message(int client, int round, int64_t step, int64_t steps, double loss) {
+  const std::string who = client < 0 ? "local training" : "client " + std::to_string(client);
+  const std::string when = round < 0 ? "" : ", round " + std::to_string(round);
+  const std::string value = std::isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf";
+  return who + when + ", step " + std::to_string(step) + " of " + std::to_string(steps) + ": training loss is " +
+         value + " (the adapters or the model weights hold non-finite values, or the learning rate is too large)";
+}
+
+} // namespace
+
+NonFiniteLossError::NonFiniteLossError(int client, int round, int64_t step, int64_t steps, double loss)
+    : std::runtime_error(non_finite_loss_message(client, round, step, steps, loss)),
+      client_(client), round_(round), step_(step), loss_(loss) {}
 
 uint64_t job_seed(uint64_t run_seed, int client, int round, uint64_t purpose) {
   auto mix = [](uint64_t x) {
@@ -64,13 +83,17 @@ LocalTrainResult train_adapters(const BatchLoss& batch_loss, LocalTrainJob job, 
   const at::Tensor all = at::tensor(job.indices, at::kLong);
   const int64_t n = all.size(0);
   double loss_sum = 0;
+  const int64_t batches_per_epoch = (n + settings.batch_size - 1) / settings.batch_size;
+  const int64_t total_steps = batches_per_epoch * settings.local_epochs;
   for (int epoch = 0; epoch < settings.local_epochs; ++epoch) {
     const at::Tensor order = all.index_select(0, at::randperm(n, gen, at::kLong));
     for (int64_t begin = 0; begin < n; begin += settings.batch_size) {
       throw_if_interrupted(); // Ctrl-C stops a long local epoch at the next batch
       const at::Tensor batch = order.slice(0, begin, std::min(n, begin + settings.batch_size));
       at::Tensor loss = batch_loss(batch, ctx);
-      loss_sum += loss.item<double>();
+      const double value = loss.item<double>();
+      if (!std::isfinite(value)) throw NonFiniteLossError(job.client, job.round, result.steps + 1, total_steps, value);
+      loss_sum += value;
       if (settings.prox_mu > 0) {
         for (const auto& [name, ref] : job.prox_reference) {
           auto it = params.find(name);

@@ -12,6 +12,7 @@
 #include <functional>
 #include <limits>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,28 @@ struct LocalTrainJob {
   TensorMap prox_reference;         ///< FedProx anchor: the global tensors of this round
   std::vector<int64_t> indices;     ///< the client's training samples (pool indices)
   uint64_t seed = 0;                ///< shuffling and dropout of this job
+  int client = -1;                  ///< who trains, for messages (-1: not a federated client)
+  int round = -1;                   ///< which round, for messages
+};
+
+/// A mini-batch's training loss came out nan or ±inf (diverged or poisoned adapters, a too
+/// large learning rate). Thrown before the optimizer step, so the bad gradient never reaches
+/// the adapters and aggregation cannot spread it to the other clients. what() reads
+/// "client C, round R, step S of N: training loss is nan ...".
+class NonFiniteLossError : public std::runtime_error {
+public:
+  NonFiniteLossError(int client, int round, int64_t step, int64_t steps, double loss);
+
+  [[nodiscard]] int client() const { return client_; }
+  [[nodiscard]] int round() const { return round_; }
+  [[nodiscard]] int64_t step() const { return step_; } ///< 1-based, counted over all local epochs
+  [[nodiscard]] double loss() const { return loss_; }
+
+private:
+  int client_;
+  int round_;
+  int64_t step_;
+  double loss_;
 };
 
 struct LocalTrainResult {
@@ -49,7 +72,8 @@ using BatchLoss = std::function<at::Tensor(const at::Tensor& indices, const Forw
 
 /// The local training loop every task shares: `settings.local_epochs` passes over
 /// `job.indices` in seeded random order, `batch_loss` (+ mu/2 Σ‖w − w_ref‖² over tensors in
-/// prox_reference), an optimizer step on the trainable tensors only.
+/// prox_reference), an optimizer step on the trainable tensors only. Throws NonFiniteLossError
+/// when a batch's loss is not finite.
 [[nodiscard]] LocalTrainResult train_adapters(const BatchLoss& batch_loss, LocalTrainJob job,
                                               const TrainSettings& settings, const LoraSettings& lora);
 

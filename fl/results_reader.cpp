@@ -1,6 +1,8 @@
 // fl/results_reader.cpp — strict parsing of run directories, with file:line in every error.
 #include "fl/results_reader.hpp"
 
+#include "model/json_error.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -83,8 +85,8 @@ json parse_object(const std::string& text, const Origin& at) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail(at, std::string("malformed JSON: ") + e.what());
+  } catch (const json::exception& e) { // out_of_range too: a number like 1e999
+    fail(at, "malformed JSON: " + json_error_text(e));
   }
   if (!j.is_object()) fail(at, "expected a JSON object, got " + j.dump());
   return j;

@@ -24,6 +24,9 @@ namespace {
 
 // Ordered: keys appear in struct order, which is how people read these lines.
 using json = nlohmann::ordered_json;
+// Error messages and generated answers may carry invalid UTF-8 (a file's raw bytes, a token
+// cut mid-character): write U+FFFD for them rather than throw and lose the results.
+constexpr auto kReplaceBadUtf8 = json::error_handler_t::replace;
 
 bool record_less(const ClientRoundRecord& a, const ClientRoundRecord& b) {
   return std::tie(a.round, a.client) < std::tie(b.round, b.client);
@@ -232,10 +235,10 @@ void ResultsWriter::write_files_locked(int max_round, bool final_write) {
   for (const auto& f : client_record_fields()) csv += (csv.empty() ? "" : ",") + f;
   csv += '\n';
   for (const auto& r : records) {
-    jsonl += record_json(r).dump() + '\n';
+    jsonl += record_json(r).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
     csv += csv_row(r) + '\n';
   }
-  for (const auto& s : rounds) rounds_jsonl += summary_json(s).dump() + '\n';
+  for (const auto& s : rounds) rounds_jsonl += summary_json(s).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
 
   json run{{"experiment", info_.experiment},
            {"run", info_.run},
@@ -259,7 +262,7 @@ void ResultsWriter::write_files_locked(int max_round, bool final_write) {
   atomic_write_file(dir_ / "metrics.jsonl", jsonl);
   atomic_write_file(dir_ / "metrics.csv", csv);
   atomic_write_file(dir_ / "rounds.jsonl", rounds_jsonl);
-  atomic_write_file(dir_ / "run.json", run.dump(2) + '\n');
+  atomic_write_file(dir_ / "run.json", run.dump(2, ' ', false, kReplaceBadUtf8) + '\n');
 }
 
 std::string format_client_table(const std::vector<ClientRoundRecord>& records) {

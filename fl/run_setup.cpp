@@ -1,6 +1,7 @@
 // fl/run_setup.cpp — dataset split (public / federated pool), partitions, model, pretraining cache.
 #include "fl/run_setup.hpp"
 
+#include "fl/output_paths.hpp"
 #include "fl/pretrain.hpp"
 #include "fl/vqa_dataset.hpp"
 #include "fl/vqa_task.hpp"
@@ -234,7 +235,9 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
     setup.model_origin = "weights " + c.model.weights.string();
     if (mode == SetupMode::execute) {
       try {
-        mobilenet_v3_load_state(*model, safetensors_load_any(c.model.weights));
+        const TensorMap weights = safetensors_load_any(c.model.weights);
+        require_finite_weights(weights, c.model.weights.string());
+        mobilenet_v3_load_state(*model, weights);
       } catch (const std::exception& e) {
         throw std::runtime_error("model.weights: " + std::string(e.what()));
       }
@@ -246,8 +249,7 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
   }
 
   if (c.pretrain.enabled) {
-    const std::filesystem::path cache_dir =
-        c.pretrain.cache_dir.is_absolute() ? c.pretrain.cache_dir : c.output_dir / c.pretrain.cache_dir;
+    const std::filesystem::path cache_dir = resolved_cache_dir(c);
     const std::string key = pretrain_key(c, mc.num_classes, mc.in_channels);
     const std::filesystem::path ckpt =
         cache_dir / ("pretrain-" + c.model.arch + "-" + hex16(std::hash<std::string>{}(key)) + ".safetensors");
@@ -258,11 +260,13 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
         auto it = f.metadata.find("fedvlm.pretrain_key");
         if (it == f.metadata.end() || it->second != key)
           throw std::runtime_error(ckpt.string() + ": cached checkpoint was made for other settings; delete it");
+        require_finite_weights(f.tensors, ckpt.string() + " (delete it to pretrain again)");
         mobilenet_v3_load_state(*model, f.tensors);
       }
     } else {
       setup.model_origin = "pretrained now on " + std::to_string(public_n) + " public samples, cached to " + ckpt.string();
       if (mode == SetupMode::execute) {
+        check_writable_dir(cache_dir, "pretrain.cache_dir"); // before the minutes of pretraining, not after
         spdlog::info("pretraining {} on {} public samples for {} epochs (cached afterwards in {})",
                      c.model.arch, public_n, c.pretrain.epochs, ckpt.string());
         const ImageDataset pub = full->subset(public_idx);
@@ -270,6 +274,8 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
           spdlog::info("pretrain epoch {}: loss {:.4f}", e, loss);
         });
         spdlog::info("pretraining done in {:.1f} s ({} steps)", rep.seconds, rep.steps);
+        // A diverged pretraining must not be cached, or every later run would reload it.
+        require_finite_weights(model->state(), "pretraining (lower pretrain.lr)");
         safetensors_save(ckpt, model->state(), {{"fedvlm.pretrain_key", key}});
       }
     }

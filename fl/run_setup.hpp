@@ -5,6 +5,7 @@
 #include "fl/federated_task.hpp"
 #include "fl/frozen_base.hpp"
 #include "fl/image_dataset.hpp"
+#include "fl/output_paths.hpp" // check_output_paths: what prepare_run's callers check first
 #include "fl/partition.hpp"
 
 #include <map>

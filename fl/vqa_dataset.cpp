@@ -2,6 +2,7 @@
 #include "fl/vqa_dataset.hpp"
 
 #include "model/image_processor.hpp"
+#include "model/json_error.hpp"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -116,7 +117,7 @@ VqaDataset load_vqa_folder(const fs::path& dir, const std::string& domain_field)
     try {
       obj = json::parse(line);
     } catch (const json::exception& e) {
-      ctx.fail(std::string("malformed JSON: ") + e.what());
+      ctx.fail("malformed JSON: " + json_error_text(e));
     }
     if (!obj.is_object()) ctx.fail("expected a JSON object, got " + json_type(obj));
 

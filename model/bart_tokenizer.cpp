@@ -4,6 +4,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "model/json_error.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -31,6 +33,8 @@ constexpr const char* kGpt2Pattern =
 // Above this many cached words new words are encoded but not remembered, so a long run over
 // varied text cannot grow memory without bound (HF uses the same policy).
 constexpr std::size_t kMaxCacheWords = 100000;
+// Token ids index a table; the largest vocabularies in use hold about 256k tokens.
+constexpr int64_t kMaxTokenId = int64_t{1} << 22;
 
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
@@ -211,7 +215,7 @@ json parse_json_file(const fs::path& file, const char* what) {
   try {
     return json::parse(text);
   } catch (const json::exception& e) {
-    throw std::runtime_error(file.string() + ": malformed JSON (" + what + "): " + e.what());
+    throw std::runtime_error(file.string() + ": malformed JSON (" + what + "): " + json_error_text(e));
   }
 }
 
@@ -278,9 +282,10 @@ struct BartTokenizer::Impl {
   std::shared_ptr<Cache> cache = std::make_shared<Cache>();
 
   void set_token(int64_t id, const std::string& tok, Kind k) {
-    if (id < 0 || id > std::numeric_limits<int32_t>::max()) {
-      throw std::runtime_error(source + ": token '" + tok + "' has invalid id " +
-                               std::to_string(id));
+    // Ids index a table sized by the largest: a corrupt id must not allocate gigabytes.
+    if (id < 0 || id >= kMaxTokenId) {
+      throw std::runtime_error(source + ": token '" + tok + "' has invalid id " + std::to_string(id) +
+                               "; expected 0 to " + std::to_string(kMaxTokenId - 1));
     }
     const auto uid = static_cast<std::size_t>(id);
     if (uid >= id_to_token.size()) {
@@ -459,7 +464,8 @@ bool json_bool(const json& obj, const char* key) {
 // Whether a pre_tokenizer (possibly a Sequence) includes ByteLevel, and its add_prefix_space.
 bool find_byte_level(const json& pt, bool& add_prefix_space) {
   if (!pt.is_object()) return false;
-  const auto type = pt.value("type", std::string());
+  const auto t = pt.find("type");
+  const std::string type = t != pt.end() && t->is_string() ? t->get<std::string>() : "";
   if (type == "ByteLevel") {
     add_prefix_space = json_bool(pt, "add_prefix_space");
     return true;

@@ -160,6 +160,7 @@ void Florence2::apply_precision() {
 
 void Florence2::load(const std::filesystem::path& checkpoint) {
   const TensorMap state = safetensors_load_any(checkpoint);
+  require_finite_weights(state, "checkpoint '" + checkpoint.string() + "'");
   try {
     load_state(state);
   } catch (const std::runtime_error& e) {

@@ -1,6 +1,8 @@
 // model/florence2_hf_config.cpp — config.json / preprocessor_config.json → Florence2Config.
 #include "model/florence2_hf_config.hpp"
 
+#include "model/json_error.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -82,8 +84,8 @@ json read_json(const fs::path& file) {
   if (!in) throw std::runtime_error(file.string() + ": cannot be opened");
   try {
     return json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw std::runtime_error(file.string() + ": not valid JSON (" + e.what() + ")");
+  } catch (const json::exception& e) { // out_of_range too: a number like 1e999
+    throw std::runtime_error(file.string() + ": not valid JSON (" + json_error_text(e) + ")");
   }
 }
 

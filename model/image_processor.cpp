@@ -41,6 +41,10 @@ namespace {
 
 enum class Format { png, jpeg, bmp, gif, unknown };
 
+// stb takes the byte count as an int.
+constexpr std::size_t kMaxImageFileBytes = static_cast<std::size_t>(std::numeric_limits<int>::max());
+const char* const kTooLargeFile = ": image file larger than 2 GiB";
+
 Format sniff(const std::vector<uint8_t>& b) {
   const auto starts = [&](std::initializer_list<uint8_t> sig) {
     return b.size() >= sig.size() && std::equal(sig.begin(), sig.end(), b.begin());
@@ -208,9 +212,25 @@ RgbImage resample_vertical(const RgbImage& in, int out_h) {
   return out;
 }
 
+// The header's claim, checked before any pixel buffer exists: a few hundred bytes claiming
+// 65000 x 65000 would otherwise allocate 12 GB and get the process OOM-killed.
+bool image_size_fits(int64_t width, int64_t height) {
+  return width >= 1 && height >= 1 && width <= kMaxImagePixels && height <= kMaxImagePixels &&
+         width * height <= kMaxImagePixels; // each side <= 1.8e8, so the product fits int64
+}
+
+[[noreturn]] void throw_image_too_large(const std::string& name, int64_t width, int64_t height) {
+  throw std::runtime_error(name + ": header claims a " + std::to_string(width) + "x" + std::to_string(height) +
+                           " image; expected 1 to " + std::to_string(kMaxImagePixels) +
+                           " pixels (PIL's decompression-bomb limit), so it is refused before decoding; the "
+                           "file is corrupt or not a real photo");
+}
+
 // JPEG through libjpeg-turbo, the decoder PIL uses (ISLOW IDCT, fancy upsampling), so pixels
-// match HF preprocessing exactly; stb's own IDCT differs by a few levels. Returns false with
-// `fallback` set for colour spaces libjpeg cannot turn into RGB (CMYK/YCCK: stb handles them).
+// match HF preprocessing exactly; stb's own IDCT differs by a few levels. `needs_stb` is for
+// colour spaces libjpeg cannot turn into RGB (CMYK/YCCK: stb handles them); `too_large` leaves
+// the claimed size in out.width / out.height; `corrupt` sets `error`.
+enum class JpegOutcome { decoded, needs_stb, too_large, corrupt };
 struct JpegError {
   jpeg_error_mgr pub;
   std::jmp_buf jump;
@@ -226,8 +246,7 @@ void jpeg_error_exit(j_common_ptr cinfo) {
 void jpeg_ignore_message(j_common_ptr /*cinfo*/, int /*level*/) {}
 
 // No C++ object with a destructor lives in this frame: longjmp would skip it.
-bool decode_jpeg(const std::vector<uint8_t>& bytes, RgbImage& out, std::string& error,
-                 bool& fallback) {
+JpegOutcome decode_jpeg(const std::vector<uint8_t>& bytes, RgbImage& out, std::string& error) {
   jpeg_decompress_struct cinfo{};
   JpegError jerr{};
   cinfo.err = jpeg_std_error(&jerr.pub);
@@ -236,15 +255,20 @@ bool decode_jpeg(const std::vector<uint8_t>& bytes, RgbImage& out, std::string& 
   if (setjmp(jerr.jump) != 0) {
     jpeg_destroy_decompress(&cinfo);
     error = jerr.message;
-    return false;
+    return JpegOutcome::corrupt;
   }
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
+  out.width = cinfo.image_width;
+  out.height = cinfo.image_height;
+  if (!image_size_fits(out.width, out.height)) {
+    jpeg_destroy_decompress(&cinfo);
+    return JpegOutcome::too_large;
+  }
   if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
     jpeg_destroy_decompress(&cinfo);
-    fallback = true;
-    return false;
+    return JpegOutcome::needs_stb;
   }
   cinfo.out_color_space = JCS_RGB;
   jpeg_start_decompress(&cinfo);
@@ -257,7 +281,7 @@ bool decode_jpeg(const std::vector<uint8_t>& bytes, RgbImage& out, std::string& 
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
-  return true;
+  return JpegOutcome::decoded;
 }
 
 std::vector<uint8_t> read_bytes(const fs::path& file) {
@@ -266,6 +290,9 @@ std::vector<uint8_t> read_bytes(const fs::path& file) {
   if (fs::is_directory(file, ec)) {
     throw std::runtime_error(file.string() + ": is a directory, expected an image file");
   }
+  // Checked before reading, so that a huge file is not read into memory only to be refused.
+  if (const auto size = fs::file_size(file, ec); !ec && size > kMaxImageFileBytes)
+    throw std::runtime_error(file.string() + kTooLargeFile);
   std::ifstream in(file, std::ios::binary);
   if (!in) throw std::runtime_error(file.string() + ": cannot open image file");
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
@@ -314,20 +341,26 @@ RgbImage decode_rgb(const std::vector<uint8_t>& bytes, const std::string& name_f
   if (f == Format::png && !png_complete(bytes)) {
     throw std::runtime_error(name + ": truncated PNG (no IEND chunk at the end)");
   }
-  if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
-    throw std::runtime_error(name + ": image file larger than 2 GiB");
-  }
+  if (bytes.size() > kMaxImageFileBytes) throw std::runtime_error(name + kTooLargeFile);
   if (f == Format::jpeg) {
     RgbImage img;
     std::string error;
-    bool fallback = false;
-    if (decode_jpeg(bytes, img, error, fallback)) return img;
-    if (!fallback) {
-      throw std::runtime_error(name + ": cannot decode JPEG (" + error +
-                               "); the file is corrupt or truncated");
+    switch (decode_jpeg(bytes, img, error)) {
+    case JpegOutcome::decoded: return img;
+    case JpegOutcome::too_large: throw_image_too_large(name, img.width, img.height);
+    case JpegOutcome::corrupt:
+      throw std::runtime_error(name + ": cannot decode JPEG (" + error + "); the file is corrupt or truncated");
+    case JpegOutcome::needs_stb: break;
     }
   }
   int w = 0, h = 0, comp = 0;
+  // stb allocates what the header claims; read the claim first.
+  if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &comp) == 0) {
+    const char* why = stbi_failure_reason();
+    throw std::runtime_error(name + ": cannot decode image (" + std::string(why != nullptr ? why : "unknown error") +
+                             "); the file is corrupt or truncated");
+  }
+  if (!image_size_fits(w, h)) throw_image_too_large(name, w, h);
   std::unique_ptr<stbi_uc, decltype(&stbi_image_free)> data(
       stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &h, &comp, 3),
       &stbi_image_free);

@@ -25,10 +25,16 @@ struct RgbImage {
   std::vector<uint8_t> pixels;
 };
 
+/// The most pixels decode_rgb accepts, checked on the header's claimed width x height before
+/// anything is allocated: PIL's DecompressionBombError threshold (2 x Image.MAX_IMAGE_PIXELS,
+/// about 179 megapixels, 537 MB as RGB), far above any photo a VLM is fed at 768 x 768.
+constexpr int64_t kMaxImagePixels = 2 * 89'478'485;
+
 /// Decodes PNG, JPEG, BMP or GIF (first frame) bytes to RGB: grey is replicated and alpha
 /// dropped, as PIL's convert("RGB") does. JPEG goes through libjpeg-turbo like PIL (CMYK via
 /// stb_image), the rest through stb_image; PNG and JPEG pixels match PIL's exactly. Throws std::runtime_error naming `name_for_errors`
-/// and the reason (empty, not an image / unsupported format, truncated, corrupt).
+/// and the reason (empty, not an image / unsupported format, truncated, corrupt, or a claimed
+/// size beyond kMaxImagePixels).
 [[nodiscard]] RgbImage decode_rgb(const std::vector<uint8_t>& bytes,
                                   const std::string& name_for_errors);
 

@@ -1,5 +1,6 @@
 // model/safetensors.cpp — .safetensors reader/writer with strict header validation.
 #include "model/safetensors.hpp"
+#include "model/json_error.hpp"
 #include "model/name_affixes.hpp"
 
 #include "fl/atomic_file.hpp"
@@ -203,7 +204,7 @@ TensorMap load_index(const fs::path& index) {
   try {
     j = json::parse(text);
   } catch (const json::exception& ex) {
-    fail(index, std::string("invalid JSON in index: ") + ex.what());
+    fail(index, "invalid JSON in index: " + json_error_text(ex));
   }
   if (!j.is_object()) fail(index, "index must be a JSON object, found " + json_type(j));
   const auto wm = j.find("weight_map");
@@ -266,7 +267,7 @@ SafetensorsFile safetensors_load(const fs::path& file) {
   try {
     header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_len));
   } catch (const json::exception& ex) {
-    fail(file, std::string("invalid JSON header: ") + ex.what());
+    fail(file, "invalid JSON header: " + json_error_text(ex));
   }
   if (!header.is_object()) fail(file, "header must be a JSON object, found " + json_type(header));
 

@@ -3,6 +3,9 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+#include <stdexcept>
+
 namespace fedvlm {
 
 std::size_t tensor_map_bytes(const TensorMap& tensors) {
@@ -31,6 +34,25 @@ TensorMap tensor_map_with_suffix(const TensorMap& tensors, const std::string& su
         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
       out.emplace(name, t);
   return out;
+}
+
+std::string tensor_map_first_non_finite(const TensorMap& tensors) {
+  for (const auto& [name, t] : tensors) {
+    if (!t.defined() || !t.is_floating_point() || t.numel() == 0) continue;
+    const at::Tensor bad = at::isfinite(t).logical_not_().flatten();
+    if (!bad.any().item<bool>()) continue;
+    const int64_t i = bad.nonzero().min().item<int64_t>();
+    const double v = t.flatten()[i].item<double>();
+    return "tensor '" + name + "' holds " + (std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf") + " at element " +
+           std::to_string(i) + " of " + std::to_string(t.numel());
+  }
+  return "";
+}
+
+void require_finite_weights(const TensorMap& tensors, const std::string& source) {
+  const std::string bad = tensor_map_first_non_finite(tensors);
+  if (!bad.empty())
+    throw std::runtime_error(source + ": " + bad + "; the checkpoint is corrupt or its training diverged");
 }
 
 } // namespace fedvlm

@@ -22,6 +22,15 @@ using TensorMap = std::map<std::string, at::Tensor>;
 /// "[2, 3, 4]": a shape for error messages.
 [[nodiscard]] std::string tensor_shape_string(at::IntArrayRef sizes);
 
+/// The first tensor, in name order, holding nan or ±inf, as "tensor 'NAME' holds nan at
+/// element I of N"; "" when every floating-point tensor is finite.
+[[nodiscard]] std::string tensor_map_first_non_finite(const TensorMap& tensors);
+
+/// Throws std::runtime_error "SOURCE: tensor 'NAME' holds nan at element I of N; ..." unless
+/// every tensor is finite. For weights loaded into a run: a checkpoint of nan otherwise trains
+/// and "completes" with loss nan.
+void require_finite_weights(const TensorMap& tensors, const std::string& source);
+
 /// The entries of `tensors` whose names end with `suffix` (e.g. ".lora_B").
 [[nodiscard]] TensorMap tensor_map_with_suffix(const TensorMap& tensors, const std::string& suffix);
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -391,6 +392,23 @@ TEST(BartTokenizer, Errors) {
   auto m = msg([&] { (void)BartTokenizer::load(dir.path() / "bad.json"); });
   EXPECT_NE(m.find("bad.json"), std::string::npos) << m;
   EXPECT_NE(m.find("malformed JSON"), std::string::npos) << m;
+  // Invalid UTF-8: file named, no raw byte or nlohmann tag in the message.
+  write_text(dir.path() / "utf8.json", "{\"model\": {\"vocab\": {\"\xC3(\": 0}}}");
+  m = msg([&] { (void)BartTokenizer::load(dir.path() / "utf8.json"); });
+  EXPECT_NE(m.find("utf8.json: malformed JSON"), std::string::npos) << m;
+  EXPECT_NE(m.find("ill-formed UTF-8"), std::string::npos) << m;
+  EXPECT_EQ(m.find("[json.exception"), std::string::npos) << m;
+  EXPECT_TRUE(std::all_of(m.begin(), m.end(), [](char c) { return c >= 0x20 && c < 0x7f; })) << m;
+  // A pre_tokenizer "type" that is no string used to escape as a raw nlohmann type_error.
+  write_text(dir.path() / "pretok.json",
+             "{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}, \"pre_tokenizer\": {\"type\": 5}}");
+  m = msg([&] { (void)BartTokenizer::load(dir.path() / "pretok.json"); });
+  EXPECT_NE(m.find("pretok.json: pre_tokenizer is not ByteLevel"), std::string::npos) << m;
+  // A token id near 2^31 used to size the id table to two billion strings first.
+  write_text(dir.path() / "bigid.json",
+             "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 2147483000}, \"merges\": []}}");
+  m = msg([&] { (void)BartTokenizer::load(dir.path() / "bigid.json"); });
+  EXPECT_NE(m.find("bigid.json: token 'a' has invalid id 2147483000; expected 0 to 4194303"), std::string::npos) << m;
   // Not a tokenizer.json.
   write_text(dir.path() / "other.json", "{\"a\": 1}");
   m = msg([&] { (void)BartTokenizer::load(dir.path() / "other.json"); });

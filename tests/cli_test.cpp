@@ -139,6 +139,63 @@ TEST_F(Cli, UnknownKeyExitsTwoWithFileLineColumnAndKey) {
   EXPECT_TRUE(output_dir_untouched());
 }
 
+// A directory or an empty file used to run the built-in defaults.
+TEST_F(Cli, DirectoryOrEmptyFileAsExperimentExitsTwo) {
+  CliResult r = run_cli({dir_.string(), "--dry-run"});
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_TRUE(contains(r.out, dir_.string() + ": is a directory, expected an experiment .toml file")) << r.out;
+  const fs::path empty = write("empty.toml", "# only a comment\n\n");
+  r = run_cli({empty.string(), "--dry-run"});
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_TRUE(contains(r.out, empty.string() + ": no settings (the file is empty or holds only comments)")) << r.out;
+  EXPECT_TRUE(output_dir_untouched());
+}
+
+TEST_F(Cli, BadSetExitsTwoNamingTheOption) {
+  const fs::path file = write("exp.toml", small_experiment(2, 100));
+  CliResult r = run_cli({file.string(), "--dry-run", "--set", "federation.roundz=3"});
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_TRUE(contains(r.out, "--set federation.roundz=3: key 'federation.roundz': unknown key (known keys in "
+                              "[federation]:"))
+      << r.out;
+  r = run_cli({file.string(), "--set", "federation.rounds=abc", "--dry-run"});
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_TRUE(contains(r.out, "--set federation.rounds=abc: key 'federation.rounds': expects an integer")) << r.out;
+  r = run_cli({file.string(), "--dry-run", "--set"});
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_TRUE(contains(r.out, "--set needs KEY=VALUE")) << r.out;
+  r = run_cli({file.string(), "--output-dir"});
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_TRUE(contains(r.out, "--output-dir needs a directory")) << r.out;
+  EXPECT_TRUE(output_dir_untouched());
+}
+
+// --output-dir is checked (created, written into) before any data is loaded, naming the key.
+TEST_F(Cli, OutputDirBelowAFileExitsTwoNamingTheKey) {
+  const fs::path file = write("exp.toml", small_experiment(2, 100));
+  const fs::path blocker = write("blocker", "a file\n");
+  const CliResult r = run_cli({file.string(), "--quiet", "--output-dir", (blocker / "results").string()});
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_TRUE(contains(r.out, "output_dir: '" + (blocker / "results").string() +
+                                  "': cannot create the directory: Not a directory"))
+      << r.out;
+}
+
+TEST_F(Cli, SetAndOutputDirShapeTheDryRunPlan) {
+  if (!fs::is_directory(kFashionMnist)) GTEST_SKIP() << kFashionMnist << " is absent";
+  const fs::path file = write("exp.toml", small_experiment(2, 200));
+  const fs::path other = dir_ / "other";
+  const CliResult r = run_cli({file.string(), "--dry-run", "--quiet", "--set", "federation.rounds=3", "--set",
+                               "federation.clients=[2, 4]", "--output-dir", other.string()});
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "2 run(s)")) << r.out;
+  EXPECT_TRUE(contains(r.out, "clients=2")) << r.out;
+  EXPECT_TRUE(contains(r.out, "clients=4")) << r.out;
+  EXPECT_TRUE(contains(r.out, "  rounds       3 x ")) << r.out;
+  EXPECT_TRUE(output_dir_untouched());
+  EXPECT_FALSE(fs::exists(other)); // a dry run writes nothing, wherever results would go
+}
+
 TEST_F(Cli, DryRunPrintsThePlanAndWritesNothing) {
   if (!fs::is_directory(kFashionMnist)) GTEST_SKIP() << kFashionMnist << " is absent";
   const fs::path file = write("small.toml", small_experiment(3, 600));

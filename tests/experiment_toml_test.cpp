@@ -562,6 +562,43 @@ TEST(ExperimentTomlErrors, ImpossibleValuesNameKeyAndLine) {
   expect_config_error("name = \"a/b\"\n", {"exp.toml:1:", "'name'"});
 }
 
+// TOML accepts inf and nan; they slipped through every range check written as `v < lo || v > hi`.
+TEST(ExperimentTomlErrors, NonFiniteNumbersAreRejectedWithKeyAndPosition) {
+  expect_config_error("[train]\nlr = inf\n", {"exp.toml:2:1: key 'train.lr': must be a finite number, got inf"});
+  expect_config_error("[train]\nlr = nan\n", {"exp.toml:2:1: key 'train.lr': must be a finite number, got nan"});
+  expect_config_error("[model]\ndropout = nan\n", {"exp.toml:2:1: key 'model.dropout': must be a finite number"});
+  expect_config_error("[lora]\nalpha = -inf\n", {"exp.toml:2:1: key 'lora.alpha': must be a finite number, got -inf"});
+  expect_config_error("[federation]\nround_timeout_s = +inf\n", {"key 'federation.round_timeout_s'", "finite"});
+  expect_config_error("[faults]\nslow_seconds = nan\n", {"key 'faults.slow_seconds'", "finite"});
+  // A sweep point names its own position.
+  expect_config_error("[train]\nlr = [0.1, nan]\n", {"exp.toml:2:12: key 'train.lr': must be a finite number"});
+}
+
+// The run name becomes OUTPUT_DIR/NAME: it must be one directory name that stays inside.
+TEST(ExperimentTomlErrors, RunNameThatEscapesOutputDirIsRejected) {
+  for (const std::string name : {"..", ".", "/etc", "../up", "a/b", "a\\\\b", "", "a\\u0000b", "tab\\tname"}) {
+    SCOPED_TRACE(name);
+    expect_config_error("seed = 1\nname = \"" + name + "\"\n",
+                        {"exp.toml:2:1: key 'name': must be one directory name inside output_dir"});
+  }
+  expect_config_error("name = \"" + std::string(256, 'x') + "\"\n", {"key 'name'", "longer than 255 bytes"});
+  // Swept, the failing point is named.
+  expect_config_error("name = [\"ok\", \"..\"]\n", {"exp.toml:1:", "key 'name'", "\"..\""});
+  EXPECT_EQ(parse_one("name = \"exp-1.v2 (rerun)\"\n").name, "exp-1.v2 (rerun)");
+}
+
+// Sweep labels become directory names too: separators and control characters are replaced.
+TEST(ExperimentTomlSweep, LabelsCannotEscapeOrCutTheRunDirectory) {
+  const ExperimentPlan plan = parse("[data]\nprompt_prefix = [\"../../etc\", \"a\\\\b\", \"x\\u0000y\"]\n");
+  ASSERT_EQ(plan.runs.size(), 3u);
+  EXPECT_EQ(plan.runs[0].run_label, "prompt_prefix=.._.._etc");
+  EXPECT_EQ(plan.runs[1].run_label, "prompt_prefix=a_b");
+  EXPECT_EQ(plan.runs[2].run_label, "prompt_prefix=x_y");
+  EXPECT_EQ(plan.runs[0].data.prompt_prefix, "../../etc"); // the value itself is kept
+  expect_config_error("[data]\nprompt_prefix = [\"a\", \"" + std::string(300, 'b') + "\"]\n",
+                      {"exp.toml: the sweep label", "longer than 255 bytes"});
+}
+
 TEST(ExperimentTomlErrors, ShardCountMustMatchClientsTimesShardsPerClient) {
   const std::string msg = config_error(
       "[partition]\nscheme = \"shards\"\nshards = 10\nshards_per_client = 2\n[federation]\nclients = 4\n");
@@ -709,6 +746,115 @@ TEST_F(ExperimentTomlFile, LoadReadsTheFileAndErrorsNameIt) {
     EXPECT_NE(std::string(e.what()).find(bad.string() + ":3:"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("'lora.rank'"), std::string::npos) << e.what();
   }
+}
+
+// A directory or a file that sets nothing used to run every default silently.
+TEST_F(ExperimentTomlFile, DirectoryIsRefused) {
+  try {
+    (void)load_experiment(dir_);
+    FAIL() << "a directory was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), dir_.string() + ": is a directory, expected an experiment .toml file");
+  }
+}
+
+TEST_F(ExperimentTomlFile, EmptyBlankOrCommentOnlyFileIsRefused) {
+  for (const std::string text : {"", "  \n\n\t\n", "# seed = 3\n# nothing else\n"}) {
+    const fs::path f = write("empty.toml", text);
+    try {
+      (void)load_experiment(f);
+      ADD_FAILURE() << "accepted: '" << text << "'";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(f.string() + ": no settings (the file is empty or holds only comments)"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(load_experiment(write("one.toml", "seed = 3\n")).runs.at(0).seed, 3u);
+}
+
+// -- command-line overrides (--set KEY=VALUE) ---------------------------------------------------
+
+ExperimentPlan parse_with(const std::string& text, const std::vector<std::string>& overrides) {
+  return parse_experiment(text, "exp.toml", overrides);
+}
+
+std::string override_error(const std::string& text, const std::vector<std::string>& overrides) {
+  try {
+    (void)parse_with(text, overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+TEST(ExperimentTomlOverrides, SetReplacesTheFilesValueAndIsInTheResolvedToml) {
+  const ExperimentPlan plan = parse_with("[federation]\nrounds = 5\nclients = 3\n",
+                                         {"federation.rounds=2", "train.lr = 0.25", "strategy.name=flora"});
+  ASSERT_EQ(plan.runs.size(), 1u);
+  const ExperimentConfig& c = plan.runs[0];
+  EXPECT_EQ(c.federation.rounds, 2);
+  EXPECT_EQ(c.federation.clients, 3); // untouched keys of the same section stay
+  EXPECT_EQ(c.train.lr, 0.25);
+  EXPECT_EQ(c.strategy, StrategyKind::flora); // a bare word is a string
+  EXPECT_NE(c.resolved_toml.find("\n[federation]\nclients = 3\n"), std::string::npos) << c.resolved_toml;
+  EXPECT_NE(c.resolved_toml.find("\nrounds = 2\n"), std::string::npos) << c.resolved_toml;
+  EXPECT_NE(c.resolved_toml.find("\nname = \"flora\"\n"), std::string::npos) << c.resolved_toml;
+  expect_round_trip(c);
+  // Later --set options win over earlier ones.
+  EXPECT_EQ(parse_with("", {"seed=1", "seed=9"}).runs.at(0).seed, 9u);
+}
+
+TEST(ExperimentTomlOverrides, ArrayMakesASweepAfterTheFilesAxes) {
+  const ExperimentPlan plan = parse_with("seed = [1, 2]\n", {"federation.clients=[2, 4]"});
+  ASSERT_EQ(plan.runs.size(), 4u);
+  EXPECT_EQ(plan.sweep_keys, (std::vector<std::string>{"seed", "federation.clients"}));
+  EXPECT_EQ(plan.runs[0].run_label, "seed=1,clients=2");
+  EXPECT_EQ(plan.runs[1].run_label, "seed=1,clients=4");
+  EXPECT_EQ(plan.runs[3].run_label, "seed=2,clients=4");
+  // A scalar --set over a file's axis ends the sweep.
+  EXPECT_EQ(parse_with("[federation]\nclients = [2, 4]\n", {"federation.clients=3"}).runs.size(), 1u);
+}
+
+TEST(ExperimentTomlOverrides, ErrorsNameTheSetOptionInsteadOfFileAndLine) {
+  std::string m = override_error("", {"federation.roundz=3"});
+  EXPECT_NE(m.find("--set federation.roundz=3: key 'federation.roundz': unknown key (known keys in [federation]: "
+                   "clients, rounds"),
+            std::string::npos)
+      << m;
+  m = override_error("", {"federation.rounds=\"three\""});
+  EXPECT_NE(m.find("--set federation.rounds=\"three\": key 'federation.rounds': expects an integer, got string"),
+            std::string::npos)
+      << m;
+  m = override_error("", {"federation.rounds=three"}); // a bare word is a string: the same error
+  EXPECT_NE(m.find("--set federation.rounds=three: key 'federation.rounds': expects an integer"), std::string::npos)
+      << m;
+  m = override_error("[federation]\nrounds = 4\n", {"federation.rounds=0"});
+  EXPECT_NE(m.find("--set federation.rounds=0: key 'federation.rounds': must be >= 1"), std::string::npos) << m;
+  m = override_error("", {"train.lr=nan"});
+  EXPECT_NE(m.find("--set train.lr=nan: key 'train.lr': must be a finite number"), std::string::npos) << m;
+  m = override_error("", {"name=.."});
+  EXPECT_NE(m.find("--set name=..: key 'name': must be one directory name inside output_dir"), std::string::npos) << m;
+  m = override_error("", {"foo.bar=1"});
+  EXPECT_NE(m.find("--set foo.bar=1: unknown section [foo] (known sections: "), std::string::npos) << m;
+  m = override_error("", {"federation.rounds"});
+  EXPECT_NE(m.find("--set federation.rounds: expected KEY=VALUE"), std::string::npos) << m;
+  m = override_error("", {"federation.rounds="});
+  EXPECT_NE(m.find("--set federation.rounds=: no value after '='"), std::string::npos) << m;
+  m = override_error("", {"federation.clients=[2,"});
+  EXPECT_NE(m.find("--set federation.clients=[2,: expected KEY=VALUE with a TOML value"), std::string::npos) << m;
+  m = override_error("", {"seed=1\nname=\"x\""});
+  EXPECT_NE(m.find("a --set value must be one line"), std::string::npos) << m;
+  // The file's own errors keep their file:line.
+  m = override_error("[federation]\nclients = 0\n", {"seed=2"});
+  EXPECT_NE(m.find("exp.toml:2:1: key 'federation.clients'"), std::string::npos) << m;
+}
+
+TEST(ExperimentTomlOverrides, StringOverrideSetsTheExactString) {
+  const std::string dir = "/tmp/out dir/with \"quotes\" and \\ backslash";
+  const ExperimentPlan plan = parse_with("output_dir = \"results\"\n", {string_override("output_dir", dir)});
+  EXPECT_EQ(plan.runs.at(0).output_dir, fs::path(dir));
+  EXPECT_EQ(parse_with("", {string_override("output_dir", "2024")}).runs.at(0).output_dir, fs::path("2024"));
 }
 
 TEST(ExperimentTomlShipped, EveryExperimentFileParses) {

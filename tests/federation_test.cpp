@@ -3,6 +3,8 @@
 #include "actors/run_driver.hpp"
 #include "fl/client_faults.hpp"
 #include "fl/strategy.hpp"
+#include "model/mobilenet_v3.hpp"
+#include "model/safetensors.hpp"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -404,6 +406,37 @@ TEST_F(Federation, NonFiniteTrainingLossStopsTheRun) {
     FAIL() << "a run whose training loss is NaN completed";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("nan"), std::string::npos) << e.what();
+  }
+}
+
+// A checkpoint full of nan used to train to loss nan and "complete"; prepare_run refuses it,
+// naming model.weights, the file and the first offending tensor.
+TEST_F(Federation, NonFiniteWeightsAreRefusedNamingFileAndTensor) {
+  ExperimentConfig c = small_config(StrategyKind::plora);
+  c.pretrain.enabled = false;
+  MobileNetV3Config mc;
+  mc.variant = "small";
+  mc.num_classes = 10;
+  mc.in_channels = 1;
+  TensorMap state = tensor_map_clone(make_mobilenet_v3(mc, 1)->state());
+  std::string first_float;
+  for (auto& [name, t] : state) {
+    if (!t.is_floating_point()) continue;
+    t.fill_(std::numeric_limits<float>::quiet_NaN());
+    if (first_float.empty()) first_float = name;
+  }
+  std::filesystem::create_directories(work_);
+  c.model.weights = work_ / "nan_weights.safetensors";
+  safetensors_save(c.model.weights, state);
+  try {
+    (void)prepare_run(c, *datasets_, SetupMode::execute);
+    ADD_FAILURE() << "a nan checkpoint was accepted";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("model.weights: " + c.model.weights.string() + ": tensor '" + first_float +
+                       "' holds nan at element 0"),
+              std::string::npos)
+        << msg;
   }
 }
 

@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
+
+#include <limits>
 #include <unistd.h>
 
 #include <algorithm>
@@ -198,6 +200,17 @@ TEST_F(Florence2Test, MisshapedKeyIsNamed) {
   EXPECT_NE(msg.find("1 mis-shaped"), std::string::npos) << msg;
   EXPECT_NE(msg.find(key + " (expected [64, 32, 3, 3], got [64, 32, 3, 2])"), std::string::npos) << msg;
   EXPECT_NE(msg.find("misshaped.safetensors"), std::string::npos) << msg;
+}
+
+// A checkpoint of nan used to load and train to loss nan; it must be refused at load.
+TEST_F(Florence2Test, NonFiniteCheckpointIsRefusedNamingFileAndTensor) {
+  TensorMap state = tensor_map_clone(model.state());
+  const std::string key = "vision_tower.convs.2.proj.weight";
+  state[key].view(-1)[5] = std::numeric_limits<float>::quiet_NaN();
+  Florence2 other(Florence2Config::tiny(), 2);
+  const std::string msg = load_error(other, state, "nan.safetensors");
+  EXPECT_NE(msg.find("nan.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("tensor '" + key + "' holds nan at element 5"), std::string::npos) << msg;
 }
 
 TEST_F(Florence2Test, TiedEmbeddingStoredOnlyAsLmHeadLoads) {

@@ -201,6 +201,15 @@ TEST_F(ImageDatasetTest, FashionMnistFewerImagesThanHeaderPromisesIsTruncation) 
                 std::to_string(5 * 784), std::to_string(3 * 784)});
 }
 
+// A gzip file inflates a thousandfold: a count far beyond any IDX data set is refused on the
+// header alone, before the payload is read.
+TEST_F(ImageDatasetTest, FashionMnistAbsurdItemCountIsRefusedFromTheHeader) {
+  write_gz(dir_ / "t10k-images-idx3-ubyte.gz", idx_images(2'000'000, 1));
+  write_gz(dir_ / "t10k-labels-idx1-ubyte.gz", idx_labels({0}));
+  expect_error([&] { (void)load_fashion_mnist(dir_, DataSplit::test); },
+               {(dir_ / "t10k-images-idx3-ubyte.gz").string(), "header claims 2000000 images", "at most 1000000"});
+}
+
 TEST_F(ImageDatasetTest, FashionMnistPlainTruncatedHeaderIsReported) {
   write_fashion_test_split();
   write_plain(dir_ / "t10k-labels-idx1-ubyte.gz", Bytes{0, 0, 8, 1, 0}); // plain, 5 bytes

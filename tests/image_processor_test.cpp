@@ -267,5 +267,66 @@ TEST(ImageProcessor, ErrorsNameTheFileAndReason) {
   EXPECT_NE(m.find("cannot open for writing"), std::string::npos) << m;
 }
 
+// Offset of the first `marker` byte pair (0xFF, marker) in a JPEG, or npos.
+std::size_t jpeg_marker(const std::vector<uint8_t>& b, uint8_t marker) {
+  for (std::size_t i = 2; i + 1 < b.size(); ++i)
+    if (b[i] == 0xFF && b[i + 1] == marker) return i;
+  return std::string::npos;
+}
+
+void put_be16(std::vector<uint8_t>& b, std::size_t at, uint32_t v) {
+  b[at] = static_cast<uint8_t>(v >> 8);
+  b[at + 1] = static_cast<uint8_t>(v);
+}
+
+// A few hundred bytes whose header claims 65000 x 65000 used to allocate 12 GB before reading
+// a pixel and get the process OOM-killed. The claim is checked first, in every decoder path.
+TEST(ImageProcessor, HugeClaimedJpegIsRefusedBeforeDecoding) {
+  TempDir dir;
+  write_jpeg(dir / "tiny.jpg", at::full({8, 8, 3}, 128, at::kByte));
+  std::vector<uint8_t> jpg = read_all(dir / "tiny.jpg");
+  const std::size_t sof = jpeg_marker(jpg, 0xC0); // baseline start-of-frame: FFC0 len P H H W W
+  ASSERT_NE(sof, std::string::npos);
+  put_be16(jpg, sof + 5, 65000);
+  put_be16(jpg, sof + 7, 65000);
+  write_all(dir / "bomb.jpg", jpg);
+  ImageProcessorConfig cfg;
+  cfg.size = 4;
+  const std::string m = error_of([&] { (void)load_image_tensor(dir / "bomb.jpg", cfg); });
+  EXPECT_NE(m.find("bomb.jpg: header claims a 65000x65000 image"), std::string::npos) << m;
+  EXPECT_NE(m.find(std::to_string(kMaxImagePixels) + " pixels"), std::string::npos) << m;
+  // In memory, no file: the given name is used.
+  EXPECT_NE(error_of([&] { (void)decode_rgb(jpg, "upload #7"); }).find("upload #7: header claims a 65000x65000"),
+            std::string::npos);
+}
+
+// A 3 GiB (sparse) file is refused from its size, not after reading it all into memory.
+TEST(ImageProcessor, ImageFileOver2GiBIsRefusedBeforeReading) {
+  TempDir dir;
+  write_png(dir / "big.png", at::full({8, 8, 1}, 7, at::kByte));
+  fs::resize_file(dir / "big.png", std::uintmax_t{3} << 30);
+  ImageProcessorConfig cfg;
+  cfg.size = 4;
+  const std::string m = error_of([&] { (void)load_image_tensor(dir / "big.png", cfg); });
+  EXPECT_NE(m.find("big.png: image file larger than 2 GiB"), std::string::npos) << m;
+}
+
+TEST(ImageProcessor, HugeClaimedPngIsRefusedBeforeDecoding) {
+  TempDir dir;
+  // Grey, so that stb's own 1 GiB guard does not trigger first: 20000 x 20000 x 1 passes it.
+  write_png(dir / "tiny.png", at::full({8, 8, 1}, 7, at::kByte));
+  std::vector<uint8_t> png = read_all(dir / "tiny.png");
+  ASSERT_EQ(std::string(png.begin() + 12, png.begin() + 16), "IHDR");
+  // IHDR data: width then height, 32-bit big-endian (stb does not check the CRC).
+  for (std::size_t at : {std::size_t{16}, std::size_t{20}}) {
+    png[at] = 0;
+    png[at + 1] = 0;
+    put_be16(png, at + 2, 20000);
+  }
+  write_all(dir / "bomb.png", png);
+  const std::string m = error_of([&] { (void)decode_rgb(read_all(dir / "bomb.png"), (dir / "bomb.png").string()); });
+  EXPECT_NE(m.find("bomb.png: header claims a 20000x20000 image"), std::string::npos) << m;
+}
+
 } // namespace
 } // namespace fedvlm

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <set>
@@ -264,6 +265,43 @@ TEST(LocalTraining, EmptyIndicesReturnTheJobUnchanged) {
   EXPECT_EQ(r.samples, 0);
   EXPECT_EQ(r.steps, 0);
   EXPECT_TRUE(maps_equal(r.adapters, f.adapters));
+}
+
+// Poisoned or diverged adapters give a nan loss; training must stop there and say who and
+// where, instead of stepping nan into the adapters and on into aggregation.
+TEST(LocalTraining, NonFiniteLossThrowsNamingClientRoundStepAndValue) {
+  Fixture f;
+  fedvlm::LocalTrainJob job = f.job();
+  job.client = 3;
+  job.round = 2;
+  job.adapters.at("fc.lora_A").fill_(std::numeric_limits<float>::quiet_NaN());
+  try {
+    (void)fedvlm::train_local(f.base, job, train_settings(), lora_settings());
+    ADD_FAILURE() << "no NonFiniteLossError for nan adapters";
+  } catch (const fedvlm::NonFiniteLossError& e) {
+    const std::string msg = e.what();
+    // 40 samples, batches of 8, 4 epochs: 20 steps; the first already fails.
+    EXPECT_NE(msg.find("client 3, round 2, step 1 of 20: training loss is nan"), std::string::npos) << msg;
+    EXPECT_EQ(e.client(), 3);
+    EXPECT_EQ(e.round(), 2);
+    EXPECT_EQ(e.step(), 1);
+    EXPECT_TRUE(std::isnan(e.loss()));
+  }
+
+  // The same through train_adapters with a loss that turns infinite at the third step.
+  fedvlm::LocalTrainJob plain = f.job();
+  int calls = 0;
+  const fedvlm::BatchLoss loss = [&](const at::Tensor& batch, const fedvlm::ForwardContext& ctx) {
+    const at::Tensor ce = at::cross_entropy_loss(f.base.logits(batch, ctx), f.base.labels(batch));
+    return ++calls == 3 ? ce * std::numeric_limits<float>::infinity() : ce;
+  };
+  try {
+    (void)fedvlm::train_adapters(loss, plain, train_settings(), lora_settings());
+    ADD_FAILURE() << "no NonFiniteLossError for an infinite loss";
+  } catch (const fedvlm::NonFiniteLossError& e) {
+    EXPECT_NE(std::string(e.what()).find("local training, step 3 of 20: training loss is inf"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(EvaluateLocal, MetricsEqualManualArgmax) {

@@ -395,6 +395,32 @@ TEST_F(ResultsFiles, ErrorsNameFileAndLine) {
   EXPECT_NE(m.find("missing field \"strategy\""), std::string::npos) << m;
 }
 
+// A failure message quoting raw input bytes used to make run.json's writer throw in turn.
+TEST_F(ResultsFiles, InvalidUtf8InAFailureMessageIsReplacedNotThrown) {
+  ResultsWriter w(dir_, info());
+  EXPECT_NO_THROW(w.finish(kStatusFailed, "metadata.jsonl:2: bad byte \xE9 here"));
+  EXPECT_EQ(run_json(dir_).at("message"), "metadata.jsonl:2: bad byte \xEF\xBF\xBD here"); // U+FFFD
+}
+
+// nlohmann reports 1e999 as out_of_range, which is no parse_error: it escaped raw.
+TEST_F(ResultsFiles, NumberOverflowIsMalformedJsonWithFileAndLine) {
+  {
+    ResultsWriter w(dir_, info());
+    feed_all(w);
+    w.finish(kStatusCompleted);
+  }
+  std::string text = read(dir_ / "metrics.jsonl");
+  text.insert(text.find('\n') + 1, "{\"accuracy\": 1e999}\n");
+  write(dir_ / "metrics.jsonl", text);
+  try {
+    (void)load_results({dir_});
+    ADD_FAILURE() << "1e999 was accepted";
+  } catch (const std::runtime_error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("metrics.jsonl:2: malformed JSON: number overflow"), std::string::npos) << m;
+  }
+}
+
 TEST_F(ResultsFiles, ErrorWhenPathHoldsNoRun) {
   fs::create_directories(dir_ / "nothing" / "here");
   try {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cmath>
@@ -15,6 +16,8 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <tuple>
+#include <vector>
 
 namespace fedvlm {
 namespace {
@@ -229,6 +232,24 @@ TEST_F(Safetensors, ErrorHeaderLengthOverLimit) {
 TEST_F(Safetensors, ErrorInvalidJson) {
   expect_load_error(raw("json.safetensors", R"({"t":{"dtype":"F32",)", ""), "invalid JSON");
   expect_load_error(raw("arr.safetensors", "[1,2]", ""), "must be a JSON object");
+}
+
+TEST_F(Safetensors, ErrorInvalidUtf8OrHugeNumberInHeaderIsPlainText) {
+  for (const auto& [name, header, hint] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"utf8.safetensors", "{\"t\xff\":{}}", "ill-formed UTF-8"},
+           {"num.safetensors", R"({"t":{"dtype":"F32","shape":[1e999],"data_offsets":[0,4]}})", "number overflow"}}) {
+    const fs::path p = raw(name, header, "");
+    expect_load_error(p, "invalid JSON header: ");
+    try {
+      (void)safetensors_load(p);
+    } catch (const SafetensorsError& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(hint), std::string::npos) << m;
+      EXPECT_EQ(m.find("[json.exception"), std::string::npos) << m;
+      EXPECT_TRUE(std::all_of(m.begin(), m.end(), [](char c) { return c >= 0x20 && c < 0x7f; })) << m;
+    }
+  }
 }
 
 TEST_F(Safetensors, ErrorUnknownAndUnsupportedDtype) {

@@ -172,6 +172,21 @@ TEST(VqaDataset, ChosenFallbackAndCustomDomainField) {
   EXPECT_EQ(single.domain_ids(), (std::vector<int64_t>{0, 0}));
 }
 
+// Invalid UTF-8 in a string used to end in a raw nlohmann exception (thrown again when the
+// message, quoting the bad byte, was written to run.json). Now: file, line, plain text.
+TEST(VqaDataset, InvalidUtf8NamesFileAndLineInPlainText) {
+  TempDir dir;
+  make_folder(dir.path(),
+              "{\"file_name\": \"a.png\", \"question\": \"q\", \"answer\": \"a\", \"origin_dataset\": \"d\"}\n"
+              "{\"file_name\": \"a.png\", \"question\": \"caf\xE9?\", \"answer\": \"a\", \"origin_dataset\": \"d\"}\n");
+  const std::string m = error_of([&] { (void)load_vqa_folder(dir.path()); });
+  EXPECT_NE(m.find("metadata.jsonl:2: malformed JSON"), std::string::npos) << m;
+  EXPECT_NE(m.find("ill-formed UTF-8"), std::string::npos) << m;
+  EXPECT_NE(m.find("\\xE9"), std::string::npos) << m; // the bad byte, escaped
+  EXPECT_EQ(m.find("[json.exception"), std::string::npos) << m;
+  EXPECT_TRUE(std::all_of(m.begin(), m.end(), [](char c) { return c >= 0x20 && c < 0x7f; })) << m;
+}
+
 TEST(VqaDataset, ErrorsNameFileAndLine) {
   const std::string good =
       "{\"file_name\": \"a.png\", \"question\": \"q\", \"answer\": \"a\", "
