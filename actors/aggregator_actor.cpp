@@ -75,6 +75,14 @@ bool is_timeout(const caf::error& err) {
   return err.category() == caf::atom("system") && err.code() == static_cast<uint8_t>(caf::sec::request_timeout);
 }
 
+/// A job that failed for real (non-finite loss, an exception) or saw a stop signal: the round
+/// must not be reported as if those clients had merely failed.
+bool stops_the_run(const caf::error& err) {
+  const uint8_t code = engine_error_code(err);
+  return code == static_cast<uint8_t>(EngineErrc::non_finite_loss) || code == static_cast<uint8_t>(EngineErrc::job_failed) ||
+         code == static_cast<uint8_t>(EngineErrc::interrupted);
+}
+
 bool is_central(const aggregator_state& st) { return strategy_spec(st.cfg.strategy).centralized; }
 
 void train_round(aggregator_actor_t* self, int round);
@@ -260,8 +268,7 @@ void evaluate_all(aggregator_actor_t* self, GlobalDown down) {
             },
             [self, id](caf::error& err) {
               auto& s = self->state;
-              const uint8_t code = engine_error_code(err);
-              if (code == static_cast<uint8_t>(EngineErrc::job_failed)) return abort_run(self, err);
+              if (stops_the_run(err)) return abort_run(self, err);
               spdlog::warn("{}: round {}: client {} did not evaluate: {}", s.cfg.run, s.round, id, describe_error(err));
               if (--s.eval_pending == 0) finish_round(self);
             });
@@ -323,10 +330,8 @@ void train_round(aggregator_actor_t* self, int round) {
             [self, id, round, target](caf::error& err) {
               auto& s = self->state;
               if (s.over || s.round != round) return;
+              if (stops_the_run(err)) return abort_run(self, err);
               const uint8_t code = engine_error_code(err);
-              if (code == static_cast<uint8_t>(EngineErrc::non_finite_loss) ||
-                  code == static_cast<uint8_t>(EngineErrc::job_failed))
-                return abort_run(self, err);
               // Not one of ours and not a timeout: the client's actor died. Respawn it now, so
               // it is back before this round's evaluation.
               if (code == 0 && !is_timeout(err) && id >= 0 &&

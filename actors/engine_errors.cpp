@@ -4,6 +4,8 @@
 #include <caf/deep_to_string.hpp>
 #include <caf/make_message.hpp>
 #include <caf/message.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/sec.hpp>
 
 namespace fedvlm {
 
@@ -18,7 +20,10 @@ uint8_t engine_error_code(const caf::error& err) {
 std::string describe_error(const caf::error& err) {
   if (engine_error_code(err) && err.context().match_elements<std::string>())
     return err.context().get_as<std::string>(0);
-  std::string out = caf::to_string(err.category()) + " error " + std::to_string(err.code());
+  std::string out;
+  if (err.category() == caf::atom("system")) out = caf::to_string(static_cast<caf::sec>(err.code()));
+  else if (err.category() == caf::atom("exit")) out = "exit: " + caf::to_string(static_cast<caf::exit_reason>(err.code()));
+  else out = caf::to_string(err.category()) + " error " + std::to_string(err.code());
   if (!err.context().empty()) out += ": " + caf::deep_to_string(err.context());
   return out;
 }

@@ -19,7 +19,8 @@ constexpr const char* kUsage = R"(fedvlm-sim — federated LoRA fine-tuning, sim
 
 Usage:
   fedvlm-sim EXPERIMENT.toml [--dry-run] [--quiet] [--only RUN]... [--set KEY=VALUE]...
-                            [--output-dir DIR]
+                            [--output-dir DIR] [--resume [--force]]
+  fedvlm-sim resume RUN_DIR [--set KEY=VALUE]... [--force] [--quiet]
   fedvlm-sim plot RESULTS_DIR... [--out DIR]
   fedvlm-sim compare RESULTS_DIR...
   fedvlm-sim --keys          every experiment key, with type, default and meaning
@@ -39,18 +40,33 @@ Running an experiment:
                  --set 'federation.clients=[2, 4]' --set strategy.name=flora; may be repeated
   --output-dir DIR
                  results go to DIR instead of the file's output_dir
+  --resume       a run whose directory OUTPUT_DIR/NAME/RUN exists continues there after its
+                 newest checkpoint; completed runs are skipped
+  --force        with --resume or resume: accept a configuration that differs from the one
+                 the run started with (the differing keys are listed otherwise)
+
+resume:   continues the run in RUN_DIR after its newest checkpoint (checkpoints/, written
+          after every round), in place, with the configuration in RUN_DIR/config.toml; a run
+          killed with kill -9 and resumed ends with the same metrics as one never stopped.
+          --set changes keys (e.g. more rounds) and needs --force.
+
+Ctrl-C / SIGTERM: the round in flight is abandoned, the finished rounds' files stay complete,
+run.json says "interrupted" with the resume command; a second Ctrl-C exits at once.
 
   Each run writes OUTPUT_DIR/NAME/RUN/: config.toml (resolved), run.json, metrics.jsonl and
   metrics.csv (one record per client per round, round 0 = before fine-tuning), rounds.jsonl,
-  fedvlm.log, and adapters/client_K.safetensors (each client's final LoRA adapters) with
-  adapters/global.safetensors (the last aggregated matrices). Existing results are never overwritten: a rerun gets RUN.2, RUN.3, ...
+  fedvlm.log, adapters/client_K.safetensors (each client's LoRA adapters) with
+  adapters/global.safetensors (the last aggregated matrices), and checkpoints/ (for resume),
+  all rewritten after every round. Existing results are never overwritten: a rerun gets
+  RUN.2, RUN.3, ...
 
 plot:     writes PNG figures (accuracy and loss per client per round, strategy comparison,
           sweep summary) with gnuplot, plus their data and .gp scripts; default --out is
           the first RESULTS_DIR/plots
 compare:  prints final metrics per strategy and sweep point, mean ± std over clients and seeds
 
-Exit status: 0 success, 1 a run failed, 2 bad usage or a bad experiment file.
+Exit status: 0 success, 1 a run failed, 2 bad usage or a bad experiment file,
+130 / 143 stopped by SIGINT / SIGTERM.
 )";
 
 int usage_error(const std::string& message) {
@@ -116,34 +132,45 @@ int main(int argc, char** argv) {
     if (args[0] == "plot") return run_plot({args.begin() + 1, args.end()});
     if (args[0] == "compare") return run_compare({args.begin() + 1, args.end()});
 
+    const bool resume = args[0] == "resume";
     fedvlm::DriverOptions options;
-    std::string file;
+    std::string file; // the experiment file, or the run directory to resume
     bool quiet = false;
     std::vector<std::string> overrides;
-    for (std::size_t i = 0; i < args.size(); ++i) {
+    for (std::size_t i = resume ? 1 : 0; i < args.size(); ++i) {
       const std::string& a = args[i];
       std::string error;
       if (parse_config_override(args, i, overrides, error)) {
         if (!error.empty()) return usage_error(error);
-      } else if (a == "--dry-run") options.dry_run = true;
-      else if (a == "--quiet" || a == "-q") quiet = true;
-      else if (a == "--only") {
+      } else if (a == "--quiet" || a == "-q") quiet = true;
+      else if (a == "--force") options.force = true;
+      else if (!resume && a == "--dry-run") options.dry_run = true;
+      else if (!resume && a == "--resume") options.resume = true;
+      else if (!resume && a == "--only") {
         if (i + 1 >= args.size()) return usage_error("--only needs a run label");
         options.only.push_back(args[++i]);
-      } else if (a.rfind("--", 0) == 0) return usage_error("unknown option " + a);
+      } else if (a.rfind("--", 0) == 0) return usage_error("unknown option " + a + (resume ? " for resume" : ""));
       else if (file.empty()) file = a;
-      else return usage_error("more than one experiment file given (" + file + ", " + a + ")");
+      else return usage_error(resume ? "resume takes one RUN_DIR (got " + file + " and " + a + ")"
+                                     : "more than one experiment file given (" + file + ", " + a + ")");
     }
-    if (file.empty()) return usage_error("no experiment file given");
+    if (file.empty()) return usage_error(resume ? "resume needs a RUN_DIR (results/NAME/RUN)" : "no experiment file given");
+    if (options.force && !resume && !options.resume) return usage_error("--force goes with --resume or resume");
+    if (resume && !std::filesystem::is_regular_file(std::filesystem::path(file) / "run.json"))
+      return usage_error("resume: " + file + " is not a run directory (it has no run.json)");
     options.interactive = !quiet && ::isatty(STDERR_FILENO);
     fedvlm::ExperimentPlan plan;
     try {
-      plan = fedvlm::load_experiment(file, overrides);
+      plan = fedvlm::load_experiment(resume ? std::filesystem::path(file) / "config.toml" : std::filesystem::path(file),
+                                     overrides);
     } catch (const fedvlm::ConfigError& e) {
       std::fprintf(stderr, "fedvlm-sim: %s\n", e.what());
       return 2;
     }
-    const auto outcome = fedvlm::run_experiment(plan, options, stdout);
+    const auto outcome = resume ? fedvlm::resume_run(file, plan, options, stdout)
+                                : fedvlm::run_experiment(plan, options, stdout);
+    std::fflush(stdout);
+    if (outcome.interrupted_signal) return 128 + outcome.interrupted_signal;
     return outcome.runs_failed > 0 ? 1 : 0;
   } catch (const fedvlm::ConfigError& e) { // e.g. an output_dir that cannot be written
     std::fprintf(stderr, "fedvlm-sim: %s\n", e.what());

@@ -5,6 +5,7 @@
 
 #include <toml++/toml.h>
 
+#include <charconv>
 #include <sstream>
 #include <stdexcept>
 
@@ -17,6 +18,13 @@ void flatten(const toml::table& table, const std::string& prefix, std::map<std::
     const std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
     if (const toml::table* sub = node.as_table()) {
       flatten(*sub, key, out);
+      continue;
+    }
+    if (const auto* f = node.as_floating_point()) {
+      // Shortest text that reads back as the same double: "0.05", not toml++'s 0.050000000000000003.
+      char buf[64];
+      const auto res = std::to_chars(buf, buf + sizeof buf, f->get());
+      out[key] = std::string(buf, res.ptr);
       continue;
     }
     std::ostringstream os;

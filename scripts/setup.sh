@@ -13,9 +13,9 @@ packages=(
   dataset-fashion-mnist gnuplot-nox curl
 )
 if [ "$target" = all ]; then
-  # Real peers for the tests: a Prometheus server and Pushgateway, and torchvision as the
-  # reference MobileNetV3.
-  packages+=(prometheus prometheus-pushgateway python3-torch python3-torchvision)
+  # Real peers for the tests: a Prometheus server and Pushgateway, torchvision as the
+  # reference MobileNetV3, and scipy for the independent privacy-accountant reference.
+  packages+=(prometheus prometheus-pushgateway python3-torch python3-torchvision python3-scipy)
 fi
 
 missing=()
