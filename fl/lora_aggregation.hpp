@@ -98,7 +98,11 @@ struct ClientLora {
 /// `target_ranks[i]` belongs to `factors[i]`, and result[i] is for factors[i] (input order).
 /// Accepts heterogeneous ranks. Throws when target_ranks has another length than factors, or a
 /// target rank is < 1 or exceeds min(out, in, Σ r_k) (the rank W can have). Singular vectors
-/// are unique only up to sign; B'A' is not affected.
+/// are unique only up to sign; the largest-magnitude entry of each column of U is made positive
+/// so the factors are the same on every platform. Where W has fewer than r non-zero singular
+/// values (W = 0 in round 0, when every B starts at zero) the extra rows of A' and columns of B'
+/// are zero: both halves of those directions are dead, no gradient reaches them — the caller
+/// should not send FlexLoRA factors down while W is 0 (or re-initialise A where it is zero).
 [[nodiscard]] std::vector<ClientLora> aggregate_flexlora(const std::vector<LoraFactors>& factors,
                                                          const std::vector<int>& target_ranks);
 

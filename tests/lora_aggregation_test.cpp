@@ -197,6 +197,16 @@ TEST(LoraAggregation, FlexloraFullRankReproducesWAndTruncationIsBestRankR) {
   }
 }
 
+TEST(LoraAggregation, FlexloraOfZeroProductIsZeroNotNan) {
+  // Round 0: every B is zero. The SVD of 0 is well defined; the factors are zero, not nan.
+  auto fs = rank_one_pair();
+  for (auto& f : fs) f.B = at::zeros_like(f.B);
+  for (const auto& c : fedvlm::aggregate_flexlora(fs, {1, 2})) {
+    EXPECT_TRUE(at::equal(c.A, at::zeros_like(c.A))) << c.A;
+    EXPECT_TRUE(at::equal(c.B, at::zeros_like(c.B))) << c.B;
+  }
+}
+
 TEST(LoraAggregation, FlexloraKeepsDtypeAndInputOrder) {
   auto fs = random_factors({2, 4}, 5, 7, 3);
   std::swap(fs[0], fs[1]);
