@@ -315,7 +315,7 @@ TEST(PrivacyAccountant, DefaultOrdersAreOpacuss) {
 
 TEST(PrivacyAccountant, EpsilonFromRdpPicksTheBestOrderWithBallesBound) {
   const std::vector<double> orders = {2.0, 8.0, 32.0};
-  const std::vector<double> rdp = {0.01, 0.05, 1.0};
+  const std::vector<double> rdp = {0.01, 0.05, 2.0};
   const double delta = 1e-5;
   std::vector<double> by_hand;
   for (std::size_t i = 0; i < orders.size(); ++i) {
@@ -333,7 +333,7 @@ TEST(PrivacyAccountant, EpsilonFromRdpPicksTheBestOrderWithBallesBound) {
 
 TEST(PrivacyAccountant, MaxStepsWithinStopsBeforeTheBudget) {
   const double q = 0.01, sigma = 1.1, delta = 1e-5;
-  for (double target : {0.5, 2.0, 5.0}) {
+  for (double target : {1.5, 3.0, 8.0}) {
     const int t = fedvlm::max_steps_within(target, delta, q, sigma, 1000000);
     SCOPED_TRACE("target " + arg(target) + " -> " + std::to_string(t));
     ASSERT_GT(t, 0);
@@ -341,6 +341,10 @@ TEST(PrivacyAccountant, MaxStepsWithinStopsBeforeTheBudget) {
     EXPECT_LE(epsilon_after(q, sigma, t, delta).epsilon, target);
     EXPECT_GT(epsilon_after(q, sigma, t + 1, delta).epsilon, target);
   }
+  // Below what one step costs (even ε(1) is ~0.78 here: small δ needs a large order, where one
+  // step's RDP is large): 0 steps.
+  EXPECT_EQ(fedvlm::max_steps_within(0.5, delta, q, sigma, 1000), 0);
+  EXPECT_GT(epsilon_after(q, sigma, 1, delta).epsilon, 0.5);
   // Budget never reached: the limit; one step too many: 0.
   EXPECT_EQ(fedvlm::max_steps_within(kInf, delta, q, sigma, 777), 777);
   EXPECT_EQ(fedvlm::max_steps_within(100.0, delta, q, sigma, 50), 50);
