@@ -4,7 +4,12 @@
 #include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
 #include "fl/aggregate.hpp"
+#include "fl/aggregation_error.hpp"
+#include "fl/differential_privacy.hpp"
 #include "fl/interrupt.hpp"
+#include "fl/privacy_budget.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -12,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <random>
@@ -61,6 +67,7 @@ struct aggregator_state {
   std::map<int, ClientEval> evals;
   int eval_pending = 0;
   int64_t bytes_down = 0;
+  AggregationMeasure measure;
   int snapshots_pending = 0;
   static inline const char* name = "fedvlm.aggregator";
 };
@@ -81,6 +88,19 @@ bool stops_the_run(const caf::error& err) {
   const uint8_t code = engine_error_code(err);
   return code == static_cast<uint8_t>(EngineErrc::non_finite_loss) || code == static_cast<uint8_t>(EngineErrc::job_failed) ||
          code == static_cast<uint8_t>(EngineErrc::interrupted);
+}
+
+/// Normalised FedAvg weights of this round's updates, in ascending client order (as aggregate()).
+std::vector<double> aggregation_weights(const aggregator_state& st) {
+  std::vector<double> w;
+  double total = 0;
+  for (const auto& [id, up] : st.updates) {
+    const double x = st.cfg.federation.weighting == Weighting::uniform ? 1.0 : static_cast<double>(up.samples);
+    w.push_back(x);
+    total += x;
+  }
+  for (double& x : w) x = total > 0 ? x / total : 0.0;
+  return w;
 }
 
 bool is_central(const aggregator_state& st) { return strategy_spec(st.cfg.strategy).centralized; }
@@ -135,11 +155,18 @@ RunCheckpoint current_checkpoint(const aggregator_state& st) {
   return ck;
 }
 
-/// The next round, or RunDone after the last.
+/// The next round, or RunDone after the last (or before a round that would exceed the privacy budget).
 void advance(aggregator_actor_t* self) {
   auto& st = self->state;
   if (st.over) return;
-  if (st.round < st.cfg.federation.rounds) {
+  const int last_allowed = rounds_within_budget(st.cfg.privacy, st.cfg.federation);
+  if (st.round < st.cfg.federation.rounds && st.round >= last_allowed) {
+    st.summary.note = "stopped after round " + std::to_string(st.round) + " of " + std::to_string(st.cfg.federation.rounds) +
+                      ": round " + std::to_string(st.round + 1) + " would spend epsilon = " +
+                      std::to_string(epsilon_after_rounds(st.cfg.privacy, st.cfg.federation, st.round + 1)) +
+                      " > privacy.target_epsilon = " + std::to_string(st.cfg.privacy.target_epsilon);
+    spdlog::warn("{}: {}", st.cfg.run, st.summary.note);
+  } else if (st.round < st.cfg.federation.rounds) {
     train_round(self, st.round + 1);
     return;
   }
@@ -217,6 +244,7 @@ ClientRoundRecord client_record(const aggregator_state& st, const ClientEval& ev
     r.bytes_up = it->second.bytes;
     r.train_loss = it->second.train_loss;
   }
+  if (auto it = st.measure.drift_by_client.find(ev.client); it != st.measure.drift_by_client.end()) r.drift = it->second;
   return r;
 }
 
@@ -235,6 +263,9 @@ void finish_round(aggregator_actor_t* self) {
   for (const auto& [id, up] : st.updates)
     if (up.delay_seconds > 0) ++sum.clients_late;
   sum.seconds = seconds;
+  sum.aggregation_error = st.measure.error;
+  if (st.round > 0) sum.epsilon = epsilon_after_rounds(st.cfg.privacy, st.cfg.federation, st.round);
+  sum.aggregation_error_by_layer = st.measure.error_by_layer;
   double acc_sum = 0;
   sum.min_accuracy = 1;
   sum.max_accuracy = 0;
@@ -275,6 +306,35 @@ void evaluate_all(aggregator_actor_t* self, GlobalDown down) {
   }
 }
 
+constexpr uint64_t kPrivacyStream = 6;
+
+/// Central DP: noise of std σ·C/K on the average of the K updates that arrived (each moves the
+/// uniform average by at most C/K, so σ stays the ratio of noise to sensitivity), from the
+/// round's own server-side stream.
+void add_central_noise(aggregator_state& st) {
+  const PrivacySettings& p = st.cfg.privacy;
+  if (!p.accounted() || p.mode != PrivacyMode::central) return;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(job_seed(st.cfg.seed, -1, st.round, kPrivacyStream));
+  add_gaussian_noise(st.global, central_noise_stddev(p.noise_multiplier, p.clip_norm, static_cast<int>(st.updates.size())), gen);
+}
+
+/// The aggregation error or each client's drift, with the aggregation's own weights.
+AggregationMeasure measure_round(const aggregator_state& st) {
+  const std::vector<double> weights = aggregation_weights(st);
+  std::vector<TrainedClient> trained;
+  std::size_t i = 0;
+  for (const auto& [id, up] : st.updates) {
+    if (!up.measured.empty()) trained.push_back({id, weights[i], &up.measured});
+    ++i;
+  }
+  try {
+    return measure_aggregation(strategy_spec(st.cfg.strategy), trained, st.global);
+  } catch (const std::exception& e) {
+    spdlog::warn("{}: round {}: aggregation error not measured: {}", st.cfg.run, st.round, e.what());
+    return {};
+  }
+}
+
 void close_training(aggregator_actor_t* self) {
   auto& st = self->state;
   st.training = false;
@@ -291,6 +351,8 @@ void close_training(aggregator_actor_t* self) {
     std::vector<ClientContribution> parts;
     for (const auto& [id, up] : st.updates) parts.push_back({id, up.samples, &up.tensors});
     st.global = aggregate(std::move(parts), st.cfg.federation.weighting);
+    add_central_noise(st);
+    st.measure = measure_round(st);
     down.tensors = st.global;
     down.bytes = static_cast<int64_t>(tensor_map_bytes(down.tensors));
   }
@@ -311,6 +373,7 @@ void train_round(aggregator_actor_t* self, int round) {
   st.round_started = clock_type::now();
   st.updates.clear();
   st.failed.clear();
+  st.measure = AggregationMeasure{};
   if (st.cfg.observer) st.cfg.observer->round_started(st.cfg.run, round, st.cfg.federation.rounds);
   const bool central = is_central(st);
   st.selected = central ? std::vector<int>{-1}

@@ -20,6 +20,7 @@ struct AggregatorConfig {
   std::string run;
   StrategyKind strategy = StrategyKind::plora;
   FederationSettings federation;
+  PrivacySettings privacy; ///< central noise on the average, ε per round, the budget
   uint64_t seed = 0;
   std::vector<caf::actor> clients; ///< index = client id
   caf::actor central_trainer;      ///< centralized strategy only

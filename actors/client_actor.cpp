@@ -4,6 +4,9 @@
 #include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
 #include "fl/client_faults.hpp"
+#include "fl/differential_privacy.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <caf/all.hpp>
 
@@ -28,6 +31,20 @@ struct client_state {
 };
 
 using client_actor_t = caf::stateful_actor<client_state>;
+
+constexpr uint64_t kPrivacyStream = 6;
+
+/// DP-FedAvg on the client: the update (change from what it received) clipped to clip_norm,
+/// and in local mode noised with std σ·C from the client's own privacy stream.
+void privatize_update(const ClientConfig& cfg, int round, const TensorMap& received, TensorMap& update) {
+  const PrivacySettings& p = cfg.privacy;
+  if (!p.enabled() || update.empty()) return;
+  clip_update(update, received, p.clip_norm);
+  if (p.mode == PrivacyMode::local && p.noise_multiplier > 0) {
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(job_seed(cfg.run_seed, cfg.id, round, kPrivacyStream));
+    add_gaussian_noise(update, local_noise_stddev(p.noise_multiplier, p.clip_norm), gen);
+  }
+}
 
 caf::behavior client(client_actor_t* self, ClientConfig cfg) {
   self->state.adapters = cfg.initial_adapters;
@@ -57,10 +74,11 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
         msg.job.seed = job_seed(st.cfg.run_seed, st.cfg.id, round, kTrainStream);
         msg.job.client = st.cfg.id; // named by NonFiniteLossError
         msg.job.round = round;
+        TensorMap received = msg.job.prox_reference; // what the update is measured from (DP clipping)
         auto rp = self->make_response_promise<ClientUpdate>();
         self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
             .then(
-                [self, rp, round, delay_s = faults.delay_seconds](TrainDoneMsg& done) mutable {
+                [self, rp, round, delay_s = faults.delay_seconds, received](TrainDoneMsg& done) mutable {
                   auto& s = self->state;
                   const StrategySpec& sp = strategy_spec(s.cfg.strategy);
                   s.adapters = std::move(done.result.adapters);
@@ -70,9 +88,14 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
                   up.round = round;
                   up.samples = done.result.samples;
                   up.tensors = tensor_map_clone(shared_part(sp, s.adapters));
+                  privatize_update(s.cfg, round, received, up.tensors);
                   up.bytes = static_cast<int64_t>(tensor_map_bytes(up.tensors));
                   up.train_loss = done.result.mean_loss;
                   up.delay_seconds = delay_s;
+                  if (sp.share_a || sp.share_b) {
+                    up.measured = s.adapters;
+                    for (const auto& [name, t] : up.tensors) up.measured[name] = t; // as sent
+                  }
                   if (delay_s > 0) {
                     // A straggler: hold the answer back, as a slow device or link would.
                     auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(

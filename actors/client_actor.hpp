@@ -19,6 +19,7 @@ struct ClientConfig {
   StrategyKind strategy = StrategyKind::plora;
   uint64_t run_seed = 0;
   FaultSettings faults;        ///< simulated drop-outs, stragglers and crashes (fl/client_faults.hpp)
+  PrivacySettings privacy;     ///< clipping (and local noise) of the shared update
   caf::actor scheduler;
 };
 

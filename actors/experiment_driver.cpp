@@ -225,9 +225,10 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
     spdlog::info("{}", setup.task->cache_summary());
     const RunDone done = run_federation(c, run_id, setup, observers, hooks);
     progress.clear();
-    writer.finish(kStatusCompleted, done.rounds_without_quorum
-                                        ? std::to_string(done.rounds_without_quorum) + " round(s) without quorum"
-                                        : "");
+    std::string message = done.note;
+    if (done.rounds_without_quorum)
+      message += (message.empty() ? "" : "; ") + std::to_string(done.rounds_without_quorum) + " round(s) without quorum";
+    writer.finish(kStatusCompleted, message);
     ++outcome.runs_completed;
     std::fprintf(out_, "\n%s\n%s\n", run_id.c_str(), format_client_table(writer.records()).c_str());
   } catch (const RunInterrupted& e) {

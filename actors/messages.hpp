@@ -37,6 +37,9 @@ struct ClientUpdate {
   int64_t bytes = 0;    ///< what would cross the network
   double train_loss = 0;
   double delay_seconds = 0; ///< a simulated straggler held its answer back this long
+  /// The client's whole adapters with the shared parts as sent: what the aggregation-error
+  /// metric measures. Simulator bookkeeping, not counted in `bytes`.
+  TensorMap measured;
 };
 
 /// Client → aggregator: metrics on the client's own test split.
@@ -70,6 +73,7 @@ struct EvalJobMsg {
 struct RunDone {
   int rounds_completed = 0;
   int rounds_without_quorum = 0;
+  std::string note;                ///< why the run ended before federation.rounds (a privacy budget), or empty
   TensorMap global;                ///< the last aggregated shared matrices (empty for local)
   std::vector<TensorMap> adapters; ///< each client's final adapters, by client id
 };

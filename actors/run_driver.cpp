@@ -137,6 +137,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
     } else {
       cc.split = setup.splits[static_cast<std::size_t>(id)];
       cc.faults = c.faults;
+      cc.privacy = c.privacy;
     }
     cc.initial_adapters = state.adapters;
     cc.initial_optimizer_state = state.optimizer_state;
@@ -153,6 +154,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   agg.run = run_id;
   agg.strategy = c.strategy;
   agg.federation = c.federation;
+  agg.privacy = c.privacy;
   agg.seed = c.seed;
   agg.observer = &observer;
   agg.resume_from = hooks.resume_from;

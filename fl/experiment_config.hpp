@@ -101,6 +101,24 @@ struct FaultSettings {
   std::vector<int> crash_rounds;    ///< ... and are respawned from their last finished round
 };
 
+enum class PrivacyMode { central, local };
+
+/// Differential privacy (DP-FedAvg): each client's shared update (the change from the global
+/// tensors it received) is clipped to `clip_norm`; Gaussian noise of std noise_multiplier ·
+/// clip_norm is added once to the average (central, std σC/K) or to every update (local). A
+/// Rényi-DP accountant for the sampled Gaussian mechanism (fl/privacy_accountant.hpp) reports ε
+/// at `delta` after every round; `target_epsilon` stops the run before it is exceeded.
+struct PrivacySettings {
+  double clip_norm = 0;        ///< 0 = no clipping (and no DP)
+  double noise_multiplier = 0; ///< σ; 0 = no noise (clipping only, no ε)
+  PrivacyMode mode = PrivacyMode::central;
+  double delta = 1e-5;
+  double target_epsilon = 0; ///< 0 = no budget
+
+  [[nodiscard]] bool enabled() const { return clip_norm > 0; }
+  [[nodiscard]] bool accounted() const { return clip_norm > 0 && noise_multiplier > 0; }
+};
+
 /// Checkpoints for `fedvlm-sim resume`.
 struct CheckpointSettings {
   int every = 1; ///< write one after every N-th finished round (and after the last); 0 = never
@@ -130,6 +148,7 @@ struct ExperimentConfig {
   MonitoringSettings monitoring;
   FaultSettings faults;
   CheckpointSettings checkpoint;
+  PrivacySettings privacy;
 
   /// Values this run takes from a sweep axis, key → value as written ("federation.clients" → "4").
   std::map<std::string, std::string> sweep;
@@ -142,5 +161,6 @@ struct ExperimentConfig {
 [[nodiscard]] std::string to_string(OptimizerKind kind);
 [[nodiscard]] std::string to_string(Weighting weighting);
 [[nodiscard]] std::string to_string(DelayDistribution distribution);
+[[nodiscard]] std::string to_string(PrivacyMode mode);
 
 } // namespace fedvlm

@@ -18,6 +18,7 @@ namespace fedvlm {
 
 std::string to_string(OptimizerKind kind) { return kind == OptimizerKind::sgd ? "sgd" : "adamw"; }
 std::string to_string(Weighting w) { return w == Weighting::samples ? "samples" : "uniform"; }
+std::string to_string(PrivacyMode m) { return m == PrivacyMode::central ? "central" : "local"; }
 std::string to_string(DelayDistribution d) {
   switch (d) {
   case DelayDistribution::fixed: return "fixed";
@@ -367,6 +368,21 @@ const std::vector<KeyDef>& schema() {
       int_key("checkpoint.every", "write a checkpoint after every N-th round and the last (0 = never); see `resume`",
               M(c.checkpoint.every)),
       int_key("checkpoint.keep", "newest checkpoints kept per run", M(c.checkpoint.keep)),
+
+      real_key("privacy.clip_norm", "DP: clip each client's shared update (change from the global) to this L2 norm (0 = off)",
+               M(c.privacy.clip_norm)),
+      real_key("privacy.noise_multiplier", "DP: Gaussian noise std = noise_multiplier x clip_norm (0 = clipping only)",
+               M(c.privacy.noise_multiplier)),
+      enum_key("privacy.mode", "central (noise once on the average: std sigma C / K) | local (noise on every update)",
+               [](ExperimentConfig& c, const std::string& s) {
+                 if (s == "central") c.privacy.mode = PrivacyMode::central;
+                 else if (s == "local") c.privacy.mode = PrivacyMode::local;
+                 else throw std::invalid_argument("unknown privacy mode '" + s + "' (expected central or local)");
+               },
+               [](const ExperimentConfig& c) { return to_string(c.privacy.mode); }),
+      real_key("privacy.delta", "DP: the delta at which epsilon is reported", M(c.privacy.delta)),
+      real_key("privacy.target_epsilon", "DP: stop the run before epsilon would exceed this (0 = no budget)",
+               M(c.privacy.target_epsilon)),
   };
   return keys;
 }
@@ -599,6 +615,24 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     fail(c.faults.crash_rounds.empty() ? "faults.crash_clients" : "faults.crash_rounds",
          "faults.crash_clients and faults.crash_rounds go together: which clients crash, and in which rounds");
   if (c.checkpoint.every < 0) fail("checkpoint.every", "must be >= 0 (0 = never)");
+  if (c.privacy.clip_norm < 0) fail("privacy.clip_norm", "must be >= 0 (0 = off)");
+  if (c.privacy.noise_multiplier < 0) fail("privacy.noise_multiplier", "must be >= 0");
+  if (c.privacy.noise_multiplier > 0 && c.privacy.clip_norm <= 0)
+    fail("privacy.noise_multiplier", "needs privacy.clip_norm > 0: the noise is calibrated to the clipped update's norm");
+  if (!(c.privacy.delta > 0 && c.privacy.delta < 1)) fail("privacy.delta", "must be in (0, 1)");
+  if (c.privacy.target_epsilon < 0) fail("privacy.target_epsilon", "must be >= 0 (0 = no budget)");
+  if (c.privacy.target_epsilon > 0 && c.privacy.noise_multiplier <= 0)
+    fail("privacy.target_epsilon", "needs privacy.noise_multiplier > 0: without noise no epsilon is spent, it is infinite");
+  if (c.privacy.enabled()) {
+    const StrategySpec& spec = strategy_spec(c.strategy);
+    if (spec.centralized || (!spec.share_a && !spec.share_b))
+      fail("privacy.clip_norm", "differential privacy protects what clients share; strategy '" + to_string(c.strategy) +
+                                    "' shares nothing with a server");
+    if (c.privacy.mode == PrivacyMode::central && c.privacy.noise_multiplier > 0 &&
+        c.federation.weighting != Weighting::uniform)
+      fail("privacy.mode", "central noise is calibrated to an average with weights 1/K: set federation.weighting = "
+                           "\"uniform\" (sample weights change each client's influence and the accounting)");
+  }
   if (c.checkpoint.keep < 1) fail("checkpoint.keep", "must be >= 1");
   c.partition.clients = c.federation.clients;
   c.partition.seed = c.seed;

@@ -129,6 +129,7 @@ ClientRoundRecord parse_record(const json& j, const Origin& at) {
   // Results written before exact_match existed lack it: NaN, as for a classification run.
   r.exact_match = j.contains("exact_match") ? get_double(j, "exact_match", at)
                                             : std::numeric_limits<double>::quiet_NaN();
+  r.drift = j.contains("drift") ? get_double(j, "drift", at) : std::numeric_limits<double>::quiet_NaN();
   return r;
 }
 
@@ -147,6 +148,16 @@ RoundSummary parse_summary(const json& j, const Origin& at) {
   // Results written before fault counts existed lack them.
   s.clients_failed = j.contains("clients_failed") ? get_int32(j, "clients_failed", at) : 0;
   s.clients_late = j.contains("clients_late") ? get_int32(j, "clients_late", at) : 0;
+  // Older results lack the aggregation error and ε: NaN, as for a run that did not measure them.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  s.aggregation_error = j.contains("aggregation_error") ? get_double(j, "aggregation_error", at) : nan;
+  s.epsilon = j.contains("epsilon") ? get_double(j, "epsilon", at) : nan;
+  if (j.contains("aggregation_error_by_layer")) {
+    const json& layers = j.at("aggregation_error_by_layer");
+    if (!layers.is_object()) fail(at, "field \"aggregation_error_by_layer\" must be an object, got " + layers.dump());
+    for (const auto& [layer, v] : layers.items())
+      s.aggregation_error_by_layer[layer] = get_double(layers, layer.c_str(), at);
+  }
   return s;
 }
 

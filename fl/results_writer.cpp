@@ -50,7 +50,8 @@ json record_json(const ClientRoundRecord& r) {
               {"bytes_down", r.bytes_down},
               {"participated", r.participated},
               {"round_seconds", r.round_seconds},
-              {"exact_match", r.exact_match}};
+              {"exact_match", r.exact_match},
+              {"drift", r.drift}};
 }
 
 json summary_json(const RoundSummary& s) {
@@ -65,7 +66,10 @@ json summary_json(const RoundSummary& s) {
               {"mean_accuracy", s.mean_accuracy},
               {"min_accuracy", s.min_accuracy},
               {"max_accuracy", s.max_accuracy},
-              {"seconds", s.seconds}};
+              {"seconds", s.seconds},
+              {"aggregation_error", s.aggregation_error},
+              {"aggregation_error_by_layer", s.aggregation_error_by_layer},
+              {"epsilon", s.epsilon}};
 }
 
 // Shortest text that parses back to the same double: CSV readers then get exactly what the
@@ -111,6 +115,7 @@ std::string csv_row(const ClientRoundRecord& r) {
   add(r.participated ? "true" : "false");
   add(number_text(r.round_seconds));
   add(number_text(r.exact_match));
+  add(number_text(r.drift));
   return line;
 }
 
@@ -139,7 +144,8 @@ const std::vector<std::string>& client_record_fields() {
   static const std::vector<std::string> fields = {
       "run",          "strategy",      "client",   "round",      "phase",        "accuracy",
       "precision",    "recall",        "f1",       "loss",       "train_loss",   "test_samples",
-      "train_samples", "bytes_up",     "bytes_down", "participated", "round_seconds", "exact_match"};
+      "train_samples", "bytes_up",     "bytes_down", "participated", "round_seconds", "exact_match",
+      "drift"};
   return fields;
 }
 

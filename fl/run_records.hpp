@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <string>
 
 namespace fedvlm {
@@ -31,6 +32,10 @@ struct ClientRoundRecord {
   double round_seconds = 0;  ///< wall time of the whole round
   /// Share of generated answers equal to the reference (VQA); NaN where it does not apply.
   double exact_match = std::numeric_limits<double>::quiet_NaN();
+  /// Personalised strategies (pLoRA, FedSA-LoRA): ‖B'A' − B_k A_k‖_F / ‖B_k A_k‖_F, what this
+  /// client's update lost to the average this round, mean over adapted layers
+  /// (fl/aggregation_error.hpp); NaN where it does not apply.
+  double drift = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// One finished round, over all clients.
@@ -45,6 +50,13 @@ struct RoundSummary {
   int clients_late = 0;   ///< answered, but late (simulated stragglers)
   double mean_accuracy = 0, min_accuracy = 0, max_accuracy = 0;
   double seconds = 0;
+  /// Strategies whose clients all hold one product (FLoRA/FedIT, FFA-LoRA):
+  /// ‖Σ p_k B_k A_k − aggregated product‖_F / ‖Σ p_k B_k A_k‖_F, mean over adapted layers, and
+  /// per layer; NaN / empty where it does not apply (fl/aggregation_error.hpp).
+  double aggregation_error = std::numeric_limits<double>::quiet_NaN();
+  std::map<std::string, double> aggregation_error_by_layer;
+  /// Differential privacy: ε spent after this round at privacy.delta; NaN without DP.
+  double epsilon = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// Receives a run's events as they happen. Implementations must be thread-safe: actors call

@@ -79,7 +79,7 @@ std::string human_bytes(double bytes) {
 std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
   struct Pool {
     ComparisonRow row;
-    std::vector<double> acc, prec, rec, f1, loss, gain;
+    std::vector<double> acc, prec, rec, f1, loss, gain, epsilon;
     std::vector<int> clients;
   };
   auto key_less = [](const std::pair<std::string, std::map<std::string, std::string>>& a,
@@ -100,6 +100,7 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
     ++pool.row.runs;
     if (const std::string note = run.incomplete_note(); !note.empty())
       pool.row.incomplete.push_back(run.info.run + ": " + note);
+    if (!run.rounds.empty() && std::isfinite(run.rounds.back().epsilon)) pool.epsilon.push_back(run.rounds.back().epsilon);
 
     int final_round = -1;
     std::map<int, double> before; // client → accuracy
@@ -133,6 +134,7 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
     row.f1 = mean_std(pool.f1);
     row.loss = mean_std(pool.loss);
     row.gain = mean_std(pool.gain);
+    row.epsilon = mean_std(pool.epsilon);
     row.min_clients = *std::min_element(pool.clients.begin(), pool.clients.end());
     row.max_clients = *std::max_element(pool.clients.begin(), pool.clients.end());
     row.bytes_up_per_run = static_cast<double>(row.bytes_up_total) / row.runs;
@@ -150,9 +152,11 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
       if (!is_strategy_key(k)) keys.insert(k);
   const auto names = short_sweep_names(keys);
 
-  const std::vector<std::string> header = {"strategy",  "sweep", "runs", "clients", "accuracy",
-                                           "precision", "recall", "F1",  "loss",    "gain vs before",
-                                           "bytes up/run"};
+  std::vector<std::string> header = {"strategy",  "sweep", "runs", "clients", "accuracy",
+                                     "precision", "recall", "F1",  "loss",    "gain vs before",
+                                     "bytes up/run"};
+  const bool any_dp = std::any_of(rows.begin(), rows.end(), [](const ComparisonRow& r) { return r.epsilon.n > 0; });
+  if (any_dp) header.push_back("ε spent");
   std::vector<std::vector<std::string>> table;
   for (const auto& row : rows) {
     std::string sweep;
@@ -167,6 +171,7 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
     table.push_back({row.strategy, sweep.empty() ? "-" : sweep, runs_cell, clients,
                      cell(row.accuracy), cell(row.precision), cell(row.recall), cell(row.f1),
                      cell(row.loss), cell(row.gain, true), human_bytes(row.bytes_up_per_run)});
+    if (any_dp) table.back().push_back(row.epsilon.n > 0 ? cell(row.epsilon) : "-");
   }
 
   const std::vector<std::size_t> width = column_widths(header, table);

@@ -26,6 +26,7 @@ struct ComparisonRow {
   // Over every client's final-round record of every run in the group, pooled.
   MeanStd accuracy, precision, recall, f1, loss;
   MeanStd gain; ///< final accuracy − "before" accuracy, per client that has both
+  MeanStd epsilon; ///< differential privacy: ε spent by the end, over the group's DP runs (n = 0: none)
   int64_t bytes_up_total = 0;   ///< all rounds, all runs of the group
   double bytes_up_per_run = 0;  ///< bytes_up_total / runs: comparable across seed counts
   /// Runs of the group that did not complete, e.g. "q/run: interrupted at round 3 of 5": their

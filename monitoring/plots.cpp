@@ -306,6 +306,64 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
                 labels, "1:2", round_xtics(max_round));
   }
 
+  // What aggregation loses per round: the aggregation error where every client holds one
+  // product, else the mean drift of the clients that took part (fl/aggregation_error.hpp).
+  {
+    std::string data = "# aggregation error (FedIT-style strategies) or mean client drift (pLoRA, FedSA-LoRA) "
+                       "per round, one block per run\n# columns: round value\n";
+    int max_round = 0, points = 0;
+    for (std::size_t i = 0; i < with_records.size(); ++i) {
+      if (i) data += "\n\n";
+      data += "# " + labels[i] + "\n";
+      std::map<int, std::pair<double, int>> drift;
+      for (const auto& r : with_records[i]->records)
+        if (std::isfinite(r.drift)) {
+          drift[r.round].first += r.drift;
+          ++drift[r.round].second;
+        }
+      for (const auto& s : with_records[i]->rounds) {
+        double v = s.aggregation_error;
+        if (!std::isfinite(v) && drift.count(s.round)) v = drift[s.round].first / drift[s.round].second;
+        if (!std::isfinite(v)) continue;
+        data += std::to_string(s.round) + " " + num(v) + "\n";
+        max_round = std::max(max_round, s.round);
+        ++points;
+      }
+    }
+    if (points > 0) {
+      atomic_write_file(out_dir / "comparison_aggregation_error.dat", data);
+      script.plot("comparison_aggregation_error.png",
+                  "Aggregation error ||mean(B_k A_k) - aggregated||/||mean(B_k A_k)|| (or mean client drift)", "round",
+                  "relative Frobenius error", "comparison_aggregation_error.dat", labels, "1:2", round_xtics(max_round));
+    }
+  }
+
+  // Differential privacy: final accuracy against the ε each run spent, one point per run.
+  {
+    std::map<std::string, std::vector<std::pair<double, double>>> points;
+    for (const RunResults* run : with_records) {
+      if (run->rounds.empty() || !std::isfinite(run->rounds.back().epsilon)) continue;
+      const auto means = mean_accuracy_by_round(*run);
+      if (means.empty()) continue;
+      points[run->info.strategy].emplace_back(run->rounds.back().epsilon, means.rbegin()->second);
+    }
+    if (!points.empty()) {
+      std::string data = "# final mean client accuracy vs the epsilon spent (privacy.delta), one block per strategy\n"
+                         "# columns: epsilon final_mean_accuracy\n";
+      std::vector<std::string> series;
+      for (auto& [strategy, xs] : points) {
+        std::sort(xs.begin(), xs.end());
+        if (!series.empty()) data += "\n\n";
+        data += "# " + strategy + "\n";
+        for (const auto& [eps, acc] : xs) data += num(eps) + " " + num(acc) + "\n";
+        series.push_back(strategy.empty() ? "?" : strategy);
+      }
+      atomic_write_file(out_dir / "accuracy_vs_epsilon.dat", data);
+      script.plot("accuracy_vs_epsilon.png", "Final mean client accuracy vs privacy budget", "epsilon",
+                  "final mean client accuracy", "accuracy_vs_epsilon.dat", series, "1:2", "");
+    }
+  }
+
   // Sweep summaries: numeric keys with at least two values.
   for (const auto& [key, vs] : values) {
     if (is_seed_key(key) || is_strategy_key(key) || vs.size() < 2) continue;

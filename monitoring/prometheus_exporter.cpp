@@ -42,6 +42,9 @@ constexpr const char* round_answered = "fedvlm_round_clients_answered";
 constexpr const char* round_selected = "fedvlm_round_clients_selected";
 constexpr const char* round_failed = "fedvlm_round_clients_failed";
 constexpr const char* round_late = "fedvlm_round_clients_late";
+constexpr const char* round_aggregation_error = "fedvlm_round_aggregation_error";
+constexpr const char* privacy_epsilon = "fedvlm_privacy_epsilon";
+constexpr const char* client_drift = "fedvlm_client_drift";
 constexpr const char* round_accuracy = "fedvlm_round_accuracy";
 constexpr const char* round_sent = "fedvlm_round_sent_bytes";
 constexpr const char* round_received = "fedvlm_round_received_bytes";
@@ -118,6 +121,9 @@ struct PrometheusExporter::Impl {
   Family<Gauge>* round_selected;
   Family<Gauge>* round_failed;
   Family<Gauge>* round_late;
+  Family<Gauge>* round_aggregation_error;
+  Family<Gauge>* privacy_epsilon;
+  Family<Gauge>* client_drift;
   Family<Gauge>* round_accuracy;
   Family<Gauge>* round_sent;
   Family<Gauge>* round_received;
@@ -180,6 +186,14 @@ struct PrometheusExporter::Impl {
     round_failed = gauge(name::round_failed,
                          "Selected clients that sent no update in the last round (failed, dropped out, crashed, timed out).");
     round_late = gauge(name::round_late, "Clients whose update arrived late (simulated stragglers) in the last round.");
+    round_aggregation_error = gauge(
+        name::round_aggregation_error,
+        "||sum_k p_k B_k A_k - aggregated product||_F / ||sum_k p_k B_k A_k||_F of the last round, per adapted "
+        "layer and layer=\"mean\"; NaN where every client keeps its own product (see fedvlm_client_drift).");
+    privacy_epsilon = gauge(name::privacy_epsilon, "Differential privacy: epsilon spent so far at privacy.delta (RDP accountant).");
+    client_drift = gauge(name::client_drift,
+                         "Personalised strategies: ||B'A' - B_k A_k||_F / ||B_k A_k||_F, what the client's update lost "
+                         "to the average in the last round it took part in (mean over layers).");
     round_accuracy = gauge(name::round_accuracy,
                            "Accuracy over clients after the last round; stat = mean|min|max.");
     round_sent = gauge(name::round_sent,
@@ -329,6 +343,7 @@ std::vector<std::string> PrometheusExporter::metric_names() {
       name::round,          name::rounds,           name::clients,
       name::run_active,     name::rounds_completed, name::round_answered,
       name::round_selected, name::round_failed,     name::round_late,
+      name::round_aggregation_error, name::privacy_epsilon, name::client_drift,
       name::round_accuracy, name::round_sent,
       name::round_received, name::round_duration,   name::client_accuracy,
       name::client_precision, name::client_recall,  name::client_f1, name::client_exact_match,
@@ -373,6 +388,7 @@ void PrometheusExporter::client_evaluated(const ClientRoundRecord& r) {
 
   const Labels per_client{{"run", r.run}, {"strategy", r.strategy}, {"client", client}};
   if (r.phase != kPhaseBefore) impl_->client_train_loss->Add(per_client).Set(r.train_loss);
+  if (r.participated) impl_->client_drift->Add(per_client).Set(r.drift);
   auto split = [&](const char* s) {
     Labels l = per_client;
     l.emplace("split", s);
@@ -419,6 +435,16 @@ void PrometheusExporter::round_finished(const RoundSummary& s) {
   impl_->round_selected->Add(labels).Set(s.clients_selected);
   impl_->round_failed->Add(labels).Set(s.clients_failed);
   impl_->round_late->Add(labels).Set(s.clients_late);
+  if (s.round > 0) {
+    auto layer = [&](const std::string& name) {
+      Labels l = labels;
+      l.emplace("layer", name);
+      return l;
+    };
+    impl_->round_aggregation_error->Add(layer("mean")).Set(s.aggregation_error);
+    for (const auto& [name, e] : s.aggregation_error_by_layer) impl_->round_aggregation_error->Add(layer(name)).Set(e);
+    if (std::isfinite(s.epsilon)) impl_->privacy_epsilon->Add(labels).Set(s.epsilon);
+  }
   auto stat = [&](const char* which) {
     Labels l = labels;
     l.emplace("stat", which);

@@ -562,6 +562,23 @@ TEST(ExperimentTomlErrors, ImpossibleValuesNameKeyAndLine) {
   expect_config_error("name = \"a/b\"\n", {"exp.toml:1:", "'name'"});
 }
 
+TEST(ExperimentTomlErrors, FaultCheckpointAndPrivacyKeysAreChecked) {
+  expect_config_error("[faults]\ndropout_probability = 1.5\n", {"exp.toml:2:", "'faults.dropout_probability'", "[0, 1]"});
+  expect_config_error("[faults]\nslow_fraction = 0.5\n", {"exp.toml:2:", "'faults.slow_fraction'", "slow_seconds"});
+  expect_config_error("[faults]\nslow_distribution = \"pareto\"\n", {"exp.toml:2:", "'faults.slow_distribution'", "lognormal"});
+  expect_config_error("[faults]\ncrash_rounds = [2]\n", {"'faults.crash_rounds'", "go together"});
+  expect_config_error("[federation]\nrounds = 3\n[faults]\ncrash_clients = [0]\ncrash_rounds = [4]\n",
+                      {"exp.toml:5:", "'faults.crash_rounds'", "round 4 is not in 1..3"});
+  expect_config_error("[checkpoint]\nkeep = 0\n", {"exp.toml:2:", "'checkpoint.keep'"});
+  expect_config_error("[privacy]\nnoise_multiplier = 1.0\n", {"exp.toml:2:", "'privacy.noise_multiplier'", "clip_norm"});
+  expect_config_error("[privacy]\nclip_norm = 1.0\nnoise_multiplier = 1.0\n",
+                      {"'privacy.mode'", "federation.weighting = \"uniform\""});
+  expect_config_error("[privacy]\nclip_norm = 1.0\n[strategy]\nname = \"local\"\n", {"'privacy.clip_norm'", "shares nothing"});
+  expect_config_error("[privacy]\ntarget_epsilon = 3.0\n", {"exp.toml:2:", "'privacy.target_epsilon'", "noise_multiplier"});
+  expect_config_error("[privacy]\ndelta = 1.0\n", {"exp.toml:2:", "'privacy.delta'"});
+  expect_config_error("[privacy]\nmode = \"global\"\n", {"exp.toml:2:", "'privacy.mode'", "central or local"});
+}
+
 // TOML accepts inf and nan; they slipped through every range check written as `v < lo || v > hi`.
 TEST(ExperimentTomlErrors, NonFiniteNumbersAreRejectedWithKeyAndPosition) {
   expect_config_error("[train]\nlr = inf\n", {"exp.toml:2:1: key 'train.lr': must be a finite number, got inf"});

@@ -2,6 +2,7 @@
 #include "actors/aggregator_actor.hpp"
 #include "actors/run_driver.hpp"
 #include "fl/client_faults.hpp"
+#include "fl/privacy_budget.hpp"
 #include "fl/strategy.hpp"
 #include "model/mobilenet_v3.hpp"
 #include "model/safetensors.hpp"
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -438,6 +440,82 @@ TEST_F(Federation, NonFiniteWeightsAreRefusedNamingFileAndTensor) {
               std::string::npos)
         << msg;
   }
+}
+
+TEST_F(Federation, EveryStrategyReportsWhatAggregationLoses) {
+  const auto flora = run(small_config(StrategyKind::flora));
+  const auto ffa = run(small_config(StrategyKind::ffa_lora));
+  const auto plora = run(small_config(StrategyKind::plora));
+  const auto local = run(small_config(StrategyKind::local));
+  for (int round = 1; round <= 2; ++round) {
+    const auto r = static_cast<std::size_t>(round);
+    // FedIT averages A and B apart: inexact on trained factors; one layer per LoRA target.
+    EXPECT_GT(flora->observer.rounds[r].aggregation_error, 1e-4) << round;
+    EXPECT_EQ(flora->observer.rounds[r].aggregation_error_by_layer.size(), 2u);
+    // FFA-LoRA: one frozen A for all, so averaging B is exact (float32 rounding only).
+    EXPECT_LT(ffa->observer.rounds[r].aggregation_error, 1e-6) << round;
+    // pLoRA: no common product; every participant has a drift instead.
+    EXPECT_TRUE(std::isnan(plora->observer.rounds[r].aggregation_error));
+    for (int k = 0; k < 4; ++k) {
+      EXPECT_GT(plora->observer.at(k, round).drift, 0.0) << k;
+      EXPECT_TRUE(std::isnan(flora->observer.at(k, round).drift));
+      EXPECT_TRUE(std::isnan(local->observer.at(k, round).drift));
+    }
+    EXPECT_TRUE(std::isnan(local->observer.rounds[r].aggregation_error));
+  }
+  EXPECT_TRUE(std::isnan(flora->observer.rounds[0].aggregation_error)); // nothing aggregated before round 1
+}
+
+TEST_F(Federation, CentralDifferentialPrivacyClipsNoisesAndAccounts) {
+  auto c = small_config(StrategyKind::flora);
+  c.federation.weighting = Weighting::uniform;
+  c.federation.rounds = 3;
+  const auto plain = run(c);
+  c.privacy.clip_norm = 0.05;
+  const auto clipped = run(c); // clipping alone: no noise, no epsilon
+  c.privacy.noise_multiplier = 1.0;
+  const auto noisy = run(c);
+  const auto again = run(c);
+  EXPECT_FALSE(same(plain->done.global.at(kB), clipped->done.global.at(kB)));
+  EXPECT_FALSE(same(clipped->done.global.at(kB), noisy->done.global.at(kB)));
+  EXPECT_TRUE(same(noisy->done.global.at(kB), again->done.global.at(kB))); // noise from the seed
+  double previous = 0;
+  for (int round = 1; round <= 3; ++round) {
+    const double eps = noisy->observer.rounds[static_cast<std::size_t>(round)].epsilon;
+    EXPECT_DOUBLE_EQ(eps, epsilon_after_rounds(c.privacy, c.federation, round));
+    EXPECT_GT(eps, previous);
+    previous = eps;
+    EXPECT_TRUE(std::isnan(clipped->observer.rounds[static_cast<std::size_t>(round)].epsilon));
+  }
+  // Each clipped update moved the global by at most C from where the clients started: the
+  // first round's global B is within C of the initial B (zero), without noise.
+  EXPECT_LE(clipped->done.global.at(kB).norm().item<double>(), 3 * 0.05 + 1e-6);
+}
+
+TEST_F(Federation, PrivacyBudgetStopsTheRunBeforeItIsExceeded) {
+  auto c = small_config(StrategyKind::plora);
+  c.federation.weighting = Weighting::uniform;
+  c.federation.rounds = 10;
+  c.privacy.clip_norm = 0.1;
+  c.privacy.noise_multiplier = 1.0;
+  c.privacy.target_epsilon = epsilon_after_rounds(c.privacy, c.federation, 2) + 1e-9; // room for 2 rounds
+  const auto out = run(c);
+  EXPECT_EQ(out->done.rounds_completed, 2);
+  EXPECT_NE(out->done.note.find("stopped after round 2 of 10"), std::string::npos) << out->done.note;
+  EXPECT_LE(out->observer.rounds.back().epsilon, c.privacy.target_epsilon);
+}
+
+TEST_F(Federation, LocalDifferentialPrivacyNoisesEveryUpdate) {
+  auto c = small_config(StrategyKind::plora);
+  c.federation.rounds = 1;
+  c.privacy.clip_norm = 0.1;
+  c.privacy.noise_multiplier = 0.5;
+  c.privacy.mode = PrivacyMode::local;
+  const auto noisy = run(c);
+  c.privacy.noise_multiplier = 0;
+  const auto clipped = run(c);
+  EXPECT_FALSE(same(noisy->done.global.at(kB), clipped->done.global.at(kB)));
+  EXPECT_GT(noisy->observer.rounds[1].epsilon, 0.0);
 }
 
 TEST(SelectClients, AllOrASeededSortedSample) {

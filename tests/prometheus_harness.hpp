@@ -434,6 +434,7 @@ inline void feed_synthetic_run(RunObserver& o, const std::string& run = "t",
     rec.participated = r > 0;
     rec.round_seconds = r == 0 ? 0 : 0.5 + r;
     rec.exact_match = rec.accuracy / 8; // a VQA-style run, so every family has a series
+    rec.drift = r == 0 ? 0 : 0.125 * (c + 1) / r;
     return rec;
   };
   for (int c = 0; c < clients; ++c) o.client_evaluated(record(c, 0));
@@ -461,6 +462,11 @@ inline void feed_synthetic_run(RunObserver& o, const std::string& run = "t",
     s.max_accuracy = 0.5 + 0.125 * (clients - 1) * r / rounds;
     s.mean_accuracy = (s.min_accuracy + s.max_accuracy) / 2;
     s.seconds = 0.5 + r;
+    s.clients_failed = r % 2;
+    s.clients_late = 1;
+    s.aggregation_error = 0.25 / r;
+    s.aggregation_error_by_layer = {{"classifier.0", 0.5 / r}, {"classifier.3", 0.0}};
+    s.epsilon = 0.75 * r; // a DP run too
     o.round_finished(s);
   }
   o.run_finished(run);

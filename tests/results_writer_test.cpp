@@ -63,6 +63,7 @@ protected:
     r.participated = round > 0 && client != 1;
     r.round_seconds = 2.5 * round;
     r.exact_match = 0.125 * client; // finite: Python's json writes NaN as a bare token
+    r.drift = 0.5 + client;
     return r;
   }
 
@@ -78,6 +79,11 @@ protected:
     s.min_accuracy = 0.5 + 0.01 * round;
     s.max_accuracy = 0.7 + 0.01 * round;
     s.seconds = 2.5 * round;
+    s.clients_failed = round % 2;
+    s.clients_late = 1;
+    s.aggregation_error = 0.125 * round;
+    s.aggregation_error_by_layer = {{"classifier.0", 0.25 * round}, {"classifier.3", 0.0}};
+    s.epsilon = 1.5 * round;
     return s;
   }
 
@@ -130,6 +136,7 @@ protected:
     EXPECT_EQ(a.participated, b.participated);
     EXPECT_EQ(a.round_seconds, b.round_seconds);
     EXPECT_EQ(a.exact_match, b.exact_match);
+    EXPECT_EQ(a.drift, b.drift);
   }
 
   fedvlm::testing::TempDir tmp_{"fedvlm-rw"};
@@ -219,15 +226,36 @@ TEST_F(ResultsFiles, FilesHoldOnlyFinishedRoundsAndStatusChanges) {
   }
 }
 
-TEST_F(ResultsFiles, FinishWritesRecordsOfUnfinishedRoundAndFailure) {
+TEST_F(ResultsFiles, FinishKeepsWholeRoundsOnlyAndSaysWhy) {
   ResultsWriter w(dir_, info());
   w.client_evaluated(record(0, 0));
+  w.round_finished(summary(0));
   w.client_evaluated(record(0, 1)); // round 1 never finishes: the run failed in it
   w.finish(kStatusFailed, "client 2: CUDA out of memory");
   const json j = run_json(dir_);
   EXPECT_EQ(j.at("status"), "failed");
   EXPECT_EQ(j.at("message"), "client 2: CUDA out of memory");
-  EXPECT_EQ(lines(dir_ / "metrics.jsonl").size(), 2u);
+  EXPECT_EQ(j.at("last_finished_round"), 0);
+  EXPECT_TRUE(j.at("resume_command").is_null());
+  EXPECT_EQ(lines(dir_ / "metrics.jsonl").size(), 1u); // round 1's lone record is not a result
+
+  w.finish(kStatusInterrupted, "interrupted by SIGINT", "fedvlm-sim resume " + dir_.string());
+  EXPECT_EQ(run_json(dir_).at("status"), "interrupted");
+  EXPECT_EQ(run_json(dir_).at("resume_command"), "fedvlm-sim resume " + dir_.string());
+}
+
+TEST_F(ResultsFiles, RestoreKeepsTheRoundsACheckpointCovers) {
+  ResultsWriter first(dir_, info());
+  feed_all(first); // rounds 0, 1, 2 of three clients
+  const auto records = first.records();
+  std::vector<RoundSummary> rounds = {summary(0), summary(1), summary(2)};
+  ResultsWriter again(dir_, info());
+  again.restore(records, rounds, 1);
+  EXPECT_EQ(lines(dir_ / "metrics.jsonl").size(), 6u);
+  EXPECT_EQ(lines(dir_ / "rounds.jsonl").size(), 2u);
+  EXPECT_EQ(run_json(dir_).at("last_finished_round"), 1);
+  again.restore(records, rounds, -1); // no checkpoint: start again from nothing
+  EXPECT_EQ(lines(dir_ / "metrics.jsonl").size(), 0u);
 }
 
 TEST_F(ResultsFiles, CsvHeaderAndRowExactWithQuoting) {
@@ -251,16 +279,18 @@ TEST_F(ResultsFiles, CsvHeaderAndRowExactWithQuoting) {
   r.participated = true;
   r.round_seconds = 2.25;
   r.exact_match = 0.5;
+  r.drift = 0.25;
   w.client_evaluated(r);
+  w.round_finished(summary(2));
   w.finish(kStatusCompleted);
 
   const auto csv = lines(dir_ / "metrics.csv");
   ASSERT_EQ(csv.size(), 2u);
   EXPECT_EQ(csv[0], "run,strategy,client,round,phase,accuracy,precision,recall,f1,loss,train_loss,"
-                    "test_samples,train_samples,bytes_up,bytes_down,participated,round_seconds,exact_match");
+                    "test_samples,train_samples,bytes_up,bytes_down,participated,round_seconds,exact_match,drift");
   EXPECT_EQ(csv[1], "\"exp/clients=3,strategy=plora,seed=0\",\"odd \"\"name\"\"\",1,2,round,0.8125,"
                     "0.3333333333333333,0.1,0.6666666666666666,1.5,0,40,160,1234567,7654321,true,"
-                    "2.25,0.5");
+                    "2.25,0.5,0.25");
 }
 
 TEST_F(ResultsFiles, NoTemporaryFilesLeft) {
@@ -313,6 +343,11 @@ TEST_F(ResultsFiles, RoundTripThroughLoadResults) {
     EXPECT_EQ(s.min_accuracy, e.min_accuracy);
     EXPECT_EQ(s.max_accuracy, e.max_accuracy);
     EXPECT_EQ(s.seconds, e.seconds);
+    EXPECT_EQ(s.clients_failed, e.clients_failed);
+    EXPECT_EQ(s.clients_late, e.clients_late);
+    EXPECT_EQ(s.aggregation_error, e.aggregation_error);
+    EXPECT_EQ(s.aggregation_error_by_layer, e.aggregation_error_by_layer);
+    EXPECT_EQ(s.epsilon, e.epsilon);
   }
 }
 
@@ -322,6 +357,7 @@ TEST_F(ResultsFiles, NanLossSurvivesAsNan) {
     ClientRoundRecord r = record(0, 1);
     r.loss = std::nan("");
     w.client_evaluated(r);
+    w.round_finished(summary(1));
     w.finish(kStatusCompleted);
   }
   const auto runs = load_results({dir_});
@@ -441,6 +477,7 @@ TEST_F(ResultsFiles, ConcurrentRecordsAllKeptInOrder) {
       for (int round = 0; round <= 20; ++round) w.client_evaluated(record(client, round));
     });
   for (auto& t : threads) t.join();
+  w.round_finished(summary(20));
   w.finish(kStatusCompleted);
   ASSERT_EQ(w.records().size(), 8u * 21u);
   for (std::size_t i = 0; i < w.records().size(); ++i) {
@@ -500,6 +537,7 @@ TEST_F(ResultsFiles, PythonCsvModuleReadsSameValues) {
     r.participated = j.at("participated");
     r.round_seconds = j.at("round_seconds");
     r.exact_match = j.at("exact_match");
+    r.drift = j.at("drift");
     expect_same(r, record(static_cast<int>(i % 3), static_cast<int>(i / 3)));
   }
 }
