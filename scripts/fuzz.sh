@@ -29,7 +29,8 @@ LIBDIR=/usr/lib/x86_64-linux-gnu
 LIBS=(-Wl,--no-as-needed "$LIBDIR/libtorch_cpu.so" "$LIBDIR/libtorch.so" -Wl,--as-needed
       "$LIBDIR/libc10.so" -lz -ljpeg -lpcre2-8 -lpthread)
 # Only the parsers' units and what they call, not the whole library.
-SOURCES=(fl/experiment_toml.cpp model/safetensors.cpp fl/atomic_file.cpp fl/image_dataset.cpp
+SOURCES=(fl/experiment_toml.cpp fl/partition.cpp fl/strategy.cpp model/safetensors.cpp
+         fl/atomic_file.cpp fl/image_dataset.cpp
          fl/vqa_dataset.cpp model/image_processor.cpp model/bart_tokenizer.cpp
          tests/fuzz/fuzz_targets.cpp)
 
@@ -94,17 +95,18 @@ build() {
 
 run_target() {
   local t="$1" seconds="$2"
-  local regress="$ROOT/tests/fuzz/corpus/$t" work="$OUT/corpus/$t"
-  mkdir -p "$regress" "$work" "$OUT/logs"
-  echo "== $t: ${seconds}s, max_len $(max_len "$t"), log $OUT/logs/$t.log" >&2
+  local regress="$ROOT/tests/fuzz/corpus/$t" work="$OUT/corpus/$t" logs="$OUT/logs/$t"
+  mkdir -p "$regress" "$work" "$logs"
+  echo "== $t: ${seconds}s, max_len $(max_len "$t"), log $logs/fuzz-0.log" >&2
   # Corpus dirs: the first receives new coverage (scratch), the rest are read as seeds.
   # -artifact_prefix puts crash-/timeout-/oom- files straight into the committed corpus.
+  # With -jobs=1 libFuzzer runs one child that logs to ./fuzz-0.log, hence the cd.
   local rc=0
-  (cd "$OUT" && "${NICE[@]}" "./${t}_fuzzer" "$work" "$regress" \
+  (cd "$logs" && "${NICE[@]}" "$OUT/${t}_fuzzer" "$work" "$regress" \
       -max_total_time="$seconds" -max_len="$(max_len "$t")" -rss_limit_mb=4096 -timeout=10 \
       -jobs=1 -workers=1 -print_final_stats=1 -artifact_prefix="$regress/" \
-      $(extra_flags "$t") >"$OUT/logs/$t.log" 2>&1) || rc=$?
-  tail -n 20 "$OUT/logs/$t.log" >&2
+      $(extra_flags "$t") >"$logs/driver.log" 2>&1) || rc=$?
+  tail -n 25 "$logs/fuzz-0.log" >&2
   return "$rc"
 }
 

@@ -12,7 +12,10 @@
 #include <zlib.h>
 
 #include <cstdio>
+#include <jpeglib.h>
+
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -57,6 +60,38 @@ std::string gzip(const std::string& bytes) {
 std::string be32(uint32_t v) {
   return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
           static_cast<char>(v)};
+}
+
+// JPEG seeds come from libjpeg's encoder, not the project's write_jpeg: stb_image_write's
+// encoder shifts a negative int (UBSan stops there), and libjpeg is what most real JPEGs
+// come from. `components` 1 = grey, 3 = RGB; progressive adds the multi-scan code paths.
+std::string encode_jpeg(int width, int height, int components, bool progressive) {
+  std::vector<uint8_t> pixels(static_cast<std::size_t>(width * height * components));
+  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 37 % 251);
+  jpeg_compress_struct cinfo{};
+  jpeg_error_mgr jerr{};
+  cinfo.err = jpeg_std_error(&jerr); // errors exit(): acceptable for a seed generator
+  jpeg_create_compress(&cinfo);
+  unsigned char* buf = nullptr;
+  unsigned long len = 0;
+  jpeg_mem_dest(&cinfo, &buf, &len);
+  cinfo.image_width = static_cast<JDIMENSION>(width);
+  cinfo.image_height = static_cast<JDIMENSION>(height);
+  cinfo.input_components = components;
+  cinfo.in_color_space = components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_quality(&cinfo, 75, TRUE);
+  if (progressive) jpeg_simple_progression(&cinfo);
+  jpeg_start_compress(&cinfo, TRUE);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    JSAMPROW row = &pixels[static_cast<std::size_t>(cinfo.next_scanline) * width * components];
+    jpeg_write_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  std::string out(reinterpret_cast<const char*>(buf), len);
+  jpeg_destroy_compress(&cinfo);
+  std::free(buf);
+  return out;
 }
 
 void experiment_toml_seeds() {
@@ -122,17 +157,14 @@ void vqa_metadata_seeds() {
 
 void image_decode_seeds() {
   const at::Tensor rgb = at::arange(4 * 3 * 3, at::kInt).remainder(256).to(at::kByte).reshape({4, 3, 3});
-  const at::Tensor grey = at::arange(8 * 8, at::kInt).mul(4).to(at::kByte).reshape({8, 8, 1});
   const at::Tensor rgba = at::full({2, 2, 4}, 200, at::kByte);
   fedvlm::write_png(scratch(), rgb);
   put("image_decode", "rgb.png", slurp(scratch()));
   fedvlm::write_png(scratch(), rgba);
   put("image_decode", "rgba.png", slurp(scratch()));
-  fedvlm::write_jpeg(scratch(), grey, 90);
-  put("image_decode", "grey.jpg", slurp(scratch()));
-  const at::Tensor rgb8 = at::arange(8 * 8 * 3, at::kInt).mul(5).remainder(256).to(at::kByte).reshape({8, 8, 3});
-  fedvlm::write_jpeg(scratch(), rgb8, 75);
-  const std::string jpeg = slurp(scratch());
+  put("image_decode", "grey.jpg", encode_jpeg(8, 8, 1, false));
+  put("image_decode", "progressive.jpg", encode_jpeg(9, 5, 3, true));
+  const std::string jpeg = encode_jpeg(8, 8, 3, false);
   put("image_decode", "rgb.jpg", jpeg);
   // 1×1 24-bit BMP and 1×1 GIF89a, by hand: stb reads both.
   put("image_decode", "1x1.bmp",
