@@ -32,6 +32,11 @@ constexpr const char* kGpt2Pattern =
 // varied text cannot grow memory without bound (HF uses the same policy).
 constexpr std::size_t kMaxCacheWords = 100000;
 
+// Ids index dense tables (token text, kind), so the largest id sets their size. The largest
+// vocabularies in use have ~262K tokens; 2^21 leaves 8x headroom and caps the tables at
+// ~70 MB, where an id of 2^31 - 1 in a 60-byte file used to ask for 64 GiB.
+constexpr int64_t kMaxTokenId = (int64_t{1} << 21) - 1;
+
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
     out += static_cast<char>(cp);
@@ -278,9 +283,10 @@ struct BartTokenizer::Impl {
   std::shared_ptr<Cache> cache = std::make_shared<Cache>();
 
   void set_token(int64_t id, const std::string& tok, Kind k) {
-    if (id < 0 || id > std::numeric_limits<int32_t>::max()) {
+    if (id < 0 || id > kMaxTokenId) {
       throw std::runtime_error(source + ": token '" + tok + "' has invalid id " +
-                               std::to_string(id));
+                               std::to_string(id) + " (expected 0.." +
+                               std::to_string(kMaxTokenId) + ")");
     }
     const auto uid = static_cast<std::size_t>(id);
     if (uid >= id_to_token.size()) {
