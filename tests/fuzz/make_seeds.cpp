@@ -11,11 +11,11 @@
 #include <ATen/ATen.h>
 #include <zlib.h>
 
-#include <cstdio>
+#include <cstdio> // jpeglib.h needs FILE
 #include <jpeglib.h>
 
-#include <filesystem>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
