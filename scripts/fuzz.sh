@@ -9,9 +9,10 @@
 # Targets: experiment_toml safetensors image_dataset vqa_metadata image_decode bart_tokenizer.
 # New inputs that add coverage go to build-fuzz/corpus/TARGET (scratch, not committed); a
 # crash, timeout or out-of-memory input lands in tests/fuzz/corpus/TARGET as crash-*,
-# timeout-*, oom-* and is then replayed by build/fedvlm_tests --gtest_filter='FuzzCorpus*'.
+# timeout-*, oom-* and is then replayed by build/fedvlm_tests --gtest_filter='FuzzCorpus*';
+# move it to tests/fuzz/pending/TARGET if it would crash or hang that replay until fixed.
 # Needs clang with the libFuzzer runtime (Debian: clang-14 ships libclang_rt.fuzzer). Runs
-# niced and single-process: the machine is shared.
+# niced, one fuzzing process at a time: the machine is shared.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

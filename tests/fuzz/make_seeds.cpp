@@ -1,7 +1,8 @@
 // tests/fuzz/make_seeds.cpp — writes the small valid seed inputs of tests/fuzz/corpus/ with the project's own writers.
 //
-// Usage: make_seeds TESTS_FUZZ_DIR (scripts/fuzz.sh seeds). Deterministic; files are named
-// seed-*, so rerunning replaces them and leaves the crash-/timeout-/oom- regression inputs alone.
+// Usage: make_seeds TESTS_FUZZ_DIR (scripts/fuzz.sh seeds). Deterministic; corpus files are
+// named seed-*, so rerunning replaces them and leaves the crash-/timeout-/oom- regression
+// inputs alone. It also writes the hand-made pending/image_decode/oom-jpeg-65000x65000.
 #include "tests/fuzz/fuzz_targets.hpp"
 
 #include "model/bart_tokenizer.hpp"
@@ -28,13 +29,15 @@ using fedvlm::fuzz::join_two_parts;
 
 fs::path g_dir; // tests/fuzz
 
-void put(const std::string& target, const std::string& name, const std::string& bytes,
-         const char* folder = "corpus") {
-  const fs::path dir = g_dir / folder / target;
-  fs::create_directories(dir);
-  std::ofstream out(dir / ("seed-" + name), std::ios::binary | std::ios::trunc);
+void write_file(const fs::path& file, const std::string& bytes) {
+  fs::create_directories(file.parent_path());
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out) throw std::runtime_error("cannot write " + (dir / name).string());
+  if (!out) throw std::runtime_error("cannot write " + file.string());
+}
+
+void put(const std::string& target, const std::string& name, const std::string& bytes) {
+  write_file(g_dir / "corpus" / target / ("seed-" + name), bytes);
 }
 
 std::string slurp(const fs::path& file) {
@@ -187,7 +190,7 @@ void image_decode_seeds() {
       break;
     }
   }
-  put("image_decode", "jpeg-65000x65000", huge, "pending");
+  write_file(g_dir / "pending" / "image_decode" / "oom-jpeg-65000x65000", huge);
 }
 
 void bart_tokenizer_seeds() {
