@@ -2,6 +2,7 @@
 #include "fl/config_diff.hpp"
 
 #include "fl/run_checkpoint.hpp"
+#include "fl/toml_text_check.hpp"
 
 #include <toml++/toml.h>
 
@@ -36,6 +37,7 @@ void flatten(const toml::table& table, const std::string& prefix, std::map<std::
 } // namespace
 
 std::map<std::string, std::string> config_values(std::string_view text, const std::string& origin) {
+  if (auto bad = non_ascii_outside_strings(text)) throw std::runtime_error(origin + ":" + *bad);
   toml::table table;
   try {
     table = toml::parse(text, origin);

@@ -1,5 +1,6 @@
 // fl/experiment_toml.cpp — the experiment schema: one row per key (type, default, help, setter).
 #include "fl/experiment_toml.hpp"
+#include "fl/toml_text_check.hpp"
 
 #include <toml++/toml.h>
 
@@ -655,6 +656,7 @@ std::string resolved_toml(const ExperimentConfig& c) {
 }
 
 toml::table parse_toml(std::string_view text, const std::string& file) {
+  if (auto bad = non_ascii_outside_strings(text)) throw ConfigError(file + ":" + *bad);
   try {
     return toml::parse(text, file);
   } catch (const toml::parse_error& e) {
@@ -683,6 +685,10 @@ toml::table parse_override(const std::string& text) {
   const std::string key = trim(text.substr(0, eq));
   const std::string value = trim(text.substr(eq + 1));
   if (value.empty()) throw ConfigError(source + ": no value after '=' (an empty string is --set '" + key + "=\"\"')");
+  if (auto bad = non_ascii_outside_strings(key)) throw ConfigError(source + ": the key: " + bad->substr(bad->find(' ') + 1));
+  if (non_ascii_outside_strings(value) && value.find_first_of("\"'[{") != 0)
+    return toml::parse(key + " = " + quote(value), source); // a bare word with accents: a string
+  if (auto bad = non_ascii_outside_strings(value)) throw ConfigError(source + ": the value: " + bad->substr(bad->find(' ') + 1));
   try {
     return toml::parse(key + " = " + value, source);
   } catch (const toml::parse_error& e) {
@@ -753,6 +759,15 @@ ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& sou
       if (ch == '/' || ch == '\\' || static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '_';
     return v;
   };
+
+  // A few hundred bytes of axes can describe 10^8 runs: refuse before building any of them.
+  std::size_t grid = 1;
+  for (const auto& a : axes) {
+    grid *= a.values.size();
+    if (grid > kMaxSweepRuns)
+      a.where.fail("the sweep grid reaches more than " + std::to_string(kMaxSweepRuns) +
+                   " runs at this axis (each axis multiplies the runs); split the study into several files");
+  }
 
   // Walk the grid like an odometer: the last axis varies fastest.
   std::vector<std::size_t> pos(axes.size(), 0);

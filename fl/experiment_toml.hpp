@@ -14,6 +14,9 @@
 
 namespace fedvlm {
 
+/// The most runs one experiment file may expand to (the product of its sweep axes' lengths).
+inline constexpr std::size_t kMaxSweepRuns = 10000;
+
 /// A bad experiment file. what() reads "FILE:LINE:COL: key 'section.key' ...: reason".
 class ConfigError : public std::runtime_error {
 public:

@@ -900,3 +900,30 @@ TEST(ExperimentTomlShipped, EveryExperimentFileParses) {
 
 } // namespace
 } // namespace fedvlm
+
+namespace fedvlm {
+namespace {
+
+// Found by tests/fuzz: toml++ 3.3 reaches undefined behaviour on a non-ASCII character where
+// TOML allows none; the file is refused first, with the position.
+TEST(ExperimentTomlText, NonAsciiOutsideStringsIsRefusedInsideIsKept) {
+  expect_config_error("name = \"q\"\na = \xc3\xa9\n", {"exp.toml:2:5:", "non-ASCII character outside a string"});
+  expect_config_error("[federation]\nrounds\xc2\xa0= 3\n", {"exp.toml:2:7:"});
+  const auto plan = parse("# r\xc3\xa9sum\xc3\xa9 of the study\nname = \"caf\xc3\xa9\"\n[data]\n"
+                          "prompt_prefix = '''\xc3\xa9t\xc3\xa9 \"'''\ndomain_field = \"a\\\"\xc3\xa9\"\n");
+  EXPECT_EQ(plan.runs.at(0).name, "caf\xc3\xa9");
+  EXPECT_EQ(plan.runs.at(0).data.prompt_prefix, "\xc3\xa9t\xc3\xa9 \"");
+  EXPECT_EQ(plan.runs.at(0).data.domain_field, "a\"\xc3\xa9");
+}
+
+TEST(ExperimentTomlText, SweepGridIsCappedBeforeExpanding) {
+  // 10 values on each of 5 axes: 100,000 runs, refused at the axis that crosses the cap.
+  const std::string ten = "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]";
+  const std::string text = "seed = " + ten + "\n[federation]\nrounds = " + ten + "\n[train]\nlocal_epochs = " + ten +
+                           "\nbatch_size = " + ten + "\n[lora]\nrank = " + ten + "\n";
+  expect_config_error(text, {"more than 10000 runs", "split the study"});
+  EXPECT_EQ(parse("seed = " + ten + "\n[federation]\nrounds = " + ten + "\n").runs.size(), 100u);
+}
+
+} // namespace
+} // namespace fedvlm
