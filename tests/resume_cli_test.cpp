@@ -151,6 +151,9 @@ TEST_F(Resume, KillNineInRoundThreeThenResumeGivesIdenticalResults) {
     EXPECT_EQ(read_json(killed / "run.json")["last_finished_round"], 2);
     EXPECT_FALSE(fs::exists(killed / "checkpoints" / "round_000003.ckpt"));
     EXPECT_TRUE(fs::exists(killed / "adapters" / "client_3.safetensors")); // rewritten every round
+    // The log was flushed line by line: round 2's summary is on disk although the process
+    // never got to close the file.
+    EXPECT_NE(read_text_file(killed / "fedvlm.log").find("round 2/4"), std::string::npos);
 
     const fs::path resumed_log = log(killed_name + "_resume");
     ASSERT_EQ(run_to_end({"resume", killed.string(), "--quiet"}, resumed_log), 0) << read_text_file(resumed_log);
@@ -218,6 +221,12 @@ TEST_F(Resume, CtrlCAndSigtermLeaveCompleteFilesAndAResumableRun) {
     const fs::path cmp = log(name + "_compare");
     ASSERT_EQ(run_to_end({"compare", run.string()}, cmp), 0) << read_text_file(cmp);
     EXPECT_NE(read_text_file(cmp).find("incomplete runs"), std::string::npos) << read_text_file(cmp);
+    if (sig == SIGINT && fs::exists("/usr/bin/gnuplot")) {
+      // plot says it too, in the per-run titles (the .gp script is what gnuplot drew).
+      ASSERT_EQ(run_to_end({"plot", run.string(), "--out", (dir_.path() / "plots").string()}, log("plot")), 0)
+          << read_text_file(log("plot"));
+      EXPECT_NE(read_text_file(dir_.path() / "plots" / "plots.gp").find("(interrupted at round"), std::string::npos);
+    }
 
     ASSERT_EQ(run_to_end({"resume", run.string(), "--quiet"}, log(name + "_resume")), 0)
         << read_text_file(log(name + "_resume"));
