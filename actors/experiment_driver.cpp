@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -166,11 +167,22 @@ public:
   DriverOutcome outcome;
 
 private:
+  void record_interrupt(ResultsWriter& writer, const std::string& run_id, const std::filesystem::path& dir,
+                        const std::string& msg, int signal_number);
+
   const DriverOptions& options_;
   std::FILE* out_;
   DatasetCache datasets_;
   std::unique_ptr<PrometheusExporter> exporter_;
 };
+
+void PlanRunner::record_interrupt(ResultsWriter& writer, const std::string& run_id, const std::filesystem::path& dir,
+                                  const std::string& msg, int signal_number) {
+  spdlog::warn("{}: {}; resume with: {}", run_id, msg, resume_command(dir));
+  writer.finish(kStatusInterrupted, msg, resume_command(dir));
+  outcome.interrupted_signal = signal_number;
+  std::fprintf(out_, "\n%s: %s\nresume with: %s\n", run_id.c_str(), msg.c_str(), resume_command(dir).c_str());
+}
 
 bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path& dir, const ResumePoint* resume,
                          bool rethrow) {
@@ -233,13 +245,13 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
     std::fprintf(out_, "\n%s\n%s\n", run_id.c_str(), format_client_table(writer.records()).c_str());
   } catch (const RunInterrupted& e) {
     progress.clear();
-    const auto ck = latest_checkpoint(dir);
-    const std::string msg = std::string(e.what()) + "; the round in flight was abandoned";
-    spdlog::warn("{}: {}; resume with: {}", run_id, msg, resume_command(dir));
-    writer.finish(kStatusInterrupted, msg, resume_command(dir));
-    outcome.interrupted_signal = e.signal_number();
+    record_interrupt(writer, run_id, dir, e.what() + std::string("; the round in flight was abandoned"), e.signal_number());
     stopped = true;
-    std::fprintf(out_, "\n%s: %s\nresume with: %s\n", run_id.c_str(), msg.c_str(), resume_command(dir).c_str());
+  } catch (const Interrupted& e) { // during data loading or pretraining, before any round
+    progress.clear();
+    record_interrupt(writer, run_id, dir, std::string("interrupted by ") + (e.signal_number == SIGTERM ? "SIGTERM" : "SIGINT") +
+                                              " before the first round", e.signal_number);
+    stopped = true;
   } catch (const std::exception& e) {
     progress.clear();
     spdlog::error("{}", e.what());

@@ -2,6 +2,7 @@
 #include "fl/pretrain.hpp"
 
 #include "fl/adapter_optimizer.hpp"
+#include "fl/interrupt.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -63,6 +64,7 @@ PretrainReport pretrain_classifier(ImageClassifier& model, const ImageDataset& d
     int64_t batches = 0;
     // BatchNorm in training mode needs at least two samples: a last batch of one is dropped.
     for (int64_t begin = 0; begin + 1 < n; begin += settings.batch_size) {
+      throw_if_interrupted(); // minutes of pretraining must not outlast a Ctrl-C
       const at::Tensor idx = order.slice(0, begin, std::min(n, begin + settings.batch_size));
       const at::Tensor logits = model.forward(data.images.index_select(0, idx), ctx);
       const at::Tensor loss = at::cross_entropy_loss(logits, data.labels.index_select(0, idx));

@@ -249,6 +249,31 @@ TEST_F(Resume, SecondCtrlCExitsAtOnceWithCompleteFiles) {
   EXPECT_GE(res.last_round(), 1);
 }
 
+TEST_F(Resume, CtrlCDuringPretrainingStopsItPromptly) {
+  // Pretraining long enough that it is surely still running when the signal comes.
+  const fs::path file = experiment("pretraining", "plora", 0.0,
+                                   "[pretrain]\nenabled = true\npublic_samples = 4000\nepochs = 50\ncache_dir = \"" +
+                                       (dir_.path() / "cache").string() + "\"\n");
+  Cli cli({file.string(), "--quiet"}, log("pretraining"));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (read_text_file(log("pretraining")).find("pretraining mobilenet") == std::string::npos &&
+         std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_NE(read_text_file(log("pretraining")).find("pretraining mobilenet"), std::string::npos);
+  const auto sent = std::chrono::steady_clock::now();
+  cli.signal(SIGINT);
+  EXPECT_EQ(cli.wait(), 130) << read_text_file(log("pretraining"));
+  // It stopped at the next batch, not after 50 epochs (a generous bound for a loaded machine).
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count(), 30.0);
+  const auto j = read_json(dir_.path() / "out" / "pretraining" / "run" / "run.json");
+  EXPECT_EQ(j["status"], "interrupted");
+  EXPECT_NE(j["message"].get<std::string>().find("before the first round"), std::string::npos);
+  // No half-trained backbone was cached for the next run to pick up.
+  if (fs::exists(dir_.path() / "cache"))
+    for (const auto& e : fs::directory_iterator(dir_.path() / "cache"))
+      EXPECT_NE(e.path().extension(), ".safetensors") << e.path();
+}
+
 TEST_F(Resume, ChangedConfigurationIsRefusedNamingTheKeysUnlessForced) {
   const fs::path run = dir_.path() / "out" / "changed" / "run";
   {
