@@ -94,6 +94,7 @@ std::string resume_command(const std::filesystem::path& dir) { return "fedvlm-si
 struct ResumePoint {
   RunResults previous;
   RunCheckpoint checkpoint; ///< round 0: no checkpoint, the run starts again from the beginning
+  bool config_changed = false; ///< accepted with --force: config.toml is rewritten
 };
 
 /// Checks that `c` may continue the run in `dir` and loads its newest checkpoint. Throws
@@ -109,6 +110,7 @@ ResumePoint prepare_resume(const ExperimentConfig& c, const std::filesystem::pat
   const auto stored = config_values(text.str(), stored_file.string());
   const auto wanted = config_values(c.resolved_toml, "the resumed configuration");
   const auto diffs = config_differences(stored, wanted);
+  rp.config_changed = !diffs.empty();
   if (!diffs.empty() && !force) {
     std::string list;
     for (const auto& d : diffs) list += "\n  " + d;
@@ -192,7 +194,8 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
   std::filesystem::create_directories(dir);
   outcome.run_dirs.push_back(dir);
   RunLogFile log_file(dir / "fedvlm.log");
-  atomic_write_file(dir / "config.toml", c.resolved_toml);
+  // A resumed run keeps its file (and the run label in its header) unless --force changed it.
+  if (!resume || resume->config_changed) atomic_write_file(dir / "config.toml", c.resolved_toml);
   const uint64_t fingerprint = config_fingerprint(config_values(c.resolved_toml, (dir / "config.toml").string()));
 
   RunInfo info;
