@@ -328,7 +328,7 @@ AggregationMeasure measure_round(const aggregator_state& st) {
     ++i;
   }
   try {
-    return measure_aggregation(strategy_spec(st.cfg.strategy), trained, st.global);
+    return measure_aggregation(spec_in_round(strategy_spec(st.cfg.strategy), st.round), trained, st.global);
   } catch (const std::exception& e) {
     spdlog::warn("{}: round {}: aggregation error not measured: {}", st.cfg.run, st.round, e.what());
     return {};
@@ -350,10 +350,15 @@ void close_training(aggregator_actor_t* self) {
   } else if (spec.share_a || spec.share_b) {
     std::vector<ClientContribution> parts;
     for (const auto& [id, up] : st.updates) parts.push_back({id, up.samples, &up.tensors});
+    TensorMap previous = std::move(st.global);
     st.global = aggregate(std::move(parts), st.cfg.federation.weighting);
     add_central_noise(st);
     st.measure = measure_round(st);
     down.tensors = st.global;
+    // An alternating strategy sends one factor per round; the global keeps the other's last
+    // average too, for adapters/global.safetensors and checkpoints.
+    if (spec.alternating)
+      for (auto& [name, t] : previous) st.global.emplace(name, std::move(t));
     down.bytes = static_cast<int64_t>(tensor_map_bytes(down.tensors));
   }
   evaluate_all(self, std::move(down));

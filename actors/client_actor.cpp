@@ -53,7 +53,7 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
   return {
       [self](train_atom, int round) -> caf::result<ClientUpdate> {
         auto& st = self->state;
-        const StrategySpec& spec = strategy_spec(st.cfg.strategy);
+        const StrategySpec spec = spec_in_round(strategy_spec(st.cfg.strategy), round);
         const ClientRoundFaults faults = draw_client_faults(st.cfg.faults, st.cfg.run_seed, st.cfg.id, round);
         if (faults.crashes)
           throw std::runtime_error("client " + std::to_string(st.cfg.id) + " crashed in round " +
@@ -80,7 +80,7 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
             .then(
                 [self, rp, round, delay_s = faults.delay_seconds, received](TrainDoneMsg& done) mutable {
                   auto& s = self->state;
-                  const StrategySpec& sp = strategy_spec(s.cfg.strategy);
+                  const StrategySpec sp = spec_in_round(strategy_spec(s.cfg.strategy), round);
                   s.adapters = std::move(done.result.adapters);
                   s.optimizer_state = std::move(done.result.optimizer_state);
                   ClientUpdate up;

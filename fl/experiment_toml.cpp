@@ -308,7 +308,7 @@ const std::vector<KeyDef>& schema() {
       real_key("federation.quorum", "fraction of selected clients that must answer before the timeout", M(c.federation.quorum)),
       real_key("federation.round_timeout_s", "seconds a round waits for client updates", M(c.federation.round_timeout_s)),
 
-      enum_key("strategy.name", "plora | flora | ffa_lora | fedsa_lora | local | centralized",
+      enum_key("strategy.name", "plora | flora | ffa_lora | fedsa_lora | rolora | local | centralized",
                [](ExperimentConfig& c, const std::string& s) { c.strategy = strategy_from_string(s); },
                [](const ExperimentConfig& c) { return to_string(c.strategy); }),
       real_key("strategy.mu", "FedProx proximal term weight, usable with any strategy (0 = off)", M(c.train.prox_mu)),

@@ -86,7 +86,8 @@ void fill_clients(RunSetup& setup, const ExperimentConfig& c, const std::vector<
 void fill_bytes(RunSetup& setup, const ExperimentConfig& c) {
   const TensorMap probe = lora_init(setup.targets, c.lora, c.seed); // rank vs dims is checked here
   setup.adapter_bytes = static_cast<int64_t>(tensor_map_bytes(probe));
-  const StrategySpec& sspec = strategy_spec(c.strategy);
+  // An alternating strategy sends B in round 1; its A rounds send the A bytes instead.
+  const StrategySpec sspec = spec_in_round(strategy_spec(c.strategy), 1);
   const int64_t shared = static_cast<int64_t>(tensor_map_bytes(shared_part(sspec, probe)));
   setup.bytes_up_per_client = sspec.centralized ? 0 : shared;
   setup.bytes_down_per_client = shared;
@@ -304,11 +305,13 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
      << " clients per round, " << to_string(c.federation.weighting) << " weighting\n"
      << "  LoRA         r=" << c.lora.rank << " alpha=" << c.lora.alpha << " dropout=" << c.lora.dropout << " on";
   for (const auto& [name, shape] : s.targets) os << " " << name << " (" << shape.out_features << "x" << shape.in_features << ")";
+  const StrategySpec first = spec_in_round(spec, 1);
   os << "\n  travels      " << s.bytes_up_per_client << " B up per client, " << s.bytes_down_per_client
-     << " B down per client, per round (adapter " << s.adapter_bytes << " B):";
+     << " B down per client, per " << (spec.alternating ? "odd round; even rounds send the A factors instead" : "round")
+     << " (adapter " << s.adapter_bytes << " B):";
   for (const auto& [name, shape] : s.targets) {
-    if (spec.share_a) os << " " << name << ".lora_A";
-    if (spec.share_b) os << " " << name << ".lora_B";
+    if (first.share_a) os << " " << name << ".lora_A";
+    if (first.share_b) os << " " << name << ".lora_B";
   }
   if (!spec.share_a && !spec.share_b) os << " nothing";
   os << "\n  clients      id  train  test  " << (c.data.is_vqa() ? "domains" : "labels") << " (count per " << (c.data.is_vqa() ? "domain" : "class") << ")\n";

@@ -12,7 +12,7 @@ namespace fedvlm {
 namespace {
 
 // clang-format off
-const std::array<StrategySpec, 6> kStrategies = {{
+const std::array<StrategySpec, 7> kStrategies = {{
   //  kind                     name          summary                                                          trainA trainB shareA shareB commonA central
   {StrategyKind::plora,       "plora",      "pLoRA (FedVLM): A private per client, B averaged",               true,  true,  false, true,  false,  false},
   {StrategyKind::flora,       "flora",      "FLoRA / FedIT: FedAvg of both A and B",                          true,  true,  true,  true,  true,   false},
@@ -20,6 +20,7 @@ const std::array<StrategySpec, 6> kStrategies = {{
   {StrategyKind::fedsa_lora,  "fedsa_lora", "FedSA-LoRA: A averaged, B private (the mirror of pLoRA)",        true,  true,  true,  false, true,   false},
   {StrategyKind::local,       "local",      "local only: no aggregation",                                      true,  true,  false, false, false,  false},
   {StrategyKind::centralized, "centralized","centralized LoRA on the union of client data",                    true,  true,  true,  true,  true,   true},
+  {StrategyKind::rolora,      "rolora",     "RoLoRA: rounds alternate, B trained and averaged, then A (exact)",  true,  true,  true,  true,  true,   false, true},
 }};
 // clang-format on
 
@@ -29,6 +30,15 @@ const StrategySpec& strategy_spec(StrategyKind kind) {
   for (const auto& s : kStrategies)
     if (s.kind == kind) return s;
   throw std::logic_error("strategy_spec: unknown strategy kind");
+}
+
+StrategySpec spec_in_round(const StrategySpec& spec, int round) {
+  if (!spec.alternating) return spec;
+  StrategySpec s = spec;
+  const bool b_round = round % 2 == 1;
+  s.train_a = s.share_a = !b_round;
+  s.train_b = s.share_b = b_round;
+  return s;
 }
 
 std::vector<std::string> strategy_names() {

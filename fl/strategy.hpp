@@ -8,7 +8,7 @@
 
 namespace fedvlm {
 
-enum class StrategyKind { plora, flora, ffa_lora, fedsa_lora, local, centralized };
+enum class StrategyKind { plora, flora, ffa_lora, fedsa_lora, local, centralized, rolora };
 
 /// The whole behaviour of a strategy as data: every place in the engine asks this, so a new
 /// strategy is one new row in strategy.cpp.
@@ -22,9 +22,18 @@ struct StrategySpec {
   bool share_b;      ///< lora_B travels up, is averaged, and comes back down
   bool common_a_init; ///< every client starts from the same A (a seed shared by all)
   bool centralized;   ///< one trainer on the union of client data; clients only evaluate
+  /// RoLoRA: rounds alternate between the factors — odd rounds train and share only B (A
+  /// frozen), even rounds only A (B frozen) — so every client holds the same frozen factor and
+  /// the average of the other is exact. The flags above describe the union; spec_in_round()
+  /// gives each round's.
+  bool alternating = false;
 };
 
 [[nodiscard]] const StrategySpec& strategy_spec(StrategyKind kind);
+/// What the strategy trains and shares in `round` (>= 1): the spec itself, or for an
+/// alternating strategy its B round (odd: B starts at zero, so training A first would get no
+/// gradient) or A round (even).
+[[nodiscard]] StrategySpec spec_in_round(const StrategySpec& spec, int round);
 /// Throws std::invalid_argument listing the valid names.
 [[nodiscard]] StrategyKind strategy_from_string(const std::string& name);
 [[nodiscard]] std::string to_string(StrategyKind kind);

@@ -518,6 +518,36 @@ TEST_F(Federation, LocalDifferentialPrivacyNoisesEveryUpdate) {
   EXPECT_GT(noisy->observer.rounds[1].epsilon, 0.0);
 }
 
+TEST_F(Federation, RoLoRAAlternatesFactorsAndAveragesExactly) {
+  auto c = small_config(StrategyKind::rolora);
+  c.federation.rounds = 3;
+  std::map<int, RunCheckpoint> states;
+  RunHooks keep;
+  keep.on_round_state = [&](const RunCheckpoint& ck) { states[ck.round] = ck; };
+  const auto out = run(c, keep);
+  ASSERT_EQ(states.size(), 3u);
+  const TensorMap init = initial_adapters(c, out->setup, 0);
+  int64_t a_bytes = 0, b_bytes = 0;
+  for (const auto& [name, t] : init) (name.find("lora_A") != std::string::npos ? a_bytes : b_bytes) += t.numel() * 4;
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(out->observer.at(k, 1).bytes_up, b_bytes) << k; // round 1: B only
+    EXPECT_EQ(out->observer.at(k, 2).bytes_up, a_bytes) << k; // round 2: A only
+    // Round 1 left the common A untouched; round 2 moved it, and every client holds the average.
+    const auto& after1 = states[1].clients[static_cast<std::size_t>(k)].adapters;
+    EXPECT_TRUE(same(after1.at(kA), init.at(kA))) << k;
+    const auto& after2 = states[2].clients[static_cast<std::size_t>(k)].adapters;
+    EXPECT_FALSE(same(after2.at(kA), init.at(kA))) << k;
+    EXPECT_TRUE(same(after2.at(kA), states[2].clients[0].adapters.at(kA))) << k;
+  }
+  EXPECT_TRUE(same_across_clients(out->done, kA));
+  EXPECT_TRUE(same_across_clients(out->done, kB));
+  // The frozen factor is common, so averaging the other is exact (float32 rounding only).
+  for (int round = 1; round <= 3; ++round)
+    EXPECT_LT(out->observer.rounds[static_cast<std::size_t>(round)].aggregation_error, 1e-6) << round;
+  // The global keeps both factors' last averages.
+  EXPECT_TRUE(out->done.global.count(kA) && out->done.global.count(kB));
+}
+
 TEST(SelectClients, AllOrASeededSortedSample) {
   EXPECT_EQ(select_clients(3, 0, 1, 1), (std::vector<int>{0, 1, 2}));
   const auto a = select_clients(40, 10, 7, 3);

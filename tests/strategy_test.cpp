@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -100,7 +102,7 @@ TEST(Strategy, NonAdapterTensorsAreNeitherTrainedNorShared) {
 
 TEST(Strategy, NamesRoundTrip) {
   const std::vector<std::string> expected = {"plora", "flora", "ffa_lora", "fedsa_lora", "local",
-                                             "centralized"};
+                                             "centralized", "rolora"};
   const auto names = fedvlm::strategy_names();
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
             std::set<std::string>(expected.begin(), expected.end()));
@@ -143,3 +145,29 @@ TEST(Strategy, SharedPartKeepsTensorsAndFiltersMultipleLayers) {
 }
 
 } // namespace
+
+TEST(Strategy, RoLoRAAlternatesBThenAAndOthersDoNotAlternate) {
+  const auto& base = fedvlm::strategy_spec(fedvlm::StrategyKind::rolora);
+  EXPECT_TRUE(base.alternating);
+  EXPECT_TRUE(base.common_a_init);
+  for (int round : {1, 3, 5}) {
+    const auto s = fedvlm::spec_in_round(base, round);
+    EXPECT_TRUE(s.train_b && s.share_b) << round;
+    EXPECT_FALSE(s.train_a || s.share_a) << round;
+  }
+  for (int round : {2, 4}) {
+    const auto s = fedvlm::spec_in_round(base, round);
+    EXPECT_TRUE(s.train_a && s.share_a) << round;
+    EXPECT_FALSE(s.train_b || s.share_b) << round;
+  }
+  for (const auto& name : fedvlm::strategy_names()) {
+    const auto k = fedvlm::strategy_from_string(name);
+    if (k == fedvlm::StrategyKind::rolora) continue;
+    const auto& s = fedvlm::strategy_spec(k);
+    const auto r = fedvlm::spec_in_round(s, 2);
+    EXPECT_FALSE(s.alternating) << name;
+    EXPECT_EQ(std::tie(r.train_a, r.train_b, r.share_a, r.share_b), std::tie(s.train_a, s.train_b, s.share_a, s.share_b))
+        << name;
+  }
+}
+
