@@ -112,7 +112,10 @@ void abort_run(aggregator_actor_t* self, caf::error err) {
   auto& st = self->state;
   if (st.over) return;
   st.over = true;
-  spdlog::error("{}: round {}: stopping the run: {}", st.cfg.run, st.round, describe_error(err));
+  if (engine_error_code(err) == static_cast<uint8_t>(EngineErrc::interrupted))
+    spdlog::warn("{}: round {}: stopping the run: {}", st.cfg.run, st.round, describe_error(err));
+  else
+    spdlog::error("{}: round {}: stopping the run: {}", st.cfg.run, st.round, describe_error(err));
   st.done.deliver(std::move(err));
 }
 
@@ -422,6 +425,19 @@ caf::behavior aggregator(aggregator_actor_t* self, AggregatorConfig cfg) {
   st.crashes = st.cfg.resume_from.crashes;
   st.crashes.resize(st.cfg.clients.size(), 0);
   for (const auto& c : st.cfg.clients) self->monitor(c);
+  // A bug that throws here must still answer the driver, which would otherwise wait forever.
+  self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(eptr);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    caf::error err = make_engine_error(EngineErrc::job_failed, "aggregator: " + what);
+    abort_run(self, err);
+    return err;
+  });
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& s = self->state;
     if (s.over) return;
@@ -448,6 +464,12 @@ caf::behavior aggregator(aggregator_actor_t* self, AggregatorConfig cfg) {
         s.updates.clear();
         evaluate_all(self, GlobalDown{});
         return s.done;
+      },
+      // Not an exit message: a killed actor would leave the start request unanswered (CAF 0.17
+      // drops an undelivered promise silently) and the driver waiting forever.
+      [self](interrupt_atom) {
+        abort_run(self, make_engine_error(EngineErrc::interrupted,
+                                          "interrupted in round " + std::to_string(self->state.round)));
       },
   };
 }

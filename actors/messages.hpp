@@ -20,6 +20,8 @@ using train_atom = caf::atom_constant<caf::atom("train")>;
 using eval_atom = caf::atom_constant<caf::atom("eval")>;
 using late_atom = caf::atom_constant<caf::atom("late")>;
 using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
+/// Driver → aggregator: a stop signal arrived; answer the start request with an error now.
+using interrupt_atom = caf::atom_constant<caf::atom("interrupt")>;
 
 /// Aggregator → client: the round's aggregated shared matrices (empty when nothing travels).
 struct GlobalDown {

@@ -64,7 +64,8 @@ std::vector<ClientCheckpoint> starting_states(const ExperimentConfig& c, const R
   return states;
 }
 
-/// Stops the aggregator when a stop signal arrives, so the round in flight is abandoned.
+/// Tells the aggregator when a stop signal arrives, so the round in flight is abandoned and the
+/// start request is answered at once.
 class InterruptWatcher {
 public:
   explicit InterruptWatcher(caf::actor target)
@@ -72,7 +73,7 @@ public:
           std::unique_lock<std::mutex> lock(mutex_);
           while (!done_) {
             if (interrupt_requested()) {
-              caf::anon_send_exit(target, caf::exit_reason::user_shutdown);
+              caf::anon_send(target, interrupt_atom::value);
               return;
             }
             wake_.wait_for(lock, std::chrono::milliseconds(50));
