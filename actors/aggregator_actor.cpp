@@ -92,14 +92,11 @@ bool stops_the_run(const caf::error& err) {
 
 /// Normalised FedAvg weights of this round's updates, in ascending client order (as aggregate()).
 std::vector<double> aggregation_weights(const aggregator_state& st) {
+  int64_t total = 0;
+  for (const auto& [id, up] : st.updates) total += up.samples;
   std::vector<double> w;
-  double total = 0;
-  for (const auto& [id, up] : st.updates) {
-    const double x = st.cfg.federation.weighting == Weighting::uniform ? 1.0 : static_cast<double>(up.samples);
-    w.push_back(x);
-    total += x;
-  }
-  for (double& x : w) x = total > 0 ? x / total : 0.0;
+  for (const auto& [id, up] : st.updates)
+    w.push_back(fedavg_weight(up.samples, total, st.updates.size(), st.cfg.federation.weighting));
   return w;
 }
 
@@ -309,15 +306,13 @@ void evaluate_all(aggregator_actor_t* self, GlobalDown down) {
   }
 }
 
-constexpr uint64_t kPrivacyStream = 6;
-
 /// Central DP: noise of std σ·C/K on the average of the K updates that arrived (each moves the
 /// uniform average by at most C/K, so σ stays the ratio of noise to sensitivity), from the
 /// round's own server-side stream.
 void add_central_noise(aggregator_state& st) {
   const PrivacySettings& p = st.cfg.privacy;
   if (!p.accounted() || p.mode != PrivacyMode::central) return;
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(job_seed(st.cfg.seed, -1, st.round, kPrivacyStream));
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(job_seed(st.cfg.seed, -1, st.round, kPrivacyNoiseStream));
   add_gaussian_noise(st.global, central_noise_stddev(p.noise_multiplier, p.clip_norm, static_cast<int>(st.updates.size())), gen);
 }
 

@@ -32,8 +32,6 @@ struct client_state {
 
 using client_actor_t = caf::stateful_actor<client_state>;
 
-constexpr uint64_t kPrivacyStream = 6;
-
 /// DP-FedAvg on the client: the update (change from what it received) clipped to clip_norm,
 /// and in local mode noised with std σ·C from the client's own privacy stream.
 void privatize_update(const ClientConfig& cfg, int round, const TensorMap& received, TensorMap& update) {
@@ -41,7 +39,7 @@ void privatize_update(const ClientConfig& cfg, int round, const TensorMap& recei
   if (!p.enabled() || update.empty()) return;
   clip_update(update, received, p.clip_norm);
   if (p.mode == PrivacyMode::local && p.noise_multiplier > 0) {
-    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(job_seed(cfg.run_seed, cfg.id, round, kPrivacyStream));
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(job_seed(cfg.run_seed, cfg.id, round, kPrivacyNoiseStream));
     add_gaussian_noise(update, local_noise_stddev(p.noise_multiplier, p.clip_norm), gen);
   }
 }

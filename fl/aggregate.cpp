@@ -9,6 +9,11 @@
 
 namespace fedvlm {
 
+double fedavg_weight(int64_t samples, int64_t total_samples, std::size_t clients, Weighting weighting) {
+  if (weighting == Weighting::uniform) return clients ? 1.0 / static_cast<double>(clients) : 0.0;
+  return total_samples > 0 ? static_cast<double>(samples) / static_cast<double>(total_samples) : 0.0;
+}
+
 TensorMap aggregate(std::vector<ClientContribution> contributions, Weighting weighting) {
   if (contributions.empty()) throw std::invalid_argument("aggregate: no client contributions");
   std::sort(contributions.begin(), contributions.end(),
@@ -37,9 +42,7 @@ TensorMap aggregate(std::vector<ClientContribution> contributions, Weighting wei
                                   std::to_string(c.tensors->size()) + " tensors, client " +
                                   std::to_string(contributions.front().client) + " sent " +
                                   std::to_string(first.size()));
-    const double w = weighting == Weighting::samples
-                         ? static_cast<double>(c.samples) / static_cast<double>(total)
-                         : 1.0 / static_cast<double>(contributions.size());
+    const double w = fedavg_weight(c.samples, total, contributions.size(), weighting);
     for (auto& [name, acc] : sums) {
       auto it = c.tensors->find(name);
       if (it == c.tensors->end())
