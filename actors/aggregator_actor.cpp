@@ -5,11 +5,12 @@
 #include "actors/messages.hpp"
 #include "fl/aggregate.hpp"
 #include "fl/aggregation_error.hpp"
+#include "fl/async_federation.hpp"
 #include "fl/differential_privacy.hpp"
 #include "fl/interrupt.hpp"
 #include "fl/privacy_budget.hpp"
-
-#include <ATen/CPUGeneratorImpl.h>
+#include "fl/random_streams.hpp"
+#include "fl/round_aggregation.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -19,7 +20,9 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <memory>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -29,7 +32,7 @@ std::vector<int> select_clients(int clients, int per_round, uint64_t seed, int r
   std::vector<int> ids(static_cast<std::size_t>(clients));
   std::iota(ids.begin(), ids.end(), 0);
   if (per_round <= 0 || per_round >= clients) return ids;
-  std::mt19937_64 rng(job_seed(seed, -1, round, 2));
+  std::mt19937_64 rng(job_seed(seed, -1, round, Stream::selection));
   for (std::size_t i = ids.size() - 1; i > 0; --i) {
     std::uniform_int_distribution<std::size_t> pick(0, i);
     std::swap(ids[i], ids[pick(rng)]);
@@ -66,9 +69,24 @@ struct aggregator_state {
   std::set<int> failed;
   std::map<int, ClientEval> evals;
   int eval_pending = 0;
-  int64_t bytes_down = 0;
+  RoundAggregate result; ///< the round's aggregation: what each client downloads
   AggregationMeasure measure;
   int snapshots_pending = 0;
+  // -- asynchronous mode -------------------------------------------------------
+  std::unique_ptr<ClientClock> clock;
+  AsyncTimeline timeline;
+  std::vector<int> jobs_started;                   ///< per client
+  std::map<std::pair<int, int>, std::optional<ClientUpdate>> arrived; ///< (client, job) → update, or none (failed)
+  std::map<int, TensorMap> base;                   ///< the global each client's job started from
+  struct Committed {
+    ClientUpdate update;
+    TensorMap base;
+    int staleness = 0;
+  };
+  std::vector<Committed> buffer;
+  std::set<int> idle;                              ///< clients not training (concurrency < clients)
+  int64_t commits = 0;
+  int version = 0; ///< aggregations so far: the global's version
   static inline const char* name = "fedvlm.aggregator";
 };
 
@@ -101,6 +119,8 @@ std::vector<double> aggregation_weights(const aggregator_state& st) {
 }
 
 bool is_central(const aggregator_state& st) { return strategy_spec(st.cfg.strategy).centralized; }
+bool is_async(const aggregator_state& st) { return st.cfg.federation.mode == FederationMode::async; }
+void async_round(aggregator_actor_t* self);
 
 void train_round(aggregator_actor_t* self, int round);
 
@@ -167,7 +187,8 @@ void advance(aggregator_actor_t* self) {
                       " > privacy.target_epsilon = " + std::to_string(st.cfg.privacy.target_epsilon);
     spdlog::warn("{}: {}", st.cfg.run, st.summary.note);
   } else if (st.round < st.cfg.federation.rounds) {
-    train_round(self, st.round + 1);
+    if (is_async(st)) async_round(self);
+    else train_round(self, st.round + 1);
     return;
   }
   st.over = true;
@@ -237,7 +258,7 @@ ClientRoundRecord client_record(const aggregator_state& st, const ClientEval& ev
   r.exact_match = ev.result.exact_match;
   r.test_samples = ev.test_samples;
   r.train_samples = ev.train_samples;
-  r.bytes_down = st.bytes_down;
+  r.bytes_down = st.result.bytes_for(ev.client);
   r.round_seconds = seconds;
   if (auto it = st.updates.find(ev.client); it != st.updates.end()) {
     r.participated = true;
@@ -245,6 +266,16 @@ ClientRoundRecord client_record(const aggregator_state& st, const ClientEval& ev
     r.train_loss = it->second.train_loss;
   }
   if (auto it = st.measure.drift_by_client.find(ev.client); it != st.measure.drift_by_client.end()) r.drift = it->second;
+  if (is_async(st)) {
+    double total = 0;
+    int n = 0;
+    for (const auto& c : st.buffer)
+      if (c.update.client == ev.client) {
+        total += c.staleness;
+        ++n;
+      }
+    if (n > 0) r.staleness = total / n;
+  }
   return r;
 }
 
@@ -266,6 +297,19 @@ void finish_round(aggregator_actor_t* self) {
   sum.aggregation_error = st.measure.error;
   if (st.round > 0) sum.epsilon = epsilon_after_rounds(st.cfg.privacy, st.cfg.federation, st.round);
   sum.aggregation_error_by_layer = st.measure.error_by_layer;
+  if (is_async(st) && st.round > 0) {
+    sum.virtual_seconds = st.timeline.now();
+    double total = 0, most = 0;
+    for (const auto& c : st.buffer) {
+      total += c.staleness;
+      most = std::max<double>(most, c.staleness);
+    }
+    if (!st.buffer.empty()) {
+      sum.mean_staleness = total / static_cast<double>(st.buffer.size());
+      sum.max_staleness = most;
+      sum.clients_selected = sum.clients_answered = static_cast<int>(st.buffer.size());
+    }
+  }
   double acc_sum = 0;
   sum.min_accuracy = 1;
   sum.max_accuracy = 0;
@@ -283,14 +327,17 @@ void finish_round(aggregator_actor_t* self) {
   collect_states(self);
 }
 
-/// Sends `down` to every client for evaluation; finish_round once all have answered or failed.
-void evaluate_all(aggregator_actor_t* self, GlobalDown down) {
+/// Sends every client its download for evaluation; finish_round once all have answered or failed.
+void evaluate_all(aggregator_actor_t* self) {
   auto& st = self->state;
   st.evals.clear();
-  st.bytes_down = down.bytes;
   st.eval_pending = static_cast<int>(st.cfg.clients.size());
   for (std::size_t id = 0; id < st.cfg.clients.size(); ++id) {
-    self->request(st.cfg.clients[id], timeout_of(st.cfg), eval_atom::value, down)
+    GlobalDown down;
+    down.round = st.round;
+    down.tensors = st.result.download_for(static_cast<int>(id));
+    down.bytes = static_cast<int64_t>(tensor_map_bytes(down.tensors));
+    self->request(st.cfg.clients[id], timeout_of(st.cfg), eval_atom::value, std::move(down))
         .then(
             [self](ClientEval& ev) {
               auto& s = self->state;
@@ -306,14 +353,21 @@ void evaluate_all(aggregator_actor_t* self, GlobalDown down) {
   }
 }
 
-/// Central DP: noise of std σ·C/K on the average of the K updates that arrived (each moves the
-/// uniform average by at most C/K, so σ stays the ratio of noise to sensitivity), from the
-/// round's own server-side stream.
-void add_central_noise(aggregator_state& st) {
+/// The aggregation rule of this round. Central DP: noise of std σ·C/K on the average of the K
+/// updates that arrived (each moves the uniform average by at most C/K, so σ stays the ratio of
+/// noise to sensitivity), from the round's own server-side stream.
+RoundRule round_rule(const aggregator_state& st) {
+  RoundRule rule;
+  rule.spec = spec_in_round(strategy_spec(st.cfg.strategy), st.round);
+  rule.weighting = st.cfg.federation.weighting;
+  rule.lora_alpha = st.cfg.lora_alpha;
+  rule.client_ranks = st.cfg.client_ranks;
   const PrivacySettings& p = st.cfg.privacy;
-  if (!p.accounted() || p.mode != PrivacyMode::central) return;
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(job_seed(st.cfg.seed, -1, st.round, kPrivacyNoiseStream));
-  add_gaussian_noise(st.global, central_noise_stddev(p.noise_multiplier, p.clip_norm, static_cast<int>(st.updates.size())), gen);
+  if (p.accounted() && p.mode == PrivacyMode::central) {
+    rule.noise_stddev = central_noise_stddev(p.noise_multiplier, p.clip_norm, static_cast<int>(st.updates.size()));
+    rule.noise_seed = job_seed(st.cfg.seed, -1, st.round, Stream::privacy_noise);
+  }
+  return rule;
 }
 
 /// The aggregation error or each client's drift, with the aggregation's own weights.
@@ -326,7 +380,7 @@ AggregationMeasure measure_round(const aggregator_state& st) {
     ++i;
   }
   try {
-    return measure_aggregation(spec_in_round(strategy_spec(st.cfg.strategy), st.round), trained, st.global);
+    return measure_aggregation(spec_in_round(strategy_spec(st.cfg.strategy), st.round), trained, st.result, st.cfg.lora_alpha);
   } catch (const std::exception& e) {
     spdlog::warn("{}: round {}: aggregation error not measured: {}", st.cfg.run, st.round, e.what());
     return {};
@@ -336,30 +390,21 @@ AggregationMeasure measure_round(const aggregator_state& st) {
 void close_training(aggregator_actor_t* self) {
   auto& st = self->state;
   st.training = false;
-  const StrategySpec& spec = strategy_spec(st.cfg.strategy);
-  GlobalDown down;
-  down.round = st.round;
+  st.result = RoundAggregate{};
   const std::size_t needed = quorum_needed(st.selected.size(), st.cfg.federation.quorum);
   if (st.updates.size() < needed) {
     ++st.summary.rounds_without_quorum;
     spdlog::warn("{}: round {}: {} of {} selected clients answered, quorum is {}: keeping the previous "
                  "global matrices",
                  st.cfg.run, st.round, st.updates.size(), st.selected.size(), needed);
-  } else if (spec.share_a || spec.share_b) {
+  } else {
     std::vector<ClientContribution> parts;
     for (const auto& [id, up] : st.updates) parts.push_back({id, up.samples, &up.tensors});
-    TensorMap previous = std::move(st.global);
-    st.global = aggregate(std::move(parts), st.cfg.federation.weighting);
-    add_central_noise(st);
+    st.result = aggregate_round(round_rule(st), parts, st.global);
+    st.global = st.result.global;
     st.measure = measure_round(st);
-    down.tensors = st.global;
-    // An alternating strategy sends one factor per round; the global keeps the other's last
-    // average too, for adapters/global.safetensors and checkpoints.
-    if (spec.alternating)
-      for (auto& [name, t] : previous) st.global.emplace(name, std::move(t));
-    down.bytes = static_cast<int64_t>(tensor_map_bytes(down.tensors));
   }
-  evaluate_all(self, std::move(down));
+  evaluate_all(self);
 }
 
 void finish_training_if_complete(aggregator_actor_t* self) {
@@ -406,6 +451,138 @@ void train_round(aggregator_actor_t* self, int round) {
               client_failed(self, id, describe_error(err));
             });
   }
+}
+
+// -- asynchronous mode (FedBuff on a virtual clock) ----------------------------------------------
+
+void drain(aggregator_actor_t* self);
+
+/// Starts `client`'s next local training from the latest global, at the virtual clock's now.
+void dispatch(aggregator_actor_t* self, int client) {
+  auto& st = self->state;
+  const auto k = static_cast<std::size_t>(client);
+  const int job = ++st.jobs_started[k];
+  const int version = st.version;
+  st.timeline.start({client, job, version, st.timeline.now() + st.clock->duration(client, job)});
+  st.base[client] = st.global;
+  GlobalDown latest;
+  latest.round = version;
+  latest.tensors = st.global;
+  latest.bytes = static_cast<int64_t>(tensor_map_bytes(latest.tensors));
+  self->request(st.cfg.clients[k], timeout_of(st.cfg), async_train_atom::value, job, std::move(latest))
+      .then(
+          [self, client, job](ClientUpdate& up) {
+            auto& s = self->state;
+            if (s.over) return;
+            if (s.cfg.observer) s.cfg.observer->client_finished_training(s.cfg.run, s.round, client);
+            s.arrived[{client, job}] = std::move(up);
+            drain(self);
+          },
+          [self, client, job](caf::error& err) {
+            auto& s = self->state;
+            if (s.over) return;
+            if (stops_the_run(err)) return abort_run(self, err);
+            spdlog::warn("{}: job {} of client {} failed: {}; it starts again from the latest global", s.cfg.run, job,
+                         client, describe_error(err));
+            s.arrived[{client, job}] = std::nullopt;
+            drain(self);
+          });
+}
+
+/// The client that starts next after a commit: the one that finished when all clients train at
+/// once, otherwise one of the idle clients drawn from the selection stream.
+int next_client(aggregator_state& st, int finished) {
+  st.idle.insert(finished);
+  const int concurrency = st.cfg.federation.clients_per_round;
+  if (concurrency <= 0 || concurrency >= static_cast<int>(st.cfg.clients.size())) {
+    st.idle.erase(finished);
+    return finished;
+  }
+  std::mt19937_64 rng(job_seed(st.cfg.seed, -2, static_cast<int>(st.commits), Stream::selection));
+  auto it = st.idle.begin();
+  std::advance(it, static_cast<long>(rng() % st.idle.size()));
+  const int pick = *it;
+  st.idle.erase(it);
+  return pick;
+}
+
+/// FedBuff's server step over the full buffer; then the round's evaluation, as in sync mode.
+void aggregate_buffer(aggregator_actor_t* self) {
+  auto& st = self->state;
+  st.training = false;
+  std::vector<BufferedUpdate> buffer;
+  st.updates.clear();
+  for (const auto& c : st.buffer) {
+    buffer.push_back({c.update.client, c.update.samples, c.staleness, &c.update.tensors, &c.base});
+    st.updates[c.update.client] = c.update; // the last one per client, for its record
+  }
+  st.global = fedbuff_step(st.global, buffer, st.cfg.federation);
+  ++st.version;
+  st.result = RoundAggregate{};
+  st.result.global = st.result.broadcast = st.global;
+  evaluate_all(self);
+}
+
+/// Commits, in virtual-time order, every finished job whose result has arrived.
+void drain(aggregator_actor_t* self) {
+  auto& st = self->state;
+  while (st.training && !st.over) {
+    const std::optional<AsyncJob> next = st.timeline.next();
+    if (!next) return;
+    auto it = st.arrived.find({next->client, next->job});
+    if (it == st.arrived.end()) return; // the earliest job is still computing: wait for it
+    st.timeline.pop();
+    std::optional<ClientUpdate> update = std::move(it->second);
+    st.arrived.erase(it);
+    ++st.commits;
+    const bool full = update.has_value() &&
+                      static_cast<int>(st.buffer.size()) + 1 >= effective_buffer_size(st.cfg.federation);
+    if (update) {
+      self->send(st.cfg.clients[static_cast<std::size_t>(next->client)], commit_atom::value, next->job);
+      st.buffer.push_back({std::move(*update), std::move(st.base[next->client]), st.version - next->version});
+    }
+    const int starts = next_client(st, next->client);
+    if (full) {
+      // Evaluations are sent before the next job, so the client evaluates its committed state.
+      aggregate_buffer(self);
+      dispatch(self, starts);
+      return;
+    }
+    dispatch(self, starts);
+  }
+}
+
+/// The next asynchronous aggregation: the first starts every client (or clients_per_round).
+void async_round(aggregator_actor_t* self) {
+  auto& st = self->state;
+  if (interrupt_requested())
+    return abort_run(self, make_engine_error(EngineErrc::interrupted, "interrupted before round " + std::to_string(st.round + 1)));
+  if (st.cfg.resume_from.round > 0)
+    return abort_run(self, make_engine_error(EngineErrc::job_failed, "asynchronous runs cannot be resumed from a checkpoint "
+                                                                     "(the jobs in flight are not saved); start it again"));
+  st.round = st.summary.rounds_completed + 1;
+  st.training = true;
+  st.round_started = clock_type::now();
+  st.buffer.clear();
+  st.measure = AggregationMeasure{};
+  if (st.cfg.observer) st.cfg.observer->round_started(st.cfg.run, st.round, st.cfg.federation.rounds);
+  if (!st.clock) {
+    st.clock = std::make_unique<ClientClock>(st.cfg.federation, st.cfg.local_epochs, st.cfg.faults, st.cfg.seed, st.cfg.train_samples);
+    st.jobs_started.assign(st.cfg.clients.size(), 0);
+    st.version = st.summary.rounds_completed;
+    // Version 0 of the shared tensors: what every client starts with (B = 0, or the common A).
+    if (st.global.empty() && !st.states.empty())
+      st.global = tensor_map_clone(shared_part(strategy_spec(st.cfg.strategy), st.states.front().adapters));
+    const int n = static_cast<int>(st.cfg.clients.size());
+    const std::vector<int> first = select_clients(n, st.cfg.federation.clients_per_round, st.cfg.seed, 0);
+    for (int id = 0; id < n; ++id) st.idle.insert(id);
+    for (int id : first) {
+      st.idle.erase(id);
+      dispatch(self, id);
+    }
+    return;
+  }
+  drain(self);
 }
 
 caf::behavior aggregator(aggregator_actor_t* self, AggregatorConfig cfg) {
@@ -457,7 +634,8 @@ caf::behavior aggregator(aggregator_actor_t* self, AggregatorConfig cfg) {
         s.round_started = clock_type::now();
         s.selected.clear();
         s.updates.clear();
-        evaluate_all(self, GlobalDown{});
+        s.result = RoundAggregate{};
+        evaluate_all(self);
         return s.done;
       },
       // Not an exit message: a killed actor would leave the start request unanswered (CAF 0.17

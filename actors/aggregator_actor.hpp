@@ -21,6 +21,12 @@ struct AggregatorConfig {
   StrategyKind strategy = StrategyKind::plora;
   FederationSettings federation;
   PrivacySettings privacy; ///< central noise on the average, ε per round, the budget
+  double lora_alpha = 8.0;        ///< scale α/r of the products the aggregation rules combine
+  std::vector<int> client_ranks;  ///< index = client id: the rank each client's download has
+  /// Asynchronous mode (federation.mode = async): what the virtual clock needs.
+  std::vector<int64_t> train_samples; ///< index = client id
+  int local_epochs = 1;
+  FaultSettings faults;               ///< slow_* add straggler delays on the virtual clock
   uint64_t seed = 0;
   std::vector<caf::actor> clients; ///< index = client id
   caf::actor central_trainer;      ///< centralized strategy only
@@ -42,6 +48,11 @@ struct AggregatorConfig {
   std::function<void(const RunCheckpoint&)> on_round_state;
 };
 
+/// Asynchronous mode: after round 0, clients train continuously (clients_per_round at once, or
+/// all) and every buffer_size committed updates make one FedBuff aggregation, reported as a
+/// round; updates are committed in virtual-time order (fl/async_federation.hpp). A failed job
+/// is dropped and its client starts again from the latest global. Async runs do not resume.
+///
 /// Handles (start_atom) → RunDone after round 0 (evaluation before fine-tuning) and
 /// federation.rounds rounds (or from resume_from.round + 1). A round closes when every selected
 /// client has answered or failed (a request times out after round_timeout_s); with fewer

@@ -5,11 +5,14 @@
 #include "actors/messages.hpp"
 #include "fl/client_faults.hpp"
 #include "fl/differential_privacy.hpp"
+#include "fl/random_streams.hpp"
+#include "fl/round_aggregation.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <stdexcept>
@@ -19,7 +22,6 @@ namespace fedvlm {
 
 namespace {
 
-constexpr uint64_t kTrainStream = 1;
 
 struct client_state {
   ClientConfig cfg;
@@ -27,6 +29,8 @@ struct client_state {
   TensorMap optimizer_state;
   /// Answers a straggler holds back, by the round they belong to.
   std::map<int, std::pair<ClientUpdate, caf::typed_response_promise<ClientUpdate>>> held;
+  /// Asynchronous mode: finished local trainings by job, applied on (commit_atom, job).
+  std::map<int, LocalTrainResult> pending;
   static inline const char* name = "fedvlm.client";
 };
 
@@ -39,9 +43,28 @@ void privatize_update(const ClientConfig& cfg, int round, const TensorMap& recei
   if (!p.enabled() || update.empty()) return;
   clip_update(update, received, p.clip_norm);
   if (p.mode == PrivacyMode::local && p.noise_multiplier > 0) {
-    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(job_seed(cfg.run_seed, cfg.id, round, kPrivacyNoiseStream));
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(job_seed(cfg.run_seed, cfg.id, round, Stream::privacy_noise));
     add_gaussian_noise(update, local_noise_stddev(p.noise_multiplier, p.clip_norm), gen);
   }
+}
+
+/// The scheduler job of one local training from the client's current adapters. `key` is the
+/// round (sync) or the job counter (async) that keys the training stream.
+TrainJobMsg train_job(const ClientConfig& cfg, const StrategySpec& spec, const TensorMap& adapters, TensorMap optimizer_state,
+                      int key) {
+  TrainJobMsg msg;
+  msg.client = cfg.id;
+  msg.round = key;
+  msg.job.adapters = adapters;
+  msg.job.optimizer_state = std::move(optimizer_state);
+  for (const auto& [name, t] : adapters)
+    if (is_trainable(spec, name)) msg.job.trainable.insert(name);
+  msg.job.prox_reference = tensor_map_clone(shared_part(spec, adapters));
+  msg.job.indices = cfg.split.train;
+  msg.job.seed = job_seed(cfg.run_seed, cfg.id, key, Stream::training);
+  msg.job.client = cfg.id; // named by NonFiniteLossError
+  msg.job.round = key;
+  return msg;
 }
 
 caf::behavior client(client_actor_t* self, ClientConfig cfg) {
@@ -60,18 +83,7 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
           return make_engine_error(EngineErrc::simulated_fault,
                                    "client " + std::to_string(st.cfg.id) +
                                        (faults.fails ? " failed (simulated failing client)" : " dropped out (simulated drop-out)"));
-        TrainJobMsg msg;
-        msg.client = st.cfg.id;
-        msg.round = round;
-        msg.job.adapters = st.adapters;
-        msg.job.optimizer_state = std::move(st.optimizer_state);
-        for (const auto& [name, t] : st.adapters)
-          if (is_trainable(spec, name)) msg.job.trainable.insert(name);
-        msg.job.prox_reference = tensor_map_clone(shared_part(spec, st.adapters));
-        msg.job.indices = st.cfg.split.train;
-        msg.job.seed = job_seed(st.cfg.run_seed, st.cfg.id, round, kTrainStream);
-        msg.job.client = st.cfg.id; // named by NonFiniteLossError
-        msg.job.round = round;
+        TrainJobMsg msg = train_job(st.cfg, spec, st.adapters, std::move(st.optimizer_state), round);
         TensorMap received = msg.job.prox_reference; // what the update is measured from (DP clipping)
         auto rp = self->make_response_promise<ClientUpdate>();
         self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
@@ -107,6 +119,39 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
                 [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
       },
+      // Asynchronous mode: train from the latest global; the result waits for its commit, so
+      // an evaluation in between sees the state at the virtual time, not at the wall time.
+      [self](async_train_atom, int job, GlobalDown& latest) -> caf::result<ClientUpdate> {
+        auto& st = self->state;
+        const StrategySpec& spec = strategy_spec(st.cfg.strategy);
+        apply_download(spec, st.adapters, latest.tensors, 0);
+        TrainJobMsg msg = train_job(st.cfg, spec, st.adapters, tensor_map_clone(st.optimizer_state), job);
+        auto rp = self->make_response_promise<ClientUpdate>();
+        self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
+            .then(
+                [self, rp, job](TrainDoneMsg& done) mutable {
+                  auto& s = self->state;
+                  ClientUpdate up;
+                  up.client = s.cfg.id;
+                  up.round = job;
+                  up.samples = done.result.samples;
+                  up.tensors = tensor_map_clone(shared_part(strategy_spec(s.cfg.strategy), done.result.adapters));
+                  up.bytes = static_cast<int64_t>(tensor_map_bytes(up.tensors));
+                  up.train_loss = done.result.mean_loss;
+                  s.pending[job] = std::move(done.result);
+                  rp.deliver(std::move(up));
+                },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [self](commit_atom, int job) {
+        auto& st = self->state;
+        auto it = st.pending.find(job);
+        if (it == st.pending.end()) return;
+        st.adapters = std::move(it->second.adapters);
+        st.optimizer_state = std::move(it->second.optimizer_state);
+        st.pending.erase(it);
+      },
       [self](snapshot_atom) {
         return AdapterSnapshot{self->state.cfg.id, tensor_map_clone(self->state.adapters),
                                tensor_map_clone(self->state.optimizer_state)};
@@ -119,10 +164,9 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
       },
       [self](eval_atom, GlobalDown& down) -> caf::result<ClientEval> {
         auto& st = self->state;
-        for (auto& [name, t] : down.tensors) {
-          auto it = st.adapters.find(name);
-          if (it != st.adapters.end()) it->second = t; // shared: replace; private parts stay
-        }
+        // Shared parts replaced, private ones kept; residuals and stacks merged into lora_delta.
+        apply_download(spec_in_round(strategy_spec(st.cfg.strategy), std::max(down.round, 1)), st.adapters, down.tensors,
+                       job_seed(st.cfg.run_seed, st.cfg.id, down.round, Stream::adapter_init));
         EvalJobMsg msg;
         msg.client = st.cfg.id;
         msg.round = down.round;

@@ -24,7 +24,8 @@ struct ClientConfig {
 };
 
 /// Handles (train_atom, round) → ClientUpdate and (eval_atom, GlobalDown) → ClientEval.
-/// A GlobalDown replaces the shared tensors of the client's adapters; private ones stay.
+/// A GlobalDown is merged by apply_download (fl/round_aggregation.hpp): shared tensors replaced,
+/// private ones kept, residuals and stacked products added to lora_delta.
 /// (snapshot_atom) → AdapterSnapshot returns a copy of its adapters and optimizer state.
 /// Simulated faults: a failing or dropped-out client answers train with an EngineErrc
 /// simulated_fault error; a crashing one throws, so its actor dies as a real one would.

@@ -20,6 +20,11 @@ using train_atom = caf::atom_constant<caf::atom("train")>;
 using eval_atom = caf::atom_constant<caf::atom("eval")>;
 using late_atom = caf::atom_constant<caf::atom("late")>;
 using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
+/// Aggregator → client, asynchronous mode: (async_train_atom, job, GlobalDown latest) starts a
+/// local training from the latest global; its result waits until (commit_atom, job) says the
+/// virtual clock reached its end.
+using async_train_atom = caf::atom_constant<caf::atom("atrain")>;
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
 /// Driver → aggregator: a stop signal arrived; answer the start request with an error now.
 using interrupt_atom = caf::atom_constant<caf::atom("interrupt")>;
 

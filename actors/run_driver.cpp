@@ -7,6 +7,8 @@
 #include "actors/scheduler_actor.hpp"
 #include "fl/interrupt.hpp"
 #include "fl/local_training.hpp"
+#include "fl/random_streams.hpp"
+#include "model/name_affixes.hpp"
 
 #include <caf/all.hpp>
 
@@ -24,7 +26,6 @@ namespace fedvlm {
 
 namespace {
 
-constexpr uint64_t kAdapterInitStream = 3;
 constexpr int kSharedInit = -1;
 
 /// The clients' starting states: fresh adapters, or those of the checkpoint (checked against
@@ -102,8 +103,16 @@ RunInterrupted::RunInterrupted(int signal_number)
       signal_(signal_number) {}
 
 TensorMap initial_adapters(const ExperimentConfig& c, const RunSetup& setup, int client) {
-  const int stream = strategy_spec(c.strategy).common_a_init ? kSharedInit : client;
-  return lora_init(setup.targets, c.lora, job_seed(c.seed, stream, 0, kAdapterInitStream));
+  const bool common = strategy_spec(c.strategy).common_a_init;
+  const int stream = common ? kSharedInit : client;
+  const int64_t rank = client_lora_rank(c, client);
+  LoraSettings drawn = c.lora;
+  // A common A with heterogeneous ranks: one draw at the largest rank, each client its first rows.
+  drawn.rank = common ? max_lora_rank(c) : rank;
+  TensorMap adapters = lora_init(setup.targets, drawn, job_seed(c.seed, stream, 0, Stream::adapter_init));
+  if (drawn.rank != rank)
+    for (auto& [name, t] : adapters) t = (ends_with(name, kLoraA) ? t.narrow(0, 0, rank) : t.narrow(1, 0, rank)).contiguous();
+  return adapters;
 }
 
 RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, const RunSetup& setup,
@@ -156,6 +165,11 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   agg.strategy = c.strategy;
   agg.federation = c.federation;
   agg.privacy = c.privacy;
+  agg.lora_alpha = c.lora.alpha;
+  for (int k = 0; k < c.federation.clients; ++k) agg.client_ranks.push_back(client_lora_rank(c, k));
+  for (const auto& split : setup.splits) agg.train_samples.push_back(static_cast<int64_t>(split.train.size()));
+  agg.local_epochs = c.train.local_epochs;
+  agg.faults = c.faults;
   agg.seed = c.seed;
   agg.observer = &observer;
   agg.resume_from = hooks.resume_from;

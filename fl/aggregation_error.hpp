@@ -1,15 +1,19 @@
 // fl/aggregation_error.hpp — what a round's aggregation loses, for every strategy: error of the shared product, or each client's drift.
 //
-// Averaging factors is inexact (mean(B_k)·mean(A_k) ≠ mean(B_k·A_k)); strategies differ in what
-// the clients end up with. After aggregation client k holds B'_k·A'_k with B'_k = B̄ where B is
-// shared (else its own B_k) and likewise for A. Two cases:
-//  - every client holds the same product P (FLoRA/FedIT; FFA-LoRA, whose A is frozen and common):
-//    the aggregation error ‖Σ p_k B_k A_k − P‖_F / ‖Σ p_k B_k A_k‖_F per adapted layer;
+// Averaging factors is inexact (mean(B_k)·mean(A_k) ≠ mean(B_k·A_k)); rules differ in what the
+// clients end up with. Client k's effective update of a layer after the round is
+// P_k = (α/r'_k) B'_k A'_k + (its lora_delta after − before), where B'_k, A'_k are its factors once
+// its download is applied (fl/round_aggregation.hpp). Two cases:
+//  - shared-product rules (FedIT, FFA-LoRA, RoLoRA, FedEx-LoRA, stacking, FlexLoRA, HetLoRA):
+//    the aggregation error per adapted layer Σ_k p_k ‖W − P_k‖_F / ‖W‖_F with
+//    W = Σ_k p_k (α/r_k) B_k A_k — for the rules that send everyone the same product every term
+//    is the same, ‖W − P‖/‖W‖; FlexLoRA and HetLoRA give each client its own truncation;
 //  - personalised strategies (pLoRA: A private; FedSA-LoRA: B private): each client's drift
 //    ‖B'_k A'_k − B_k A_k‖_F / ‖B_k A_k‖_F, what its own update loses to the average.
 // Weights p_k are the aggregation's. Nothing is measured where nothing is shared.
 #pragma once
 
+#include "fl/round_aggregation.hpp"
 #include "fl/strategy.hpp"
 #include "model/tensor_map.hpp"
 
@@ -35,9 +39,10 @@ struct AggregationMeasure {
   bool measured = false;
 };
 
-/// Measures the round: `global` holds the aggregated shared tensors (as clients receive them).
-/// Throws std::invalid_argument (from fl/lora_aggregation) on inconsistent adapters.
+/// Measures the round from each participant's adapters before aggregation and the round's
+/// result (what each client downloads). Throws std::invalid_argument (from fl/lora_aggregation)
+/// on inconsistent adapters.
 [[nodiscard]] AggregationMeasure measure_aggregation(const StrategySpec& spec, const std::vector<TrainedClient>& clients,
-                                                     const TensorMap& global);
+                                                     const RoundAggregate& result, double lora_alpha);
 
 } // namespace fedvlm

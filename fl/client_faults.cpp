@@ -2,6 +2,7 @@
 #include "fl/client_faults.hpp"
 
 #include "fl/local_training.hpp"
+#include "fl/random_streams.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -11,7 +12,6 @@ namespace fedvlm {
 
 namespace {
 
-constexpr uint64_t kFaultStream = 5;
 
 bool listed(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
@@ -39,7 +39,7 @@ double draw_delay(DelayDistribution distribution, double mean, double sigma, dou
 
 ClientRoundFaults draw_client_faults(const FaultSettings& f, uint64_t run_seed, int client, int round) {
   ClientRoundFaults out;
-  std::mt19937_64 rng(job_seed(run_seed, client, round, kFaultStream));
+  std::mt19937_64 rng(job_seed(run_seed, client, round, Stream::faults));
   // Always draw the same number of values, so one setting never shifts another's stream.
   const double u_drop = uniform01(rng), u_slow = uniform01(rng), u1 = uniform01(rng), u2 = uniform01(rng);
   out.fails = listed(f.failing_clients, client);

@@ -24,8 +24,6 @@
 
 namespace fedvlm {
 
-/// job_seed() purpose of the DP noise streams: per client (local mode) and the server's (central).
-inline constexpr uint64_t kPrivacyNoiseStream = 6;
 
 /// Clips the update `update − reference` to L2 norm ≤ clip_norm and writes `reference + clipped`
 /// back into `update`; returns the norm before clipping. The norm is one global norm over every

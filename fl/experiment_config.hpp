@@ -8,6 +8,8 @@
 #include "fl/strategy.hpp"
 #include "model/lora.hpp"
 
+#include <algorithm>
+
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -55,14 +57,28 @@ struct PretrainSettings {
   std::filesystem::path cache_dir = ".cache"; ///< relative to output_dir unless absolute
 };
 
+/// sync: rounds of selected clients; async: FedBuff on a virtual clock (fl/async_federation.hpp).
+enum class FederationMode { sync, async };
+/// How much a stale update counts in FedBuff: 1/sqrt(1+s), 1, or 1/(1+s)^a.
+enum class StalenessRule { inverse_sqrt, constant, polynomial };
+
 struct FederationSettings {
   int clients = 4;
-  int rounds = 5;
-  int clients_per_round = 0; ///< 0: all clients every round
+  int rounds = 5;            ///< sync: rounds; async: server aggregations (model versions)
+  int clients_per_round = 0; ///< sync: clients sampled per round; async: clients training at once (0: all)
   Weighting weighting = Weighting::samples;
   double quorum = 1.0;          ///< fraction of selected clients needed when the timeout hits
   double round_timeout_s = 3600;
+  // -- asynchronous mode ------------------------------------------------------
+  FederationMode mode = FederationMode::sync;
+  int buffer_size = 0;          ///< updates per aggregation (0: half the clients, at least 1)
+  StalenessRule staleness = StalenessRule::inverse_sqrt;
+  double staleness_exponent = 0.5; ///< polynomial: weight 1/(1+s)^a
+  double server_lr = 1.0;       ///< FedBuff's server learning rate on the buffered mean update
+  double client_seconds = 1.0;  ///< virtual seconds of one local epoch on a client of mean data size
+  double speed_sigma = 0.0;     ///< clients' lasting speed factors: lognormal, mean 1, this log-space std (0: equal)
 };
+
 
 struct TrainSettings {
   int local_epochs = 1;
@@ -127,6 +143,12 @@ struct CheckpointSettings {
 
 [[nodiscard]] inline bool is_florence2(const std::string& arch) { return arch.rfind("florence2_", 0) == 0; }
 
+struct ExperimentConfig;
+/// The LoRA rank of `client` (-1: the centralized trainer, lora.rank).
+[[nodiscard]] int client_lora_rank(const ExperimentConfig& c, int client);
+/// The largest rank any client has.
+[[nodiscard]] int max_lora_rank(const ExperimentConfig& c);
+
 struct ExperimentConfig {
   std::string name = "experiment";
   std::filesystem::path source_file;
@@ -143,6 +165,8 @@ struct ExperimentConfig {
   StrategyKind strategy = StrategyKind::plora;
   LoraSettings lora;
   std::vector<std::string> lora_targets = {"classifier.0", "classifier.3"};
+  /// Heterogeneous ranks: client k's rank is lora_client_ranks[k % size]; empty: lora.rank for all.
+  std::vector<int> lora_client_ranks;
   TrainSettings train;
   SchedulerSettings scheduler;
   MonitoringSettings monitoring;
@@ -161,6 +185,22 @@ struct ExperimentConfig {
 [[nodiscard]] std::string to_string(OptimizerKind kind);
 [[nodiscard]] std::string to_string(Weighting weighting);
 [[nodiscard]] std::string to_string(DelayDistribution distribution);
+[[nodiscard]] std::string to_string(FederationMode mode);
+[[nodiscard]] std::string to_string(StalenessRule rule);
 [[nodiscard]] std::string to_string(PrivacyMode mode);
+
+inline int client_lora_rank(const ExperimentConfig& c, int client) {
+  if (client < 0 || c.lora_client_ranks.empty()) return static_cast<int>(c.lora.rank);
+  return c.lora_client_ranks[static_cast<std::size_t>(client) % c.lora_client_ranks.size()];
+}
+
+inline int max_lora_rank(const ExperimentConfig& c) {
+  int r = static_cast<int>(c.lora.rank);
+  if (!c.lora_client_ranks.empty()) {
+    r = 0;
+    for (int k : c.lora_client_ranks) r = std::max(r, k);
+  }
+  return r;
+}
 
 } // namespace fedvlm

@@ -19,6 +19,15 @@ namespace fedvlm {
 
 std::string to_string(OptimizerKind kind) { return kind == OptimizerKind::sgd ? "sgd" : "adamw"; }
 std::string to_string(Weighting w) { return w == Weighting::samples ? "samples" : "uniform"; }
+std::string to_string(FederationMode m) { return m == FederationMode::sync ? "sync" : "async"; }
+std::string to_string(StalenessRule r) {
+  switch (r) {
+  case StalenessRule::inverse_sqrt: return "inverse_sqrt";
+  case StalenessRule::constant: return "constant";
+  case StalenessRule::polynomial: return "polynomial";
+  }
+  return "?";
+}
 std::string to_string(PrivacyMode m) { return m == PrivacyMode::central ? "central" : "local"; }
 std::string to_string(DelayDistribution d) {
   switch (d) {
@@ -307,8 +316,31 @@ const std::vector<KeyDef>& schema() {
                [](const ExperimentConfig& c) { return to_string(c.federation.weighting); }),
       real_key("federation.quorum", "fraction of selected clients that must answer before the timeout", M(c.federation.quorum)),
       real_key("federation.round_timeout_s", "seconds a round waits for client updates", M(c.federation.round_timeout_s)),
+      enum_key("federation.mode", "sync (rounds) | async (FedBuff: buffered asynchronous aggregation on a virtual clock)",
+               [](ExperimentConfig& c, const std::string& s) {
+                 if (s == "sync") c.federation.mode = FederationMode::sync;
+                 else if (s == "async") c.federation.mode = FederationMode::async;
+                 else throw std::invalid_argument("unknown mode '" + s + "' (expected sync or async)");
+               },
+               [](const ExperimentConfig& c) { return to_string(c.federation.mode); }),
+      int_key("federation.buffer_size", "async: updates per server aggregation (0 = half the clients, at least 1)",
+              M(c.federation.buffer_size)),
+      enum_key("federation.staleness", "async: weight of an update s versions old: inverse_sqrt 1/sqrt(1+s) | constant | polynomial 1/(1+s)^a",
+               [](ExperimentConfig& c, const std::string& s) {
+                 if (s == "inverse_sqrt") c.federation.staleness = StalenessRule::inverse_sqrt;
+                 else if (s == "constant") c.federation.staleness = StalenessRule::constant;
+                 else if (s == "polynomial") c.federation.staleness = StalenessRule::polynomial;
+                 else throw std::invalid_argument("unknown staleness rule '" + s + "' (expected inverse_sqrt, constant or polynomial)");
+               },
+               [](const ExperimentConfig& c) { return to_string(c.federation.staleness); }),
+      real_key("federation.staleness_exponent", "async, polynomial staleness: the exponent a", M(c.federation.staleness_exponent)),
+      real_key("federation.server_lr", "async: server learning rate on the buffered mean update", M(c.federation.server_lr)),
+      real_key("federation.client_seconds", "async: virtual seconds of one local epoch on a client of mean data size",
+               M(c.federation.client_seconds)),
+      real_key("federation.speed_sigma", "async: clients' lasting speed factors, lognormal with mean 1 and this log-space std (0 = equal)",
+               M(c.federation.speed_sigma)),
 
-      enum_key("strategy.name", "plora | flora | ffa_lora | fedsa_lora | rolora | local | centralized",
+      enum_key("strategy.name", "plora | flora | ffa_lora | fedsa_lora | rolora | fedex_lora | stacking | flexlora | hetlora | local | centralized",
                [](ExperimentConfig& c, const std::string& s) { c.strategy = strategy_from_string(s); },
                [](const ExperimentConfig& c) { return to_string(c.strategy); }),
       real_key("strategy.mu", "FedProx proximal term weight, usable with any strategy (0 = off)", M(c.train.prox_mu)),
@@ -319,6 +351,10 @@ const std::vector<KeyDef>& schema() {
       {"lora.targets", Kind::string_list, "module names to adapt, e.g. [\"classifier.0\", \"classifier.3\"]",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.lora_targets = read_strings(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.lora_targets); }},
+      {"lora.client_ranks", Kind::int_list,
+       "heterogeneous ranks: client k gets client_ranks[k % n] (stacking, flexlora, hetlora, local); replaces rank",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.lora_client_ranks = read_ints(n, w); },
+       [](const ExperimentConfig& c) { return fmt_list(c.lora_client_ranks); }},
 
       int_key("train.local_epochs", "local epochs per round", M(c.train.local_epochs)),
       int_key("train.batch_size", "local batch size", M(c.train.batch_size)),
@@ -574,6 +610,12 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   if (c.partition.scheme == PartitionScheme::by_label_group && c.partition.label_groups.empty())
     fail("partition.label_groups", "by_label_group needs at least one group, e.g. [[0, 1], [2, 3]]");
   if (c.lora.rank < 1) fail("lora.rank", "must be >= 1");
+  for (int r : c.lora_client_ranks)
+    if (r < 1) fail("lora.client_ranks", "every rank must be >= 1 (got " + std::to_string(r) + ")");
+  if (!c.lora_client_ranks.empty() && !supports_client_ranks(strategy_spec(c.strategy)))
+    fail("lora.client_ranks", "strategy '" + to_string(c.strategy) +
+                                  "' adds factors of every client, which needs one rank for all; strategies that "
+                                  "accept heterogeneous ranks: stacking, flexlora, hetlora, local");
   positive("lora.alpha", c.lora.alpha);
   if (c.lora.dropout < 0 || c.lora.dropout >= 1) fail("lora.dropout", "must be in [0, 1)");
   if (c.lora_targets.empty()) fail("lora.targets", "needs at least one module name");
@@ -629,10 +671,34 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     if (spec.centralized || (!spec.share_a && !spec.share_b))
       fail("privacy.clip_norm", "differential privacy protects what clients share; strategy '" + to_string(c.strategy) +
                                     "' shares nothing with a server");
+    if (spec.rule != AggregationRule::average)
+      fail("privacy.clip_norm", "differential privacy is calibrated to an average of the shared tensors; strategy '" +
+                                    to_string(c.strategy) + "' aggregates by another rule (use flora, ffa_lora, plora, "
+                                    "fedsa_lora or rolora)");
     if (c.privacy.mode == PrivacyMode::central && c.privacy.noise_multiplier > 0 &&
         c.federation.weighting != Weighting::uniform)
       fail("privacy.mode", "central noise is calibrated to an average with weights 1/K: set federation.weighting = "
                            "\"uniform\" (sample weights change each client's influence and the accounting)");
+  }
+  if (c.federation.mode == FederationMode::async) {
+    const StrategySpec& spec = strategy_spec(c.strategy);
+    if (spec.centralized || (!spec.share_a && !spec.share_b) || spec.rule != AggregationRule::average || spec.alternating)
+      fail("federation.mode", "async (FedBuff) averages buffered updates of the shared tensors; strategy '" +
+                                  to_string(c.strategy) + "' has no such average (use plora, flora, ffa_lora or fedsa_lora)");
+    if (c.federation.buffer_size < 0 || c.federation.buffer_size > c.federation.clients)
+      fail("federation.buffer_size", "must be between 0 (half the clients) and federation.clients (" +
+                                         std::to_string(c.federation.clients) + ")");
+    positive("federation.server_lr", c.federation.server_lr);
+    positive("federation.client_seconds", c.federation.client_seconds);
+    if (c.federation.staleness_exponent < 0) fail("federation.staleness_exponent", "must be >= 0");
+    if (c.federation.speed_sigma < 0 || c.federation.speed_sigma > 10) fail("federation.speed_sigma", "must be in [0, 10]");
+    if (c.privacy.enabled())
+      fail("privacy.clip_norm", "the privacy accountant assumes synchronous rounds with sampled clients; it is not "
+                                "available with federation.mode = \"async\"");
+    if (!c.faults.failing_clients.empty() || c.faults.dropout_probability > 0 || !c.faults.crash_clients.empty())
+      fail("federation.mode", "async runs model slow clients (faults.slow_*, federation.speed_sigma) but not failing, "
+                              "dropping out or crashing ones");
+    if (c.federation.quorum != 1.0) fail("federation.quorum", "has no meaning in async mode (no rounds wait for clients)");
   }
   if (c.checkpoint.keep < 1) fail("checkpoint.keep", "must be >= 1");
   c.partition.clients = c.federation.clients;

@@ -27,19 +27,6 @@ NonFiniteLossError::NonFiniteLossError(int client, int round, int64_t step, int6
     : std::runtime_error(non_finite_loss_message(client, round, step, steps, loss)),
       client_(client), round_(round), step_(step), loss_(loss) {}
 
-uint64_t job_seed(uint64_t run_seed, int client, int round, uint64_t purpose) {
-  auto mix = [](uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-  };
-  uint64_t h = mix(run_seed);
-  h = mix(h ^ static_cast<uint64_t>(client + 1));
-  h = mix(h ^ (static_cast<uint64_t>(round) << 20));
-  return mix(h ^ (purpose << 40));
-}
-
 LocalTrainResult train_local(const FrozenBase& base, LocalTrainJob job, const TrainSettings& settings,
                              const LoraSettings& lora) {
   return train_adapters(

@@ -82,8 +82,5 @@ using BatchLoss = std::function<at::Tensor(const at::Tensor& indices, const Forw
                                         const std::vector<int64_t>& indices,
                                         const LoraSettings& lora, int64_t batch_size);
 
-/// A seed for one client's job in one round, mixing the run seed (splitmix64), so every
-/// client has its own reproducible random stream whatever order the actors run in.
-[[nodiscard]] uint64_t job_seed(uint64_t run_seed, int client, int round, uint64_t purpose);
 
 } // namespace fedvlm

@@ -195,19 +195,40 @@ LoraPair aggregate_stack(const std::vector<LoraFactors>& factors) {
   return {owned(at::cat(as, 0), c.a_type), owned(at::cat(bs, 1), c.b_type)};
 }
 
+namespace {
+
+std::vector<LoraRecipient> recipients_of(const std::vector<LoraFactors>& factors, const std::vector<int>& target_ranks,
+                                         const std::string& rule) {
+  check_target_count(factors, target_ranks, rule);
+  std::vector<LoraRecipient> out;
+  for (size_t i = 0; i < factors.size(); ++i) out.push_back({factors[i].client, target_ranks[i]});
+  return out;
+}
+
+} // namespace
+
 std::vector<ClientLora> aggregate_flexlora(const std::vector<LoraFactors>& factors,
                                            const std::vector<int>& target_ranks) {
+  return aggregate_flexlora_for(factors, recipients_of(factors, target_ranks, "flexlora"));
+}
+
+std::vector<ClientLora> aggregate_hetlora(const std::vector<LoraFactors>& factors,
+                                          const std::vector<int>& target_ranks) {
+  return aggregate_hetlora_for(factors, recipients_of(factors, target_ranks, "hetlora"));
+}
+
+std::vector<ClientLora> aggregate_flexlora_for(const std::vector<LoraFactors>& factors,
+                                               const std::vector<LoraRecipient>& recipients) {
   const Checked c = check_factors(factors, "flexlora", /*equal_ranks=*/false);
-  check_target_count(factors, target_ranks, "flexlora");
   const int64_t limit = std::min({c.out, c.in, c.sum_rank});
   int64_t top = 0;
-  for (size_t i = 0; i < factors.size(); ++i) {
-    const int r = target_ranks[i];
+  for (const LoraRecipient& to : recipients) {
+    const int r = to.rank;
     if (r < 1)
-      throw std::invalid_argument("flexlora: " + client_name(factors[i].client) + "'s target rank is " +
+      throw std::invalid_argument("flexlora: " + client_name(to.client) + "'s target rank is " +
                                   std::to_string(r) + "; expected >= 1");
     if (r > limit)
-      throw std::invalid_argument("flexlora: " + client_name(factors[i].client) + "'s target rank " +
+      throw std::invalid_argument("flexlora: " + client_name(to.client) + "'s target rank " +
                                   std::to_string(r) + " exceeds min(out " + std::to_string(c.out) + ", in " +
                                   std::to_string(c.in) + ", stacked rank " + std::to_string(c.sum_rank) +
                                   ") = " + std::to_string(limit) +
@@ -227,27 +248,26 @@ std::vector<ClientLora> aggregate_flexlora(const std::vector<LoraFactors>& facto
   const at::Tensor root = s.slice(0, 0, top).sqrt();
 
   std::vector<ClientLora> out;
-  for (size_t i = 0; i < factors.size(); ++i) {
-    const int64_t r = target_ranks[i];
+  for (const LoraRecipient& to : recipients) {
+    const int64_t r = to.rank;
     const at::Tensor root_r = root.slice(0, 0, r);
-    out.push_back({factors[i].client,
+    out.push_back({to.client,
                    owned(root_r.unsqueeze(1) * vh.slice(0, 0, r), c.a_type),
                    owned(u.slice(1, 0, r) * root_r.unsqueeze(0), c.b_type)});
   }
   return out;
 }
 
-std::vector<ClientLora> aggregate_hetlora(const std::vector<LoraFactors>& factors,
-                                          const std::vector<int>& target_ranks) {
+std::vector<ClientLora> aggregate_hetlora_for(const std::vector<LoraFactors>& factors,
+                                              const std::vector<LoraRecipient>& recipients) {
   const Checked c = check_factors(factors, "hetlora", /*equal_ranks=*/false);
-  check_target_count(factors, target_ranks, "hetlora");
-  for (size_t i = 0; i < factors.size(); ++i) {
-    const int r = target_ranks[i];
+  for (const LoraRecipient& to : recipients) {
+    const int r = to.rank;
     if (r < 1)
-      throw std::invalid_argument("hetlora: " + client_name(factors[i].client) + "'s target rank is " +
+      throw std::invalid_argument("hetlora: " + client_name(to.client) + "'s target rank is " +
                                   std::to_string(r) + "; expected >= 1");
     if (r > c.max_rank)
-      throw std::invalid_argument("hetlora: " + client_name(factors[i].client) + "'s target rank " +
+      throw std::invalid_argument("hetlora: " + client_name(to.client) + "'s target rank " +
                                   std::to_string(r) + " exceeds the largest client rank " +
                                   std::to_string(c.max_rank) +
                                   " (the padded rank); HetLoRA truncates on the way down, it cannot grow a rank");
@@ -261,9 +281,9 @@ std::vector<ClientLora> aggregate_hetlora(const std::vector<LoraFactors>& factor
     b.slice(1, 0, r).add_(f64(f->B), f->weight);
   }
   std::vector<ClientLora> out;
-  for (size_t i = 0; i < factors.size(); ++i) {
-    const int64_t r = target_ranks[i];
-    out.push_back({factors[i].client, owned(a.slice(0, 0, r), c.a_type), owned(b.slice(1, 0, r), c.b_type)});
+  for (const LoraRecipient& to : recipients) {
+    const int64_t r = to.rank;
+    out.push_back({to.client, owned(a.slice(0, 0, r), c.a_type), owned(b.slice(1, 0, r), c.b_type)});
   }
   return out;
 }

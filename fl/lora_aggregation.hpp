@@ -115,6 +115,20 @@ struct ClientLora {
 [[nodiscard]] std::vector<ClientLora> aggregate_hetlora(const std::vector<LoraFactors>& factors,
                                                         const std::vector<int>& target_ranks);
 
+/// Who receives a per-client rule's factors, at which rank: every client of the federation,
+/// also those whose update did not arrive this round.
+struct LoraRecipient {
+  int client = 0;
+  int rank = 0;
+};
+
+/// aggregate_flexlora / aggregate_hetlora for an explicit list of recipients (result[i] for
+/// recipients[i]), which need not be the clients that sent factors. Same checks per recipient.
+[[nodiscard]] std::vector<ClientLora> aggregate_flexlora_for(const std::vector<LoraFactors>& factors,
+                                                             const std::vector<LoraRecipient>& recipients);
+[[nodiscard]] std::vector<ClientLora> aggregate_hetlora_for(const std::vector<LoraFactors>& factors,
+                                                            const std::vector<LoraRecipient>& recipients);
+
 // -- errors as metrics ---------------------------------------------------------------------------
 
 /// ‖Σ p_k B_k A_k − P‖_F / ‖Σ p_k B_k A_k‖_F, in float64, for an aggregated product P (out × in,

@@ -130,6 +130,7 @@ ClientRoundRecord parse_record(const json& j, const Origin& at) {
   r.exact_match = j.contains("exact_match") ? get_double(j, "exact_match", at)
                                             : std::numeric_limits<double>::quiet_NaN();
   r.drift = j.contains("drift") ? get_double(j, "drift", at) : std::numeric_limits<double>::quiet_NaN();
+  r.staleness = j.contains("staleness") ? get_double(j, "staleness", at) : std::numeric_limits<double>::quiet_NaN();
   return r;
 }
 
@@ -152,6 +153,9 @@ RoundSummary parse_summary(const json& j, const Origin& at) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   s.aggregation_error = j.contains("aggregation_error") ? get_double(j, "aggregation_error", at) : nan;
   s.epsilon = j.contains("epsilon") ? get_double(j, "epsilon", at) : nan;
+  s.virtual_seconds = j.contains("virtual_seconds") ? get_double(j, "virtual_seconds", at) : nan;
+  s.mean_staleness = j.contains("mean_staleness") ? get_double(j, "mean_staleness", at) : nan;
+  s.max_staleness = j.contains("max_staleness") ? get_double(j, "max_staleness", at) : nan;
   if (j.contains("aggregation_error_by_layer")) {
     const json& layers = j.at("aggregation_error_by_layer");
     if (!layers.is_object()) fail(at, "field \"aggregation_error_by_layer\" must be an object, got " + layers.dump());

@@ -51,7 +51,8 @@ json record_json(const ClientRoundRecord& r) {
               {"participated", r.participated},
               {"round_seconds", r.round_seconds},
               {"exact_match", r.exact_match},
-              {"drift", r.drift}};
+              {"drift", r.drift},
+              {"staleness", r.staleness}};
 }
 
 json summary_json(const RoundSummary& s) {
@@ -69,7 +70,10 @@ json summary_json(const RoundSummary& s) {
               {"seconds", s.seconds},
               {"aggregation_error", s.aggregation_error},
               {"aggregation_error_by_layer", s.aggregation_error_by_layer},
-              {"epsilon", s.epsilon}};
+              {"epsilon", s.epsilon},
+              {"virtual_seconds", s.virtual_seconds},
+              {"mean_staleness", s.mean_staleness},
+              {"max_staleness", s.max_staleness}};
 }
 
 // Shortest text that parses back to the same double: CSV readers then get exactly what the
@@ -116,6 +120,7 @@ std::string csv_row(const ClientRoundRecord& r) {
   add(number_text(r.round_seconds));
   add(number_text(r.exact_match));
   add(number_text(r.drift));
+  add(number_text(r.staleness));
   return line;
 }
 
@@ -145,7 +150,7 @@ const std::vector<std::string>& client_record_fields() {
       "run",          "strategy",      "client",   "round",      "phase",        "accuracy",
       "precision",    "recall",        "f1",       "loss",       "train_loss",   "test_samples",
       "train_samples", "bytes_up",     "bytes_down", "participated", "round_seconds", "exact_match",
-      "drift"};
+      "drift",        "staleness"};
   return fields;
 }
 

@@ -36,6 +36,9 @@ struct ClientRoundRecord {
   /// client's update lost to the average this round, mean over adapted layers
   /// (fl/aggregation_error.hpp); NaN where it does not apply.
   double drift = std::numeric_limits<double>::quiet_NaN();
+  /// Asynchronous mode: versions the global moved on while this client's update was computed
+  /// (mean over its updates in this aggregation); NaN when it sent none or in sync mode.
+  double staleness = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// One finished round, over all clients.
@@ -57,6 +60,11 @@ struct RoundSummary {
   std::map<std::string, double> aggregation_error_by_layer;
   /// Differential privacy: ε spent after this round at privacy.delta; NaN without DP.
   double epsilon = std::numeric_limits<double>::quiet_NaN();
+  /// Asynchronous mode: the virtual clock at this aggregation, and the staleness of the
+  /// buffered updates (mean and largest); NaN in sync mode.
+  double virtual_seconds = std::numeric_limits<double>::quiet_NaN();
+  double mean_staleness = std::numeric_limits<double>::quiet_NaN();
+  double max_staleness = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// Receives a run's events as they happen. Implementations must be thread-safe: actors call

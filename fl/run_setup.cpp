@@ -83,14 +83,38 @@ void fill_clients(RunSetup& setup, const ExperimentConfig& c, const std::vector<
   }
 }
 
+std::string fmt_ranks(const std::vector<int>& ranks) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < ranks.size(); ++i) out += (i ? ", " : "") + std::to_string(ranks[i]);
+  return out + "]";
+}
+
+/// Per-round bytes of a client of the largest rank (float32 adapters).
 void fill_bytes(RunSetup& setup, const ExperimentConfig& c) {
-  const TensorMap probe = lora_init(setup.targets, c.lora, c.seed); // rank vs dims is checked here
+  LoraSettings largest = c.lora;
+  largest.rank = max_lora_rank(c);
+  const TensorMap probe = lora_init(setup.targets, largest, c.seed); // rank vs dims is checked here
   setup.adapter_bytes = static_cast<int64_t>(tensor_map_bytes(probe));
   // An alternating strategy sends B in round 1; its A rounds send the A bytes instead.
   const StrategySpec sspec = spec_in_round(strategy_spec(c.strategy), 1);
   const int64_t shared = static_cast<int64_t>(tensor_map_bytes(shared_part(sspec, probe)));
   setup.bytes_up_per_client = sspec.centralized ? 0 : shared;
   setup.bytes_down_per_client = shared;
+  constexpr int64_t kFloat = 4;
+  if (sspec.rule == AggregationRule::fedex) // plus the dense residual of every adapted layer
+    for (const auto& [name, shape] : setup.targets) setup.bytes_down_per_client += shape.out_features * shape.in_features * kFloat;
+  if (sspec.rule == AggregationRule::stack) {
+    // The stacked factors of every client of the round: at most the largest ranks of a full round.
+    std::vector<int> ranks;
+    for (int k = 0; k < c.federation.clients; ++k) ranks.push_back(client_lora_rank(c, k));
+    std::sort(ranks.rbegin(), ranks.rend());
+    const int per_round = c.federation.clients_per_round > 0 ? c.federation.clients_per_round : c.federation.clients;
+    int64_t stacked = 0;
+    for (int i = 0; i < per_round; ++i) stacked += ranks[static_cast<std::size_t>(i)];
+    setup.bytes_down_per_client = 0;
+    for (const auto& [name, shape] : setup.targets)
+      setup.bytes_down_per_client += stacked * (shape.out_features + shape.in_features) * kFloat;
+  }
 }
 
 /// A generated folder under output_dir/.cache, made once (in a temp dir renamed into place).
@@ -303,7 +327,7 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
      << "  rounds       " << c.federation.rounds << " x " << c.train.local_epochs << " local epochs, "
      << (c.federation.clients_per_round ? std::to_string(c.federation.clients_per_round) : std::string("all"))
      << " clients per round, " << to_string(c.federation.weighting) << " weighting\n"
-     << "  LoRA         r=" << c.lora.rank << " alpha=" << c.lora.alpha << " dropout=" << c.lora.dropout << " on";
+     << "  LoRA         r=" << (c.lora_client_ranks.empty() ? std::to_string(c.lora.rank) : "per client " + fmt_ranks(c.lora_client_ranks)) << " alpha=" << c.lora.alpha << " dropout=" << c.lora.dropout << " on";
   for (const auto& [name, shape] : s.targets) os << " " << name << " (" << shape.out_features << "x" << shape.in_features << ")";
   const StrategySpec first = spec_in_round(spec, 1);
   os << "\n  travels      " << s.bytes_up_per_client << " B up per client, " << s.bytes_down_per_client
@@ -313,6 +337,10 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
     if (first.share_a) os << " " << name << ".lora_A";
     if (first.share_b) os << " " << name << ".lora_B";
   }
+  if (spec.rule == AggregationRule::fedex) os << "; down also each layer's dense residual (out x in)";
+  if (spec.rule == AggregationRule::stack) os << "; down the stacked factors of every client of the round, at most";
+  if (spec.rule == AggregationRule::flexlora || spec.rule == AggregationRule::hetlora)
+    os << "; down each client's own factors at its rank (largest shown)";
   if (!spec.share_a && !spec.share_b) os << " nothing";
   os << "\n  clients      id  train  test  " << (c.data.is_vqa() ? "domains" : "labels") << " (count per " << (c.data.is_vqa() ? "domain" : "class") << ")\n";
   for (std::size_t k = 0; k < s.splits.size(); ++k) {

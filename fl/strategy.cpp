@@ -1,4 +1,4 @@
-// fl/strategy.cpp — the strategy table: pLoRA, FLoRA (FedIT), FFA-LoRA, FedSA-LoRA, local, centralized.
+// fl/strategy.cpp — the strategy table: pLoRA, FLoRA (FedIT), FFA-LoRA, FedSA-LoRA, RoLoRA, FedEx-LoRA, stacking, FlexLoRA, HetLoRA, local, centralized.
 #include "fl/strategy.hpp"
 #include "model/name_affixes.hpp"
 
@@ -12,7 +12,7 @@ namespace fedvlm {
 namespace {
 
 // clang-format off
-const std::array<StrategySpec, 7> kStrategies = {{
+const std::array<StrategySpec, 11> kStrategies = {{
   //  kind                     name          summary                                                          trainA trainB shareA shareB commonA central
   {StrategyKind::plora,       "plora",      "pLoRA (FedVLM): A private per client, B averaged",               true,  true,  false, true,  false,  false},
   {StrategyKind::flora,       "flora",      "FLoRA / FedIT: FedAvg of both A and B",                          true,  true,  true,  true,  true,   false},
@@ -21,6 +21,11 @@ const std::array<StrategySpec, 7> kStrategies = {{
   {StrategyKind::local,       "local",      "local only: no aggregation",                                      true,  true,  false, false, false,  false},
   {StrategyKind::centralized, "centralized","centralized LoRA on the union of client data",                    true,  true,  true,  true,  true,   true},
   {StrategyKind::rolora,      "rolora",     "RoLoRA: rounds alternate, B trained and averaged, then A (exact)",  true,  true,  true,  true,  true,   false, true},
+  //                                                                                                  trainA trainB shareA shareB commonA central altern. rule                      fresh
+  {StrategyKind::fedex_lora,  "fedex_lora", "FedEx-LoRA: FedIT plus the exact residual, folded into each client's weight", true, true, true, true, true, false, false, AggregationRule::fedex,    false},
+  {StrategyKind::stacking,    "stacking",   "stacking (FLoRA, Wang et al.): factors stacked, exact product merged, fresh adapters", true, true, true, true, false, false, false, AggregationRule::stack,  true},
+  {StrategyKind::flexlora,    "flexlora",   "FlexLoRA: the mean product SVD-truncated to each client's rank",  true,  true,  true,  true,  true,   false, false, AggregationRule::flexlora, false},
+  {StrategyKind::hetlora,     "hetlora",    "HetLoRA: zero-padded to the largest rank, averaged, truncated per client", true, true, true, true, true, false, false, AggregationRule::hetlora, false},
 }};
 // clang-format on
 
@@ -39,6 +44,11 @@ StrategySpec spec_in_round(const StrategySpec& spec, int round) {
   s.train_a = s.share_a = !b_round;
   s.train_b = s.share_b = b_round;
   return s;
+}
+
+bool supports_client_ranks(const StrategySpec& spec) {
+  return spec.kind == StrategyKind::local || spec.rule == AggregationRule::stack || spec.rule == AggregationRule::flexlora ||
+         spec.rule == AggregationRule::hetlora;
 }
 
 std::vector<std::string> strategy_names() {

@@ -8,7 +8,16 @@
 
 namespace fedvlm {
 
-enum class StrategyKind { plora, flora, ffa_lora, fedsa_lora, local, centralized, rolora };
+enum class StrategyKind { plora, flora, ffa_lora, fedsa_lora, local, centralized, rolora, fedex_lora, stacking, flexlora, hetlora };
+
+/// How the server turns the clients' shared factors into what they receive (fl/round_aggregation.hpp).
+enum class AggregationRule {
+  average,  ///< FedAvg of each shared tensor (FedIT, pLoRA, FFA-LoRA, ...); one download for all
+  fedex,    ///< FedIT's averages plus the residual Σp_k B_k A_k − B̄Ā folded into each client's lora_delta
+  stack,    ///< the clients' factors stacked (product exactly Σp_k B_k A_k), merged into lora_delta; fresh adapters
+  flexlora, ///< Σp_k B_k A_k SVD-truncated to each client's rank; a download per client
+  hetlora,  ///< factors zero-padded to the largest rank, averaged, truncated to each client's rank
+};
 
 /// The whole behaviour of a strategy as data: every place in the engine asks this, so a new
 /// strategy is one new row in strategy.cpp.
@@ -27,7 +36,14 @@ struct StrategySpec {
   /// the average of the other is exact. The flags above describe the union; spec_in_round()
   /// gives each round's.
   bool alternating = false;
+  AggregationRule rule = AggregationRule::average;
+  /// After merging a round's download, clients start fresh adapters (A redrawn, B = 0).
+  bool fresh_adapters = false;
 };
+
+/// Whether clients may hold adapters of different ranks (`[lora] client_ranks`): the rules
+/// that never add two factors of different shapes (stacking, FlexLoRA, HetLoRA), and local.
+[[nodiscard]] bool supports_client_ranks(const StrategySpec& spec);
 
 [[nodiscard]] const StrategySpec& strategy_spec(StrategyKind kind);
 /// What the strategy trains and shares in `round` (>= 1): the spec itself, or for an

@@ -7,6 +7,13 @@
 // Adapter names: "<layer>.lora_A" (r × in) and "<layer>.lora_B" (out × r), where <layer> is the
 // base model's module name (e.g. "classifier.3"). A starts random (Kaiming-uniform, as PEFT
 // does), B starts at zero, so B·A = 0 and an untrained adapter leaves the model unchanged.
+// The scale is alpha / r with r the rows of that layer's A, so clients of different ranks
+// (heterogeneous-rank aggregation rules) each use their own.
+//
+// "<layer>.lora_delta" (out × in, in weight units, never trained) is a per-client dense
+// correction of the frozen weight: what aggregation rules that fold a global update into the
+// base (FedEx-LoRA's residual, stacking's merged product) leave with the client, so the shared
+// base itself stays untouched and shared.
 #pragma once
 
 #include "model/tensor_map.hpp"
@@ -36,6 +43,7 @@ struct AdaptableLayer {
 
 inline const std::string kLoraA = ".lora_A";
 inline const std::string kLoraB = ".lora_B";
+inline const std::string kLoraDelta = ".lora_delta";
 
 /// Everything a forward pass needs besides the input: which adapters, and train/eval behaviour.
 struct ForwardContext {
@@ -54,7 +62,8 @@ struct ForwardContext {
 [[nodiscard]] TensorMap lora_init(const std::map<std::string, AdaptableLayer>& targets,
                                   const LoraSettings& settings, uint64_t seed);
 
-/// y = x Wᵀ + b, plus the LoRA path when `ctx.adapters` holds "<layer>.lora_A/B".
+/// y = x (W + Δ)ᵀ + b + (alpha/r) · (x Aᵀ) Bᵀ: the LoRA path when `ctx.adapters` holds
+/// "<layer>.lora_A/B", the correction Δ when it holds "<layer>.lora_delta".
 /// `x` is (..., in); `weight` is (out, in) or (out, in, 1, 1); `bias` may be undefined.
 [[nodiscard]] at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& weight,
                                      const at::Tensor& bias, const std::string& layer,
@@ -68,6 +77,10 @@ struct ForwardContext {
 /// W0 + scale · B A, shaped like `weight` (the merged weight an exported model would carry).
 [[nodiscard]] at::Tensor lora_merge(const at::Tensor& weight, const at::Tensor& lora_a,
                                     const at::Tensor& lora_b, double scale);
+
+/// The same adapters started afresh: every lora_A redrawn as lora_init draws it (its shape
+/// kept, deterministic in `seed`), every lora_B zero; other tensors (lora_delta) untouched.
+void lora_restart(TensorMap& adapters, uint64_t seed);
 
 /// Dropout that draws from `ctx.generator` when set, so masks are reproducible per client.
 [[nodiscard]] at::Tensor dropout_with(const at::Tensor& x, double p, const ForwardContext& ctx);

@@ -44,6 +44,9 @@ constexpr const char* round_failed = "fedvlm_round_clients_failed";
 constexpr const char* round_late = "fedvlm_round_clients_late";
 constexpr const char* round_aggregation_error = "fedvlm_round_aggregation_error";
 constexpr const char* privacy_epsilon = "fedvlm_privacy_epsilon";
+constexpr const char* round_staleness = "fedvlm_round_staleness";
+constexpr const char* virtual_seconds = "fedvlm_virtual_seconds";
+constexpr const char* client_staleness = "fedvlm_client_staleness";
 constexpr const char* client_drift = "fedvlm_client_drift";
 constexpr const char* round_accuracy = "fedvlm_round_accuracy";
 constexpr const char* round_sent = "fedvlm_round_sent_bytes";
@@ -123,6 +126,9 @@ struct PrometheusExporter::Impl {
   Family<Gauge>* round_late;
   Family<Gauge>* round_aggregation_error;
   Family<Gauge>* privacy_epsilon;
+  Family<Gauge>* round_staleness;
+  Family<Gauge>* virtual_seconds;
+  Family<Gauge>* client_staleness;
   Family<Gauge>* client_drift;
   Family<Gauge>* round_accuracy;
   Family<Gauge>* round_sent;
@@ -191,6 +197,12 @@ struct PrometheusExporter::Impl {
         "||sum_k p_k B_k A_k - aggregated product||_F / ||sum_k p_k B_k A_k||_F of the last round, per adapted "
         "layer and layer=\"mean\"; NaN where every client keeps its own product (see fedvlm_client_drift).");
     privacy_epsilon = gauge(name::privacy_epsilon, "Differential privacy: epsilon spent so far at privacy.delta (RDP accountant).");
+    round_staleness = gauge(name::round_staleness,
+                            "Asynchronous mode: staleness (versions the global moved on while computed) of the updates in "
+                            "the last aggregation; stat = mean|max.");
+    virtual_seconds = gauge(name::virtual_seconds, "Asynchronous mode: the virtual clock at the last aggregation (simulated seconds).");
+    client_staleness = gauge(name::client_staleness,
+                             "Asynchronous mode: staleness of the client's update(s) in the last aggregation it took part in.");
     client_drift = gauge(name::client_drift,
                          "Personalised strategies: ||B'A' - B_k A_k||_F / ||B_k A_k||_F, what the client's update lost "
                          "to the average in the last round it took part in (mean over layers).");
@@ -344,6 +356,7 @@ std::vector<std::string> PrometheusExporter::metric_names() {
       name::run_active,     name::rounds_completed, name::round_answered,
       name::round_selected, name::round_failed,     name::round_late,
       name::round_aggregation_error, name::privacy_epsilon, name::client_drift,
+      name::round_staleness, name::virtual_seconds, name::client_staleness,
       name::round_accuracy, name::round_sent,
       name::round_received, name::round_duration,   name::client_accuracy,
       name::client_precision, name::client_recall,  name::client_f1, name::client_exact_match,
@@ -389,6 +402,7 @@ void PrometheusExporter::client_evaluated(const ClientRoundRecord& r) {
   const Labels per_client{{"run", r.run}, {"strategy", r.strategy}, {"client", client}};
   if (r.phase != kPhaseBefore) impl_->client_train_loss->Add(per_client).Set(r.train_loss);
   if (r.participated) impl_->client_drift->Add(per_client).Set(r.drift);
+  if (std::isfinite(r.staleness)) impl_->client_staleness->Add(per_client).Set(r.staleness);
   auto split = [&](const char* s) {
     Labels l = per_client;
     l.emplace("split", s);
@@ -444,6 +458,13 @@ void PrometheusExporter::round_finished(const RoundSummary& s) {
     impl_->round_aggregation_error->Add(layer("mean")).Set(s.aggregation_error);
     for (const auto& [name, e] : s.aggregation_error_by_layer) impl_->round_aggregation_error->Add(layer(name)).Set(e);
     if (std::isfinite(s.epsilon)) impl_->privacy_epsilon->Add(labels).Set(s.epsilon);
+    if (std::isfinite(s.virtual_seconds)) impl_->virtual_seconds->Add(labels).Set(s.virtual_seconds);
+    for (const auto& [which, v] : {std::pair<const char*, double>{"mean", s.mean_staleness}, {"max", s.max_staleness}}) {
+      if (!std::isfinite(v)) continue;
+      Labels l = labels;
+      l.emplace("stat", which);
+      impl_->round_staleness->Add(l).Set(v);
+    }
   }
   auto stat = [&](const char* which) {
     Labels l = labels;

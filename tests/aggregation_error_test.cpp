@@ -15,6 +15,14 @@ const std::string kA = "head.lora_A", kB = "head.lora_B";
 
 TensorMap adapters(const at::Tensor& A, const at::Tensor& B) { return {{kA, A}, {kB, B}}; }
 
+/// A round whose every client downloads `sent` (the averaging rules). Rank 1 and alpha 1: scale 1.
+RoundAggregate everyone_gets(const TensorMap& sent) {
+  RoundAggregate r;
+  r.broadcast = r.global = sent;
+  return r;
+}
+constexpr double kAlpha = 1.0;
+
 double rel(const at::Tensor& ideal, const at::Tensor& got) {
   return (ideal - got).norm().item<double>() / ideal.norm().item<double>();
 }
@@ -35,7 +43,7 @@ struct TwoClients {
 TEST(AggregationError, FedItIsMeasuredAgainstTheMeanOfProducts) {
   TwoClients t;
   const TensorMap global = {{kA, t.mean_A()}, {kB, t.mean_B()}};
-  const auto m = measure_aggregation(strategy_spec(StrategyKind::flora), t.clients(), global);
+  const auto m = measure_aggregation(strategy_spec(StrategyKind::flora), t.clients(), everyone_gets(global), kAlpha);
   ASSERT_TRUE(m.measured);
   ASSERT_EQ(m.error_by_layer.size(), 1u);
   // ideal = [[0.25, 2], [0, 0.75]]; mean B · mean A = [1.75, 0.75]ᵀ [0.25, 1.25].
@@ -50,7 +58,7 @@ TEST(AggregationError, FfaLoraWithOneFrozenAIsExact) {
   TwoClients t;
   t.m1[kA] = t.A0; // both clients hold the shared frozen A
   const TensorMap global = {{kB, t.mean_B()}};
-  const auto m = measure_aggregation(strategy_spec(StrategyKind::ffa_lora), t.clients(), global);
+  const auto m = measure_aggregation(strategy_spec(StrategyKind::ffa_lora), t.clients(), everyone_gets(global), kAlpha);
   ASSERT_TRUE(m.measured);
   EXPECT_NEAR(m.error, 0.0, 1e-12);
 }
@@ -58,7 +66,7 @@ TEST(AggregationError, FfaLoraWithOneFrozenAIsExact) {
 TEST(AggregationError, PLoRAReportsEachClientsDrift) {
   TwoClients t;
   const TensorMap global = {{kB, t.mean_B()}};
-  const auto m = measure_aggregation(strategy_spec(StrategyKind::plora), t.clients(), global);
+  const auto m = measure_aggregation(strategy_spec(StrategyKind::plora), t.clients(), everyone_gets(global), kAlpha);
   ASSERT_TRUE(m.measured);
   EXPECT_TRUE(std::isnan(m.error));
   ASSERT_EQ(m.drift_by_client.size(), 2u);
@@ -70,13 +78,13 @@ TEST(AggregationError, PLoRAReportsEachClientsDrift) {
 TEST(AggregationError, FedSaLoRAKeepsBAndTakesTheMeanA) {
   TwoClients t;
   const TensorMap global = {{kA, t.mean_A()}};
-  const auto m = measure_aggregation(strategy_spec(StrategyKind::fedsa_lora), t.clients(), global);
+  const auto m = measure_aggregation(strategy_spec(StrategyKind::fedsa_lora), t.clients(), everyone_gets(global), kAlpha);
   EXPECT_NEAR(m.drift_by_client.at(1), rel(at::matmul(t.B1, t.A1), at::matmul(t.B1, t.mean_A())), 1e-12);
 }
 
 TEST(AggregationError, NothingSharedNothingMeasured) {
   TwoClients t;
-  const auto m = measure_aggregation(strategy_spec(StrategyKind::local), t.clients(), {});
+  const auto m = measure_aggregation(strategy_spec(StrategyKind::local), t.clients(), RoundAggregate{}, kAlpha);
   EXPECT_FALSE(m.measured);
   EXPECT_TRUE(std::isnan(m.error));
 }

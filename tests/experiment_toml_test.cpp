@@ -94,6 +94,7 @@ void expect_same_config(const ExperimentConfig& a, const ExperimentConfig& b) {
   EXPECT_EQ(a.lora.alpha, b.lora.alpha);
   EXPECT_EQ(a.lora.dropout, b.lora.dropout);
   EXPECT_EQ(a.lora_targets, b.lora_targets);
+  EXPECT_EQ(a.lora_client_ranks, b.lora_client_ranks);
 
   EXPECT_EQ(a.train.local_epochs, b.train.local_epochs);
   EXPECT_EQ(a.train.batch_size, b.train.batch_size);
@@ -364,7 +365,10 @@ TEST(ExperimentTomlKeys, EveryStrategyNameParses) {
   const std::vector<std::pair<std::string, StrategyKind>> names = {
       {"plora", StrategyKind::plora},           {"flora", StrategyKind::flora},
       {"ffa_lora", StrategyKind::ffa_lora},     {"fedsa_lora", StrategyKind::fedsa_lora},
-      {"local", StrategyKind::local},           {"centralized", StrategyKind::centralized}};
+      {"local", StrategyKind::local},           {"centralized", StrategyKind::centralized},
+      {"rolora", StrategyKind::rolora},         {"fedex_lora", StrategyKind::fedex_lora},
+      {"stacking", StrategyKind::stacking},     {"flexlora", StrategyKind::flexlora},
+      {"hetlora", StrategyKind::hetlora}};
   for (const auto& [name, kind] : names)
     EXPECT_EQ(parse_one("[strategy]\nname = \"" + name + "\"\n").strategy, kind) << name;
 }
@@ -574,6 +578,7 @@ TEST(ExperimentTomlErrors, FaultCheckpointAndPrivacyKeysAreChecked) {
   expect_config_error("[privacy]\nclip_norm = 1.0\nnoise_multiplier = 1.0\n",
                       {"'privacy.mode'", "federation.weighting = \"uniform\""});
   expect_config_error("[privacy]\nclip_norm = 1.0\n[strategy]\nname = \"local\"\n", {"'privacy.clip_norm'", "shares nothing"});
+  expect_config_error("[privacy]\nclip_norm = 1.0\n[strategy]\nname = \"stacking\"\n", {"'privacy.clip_norm'", "another rule"});
   expect_config_error("[privacy]\ntarget_epsilon = 3.0\n", {"exp.toml:2:", "'privacy.target_epsilon'", "noise_multiplier"});
   expect_config_error("[privacy]\ndelta = 1.0\n", {"exp.toml:2:", "'privacy.delta'"});
   expect_config_error("[privacy]\nmode = \"global\"\n", {"exp.toml:2:", "'privacy.mode'", "central or local"});
@@ -923,6 +928,20 @@ TEST(ExperimentTomlText, SweepGridIsCappedBeforeExpanding) {
                            "\nbatch_size = " + ten + "\n[lora]\nrank = " + ten + "\n";
   expect_config_error(text, {"more than 10000 runs", "split the study"});
   EXPECT_EQ(parse("seed = " + ten + "\n[federation]\nrounds = " + ten + "\n").runs.size(), 100u);
+}
+
+TEST(ExperimentTomlLora, ClientRanksCycleOverClientsForRulesThatAcceptThem) {
+  const auto c = parse_one("[federation]\nclients = 5\n[strategy]\nname = \"flexlora\"\n[lora]\nclient_ranks = [2, 4, 8]\n");
+  EXPECT_EQ(client_lora_rank(c, 0), 2);
+  EXPECT_EQ(client_lora_rank(c, 2), 8);
+  EXPECT_EQ(client_lora_rank(c, 4), 4); // 4 % 3 = 1
+  EXPECT_EQ(client_lora_rank(c, -1), c.lora.rank);
+  EXPECT_EQ(max_lora_rank(c), 8);
+  expect_round_trip(c);
+  expect_config_error("[strategy]\nname = \"flora\"\n[lora]\nclient_ranks = [2, 4]\n",
+                      {"exp.toml:4:", "'lora.client_ranks'", "strategy 'flora'", "stacking, flexlora, hetlora, local"});
+  expect_config_error("[strategy]\nname = \"hetlora\"\n[lora]\nclient_ranks = [2, 0]\n",
+                      {"'lora.client_ranks'", ">= 1 (got 0)"});
 }
 
 } // namespace

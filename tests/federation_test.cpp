@@ -548,6 +548,108 @@ TEST_F(Federation, RoLoRAAlternatesFactorsAndAveragesExactly) {
   EXPECT_TRUE(out->done.global.count(kA) && out->done.global.count(kB));
 }
 
+/// Mean test loss over the clients after `round`.
+double mean_loss(const RecordingObserver& o, int round, int clients = 4) {
+  double sum = 0;
+  for (int k = 0; k < clients; ++k) sum += o.at(k, round).loss;
+  return sum / clients;
+}
+
+/// Bytes of a float32 matrix of `rows` × `cols` (expected figures come from the model's shapes).
+int64_t f32(int64_t rows, int64_t cols) { return rows * cols * 4; }
+
+TEST_F(Federation, ExactRulesLeaveNoAggregationErrorAndSendWhatTheyShould) {
+  auto c = small_config(StrategyKind::fedex_lora);
+  const auto fedex = run(c);
+  c.strategy = StrategyKind::stacking;
+  c.lora_client_ranks = {1, 2, 4, 2};
+  const auto stacking = run(c);
+  const auto stacking_again = run(c);
+  const auto& targets = fedex->setup.targets; // layer → out × in (MobileNetV3's classifier)
+  ASSERT_EQ(targets.size(), 2u);
+  int64_t fedex_down = 0, stack_down = 0;
+  for (const auto& [name, shape] : targets) {
+    const int64_t r = c.lora.rank;
+    fedex_down += f32(r, shape.in_features) + f32(shape.out_features, r) + f32(shape.out_features, shape.in_features);
+    stack_down += f32(1 + 2 + 4 + 2, shape.in_features) + f32(shape.out_features, 1 + 2 + 4 + 2);
+  }
+  for (int round = 1; round <= 2; ++round) {
+    const auto r = static_cast<std::size_t>(round);
+    EXPECT_LT(fedex->observer.rounds[r].aggregation_error, 1e-5) << round;
+    EXPECT_LT(stacking->observer.rounds[r].aggregation_error, 1e-5) << round;
+    for (int k = 0; k < 4; ++k) {
+      EXPECT_EQ(fedex->observer.at(k, round).bytes_down, fedex_down) << k;
+      EXPECT_EQ(stacking->observer.at(k, round).bytes_down, stack_down) << k;
+      EXPECT_DOUBLE_EQ(stacking->observer.at(k, round).accuracy, stacking_again->observer.at(k, round).accuracy) << k;
+    }
+  }
+  for (int k = 0; k < 4; ++k) {
+    const TensorMap& mine = stacking->done.adapters[static_cast<std::size_t>(k)];
+    EXPECT_EQ(mine.at(kA).size(0), client_lora_rank(c, k)) << k;
+    EXPECT_EQ(mine.at(kB).abs().max().item<float>(), 0.0f) << k; // merged, then started afresh
+    // Every client holds the same merged delta, and so does the global.
+    EXPECT_TRUE(at::allclose(mine.at("classifier.3.lora_delta"), stacking->done.global.at("classifier.3.lora_delta")));
+  }
+  // Fine-tuning through the merged deltas still learns: the test loss falls round after round.
+  for (const auto* out : {fedex.get(), stacking.get()}) {
+    EXPECT_LT(mean_loss(out->observer, 1), mean_loss(out->observer, 0));
+    EXPECT_LT(mean_loss(out->observer, 2), mean_loss(out->observer, 1));
+  }
+}
+
+TEST_F(Federation, PerClientRulesKeepEachClientsRank) {
+  for (StrategyKind kind : {StrategyKind::flexlora, StrategyKind::hetlora}) {
+    auto c = small_config(kind);
+    c.lora_client_ranks = {2, 4};
+    const auto out = run(c);
+    for (int k = 0; k < 4; ++k) {
+      const int rank = client_lora_rank(c, k);
+      EXPECT_EQ(out->done.adapters[static_cast<std::size_t>(k)].at(kA).size(0), rank) << to_string(kind);
+      int64_t bytes = 0;
+      for (const auto& [name, shape] : out->setup.targets) bytes += f32(rank, shape.in_features) + f32(shape.out_features, rank);
+      EXPECT_EQ(out->observer.at(k, 2).bytes_down, bytes) << to_string(kind) << " client " << k;
+      EXPECT_EQ(out->observer.at(k, 2).bytes_up, bytes) << to_string(kind) << " client " << k;
+    }
+    const double error = out->observer.rounds[2].aggregation_error;
+    EXPECT_TRUE(std::isfinite(error) && error > 0) << to_string(kind) << ": truncation loses something";
+    EXPECT_LT(mean_loss(out->observer, 2), mean_loss(out->observer, 0)) << to_string(kind);
+  }
+}
+
+TEST_F(Federation, AsyncRunIsReproducibleWhateverTheWallClock) {
+  auto c = small_config(StrategyKind::plora);
+  c.federation.mode = FederationMode::async;
+  c.federation.rounds = 3;           // three aggregations
+  c.federation.buffer_size = 2;
+  c.federation.speed_sigma = 1.0;    // clients of lasting different speeds
+  const auto one = run(c);
+  c.scheduler.concurrency = 1;       // another interleaving of the same virtual schedule
+  const auto two = run(c);
+  ASSERT_EQ(one->observer.rounds.size(), 4u);
+  ASSERT_EQ(two->observer.rounds.size(), 4u);
+  double clock = 0;
+  bool some_stale = false;
+  for (int round = 1; round <= 3; ++round) {
+    const auto& r1 = one->observer.rounds[static_cast<std::size_t>(round)];
+    const auto& r2 = two->observer.rounds[static_cast<std::size_t>(round)];
+    EXPECT_EQ(r1.clients_answered, 2) << round; // one buffer
+    EXPECT_GT(r1.virtual_seconds, clock) << round;
+    clock = r1.virtual_seconds;
+    EXPECT_DOUBLE_EQ(r1.virtual_seconds, r2.virtual_seconds) << round;
+    EXPECT_DOUBLE_EQ(r1.mean_staleness, r2.mean_staleness) << round;
+    some_stale = some_stale || r1.max_staleness > 0;
+    for (int k = 0; k < 4; ++k) {
+      EXPECT_DOUBLE_EQ(one->observer.at(k, round).accuracy, two->observer.at(k, round).accuracy) << k << " " << round;
+      EXPECT_DOUBLE_EQ(one->observer.at(k, round).loss, two->observer.at(k, round).loss) << k << " " << round;
+    }
+  }
+  EXPECT_TRUE(some_stale) << "with 4 clients and buffers of 2, some update must be stale";
+  EXPECT_TRUE(same(one->done.global.at(kB), two->done.global.at(kB)));
+  // pLoRA in async mode still keeps A private.
+  EXPECT_TRUE(all_distinct_across_clients(one->done, kA));
+  EXPECT_GT(one->observer.rounds[3].mean_accuracy, one->observer.rounds[0].mean_accuracy);
+}
+
 TEST(SelectClients, AllOrASeededSortedSample) {
   EXPECT_EQ(select_clients(3, 0, 1, 1), (std::vector<int>{0, 1, 2}));
   const auto a = select_clients(40, 10, 7, 3);

@@ -1,6 +1,7 @@
 // tests/local_training_test.cpp — FrozenBase feature cache, train_local, evaluate_local and job_seed.
 #include "fl/frozen_base.hpp"
 #include "fl/local_training.hpp"
+#include "fl/random_streams.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -348,21 +349,27 @@ TEST(EvaluateLocal, MetricsEqualManualArgmax) {
 }
 
 TEST(JobSeed, StableAndDistinctAcrossClientRoundPurpose) {
-  EXPECT_EQ(fedvlm::job_seed(42, 3, 7, 1), fedvlm::job_seed(42, 3, 7, 1));
+  using fedvlm::Stream;
+  EXPECT_EQ(fedvlm::job_seed(42, 3, 7, Stream::training), fedvlm::job_seed(42, 3, 7, Stream::training));
   std::set<uint64_t> seen;
   int count = 0;
+  const Stream purposes[] = {Stream::training, Stream::selection, Stream::adapter_init, Stream::faults,
+                             Stream::privacy_noise, Stream::client_speed};
   for (uint64_t run : {uint64_t{0}, uint64_t{42}})
-    for (int client = 0; client < 20; ++client)
+    for (int client = -1; client < 20; ++client)
       for (int round = 0; round < 20; ++round)
-        for (uint64_t purpose = 0; purpose < 4; ++purpose) {
+        for (Stream purpose : purposes) {
           seen.insert(fedvlm::job_seed(run, client, round, purpose));
           ++count;
         }
   EXPECT_EQ(seen.size(), static_cast<size_t>(count)); // no two jobs share a random stream
   // Neighbouring arguments must not map to neighbouring seeds (the mix is a real hash).
-  const uint64_t a = fedvlm::job_seed(1, 0, 0, 0);
-  const uint64_t b = fedvlm::job_seed(1, 1, 0, 0);
+  const uint64_t a = fedvlm::job_seed(1, 0, 0, Stream::training);
+  const uint64_t b = fedvlm::job_seed(1, 1, 0, Stream::training);
   EXPECT_GT(__builtin_popcountll(a ^ b), 10);
+  // The values are part of every run's results: a renumbering would change every run.
+  EXPECT_EQ(static_cast<uint64_t>(Stream::training), 1u);
+  EXPECT_EQ(static_cast<uint64_t>(Stream::privacy_noise), 6u);
 }
 
 } // namespace

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -435,6 +436,7 @@ inline void feed_synthetic_run(RunObserver& o, const std::string& run = "t",
     rec.round_seconds = r == 0 ? 0 : 0.5 + r;
     rec.exact_match = rec.accuracy / 8; // a VQA-style run, so every family has a series
     rec.drift = r == 0 ? 0 : 0.125 * (c + 1) / r;
+    rec.staleness = r == 0 ? std::numeric_limits<double>::quiet_NaN() : c; // an async run too
     return rec;
   };
   for (int c = 0; c < clients; ++c) o.client_evaluated(record(c, 0));
@@ -467,6 +469,9 @@ inline void feed_synthetic_run(RunObserver& o, const std::string& run = "t",
     s.aggregation_error = 0.25 / r;
     s.aggregation_error_by_layer = {{"classifier.0", 0.5 / r}, {"classifier.3", 0.0}};
     s.epsilon = 0.75 * r; // a DP run too
+    s.virtual_seconds = 10.0 * r;
+    s.mean_staleness = (clients - 1) / 2.0;
+    s.max_staleness = clients - 1;
     o.round_finished(s);
   }
   o.run_finished(run);

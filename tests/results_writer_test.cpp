@@ -64,6 +64,7 @@ protected:
     r.round_seconds = 2.5 * round;
     r.exact_match = 0.125 * client; // finite: Python's json writes NaN as a bare token
     r.drift = 0.5 + client;
+    r.staleness = client; // finite too
     return r;
   }
 
@@ -137,6 +138,7 @@ protected:
     EXPECT_EQ(a.round_seconds, b.round_seconds);
     EXPECT_EQ(a.exact_match, b.exact_match);
     EXPECT_EQ(a.drift, b.drift);
+    EXPECT_EQ(a.staleness, b.staleness);
   }
 
   fedvlm::testing::TempDir tmp_{"fedvlm-rw"};
@@ -280,6 +282,7 @@ TEST_F(ResultsFiles, CsvHeaderAndRowExactWithQuoting) {
   r.round_seconds = 2.25;
   r.exact_match = 0.5;
   r.drift = 0.25;
+  r.staleness = 1.5;
   w.client_evaluated(r);
   w.round_finished(summary(2));
   w.finish(kStatusCompleted);
@@ -287,10 +290,10 @@ TEST_F(ResultsFiles, CsvHeaderAndRowExactWithQuoting) {
   const auto csv = lines(dir_ / "metrics.csv");
   ASSERT_EQ(csv.size(), 2u);
   EXPECT_EQ(csv[0], "run,strategy,client,round,phase,accuracy,precision,recall,f1,loss,train_loss,"
-                    "test_samples,train_samples,bytes_up,bytes_down,participated,round_seconds,exact_match,drift");
+                    "test_samples,train_samples,bytes_up,bytes_down,participated,round_seconds,exact_match,drift,staleness");
   EXPECT_EQ(csv[1], "\"exp/clients=3,strategy=plora,seed=0\",\"odd \"\"name\"\"\",1,2,round,0.8125,"
                     "0.3333333333333333,0.1,0.6666666666666666,1.5,0,40,160,1234567,7654321,true,"
-                    "2.25,0.5,0.25");
+                    "2.25,0.5,0.25,1.5");
 }
 
 TEST_F(ResultsFiles, NoTemporaryFilesLeft) {
@@ -538,6 +541,7 @@ TEST_F(ResultsFiles, PythonCsvModuleReadsSameValues) {
     r.round_seconds = j.at("round_seconds");
     r.exact_match = j.at("exact_match");
     r.drift = j.at("drift");
+    r.staleness = j.at("staleness");
     expect_same(r, record(static_cast<int>(i % 3), static_cast<int>(i / 3)));
   }
 }

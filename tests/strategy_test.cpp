@@ -101,8 +101,8 @@ TEST(Strategy, NonAdapterTensorsAreNeitherTrainedNorShared) {
 }
 
 TEST(Strategy, NamesRoundTrip) {
-  const std::vector<std::string> expected = {"plora", "flora", "ffa_lora", "fedsa_lora", "local",
-                                             "centralized", "rolora"};
+  const std::vector<std::string> expected = {"plora", "flora",      "ffa_lora", "fedsa_lora", "local",   "centralized",
+                                             "rolora", "fedex_lora", "stacking", "flexlora",   "hetlora"};
   const auto names = fedvlm::strategy_names();
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
             std::set<std::string>(expected.begin(), expected.end()));
