@@ -1,4 +1,4 @@
-// model/byte_level.hpp — GPT-2's byte-level symbols and the UTF-8 helpers byte-level BPE tokenizers share.
+// model/byte_level.hpp — GPT-2's byte-level symbols and UTF-8 helpers, shared by the BPE tokenizers.
 #pragma once
 
 #include <cstddef>
