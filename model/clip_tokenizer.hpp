@@ -20,7 +20,9 @@ namespace fedvlm {
 ///    final capital sigma becomes ς). Not done: `ftfy.fix_text` and `html.unescape`, which
 ///    OpenAI's `basic_clean` applies, and no Unicode normalization (ftfy and HF's fast
 ///    tokenizer apply NFC): "&amp;" stays five characters; pass NFC text, unescaped, for
-///    parity with those. Unicode tables: 14.0 (Python 3.11's and PCRE2 10.42's).
+///    parity with those. Unicode tables: 14.0 (Python 3.11's and PCRE2 10.42's). (HF's slow
+///    CLIPTokenizer without ftfy cleans with BERT's BasicTokenizer instead, which also drops
+///    control characters and splits CJK characters apart; that path is not reproduced.)
 /// 2. Pieces: the matches of
 ///    `<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`
 ///    (case-insensitive, as CLIP compiles it; one digit a piece). A piece that is exactly a
@@ -110,9 +112,9 @@ private:
 /// Writes a small valid CLIP tokenizer.json for tests and the tiny Fashion-MNIST CLIP
 /// experiment (captions "a photo of a {class}." over the ten class names). Ids, in CLIP's own
 /// layout: 0..255 the byte symbols in CLIP's order (printable bytes first: '!' = 0, 'a' = 64),
-/// 256..511 the same with `</w>` ("a</w>" = 320, ".</w>" = 269), 512.. one token per merge, and
-/// then `<|startoftext|>` and `<|endoftext|>` (also the pad token). tiny_clip_vocab_size() gives
-/// the total. After the merges "a", "photo", "of", "t-shirt/top" (as t - shirt / top), "trouser",
+/// 256..511 the same with `</w>` ("a</w>" = 320, ".</w>" = 269), 512..562 one token per merge
+/// (51 merges), then `<|startoftext|>` = 563 and `<|endoftext|>` = 564 (also the pad token);
+/// vocabulary size 565 = tiny_clip_vocab_size(). After the merges "a", "photo", "of", "t-shirt/top" (as t - shirt / top), "trouser",
 /// "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle", "boot" and "." are
 /// one token each.
 void write_tiny_clip_tokenizer_json(const std::filesystem::path& file);
@@ -120,7 +122,7 @@ void write_tiny_clip_tokenizer_json(const std::filesystem::path& file);
 /// The class names of Fashion-MNIST in label order ("t-shirt/top" .. "ankle boot").
 [[nodiscard]] const std::vector<std::string>& fashion_mnist_class_names();
 
-/// Vocabulary size of write_tiny_clip_tokenizer_json(): 512 + merges + 2.
+/// Vocabulary size of write_tiny_clip_tokenizer_json(): 512 + 51 merges + 2 = 565.
 [[nodiscard]] int64_t tiny_clip_vocab_size();
 
 } // namespace fedvlm
