@@ -143,10 +143,6 @@ public:
     if (!object_[key].is_string()) fail(key, "a string, got " + object_[key].dump());
     return object_[key].get<std::string>();
   }
-  [[nodiscard]] Section child(const std::string& key) const {
-    if (!has(key) || !object_[key].is_object()) fail(key, "an object");
-    return Section(file_, object_[key], prefix_ + key + ".");
-  }
 
 private:
   const fs::path& file_;
@@ -507,9 +503,22 @@ ClipConfig clip_config_from_hf(const fs::path& config_json) {
   if (type != "clip") top.fail("model_type", "\"clip\" (a CLIPModel checkpoint), got \"" + type + "\"");
   ClipConfig c;
   c.name = "hf:" + config_json.parent_path().filename().string();
-  // CLIPConfig fills absent sub-configs with defaults; a checkpoint always carries both.
-  read_text(top.child("text_config"), c.text);
-  read_vision(top.child("vision_config"), c.vision);
+  // Older uploads (openai/clip-vit-*) also carry text_config_dict / vision_config_dict; as in
+  // CLIPConfig, their keys override those of text_config / vision_config. A checkpoint always
+  // carries one or the other, so a missing pair is an error rather than a default.
+  auto merged = [&](const std::string& key) {
+    json out = json::object();
+    for (const std::string& k : {key, key + "_dict"}) {
+      if (!top.has(k)) continue;
+      if (!root[k].is_object()) top.fail(k, "an object");
+      for (const auto& [name, value] : root[k].items()) out[name] = value;
+    }
+    if (out.empty()) top.fail(key, "an object (or " + key + "_dict)");
+    return out;
+  };
+  const json text = merged("text_config"), vision = merged("vision_config");
+  read_text(Section(config_json, text, "text_config."), c.text);
+  read_vision(Section(config_json, vision, "vision_config."), c.vision);
   c.projection_dim = top.integer("projection_dim", 512, 1);
   c.logit_scale_init = top.number("logit_scale_init_value", 2.6592);
   clip_config_check(c);

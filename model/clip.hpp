@@ -159,9 +159,12 @@ enum class ClipTextPooling { legacy_argmax, first_eos };
 /// Reads a Hugging Face CLIP `config.json` (model_type "clip"): text_config and vision_config
 /// (hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, image_size,
 /// patch_size, vocab_size, max_position_embeddings, bos/eos/pad_token_id, hidden_act,
-/// layer_norm_eps), projection_dim, logit_scale_init_value. Absent keys take CLIPConfig's
-/// defaults (ViT-B/32's). Throws std::runtime_error naming the file, the key and what was
-/// expected (also for num_channels != 3 or an activation other than quick_gelu / gelu).
+/// layer_norm_eps), projection_dim, logit_scale_init_value. Keys of text_config_dict /
+/// vision_config_dict (older uploads carry both) override those of text_config / vision_config,
+/// as in CLIPConfig; one of each pair must be there. Absent keys take the defaults of
+/// transformers' CLIP configs (ViT-B/32 sizes; bos/eos/pad 49406/49407/1). Throws
+/// std::runtime_error naming the file, the key and what was expected (also for num_channels != 3
+/// or an activation other than quick_gelu / gelu).
 /// `name` of the result is "hf:<directory name>".
 [[nodiscard]] ClipConfig clip_config_from_hf(const std::filesystem::path& config_json);
 
