@@ -434,11 +434,13 @@ at::Tensor clip_encode_image(const TensorMap& w, const ClipConfig& c, const at::
   const at::Tensor patches = at::conv2d(pixels.to(patch_w.scalar_type()), patch_w, {}, {v.patch_size})
                                  .flatten(2)
                                  .transpose(1, 2);
-  const at::Tensor cls = get(w, kVision + "embeddings.class_embedding").view({1, 1, v.hidden_size}).expand({n, 1, v.hidden_size});
+  const at::Tensor cls =
+      get(w, kVision + "embeddings.class_embedding").view({1, 1, v.hidden_size}).expand({n, 1, v.hidden_size});
   at::Tensor h = at::cat({cls, patches}, 1) + get(w, kVision + "embeddings.position_embedding.weight").unsqueeze(0);
   h = layer_norm(w, kVision + "pre_layrnorm", h, v.layer_norm_eps);
   for (int64_t i = 0; i < v.num_layers; ++i)
-    h = encoder_layer(w, layer_prefix(kVision, i), h, v.num_heads, v.layer_norm_eps, v.activation, /*causal=*/false, ctx);
+    h = encoder_layer(w, layer_prefix(kVision, i), h, v.num_heads, v.layer_norm_eps, v.activation,
+                      /*causal=*/false, ctx);
   const at::Tensor pooled = layer_norm(w, kVision + "post_layernorm", h.select(1, 0), v.layer_norm_eps);
   return linear(w, "visual_projection", pooled, ctx);
 }
