@@ -124,7 +124,7 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
       [self](async_train_atom, int job, GlobalDown& latest) -> caf::result<ClientUpdate> {
         auto& st = self->state;
         const StrategySpec& spec = strategy_spec(st.cfg.strategy);
-        apply_download(spec, st.adapters, latest.tensors, 0);
+        (void)apply_download(spec, st.adapters, latest.tensors, 0); // averaging rules only: no restart
         TrainJobMsg msg = train_job(st.cfg, spec, st.adapters, tensor_map_clone(st.optimizer_state), job);
         auto rp = self->make_response_promise<ClientUpdate>();
         self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
@@ -165,8 +165,9 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
       [self](eval_atom, GlobalDown& down) -> caf::result<ClientEval> {
         auto& st = self->state;
         // Shared parts replaced, private ones kept; residuals and stacks merged into lora_delta.
-        apply_download(spec_in_round(strategy_spec(st.cfg.strategy), std::max(down.round, 1)), st.adapters, down.tensors,
-                       job_seed(st.cfg.run_seed, st.cfg.id, down.round, Stream::adapter_init));
+        if (apply_download(spec_in_round(strategy_spec(st.cfg.strategy), std::max(down.round, 1)), st.adapters, down.tensors,
+                           job_seed(st.cfg.run_seed, st.cfg.id, down.round, Stream::adapter_init)))
+          st.optimizer_state.clear(); // fresh adapters start with a fresh optimizer
         EvalJobMsg msg;
         msg.client = st.cfg.id;
         msg.round = down.round;

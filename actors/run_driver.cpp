@@ -5,6 +5,7 @@
 #include "actors/client_actor.hpp"
 #include "actors/engine_errors.hpp"
 #include "actors/scheduler_actor.hpp"
+#include "fl/federated_task.hpp"
 #include "fl/interrupt.hpp"
 #include "fl/local_training.hpp"
 #include "fl/random_streams.hpp"
@@ -103,6 +104,16 @@ RunInterrupted::RunInterrupted(int signal_number)
       signal_(signal_number) {}
 
 TensorMap initial_adapters(const ExperimentConfig& c, const RunSetup& setup, int client) {
+  if (strategy_spec(c.strategy).train_base) {
+    // Full fine-tuning: every client starts from its own copy of the trained modules' base tensors.
+    if (!setup.task) throw std::logic_error("initial_adapters: full fine-tuning needs the task's base weights");
+    const TensorMap& base = setup.task->base_weights();
+    TensorMap copies;
+    for (const auto& [module, shape] : setup.targets)
+      for (const char* suffix : {".weight", ".bias"})
+        if (auto it = base.find(module + suffix); it != base.end()) copies.emplace(it->first, it->second.clone());
+    return copies;
+  }
   const bool common = strategy_spec(c.strategy).common_a_init;
   const int stream = common ? kSharedInit : client;
   const int64_t rank = client_lora_rank(c, client);

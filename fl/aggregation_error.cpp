@@ -56,7 +56,7 @@ AggregationMeasure measure_aggregation(const StrategySpec& spec, const std::vect
   if (!personalised)
     for (const auto& c : clients) {
       TensorMap mine = *c.adapters;
-      apply_download(spec, mine, result.download_for(c.client), /*restart_seed=*/0);
+      (void)apply_download(spec, mine, result.download_for(c.client), /*restart_seed=*/0);
       after.emplace(c.client, std::move(mine));
     }
   std::map<int, const TensorMap*> before;

@@ -141,8 +141,6 @@ struct CheckpointSettings {
   int keep = 2;  ///< newest checkpoints kept; older ones are deleted
 };
 
-[[nodiscard]] inline bool is_florence2(const std::string& arch) { return arch.rfind("florence2_", 0) == 0; }
-
 struct ExperimentConfig;
 /// The LoRA rank of `client` (-1: the centralized trainer, lora.rank).
 [[nodiscard]] int client_lora_rank(const ExperimentConfig& c, int client);
@@ -167,6 +165,8 @@ struct ExperimentConfig {
   std::vector<std::string> lora_targets = {"classifier.0", "classifier.3"};
   /// Heterogeneous ranks: client k's rank is lora_client_ranks[k % size]; empty: lora.rank for all.
   std::vector<int> lora_client_ranks;
+  /// Full fine-tuning: the modules trained and averaged (copied into lora_targets when set).
+  std::vector<std::string> strategy_trainable;
   TrainSettings train;
   SchedulerSettings scheduler;
   MonitoringSettings monitoring;

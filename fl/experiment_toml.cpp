@@ -1,5 +1,6 @@
 // fl/experiment_toml.cpp — the experiment schema: one row per key (type, default, help, setter).
 #include "fl/experiment_toml.hpp"
+#include "fl/model_family.hpp"
 #include "fl/toml_text_check.hpp"
 
 #include <toml++/toml.h>
@@ -253,6 +254,12 @@ template <class Parse, class Print> KeyDef enum_key(std::string p, const char* h
 
 #define M(expr) [](ExperimentConfig& c) -> auto& { return expr; }
 
+/// The arch list of fl/model_family, kept alive for the key table's help pointer.
+const char* arch_help() {
+  static const std::string help = model_arch_list();
+  return help.c_str();
+}
+
 const std::vector<KeyDef>& schema() {
   static const std::vector<KeyDef> keys = {
       string_key("name", "experiment name; results go to OUTPUT_DIR/NAME/RUN", M(c.name)),
@@ -261,7 +268,7 @@ const std::vector<KeyDef>& schema() {
       string_key("device", "\"cpu\" or \"cuda\" (falls back to cpu with a message when absent)", M(c.device)),
       int_key("threads", "LibTorch intra-op threads (0 = library default)", M(c.threads)),
 
-      string_key("model.arch", "mobilenet_v3_small | mobilenet_v3_large", M(c.model.arch)),
+      string_key("model.arch", arch_help(), M(c.model.arch)),
       path_key("model.weights", "optional .safetensors with torchvision parameter names", M(c.model.weights)),
       path_key("model.tokenizer", "Florence-2: tokenizer.json or its folder (default: beside model.weights)", M(c.model.tokenizer)),
       real_key("model.dropout", "classifier dropout probability", M(c.model.dropout)),
@@ -340,10 +347,14 @@ const std::vector<KeyDef>& schema() {
       real_key("federation.speed_sigma", "async: clients' lasting speed factors, lognormal with mean 1 and this log-space std (0 = equal)",
                M(c.federation.speed_sigma)),
 
-      enum_key("strategy.name", "plora | flora | ffa_lora | fedsa_lora | rolora | fedex_lora | stacking | flexlora | hetlora | local | centralized",
+      enum_key("strategy.name", "plora | flora | ffa_lora | fedsa_lora | rolora | fedex_lora | stacking | flexlora | hetlora | full | local | centralized",
                [](ExperimentConfig& c, const std::string& s) { c.strategy = strategy_from_string(s); },
                [](const ExperimentConfig& c) { return to_string(c.strategy); }),
       real_key("strategy.mu", "FedProx proximal term weight, usable with any strategy (0 = off)", M(c.train.prox_mu)),
+      {"strategy.trainable", Kind::string_list,
+       "full: the modules whose weights clients train and average (globs allowed as in lora.targets; default: lora.targets)",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.strategy_trainable = read_strings(n, w); },
+       [](const ExperimentConfig& c) { return fmt_list(c.strategy_trainable); }},
 
       int_key("lora.rank", "LoRA rank r", M(c.lora.rank)),
       real_key("lora.alpha", "LoRA alpha (scale = alpha / r)", M(c.lora.alpha)),
@@ -547,22 +558,23 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     fail("name", "must be one directory name inside output_dir, got " + quote(c.name) + " (" + why + ")");
   if (c.device != "cpu" && c.device != "cuda") fail("device", "expected \"cpu\" or \"cuda\", got \"" + c.device + "\"");
   if (c.threads < 0) fail("threads", "must be >= 0");
-  static const std::set<std::string> archs = {"mobilenet_v3_small", "mobilenet_v3_large", "florence2_tiny",
-                                               "florence2_base", "florence2_large"};
-  if (!archs.count(c.model.arch))
-    fail("model.arch", "expected mobilenet_v3_small, mobilenet_v3_large, florence2_tiny, florence2_base or "
-                       "florence2_large, got \"" + c.model.arch + "\"");
+  const ModelArch* arch = nullptr;
+  try {
+    arch = &model_arch(c.model.arch);
+  } catch (const std::invalid_argument&) {
+    fail("model.arch", "expected one of " + model_arch_list(", ") + ", got \"" + c.model.arch + "\"");
+  }
   if (c.model.dropout < 0 || c.model.dropout >= 1) fail("model.dropout", "must be in [0, 1)");
   if (c.model.precision != "float32" && c.model.precision != "bfloat16")
     fail("model.precision", "expected float32 or bfloat16, got \"" + c.model.precision + "\"" +
                                 (c.model.precision == "float16" ? " (float16 needs CUDA, which the models do not use yet)" : ""));
-  if (c.model.precision != "float32" && !is_florence2(c.model.arch))
+  if (c.model.precision != "float32" && !arch->bfloat16)
     fail("model.precision", "bfloat16 is supported for the florence2_* models only");
   static const std::set<std::string> datasets = {"fashion_mnist", "cifar10", "vqa_folder", "synthetic_vqa"};
   if (!datasets.count(c.data.dataset))
     fail("data.dataset", "expected fashion_mnist, cifar10, vqa_folder or synthetic_vqa, got \"" + c.data.dataset + "\"");
-  if (is_florence2(c.model.arch) != c.data.is_vqa())
-    fail("data.dataset", is_florence2(c.model.arch)
+  if ((arch->data == ModelData::vqa) != c.data.is_vqa())
+    fail("data.dataset", arch->data == ModelData::vqa
                              ? "model.arch " + c.model.arch + " needs a VQA dataset (vqa_folder or synthetic_vqa)"
                              : "a VQA dataset needs a florence2_* model.arch");
   if (c.data.is_vqa()) {
@@ -618,6 +630,12 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
                                   "accept heterogeneous ranks: stacking, flexlora, hetlora, local");
   positive("lora.alpha", c.lora.alpha);
   if (c.lora.dropout < 0 || c.lora.dropout >= 1) fail("lora.dropout", "must be in [0, 1)");
+  if (!c.strategy_trainable.empty()) {
+    if (!strategy_spec(c.strategy).train_base)
+      fail("strategy.trainable", "names the modules full fine-tuning trains; strategy '" + to_string(c.strategy) +
+                                     "' trains LoRA adapters on lora.targets");
+    c.lora_targets = c.strategy_trainable; // the modules this run adapts, whatever the strategy
+  }
   if (c.lora_targets.empty()) fail("lora.targets", "needs at least one module name");
   if (c.train.local_epochs < 1) fail("train.local_epochs", "must be >= 1");
   if (c.train.batch_size < 1) fail("train.batch_size", "must be >= 1");
@@ -668,7 +686,7 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     fail("privacy.target_epsilon", "needs privacy.noise_multiplier > 0: without noise no epsilon is spent, it is infinite");
   if (c.privacy.enabled()) {
     const StrategySpec& spec = strategy_spec(c.strategy);
-    if (spec.centralized || (!spec.share_a && !spec.share_b))
+    if (spec.centralized || !shares_anything(spec))
       fail("privacy.clip_norm", "differential privacy protects what clients share; strategy '" + to_string(c.strategy) +
                                     "' shares nothing with a server");
     if (spec.rule != AggregationRule::average)
@@ -682,9 +700,9 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   }
   if (c.federation.mode == FederationMode::async) {
     const StrategySpec& spec = strategy_spec(c.strategy);
-    if (spec.centralized || (!spec.share_a && !spec.share_b) || spec.rule != AggregationRule::average || spec.alternating)
+    if (spec.centralized || !shares_anything(spec) || spec.rule != AggregationRule::average || spec.alternating)
       fail("federation.mode", "async (FedBuff) averages buffered updates of the shared tensors; strategy '" +
-                                  to_string(c.strategy) + "' has no such average (use plora, flora, ffa_lora or fedsa_lora)");
+                                  to_string(c.strategy) + "' has no such average (use plora, flora, ffa_lora, fedsa_lora or full)");
     if (c.federation.buffer_size < 0 || c.federation.buffer_size > c.federation.clients)
       fail("federation.buffer_size", "must be between 0 (half the clients) and federation.clients (" +
                                          std::to_string(c.federation.clients) + ")");

@@ -25,6 +25,8 @@ public:
   [[nodiscard]] virtual int64_t shared_bytes() const = 0;
   /// A line for the log: what was precomputed once for all clients.
   [[nodiscard]] virtual std::string cache_summary() const = 0;
+  /// The frozen base's tensors by name: where full fine-tuning's per-client copies start.
+  [[nodiscard]] virtual const TensorMap& base_weights() const = 0;
 
   [[nodiscard]] virtual LocalTrainResult train(LocalTrainJob job, const TrainSettings& settings,
                                                const LoraSettings& lora) const = 0;
@@ -42,6 +44,7 @@ public:
   [[nodiscard]] int64_t shared_bytes() const override {
     return static_cast<int64_t>(tensor_map_bytes(base_->model().state())) + base_->resident_bytes();
   }
+  [[nodiscard]] const TensorMap& base_weights() const override { return base_->model().state(); }
   [[nodiscard]] std::string cache_summary() const override {
     return base_->caches_features()
                ? "all LoRA targets are in the head: trunk features computed once for " +

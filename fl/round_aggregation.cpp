@@ -96,7 +96,7 @@ int64_t RoundAggregate::bytes_for(int client) const {
 
 RoundAggregate aggregate_round(const RoundRule& rule, const std::vector<ClientContribution>& updates, const TensorMap& previous) {
   const StrategySpec& spec = rule.spec;
-  if (!spec.share_a && !spec.share_b) return {previous, {}, {}};
+  if (!shares_anything(spec)) return {previous, {}, {}};
   if (rule.spec.rule == AggregationRule::average) return average_rule(rule, updates, previous);
 
   RoundAggregate out;
@@ -147,14 +147,16 @@ RoundAggregate aggregate_round(const RoundRule& rule, const std::vector<ClientCo
   return out;
 }
 
-void apply_download(const StrategySpec& spec, TensorMap& adapters, const TensorMap& download, uint64_t restart_seed) {
+bool apply_download(const StrategySpec& spec, TensorMap& adapters, const TensorMap& download, uint64_t restart_seed) {
   std::map<std::string, std::pair<at::Tensor, at::Tensor>> stacked;
   auto add_to_delta = [&adapters](const std::string& module, const at::Tensor& increment) {
     at::Tensor& delta = adapters[module + kLoraDelta];
     delta = delta.defined() ? delta + increment : increment.clone();
   };
   for (const auto& [name, t] : download) {
-    if (ends_with(name, kLoraA) || ends_with(name, kLoraB)) {
+    if (tensor_kind(name) == TensorKind::base) {
+      adapters[name] = t; // full fine-tuning: the averaged copy of a base tensor
+    } else if (ends_with(name, kLoraA) || ends_with(name, kLoraB)) {
       at::Tensor& own = adapters[name];
       const bool is_a = ends_with(name, kLoraA);
       const int dim = is_a ? 0 : 1; // the rank's dimension
@@ -188,7 +190,9 @@ void apply_download(const StrategySpec& spec, TensorMap& adapters, const TensorM
                                   kLoraStackA + " and " + kLoraStackB);
     add_to_delta(module, at::matmul(pair.second.to(at::kDouble), pair.first.to(at::kDouble)).to(pair.second.scalar_type()));
   }
-  if (spec.fresh_adapters && !download.empty()) lora_restart(adapters, restart_seed);
+  if (!spec.fresh_adapters || download.empty()) return false;
+  lora_restart(adapters, restart_seed);
+  return true;
 }
 
 } // namespace fedvlm

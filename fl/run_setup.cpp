@@ -1,6 +1,7 @@
 // fl/run_setup.cpp — dataset split (public / federated pool), partitions, model, pretraining cache.
 #include "fl/run_setup.hpp"
 
+#include "fl/model_family.hpp"
 #include "fl/output_paths.hpp"
 #include "fl/pretrain.hpp"
 #include "fl/vqa_dataset.hpp"
@@ -89,8 +90,23 @@ std::string fmt_ranks(const std::vector<int>& ranks) {
   return out + "]";
 }
 
-/// Per-round bytes of a client of the largest rank (float32 adapters).
-void fill_bytes(RunSetup& setup, const ExperimentConfig& c) {
+/// Per-round bytes of a client of the largest rank (float32 adapters); for full fine-tuning the
+/// trained modules' weights and biases in `base` (their weights only when the base is not built yet).
+void fill_bytes(RunSetup& setup, const ExperimentConfig& c, const TensorMap* base) {
+  if (strategy_spec(c.strategy).train_base) {
+    int64_t bytes = 0;
+    for (const auto& [module, shape] : setup.targets) {
+      if (base == nullptr) {
+        bytes += shape.out_features * shape.in_features * 4;
+        continue;
+      }
+      for (const char* suffix : {".weight", ".bias"})
+        if (auto it = base->find(module + suffix); it != base->end())
+          bytes += static_cast<int64_t>(it->second.numel() * it->second.element_size());
+    }
+    setup.adapter_bytes = setup.bytes_up_per_client = setup.bytes_down_per_client = bytes;
+    return;
+  }
   LoraSettings largest = c.lora;
   largest.rank = max_lora_rank(c);
   const TensorMap probe = lora_init(setup.targets, largest, c.seed); // rank vs dims is checked here
@@ -177,7 +193,7 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
   fc.precision = c.model.precision == "bfloat16" ? Precision::bfloat16 : Precision::float32;
   fc = checkpoint_config(fc, c);
   setup.targets = resolve_vqa_targets(fc, c.lora_targets);
-  fill_bytes(setup, c);
+  fill_bytes(setup, c, nullptr);
 
   std::filesystem::path tok_path = c.model.tokenizer;
   if (tok_path.empty() && c.data.dataset == "synthetic_vqa" && c.model.arch == "florence2_tiny")
@@ -223,7 +239,7 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
 } // namespace
 
 RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMode mode) {
-  if (is_florence2(c.model.arch)) return prepare_vqa_run(c, mode);
+  if (model_arch(c.model.arch).family == ModelFamily::florence2) return prepare_vqa_run(c, mode);
   RunSetup setup;
   const auto full = datasets.train_split(c.data);
   setup.class_names = full->class_names;
@@ -254,7 +270,7 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
   setup.model_origin = "random init (seed " + std::to_string(c.seed) + ")";
 
   setup.targets = resolve_lora_targets(*model, c.lora_targets);
-  fill_bytes(setup, c);
+  fill_bytes(setup, c, &model->state());
 
   if (!c.model.weights.empty()) {
     setup.model_origin = "weights " + c.model.weights.string();
@@ -341,7 +357,9 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
   if (spec.rule == AggregationRule::stack) os << "; down the stacked factors of every client of the round, at most";
   if (spec.rule == AggregationRule::flexlora || spec.rule == AggregationRule::hetlora)
     os << "; down each client's own factors at its rank (largest shown)";
-  if (!spec.share_a && !spec.share_b) os << " nothing";
+  for (const auto& [name, shape] : s.targets)
+    if (first.share_base) os << " " << name << ".weight/.bias";
+  if (!shares_anything(spec)) os << " nothing";
   os << "\n  clients      id  train  test  " << (c.data.is_vqa() ? "domains" : "labels") << " (count per " << (c.data.is_vqa() ? "domain" : "class") << ")\n";
   for (std::size_t k = 0; k < s.splits.size(); ++k) {
     os << "               " << std::setw(2) << k << " " << std::setw(6) << s.splits[k].train.size() << " "

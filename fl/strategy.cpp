@@ -12,7 +12,7 @@ namespace fedvlm {
 namespace {
 
 // clang-format off
-const std::array<StrategySpec, 11> kStrategies = {{
+const std::array<StrategySpec, 12> kStrategies = {{
   //  kind                     name          summary                                                          trainA trainB shareA shareB commonA central
   {StrategyKind::plora,       "plora",      "pLoRA (FedVLM): A private per client, B averaged",               true,  true,  false, true,  false,  false},
   {StrategyKind::flora,       "flora",      "FLoRA / FedIT: FedAvg of both A and B",                          true,  true,  true,  true,  true,   false},
@@ -26,6 +26,8 @@ const std::array<StrategySpec, 11> kStrategies = {{
   {StrategyKind::stacking,    "stacking",   "stacking (FLoRA, Wang et al.): factors stacked, exact product merged, fresh adapters", true, true, true, true, false, false, false, AggregationRule::stack,  true},
   {StrategyKind::flexlora,    "flexlora",   "FlexLoRA: the mean product SVD-truncated to each client's rank",  true,  true,  true,  true,  true,   false, false, AggregationRule::flexlora, false},
   {StrategyKind::hetlora,     "hetlora",    "HetLoRA: zero-padded to the largest rank, averaged, truncated per client", true, true, true, true, true, false, false, AggregationRule::hetlora, false},
+  //                                                                                                  trainA trainB shareA shareB commonA central altern. rule                    fresh  trainBase shareBase
+  {StrategyKind::full,        "full",       "FedFFT: full fine-tuning of the trained modules' weights, FedAvg of them (no LoRA)", false, false, false, false, false, false, false, AggregationRule::average, false, true, true},
 }};
 // clang-format on
 
@@ -67,16 +69,34 @@ StrategyKind strategy_from_string(const std::string& name) {
 
 std::string to_string(StrategyKind kind) { return strategy_spec(kind).name; }
 
+TensorKind tensor_kind(const std::string& name) {
+  if (ends_with(name, kLoraA)) return TensorKind::lora_a;
+  if (ends_with(name, kLoraB)) return TensorKind::lora_b;
+  if (ends_with(name, kLoraDelta)) return TensorKind::lora_delta;
+  const auto dot = name.rfind('.');
+  if (dot == std::string::npos || dot == 0 || dot + 1 == name.size()) return TensorKind::unknown;
+  if (name.find(".lora_") != std::string::npos) return TensorKind::unknown;
+  return TensorKind::base;
+}
+
+bool shares_anything(const StrategySpec& spec) { return spec.share_a || spec.share_b || spec.share_base; }
+
 bool is_trainable(const StrategySpec& spec, const std::string& tensor_name) {
-  if (ends_with(tensor_name, kLoraA)) return spec.train_a;
-  if (ends_with(tensor_name, kLoraB)) return spec.train_b;
-  return false;
+  switch (tensor_kind(tensor_name)) {
+  case TensorKind::lora_a: return spec.train_a;
+  case TensorKind::lora_b: return spec.train_b;
+  case TensorKind::base: return spec.train_base;
+  default: return false;
+  }
 }
 
 bool is_shared(const StrategySpec& spec, const std::string& tensor_name) {
-  if (ends_with(tensor_name, kLoraA)) return spec.share_a;
-  if (ends_with(tensor_name, kLoraB)) return spec.share_b;
-  return false;
+  switch (tensor_kind(tensor_name)) {
+  case TensorKind::lora_a: return spec.share_a;
+  case TensorKind::lora_b: return spec.share_b;
+  case TensorKind::base: return spec.share_base;
+  default: return false;
+  }
 }
 
 TensorMap shared_part(const StrategySpec& spec, const TensorMap& adapters) {

@@ -8,7 +8,14 @@
 
 namespace fedvlm {
 
-enum class StrategyKind { plora, flora, ffa_lora, fedsa_lora, local, centralized, rolora, fedex_lora, stacking, flexlora, hetlora };
+enum class StrategyKind { plora, flora, ffa_lora, fedsa_lora, local, centralized, rolora, fedex_lora, stacking, flexlora, hetlora, full };
+
+/// What a tensor in a client's adapter map is, by its name's suffix: LoRA's two factors, the
+/// dense correction some rules merge into (model/lora.hpp), or a client's own copy of a base
+/// tensor ("<module>.weight", "<module>.bias": full fine-tuning). A name holding ".lora_" that
+/// ends in none of the LoRA suffixes, or without a dot, is `unknown`.
+enum class TensorKind { lora_a, lora_b, lora_delta, base, unknown };
+[[nodiscard]] TensorKind tensor_kind(const std::string& name);
 
 /// How the server turns the clients' shared factors into what they receive (fl/round_aggregation.hpp).
 enum class AggregationRule {
@@ -39,7 +46,14 @@ struct StrategySpec {
   AggregationRule rule = AggregationRule::average;
   /// After merging a round's download, clients start fresh adapters (A redrawn, B = 0).
   bool fresh_adapters = false;
+  /// Full fine-tuning (FedFFT): clients train their own copies of the base tensors of the
+  /// trained modules, which travel and are averaged; no LoRA.
+  bool train_base = false;
+  bool share_base = false;
 };
+
+/// Whether anything travels to the server and back.
+[[nodiscard]] bool shares_anything(const StrategySpec& spec);
 
 /// Whether clients may hold adapters of different ranks (`[lora] client_ranks`): the rules
 /// that never add two factors of different shapes (stacking, FlexLoRA, HetLoRA), and local.

@@ -117,6 +117,8 @@ int64_t VqaTask::shared_bytes() const {
   return bytes;
 }
 
+const TensorMap& VqaTask::base_weights() const { return model_->state(); }
+
 std::string VqaTask::cache_summary() const {
   const std::string adapted = "LoRA on " + std::to_string(targets_.size()) + " decoder Linears; ";
   if (encoded_.defined())

@@ -35,6 +35,7 @@ public:
   [[nodiscard]] int64_t size() const override { return labels_.size(0); }
   [[nodiscard]] int64_t shared_bytes() const override;
   [[nodiscard]] std::string cache_summary() const override;
+  [[nodiscard]] const TensorMap& base_weights() const override;
 
   [[nodiscard]] LocalTrainResult train(LocalTrainJob job, const TrainSettings& settings,
                                        const LoraSettings& lora) const override;

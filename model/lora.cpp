@@ -81,8 +81,16 @@ AdapterPair find_adapter(const std::string& layer, const ForwardContext& ctx) {
 
 } // namespace
 
-at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+const at::Tensor& base_or_override(const at::Tensor& base, const std::string& name, const ForwardContext& ctx) {
+  if (ctx.adapters == nullptr) return base;
+  auto it = ctx.adapters->find(name);
+  return it == ctx.adapters->end() ? base : it->second;
+}
+
+at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& base_weight, const at::Tensor& base_bias,
                        const std::string& layer, const ForwardContext& ctx) {
+  const at::Tensor& weight = base_or_override(base_weight, layer + ".weight", ctx);
+  const at::Tensor& bias = base_or_override(base_bias, layer + ".bias", ctx);
   const at::Tensor w2 = weight.dim() == 4 ? weight.flatten(1) : weight;
   at::Tensor y = at::linear(x, w2, bias);
   const AdapterPair ad = find_adapter(layer, ctx);
@@ -93,8 +101,10 @@ at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& weight, const at::
   return y + at::linear(h, ad.b->to(x.scalar_type())) * ad.scale(ctx.lora);
 }
 
-at::Tensor lora_conv1x1(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+at::Tensor lora_conv1x1(const at::Tensor& x, const at::Tensor& base_weight, const at::Tensor& base_bias,
                         const std::string& layer, const ForwardContext& ctx) {
+  const at::Tensor& weight = base_or_override(base_weight, layer + ".weight", ctx);
+  const at::Tensor& bias = base_or_override(base_bias, layer + ".bias", ctx);
   const AdapterPair ad = find_adapter(layer, ctx);
   at::Tensor y = at::conv2d(x, weight, bias);
   if (ad.delta != nullptr) y = y + at::conv2d(x, ad.delta->reshape(weight.sizes()).to(x.scalar_type()));

@@ -10,6 +10,9 @@
 // The scale is alpha / r with r the rows of that layer's A, so clients of different ranks
 // (heterogeneous-rank aggregation rules) each use their own.
 //
+// "<layer>.weight" / "<layer>.bias" in the adapters are a client's own trained copies of base
+// tensors (full fine-tuning): looked up before the shared frozen ones (base_or_override).
+//
 // "<layer>.lora_delta" (out × in, in weight units, never trained) is a per-client dense
 // correction of the frozen weight: what aggregation rules that fold a global update into the
 // base (FedEx-LoRA's residual, stacking's merged product) leave with the client, so the shared
@@ -68,6 +71,10 @@ struct ForwardContext {
 [[nodiscard]] at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& weight,
                                      const at::Tensor& bias, const std::string& layer,
                                      const ForwardContext& ctx);
+
+/// The tensor a forward uses for the base tensor `name` (e.g. "fc1.weight"): the client's own
+/// copy in ctx.adapters when it has one (full fine-tuning), else `base`, the shared frozen one.
+[[nodiscard]] const at::Tensor& base_or_override(const at::Tensor& base, const std::string& name, const ForwardContext& ctx);
 
 /// The same for a 1×1 convolution over (N, C, H, W).
 [[nodiscard]] at::Tensor lora_conv1x1(const at::Tensor& x, const at::Tensor& weight,

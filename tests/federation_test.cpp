@@ -2,6 +2,7 @@
 #include "actors/aggregator_actor.hpp"
 #include "actors/run_driver.hpp"
 #include "fl/client_faults.hpp"
+#include "fl/federated_task.hpp"
 #include "fl/privacy_budget.hpp"
 #include "fl/strategy.hpp"
 #include "model/mobilenet_v3.hpp"
@@ -614,6 +615,29 @@ TEST_F(Federation, PerClientRulesKeepEachClientsRank) {
     EXPECT_TRUE(std::isfinite(error) && error > 0) << to_string(kind) << ": truncation loses something";
     EXPECT_LT(mean_loss(out->observer, 2), mean_loss(out->observer, 0)) << to_string(kind);
   }
+}
+
+TEST_F(Federation, FullFineTuningAveragesTheTrainedModulesWeights) {
+  auto c = small_config(StrategyKind::full);
+  c.lora_targets = {"classifier.3"}; // as strategy.trainable would set them
+  const auto out = run(c);
+  const TensorMap& base = out->setup.task->base_weights();
+  // The base as loaded afresh (the cached pretrained checkpoint): the run must not have written it.
+  const RunSetup fresh = prepare_run(c, *datasets_, SetupMode::execute);
+  const at::Tensor w0 = fresh.task->base_weights().at("classifier.3.weight");
+  // What travels: the Linear's weight and bias, from its shape (10 classes x 1024 inputs).
+  const auto& shape = out->setup.targets.at("classifier.3");
+  const int64_t bytes = (shape.out_features * shape.in_features + shape.out_features) * 4;
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(out->observer.at(k, 1).bytes_up, bytes) << k;
+    EXPECT_EQ(out->observer.at(k, 1).bytes_down, bytes) << k;
+    const TensorMap& mine = out->done.adapters[static_cast<std::size_t>(k)];
+    EXPECT_EQ(mine.size(), 2u); // no LoRA factors
+    EXPECT_TRUE(same(mine.at("classifier.3.weight"), out->done.global.at("classifier.3.weight"))) << k;
+  }
+  EXPECT_FALSE(same(out->done.global.at("classifier.3.weight"), w0)); // trained
+  EXPECT_TRUE(same(base.at("classifier.3.weight"), w0));              // the shared base never is
+  EXPECT_LT(mean_loss(out->observer, 2), mean_loss(out->observer, 0));
 }
 
 TEST_F(Federation, AsyncRunIsReproducibleWhateverTheWallClock) {

@@ -56,7 +56,7 @@ Round mixed_ranks() { return {client_adapters(1, 3), client_adapters(2, 4)}; }
 /// What client `k` holds after applying its download.
 TensorMap after(const Round& r, int k, const RoundAggregate& agg, StrategyKind kind) {
   TensorMap m = k == 0 ? r.m0 : r.m1;
-  apply_download(strategy_spec(kind), m, agg.download_for(k), /*restart_seed=*/99);
+  (void)apply_download(strategy_spec(kind), m, agg.download_for(k), /*restart_seed=*/99);
   return m;
 }
 
@@ -168,7 +168,7 @@ TEST(RoundAggregation, PerClientRanksCappedByWhatTheRoundCanGive) {
   const std::vector<ClientContribution> only0 = {{0, r.n0, &r.m0}};
   const auto agg = aggregate_round(r.rule(StrategyKind::hetlora), only0, {});
   TensorMap m1 = r.m1;
-  apply_download(strategy_spec(StrategyKind::hetlora), m1, agg.download_for(1), 0);
+  EXPECT_FALSE(apply_download(strategy_spec(StrategyKind::hetlora), m1, agg.download_for(1), 0)); // no restart
   ASSERT_EQ(m1.at(kA).size(0), 2);
   EXPECT_TRUE(at::equal(m1.at(kA).slice(0, 0, 1), r.m0.at(kA)));
   EXPECT_TRUE(at::equal(m1.at(kA).slice(0, 1, 2), r.m1.at(kA).slice(0, 1, 2))); // kept: can still learn
@@ -181,12 +181,18 @@ TEST(RoundAggregation, UnknownDownloadsAndHalfStacksAreRefused) {
   TensorMap m = client_adapters(2, 5);
   const auto spec = strategy_spec(StrategyKind::stacking);
   try {
-    apply_download(spec, m, {{"head.weight", at::zeros({3, 3})}}, 0);
+    (void)apply_download(spec, m, {{"head.lora_C", at::zeros({3, 3})}}, 0);
     FAIL() << "an unknown tensor was accepted";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("head.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("head.lora_C"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(apply_download(spec, m, {{"head.lora_stack_A", at::zeros({2, 3})}}, 0), std::invalid_argument);
+  EXPECT_THROW((void)apply_download(spec, m, {{"head.lora_stack_A", at::zeros({2, 3})}}, 0), std::invalid_argument);
+  // A restart is reported, so the client drops its optimizer moments with the old adapters.
+  const Round r = mixed_ranks();
+  const auto agg = aggregate_round(r.rule(StrategyKind::stacking), r.updates(), {});
+  TensorMap m0 = r.m0;
+  EXPECT_TRUE(apply_download(spec, m0, agg.download_for(0), 1));
+  EXPECT_FALSE(apply_download(spec, m0, {}, 1)); // round 0: nothing downloaded, nothing restarted
 }
 
 TEST(RoundAggregation, AnEqualRankRuleNamesTheModuleAndTheRules) {

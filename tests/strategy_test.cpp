@@ -93,16 +93,24 @@ TEST(Strategy, CentralizedFlags) {
 TEST(Strategy, NonAdapterTensorsAreNeitherTrainedNorShared) {
   for (const auto& name : fedvlm::strategy_names()) {
     const auto& s = spec(fedvlm::strategy_from_string(name));
-    for (const std::string t : {"x.weight", "lora_A", "x.lora_A.momentum", "x.lora_a"}) {
+    for (const std::string t : {"lora_A", "x.lora_A.momentum", "x.lora_a", "x.lora_delta"}) {
       EXPECT_FALSE(fedvlm::is_trainable(s, t)) << name << " " << t;
       EXPECT_FALSE(fedvlm::is_shared(s, t)) << name << " " << t;
     }
+    // A client's copy of a base tensor: only full fine-tuning trains and shares it.
+    const bool full = s.kind == fedvlm::StrategyKind::full;
+    EXPECT_EQ(fedvlm::is_trainable(s, "x.weight"), full) << name;
+    EXPECT_EQ(fedvlm::is_shared(s, "classifier.3.bias"), full) << name;
+    EXPECT_EQ(fedvlm::is_trainable(s, "x.lora_A"), s.train_a) << name;
   }
+  EXPECT_EQ(fedvlm::tensor_kind("classifier.3.weight"), fedvlm::TensorKind::base);
+  EXPECT_EQ(fedvlm::tensor_kind("x.lora_delta"), fedvlm::TensorKind::lora_delta);
+  EXPECT_EQ(fedvlm::tensor_kind("x.lora_C"), fedvlm::TensorKind::unknown);
 }
 
 TEST(Strategy, NamesRoundTrip) {
   const std::vector<std::string> expected = {"plora", "flora",      "ffa_lora", "fedsa_lora", "local",   "centralized",
-                                             "rolora", "fedex_lora", "stacking", "flexlora",   "hetlora"};
+                                             "rolora", "fedex_lora", "stacking", "flexlora",   "hetlora", "full"};
   const auto names = fedvlm::strategy_names();
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
             std::set<std::string>(expected.begin(), expected.end()));

@@ -1,0 +1,33 @@
+// fl/model_family.cpp — the model architecture table.
+#include "fl/model_family.hpp"
+
+#include <stdexcept>
+
+namespace fedvlm {
+
+const std::vector<ModelArch>& model_archs() {
+  // clang-format off
+  static const std::vector<ModelArch> rows = {
+    {"mobilenet_v3_small", ModelFamily::mobilenet_v3, ModelData::images, "MobileNetV3-Small (torchvision names)"},
+    {"mobilenet_v3_large", ModelFamily::mobilenet_v3, ModelData::images, "MobileNetV3-Large (torchvision names)"},
+    {"florence2_tiny",     ModelFamily::florence2,    ModelData::vqa,    "a tiny random-init Florence-2 for tests and CPU demos", true},
+    {"florence2_base",     ModelFamily::florence2,    ModelData::vqa,    "Florence-2-base (0.23 B; microsoft/Florence-2-base names)", true},
+    {"florence2_large",    ModelFamily::florence2,    ModelData::vqa,    "Florence-2-large (0.77 B)", true},
+  };
+  // clang-format on
+  return rows;
+}
+
+std::string model_arch_list(const char* separator) {
+  std::string out;
+  for (const auto& row : model_archs()) out += (out.empty() ? "" : separator) + std::string(row.arch);
+  return out;
+}
+
+const ModelArch& model_arch(const std::string& arch) {
+  for (const auto& row : model_archs())
+    if (arch == row.arch) return row;
+  throw std::invalid_argument("unknown model.arch \"" + arch + "\" (expected one of: " + model_arch_list(", ") + ")");
+}
+
+} // namespace fedvlm
