@@ -7,10 +7,13 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace fedvlm {
 namespace {
@@ -297,6 +300,14 @@ TEST(ClassicNets, DropoutOnlyInTrainingAndReproducible) {
       EXPECT_GT(gw[c].abs().sum().item<double>(), 0.0) << "channel " << c;
     }
   }
+
+  // Without a generator (torch's global one, at::feature_dropout) it is channel dropout too.
+  ForwardContext unseeded;
+  unseeded.dropout_active = true;
+  const auto [gb_u, gw_u] = grads_of_conv2_bias(unseeded);
+  EXPECT_GT((gb_u == 0).sum().item<int64_t>(), 0); // all 20 kept: probability 2^-20
+  for (int64_t c = 0; c < 20; ++c)
+    EXPECT_EQ(gb_u[c].item<float>() == 0.0f, gw_u[c].abs().sum().item<double>() == 0.0) << c;
 
   // mlp_2nn has no dropout (the FedAvg paper's 2NN): training mode changes nothing.
   auto mlp = make_mlp_2nn(10, 5);
