@@ -255,6 +255,8 @@ ClientRoundRecord client_record(const aggregator_state& st, const ClientEval& ev
   r.recall = ev.result.metrics.macro_recall;
   r.f1 = ev.result.metrics.macro_f1;
   r.loss = ev.result.loss;
+  if (ev.test_samples == 0) // no local test split (data.test_fraction = 0): nothing was measured
+    r.accuracy = r.precision = r.recall = r.f1 = r.loss = std::numeric_limits<double>::quiet_NaN();
   r.exact_match = ev.result.exact_match;
   r.test_samples = ev.test_samples;
   r.train_samples = ev.train_samples;
@@ -279,7 +281,30 @@ ClientRoundRecord client_record(const aggregator_state& st, const ClientEval& ev
   return r;
 }
 
+void report_round(aggregator_actor_t* self, const EvalResult* global_eval);
+
+/// The round's evaluations are in: score the global model too where asked, then report.
 void finish_round(aggregator_actor_t* self) {
+  auto& st = self->state;
+  if (st.over) return;
+  if (st.cfg.global_test.empty()) return report_round(self, nullptr);
+  EvalJobMsg msg;
+  msg.client = -1;
+  msg.round = st.round;
+  msg.adapters = st.cfg.global_template;
+  for (const auto& [name, t] : st.global) msg.adapters[name] = t;
+  msg.indices = st.cfg.global_test;
+  self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
+      .then([self](EvalResult& r) { report_round(self, &r); },
+            [self](caf::error& err) {
+              if (stops_the_run(err)) return abort_run(self, err);
+              spdlog::warn("{}: round {}: the global model was not scored: {}", self->state.cfg.run, self->state.round,
+                           describe_error(err));
+              report_round(self, nullptr);
+            });
+}
+
+void report_round(aggregator_actor_t* self, const EvalResult* global_eval) {
   auto& st = self->state;
   if (st.over) return;
   const double seconds = std::chrono::duration<double>(clock_type::now() - st.round_started).count();
@@ -310,18 +335,29 @@ void finish_round(aggregator_actor_t* self) {
       sum.clients_selected = sum.clients_answered = static_cast<int>(st.buffer.size());
     }
   }
+  if (global_eval != nullptr) {
+    sum.global_accuracy = global_eval->metrics.accuracy;
+    sum.global_loss = global_eval->loss;
+  }
   double acc_sum = 0;
+  int scored = 0;
   sum.min_accuracy = 1;
   sum.max_accuracy = 0;
   for (const auto& [id, ev] : st.evals) {
     const ClientRoundRecord r = client_record(st, ev, seconds);
     if (st.cfg.observer) st.cfg.observer->client_evaluated(r);
+    if (r.test_samples == 0) continue; // data.test_fraction = 0: the global test scores the model
     acc_sum += r.accuracy;
+    ++scored;
     sum.min_accuracy = std::min(sum.min_accuracy, r.accuracy);
     sum.max_accuracy = std::max(sum.max_accuracy, r.accuracy);
   }
-  if (!st.evals.empty()) sum.mean_accuracy = acc_sum / static_cast<double>(st.evals.size());
-  else sum.min_accuracy = 0;
+  if (scored > 0) {
+    sum.mean_accuracy = acc_sum / scored;
+  } else {
+    const double none = st.evals.empty() ? 0.0 : std::numeric_limits<double>::quiet_NaN();
+    sum.mean_accuracy = sum.min_accuracy = sum.max_accuracy = none;
+  }
   if (st.cfg.observer) st.cfg.observer->round_finished(sum);
   if (st.round > 0) st.summary.rounds_completed = st.round;
   collect_states(self);

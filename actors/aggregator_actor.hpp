@@ -27,6 +27,11 @@ struct AggregatorConfig {
   std::vector<int64_t> train_samples; ///< index = client id
   int local_epochs = 1;
   FaultSettings faults;               ///< slow_* add straggler delays on the virtual clock
+  /// evaluation.global_test: after every round the scheduler scores `global_template` (the
+  /// shared initial adapters) overlaid with the global tensors on these pool indices.
+  std::vector<int64_t> global_test;
+  TensorMap global_template;
+  caf::actor scheduler;
   uint64_t seed = 0;
   std::vector<caf::actor> clients; ///< index = client id
   caf::actor central_trainer;      ///< centralized strategy only

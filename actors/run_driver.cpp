@@ -181,6 +181,9 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   for (const auto& split : setup.splits) agg.train_samples.push_back(static_cast<int64_t>(split.train.size()));
   agg.local_epochs = c.train.local_epochs;
   agg.faults = c.faults;
+  agg.global_test = setup.global_test;
+  if (!agg.global_test.empty()) agg.global_template = initial_adapters(c, setup, kSharedInit);
+  agg.scheduler = scheduler;
   agg.seed = c.seed;
   agg.observer = &observer;
   agg.resume_from = hooks.resume_from;

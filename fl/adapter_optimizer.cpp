@@ -1,4 +1,4 @@
-// fl/adapter_optimizer.cpp — the update rules of torch.optim.SGD and torch.optim.AdamW.
+// fl/adapter_optimizer.cpp — the update rules of torch.optim.SGD, torch.optim.Adam and torch.optim.AdamW.
 #include "fl/adapter_optimizer.hpp"
 
 #include <ATen/ATen.h>
@@ -42,7 +42,8 @@ void optimizer_step(TensorMap& params, const std::set<std::string>& trainable, T
       if (it == state.end()) it = state.emplace(name + ".step", at::zeros({}, at::kDouble)).first;
       it->second.add_(1);
       const double step = it->second.item<double>();
-      p.mul_(1 - s.lr * s.weight_decay);
+      if (s.kind == OptimizerKind::adamw) p.mul_(1 - s.lr * s.weight_decay);
+      else if (s.weight_decay != 0) g = g.add(p, s.weight_decay); // Adam: L2 in the gradient
       m.mul_(s.beta1).add_(g, 1 - s.beta1);
       v.mul_(s.beta2).addcmul_(g, g, 1 - s.beta2);
       const double bc1 = 1 - std::pow(s.beta1, step);

@@ -16,8 +16,8 @@ struct OptimizerSettings {
   OptimizerKind kind = OptimizerKind::sgd;
   double lr = 0.01;
   double momentum = 0.9;     ///< SGD
-  double weight_decay = 0.0; ///< SGD: L2 added to the gradient; AdamW: decoupled
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8; ///< AdamW
+  double weight_decay = 0.0; ///< SGD and Adam: L2 added to the gradient; AdamW: decoupled
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8; ///< Adam and AdamW
 };
 
 /// One step on every tensor in `params` whose name is in `trainable` and that has a gradient.

@@ -18,7 +18,7 @@
 
 namespace fedvlm {
 
-enum class OptimizerKind { sgd, adamw };
+enum class OptimizerKind { sgd, adamw, adam };
 enum class Weighting { samples, uniform };
 
 struct ModelSettings {
@@ -88,6 +88,8 @@ struct TrainSettings {
   double momentum = 0.9;
   double weight_decay = 0.0;
   double prox_mu = 0.0; ///< FedProx proximal term weight (0 = off); from [strategy] mu
+  double adam_eps = 1e-8;       ///< Adam / AdamW epsilon (FLoRA: 1e-6)
+  bool fresh_optimizer = false; ///< drop the optimizer state at the start of every local training (FedAvg's setting)
   int64_t eval_batch_size = 256;
 };
 
@@ -141,6 +143,13 @@ struct CheckpointSettings {
   int keep = 2;  ///< newest checkpoints kept; older ones are deleted
 };
 
+/// Evaluation beyond each client's own test split.
+struct EvaluationSettings {
+  /// Each round, the global model is also scored on the dataset's official test split
+  /// (Fashion-MNIST's and CIFAR-10's 10,000), as FedAvg papers report.
+  bool global_test = false;
+};
+
 struct ExperimentConfig;
 /// The LoRA rank of `client` (-1: the centralized trainer, lora.rank).
 [[nodiscard]] int client_lora_rank(const ExperimentConfig& c, int client);
@@ -173,6 +182,7 @@ struct ExperimentConfig {
   FaultSettings faults;
   CheckpointSettings checkpoint;
   PrivacySettings privacy;
+  EvaluationSettings evaluation;
 
   /// Values this run takes from a sweep axis, key → value as written ("federation.clients" → "4").
   std::map<std::string, std::string> sweep;

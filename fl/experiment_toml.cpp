@@ -18,7 +18,14 @@
 
 namespace fedvlm {
 
-std::string to_string(OptimizerKind kind) { return kind == OptimizerKind::sgd ? "sgd" : "adamw"; }
+std::string to_string(OptimizerKind kind) {
+  switch (kind) {
+  case OptimizerKind::sgd: return "sgd";
+  case OptimizerKind::adamw: return "adamw";
+  case OptimizerKind::adam: return "adam";
+  }
+  return "?";
+}
 std::string to_string(Weighting w) { return w == Weighting::samples ? "samples" : "uniform"; }
 std::string to_string(FederationMode m) { return m == FederationMode::sync ? "sync" : "async"; }
 std::string to_string(StalenessRule r) {
@@ -370,15 +377,19 @@ const std::vector<KeyDef>& schema() {
       int_key("train.local_epochs", "local epochs per round", M(c.train.local_epochs)),
       int_key("train.batch_size", "local batch size", M(c.train.batch_size)),
       real_key("train.lr", "local learning rate", M(c.train.lr)),
-      enum_key("train.optimizer", "sgd | adamw",
+      enum_key("train.optimizer", "sgd | adam | adamw",
                [](ExperimentConfig& c, const std::string& s) {
                  if (s == "sgd") c.train.optimizer = OptimizerKind::sgd;
                  else if (s == "adamw") c.train.optimizer = OptimizerKind::adamw;
-                 else throw std::invalid_argument("unknown optimizer '" + s + "' (expected sgd or adamw)");
+                 else if (s == "adam") c.train.optimizer = OptimizerKind::adam;
+                 else throw std::invalid_argument("unknown optimizer '" + s + "' (expected sgd, adam or adamw)");
                },
                [](const ExperimentConfig& c) { return to_string(c.train.optimizer); }),
       real_key("train.momentum", "SGD momentum", M(c.train.momentum)),
-      real_key("train.weight_decay", "weight decay (decoupled for adamw)", M(c.train.weight_decay)),
+      real_key("train.weight_decay", "weight decay (L2 in the gradient for sgd and adam, decoupled for adamw)", M(c.train.weight_decay)),
+      real_key("train.adam_eps", "Adam / AdamW epsilon", M(c.train.adam_eps)),
+      bool_key("train.fresh_optimizer", "start every local training with a fresh optimizer (no momentum kept across rounds)",
+               M(c.train.fresh_optimizer)),
       int_key("train.eval_batch_size", "evaluation batch size", M(c.train.eval_batch_size)),
 
       int_key("scheduler.concurrency", "jobs the device scheduler runs at once", M(c.scheduler.concurrency)),
@@ -412,6 +423,10 @@ const std::vector<KeyDef>& schema() {
       {"faults.crash_rounds", Kind::int_list, "rounds in which the crash_clients crash",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.faults.crash_rounds = read_ints(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.faults.crash_rounds); }},
+
+      bool_key("evaluation.global_test",
+               "score the global model on the dataset's official test split each round (image datasets)",
+               M(c.evaluation.global_test)),
 
       int_key("checkpoint.every", "write a checkpoint after every N-th round and the last (0 = never); see `resume`",
               M(c.checkpoint.every)),
@@ -592,7 +607,14 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     fail("partition.scheme", "by_domain needs a VQA dataset with domains");
   }
   if (c.data.max_samples < 0) fail("data.max_samples", "must be >= 0");
-  if (c.data.test_fraction <= 0 || c.data.test_fraction >= 1) fail("data.test_fraction", "must be in (0, 1)");
+  if (c.evaluation.global_test) {
+    if (c.data.is_vqa()) fail("evaluation.global_test", "needs an image dataset with an official test split (fashion_mnist, cifar10)");
+    if (c.data.test_fraction < 0 || c.data.test_fraction >= 1)
+      fail("data.test_fraction", "must be in [0, 1) (0: clients train on all their data; the global test scores the model)");
+  } else if (c.data.test_fraction <= 0 || c.data.test_fraction >= 1) {
+    fail("data.test_fraction", c.data.test_fraction == 0 ? "must be in (0, 1); 0 is allowed with evaluation.global_test = true"
+                                                         : "must be in (0, 1)");
+  }
   if (c.pretrain.enabled) {
     if (c.pretrain.public_samples < 1) fail("pretrain.public_samples", "must be >= 1");
     if (c.pretrain.epochs < 1) fail("pretrain.epochs", "must be >= 1");
@@ -641,6 +663,7 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   if (c.train.batch_size < 1) fail("train.batch_size", "must be >= 1");
   if (c.train.eval_batch_size < 1) fail("train.eval_batch_size", "must be >= 1");
   positive("train.lr", c.train.lr);
+  positive("train.adam_eps", c.train.adam_eps);
   if (c.train.momentum < 0 || c.train.momentum >= 1) fail("train.momentum", "must be in [0, 1)");
   if (c.train.weight_decay < 0) fail("train.weight_decay", "must be >= 0");
   if (c.train.prox_mu < 0) fail("strategy.mu", "must be >= 0");

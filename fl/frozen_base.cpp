@@ -8,11 +8,19 @@
 namespace fedvlm {
 
 std::map<std::string, AdaptableLayer> resolve_lora_targets(const ImageClassifier& model,
-                                                           const std::vector<std::string>& lora_targets) {
+                                                           const std::vector<std::string>& lora_targets,
+                                                           bool any_weighted_module) {
   const auto adaptable = model.adaptable_layers();
   std::map<std::string, AdaptableLayer> out;
   for (const auto& name : lora_targets) {
     auto it = adaptable.find(name);
+    if (it == adaptable.end() && any_weighted_module) {
+      auto w = model.state().find(name + ".weight");
+      if (w != model.state().end() && w->second.dim() >= 1 && w->second.size(0) > 0) {
+        out.emplace(name, AdaptableLayer{w->second.size(0), w->second.numel() / w->second.size(0)});
+        continue;
+      }
+    }
     if (it == adaptable.end()) {
       std::string some;
       int shown = 0;
@@ -23,7 +31,8 @@ std::map<std::string, AdaptableLayer> resolve_lora_targets(const ImageClassifier
         }
       }
       throw std::invalid_argument("lora.targets: '" + name + "' is not an adaptable layer of " +
-                                  model.name() + " (Linear or 1x1 conv layers, e.g. " + some + ", ...)");
+                                  model.name() + " (Linear or 1x1 conv layers, e.g. " + some + ", ..." +
+                                  (any_weighted_module ? "; or any module with a weight" : "") + ")");
     }
     out.emplace(name, it->second);
   }
@@ -31,9 +40,10 @@ std::map<std::string, AdaptableLayer> resolve_lora_targets(const ImageClassifier
 }
 
 FrozenBase::FrozenBase(std::shared_ptr<const ImageClassifier> model, ImageDataset pool,
-                       const std::vector<std::string>& lora_targets, int64_t cache_batch_size)
+                       const std::vector<std::string>& lora_targets, int64_t cache_batch_size,
+                       bool any_weighted_module)
     : model_(std::move(model)), pool_(std::move(pool)),
-      targets_(resolve_lora_targets(*model_, lora_targets)) {
+      targets_(resolve_lora_targets(*model_, lora_targets, any_weighted_module)) {
   bool all_in_head = true;
   for (const auto& [name, shape] : targets_) all_in_head = all_in_head && model_->in_head(name);
   if (!all_in_head || pool_.size() == 0) return;

@@ -17,15 +17,18 @@ namespace fedvlm {
 
 /// The layers named in `lora_targets` with their shapes. Throws std::invalid_argument naming an
 /// unknown module and listing adaptable ones.
+/// With `any_weighted_module` (full fine-tuning) a target may also be any module with a
+/// "<module>.weight" in the model's state (e.g. a convolution), shaped out × (numel / out).
 [[nodiscard]] std::map<std::string, AdaptableLayer> resolve_lora_targets(
-    const ImageClassifier& model, const std::vector<std::string>& lora_targets);
+    const ImageClassifier& model, const std::vector<std::string>& lora_targets, bool any_weighted_module = false);
 
 class FrozenBase {
 public:
   /// Validates `lora_targets` against the model (std::invalid_argument naming the unknown
   /// module and listing the adaptable ones) and, when possible, caches trunk features.
   FrozenBase(std::shared_ptr<const ImageClassifier> model, ImageDataset pool,
-             const std::vector<std::string>& lora_targets, int64_t cache_batch_size = 512);
+             const std::vector<std::string>& lora_targets, int64_t cache_batch_size = 512,
+             bool any_weighted_module = false);
 
   // -- properties -----------------------------------------------------------
   [[nodiscard]] const ImageClassifier& model() const { return *model_; }

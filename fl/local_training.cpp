@@ -66,6 +66,8 @@ LocalTrainResult train_adapters(const BatchLoss& batch_loss, LocalTrainJob job, 
   opt.lr = settings.lr;
   opt.momentum = settings.momentum;
   opt.weight_decay = settings.weight_decay;
+  opt.eps = settings.adam_eps;
+  if (settings.fresh_optimizer) job.optimizer_state.clear();
 
   const at::Tensor all = at::tensor(job.indices, at::kLong);
   const int64_t n = all.size(0);

@@ -10,6 +10,8 @@ const std::vector<ModelArch>& model_archs() {
   static const std::vector<ModelArch> rows = {
     {"mobilenet_v3_small", ModelFamily::mobilenet_v3, ModelData::images, "MobileNetV3-Small (torchvision names)"},
     {"mobilenet_v3_large", ModelFamily::mobilenet_v3, ModelData::images, "MobileNetV3-Large (torchvision names)"},
+    {"cnn_mnist",          ModelFamily::classic,      ModelData::images, "the FedAvg papers' CNN for 28x28 grey images (21,840 parameters)"},
+    {"mlp_2nn",            ModelFamily::classic,      ModelData::images, "the FedAvg paper's 2NN: 784-200-200-10 (199,210 parameters)"},
     {"florence2_tiny",     ModelFamily::florence2,    ModelData::vqa,    "a tiny random-init Florence-2 for tests and CPU demos", true},
     {"florence2_base",     ModelFamily::florence2,    ModelData::vqa,    "Florence-2-base (0.23 B; microsoft/Florence-2-base names)", true},
     {"florence2_large",    ModelFamily::florence2,    ModelData::vqa,    "Florence-2-large (0.77 B)", true},

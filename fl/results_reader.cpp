@@ -156,6 +156,8 @@ RoundSummary parse_summary(const json& j, const Origin& at) {
   s.virtual_seconds = j.contains("virtual_seconds") ? get_double(j, "virtual_seconds", at) : nan;
   s.mean_staleness = j.contains("mean_staleness") ? get_double(j, "mean_staleness", at) : nan;
   s.max_staleness = j.contains("max_staleness") ? get_double(j, "max_staleness", at) : nan;
+  s.global_accuracy = j.contains("global_accuracy") ? get_double(j, "global_accuracy", at) : nan;
+  s.global_loss = j.contains("global_loss") ? get_double(j, "global_loss", at) : nan;
   if (j.contains("aggregation_error_by_layer")) {
     const json& layers = j.at("aggregation_error_by_layer");
     if (!layers.is_object()) fail(at, "field \"aggregation_error_by_layer\" must be an object, got " + layers.dump());

@@ -73,7 +73,9 @@ json summary_json(const RoundSummary& s) {
               {"epsilon", s.epsilon},
               {"virtual_seconds", s.virtual_seconds},
               {"mean_staleness", s.mean_staleness},
-              {"max_staleness", s.max_staleness}};
+              {"max_staleness", s.max_staleness},
+              {"global_accuracy", s.global_accuracy},
+              {"global_loss", s.global_loss}};
 }
 
 // Shortest text that parses back to the same double: CSV readers then get exactly what the

@@ -65,6 +65,9 @@ struct RoundSummary {
   double virtual_seconds = std::numeric_limits<double>::quiet_NaN();
   double mean_staleness = std::numeric_limits<double>::quiet_NaN();
   double max_staleness = std::numeric_limits<double>::quiet_NaN();
+  /// evaluation.global_test: the global model on the dataset's official test split; NaN when off.
+  double global_accuracy = std::numeric_limits<double>::quiet_NaN();
+  double global_loss = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// Receives a run's events as they happen. Implementations must be thread-safe: actors call

@@ -8,6 +8,7 @@
 #include "fl/vqa_task.hpp"
 #include "model/bart_tokenizer.hpp"
 #include "model/florence2.hpp"
+#include "model/classic_nets.hpp"
 #include "model/florence2_hf_config.hpp"
 #include "fl/strategy.hpp"
 #include "model/mobilenet_v3.hpp"
@@ -23,14 +24,17 @@
 
 namespace fedvlm {
 
-std::shared_ptr<const ImageDataset> DatasetCache::train_split(const DataSettings& data) {
+std::shared_ptr<const ImageDataset> DatasetCache::train_split(const DataSettings& data) { return load(data, DataSplit::train); }
+
+std::shared_ptr<const ImageDataset> DatasetCache::test_split(const DataSettings& data) { return load(data, DataSplit::test); }
+
+std::shared_ptr<const ImageDataset> DatasetCache::load(const DataSettings& data, DataSplit split) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const std::string key = data.dataset + "|" + data.path.string();
+  const std::string key = data.dataset + "|" + data.path.string() + (split == DataSplit::train ? "|train" : "|test");
   if (auto it = loaded_.find(key); it != loaded_.end()) return it->second;
   ImageDataset ds;
   try {
-    ds = data.dataset == "cifar10" ? load_cifar10(data.path, DataSplit::train)
-                                   : load_fashion_mnist(data.path, DataSplit::train);
+    ds = data.dataset == "cifar10" ? load_cifar10(data.path, split) : load_fashion_mnist(data.path, split);
   } catch (const std::exception& e) {
     throw std::runtime_error("data.path: " + std::string(e.what()));
   }
@@ -73,7 +77,7 @@ void fill_clients(RunSetup& setup, const ExperimentConfig& c, const std::vector<
   const auto parts = partition_indices(labels, classes, spec);
   for (std::size_t k = 0; k < parts.size(); ++k) {
     LocalSplit split = split_train_test(parts[k], c.data.test_fraction, c.seed + 7919 * (k + 1));
-    if (split.train.empty() || split.test.empty())
+    if (split.train.empty() || (split.test.empty() && c.data.test_fraction > 0))
       throw std::invalid_argument("client " + std::to_string(k) + " has " + std::to_string(parts[k].size()) +
                                   " samples: too few for a train and a test split (see data.max_samples, "
                                   "federation.clients, data.test_fraction)");
@@ -91,6 +95,23 @@ std::string fmt_ranks(const std::vector<int>& ranks) {
 }
 
 /// Per-round bytes of a client of the largest rank (float32 adapters); for full fine-tuning the
+/// Every parameter of `model` from `weights`, same names and shapes, nothing left over:
+/// for models without a checkpoint format of their own (cnn_mnist, mlp_2nn).
+void load_state_exactly(ImageClassifier& model, const TensorMap& weights) {
+  std::string problems;
+  TensorMap& state = model.mutable_state();
+  for (const auto& [name, t] : state) {
+    auto it = weights.find(name);
+    if (it == weights.end()) problems += "\n  missing: " + name;
+    else if (!it->second.sizes().equals(t.sizes()))
+      problems += "\n  " + name + " is " + tensor_shape_string(it->second.sizes()) + ", expected " + tensor_shape_string(t.sizes());
+  }
+  for (const auto& [name, t] : weights)
+    if (!state.count(name)) problems += "\n  unexpected: " + name;
+  if (!problems.empty()) throw std::runtime_error("the weights do not fit " + model.name() + ":" + problems);
+  for (auto& [name, t] : state) t = weights.at(name).to(t.scalar_type()).clone();
+}
+
 /// trained modules' weights and biases in `base` (their weights only when the base is not built yet).
 void fill_bytes(RunSetup& setup, const ExperimentConfig& c, const TensorMap* base) {
   if (strategy_spec(c.strategy).train_base) {
@@ -260,16 +281,40 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
 
   ImageDataset pool = full->subset(pool_idx);
   fill_clients(setup, c, pool.label_vector(), pool.num_classes());
+  if (c.evaluation.global_test) {
+    // The official test images join the pool after the clients' samples: the task (and its
+    // feature cache) serves them like any others, and no client's split holds them.
+    const auto test = datasets.test_split(c.data);
+    for (int64_t i = 0; i < test->size(); ++i) setup.global_test.push_back(pool.size() + i);
+    if (mode == SetupMode::execute) {
+      pool.images = at::cat({pool.images, test->images}, 0);
+      pool.labels = at::cat({pool.labels, test->labels}, 0);
+    }
+  }
 
+  const ModelArch& arch = model_arch(c.model.arch);
   MobileNetV3Config mc;
   mc.variant = c.model.arch == "mobilenet_v3_large" ? "large" : "small";
   mc.num_classes = full->num_classes();
   mc.in_channels = full->images.size(1);
   mc.dropout = c.model.dropout;
-  std::shared_ptr<ImageClassifier> model = make_mobilenet_v3(mc, c.seed);
+  std::shared_ptr<ImageClassifier> model;
+  if (arch.family == ModelFamily::classic) {
+    if (full->images.size(1) != 1 || full->images.size(2) != 28 || full->images.size(3) != 28)
+      throw std::invalid_argument("model.arch: " + c.model.arch + " takes 28 x 28 grey images; data.dataset \"" +
+                                  c.data.dataset + "\" has " + tensor_shape_string(full->images.sizes().slice(1)));
+    model = make_classic_net(c.model.arch, mc.num_classes, c.seed);
+  } else {
+    model = make_mobilenet_v3(mc, c.seed);
+  }
   setup.model_origin = "random init (seed " + std::to_string(c.seed) + ")";
+  const bool full_fine_tuning = strategy_spec(c.strategy).train_base;
+  auto load_state = [&](const TensorMap& weights) {
+    if (arch.family == ModelFamily::mobilenet_v3) return mobilenet_v3_load_state(*model, weights);
+    load_state_exactly(*model, weights);
+  };
 
-  setup.targets = resolve_lora_targets(*model, c.lora_targets);
+  setup.targets = resolve_lora_targets(*model, c.lora_targets, full_fine_tuning);
   fill_bytes(setup, c, &model->state());
 
   if (!c.model.weights.empty()) {
@@ -278,7 +323,7 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
       try {
         const TensorMap weights = safetensors_load_any(c.model.weights);
         require_finite_weights(weights, c.model.weights.string());
-        mobilenet_v3_load_state(*model, weights);
+        load_state(weights);
       } catch (const std::exception& e) {
         throw std::runtime_error("model.weights: " + std::string(e.what()));
       }
@@ -302,7 +347,7 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
         if (it == f.metadata.end() || it->second != key)
           throw std::runtime_error(ckpt.string() + ": cached checkpoint was made for other settings; delete it");
         require_finite_weights(f.tensors, ckpt.string() + " (delete it to pretrain again)");
-        mobilenet_v3_load_state(*model, f.tensors);
+        load_state(f.tensors);
       }
     } else {
       setup.model_origin = "pretrained now on " + std::to_string(public_n) + " public samples, cached to " + ckpt.string();
@@ -324,7 +369,7 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
 
   if (mode == SetupMode::execute)
     setup.task = std::make_shared<const ClassificationTask>(
-        std::make_shared<const FrozenBase>(model, std::move(pool), c.lora_targets));
+        std::make_shared<const FrozenBase>(model, std::move(pool), c.lora_targets, 512, full_fine_tuning));
   return setup;
 }
 

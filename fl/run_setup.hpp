@@ -20,8 +20,11 @@ namespace fedvlm {
 class DatasetCache {
 public:
   [[nodiscard]] std::shared_ptr<const ImageDataset> train_split(const DataSettings& data);
+  /// The dataset's official test split (10,000 images for Fashion-MNIST and CIFAR-10).
+  [[nodiscard]] std::shared_ptr<const ImageDataset> test_split(const DataSettings& data);
 
 private:
+  std::shared_ptr<const ImageDataset> load(const DataSettings& data, DataSplit split);
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<const ImageDataset>> loaded_;
 };
@@ -43,6 +46,7 @@ struct RunSetup {
   int64_t bytes_down_per_client = 0; ///< what the aggregator sends each client per round
   std::string model_origin;          ///< "random init", "weights FILE", "pretrained (cached FILE)", ...
   std::shared_ptr<const FederatedTask> task; ///< execute mode only
+  std::vector<int64_t> global_test; ///< pool indices of the official test split (evaluation.global_test)
 };
 
 /// Builds the setup of one run. Throws std::runtime_error / std::invalid_argument whose message

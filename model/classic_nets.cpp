@@ -108,6 +108,9 @@ protected:
                                   std::string(c10::toString(images.scalar_type())));
   }
 
+  const at::Tensor& conv(const std::string& key, const ForwardContext& ctx) const {
+    return base_or_override(get(key), key, ctx);
+  }
   const at::Tensor& get(const std::string& key) const {
     auto it = state_.find(key);
     if (it == state_.end())
@@ -140,9 +143,10 @@ public:
 
   at::Tensor features(const at::Tensor& images, const ForwardContext& ctx) const override {
     check_images(images);
-    at::Tensor x = at::conv2d(images, get("conv1.weight"), get("conv1.bias")); // (N, 10, 24, 24)
+    // base_or_override: full fine-tuning trains the convolutions too, as per-client copies.
+    at::Tensor x = at::conv2d(images, conv("conv1.weight", ctx), conv("conv1.bias", ctx)); // (N, 10, 24, 24)
     x = at::relu(at::max_pool2d(x, {2, 2}));                                    // (N, 10, 12, 12)
-    x = at::conv2d(x, get("conv2.weight"), get("conv2.bias"));                  // (N, 20, 8, 8)
+    x = at::conv2d(x, conv("conv2.weight", ctx), conv("conv2.bias", ctx));                  // (N, 20, 8, 8)
     x = at::relu(at::max_pool2d(channel_dropout_with(x, kDropout, ctx), {2, 2})); // (N, 20, 4, 4)
     return at::relu(linear(x.flatten(1), linears_[0], ctx));                    // (N, 50)
   }

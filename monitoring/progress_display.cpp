@@ -100,9 +100,11 @@ void ProgressDisplay::round_finished(const RoundSummary& s) {
   std::string faults;
   if (s.clients_failed > 0) faults += ", " + std::to_string(s.clients_failed) + " failed";
   if (s.clients_late > 0) faults += ", " + std::to_string(s.clients_late) + " late";
-  spdlog::info("round {}/{}: accuracy mean {:.3f} min {:.3f} max {:.3f} ({}/{} clients{}, {:.1f} s)",
+  const std::string global =
+      std::isfinite(s.global_accuracy) ? fmt::format(", global test accuracy {:.4f}", s.global_accuracy) : std::string();
+  spdlog::info("round {}/{}: accuracy mean {:.3f} min {:.3f} max {:.3f} ({}/{} clients{}, {:.1f} s){}",
                s.round, s.total_rounds, s.mean_accuracy, s.min_accuracy, s.max_accuracy,
-               s.clients_answered, s.clients_selected, faults, seconds);
+               s.clients_answered, s.clients_selected, faults, seconds, global);
   redraw_locked();
 }
 

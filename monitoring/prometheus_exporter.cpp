@@ -47,6 +47,7 @@ constexpr const char* privacy_epsilon = "fedvlm_privacy_epsilon";
 constexpr const char* round_staleness = "fedvlm_round_staleness";
 constexpr const char* virtual_seconds = "fedvlm_virtual_seconds";
 constexpr const char* client_staleness = "fedvlm_client_staleness";
+constexpr const char* global_test = "fedvlm_global_test";
 constexpr const char* client_drift = "fedvlm_client_drift";
 constexpr const char* round_accuracy = "fedvlm_round_accuracy";
 constexpr const char* round_sent = "fedvlm_round_sent_bytes";
@@ -129,6 +130,7 @@ struct PrometheusExporter::Impl {
   Family<Gauge>* round_staleness;
   Family<Gauge>* virtual_seconds;
   Family<Gauge>* client_staleness;
+  Family<Gauge>* global_test;
   Family<Gauge>* client_drift;
   Family<Gauge>* round_accuracy;
   Family<Gauge>* round_sent;
@@ -201,6 +203,9 @@ struct PrometheusExporter::Impl {
                             "Asynchronous mode: staleness (versions the global moved on while computed) of the updates in "
                             "the last aggregation; stat = mean|max.");
     virtual_seconds = gauge(name::virtual_seconds, "Asynchronous mode: the virtual clock at the last aggregation (simulated seconds).");
+    global_test = gauge(name::global_test,
+                        "evaluation.global_test: the global model on the dataset's official test split after the last "
+                        "round; stat = accuracy|loss.");
     client_staleness = gauge(name::client_staleness,
                              "Asynchronous mode: staleness of the client's update(s) in the last aggregation it took part in.");
     client_drift = gauge(name::client_drift,
@@ -356,7 +361,7 @@ std::vector<std::string> PrometheusExporter::metric_names() {
       name::run_active,     name::rounds_completed, name::round_answered,
       name::round_selected, name::round_failed,     name::round_late,
       name::round_aggregation_error, name::privacy_epsilon, name::client_drift,
-      name::round_staleness, name::virtual_seconds, name::client_staleness,
+      name::round_staleness, name::virtual_seconds, name::client_staleness, name::global_test,
       name::round_accuracy, name::round_sent,
       name::round_received, name::round_duration,   name::client_accuracy,
       name::client_precision, name::client_recall,  name::client_f1, name::client_exact_match,
@@ -459,6 +464,12 @@ void PrometheusExporter::round_finished(const RoundSummary& s) {
     for (const auto& [name, e] : s.aggregation_error_by_layer) impl_->round_aggregation_error->Add(layer(name)).Set(e);
     if (std::isfinite(s.epsilon)) impl_->privacy_epsilon->Add(labels).Set(s.epsilon);
     if (std::isfinite(s.virtual_seconds)) impl_->virtual_seconds->Add(labels).Set(s.virtual_seconds);
+    for (const auto& [which, v] : {std::pair<const char*, double>{"accuracy", s.global_accuracy}, {"loss", s.global_loss}}) {
+      if (!std::isfinite(v)) continue;
+      Labels l = labels;
+      l.emplace("stat", which);
+      impl_->global_test->Add(l).Set(v);
+    }
     for (const auto& [which, v] : {std::pair<const char*, double>{"mean", s.mean_staleness}, {"max", s.max_staleness}}) {
       if (!std::isfinite(v)) continue;
       Labels l = labels;

@@ -5,6 +5,7 @@
 #include "fl/federated_task.hpp"
 #include "fl/privacy_budget.hpp"
 #include "fl/strategy.hpp"
+#include "model/classic_nets.hpp"
 #include "model/mobilenet_v3.hpp"
 #include "model/safetensors.hpp"
 
@@ -638,6 +639,39 @@ TEST_F(Federation, FullFineTuningAveragesTheTrainedModulesWeights) {
   EXPECT_FALSE(same(out->done.global.at("classifier.3.weight"), w0)); // trained
   EXPECT_TRUE(same(base.at("classifier.3.weight"), w0));              // the shared base never is
   EXPECT_LT(mean_loss(out->observer, 2), mean_loss(out->observer, 0));
+}
+
+TEST_F(Federation, CnnMnistTrainedInFullIsScoredOnTheOfficialTestSplit) {
+  auto c = small_config(StrategyKind::full);
+  c.model.arch = "cnn_mnist";
+  c.pretrain.enabled = false;
+  c.lora_targets = {"conv1", "conv2", "fc1", "fc2"}; // the whole network, as strategy.trainable sets it
+  c.evaluation.global_test = true;
+  c.data.test_fraction = 0; // clients train on all their data
+  c.federation.rounds = 3;
+  c.train.local_epochs = 2;
+  c.train.batch_size = 10;
+  c.train.momentum = 0.5;
+  c.train.fresh_optimizer = true;
+  const auto out = run(c);
+  ASSERT_EQ(out->setup.global_test.size(), 10000u); // Fashion-MNIST's t10k, after the clients' pool
+  EXPECT_EQ(out->observer.at(0, 1).bytes_up, 21840 * 4); // every weight and bias of cnn_mnist
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(out->observer.at(k, 1).test_samples, 0);
+    EXPECT_TRUE(std::isnan(out->observer.at(k, 1).accuracy)) << "nothing to measure on the client";
+  }
+  const auto& rounds = out->observer.rounds;
+  EXPECT_NEAR(rounds[0].global_accuracy, 0.1, 0.08); // random init: about chance
+  EXPECT_GT(rounds[3].global_accuracy, rounds[0].global_accuracy + 0.15);
+  EXPECT_LT(rounds[3].global_loss, rounds[0].global_loss);
+
+  // The last figure again, computed here: the averaged weights in a fresh cnn_mnist on t10k.
+  auto model = make_classic_net("cnn_mnist", 10, 0);
+  for (auto& [name, t] : model->mutable_state()) t = out->done.global.at(name);
+  const auto test = datasets_->test_split(c.data);
+  const at::Tensor predicted = model->forward(test->images, ForwardContext{}).argmax(1);
+  const double accuracy = predicted.eq(test->labels).to(at::kDouble).mean().item<double>();
+  EXPECT_NEAR(rounds[3].global_accuracy, accuracy, 1e-9);
 }
 
 TEST_F(Federation, AsyncRunIsReproducibleWhateverTheWallClock) {

@@ -234,6 +234,20 @@ TEST(LocalTraining, OptimizerStateCarriesIntoNextJob) {
   EXPECT_FALSE(at::equal(with_state.adapters.at("fc.lora_B"), fresh.adapters.at("fc.lora_B")));
 }
 
+TEST(LocalTraining, FreshOptimizerIgnoresTheCarriedState) {
+  Fixture f;
+  const auto r1 = fedvlm::train_local(f.base, f.job(1), train_settings(), lora_settings());
+  fedvlm::LocalTrainJob next = f.job(2);
+  next.adapters = r1.adapters;
+  next.optimizer_state = r1.optimizer_state;
+  auto settings = train_settings();
+  settings.fresh_optimizer = true; // FedAvg's setting: momentum starts again every round
+  const auto fresh_by_setting = fedvlm::train_local(f.base, next, settings, lora_settings());
+  next.optimizer_state.clear();
+  const auto fresh_by_hand = fedvlm::train_local(f.base, next, train_settings(), lora_settings());
+  EXPECT_TRUE(at::equal(fresh_by_setting.adapters.at("fc.lora_B"), fresh_by_hand.adapters.at("fc.lora_B")));
+}
+
 TEST(LocalTraining, FedProxKeepsTensorsNearReference) {
   Fixture f;
   fedvlm::TrainSettings ts = train_settings();

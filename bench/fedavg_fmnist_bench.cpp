@@ -1,0 +1,99 @@
+// bench/fedavg_fmnist_bench.cpp — experiments/fedavg_fmnist.toml end to end against a plain LibTorch loop over the same sample-steps.
+//
+// The limit a simulator can approach: one cnn_mnist trained with torch::optim::SGD over exactly
+// the batches the run's clients train (10 rounds × 10 sampled clients × 5 epochs × 600 images,
+// batch 10), with nothing else — no actors, no per-client copies, no aggregation, no
+// evaluation. Both print seconds; the ratio is the simulator's overhead. Usage:
+//   fedavg_fmnist_bench [EXPERIMENT.toml] [ROUNDS]   (default experiments/fedavg_fmnist.toml, its rounds)
+#include "actors/run_driver.hpp"
+#include "fl/experiment_toml.hpp"
+#include "model/classic_nets.hpp"
+
+#include <ATen/ATen.h>
+#include <torch/optim.h>
+
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <string>
+
+namespace {
+
+using namespace fedvlm;
+using clock_type = std::chrono::steady_clock;
+
+class Rounds : public RunObserver {
+public:
+  void round_finished(const RoundSummary& s) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (s.round > 0) last_global = s.global_accuracy;
+  }
+  double last_global = 0;
+
+private:
+  std::mutex mutex_;
+};
+
+double seconds_since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
+
+/// One model, SGD over `steps` batches of `batch` images drawn from `images`: the same arithmetic
+/// as the run's local training, with the least overhead.
+double plain_loop(const ImageDataset& data, int64_t steps, int64_t batch, double lr, double momentum) {
+  auto model = make_classic_net("cnn_mnist", data.num_classes(), 0);
+  std::vector<at::Tensor> params;
+  for (auto& [name, t] : model->mutable_state()) {
+    t.requires_grad_(true);
+    params.push_back(t);
+  }
+  torch::optim::SGD opt(params, torch::optim::SGDOptions(lr).momentum(momentum));
+  ForwardContext ctx;
+  ctx.dropout_active = true;
+  const auto start = clock_type::now();
+  const int64_t n = data.size();
+  for (int64_t s = 0; s < steps; ++s) {
+    const int64_t begin = (s * batch) % (n - batch);
+    const at::Tensor x = data.images.slice(0, begin, begin + batch);
+    const at::Tensor y = data.labels.slice(0, begin, begin + batch);
+    opt.zero_grad();
+    at::cross_entropy_loss(model->forward(x, ctx), y).backward();
+    opt.step();
+  }
+  return seconds_since(start);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  const std::string file = argc > 1 ? argv[1] : std::string(FEDVLM_BENCH_SOURCE_DIR) + "/experiments/fedavg_fmnist.toml";
+  ExperimentConfig c = load_experiment(file).runs.at(0);
+  if (argc > 2) c.federation.rounds = std::stoi(argv[2]);
+  c.output_dir = "/tmp/fedavg_fmnist_bench";
+  c.monitoring.prometheus.clear();
+
+  DatasetCache datasets;
+  const auto setup_start = clock_type::now();
+  const RunSetup setup = prepare_run(c, datasets, SetupMode::execute);
+  const double setup_s = seconds_since(setup_start);
+  Rounds rounds;
+  const auto run_start = clock_type::now();
+  (void)run_federation(c, c.name + "/bench", setup, rounds, RunHooks{});
+  const double run_s = seconds_since(run_start);
+
+  // The run's sample-steps: per round the sampled clients' local epochs over their data.
+  const int64_t per_client = static_cast<int64_t>(setup.splits.front().train.size());
+  const int per_round = c.federation.clients_per_round > 0 ? c.federation.clients_per_round : c.federation.clients;
+  const int64_t steps_per_client = c.train.local_epochs * ((per_client + c.train.batch_size - 1) / c.train.batch_size);
+  const int64_t steps = static_cast<int64_t>(c.federation.rounds) * per_round * steps_per_client;
+  const auto train = datasets.train_split(c.data);
+  const double limit_s = plain_loop(*train, steps, c.train.batch_size, c.train.lr, c.train.momentum);
+
+  std::printf("fedavg_fmnist: %d rounds x %d clients x %lld steps of batch %lld (%lld steps)\n", c.federation.rounds,
+              per_round, static_cast<long long>(steps_per_client), static_cast<long long>(c.train.batch_size),
+              static_cast<long long>(steps));
+  std::printf("  setup (data, partition, feature pool)     : %8.2f s\n", setup_s);
+  std::printf("  simulation, 10 rounds incl. global test   : %8.2f s   (final global test accuracy %.4f)\n", run_s,
+              rounds.last_global);
+  std::printf("  plain LibTorch loop, same sample-steps    : %8.2f s\n", limit_s);
+  std::printf("  simulation / limit                        : %8.2f x\n", run_s / limit_s);
+  return 0;
+}
