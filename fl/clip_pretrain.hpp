@@ -16,7 +16,7 @@
 // (unlike sampling batches of distinct classes, which would cap the batch at C).
 //
 // Every weight is trained (this is not LoRA): AdamW, decoupled weight decay on matrices only
-// (not on biases, LayerNorm gains, embeddings' class token or logit_scale — CLIP's exclusion
+// (not on biases, LayerNorm gains, the vision class token or logit_scale — CLIP's exclusion
 // rule: tensors of fewer than two dimensions), constant learning rate after a linear warm-up.
 // Deterministic in the seed for a given number of intra-op threads.
 #pragma once
