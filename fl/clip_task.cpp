@@ -2,7 +2,6 @@
 #include "fl/clip_task.hpp"
 
 #include "fl/interrupt.hpp"
-#include "model/name_affixes.hpp"
 
 #include <ATen/ATen.h>
 

@@ -49,7 +49,9 @@ public:
   /// names or an empty one, no templates or one without exactly one "{}", a prompt longer than
   /// the context, a vocabulary or pooling mismatch, pixels / labels of the wrong shape or
   /// count, a label outside [0, class count), a target outside the text tower or not offered by
-  /// the model.
+  /// the model. More class names than labels use is allowed (a pool need not hold every
+  /// class; the extra classes still compete in the softmax). Weights that do not fit `config`
+  /// throw clip_validate_weights's std::runtime_error.
   ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, ClipConfig config, const ClipTokenizer& tokenizer,
                    const at::Tensor& pixels, const at::Tensor& labels, std::vector<std::string> class_names,
                    std::map<std::string, AdaptableLayer> targets,
