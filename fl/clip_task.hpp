@@ -62,6 +62,7 @@ public:
   /// The frozen weights + cached image features + labels + prompt ids.
   [[nodiscard]] int64_t shared_bytes() const override;
   [[nodiscard]] std::string cache_summary() const override;
+  [[nodiscard]] const TensorMap& base_weights() const override { return *weights_; }
 
   /// train_adapters with the cross-entropy of the zero-shot logits; each step encodes every
   /// class × template prompt under the job's adapters (dropout active).

@@ -44,6 +44,8 @@ struct DataSettings {
   int64_t no_repeat_ngram_size = 0;     ///< Florence-2's default is 3
   int synthetic_domains = 4;            ///< synthetic_vqa: domains generated
   int synthetic_per_domain = 40;        ///< synthetic_vqa: samples per domain
+  // -- CLIP ------------------------------------------------------------------------
+  std::vector<std::string> class_names; ///< the classes' names in label order (empty: the dataset's)
 
   [[nodiscard]] bool is_vqa() const { return dataset == "vqa_folder" || dataset == "synthetic_vqa"; }
 };
@@ -143,6 +145,11 @@ struct CheckpointSettings {
   int keep = 2;  ///< newest checkpoints kept; older ones are deleted
 };
 
+/// CLIP's zero-shot classifier: the prompts each class name is put into.
+struct ClipSettings {
+  std::vector<std::string> templates = {"a photo of a {}."};
+};
+
 /// Evaluation beyond each client's own test split.
 struct EvaluationSettings {
   /// Each round, the global model is also scored on the dataset's official test split
@@ -183,6 +190,7 @@ struct ExperimentConfig {
   CheckpointSettings checkpoint;
   PrivacySettings privacy;
   EvaluationSettings evaluation;
+  ClipSettings clip;
 
   /// Values this run takes from a sweep axis, key → value as written ("federation.clients" → "4").
   std::map<std::string, std::string> sweep;

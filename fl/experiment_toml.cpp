@@ -295,6 +295,9 @@ const std::vector<KeyDef>& schema() {
               M(c.data.no_repeat_ngram_size)),
       int_key("data.synthetic_domains", "synthetic_vqa: number of domains generated", M(c.data.synthetic_domains)),
       int_key("data.synthetic_per_domain", "synthetic_vqa: samples per domain", M(c.data.synthetic_per_domain)),
+      {"data.class_names", Kind::string_list, "CLIP: the classes' names in label order (default: the dataset's)",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.data.class_names = read_strings(n, w); },
+       [](const ExperimentConfig& c) { return fmt_list(c.data.class_names); }},
 
       bool_key("pretrain.enabled", "train the whole backbone centrally on a public split first (cached)", M(c.pretrain.enabled)),
       int_key("pretrain.public_samples", "size of the public split, disjoint from client data", M(c.pretrain.public_samples)),
@@ -397,6 +400,10 @@ const std::vector<KeyDef>& schema() {
       string_key("monitoring.prometheus", "host:port of the Prometheus exporter (absent = off)", M(c.monitoring.prometheus)),
       string_key("monitoring.pushgateway", "Pushgateway URL pushed at each round end (absent = off)", M(c.monitoring.pushgateway)),
       real_key("monitoring.linger_seconds", "keep the exporter up this long after the run", M(c.monitoring.linger_seconds)),
+
+      {"clip.templates", Kind::string_list, "CLIP: prompt templates, each with one {} for the class name",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.clip.templates = read_strings(n, w); },
+       [](const ExperimentConfig& c) { return fmt_list(c.clip.templates); }},
 
       {"faults.failing_clients", Kind::int_list, "clients that fail every round (simulated drop-outs)",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.faults.failing_clients = read_ints(n, w); },
@@ -605,6 +612,23 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     if (!where.count("lora.dropout")) c.lora.dropout = 0.1; // the paper's setting
   } else if (c.partition.scheme == PartitionScheme::by_domain) {
     fail("partition.scheme", "by_domain needs a VQA dataset with domains");
+  }
+  if (arch->family == ModelFamily::clip) {
+    // FLoRA's placement: the text encoder's attention projections.
+    if (!where.count("lora.targets")) c.lora_targets = {"text_model.encoder.layers.*.self_attn.{q,k,v,out}_proj"};
+    if (c.clip.templates.empty()) fail("clip.templates", "needs at least one template, e.g. [\"a photo of a {}.\"]");
+    for (const auto& t : c.clip.templates) {
+      const auto first = t.find("{}");
+      if (first == std::string::npos || t.find("{}", first + 2) != std::string::npos)
+        fail("clip.templates", "each template needs exactly one {} for the class name; got \"" + t + "\"");
+    }
+    for (const auto& n : c.data.class_names)
+      if (n.empty()) fail("data.class_names", "a class name is empty");
+  } else {
+    // Set to something else than the default (a resolved config.toml writes every key).
+    if (c.clip.templates != ClipSettings{}.templates)
+      fail("clip.templates", "applies to CLIP models (model.arch = clip_*) only");
+    if (!c.data.class_names.empty()) fail("data.class_names", "applies to CLIP models (model.arch = clip_*) only");
   }
   if (c.data.max_samples < 0) fail("data.max_samples", "must be >= 0");
   if (c.evaluation.global_test) {

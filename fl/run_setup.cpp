@@ -8,7 +8,11 @@
 #include "fl/vqa_task.hpp"
 #include "model/bart_tokenizer.hpp"
 #include "model/florence2.hpp"
+#include "fl/clip_pretrain.hpp"
+#include "fl/clip_task.hpp"
+#include "fl/lora_target_globs.hpp"
 #include "model/classic_nets.hpp"
+#include "model/clip_image_processor.hpp"
 #include "model/florence2_hf_config.hpp"
 #include "fl/strategy.hpp"
 #include "model/mobilenet_v3.hpp"
@@ -257,12 +261,18 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
   return setup;
 }
 
-} // namespace
+/// An image dataset cut for a run: the public split (pretraining) and the federated pool, the
+/// official test split appended to the pool for evaluation.global_test; clients partitioned.
+struct ImagePools {
+  std::shared_ptr<const ImageDataset> full;
+  std::vector<int64_t> public_idx;
+  ImageDataset pool;
+};
 
-RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMode mode) {
-  if (model_arch(c.model.arch).family == ModelFamily::florence2) return prepare_vqa_run(c, mode);
-  RunSetup setup;
-  const auto full = datasets.train_split(c.data);
+ImagePools image_pools(RunSetup& setup, const ExperimentConfig& c, DatasetCache& datasets, SetupMode mode) {
+  ImagePools out;
+  out.full = datasets.train_split(c.data);
+  const auto& full = out.full;
   setup.class_names = full->class_names;
 
   // The public split and the federated pool are disjoint: one seeded permutation, cut in two.
@@ -274,23 +284,135 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
                                 ") must be smaller than the dataset (" + std::to_string(full->size()) + ")");
   int64_t pool_n = full->size() - public_n;
   if (c.data.max_samples > 0) pool_n = std::min(pool_n, c.data.max_samples);
-  std::vector<int64_t> public_idx(order.begin(), order.begin() + public_n);
+  out.public_idx.assign(order.begin(), order.begin() + public_n);
   std::vector<int64_t> pool_idx(order.begin() + public_n, order.begin() + public_n + pool_n);
   setup.public_samples = public_n;
   setup.pool_samples = pool_n;
 
-  ImageDataset pool = full->subset(pool_idx);
-  fill_clients(setup, c, pool.label_vector(), pool.num_classes());
+  out.pool = full->subset(pool_idx);
+  fill_clients(setup, c, out.pool.label_vector(), out.pool.num_classes());
   if (c.evaluation.global_test) {
     // The official test images join the pool after the clients' samples: the task (and its
     // feature cache) serves them like any others, and no client's split holds them.
     const auto test = datasets.test_split(c.data);
-    for (int64_t i = 0; i < test->size(); ++i) setup.global_test.push_back(pool.size() + i);
+    for (int64_t i = 0; i < test->size(); ++i) setup.global_test.push_back(out.pool.size() + i);
     if (mode == SetupMode::execute) {
-      pool.images = at::cat({pool.images, test->images}, 0);
-      pool.labels = at::cat({pool.labels, test->labels}, 0);
+      out.pool.images = at::cat({out.pool.images, test->images}, 0);
+      out.pool.labels = at::cat({out.pool.labels, test->labels}, 0);
     }
   }
+  return out;
+}
+
+/// CLIP pixels (N, 3, S, S) of images holding values in [0, 1]: grey ones through
+/// clip_pixels_from_grey, RGB ones (CIFAR-10) image by image through clip_preprocess.
+at::Tensor clip_pixels(const at::Tensor& images01, int64_t size) {
+  if (images01.size(1) == 1) return clip_pixels_from_grey(images01, size);
+  ClipImageProcessorConfig proc;
+  proc.shortest_edge = proc.crop_height = proc.crop_width = size;
+  std::vector<at::Tensor> out;
+  const at::Tensor bytes = (images01 * 255).round().clamp(0, 255).to(at::kByte);
+  for (int64_t i = 0; i < bytes.size(0); ++i) out.push_back(clip_preprocess(bytes[i], proc));
+  return at::stack(out, 0);
+}
+
+/// CLIP: the tokenizer (model.tokenizer, beside model.weights, or for clip_tiny the tiny
+/// caption tokenizer written to the cache), the weights (a Hugging Face checkpoint, pretrained
+/// here on the public split, or random), every pool image encoded once by the frozen vision tower.
+RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMode mode) {
+  RunSetup setup;
+  ImagePools pools = image_pools(setup, c, datasets, mode);
+  std::vector<std::string> class_names = c.data.class_names.empty() ? pools.full->class_names : c.data.class_names;
+  if (static_cast<int64_t>(class_names.size()) != pools.full->num_classes())
+    throw std::invalid_argument("data.class_names: " + std::to_string(class_names.size()) + " names for the " +
+                                std::to_string(pools.full->num_classes()) + " classes of " + c.data.dataset);
+  setup.class_names = class_names;
+
+  ClipConfig cfg = clip_config_named(c.model.arch);
+  if (!c.model.weights.empty() && mode == SetupMode::execute) {
+    // The checkpoint's config decides the sizes; another size than model.arch is refused first.
+    ClipCheckpoint ck;
+    try {
+      ck = clip_load_hf(c.model.weights, c.model.arch);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("model.weights: " + std::string(e.what()));
+    }
+    cfg = ck.config;
+    setup.model_origin = "weights " + c.model.weights.string();
+    setup.targets = match_lora_targets(clip_adaptable_layers(cfg), c.lora_targets);
+    auto weights = std::make_shared<const TensorMap>(std::move(ck.weights));
+    fill_bytes(setup, c, weights.get());
+    std::filesystem::path tok = c.model.tokenizer.empty() ? c.model.weights : c.model.tokenizer;
+    const ClipTokenizer tokenizer = ClipTokenizer::load(tok);
+    setup.task = std::make_shared<const ClipZeroShotTask>(weights, cfg, tokenizer, clip_pixels(pools.pool.images, cfg.vision.image_size),
+                                                          pools.pool.labels, class_names, setup.targets, c.clip.templates);
+    return setup;
+  }
+  if (!c.model.weights.empty() && !std::filesystem::exists(c.model.weights))
+    throw std::runtime_error("model.weights: " + c.model.weights.string() +
+                             " does not exist (expected a folder with config.json and model.safetensors, as published "
+                             "for openai/clip-vit-base-patch32)");
+
+  std::filesystem::path tok_path = c.model.tokenizer;
+  if (tok_path.empty() && c.model.arch == "clip_tiny") tok_path = resolved_cache_dir(c) / "clip_tiny_tokenizer.json";
+  if (tok_path.empty())
+    throw std::invalid_argument("model.tokenizer: not set; expected CLIP's tokenizer.json (or vocab.json + merges.txt), e.g. "
+                                "from openai/clip-vit-base-patch32");
+  setup.targets = match_lora_targets(clip_adaptable_layers(cfg), c.lora_targets);
+  fill_bytes(setup, c, nullptr);
+  setup.model_origin = c.pretrain.enabled ? "pretrained here contrastively on " + std::to_string(setup.public_samples) +
+                                                " public images (cached)"
+                                          : "random init (seed " + std::to_string(c.seed) + ")";
+  if (mode == SetupMode::plan) return setup;
+
+  if (c.model.tokenizer.empty() && c.model.arch == "clip_tiny" && !std::filesystem::exists(tok_path)) {
+    check_writable_dir(tok_path.parent_path(), "pretrain.cache_dir");
+    write_tiny_clip_tokenizer_json(tok_path);
+  }
+  const ClipTokenizer tokenizer = ClipTokenizer::load(tok_path);
+  if (c.model.arch == "clip_tiny") { // its vocabulary is the tiny tokenizer's (or any that fits)
+    cfg.text.bos_token_id = tokenizer.bos_id();
+    cfg.text.eos_token_id = tokenizer.eos_id();
+    cfg.text.pad_token_id = tokenizer.pad_id();
+  }
+  TensorMap weights;
+  if (c.pretrain.enabled) {
+    ClipPretrainSettings ps;
+    ps.epochs = c.pretrain.epochs;
+    ps.batch_size = c.pretrain.batch_size;
+    ps.lr = c.pretrain.lr;
+    const ImageDataset pub = pools.full->subset(pools.public_idx);
+    const at::Tensor pub_pixels = clip_pixels(pub.images, cfg.vision.image_size);
+    const std::string key = clip_pretrain_key(cfg, pub_pixels, pub.labels, class_names, c.clip.templates, ps, c.seed);
+    const std::filesystem::path cache = resolved_cache_dir(c) / ("pretrain-" + c.model.arch + "-" + hex16(std::hash<std::string>{}(key)) + ".safetensors");
+    check_writable_dir(cache.parent_path(), "pretrain.cache_dir");
+    ClipPretrainReport report;
+    weights = clip_pretrain_cached(cache, cfg, tokenizer, pub_pixels, pub.labels, class_names, c.clip.templates, ps, c.seed,
+                                   &report, [](int e, double loss) { spdlog::info("CLIP pretrain epoch {}: loss {:.4f}", e, loss); });
+    setup.model_origin = (report.from_cache ? "pretrained, cached " : "pretrained now, cached to ") + cache.string();
+  } else {
+    spdlog::warn("{} starts from random weights (no model.weights, pretraining off)", c.model.arch);
+    weights = clip_random_weights(cfg, c.seed);
+  }
+  auto shared = std::make_shared<const TensorMap>(std::move(weights));
+  fill_bytes(setup, c, shared.get());
+  setup.task = std::make_shared<const ClipZeroShotTask>(shared, cfg, tokenizer, clip_pixels(pools.pool.images, cfg.vision.image_size),
+                                                        pools.pool.labels, class_names, setup.targets, c.clip.templates);
+  return setup;
+}
+
+} // namespace
+
+RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMode mode) {
+  const ModelFamily family = model_arch(c.model.arch).family;
+  if (family == ModelFamily::florence2) return prepare_vqa_run(c, mode);
+  if (family == ModelFamily::clip) return prepare_clip_run(c, datasets, mode);
+  RunSetup setup;
+  ImagePools pools = image_pools(setup, c, datasets, mode);
+  const auto& full = pools.full;
+  const std::vector<int64_t>& public_idx = pools.public_idx;
+  const int64_t public_n = setup.public_samples;
+  ImageDataset& pool = pools.pool;
 
   const ModelArch& arch = model_arch(c.model.arch);
   MobileNetV3Config mc;

@@ -532,7 +532,7 @@ TEST(ExperimentTomlErrors, BadEnumValueListsValidNames) {
     EXPECT_NE(msg.find(p), std::string::npos) << p << " missing in: " << msg;
   expect_config_error("[partition]\nscheme = \"random\"\n",
                       {"exp.toml:2:", "'partition.scheme'", "random", "iid", "shards", "dirichlet", "by_label_group"});
-  expect_config_error("[train]\noptimizer = \"adam\"\n", {"exp.toml:2:", "'train.optimizer'", "sgd", "adamw"});
+  expect_config_error("[train]\noptimizer = \"lamb\"\n", {"exp.toml:2:", "'train.optimizer'", "sgd", "adam", "adamw"});
   expect_config_error("[federation]\nweighting = \"equal\"\n", {"exp.toml:2:", "'federation.weighting'", "uniform"});
 }
 
