@@ -83,9 +83,6 @@ std::shared_ptr<pcre2_code> compile_gpt2_regex() {
   return {code, PcreDeleter{}};
 }
 
-uint64_t pair_key(int64_t a, int64_t b) {
-  return (static_cast<uint64_t>(a) << 32) | static_cast<uint64_t>(b);
-}
 
 } // namespace
 
@@ -100,10 +97,6 @@ struct BartTokenizer::Impl {
     bool lstrip = false;
     bool rstrip = false;
   };
-  struct Merge {
-    int32_t rank = 0;
-    int64_t id = 0;
-  };
   struct Cache {
     std::mutex mu;
     std::unordered_map<std::string, std::vector<int64_t>> words;
@@ -113,7 +106,7 @@ struct BartTokenizer::Impl {
   std::unordered_map<std::string, int64_t> vocab;
   std::vector<std::string> id_to_token;
   std::vector<uint8_t> kind;
-  std::unordered_map<uint64_t, Merge> merges;
+  BpeMerges merges;
   std::array<int64_t, 256> byte_ids{};
   std::unordered_map<std::string, Added> added;
   std::vector<std::size_t> added_lengths; // distinct lengths, longest first
@@ -174,8 +167,8 @@ struct BartTokenizer::Impl {
                                "' is missing from the vocabulary");
     }
     // The first occurrence wins, as in HF (later duplicates would only lower priority).
-    merges.emplace(pair_key(ia->second, ib->second),
-                   Merge{static_cast<int32_t>(index), iab->second});
+    merges.emplace(bpe_pair_key(ia->second, ib->second),
+                   BpeMerge{static_cast<int32_t>(index), iab->second});
   }
 
   // Resolves ids that encode() needs; called once the tables are complete.
@@ -221,32 +214,7 @@ struct BartTokenizer::Impl {
       }
     }
     // GPT-2's loop: merge every occurrence of the best-ranked pair, until no pair is a merge.
-    while (sym.size() > 1) {
-      int32_t best = std::numeric_limits<int32_t>::max();
-      int64_t a = -1, b = -1, merged = -1;
-      for (std::size_t i = 0; i + 1 < sym.size(); ++i) {
-        const auto it = merges.find(pair_key(sym[i], sym[i + 1]));
-        if (it != merges.end() && it->second.rank < best) {
-          best = it->second.rank;
-          a = sym[i];
-          b = sym[i + 1];
-          merged = it->second.id;
-        }
-      }
-      if (merged < 0) break;
-      std::vector<int64_t> next;
-      next.reserve(sym.size());
-      for (std::size_t i = 0; i < sym.size();) {
-        if (i + 1 < sym.size() && sym[i] == a && sym[i + 1] == b) {
-          next.push_back(merged);
-          i += 2;
-        } else {
-          next.push_back(sym[i]);
-          ++i;
-        }
-      }
-      sym.swap(next);
-    }
+    bpe_apply(sym, merges);
     std::lock_guard<std::mutex> lock(cache->mu);
     if (cache->words.size() < kMaxCacheWords) cache->words.emplace(std::string(word), sym);
     return sym;

@@ -1,6 +1,8 @@
 // model/byte_level.cpp — GPT-2's bytes_to_unicode table, its inverse, and lossy UTF-8 decoding.
 #include "model/byte_level.hpp"
 
+#include <limits>
+
 #include <array>
 
 namespace fedvlm {
@@ -177,6 +179,35 @@ std::string utf8_lossy(std::string_view s) {
     }
   }
   return out;
+}
+
+void bpe_apply(std::vector<int64_t>& sym, const BpeMerges& merges) {
+  while (sym.size() > 1) {
+    int32_t best = std::numeric_limits<int32_t>::max();
+    int64_t a = -1, b = -1, merged = -1;
+    for (std::size_t i = 0; i + 1 < sym.size(); ++i) {
+      const auto it = merges.find(bpe_pair_key(sym[i], sym[i + 1]));
+      if (it != merges.end() && it->second.rank < best) {
+        best = it->second.rank;
+        a = sym[i];
+        b = sym[i + 1];
+        merged = it->second.id;
+      }
+    }
+    if (merged < 0) return;
+    std::vector<int64_t> next;
+    next.reserve(sym.size());
+    for (std::size_t i = 0; i < sym.size();) {
+      if (i + 1 < sym.size() && sym[i] == a && sym[i + 1] == b) {
+        next.push_back(merged);
+        i += 2;
+      } else {
+        next.push_back(sym[i]);
+        ++i;
+      }
+    }
+    sym.swap(next);
+  }
 }
 
 } // namespace fedvlm

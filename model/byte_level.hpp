@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 namespace fedvlm {
 
@@ -19,6 +21,24 @@ namespace fedvlm {
 /// Appends to `bytes` the bytes that the byte-level symbols of `token` stand for; a code point
 /// that is no byte symbol (an added token's text, say) is appended as written.
 void byte_level_decode(std::string_view token, std::string& bytes);
+
+// -- byte-pair merges ------------------------------------------------------------------------
+
+/// One merge rule: the symbol two adjacent ones become, and its rank (lower ranks merge first).
+struct BpeMerge {
+  int32_t rank = 0;
+  int64_t id = 0;
+};
+/// Merge rules by bpe_pair_key(left, right).
+using BpeMerges = std::unordered_map<uint64_t, BpeMerge>;
+
+[[nodiscard]] inline uint64_t bpe_pair_key(int64_t left, int64_t right) {
+  return (static_cast<uint64_t>(left) << 32) | static_cast<uint64_t>(right);
+}
+
+/// BPE as GPT-2 and CLIP apply it: while some adjacent pair has a rule, every occurrence of the
+/// lowest-ranked one (left to right) becomes its merged symbol.
+void bpe_apply(std::vector<int64_t>& symbols, const BpeMerges& merges);
 
 // -- UTF-8 ----------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 #include "model/clip.hpp"
 
 #include "model/json_error.hpp"
+#include "model/json_section.hpp"
 #include "model/name_affixes.hpp"
 #include "model/safetensors.hpp"
 
@@ -110,47 +111,8 @@ void add_layer_shapes(std::map<std::string, std::vector<int64_t>>& out, const st
 
 // -- config.json ---------------------------------------------------------------------------------
 
-// One JSON object of config.json, with the key path kept for messages ("text_config.hidden_size").
-class Section {
-public:
-  Section(const fs::path& file, const json& object, std::string prefix)
-      : file_(file), object_(object), prefix_(std::move(prefix)) {}
 
-  [[noreturn]] void fail(const std::string& key, const std::string& expected) const {
-    throw std::runtime_error(file_.string() + ": key '" + prefix_ + key + "': expected " + expected);
-  }
-  [[nodiscard]] bool has(const std::string& key) const { return object_.contains(key) && !object_[key].is_null(); }
-  [[nodiscard]] int64_t integer(const std::string& key, int64_t fallback, int64_t min) const {
-    if (!has(key)) return fallback;
-    const json& v = object_[key];
-    if (!v.is_number_integer() || v.get<int64_t>() < min)
-      fail(key, "an integer >= " + std::to_string(min) + ", got " + v.dump());
-    return v.get<int64_t>();
-  }
-  [[nodiscard]] double positive(const std::string& key, double fallback) const {
-    if (!has(key)) return fallback;
-    const json& v = object_[key];
-    if (!v.is_number() || !(v.get<double>() > 0.0)) fail(key, "a number > 0, got " + v.dump());
-    return v.get<double>();
-  }
-  [[nodiscard]] double number(const std::string& key, double fallback) const {
-    if (!has(key)) return fallback;
-    if (!object_[key].is_number()) fail(key, "a number, got " + object_[key].dump());
-    return object_[key].get<double>();
-  }
-  [[nodiscard]] std::string text(const std::string& key, const std::string& fallback) const {
-    if (!has(key)) return fallback;
-    if (!object_[key].is_string()) fail(key, "a string, got " + object_[key].dump());
-    return object_[key].get<std::string>();
-  }
-
-private:
-  const fs::path& file_;
-  const json& object_;
-  std::string prefix_;
-};
-
-ClipActivation read_activation(const Section& s) {
+ClipActivation read_activation(const JsonSection& s) {
   const std::string act = s.text("hidden_act", "quick_gelu");
   if (act == "quick_gelu") return ClipActivation::quick_gelu;
   if (act == "gelu") return ClipActivation::gelu;
@@ -158,7 +120,7 @@ ClipActivation read_activation(const Section& s) {
 }
 
 // Defaults are CLIPTextConfig's / CLIPVisionConfig's (ViT-B/32 sized).
-void read_text(const Section& t, ClipTextConfig& c) {
+void read_text(const JsonSection& t, ClipTextConfig& c) {
   c.vocab_size = t.integer("vocab_size", 49408, 1);
   c.hidden_size = t.integer("hidden_size", 512, 1);
   c.num_layers = t.integer("num_hidden_layers", 12, 1);
@@ -173,7 +135,7 @@ void read_text(const Section& t, ClipTextConfig& c) {
   if (c.hidden_size % c.num_heads != 0) t.fail("hidden_size", "a multiple of num_attention_heads");
 }
 
-void read_vision(const Section& v, ClipVisionConfig& c) {
+void read_vision(const JsonSection& v, ClipVisionConfig& c) {
   c.hidden_size = v.integer("hidden_size", 768, 1);
   c.num_layers = v.integer("num_hidden_layers", 12, 1);
   c.num_heads = v.integer("num_attention_heads", 12, 1);
@@ -187,15 +149,6 @@ void read_vision(const Section& v, ClipVisionConfig& c) {
   if (c.image_size % c.patch_size != 0) v.fail("image_size", "a multiple of patch_size");
 }
 
-json read_json(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) throw std::runtime_error(file.string() + ": cannot be opened");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) { // out_of_range too: a number like 1e999
-    throw std::runtime_error(file.string() + ": not valid JSON (" + json_error_text(e) + ")");
-  }
-}
 
 } // namespace
 
@@ -498,9 +451,9 @@ at::Tensor clip_logits(const at::Tensor& image_embeds, const at::Tensor& text_em
 // -- Hugging Face checkpoints ---------------------------------------------------------------------
 
 ClipConfig clip_config_from_hf(const fs::path& config_json) {
-  const json root = read_json(config_json);
+  const json root = read_json_file(config_json);
   if (!root.is_object()) throw std::runtime_error(config_json.string() + ": expected a JSON object");
-  const Section top(config_json, root, "");
+  const JsonSection top(config_json, root, "");
   const std::string type = top.text("model_type", "");
   if (type != "clip") top.fail("model_type", "\"clip\" (a CLIPModel checkpoint), got \"" + type + "\"");
   ClipConfig c;
@@ -519,8 +472,8 @@ ClipConfig clip_config_from_hf(const fs::path& config_json) {
     return out;
   };
   const json text = merged("text_config"), vision = merged("vision_config");
-  read_text(Section(config_json, text, "text_config."), c.text);
-  read_vision(Section(config_json, vision, "vision_config."), c.vision);
+  read_text(JsonSection(config_json, text, "text_config."), c.text);
+  read_vision(JsonSection(config_json, vision, "vision_config."), c.vision);
   c.projection_dim = top.integer("projection_dim", 512, 1);
   c.logit_scale_init = top.number("logit_scale_init_value", 2.6592);
   clip_config_check(c);

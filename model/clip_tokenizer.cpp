@@ -140,9 +140,6 @@ std::shared_ptr<pcre2_code> compile_clip_regex() {
   return {code, PcreDeleter{}};
 }
 
-uint64_t pair_key(int64_t a, int64_t b) {
-  return (static_cast<uint64_t>(a) << 32) | static_cast<uint64_t>(b);
-}
 
 } // namespace
 
@@ -152,10 +149,6 @@ uint64_t pair_key(int64_t a, int64_t b) {
 
 struct ClipTokenizer::Impl {
   enum Kind : uint8_t { kNone = 0, kBpe = 1, kSpecial = 2 };
-  struct Merge {
-    int32_t rank = 0;
-    int64_t id = 0;
-  };
   struct Cache {
     std::mutex mu;
     std::unordered_map<std::string, std::vector<int64_t>> words;
@@ -165,7 +158,7 @@ struct ClipTokenizer::Impl {
   std::unordered_map<std::string, int64_t> vocab;
   std::vector<std::string> id_to_token;
   std::vector<uint8_t> kind;
-  std::unordered_map<uint64_t, Merge> merges;
+  BpeMerges merges;
   std::array<int64_t, 256> byte_ids{};     // byte symbol
   std::array<int64_t, 256> byte_eow_ids{}; // byte symbol + </w>
   int64_t sot = -1, eot = -1, pad = -1;
@@ -218,8 +211,8 @@ struct ClipTokenizer::Impl {
       throw std::runtime_error(what + ": too many merges");
     }
     // The first occurrence of a pair keeps its rank (as HF `tokenizers`).
-    merges.emplace(pair_key(ia->second, ib->second),
-                   Merge{static_cast<int32_t>(rank), iab->second});
+    merges.emplace(bpe_pair_key(ia->second, ib->second),
+                   BpeMerge{static_cast<int32_t>(rank), iab->second});
   }
 
   // Resolves what encode() needs once the tables are complete; `vocab_file` names the file
@@ -271,32 +264,7 @@ struct ClipTokenizer::Impl {
       sym.push_back(i + 1 == piece.size() ? byte_eow_ids[b] : byte_ids[b]);
     }
     // Merge every occurrence of the best-ranked pair, left to right, until no pair is a merge.
-    while (sym.size() > 1) {
-      int32_t best = std::numeric_limits<int32_t>::max();
-      int64_t a = -1, b = -1, merged = -1;
-      for (std::size_t i = 0; i + 1 < sym.size(); ++i) {
-        const auto it = merges.find(pair_key(sym[i], sym[i + 1]));
-        if (it != merges.end() && it->second.rank < best) {
-          best = it->second.rank;
-          a = sym[i];
-          b = sym[i + 1];
-          merged = it->second.id;
-        }
-      }
-      if (merged < 0) break;
-      std::vector<int64_t> next;
-      next.reserve(sym.size());
-      for (std::size_t i = 0; i < sym.size();) {
-        if (i + 1 < sym.size() && sym[i] == a && sym[i + 1] == b) {
-          next.push_back(merged);
-          i += 2;
-        } else {
-          next.push_back(sym[i]);
-          ++i;
-        }
-      }
-      sym.swap(next);
-    }
+    bpe_apply(sym, merges);
     std::lock_guard<std::mutex> lock(cache->mu);
     if (cache->words.size() < kMaxCacheWords) cache->words.emplace(std::string(piece), sym);
     return sym;

@@ -2,6 +2,7 @@
 #include "model/florence2_hf_config.hpp"
 
 #include "model/json_error.hpp"
+#include "model/json_section.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -17,83 +18,13 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// One JSON object of one file, with the key path kept for messages ("text_config.d_model").
-class Section {
-public:
-  Section(const fs::path& file, const json& object, std::string prefix)
-      : file_(file), object_(object), prefix_(std::move(prefix)) {}
 
-  [[noreturn]] void fail(const std::string& key, const std::string& expected) const {
-    throw std::runtime_error(file_.string() + ": key '" + prefix_ + key + "': expected " + expected);
-  }
-  [[nodiscard]] bool has(const std::string& key) const { return object_.contains(key) && !object_[key].is_null(); }
-
-  [[nodiscard]] int64_t integer(const std::string& key, int64_t fallback, int64_t min = 0) const {
-    if (!has(key)) return fallback;
-    const json& v = object_[key];
-    if (!v.is_number_integer() || v.get<int64_t>() < min)
-      fail(key, "an integer >= " + std::to_string(min) + ", got " + v.dump());
-    return v.get<int64_t>();
-  }
-  [[nodiscard]] double number(const std::string& key, double fallback) const {
-    if (!has(key)) return fallback;
-    const json& v = object_[key];
-    if (!v.is_number() || v.get<double>() < 0.0) fail(key, "a number >= 0, got " + v.dump());
-    return v.get<double>();
-  }
-  [[nodiscard]] std::string text(const std::string& key, const std::string& fallback) const {
-    if (!has(key)) return fallback;
-    if (!object_[key].is_string()) fail(key, "a string, got " + object_[key].dump());
-    return object_[key].get<std::string>();
-  }
-  [[nodiscard]] bool flag(const std::string& key, bool fallback) const {
-    if (!has(key)) return fallback;
-    if (!object_[key].is_boolean()) fail(key, "true or false, got " + object_[key].dump());
-    return object_[key].get<bool>();
-  }
-  template <typename T>
-  [[nodiscard]] std::vector<T> list(const std::string& key, std::vector<T> fallback, size_t size) const {
-    if (!has(key)) return fallback;
-    const json& v = object_[key];
-    const std::string what = "a list of " + std::to_string(size) + (std::is_same_v<T, bool> ? " booleans" : " numbers");
-    if (!v.is_array() || v.size() != size) fail(key, what + ", got " + v.dump());
-    std::vector<T> out;
-    for (const json& e : v) {
-      const bool ok = std::is_same_v<T, bool> ? e.is_boolean()
-                      : std::is_integral_v<T> ? e.is_number_integer()
-                                              : e.is_number();
-      if (!ok) fail(key, what + ", got " + v.dump());
-      out.push_back(e.get<T>());
-    }
-    return out;
-  }
-  [[nodiscard]] Section child(const std::string& key) const {
-    if (!has(key) || !object_[key].is_object()) fail(key, "an object");
-    return Section(file_, object_[key], prefix_ + key + ".");
-  }
-  [[nodiscard]] const json& raw(const std::string& key) const { return object_[key]; }
-
-private:
-  const fs::path& file_;
-  const json& object_;
-  std::string prefix_;
-};
-
-json read_json(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) throw std::runtime_error(file.string() + ": cannot be opened");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) { // out_of_range too: a number like 1e999
-    throw std::runtime_error(file.string() + ": not valid JSON (" + json_error_text(e) + ")");
-  }
-}
 
 // Two layouts of config.json: the remote code's (vision model_type "davit", the published
 // microsoft/Florence-2-*) and transformers' native port's ("florence_vision"). They name a few
 // keys differently and default differently; absent keys take the defaults of the layout's own
 // config class.
-void read_vision(const Section& v, Florence2Config& c) {
+void read_vision(const JsonSection& v, Florence2Config& c) {
   const std::string type = v.text("model_type", "davit");
   if (type != "davit" && type != "florence_vision")
     v.fail("model_type", "\"davit\" (remote-code layout) or \"florence_vision\" (transformers' native layout), got \"" +
@@ -119,18 +50,18 @@ void read_vision(const Section& v, Florence2Config& c) {
   if (native) {
     c.projection.max_pos_embeddings = v.integer("max_position_embeddings", 50, 1);
     c.projection.max_temporal_embeddings = v.integer("max_temporal_embeddings", 100, 1);
-    if (v.number("mlp_ratio", 4.0) != 4.0) v.fail("mlp_ratio", "4.0 (as every published Florence-2)");
+    if (v.non_negative("mlp_ratio", 4.0) != 4.0) v.fail("mlp_ratio", "4.0 (as every published Florence-2)");
     if (!v.flag("qkv_bias", true)) v.fail("qkv_bias", "true");
     if (v.text("activation_function", "gelu") != "gelu") v.fail("activation_function", "\"gelu\"");
     return;
   }
   if (v.has("image_pos_embed")) {
-    const Section pos = v.child("image_pos_embed");
+    const JsonSection pos = v.child("image_pos_embed");
     if (pos.text("type", "") != "learned_abs_2d") pos.fail("type", "\"learned_abs_2d\"");
     c.projection.max_pos_embeddings = pos.integer("max_pos_embeddings", 50, 1);
   }
   if (v.has("visual_temporal_embedding")) {
-    const Section temporal = v.child("visual_temporal_embedding");
+    const JsonSection temporal = v.child("visual_temporal_embedding");
     if (temporal.text("type", "") != "COSINE") temporal.fail("type", "\"COSINE\"");
     c.projection.max_temporal_embeddings = temporal.integer("max_temporal_embeddings", 100, 1);
   }
@@ -142,7 +73,7 @@ void read_vision(const Section& v, Florence2Config& c) {
 
 // Defaults are those of the remote code's Florence2LanguageConfig, or of BartConfig (the native
 // port's text model) where model_type says "bart": BART-large sized, they differ in vocab only.
-void read_text(const Section& t, Florence2Config& c) {
+void read_text(const JsonSection& t, Florence2Config& c) {
   const std::string type = t.text("model_type", "florence2_language");
   if (type != "florence2_language" && type != "bart")
     t.fail("model_type", "\"florence2_language\" or \"bart\", got \"" + type + "\"");
@@ -156,9 +87,9 @@ void read_text(const Section& t, Florence2Config& c) {
   b.encoder_ffn_dim = t.integer("encoder_ffn_dim", 4096, 1);
   b.decoder_ffn_dim = t.integer("decoder_ffn_dim", 4096, 1);
   b.max_position_embeddings = t.integer("max_position_embeddings", 1024, 1);
-  b.dropout = t.number("dropout", 0.1);
-  b.attention_dropout = t.number("attention_dropout", 0.0);
-  b.activation_dropout = t.number("activation_dropout", 0.0);
+  b.dropout = t.non_negative("dropout", 0.1);
+  b.attention_dropout = t.non_negative("attention_dropout", 0.0);
+  b.activation_dropout = t.non_negative("activation_dropout", 0.0);
   b.pad_token_id = t.integer("pad_token_id", 1);
   b.bos_token_id = t.integer("bos_token_id", 0);
   b.eos_token_id = t.integer("eos_token_id", 2);
@@ -171,10 +102,10 @@ void read_text(const Section& t, Florence2Config& c) {
 }
 
 void read_preprocessor(const fs::path& file, Florence2Config& c) {
-  const json root = read_json(file);
-  const Section p(file, root, "");
+  const json root = read_json_file(file);
+  const JsonSection p(file, root, "");
   if (p.has("size")) {
-    const Section size = p.child("size");
+    const JsonSection size = p.child("size");
     const int64_t h = size.integer("height", c.image_size, 1), w = size.integer("width", h, 1);
     if (h != w) size.fail("width", "the same as height (square images), got " + std::to_string(w));
     c.image_size = h;
@@ -223,9 +154,9 @@ fs::path florence2_hf_config_path(const fs::path& checkpoint) {
 }
 
 Florence2Config florence2_config_from_hf(const fs::path& config_json) {
-  const json root = read_json(config_json);
+  const json root = read_json_file(config_json);
   if (!root.is_object()) throw std::runtime_error(config_json.string() + ": expected a JSON object");
-  const Section top(config_json, root, "");
+  const JsonSection top(config_json, root, "");
   const std::string type = top.text("model_type", "");
   if (type != "florence2")
     top.fail("model_type", "\"florence2\", got \"" + type + "\"" +

@@ -674,6 +674,36 @@ TEST_F(Federation, CnnMnistTrainedInFullIsScoredOnTheOfficialTestSplit) {
   EXPECT_NEAR(rounds[3].global_accuracy, accuracy, 1e-9);
 }
 
+TEST_F(Federation, TinyClipWithLoraOnItsTextEncoderLearnsForEveryClient) {
+  auto c = small_config(StrategyKind::flora);
+  c.model.arch = "clip_tiny";
+  c.pretrain.enabled = false; // random weights: the loss has far to fall
+  c.lora_targets = {"text_model.encoder.layers.*.self_attn.{q,k,v,out}_proj"};
+  c.lora.rank = 2;
+  c.lora.alpha = 32;
+  c.federation.clients = 2;
+  c.partition.clients = 2;
+  c.partition.shards = 4;
+  c.data.max_samples = 200;
+  c.federation.rounds = 3;
+  c.train.local_epochs = 3;
+  c.train.optimizer = OptimizerKind::adam;
+  c.train.lr = 0.01;
+  const auto out = run(c);
+  // FLoRA's placement: q, k, v, out of both text layers; A (r x in) and B (out x r) travel.
+  ASSERT_EQ(out->setup.targets.size(), 8u);
+  int64_t bytes = 0;
+  for (const auto& [name, shape] : out->setup.targets) {
+    EXPECT_EQ(name.rfind("text_model.encoder.layers.", 0), 0u) << name;
+    bytes += f32(2, shape.in_features) + f32(shape.out_features, 2);
+  }
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_EQ(out->observer.at(k, 1).bytes_up, bytes) << k;
+    EXPECT_LT(out->observer.at(k, 3).loss, out->observer.at(k, 0).loss) << "client " << k;
+    EXPECT_LT(out->observer.at(k, 3).train_loss, out->observer.at(k, 1).train_loss) << "client " << k;
+  }
+}
+
 TEST_F(Federation, AsyncRunIsReproducibleWhateverTheWallClock) {
   auto c = small_config(StrategyKind::plora);
   c.federation.mode = FederationMode::async;
