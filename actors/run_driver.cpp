@@ -11,6 +11,7 @@
 #include "fl/random_streams.hpp"
 #include "model/name_affixes.hpp"
 
+#include <ATen/ATen.h>
 #include <caf/all.hpp>
 
 #include <algorithm>
@@ -104,6 +105,13 @@ RunInterrupted::RunInterrupted(int signal_number)
       signal_(signal_number) {}
 
 TensorMap initial_adapters(const ExperimentConfig& c, const RunSetup& setup, int client) {
+  if (strategy_spec(c.strategy).train_head) {
+    // The linear probe starts at zero, the same for every client (FedAvg of a common start).
+    if (!setup.task) throw std::logic_error("initial_adapters: the linear probe needs the task's feature size");
+    const auto [classes, features] = setup.task->probe_shape();
+    if (classes < 1 || features < 1) throw std::invalid_argument("strategy linear_probe: this model has no linear probe");
+    return {{kProbeWeight, at::zeros({classes, features})}, {kProbeBias, at::zeros({classes})}};
+  }
   if (strategy_spec(c.strategy).train_base) {
     // Full fine-tuning: every client starts from its own copy of the trained modules' base tensors.
     if (!setup.task) throw std::logic_error("initial_adapters: full fine-tuning needs the task's base weights");

@@ -168,11 +168,23 @@ at::Tensor ClipZeroShotTask::logits(const at::Tensor& indices, const at::Tensor&
          weights_->at("logit_scale").exp();
 }
 
+namespace {
+
+/// The linear probe's logits on unit image features, or undefined when there is no probe.
+at::Tensor probe_logits(const at::Tensor& image_features, const ForwardContext& ctx) {
+  if (ctx.adapters == nullptr || !ctx.adapters->count(kProbeWeight)) return {};
+  return at::linear(image_features, ctx.adapters->at(kProbeWeight), ctx.adapters->at(kProbeBias));
+}
+
+} // namespace
+
 LocalTrainResult ClipZeroShotTask::train(LocalTrainJob job, const TrainSettings& settings,
                                          const LoraSettings& lora) const {
   return train_adapters(
       [this](const at::Tensor& batch, const ForwardContext& ctx) {
-        return at::cross_entropy_loss(logits(batch, class_embeddings(ctx)), labels_.index_select(0, batch));
+        at::Tensor lg = probe_logits(image_features_.index_select(0, batch), ctx);
+        if (!lg.defined()) lg = logits(batch, class_embeddings(ctx));
+        return at::cross_entropy_loss(lg, labels_.index_select(0, batch));
       },
       std::move(job), settings, lora);
 }
@@ -186,7 +198,8 @@ EvalResult ClipZeroShotTask::evaluate(const TensorMap& adapters, const std::vect
   ForwardContext ctx;
   ctx.adapters = &adapters;
   ctx.lora = lora;
-  const at::Tensor text = class_embeddings(ctx);
+  const bool probe = adapters.count(kProbeWeight) > 0;
+  const at::Tensor text = probe ? at::Tensor() : class_embeddings(ctx);
   const at::Tensor all = at::tensor(indices, at::kLong);
   const int64_t n = all.size(0);
   std::vector<int64_t> y_true, y_pred;
@@ -194,7 +207,7 @@ EvalResult ClipZeroShotTask::evaluate(const TensorMap& adapters, const std::vect
   for (int64_t b = 0; b < n; b += batch_size) {
     throw_if_interrupted();
     const at::Tensor batch = all.slice(0, b, std::min(n, b + batch_size));
-    const at::Tensor lg = logits(batch, text);
+    const at::Tensor lg = probe ? probe_logits(image_features_.index_select(0, batch), ctx) : logits(batch, text);
     const at::Tensor lab = labels_.index_select(0, batch);
     loss_sum += at::cross_entropy_loss(lg, lab, {}, at::Reduction::Sum).item<double>();
     const std::vector<int64_t> p = to_vector(lg.argmax(1)), t = to_vector(lab);

@@ -63,6 +63,10 @@ public:
   [[nodiscard]] int64_t shared_bytes() const override;
   [[nodiscard]] std::string cache_summary() const override;
   [[nodiscard]] const TensorMap& base_weights() const override { return *weights_; }
+  /// A linear probe classifies the cached unit image embeddings: {classes, projection_dim}.
+  [[nodiscard]] std::pair<int64_t, int64_t> probe_shape() const override {
+    return {static_cast<int64_t>(class_names_.size()), image_features_.size(1)};
+  }
 
   /// train_adapters with the cross-entropy of the zero-shot logits; each step encodes every
   /// class × template prompt under the job's adapters (dropout active).

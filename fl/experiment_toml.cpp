@@ -357,7 +357,7 @@ const std::vector<KeyDef>& schema() {
       real_key("federation.speed_sigma", "async: clients' lasting speed factors, lognormal with mean 1 and this log-space std (0 = equal)",
                M(c.federation.speed_sigma)),
 
-      enum_key("strategy.name", "plora | flora | ffa_lora | fedsa_lora | rolora | fedex_lora | stacking | flexlora | hetlora | full | local | centralized",
+      enum_key("strategy.name", "plora | flora | ffa_lora | fedsa_lora | rolora | fedex_lora | stacking | flexlora | hetlora | full | linear_probe | local | centralized",
                [](ExperimentConfig& c, const std::string& s) { c.strategy = strategy_from_string(s); },
                [](const ExperimentConfig& c) { return to_string(c.strategy); }),
       real_key("strategy.mu", "FedProx proximal term weight, usable with any strategy (0 = off)", M(c.train.prox_mu)),
@@ -613,6 +613,8 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   } else if (c.partition.scheme == PartitionScheme::by_domain) {
     fail("partition.scheme", "by_domain needs a VQA dataset with domains");
   }
+  if (strategy_spec(c.strategy).train_head && arch->data == ModelData::vqa)
+    fail("strategy.name", "linear_probe classifies images; " + c.model.arch + " answers questions (VQA)");
   if (arch->family == ModelFamily::clip) {
     // FLoRA's placement: the text encoder's attention projections.
     if (!where.count("lora.targets")) c.lora_targets = {"text_model.encoder.layers.*.self_attn.{q,k,v,out}_proj"};

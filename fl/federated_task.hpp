@@ -27,6 +27,9 @@ public:
   [[nodiscard]] virtual std::string cache_summary() const = 0;
   /// The frozen base's tensors by name: where full fine-tuning's per-client copies start.
   [[nodiscard]] virtual const TensorMap& base_weights() const = 0;
+  /// The linear probe's shape {classes, features}: the frozen features it classifies; {0, 0}
+  /// when the task has no linear probe.
+  [[nodiscard]] virtual std::pair<int64_t, int64_t> probe_shape() const { return {0, 0}; }
 
   [[nodiscard]] virtual LocalTrainResult train(LocalTrainJob job, const TrainSettings& settings,
                                                const LoraSettings& lora) const = 0;
@@ -45,6 +48,9 @@ public:
     return static_cast<int64_t>(tensor_map_bytes(base_->model().state())) + base_->resident_bytes();
   }
   [[nodiscard]] const TensorMap& base_weights() const override { return base_->model().state(); }
+  [[nodiscard]] std::pair<int64_t, int64_t> probe_shape() const override {
+    return {base_->num_classes(), base_->feature_size()};
+  }
   [[nodiscard]] std::string cache_summary() const override {
     return base_->caches_features()
                ? "all LoRA targets are in the head: trunk features computed once for " +

@@ -64,7 +64,21 @@ int64_t FrozenBase::resident_bytes() const {
   return bytes;
 }
 
+int64_t FrozenBase::feature_size() const {
+  if (features_.defined()) return features_.size(1);
+  if (pool_.size() == 0) return 0;
+  at::NoGradGuard no_grad;
+  return model_->features(pool_.images.slice(0, 0, 1), ForwardContext{}).size(1);
+}
+
 at::Tensor FrozenBase::logits(const at::Tensor& indices, const ForwardContext& ctx) const {
+  // A linear probe replaces the head: a Linear on the frozen trunk features.
+  if (ctx.adapters != nullptr && ctx.adapters->count(kProbeWeight)) {
+    ForwardContext frozen; // the trunk as it is: no adapters, eval mode
+    const at::Tensor f = features_.defined() ? features_.index_select(0, indices)
+                                             : model_->features(pool_.images.index_select(0, indices), frozen).detach();
+    return at::linear(f, ctx.adapters->at(kProbeWeight), ctx.adapters->at(kProbeBias));
+  }
   if (features_.defined()) return model_->head(features_.index_select(0, indices), ctx);
   return model_->forward(pool_.images.index_select(0, indices), ctx);
 }

@@ -36,6 +36,8 @@ public:
   [[nodiscard]] int64_t num_classes() const { return model_->num_classes(); }
   [[nodiscard]] const std::map<std::string, AdaptableLayer>& targets() const { return targets_; }
   [[nodiscard]] bool caches_features() const { return features_.defined(); }
+  /// F of the trunk features (N, F): what a linear probe classifies.
+  [[nodiscard]] int64_t feature_size() const;
   /// Bytes held for the pool: images, and cached features when present.
   [[nodiscard]] int64_t resident_bytes() const;
 

@@ -154,8 +154,8 @@ bool apply_download(const StrategySpec& spec, TensorMap& adapters, const TensorM
     delta = delta.defined() ? delta + increment : increment.clone();
   };
   for (const auto& [name, t] : download) {
-    if (tensor_kind(name) == TensorKind::base) {
-      adapters[name] = t; // full fine-tuning: the averaged copy of a base tensor
+    if (tensor_kind(name) == TensorKind::base || tensor_kind(name) == TensorKind::head) {
+      adapters[name] = t; // full fine-tuning's averaged base tensor, or the linear probe's
     } else if (ends_with(name, kLoraA) || ends_with(name, kLoraB)) {
       at::Tensor& own = adapters[name];
       const bool is_a = ends_with(name, kLoraA);

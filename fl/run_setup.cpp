@@ -158,6 +158,13 @@ void fill_bytes(RunSetup& setup, const ExperimentConfig& c, const TensorMap* bas
   }
 }
 
+/// The linear probe's bytes, once the task knows its feature size (execute mode).
+void fill_probe_bytes(RunSetup& setup, const ExperimentConfig& c) {
+  if (!strategy_spec(c.strategy).train_head || !setup.task) return;
+  const auto [classes, features] = setup.task->probe_shape();
+  setup.adapter_bytes = setup.bytes_up_per_client = setup.bytes_down_per_client = (classes * features + classes) * 4;
+}
+
 /// A generated folder under output_dir/.cache, made once (in a temp dir renamed into place).
 std::filesystem::path synthetic_vqa_dir(const ExperimentConfig& c) {
   const std::filesystem::path dir = c.output_dir / ".cache" /
@@ -346,6 +353,7 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     const ClipTokenizer tokenizer = ClipTokenizer::load(tok);
     setup.task = std::make_shared<const ClipZeroShotTask>(weights, cfg, tokenizer, clip_pixels(pools.pool.images, cfg.vision.image_size),
                                                           pools.pool.labels, class_names, setup.targets, c.clip.templates);
+    fill_probe_bytes(setup, c);
     return setup;
   }
   if (!c.model.weights.empty() && !std::filesystem::exists(c.model.weights))
@@ -398,6 +406,7 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
   fill_bytes(setup, c, shared.get());
   setup.task = std::make_shared<const ClipZeroShotTask>(shared, cfg, tokenizer, clip_pixels(pools.pool.images, cfg.vision.image_size),
                                                         pools.pool.labels, class_names, setup.targets, c.clip.templates);
+  fill_probe_bytes(setup, c);
   return setup;
 }
 
@@ -492,6 +501,7 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
   if (mode == SetupMode::execute)
     setup.task = std::make_shared<const ClassificationTask>(
         std::make_shared<const FrozenBase>(model, std::move(pool), c.lora_targets, 512, full_fine_tuning));
+  fill_probe_bytes(setup, c);
   return setup;
 }
 
@@ -526,6 +536,7 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
     os << "; down each client's own factors at its rank (largest shown)";
   for (const auto& [name, shape] : s.targets)
     if (first.share_base) os << " " << name << ".weight/.bias";
+  if (first.share_head) os << " probe.weight probe.bias (a linear classifier on the frozen features)";
   if (!shares_anything(spec)) os << " nothing";
   os << "\n  clients      id  train  test  " << (c.data.is_vqa() ? "domains" : "labels") << " (count per " << (c.data.is_vqa() ? "domain" : "class") << ")\n";
   for (std::size_t k = 0; k < s.splits.size(); ++k) {

@@ -12,7 +12,7 @@ namespace fedvlm {
 namespace {
 
 // clang-format off
-const std::array<StrategySpec, 12> kStrategies = {{
+const std::array<StrategySpec, 13> kStrategies = {{
   //  kind                     name          summary                                                          trainA trainB shareA shareB commonA central
   {StrategyKind::plora,       "plora",      "pLoRA (FedVLM): A private per client, B averaged",               true,  true,  false, true,  false,  false},
   {StrategyKind::flora,       "flora",      "FLoRA / FedIT: FedAvg of both A and B",                          true,  true,  true,  true,  true,   false},
@@ -28,6 +28,8 @@ const std::array<StrategySpec, 12> kStrategies = {{
   {StrategyKind::hetlora,     "hetlora",    "HetLoRA: zero-padded to the largest rank, averaged, truncated per client", true, true, true, true, true, false, false, AggregationRule::hetlora, false},
   //                                                                                                  trainA trainB shareA shareB commonA central altern. rule                    fresh  trainBase shareBase
   {StrategyKind::full,        "full",       "FedFFT: full fine-tuning of the trained modules' weights, FedAvg of them (no LoRA)", false, false, false, false, false, false, false, AggregationRule::average, false, true, true},
+  //                                                                                                  trainA trainB shareA shareB commonA central altern. rule                    fresh  trainBase shareBase trainHead shareHead
+  {StrategyKind::linear_probe, "linear_probe", "FedLC: a linear classifier on the frozen features, FedAvg-averaged", false, false, false, false, false, false, false, AggregationRule::average, false, false, false, true, true},
 }};
 // clang-format on
 
@@ -70,6 +72,7 @@ StrategyKind strategy_from_string(const std::string& name) {
 std::string to_string(StrategyKind kind) { return strategy_spec(kind).name; }
 
 TensorKind tensor_kind(const std::string& name) {
+  if (name == kProbeWeight || name == kProbeBias) return TensorKind::head;
   if (ends_with(name, kLoraA)) return TensorKind::lora_a;
   if (ends_with(name, kLoraB)) return TensorKind::lora_b;
   if (ends_with(name, kLoraDelta)) return TensorKind::lora_delta;
@@ -79,13 +82,14 @@ TensorKind tensor_kind(const std::string& name) {
   return TensorKind::base;
 }
 
-bool shares_anything(const StrategySpec& spec) { return spec.share_a || spec.share_b || spec.share_base; }
+bool shares_anything(const StrategySpec& spec) { return spec.share_a || spec.share_b || spec.share_base || spec.share_head; }
 
 bool is_trainable(const StrategySpec& spec, const std::string& tensor_name) {
   switch (tensor_kind(tensor_name)) {
   case TensorKind::lora_a: return spec.train_a;
   case TensorKind::lora_b: return spec.train_b;
   case TensorKind::base: return spec.train_base;
+  case TensorKind::head: return spec.train_head;
   default: return false;
   }
 }
@@ -95,6 +99,7 @@ bool is_shared(const StrategySpec& spec, const std::string& tensor_name) {
   case TensorKind::lora_a: return spec.share_a;
   case TensorKind::lora_b: return spec.share_b;
   case TensorKind::base: return spec.share_base;
+  case TensorKind::head: return spec.share_head;
   default: return false;
   }
 }

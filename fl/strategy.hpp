@@ -8,13 +8,14 @@
 
 namespace fedvlm {
 
-enum class StrategyKind { plora, flora, ffa_lora, fedsa_lora, local, centralized, rolora, fedex_lora, stacking, flexlora, hetlora, full };
+enum class StrategyKind { plora, flora, ffa_lora, fedsa_lora, local, centralized, rolora, fedex_lora, stacking, flexlora, hetlora, full, linear_probe };
 
 /// What a tensor in a client's adapter map is, by its name's suffix: LoRA's two factors, the
 /// dense correction some rules merge into (model/lora.hpp), or a client's own copy of a base
-/// tensor ("<module>.weight", "<module>.bias": full fine-tuning). A name holding ".lora_" that
+/// tensor ("<module>.weight", "<module>.bias": full fine-tuning), or the linear probe's classifier
+/// ("probe.weight", "probe.bias": head). A name holding ".lora_" that
 /// ends in none of the LoRA suffixes, or without a dot, is `unknown`.
-enum class TensorKind { lora_a, lora_b, lora_delta, base, unknown };
+enum class TensorKind { lora_a, lora_b, lora_delta, base, head, unknown };
 [[nodiscard]] TensorKind tensor_kind(const std::string& name);
 
 /// How the server turns the clients' shared factors into what they receive (fl/round_aggregation.hpp).
@@ -50,6 +51,10 @@ struct StrategySpec {
   /// trained modules, which travel and are averaged; no LoRA.
   bool train_base = false;
   bool share_base = false;
+  /// Linear probe (FedLC): clients train a linear classifier on the frozen features ("probe.*"),
+  /// which travels and is averaged.
+  bool train_head = false;
+  bool share_head = false;
 };
 
 /// Whether anything travels to the server and back.

@@ -47,6 +47,10 @@ struct AdaptableLayer {
 inline const std::string kLoraA = ".lora_A";
 inline const std::string kLoraB = ".lora_B";
 inline const std::string kLoraDelta = ".lora_delta";
+/// A linear classifier on the frozen features (linear probe): "probe.weight" (classes × F),
+/// "probe.bias" (classes). A task that finds them classifies with them instead of its own head.
+inline const std::string kProbeWeight = "probe.weight";
+inline const std::string kProbeBias = "probe.bias";
 
 /// Everything a forward pass needs besides the input: which adapters, and train/eval behaviour.
 struct ForwardContext {

@@ -944,5 +944,19 @@ TEST(ExperimentTomlLora, ClientRanksCycleOverClientsForRulesThatAcceptThem) {
                       {"'lora.client_ranks'", ">= 1 (got 0)"});
 }
 
+TEST(ExperimentTomlClip, TemplatesClassNamesAndDefaultTargets) {
+  const auto c = parse_one("[model]\narch = \"clip_tiny\"\n");
+  EXPECT_EQ(c.lora_targets, std::vector<std::string>{"text_model.encoder.layers.*.self_attn.{q,k,v,out}_proj"});
+  EXPECT_EQ(c.clip.templates, std::vector<std::string>{"a photo of a {}."});
+  expect_round_trip(c);
+  expect_config_error("[model]\narch = \"clip_tiny\"\n[clip]\ntemplates = [\"a photo\"]\n",
+                      {"exp.toml:4:", "'clip.templates'", "exactly one {}", "\"a photo\""});
+  expect_config_error("[model]\narch = \"clip_tiny\"\n[clip]\ntemplates = [\"{} or {}\"]\n", {"'clip.templates'"});
+  expect_config_error("[model]\narch = \"clip_tiny\"\n[clip]\ntemplates = []\n", {"'clip.templates'", "at least one"});
+  expect_config_error("[model]\narch = \"clip_tiny\"\n[data]\nclass_names = [\"a\", \"\"]\n", {"'data.class_names'", "empty"});
+  expect_config_error("[clip]\ntemplates = [\"a {}\"]\n", {"'clip.templates'", "CLIP models"});
+  expect_config_error("[model]\narch = \"clip_tiny\"\n[data]\ndataset = \"synthetic_vqa\"\n", {"'data.dataset'"});
+}
+
 } // namespace
 } // namespace fedvlm

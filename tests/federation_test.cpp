@@ -686,9 +686,9 @@ TEST_F(Federation, TinyClipWithLoraOnItsTextEncoderLearnsForEveryClient) {
   c.partition.shards = 4;
   c.data.max_samples = 200;
   c.federation.rounds = 3;
-  c.train.local_epochs = 3;
+  c.train.local_epochs = 8;
   c.train.optimizer = OptimizerKind::adam;
-  c.train.lr = 0.01;
+  c.train.lr = 0.02;
   const auto out = run(c);
   // FLoRA's placement: q, k, v, out of both text layers; A (r x in) and B (out x r) travel.
   ASSERT_EQ(out->setup.targets.size(), 8u);
@@ -702,6 +702,20 @@ TEST_F(Federation, TinyClipWithLoraOnItsTextEncoderLearnsForEveryClient) {
     EXPECT_LT(out->observer.at(k, 3).loss, out->observer.at(k, 0).loss) << "client " << k;
     EXPECT_LT(out->observer.at(k, 3).train_loss, out->observer.at(k, 1).train_loss) << "client " << k;
   }
+}
+
+TEST_F(Federation, LinearProbeAveragesAClassifierOnTheFrozenFeatures) {
+  const auto out = run(small_config(StrategyKind::linear_probe));
+  // MobileNetV3-Small's trunk gives 576 features; 10 classes: a 10 x 576 weight and 10 biases.
+  const int64_t bytes = (10 * 576 + 10) * 4;
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(out->observer.at(k, 1).bytes_up, bytes) << k;
+    const TensorMap& mine = out->done.adapters[static_cast<std::size_t>(k)];
+    EXPECT_EQ(mine.size(), 2u);
+    EXPECT_TRUE(same(mine.at("probe.weight"), out->done.global.at("probe.weight"))) << k;
+  }
+  EXPECT_GT(out->done.global.at("probe.weight").abs().max().item<float>(), 0.0f); // trained from zero
+  EXPECT_LT(mean_loss(out->observer, 2), mean_loss(out->observer, 1));
 }
 
 TEST_F(Federation, AsyncRunIsReproducibleWhateverTheWallClock) {

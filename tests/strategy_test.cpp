@@ -106,11 +106,17 @@ TEST(Strategy, NonAdapterTensorsAreNeitherTrainedNorShared) {
   EXPECT_EQ(fedvlm::tensor_kind("classifier.3.weight"), fedvlm::TensorKind::base);
   EXPECT_EQ(fedvlm::tensor_kind("x.lora_delta"), fedvlm::TensorKind::lora_delta);
   EXPECT_EQ(fedvlm::tensor_kind("x.lora_C"), fedvlm::TensorKind::unknown);
+  EXPECT_EQ(fedvlm::tensor_kind("probe.weight"), fedvlm::TensorKind::head);
+  // Only the linear probe trains and shares its classifier.
+  for (const auto& name : fedvlm::strategy_names()) {
+    const auto& s = spec(fedvlm::strategy_from_string(name));
+    EXPECT_EQ(fedvlm::is_shared(s, "probe.bias"), s.kind == fedvlm::StrategyKind::linear_probe) << name;
+  }
 }
 
 TEST(Strategy, NamesRoundTrip) {
   const std::vector<std::string> expected = {"plora", "flora",      "ffa_lora", "fedsa_lora", "local",   "centralized",
-                                             "rolora", "fedex_lora", "stacking", "flexlora",   "hetlora", "full"};
+                                             "rolora", "fedex_lora", "stacking", "flexlora",   "hetlora", "full", "linear_probe"};
   const auto names = fedvlm::strategy_names();
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
             std::set<std::string>(expected.begin(), expected.end()));
