@@ -148,6 +148,8 @@ struct CheckpointSettings {
 /// CLIP's zero-shot classifier: the prompts each class name is put into.
 struct ClipSettings {
   std::vector<std::string> templates = {"a photo of a {}."};
+  /// The captions of pretraining (clip_tiny with [pretrain]); empty: the templates.
+  std::vector<std::string> pretrain_templates;
 };
 
 /// Evaluation beyond each client's own test split.

@@ -404,6 +404,10 @@ const std::vector<KeyDef>& schema() {
       {"clip.templates", Kind::string_list, "CLIP: prompt templates, each with one {} for the class name",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.clip.templates = read_strings(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.clip.templates); }},
+      {"clip.pretrain_templates", Kind::string_list,
+       "CLIP pretraining here: caption templates (default: clip.templates); other ones leave the prompts to learn",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.clip.pretrain_templates = read_strings(n, w); },
+       [](const ExperimentConfig& c) { return fmt_list(c.clip.pretrain_templates); }},
 
       {"faults.failing_clients", Kind::int_list, "clients that fail every round (simulated drop-outs)",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.faults.failing_clients = read_ints(n, w); },
@@ -619,11 +623,12 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     // FLoRA's placement: the text encoder's attention projections.
     if (!where.count("lora.targets")) c.lora_targets = {"text_model.encoder.layers.*.self_attn.{q,k,v,out}_proj"};
     if (c.clip.templates.empty()) fail("clip.templates", "needs at least one template, e.g. [\"a photo of a {}.\"]");
-    for (const auto& t : c.clip.templates) {
-      const auto first = t.find("{}");
-      if (first == std::string::npos || t.find("{}", first + 2) != std::string::npos)
-        fail("clip.templates", "each template needs exactly one {} for the class name; got \"" + t + "\"");
-    }
+    for (const char* key : {"clip.templates", "clip.pretrain_templates"})
+      for (const auto& t : std::string(key) == "clip.templates" ? c.clip.templates : c.clip.pretrain_templates) {
+        const auto first = t.find("{}");
+        if (first == std::string::npos || t.find("{}", first + 2) != std::string::npos)
+          fail(key, "each template needs exactly one {} for the class name; got \"" + t + "\"");
+      }
     for (const auto& n : c.data.class_names)
       if (n.empty()) fail("data.class_names", "a class name is empty");
   } else {
@@ -631,6 +636,7 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     if (c.clip.templates != ClipSettings{}.templates)
       fail("clip.templates", "applies to CLIP models (model.arch = clip_*) only");
     if (!c.data.class_names.empty()) fail("data.class_names", "applies to CLIP models (model.arch = clip_*) only");
+    if (!c.clip.pretrain_templates.empty()) fail("clip.pretrain_templates", "applies to CLIP models (model.arch = clip_*) only");
   }
   if (c.data.max_samples < 0) fail("data.max_samples", "must be >= 0");
   if (c.evaluation.global_test) {

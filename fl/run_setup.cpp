@@ -391,11 +391,12 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     ps.lr = c.pretrain.lr;
     const ImageDataset pub = pools.full->subset(pools.public_idx);
     const at::Tensor pub_pixels = clip_pixels(pub.images, cfg.vision.image_size);
-    const std::string key = clip_pretrain_key(cfg, pub_pixels, pub.labels, class_names, c.clip.templates, ps, c.seed);
+    const std::vector<std::string>& captions = c.clip.pretrain_templates.empty() ? c.clip.templates : c.clip.pretrain_templates;
+    const std::string key = clip_pretrain_key(cfg, pub_pixels, pub.labels, class_names, captions, ps, c.seed);
     const std::filesystem::path cache = resolved_cache_dir(c) / ("pretrain-" + c.model.arch + "-" + hex16(std::hash<std::string>{}(key)) + ".safetensors");
     check_writable_dir(cache.parent_path(), "pretrain.cache_dir");
     ClipPretrainReport report;
-    weights = clip_pretrain_cached(cache, cfg, tokenizer, pub_pixels, pub.labels, class_names, c.clip.templates, ps, c.seed,
+    weights = clip_pretrain_cached(cache, cfg, tokenizer, pub_pixels, pub.labels, class_names, captions, ps, c.seed,
                                    &report, [](int e, double loss) { spdlog::info("CLIP pretrain epoch {}: loss {:.4f}", e, loss); });
     setup.model_origin = (report.from_cache ? "pretrained, cached " : "pretrained now, cached to ") + cache.string();
   } else {

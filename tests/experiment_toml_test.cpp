@@ -955,6 +955,11 @@ TEST(ExperimentTomlClip, TemplatesClassNamesAndDefaultTargets) {
   expect_config_error("[model]\narch = \"clip_tiny\"\n[clip]\ntemplates = []\n", {"'clip.templates'", "at least one"});
   expect_config_error("[model]\narch = \"clip_tiny\"\n[data]\nclass_names = [\"a\", \"\"]\n", {"'data.class_names'", "empty"});
   expect_config_error("[clip]\ntemplates = [\"a {}\"]\n", {"'clip.templates'", "CLIP models"});
+  expect_config_error("[model]\narch = \"clip_tiny\"\n[clip]\npretrain_templates = [\"no slot\"]\n",
+                      {"exp.toml:4:", "'clip.pretrain_templates'", "exactly one {}"});
+  const auto shifted = parse_one("[model]\narch = \"clip_tiny\"\n[clip]\npretrain_templates = [\"a photo of a {}.\"]\ntemplates = [\"the {}\"]\n");
+  EXPECT_EQ(shifted.clip.pretrain_templates, std::vector<std::string>{"a photo of a {}."});
+  expect_round_trip(shifted);
   expect_config_error("[model]\narch = \"clip_tiny\"\n[data]\ndataset = \"synthetic_vqa\"\n", {"'data.dataset'"});
 }
 
