@@ -1,11 +1,8 @@
 // model/bart_tokenizer.cpp — byte-level BPE (GPT-2 regex via PCRE2, merge ranks, added tokens).
 #include "model/bart_tokenizer.hpp"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
+#include "model/bpe_files.hpp"
 #include "model/byte_level.hpp"
-#include "model/json_error.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -41,46 +38,14 @@ bool is_ascii_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-std::string read_file(const fs::path& file, const char* what) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error(file.string() + ": cannot open (" + what + ")");
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw std::runtime_error(file.string() + ": read error");
-  return ss.str();
-}
 
-json parse_json_file(const fs::path& file, const char* what) {
-  const std::string text = read_file(file, what);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw std::runtime_error(file.string() + ": malformed JSON (" + what + "): " + json_error_text(e));
-  }
-}
 
-struct PcreDeleter {
-  void operator()(pcre2_code* c) const { pcre2_code_free(c); }
-};
 
 std::shared_ptr<pcre2_code> compile_gpt2_regex() {
-  int err = 0;
-  PCRE2_SIZE err_off = 0;
   // UCP makes \s and the classes Unicode-aware like HF's Oniguruma regex; MATCH_INVALID_UTF
   // lets arbitrary bytes through (they end up in the gaps between matches, see pre_tokenize).
-  pcre2_code* code =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kGpt2Pattern), PCRE2_ZERO_TERMINATED,
-                    PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &err_off, nullptr);
-  if (code == nullptr) {
-    std::array<PCRE2_UCHAR, 256> msg{};
-    pcre2_get_error_message(err, msg.data(), msg.size());
-    throw std::runtime_error(std::string("BartTokenizer: PCRE2 cannot compile the GPT-2 regex: ") +
-                             reinterpret_cast<const char*>(msg.data()));
-  }
-  pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); // best effort: falls back to the interpreter
-  return {code, PcreDeleter{}};
+  return compile_pretokenizer_regex(kGpt2Pattern, PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF,
+                                    "BartTokenizer: PCRE2 cannot compile the GPT-2 regex");
 }
 
 
@@ -287,22 +252,15 @@ bool find_byte_level(const json& pt, bool& add_prefix_space) {
   return false;
 }
 
-void load_vocab_object(Impl& impl, const json& vocab, const std::string& where) {
-  if (!vocab.is_object()) {
-    throw std::runtime_error(where + " must be an object mapping token to id");
-  }
-  for (const auto& [tok, id] : vocab.items()) {
-    if (!id.is_number_integer()) {
-      throw std::runtime_error(where + ": the id of token '" + tok + "' is not an integer");
-    }
-    impl.set_token(id.get<int64_t>(), tok, Impl::kBpe);
-  }
+
+void load_vocab(Impl& impl, const json& vocab, const std::string& where) {
+  for_each_vocab_entry(vocab, where, [&impl](const std::string& tok, int64_t id) { impl.set_token(id, tok, Impl::kBpe); });
 }
 
 std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
   auto impl = std::make_shared<Impl>();
   impl->source = file.string();
-  const json j = parse_json_file(file, "expected a Hugging Face tokenizer.json");
+  const json j = parse_tokenizer_json(file, "expected a Hugging Face tokenizer.json");
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) {
     throw std::runtime_error(impl->source +
                              ": no \"model\" object; expected a Hugging Face tokenizer.json");
@@ -327,7 +285,7 @@ std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
   if (!model.contains("vocab")) {
     throw std::runtime_error(impl->source + ": model.vocab is missing");
   }
-  load_vocab_object(*impl, model["vocab"], impl->source + ": model.vocab");
+  load_vocab(*impl, model["vocab"], impl->source + ": model.vocab");
 
   if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
     const json& at = j["added_tokens"];
@@ -386,14 +344,14 @@ std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
                              ": missing; expected merges.txt next to vocab.json (or a "
                              "tokenizer.json)");
   }
-  load_vocab_object(*impl, parse_json_file(vocab_file, "expected vocab.json: {token: id}"),
+  load_vocab(*impl, parse_tokenizer_json(vocab_file, "expected vocab.json: {token: id}"),
                     impl->source);
 
   // The slow tokenizer never splits its special tokens; BART's five are always special.
   std::unordered_set<std::string> specials{"<s>", "<pad>", "</s>", "<unk>", "<mask>"};
   const fs::path map_file = dir / "special_tokens_map.json";
   if (fs::is_regular_file(map_file)) {
-    const json m = parse_json_file(map_file, "expected special_tokens_map.json");
+    const json m = parse_tokenizer_json(map_file, "expected special_tokens_map.json");
     const auto take = [&](const json& v) {
       if (v.is_string()) specials.insert(v.get<std::string>());
       if (v.is_object() && v.contains("content") && v["content"].is_string()) {
@@ -413,7 +371,7 @@ std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
   const fs::path added_file = dir / "added_tokens.json";
   if (fs::is_regular_file(added_file)) {
     impl->source = added_file.string();
-    const json a = parse_json_file(added_file, "expected added_tokens.json: {token: id}");
+    const json a = parse_tokenizer_json(added_file, "expected added_tokens.json: {token: id}");
     if (!a.is_object()) {
       throw std::runtime_error(impl->source + ": must be an object mapping token to id");
     }
@@ -435,7 +393,7 @@ std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
   }
 
   impl->source = merges_file.string();
-  std::istringstream lines(read_file(merges_file, "expected merges.txt"));
+  std::istringstream lines(read_tokenizer_file(merges_file, "expected merges.txt"));
   std::string line;
   std::size_t line_no = 0;
   std::size_t rank = 0;

@@ -1,9 +1,7 @@
 // model/clip_tokenizer.cpp — CLIP text cleaning, PCRE2 pre-tokenizer, BPE with </w>, loading.
 #include "model/clip_tokenizer.hpp"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
+#include "model/bpe_files.hpp"
 #include "model/byte_level.hpp"
 #include "model/json_error.hpp"
 
@@ -88,24 +86,7 @@ bool final_sigma(const std::vector<uint32_t>& cps, std::size_t i) {
 
 // -- files and JSON -----------------------------------------------------------------------------
 
-std::string read_file(const fs::path& file, const char* what) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw std::runtime_error(file.string() + ": cannot open (" + what + ")");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw std::runtime_error(file.string() + ": read error");
-  return ss.str();
-}
 
-json parse_json_file(const fs::path& file, const char* what) {
-  const std::string text = read_file(file, what);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw std::runtime_error(file.string() + ": malformed JSON (" + what +
-                             "): " + json_error_text(e));
-  }
-}
 
 // A token named by a special-tokens entry: "text" or {"content": "text", ...}; empty if neither.
 std::string token_text(const json& v) {
@@ -117,27 +98,13 @@ std::string token_text(const json& v) {
   return {};
 }
 
-struct PcreDeleter {
-  void operator()(pcre2_code* c) const { pcre2_code_free(c); }
-};
 
 std::shared_ptr<pcre2_code> compile_clip_regex() {
-  int err = 0;
-  PCRE2_SIZE err_off = 0;
   // UCP makes \s and the classes Unicode-aware; CASELESS as CLIP's re.IGNORECASE (it only
   // matters for U+017F LONG S, which matches 's' in "'s" and "<|startoftext|>"). The subject is
   // always valid UTF-8 (clean_text made it so).
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kClipPattern),
-                                   PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS,
-                                   &err, &err_off, nullptr);
-  if (code == nullptr) {
-    std::array<PCRE2_UCHAR, 256> msg{};
-    pcre2_get_error_message(err, msg.data(), msg.size());
-    throw std::runtime_error(std::string("ClipTokenizer: PCRE2 cannot compile CLIP's regex: ") +
-                             reinterpret_cast<const char*>(msg.data()));
-  }
-  pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); // best effort: falls back to the interpreter
-  return {code, PcreDeleter{}};
+  return compile_pretokenizer_regex(kClipPattern, PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS,
+                                    "ClipTokenizer: PCRE2 cannot compile CLIP's regex");
 }
 
 
@@ -309,23 +276,12 @@ namespace {
 
 using Impl = ClipTokenizer::Impl;
 
-void load_vocab_object(Impl& impl, const json& vocab, const std::string& where) {
-  if (!vocab.is_object()) {
-    throw std::runtime_error(where + " must be an object mapping token to id");
-  }
-  for (const auto& [tok, id] : vocab.items()) {
-    if (!id.is_number_integer()) {
-      throw std::runtime_error(where + ": the id of token '" + tok + "' is not an integer");
-    }
-    impl.set_token(id.get<int64_t>(), tok, Impl::kBpe);
-  }
-}
 
 // pad_token of a special_tokens_map.json beside `file`, if there is one.
 void read_special_tokens_map(Impl& impl, const fs::path& dir) {
   const fs::path map_file = dir / "special_tokens_map.json";
   if (!fs::is_regular_file(map_file)) return;
-  const json m = parse_json_file(map_file, "expected special_tokens_map.json");
+  const json m = parse_tokenizer_json(map_file, "expected special_tokens_map.json");
   if (!m.is_object()) throw std::runtime_error(map_file.string() + ": must be a JSON object");
   const auto it = m.find("pad_token");
   if (it == m.end() || it->is_null()) return;
@@ -336,11 +292,15 @@ void read_special_tokens_map(Impl& impl, const fs::path& dir) {
   }
 }
 
+void load_vocab(Impl& impl, const json& vocab, const std::string& where) {
+  for_each_vocab_entry(vocab, where, [&impl](const std::string& tok, int64_t id) { impl.set_token(id, tok, Impl::kBpe); });
+}
+
 std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
   auto impl = std::make_shared<Impl>();
   impl->source = file.string();
   const std::string& src = impl->source;
-  const json j = parse_json_file(file, "expected a Hugging Face tokenizer.json");
+  const json j = parse_tokenizer_json(file, "expected a Hugging Face tokenizer.json");
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) {
     throw std::runtime_error(src + ": no \"model\" object; expected a Hugging Face tokenizer.json");
   }
@@ -362,7 +322,7 @@ std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
                              "; CLIP's BPE uses none");
   }
   if (!model.contains("vocab")) throw std::runtime_error(src + ": model.vocab is missing");
-  load_vocab_object(*impl, model["vocab"], src + ": model.vocab");
+  load_vocab(*impl, model["vocab"], src + ": model.vocab");
 
   if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
     const json& at = j["added_tokens"];
@@ -438,11 +398,11 @@ std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
                              ": missing; expected merges.txt next to vocab.json (or a "
                              "tokenizer.json)");
   }
-  load_vocab_object(*impl, parse_json_file(vocab_file, "expected vocab.json: {token: id}"),
+  load_vocab(*impl, parse_tokenizer_json(vocab_file, "expected vocab.json: {token: id}"),
                     impl->source);
 
   impl->source = merges_file.string();
-  std::istringstream lines(read_file(merges_file, "expected merges.txt"));
+  std::istringstream lines(read_tokenizer_file(merges_file, "expected merges.txt"));
   std::string line;
   std::size_t line_no = 0;
   std::size_t rank = 0;

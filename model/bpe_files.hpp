@@ -1,0 +1,37 @@
+// model/bpe_files.hpp — what the byte-level BPE tokenizers (BART, CLIP) share in reading their files and compiling their pre-tokenizer regex.
+#pragma once
+
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#include <pcre2.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace fedvlm {
+
+/// The whole file as bytes. Throws std::runtime_error "FILE: cannot open (WHAT)" or
+/// "FILE: read error"; `what` says what the file was expected to be.
+[[nodiscard]] std::string read_tokenizer_file(const std::filesystem::path& file, const char* what);
+
+/// The file parsed as JSON. Throws read_tokenizer_file's errors and "FILE: malformed JSON (WHAT): ...".
+[[nodiscard]] nlohmann::json parse_tokenizer_json(const std::filesystem::path& file, const char* what);
+
+/// Calls `set_token(token, id)` for every entry of a vocabulary object {token: id}. Throws
+/// std::runtime_error "WHERE must be an object mapping token to id" or "WHERE: the id of
+/// token 'T' is not an integer".
+void for_each_vocab_entry(const nlohmann::json& vocab, const std::string& where,
+                          const std::function<void(const std::string&, int64_t)>& set_token);
+
+/// `pattern` compiled with `options` and JIT-compiled where possible. Throws std::runtime_error
+/// "WHO: PCRE2 cannot compile WHAT: MESSAGE".
+[[nodiscard]] std::shared_ptr<pcre2_code> compile_pretokenizer_regex(const char* pattern, uint32_t options,
+                                                                     const std::string& who_what);
+
+} // namespace fedvlm
