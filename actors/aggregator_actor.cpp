@@ -10,6 +10,7 @@
 #include "fl/interrupt.hpp"
 #include "fl/privacy_budget.hpp"
 #include "fl/random_streams.hpp"
+#include "fl/record_fields.hpp"
 #include "fl/round_aggregation.hpp"
 
 #include <caf/all.hpp>
@@ -257,7 +258,11 @@ ClientRoundRecord client_record(const aggregator_state& st, const ClientEval& ev
   r.loss = ev.result.loss;
   if (ev.test_samples == 0) // no local test split (data.test_fraction = 0): nothing was measured
     r.accuracy = r.precision = r.recall = r.f1 = r.loss = std::numeric_limits<double>::quiet_NaN();
-  r.exact_match = ev.result.exact_match;
+  for (const auto& [name, value] : ev.result.task_metrics) {
+    if (!valid_task_metric_name(name)) // a task's bug: its files would be unreadable
+      throw std::logic_error("task metric name '" + name + "': expected [a-z][a-z0-9_]*, not a record field's name");
+    if (ev.test_samples > 0 && !std::isnan(value)) r.task_metrics[name] = value;
+  }
   r.test_samples = ev.test_samples;
   r.train_samples = ev.train_samples;
   r.bytes_down = st.result.bytes_for(ev.client);

@@ -151,6 +151,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   sched.train = c.train;
   sched.lora = c.lora;
   sched.concurrency = c.scheduler.concurrency;
+  sched.memory_budget = c.scheduler.memory_budget;
   sched.observer = &observer;
   caf::actor scheduler = spawn_scheduler(system, sched);
 

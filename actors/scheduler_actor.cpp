@@ -3,17 +3,22 @@
 
 #include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
+#include "fl/byte_size.hpp"
 #include "fl/interrupt.hpp"
 #include "fl/local_training.hpp"
+#include "fl/memory_admission.hpp"
+#include "fl/resident_memory.hpp"
 
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
 
-#include <unistd.h>
-
+#include <algorithm>
 #include <chrono>
 #include <deque>
-#include <fstream>
 #include <functional>
+#include <memory>
+#include <optional>
+#include <set>
 
 namespace fedvlm {
 
@@ -23,14 +28,6 @@ using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
-}
-
-/// Resident memory of this process: where the frozen base and all adapters live on CPU.
-int64_t resident_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  int64_t pages_total = 0, pages_resident = 0;
-  statm >> pages_total >> pages_resident;
-  return pages_resident * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
 }
 
 /// Runs `job`; exceptions become engine errors, so a failed job is an answer the aggregator can
@@ -76,14 +73,29 @@ struct scheduler_state {
   std::vector<caf::actor> workers;
   std::vector<caf::actor> idle;
   std::deque<PendingJob> queue;
+  std::optional<MemoryAdmission> admission;
+  std::multiset<std::string> running; ///< kinds of the jobs running now
+  /// Watches the one job running alone; dropped when a second job joins it (no longer its own).
+  std::unique_ptr<PeakResidentSampler> sampler;
+  uint64_t sampled_job = 0, next_job = 0;
+  bool warned_over_budget = false;
   static inline const char* name = "fedvlm.scheduler";
+
+  std::vector<std::string> running_kinds() const { return {running.begin(), running.end()}; }
 };
 
 using scheduler_actor_t = caf::stateful_actor<scheduler_state>;
 
+void report_admission(scheduler_state& st) {
+  if (!st.cfg.observer || !st.admission->limited()) return;
+  st.cfg.observer->scheduler_memory(static_cast<int>(st.running.size()), st.admission->budget(),
+                                    st.admission->projected(st.running_kinds()));
+}
+
+/// Starts queued jobs, in arrival order, while a worker is idle and the budget admits the next.
 void dispatch(scheduler_actor_t* self) {
   auto& st = self->state;
-  while (!st.idle.empty() && !st.queue.empty()) {
+  while (!st.idle.empty() && !st.queue.empty() && st.admission->admit(st.queue.front().kind, st.running_kinds())) {
     caf::actor w = st.idle.back();
     st.idle.pop_back();
     PendingJob job = std::move(st.queue.front());
@@ -91,12 +103,37 @@ void dispatch(scheduler_actor_t* self) {
     const double waited = seconds_since(job.queued_at);
     const auto started = clock_type::now();
     const std::string kind = job.kind;
-    job.start(w, [self, w, waited, started, kind] {
+    const uint64_t id = ++st.next_job;
+    if (st.admission->limited()) {
+      if (st.running.empty()) {
+        st.sampler = std::make_unique<PeakResidentSampler>();
+        st.sampled_job = id;
+      } else {
+        st.sampler.reset(); // two jobs now share the process: neither measurement is one job's
+      }
+      const int64_t projected = st.admission->projected(st.running_kinds()) + std::max<int64_t>(0, st.admission->cost(kind));
+      if (projected > st.admission->budget() && !st.warned_over_budget) {
+        st.warned_over_budget = true;
+        spdlog::warn("scheduler.memory_budget = {}: one {} job alone is projected at {} (shared part {}); it runs "
+                     "anyway, one job at a time",
+                     byte_size_text(st.admission->budget()), kind, byte_size_text(projected),
+                     byte_size_text(st.admission->shared()));
+      }
+    }
+    st.running.insert(kind);
+    report_admission(st);
+    job.start(w, [self, w, waited, started, kind, id] {
       auto& s = self->state;
+      if (s.sampler && s.sampled_job == id) {
+        s.admission->observe_job(kind, s.sampler->stop());
+        s.sampler.reset();
+      }
+      s.running.erase(s.running.find(kind));
       if (s.cfg.observer) {
         s.cfg.observer->scheduler_job(kind, waited, seconds_since(started));
         s.cfg.observer->device_memory(resident_bytes());
       }
+      report_admission(s);
       s.idle.push_back(w);
       dispatch(self);
     });
@@ -126,6 +163,7 @@ void enqueue(scheduler_actor_t* self, const char* kind, Msg msg) {
 
 caf::behavior scheduler(scheduler_actor_t* self, SchedulerConfig cfg) {
   self->state.cfg = cfg;
+  self->state.admission.emplace(cfg.memory_budget, cfg.task->shared_bytes());
   for (int i = 0; i < cfg.concurrency; ++i) {
     auto w = self->spawn<caf::detached + caf::linked>(worker, cfg);
     self->state.workers.push_back(w);
@@ -140,6 +178,7 @@ caf::behavior scheduler(scheduler_actor_t* self, SchedulerConfig cfg) {
 } // namespace
 
 caf::actor spawn_scheduler(caf::actor_system& system, SchedulerConfig config) {
+  (void)MemoryAdmission(config.memory_budget, config.task->shared_bytes()); // refuse before spawning
   return system.spawn(scheduler, std::move(config));
 }
 

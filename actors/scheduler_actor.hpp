@@ -16,12 +16,18 @@ struct SchedulerConfig {
   TrainSettings train;
   LoraSettings lora;
   int concurrency = 1;
+  /// Bytes the task's shared part plus the running jobs may take; 0 = no limit
+  /// (fl/memory_admission.hpp: jobs of a kind not yet measured run alone).
+  int64_t memory_budget = 0;
   RunObserver* observer = nullptr; ///< outlives the actor system
 };
 
 /// Spawns the scheduler and its `concurrency` detached workers (one thread each, so a long
 /// training step never blocks CAF's cooperative scheduler). Accepts TrainJobMsg → TrainDoneMsg
-/// and EvalJobMsg → EvalResult; queues jobs beyond the limit in arrival order.
+/// and EvalJobMsg → EvalResult; queues jobs beyond the limit in arrival order. With a memory
+/// budget, the job at the head of the queue starts only when MemoryAdmission admits it, and
+/// each job that runs alone is measured (its peak resident memory above the start).
+/// Throws std::invalid_argument when the task's shared part alone is over the budget.
 caf::actor spawn_scheduler(caf::actor_system& system, SchedulerConfig config);
 
 } // namespace fedvlm

@@ -54,9 +54,10 @@ Ctrl-C / SIGTERM: the round in flight is abandoned, the finished rounds' files s
 run.json says "interrupted" with the resume command; a second Ctrl-C exits at once.
 
   Each run writes OUTPUT_DIR/NAME/RUN/: config.toml (resolved), run.json, metrics.jsonl and
-  metrics.csv (one record per client per round, round 0 = before fine-tuning), rounds.jsonl,
-  fedvlm.log, adapters/client_K.safetensors (each client's LoRA adapters) with
-  adapters/global.safetensors (the last aggregated matrices), and checkpoints/ (for resume),
+  metrics.csv (one record per client per round, round 0 = before fine-tuning), rounds.jsonl
+  and rounds.csv (one summary per round), fedvlm.log, adapters/client_K.safetensors (each
+  client's LoRA adapters) with adapters/global.safetensors (the last aggregated matrices),
+  and checkpoints/ (for resume),
   all rewritten after every round. Existing results are never overwritten: a rerun gets
   RUN.2, RUN.3, ...
 

@@ -97,6 +97,7 @@ struct TrainSettings {
 
 struct SchedulerSettings {
   int concurrency = 1; ///< jobs run at once on the device
+  int64_t memory_budget = 0; ///< bytes for the shared base plus running jobs; 0 = no limit
 };
 
 struct MonitoringSettings {

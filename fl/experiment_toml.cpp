@@ -1,5 +1,6 @@
 // fl/experiment_toml.cpp — the experiment schema: one row per key (type, default, help, setter).
 #include "fl/experiment_toml.hpp"
+#include "fl/byte_size.hpp"
 #include "fl/model_family.hpp"
 #include "fl/toml_text_check.hpp"
 
@@ -396,6 +397,11 @@ const std::vector<KeyDef>& schema() {
       int_key("train.eval_batch_size", "evaluation batch size", M(c.train.eval_batch_size)),
 
       int_key("scheduler.concurrency", "jobs the device scheduler runs at once", M(c.scheduler.concurrency)),
+      enum_key("scheduler.memory_budget",
+               "memory for the frozen base plus running jobs, e.g. \"20GiB\" (0 = no limit); jobs wait in the queue "
+               "while more would not fit, each job's cost measured on the first ones",
+               [](ExperimentConfig& c, const std::string& s) { c.scheduler.memory_budget = parse_byte_size(s); },
+               [](const ExperimentConfig& c) { return byte_size_text(c.scheduler.memory_budget); }),
 
       string_key("monitoring.prometheus", "host:port of the Prometheus exporter (absent = off)", M(c.monitoring.prometheus)),
       string_key("monitoring.pushgateway", "Pushgateway URL pushed at each round end (absent = off)", M(c.monitoring.pushgateway)),

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -64,7 +65,8 @@ struct LocalTrainResult {
 struct EvalResult {
   ClassificationMetrics metrics;
   double loss = 0; ///< mean cross-entropy
-  double exact_match = std::numeric_limits<double>::quiet_NaN(); ///< generated answers (VQA only)
+  /// Metrics beyond classification, by name (VQA: "exact_match"); see ClientRoundRecord::task_metrics.
+  std::map<std::string, double> task_metrics;
 };
 
 /// The loss of one mini-batch (pool indices) under the adapters in `ctx`.

@@ -1,6 +1,7 @@
 // fl/results_reader.cpp — strict parsing of run directories, with file:line in every error.
 #include "fl/results_reader.hpp"
 
+#include "fl/record_fields.hpp"
 #include "model/json_error.hpp"
 
 #include <nlohmann/json.hpp>
@@ -8,9 +9,11 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
+#include <type_traits>
 
 namespace fedvlm {
 
@@ -107,57 +110,39 @@ void for_each_json_line(const fs::path& path, F each) {
   }
 }
 
+template <class Record>
+Record parse_fields(const json& j, const std::vector<RecordField<Record>>& fields, const Origin& at) {
+  Record out;
+  for (const auto& f : fields) {
+    if (f.optional && !j.contains(f.name)) continue; // an older file: the struct's default
+    std::visit(
+        [&](auto member) {
+          auto& v = out.*member;
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::string>) v = get_string(j, f.name, at);
+          else if constexpr (std::is_same_v<T, int>) v = get_int32(j, f.name, at);
+          else if constexpr (std::is_same_v<T, int64_t>) v = get_int(j, f.name, at);
+          else if constexpr (std::is_same_v<T, double>) v = get_double(j, f.name, at);
+          else v = get_bool(j, f.name, at);
+        },
+        f.member);
+  }
+  return out;
+}
+
 ClientRoundRecord parse_record(const json& j, const Origin& at) {
-  ClientRoundRecord r;
-  r.run = get_string(j, "run", at);
-  r.strategy = get_string(j, "strategy", at);
-  r.client = get_int32(j, "client", at);
-  r.round = get_int32(j, "round", at);
-  r.phase = get_string(j, "phase", at);
-  r.accuracy = get_double(j, "accuracy", at);
-  r.precision = get_double(j, "precision", at);
-  r.recall = get_double(j, "recall", at);
-  r.f1 = get_double(j, "f1", at);
-  r.loss = get_double(j, "loss", at);
-  r.train_loss = get_double(j, "train_loss", at);
-  r.test_samples = get_int(j, "test_samples", at);
-  r.train_samples = get_int(j, "train_samples", at);
-  r.bytes_up = get_int(j, "bytes_up", at);
-  r.bytes_down = get_int(j, "bytes_down", at);
-  r.participated = get_bool(j, "participated", at);
-  r.round_seconds = get_double(j, "round_seconds", at);
-  // Results written before exact_match existed lack it: NaN, as for a classification run.
-  r.exact_match = j.contains("exact_match") ? get_double(j, "exact_match", at)
-                                            : std::numeric_limits<double>::quiet_NaN();
-  r.drift = j.contains("drift") ? get_double(j, "drift", at) : std::numeric_limits<double>::quiet_NaN();
-  r.staleness = j.contains("staleness") ? get_double(j, "staleness", at) : std::numeric_limits<double>::quiet_NaN();
+  ClientRoundRecord r = parse_fields(j, client_record_field_list(), at);
+  // Every other key is a task metric. null (NaN: not measured) is left out, as the writer
+  // does; results from before named metrics wrote "exact_match": null for classification runs.
+  std::set<std::string> known;
+  for (const auto& f : client_record_field_list()) known.insert(f.name);
+  for (const auto& [key, value] : j.items())
+    if (!known.count(key) && !value.is_null()) r.task_metrics[key] = get_double(j, key.c_str(), at);
   return r;
 }
 
 RoundSummary parse_summary(const json& j, const Origin& at) {
-  RoundSummary s;
-  s.run = get_string(j, "run", at);
-  s.strategy = get_string(j, "strategy", at);
-  s.round = get_int32(j, "round", at);
-  s.total_rounds = get_int32(j, "total_rounds", at);
-  s.clients_answered = get_int32(j, "clients_answered", at);
-  s.clients_selected = get_int32(j, "clients_selected", at);
-  s.mean_accuracy = get_double(j, "mean_accuracy", at);
-  s.min_accuracy = get_double(j, "min_accuracy", at);
-  s.max_accuracy = get_double(j, "max_accuracy", at);
-  s.seconds = get_double(j, "seconds", at);
-  // Results written before fault counts existed lack them.
-  s.clients_failed = j.contains("clients_failed") ? get_int32(j, "clients_failed", at) : 0;
-  s.clients_late = j.contains("clients_late") ? get_int32(j, "clients_late", at) : 0;
-  // Older results lack the aggregation error and ε: NaN, as for a run that did not measure them.
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  s.aggregation_error = j.contains("aggregation_error") ? get_double(j, "aggregation_error", at) : nan;
-  s.epsilon = j.contains("epsilon") ? get_double(j, "epsilon", at) : nan;
-  s.virtual_seconds = j.contains("virtual_seconds") ? get_double(j, "virtual_seconds", at) : nan;
-  s.mean_staleness = j.contains("mean_staleness") ? get_double(j, "mean_staleness", at) : nan;
-  s.max_staleness = j.contains("max_staleness") ? get_double(j, "max_staleness", at) : nan;
-  s.global_accuracy = j.contains("global_accuracy") ? get_double(j, "global_accuracy", at) : nan;
-  s.global_loss = j.contains("global_loss") ? get_double(j, "global_loss", at) : nan;
+  RoundSummary s = parse_fields(j, round_summary_field_list(), at);
   if (j.contains("aggregation_error_by_layer")) {
     const json& layers = j.at("aggregation_error_by_layer");
     if (!layers.is_object()) fail(at, "field \"aggregation_error_by_layer\" must be an object, got " + layers.dump());

@@ -1,8 +1,9 @@
 // fl/results_writer.cpp — serialises a run's records to JSON lines and CSV, rewriting whole files.
 #include "fl/results_writer.hpp"
-#include "fl/text_columns.hpp"
 
 #include "fl/atomic_file.hpp"
+#include "fl/record_fields.hpp"
+#include "fl/text_columns.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -32,50 +33,23 @@ bool record_less(const ClientRoundRecord& a, const ClientRoundRecord& b) {
   return std::tie(a.round, a.client) < std::tie(b.round, b.client);
 }
 
+template <class Record>
+json fields_json(const Record& record, const std::vector<RecordField<Record>>& fields) {
+  json j = json::object();
+  for_each_field(record, fields, [&j](const char* name, const auto& value) { j[name] = value; });
+  return j;
+}
+
 json record_json(const ClientRoundRecord& r) {
-  return json{{"run", r.run},
-              {"strategy", r.strategy},
-              {"client", r.client},
-              {"round", r.round},
-              {"phase", r.phase},
-              {"accuracy", r.accuracy},
-              {"precision", r.precision},
-              {"recall", r.recall},
-              {"f1", r.f1},
-              {"loss", r.loss},
-              {"train_loss", r.train_loss},
-              {"test_samples", r.test_samples},
-              {"train_samples", r.train_samples},
-              {"bytes_up", r.bytes_up},
-              {"bytes_down", r.bytes_down},
-              {"participated", r.participated},
-              {"round_seconds", r.round_seconds},
-              {"exact_match", r.exact_match},
-              {"drift", r.drift},
-              {"staleness", r.staleness}};
+  json j = fields_json(r, client_record_field_list());
+  for (const auto& [name, value] : r.task_metrics) j[name] = value;
+  return j;
 }
 
 json summary_json(const RoundSummary& s) {
-  return json{{"run", s.run},
-              {"strategy", s.strategy},
-              {"round", s.round},
-              {"total_rounds", s.total_rounds},
-              {"clients_answered", s.clients_answered},
-              {"clients_selected", s.clients_selected},
-              {"clients_failed", s.clients_failed},
-              {"clients_late", s.clients_late},
-              {"mean_accuracy", s.mean_accuracy},
-              {"min_accuracy", s.min_accuracy},
-              {"max_accuracy", s.max_accuracy},
-              {"seconds", s.seconds},
-              {"aggregation_error", s.aggregation_error},
-              {"aggregation_error_by_layer", s.aggregation_error_by_layer},
-              {"epsilon", s.epsilon},
-              {"virtual_seconds", s.virtual_seconds},
-              {"mean_staleness", s.mean_staleness},
-              {"max_staleness", s.max_staleness},
-              {"global_accuracy", s.global_accuracy},
-              {"global_loss", s.global_loss}};
+  json j = fields_json(s, round_summary_field_list());
+  j["aggregation_error_by_layer"] = s.aggregation_error_by_layer;
+  return j;
 }
 
 // Shortest text that parses back to the same double: CSV readers then get exactly what the
@@ -97,35 +71,37 @@ std::string csv_field(const std::string& s) {
   return out;
 }
 
-std::string csv_row(const ClientRoundRecord& r) {
-  std::string line;
-  auto add = [&line](const std::string& field) {
-    if (!line.empty()) line += ',';
-    line += field;
-  };
-  add(csv_field(r.run));
-  add(csv_field(r.strategy));
-  add(std::to_string(r.client));
-  add(std::to_string(r.round));
-  add(csv_field(r.phase));
-  add(number_text(r.accuracy));
-  add(number_text(r.precision));
-  add(number_text(r.recall));
-  add(number_text(r.f1));
-  add(number_text(r.loss));
-  add(number_text(r.train_loss));
-  add(std::to_string(r.test_samples));
-  add(std::to_string(r.train_samples));
-  add(std::to_string(r.bytes_up));
-  add(std::to_string(r.bytes_down));
-  add(r.participated ? "true" : "false");
-  add(number_text(r.round_seconds));
-  add(number_text(r.exact_match));
-  add(number_text(r.drift));
-  add(number_text(r.staleness));
-  return line;
-}
+std::string csv_cell(const std::string& v) { return csv_field(v); }
+std::string csv_cell(int v) { return std::to_string(v); }
+std::string csv_cell(int64_t v) { return std::to_string(v); }
+std::string csv_cell(double v) { return number_text(v); }
+std::string csv_cell(bool v) { return v ? "true" : "false"; }
 
+/// A CSV table of `rows`: the fields, then one column per name in `extra_columns` (empty cell
+/// where a row has no value of that name, e.g. a "before" row of a metric measured later).
+template <class Record, class Extra>
+std::string csv_table(const std::vector<Record>& rows, const std::vector<RecordField<Record>>& fields,
+                      const std::set<std::string>& extra_columns, Extra extra_of) {
+  std::string out;
+  auto add = [&out](bool first, const std::string& cell) { out += (first ? "" : ",") + cell; };
+  for (const auto& f : fields) add(&f == &fields.front(), f.name);
+  for (const auto& name : extra_columns) add(false, name);
+  out += '\n';
+  for (const auto& r : rows) {
+    bool first = true;
+    for_each_field(r, fields, [&](const char*, const auto& value) {
+      add(first, csv_cell(value));
+      first = false;
+    });
+    const std::map<std::string, double>& extra = extra_of(r);
+    for (const auto& name : extra_columns) {
+      const auto it = extra.find(name);
+      add(false, it == extra.end() ? std::string() : number_text(it->second));
+    }
+    out += '\n';
+  }
+  return out;
+}
 
 std::string fixed(double v, int decimals) {
   if (std::isnan(v)) return "nan";
@@ -148,12 +124,12 @@ std::string human_bytes(double bytes) {
 } // namespace
 
 const std::vector<std::string>& client_record_fields() {
-  static const std::vector<std::string> fields = {
-      "run",          "strategy",      "client",   "round",      "phase",        "accuracy",
-      "precision",    "recall",        "f1",       "loss",       "train_loss",   "test_samples",
-      "train_samples", "bytes_up",     "bytes_down", "participated", "round_seconds", "exact_match",
-      "drift",        "staleness"};
-  return fields;
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& f : client_record_field_list()) out.emplace_back(f.name);
+    return out;
+  }();
+  return names;
 }
 
 std::string utc_timestamp_now() {
@@ -244,14 +220,18 @@ void ResultsWriter::write_files_locked(int max_round, bool final_write) {
     last_round = last_finished_round_;
   }
 
-  std::string jsonl, csv, rounds_jsonl;
-  for (const auto& f : client_record_fields()) csv += (csv.empty() ? "" : ",") + f;
-  csv += '\n';
+  std::string jsonl, rounds_jsonl;
+  std::set<std::string> task_metrics; // the union over records: a CSV column each
   for (const auto& r : records) {
     jsonl += record_json(r).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
-    csv += csv_row(r) + '\n';
+    for (const auto& [name, value] : r.task_metrics) task_metrics.insert(name);
   }
   for (const auto& s : rounds) rounds_jsonl += summary_json(s).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
+  const std::string csv = csv_table(records, client_record_field_list(), task_metrics,
+                                    [](const ClientRoundRecord& r) -> const auto& { return r.task_metrics; });
+  static const std::map<std::string, double> kNoExtra;
+  const std::string rounds_csv =
+      csv_table(rounds, round_summary_field_list(), {}, [](const RoundSummary&) -> const auto& { return kNoExtra; });
 
   json run{{"experiment", info_.experiment},
            {"run", info_.run},
@@ -271,10 +251,11 @@ void ResultsWriter::write_files_locked(int max_round, bool final_write) {
            {"resume_command", resume_command.empty() ? json(nullptr) : json(resume_command)},
            {"records", static_cast<int64_t>(records.size())}};
 
-  // Data files first, run.json last: a directory with run.json always has all four files.
+  // Data files first, run.json last: a directory with run.json always has all five files.
   atomic_write_file(dir_ / "metrics.jsonl", jsonl);
   atomic_write_file(dir_ / "metrics.csv", csv);
   atomic_write_file(dir_ / "rounds.jsonl", rounds_jsonl);
+  atomic_write_file(dir_ / "rounds.csv", rounds_csv);
   atomic_write_file(dir_ / "run.json", run.dump(2, ' ', false, kReplaceBadUtf8) + '\n');
 }
 

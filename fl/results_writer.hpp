@@ -1,11 +1,14 @@
-// fl/results_writer.hpp — a run's results on disk: run.json, metrics.jsonl/.csv, rounds.jsonl.
+// fl/results_writer.hpp — a run's results on disk: run.json, metrics.jsonl/.csv, rounds.jsonl/.csv.
 //
 // Layout of a run directory (every file is rewritten whole through atomic_write_file, so a
 // reader — or a crash — only ever sees complete files):
 //   run.json       RunInfo + status ("running" / "completed" / "failed"), message, timestamps
-//   metrics.jsonl  one ClientRoundRecord per line, keys = field names
-//   metrics.csv    the same records, header = field names in struct order (pandas-readable)
+//   metrics.jsonl  one ClientRoundRecord per line, keys = field names, then its task metrics
+//   metrics.csv    the same records, header = field names in struct order, then one column per
+//                  task metric any record has (pandas-readable)
 //   rounds.jsonl   one RoundSummary per finished round, keys = field names
+//   rounds.csv     the same without the per-layer aggregation error
+// The field names come from fl/record_fields.hpp.
 #pragma once
 
 #include "fl/run_records.hpp"

@@ -30,8 +30,6 @@ struct ClientRoundRecord {
   int64_t bytes_down = 0;    ///< bytes the aggregator sent to this client this round
   bool participated = false; ///< trained and was aggregated this round
   double round_seconds = 0;  ///< wall time of the whole round
-  /// Share of generated answers equal to the reference (VQA); NaN where it does not apply.
-  double exact_match = std::numeric_limits<double>::quiet_NaN();
   /// Personalised strategies (pLoRA, FedSA-LoRA): ‖B'A' − B_k A_k‖_F / ‖B_k A_k‖_F, what this
   /// client's update lost to the average this round, mean over adapted layers
   /// (fl/aggregation_error.hpp); NaN where it does not apply.
@@ -39,6 +37,10 @@ struct ClientRoundRecord {
   /// Asynchronous mode: versions the global moved on while this client's update was computed
   /// (mean over its updates in this aggregation); NaN when it sent none or in sync mode.
   double staleness = std::numeric_limits<double>::quiet_NaN();
+  /// What the task measures beyond classification, by name (e.g. VQA's "exact_match": the share
+  /// of generated answers equal to the reference); written after the fields above, as extra
+  /// JSON keys and CSV columns (fl/record_fields.hpp). Empty for plain classification.
+  std::map<std::string, double> task_metrics;
 };
 
 /// One finished round, over all clients.
@@ -87,6 +89,9 @@ public:
   virtual void scheduler_job(const std::string& kind, double queued_seconds,
                              double run_seconds) {}
   virtual void device_memory(int64_t bytes_in_use) {}
+  /// scheduler.memory_budget: jobs running now, the budget, and the projected memory of the
+  /// shared part plus the running jobs (fl/memory_admission.hpp).
+  virtual void scheduler_memory(int running_jobs, int64_t budget_bytes, int64_t projected_bytes) {}
 };
 
 } // namespace fedvlm

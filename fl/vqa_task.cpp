@@ -179,7 +179,7 @@ EvalResult VqaTask::evaluate(const TensorMap& adapters, const std::vector<int64_
   }
   result.metrics = classification_metrics(y_true, y_pred);
   result.loss = tokens > 0 ? loss_sum / static_cast<double>(tokens) : 0.0;
-  result.exact_match = static_cast<double>(exact) / static_cast<double>(n);
+  result.task_metrics[kExactMatch] = static_cast<double>(exact) / static_cast<double>(n);
   return result;
 }
 

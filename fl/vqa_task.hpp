@@ -40,7 +40,7 @@ public:
   [[nodiscard]] LocalTrainResult train(LocalTrainJob job, const TrainSettings& settings,
                                        const LoraSettings& lora) const override;
   /// Loss and token accuracy / macro P/R/F1 over answer tokens (teacher-forced, as the paper),
-  /// exact match of generated answers (case-insensitive, trimmed, final '.' ignored).
+  /// and the task metric kExactMatch of generated answers (case-insensitive, trimmed, final '.' ignored).
   [[nodiscard]] EvalResult evaluate(const TensorMap& adapters, const std::vector<int64_t>& indices,
                                     const LoraSettings& lora, int64_t batch_size) const override;
 
@@ -64,6 +64,9 @@ private:
 /// the paper's placement. Throws std::invalid_argument naming lora.targets for an unknown module.
 [[nodiscard]] std::map<std::string, AdaptableLayer> resolve_vqa_targets(const Florence2Config& config,
                                                                         const std::vector<std::string>& lora_targets);
+
+/// The task metric evaluate() reports: the share of generated answers equal to the reference.
+inline const std::string kExactMatch = "exact_match";
 
 /// The normalised form exact match compares: trimmed, lower case, without a final '.'.
 [[nodiscard]] std::string normalize_answer(const std::string& text);

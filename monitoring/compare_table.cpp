@@ -79,7 +79,8 @@ std::string human_bytes(double bytes) {
 std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
   struct Pool {
     ComparisonRow row;
-    std::vector<double> acc, prec, rec, f1, loss, gain, epsilon;
+    std::vector<double> acc, prec, rec, f1, loss, gain, epsilon, global_accuracy;
+    std::map<std::string, std::vector<double>> task_metrics;
     std::vector<int> clients;
   };
   auto key_less = [](const std::pair<std::string, std::map<std::string, std::string>>& a,
@@ -101,6 +102,8 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
     if (const std::string note = run.incomplete_note(); !note.empty())
       pool.row.incomplete.push_back(run.info.run + ": " + note);
     if (!run.rounds.empty() && std::isfinite(run.rounds.back().epsilon)) pool.epsilon.push_back(run.rounds.back().epsilon);
+    if (!run.rounds.empty() && std::isfinite(run.rounds.back().global_accuracy))
+      pool.global_accuracy.push_back(run.rounds.back().global_accuracy);
 
     int final_round = -1;
     std::map<int, double> before; // client → accuracy
@@ -119,6 +122,7 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
       pool.rec.push_back(r->recall);
       pool.f1.push_back(r->f1);
       pool.loss.push_back(r->loss);
+      for (const auto& [name, value] : r->task_metrics) pool.task_metrics[name].push_back(value);
       const auto b = before.find(client);
       if (b != before.end()) pool.gain.push_back(r->accuracy - b->second);
     }
@@ -135,6 +139,8 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
     row.loss = mean_std(pool.loss);
     row.gain = mean_std(pool.gain);
     row.epsilon = mean_std(pool.epsilon);
+    row.global_accuracy = mean_std(pool.global_accuracy);
+    for (const auto& [name, values] : pool.task_metrics) row.task_metrics[name] = mean_std(values);
     row.min_clients = *std::min_element(pool.clients.begin(), pool.clients.end());
     row.max_clients = *std::max_element(pool.clients.begin(), pool.clients.end());
     row.bytes_up_per_run = static_cast<double>(row.bytes_up_total) / row.runs;
@@ -157,6 +163,12 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
                                      "bytes up/run"};
   const bool any_dp = std::any_of(rows.begin(), rows.end(), [](const ComparisonRow& r) { return r.epsilon.n > 0; });
   if (any_dp) header.push_back("ε spent");
+  const bool any_global = std::any_of(rows.begin(), rows.end(), [](const ComparisonRow& r) { return r.global_accuracy.n > 0; });
+  if (any_global) header.push_back("global test acc");
+  std::set<std::string> task_metrics;
+  for (const auto& row : rows)
+    for (const auto& [name, m] : row.task_metrics) task_metrics.insert(name);
+  header.insert(header.end(), task_metrics.begin(), task_metrics.end());
   std::vector<std::vector<std::string>> table;
   for (const auto& row : rows) {
     std::string sweep;
@@ -172,6 +184,11 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
                      cell(row.accuracy), cell(row.precision), cell(row.recall), cell(row.f1),
                      cell(row.loss), cell(row.gain, true), human_bytes(row.bytes_up_per_run)});
     if (any_dp) table.back().push_back(row.epsilon.n > 0 ? cell(row.epsilon) : "-");
+    if (any_global) table.back().push_back(cell(row.global_accuracy));
+    for (const auto& name : task_metrics) {
+      const auto it = row.task_metrics.find(name);
+      table.back().push_back(it == row.task_metrics.end() ? "-" : cell(it->second));
+    }
   }
 
   const std::vector<std::size_t> width = column_widths(header, table);
@@ -184,6 +201,7 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
       "(clients × seeds).\n"
       "gain = final − before accuracy per client; bytes up/run = a run's total upload, mean over "
       "the group's runs.\n";
+  if (any_global) out += "global test acc = the global model on the official test split, mean ± std over runs.\n";
   out += render(header);
   std::size_t total = 0;
   for (auto w : width) total += w;

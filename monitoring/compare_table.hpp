@@ -27,6 +27,11 @@ struct ComparisonRow {
   MeanStd accuracy, precision, recall, f1, loss;
   MeanStd gain; ///< final accuracy − "before" accuracy, per client that has both
   MeanStd epsilon; ///< differential privacy: ε spent by the end, over the group's DP runs (n = 0: none)
+  /// evaluation.global_test: the global model's accuracy on the official test split in each
+  /// run's final round, over the group's runs (n = 0: none measured)
+  MeanStd global_accuracy;
+  /// The task's own metrics (e.g. exact_match), by name, pooled like accuracy
+  std::map<std::string, MeanStd> task_metrics;
   int64_t bytes_up_total = 0;   ///< all rounds, all runs of the group
   double bytes_up_per_run = 0;  ///< bytes_up_total / runs: comparable across seed counts
   /// Runs of the group that did not complete, e.g. "q/run: interrupted at round 3 of 5": their

@@ -15,6 +15,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -144,6 +146,20 @@ std::map<int, double> mean_accuracy_by_round(const RunResults& run) {
     for (const auto& [round, r] : rounds) {
       sums[round].first += r->accuracy;
       ++sums[round].second;
+    }
+  std::map<int, double> out;
+  for (const auto& [round, s] : sums) out[round] = s.first / s.second;
+  return out;
+}
+
+// round → mean over the clients evaluated that round of the finite values of `value`.
+template <class Value>
+std::map<int, double> mean_by_round(const RunResults& run, Value value) {
+  std::map<int, std::pair<double, int>> sums;
+  for (const auto& r : run.records)
+    if (const double v = value(r); std::isfinite(v)) {
+      sums[r.round].first += v;
+      ++sums[r.round].second;
     }
   std::map<int, double> out;
   for (const auto& [round, s] : sums) out[round] = s.first / s.second;
@@ -306,37 +322,62 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
                 labels, "1:2", round_xtics(max_round));
   }
 
-  // What aggregation loses per round: the aggregation error where every client holds one
-  // product, else the mean drift of the clients that took part (fl/aggregation_error.hpp).
-  {
-    std::string data = "# aggregation error (FedIT-style strategies) or mean client drift (pLoRA, FedSA-LoRA) "
-                       "per round, one block per run\n# columns: round value\n";
+  // One line per run of a per-round value; no plot when no run has any.
+  auto per_run_plot = [&](const std::string& stem, const std::string& title, const std::string& what,
+                          const std::string& ylabel, const std::function<std::map<int, double>(const RunResults&)>& values) {
+    std::string data = "# " + what + " per round, one block per run\n# columns: round value\n";
     int max_round = 0, points = 0;
     for (std::size_t i = 0; i < with_records.size(); ++i) {
       if (i) data += "\n\n";
       data += "# " + labels[i] + "\n";
-      std::map<int, std::pair<double, int>> drift;
-      for (const auto& r : with_records[i]->records)
-        if (std::isfinite(r.drift)) {
-          drift[r.round].first += r.drift;
-          ++drift[r.round].second;
-        }
-      for (const auto& s : with_records[i]->rounds) {
-        double v = s.aggregation_error;
-        if (!std::isfinite(v) && drift.count(s.round)) v = drift[s.round].first / drift[s.round].second;
+      for (const auto& [round, v] : values(*with_records[i])) {
         if (!std::isfinite(v)) continue;
-        data += std::to_string(s.round) + " " + num(v) + "\n";
-        max_round = std::max(max_round, s.round);
+        data += std::to_string(round) + " " + num(v) + "\n";
+        max_round = std::max(max_round, round);
         ++points;
       }
     }
-    if (points > 0) {
-      atomic_write_file(out_dir / "comparison_aggregation_error.dat", data);
-      script.plot("comparison_aggregation_error.png",
-                  "Aggregation error ||mean(B_k A_k) - aggregated||/||mean(B_k A_k)|| (or mean client drift)", "round",
-                  "relative Frobenius error", "comparison_aggregation_error.dat", labels, "1:2", round_xtics(max_round));
-    }
-  }
+    if (points == 0) return;
+    atomic_write_file(out_dir / (stem + ".dat"), data);
+    script.plot(stem + ".png", title, "round", ylabel, stem + ".dat", labels, "1:2", round_xtics(max_round));
+  };
+
+  // What aggregation loses per round: the aggregation error where every client holds one
+  // product, else the mean drift of the clients that took part (fl/aggregation_error.hpp).
+  per_run_plot("comparison_aggregation_error",
+               "Aggregation error ||mean(B_k A_k) - aggregated||/||mean(B_k A_k)|| (or mean client drift)",
+               "aggregation error (FedIT-style strategies) or mean client drift (pLoRA, FedSA-LoRA)",
+               "relative Frobenius error", [](const RunResults& run) {
+                 const auto drift = mean_by_round(run, [](const ClientRoundRecord& r) { return r.drift; });
+                 std::map<int, double> out;
+                 for (const auto& s : run.rounds) {
+                   const auto d = drift.find(s.round);
+                   out[s.round] = std::isfinite(s.aggregation_error) || d == drift.end() ? s.aggregation_error : d->second;
+                 }
+                 return out;
+               });
+
+  // evaluation.global_test: the global model on the dataset's official test split.
+  per_run_plot("comparison_global_test", "Global model accuracy on the official test split",
+               "global test accuracy", "global test accuracy", [](const RunResults& run) {
+                 std::map<int, double> out;
+                 for (const auto& s : run.rounds) out[s.round] = s.global_accuracy;
+                 return out;
+               });
+
+  // The task's own metrics (VQA: exact_match), mean over the clients evaluated each round.
+  std::set<std::string> task_metrics;
+  for (const RunResults* run : with_records)
+    for (const auto& r : run->records)
+      for (const auto& [name, v] : r.task_metrics) task_metrics.insert(name);
+  for (const std::string& metric : task_metrics)
+    per_run_plot("comparison_" + slug(metric), "Mean client " + metric + " per round", "mean client " + metric,
+                 "mean client " + metric, [&metric](const RunResults& run) {
+                   return mean_by_round(run, [&metric](const ClientRoundRecord& r) {
+                     const auto it = r.task_metrics.find(metric);
+                     return it == r.task_metrics.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
+                   });
+                 });
 
   // Differential privacy: final accuracy against the ε each run spent, one point per run.
   {

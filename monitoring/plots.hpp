@@ -16,6 +16,10 @@ namespace fedvlm {
 ///   comparison_accuracy.png
 ///       mean client accuracy vs round, one line per run, labelled by strategy and the sweep
 ///       values that differ between runs
+///   comparison_aggregation_error.png, comparison_global_test.png, comparison_<metric>.png
+///       where any run has them: aggregation error (or mean client drift), the global model's
+///       accuracy on the official test split, and the mean of each task metric (exact_match),
+///       per round, one line per run
 ///   sweep_<key>.png
 ///       for each numeric sweep key (not seeds) with ≥ 2 values: final mean accuracy vs the
 ///       key, one line per strategy (runs sharing strategy and value averaged)

@@ -57,7 +57,7 @@ constexpr const char* client_accuracy = "fedvlm_client_accuracy";
 constexpr const char* client_precision = "fedvlm_client_precision";
 constexpr const char* client_recall = "fedvlm_client_recall";
 constexpr const char* client_f1 = "fedvlm_client_f1";
-constexpr const char* client_exact_match = "fedvlm_client_exact_match";
+constexpr const char* client_task_metric = "fedvlm_client_task_metric";
 constexpr const char* client_loss = "fedvlm_client_loss";
 constexpr const char* client_train_loss = "fedvlm_client_train_loss";
 constexpr const char* client_samples = "fedvlm_client_samples";
@@ -70,6 +70,9 @@ constexpr const char* busy_seconds = "fedvlm_scheduler_busy_seconds_total";
 constexpr const char* job_duration = "fedvlm_scheduler_job_duration_seconds";
 constexpr const char* job_wait = "fedvlm_scheduler_job_wait_seconds";
 constexpr const char* device_memory = "fedvlm_device_memory_bytes";
+constexpr const char* running_jobs = "fedvlm_scheduler_running_jobs";
+constexpr const char* memory_budget = "fedvlm_scheduler_memory_budget_bytes";
+constexpr const char* projected_memory = "fedvlm_scheduler_projected_memory_bytes";
 } // namespace name
 
 // Rounds of a small simulated federation take seconds; a real-size one minutes.
@@ -140,7 +143,7 @@ struct PrometheusExporter::Impl {
   Family<Gauge>* client_precision;
   Family<Gauge>* client_recall;
   Family<Gauge>* client_f1;
-  Family<Gauge>* client_exact_match;
+  Family<Gauge>* client_task_metric;
   Family<Gauge>* client_loss;
   Family<Gauge>* client_train_loss;
   Family<Gauge>* client_samples;
@@ -153,6 +156,9 @@ struct PrometheusExporter::Impl {
   Family<Histogram>* job_duration;
   Family<Histogram>* job_wait;
   Family<Gauge>* device_memory;
+  Family<Gauge>* running_jobs;
+  Family<Gauge>* memory_budget;
+  Family<Gauge>* projected_memory;
 
   // Bookkeeping the events do not carry themselves; prometheus-cpp is thread-safe on its own.
   std::mutex state_mutex;
@@ -228,8 +234,9 @@ struct PrometheusExporter::Impl {
     client_precision = gauge(name::client_precision, prec.c_str());
     client_recall = gauge(name::client_recall, rec.c_str());
     client_f1 = gauge(name::client_f1, f1.c_str());
-    const std::string em = std::string("Client exact match of generated answers (VQA)") + eval_note;
-    client_exact_match = gauge(name::client_exact_match, em.c_str());
+    const std::string task = std::string("A task's own metric of the client, by name (metric = exact_match: "
+                                         "generated answers equal to the reference, VQA)") + eval_note;
+    client_task_metric = gauge(name::client_task_metric, task.c_str());
     client_loss = gauge(name::client_loss, loss.c_str());
     client_train_loss =
         gauge(name::client_train_loss, "Client mean local training loss in the last round.");
@@ -245,6 +252,10 @@ struct PrometheusExporter::Impl {
     job_duration = histogram(name::job_duration, "Run time of a scheduler job; kind = train|eval.");
     job_wait = histogram(name::job_wait, "Time a scheduler job waited in the queue.");
     device_memory = gauge(name::device_memory, "Memory in use where the models run: the process resident set while they run on the CPU.");
+    running_jobs = gauge(name::running_jobs, "Jobs the scheduler admitted that are running now (scheduler.memory_budget).");
+    memory_budget = gauge(name::memory_budget, "scheduler.memory_budget: memory for the shared base plus running jobs.");
+    projected_memory = gauge(name::projected_memory,
+                             "The shared base plus the measured cost of each running job, as admission projects it.");
 
     if (!settings.listen.empty()) {
       try {
@@ -364,11 +375,12 @@ std::vector<std::string> PrometheusExporter::metric_names() {
       name::round_staleness, name::virtual_seconds, name::client_staleness, name::global_test,
       name::round_accuracy, name::round_sent,
       name::round_received, name::round_duration,   name::client_accuracy,
-      name::client_precision, name::client_recall,  name::client_f1, name::client_exact_match,
+      name::client_precision, name::client_recall,  name::client_f1, name::client_task_metric,
       name::client_loss,    name::client_train_loss, name::client_samples,
       name::client_sent,    name::client_received,  name::client_participations,
       name::client_trainings, name::queue_depth,    name::busy_seconds,
-      name::job_duration,   name::job_wait,         name::device_memory};
+      name::job_duration,   name::job_wait,         name::device_memory,
+      name::running_jobs,   name::memory_budget,    name::projected_memory};
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -402,7 +414,11 @@ void PrometheusExporter::client_evaluated(const ClientRoundRecord& r) {
   impl_->client_recall->Add(eval).Set(r.recall);
   impl_->client_f1->Add(eval).Set(r.f1);
   impl_->client_loss->Add(eval).Set(r.loss);
-  if (std::isfinite(r.exact_match)) impl_->client_exact_match->Add(eval).Set(r.exact_match);
+  for (const auto& [metric, value] : r.task_metrics) {
+    Labels l = eval;
+    l.emplace("metric", metric);
+    impl_->client_task_metric->Add(l).Set(value);
+  }
 
   const Labels per_client{{"run", r.run}, {"strategy", r.strategy}, {"client", client}};
   if (r.phase != kPhaseBefore) impl_->client_train_loss->Add(per_client).Set(r.train_loss);
@@ -507,6 +523,12 @@ void PrometheusExporter::scheduler_job(const std::string& kind, double queued_se
 
 void PrometheusExporter::device_memory(int64_t bytes_in_use) {
   impl_->device_memory->Add({}).Set(static_cast<double>(bytes_in_use));
+}
+
+void PrometheusExporter::scheduler_memory(int running_jobs, int64_t budget_bytes, int64_t projected_bytes) {
+  impl_->running_jobs->Add({}).Set(running_jobs);
+  impl_->memory_budget->Add({}).Set(static_cast<double>(budget_bytes));
+  impl_->projected_memory->Add({}).Set(static_cast<double>(projected_bytes));
 }
 
 } // namespace fedvlm

@@ -107,6 +107,48 @@ TEST(CompareTable, GroupsAcrossSeedsWithPooledPopulationStd) {
   EXPECT_EQ(rows[2].min_clients, 1);
 }
 
+// The global test is one value per run (its final round); a task metric pools like accuracy.
+TEST(CompareTable, GlobalTestPerRunAndTaskMetricsPerClient) {
+  std::vector<RunResults> rs = runs();
+  for (int i : {0, 1}) { // the two plora seeds
+    RoundSummary first, last;
+    first.round = 1;
+    first.global_accuracy = 0.01; // not the final round: must not count
+    last.round = 2;
+    last.global_accuracy = i == 0 ? 0.6 : 0.7;
+    rs[static_cast<std::size_t>(i)].rounds = {first, last};
+    double em = 0.25 * (i + 1); // seed 0: 0.25, 0.5 (clients 0, 1); seed 1: 0.5, 0.75
+    for (auto& r : rs[static_cast<std::size_t>(i)].records) {
+      if (r.round != 2) continue;
+      r.task_metrics["exact_match"] = em;
+      em += 0.25;
+    }
+  }
+  const auto rows = compare_runs(rs);
+  ASSERT_EQ(rows.size(), 3u);
+  const ComparisonRow& p = rows[1];
+  EXPECT_EQ(p.global_accuracy.n, 2u);
+  EXPECT_NEAR(p.global_accuracy.mean, 0.65, 1e-12);
+  EXPECT_NEAR(p.global_accuracy.std, 0.05, 1e-12);
+  ASSERT_EQ(p.task_metrics.count("exact_match"), 1u);
+  // {0.25, 0.5, 0.5, 0.75}: mean 0.5, population variance 0.03125
+  EXPECT_EQ(p.task_metrics.at("exact_match").n, 4u);
+  EXPECT_NEAR(p.task_metrics.at("exact_match").mean, 0.5, 1e-12);
+  EXPECT_NEAR(p.task_metrics.at("exact_match").std, std::sqrt(0.03125), 1e-12);
+  EXPECT_EQ(rows[0].global_accuracy.n, 0u);
+  EXPECT_TRUE(rows[0].task_metrics.empty());
+
+  const std::string table = format_comparison(rs);
+  EXPECT_NE(table.find("global test acc"), std::string::npos) << table;
+  EXPECT_NE(table.find("exact_match"), std::string::npos) << table;
+  EXPECT_NE(table.find("0.6500 ± 0.0500"), std::string::npos) << table;
+  EXPECT_NE(table.find("0.5000 ± 0.1768"), std::string::npos) << table;
+  // Without either, the table has neither column.
+  const std::string plain = format_comparison(runs());
+  EXPECT_EQ(plain.find("global test"), std::string::npos) << plain;
+  EXPECT_EQ(plain.find("exact_match"), std::string::npos) << plain;
+}
+
 TEST(CompareTable, FormatsAlignedTable) {
   const std::string table = format_comparison(runs());
   std::vector<std::string> lines;

@@ -177,7 +177,9 @@ protected:
 
   // A finished run on disk: `clients` clients, before + `rounds` rounds, accuracy rising
   // with the round at a strategy-dependent pace.
-  void make_run(const std::string& strategy, int clients, int rounds, double pace) {
+  // `measured`: the run also has a global test (0.4 + pace·round) and a task metric
+  // exact_match (pace·round, from round 1).
+  void make_run(const std::string& strategy, int clients, int rounds, double pace, bool measured = false) {
     RunInfo info;
     info.experiment = "plots";
     info.run = "plots/clients=" + std::to_string(clients) + ",strategy=" + strategy + ",seed=0";
@@ -201,12 +203,14 @@ protected:
         r.train_samples = 200;
         r.bytes_up = round ? 4096 : 0;
         r.participated = round > 0;
+        if (measured && round > 0) r.task_metrics["exact_match"] = pace * round + 0.01 * c;
         w.client_evaluated(r);
       }
       RoundSummary s;
       s.run = info.run;
       s.round = round;
       s.total_rounds = rounds;
+      if (measured) s.global_accuracy = 0.4 + pace * round;
       w.round_finished(s);
     }
     w.finish(kStatusCompleted);
@@ -270,6 +274,45 @@ TEST_F(Plots, WritesPngsWithRealContent) {
     // Axes, grid and text are black or grey; data lines and markers are coloured.
     EXPECT_GE(st.coloured, 300u) << "no coloured data lines: " << st.coloured;
   }
+}
+
+// The global test and a task metric get a comparison plot each, with only the runs that have them.
+TEST_F(Plots, GlobalTestAndTaskMetricsPlotWhereMeasured) {
+  if (!have_gnuplot()) GTEST_SKIP() << "gnuplot not installed";
+  make_run("plora", 3, 2, 0.25, /*measured=*/true);
+  make_run("flora", 4, 2, 0.05);
+  const fs::path out = dir_ / "plots";
+  const auto pngs = write_plots(load_results({dir_ / "runs"}), out);
+  std::set<std::string> names;
+  for (const auto& p : pngs) names.insert(p.filename().string());
+  EXPECT_EQ(names.count("comparison_global_test.png"), 1u);
+  EXPECT_EQ(names.count("comparison_exact_match.png"), 1u);
+  for (const char* png : {"comparison_global_test.png", "comparison_exact_match.png"})
+    EXPECT_GT(fs::file_size(out / png), 1000u) << png;
+  // Data blocks in run order (flora's directory sorts first: it has no values): rounds 0–2 of
+  // 0.4 + 0.25·round; exact_match from round 1, mean over clients of 0.25·round + 0.01c = +0.01.
+  auto values = [&](const char* dat) {
+    std::vector<std::pair<int, double>> out_values;
+    std::istringstream in(read_bytes(out / dat));
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      int round = 0;
+      double v = 0;
+      EXPECT_EQ(std::sscanf(line.c_str(), "%d %lf", &round, &v), 2) << line;
+      out_values.emplace_back(round, v);
+    }
+    return out_values;
+  };
+  const auto global = values("comparison_global_test.dat");
+  ASSERT_EQ(global.size(), 3u);
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_EQ(global[static_cast<std::size_t>(r)].first, r);
+    EXPECT_NEAR(global[static_cast<std::size_t>(r)].second, 0.4 + 0.25 * r, 1e-12);
+  }
+  const auto em = values("comparison_exact_match.dat");
+  ASSERT_EQ(em.size(), 2u);
+  EXPECT_NEAR(em[0].second, 0.26, 1e-12);
+  EXPECT_NEAR(em[1].second, 0.51, 1e-12);
 }
 
 TEST_F(Plots, MissingGnuplotSaysHowToInstall) {

@@ -73,6 +73,9 @@ TEST(PrometheusExporter, ServesSyntheticRunOnMetricsEndpoint) {
     EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_client_recall", round), (0.5 + 0.125 * c) / 2);
     EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_client_f1", round), (0.5 + 0.125 * c) / 4);
     EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_client_loss", round), 2 - (0.5 + 0.125 * c));
+    // The task metric travels by name, as a label (the harness sets exact_match = accuracy / 8).
+    EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_client_task_metric", with(round, {{"metric", "exact_match"}})),
+                     (0.5 + 0.125 * c) / 8);
     EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_client_train_loss", per_client), 0.5);
     // Counters add up over both rounds; "before" carries no traffic.
     EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_client_sent_bytes_total", per_client), 2000.0 * (c + 1));
@@ -107,6 +110,9 @@ TEST(PrometheusExporter, ServesSyntheticRunOnMetricsEndpoint) {
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_job_duration_seconds_count", {{"kind", "train"}}), 6);
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_job_wait_seconds_sum", {{"kind", "train"}}), 1.5);
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_device_memory_bytes", {}), 3.0 * (1 << 20));
+  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_running_jobs", {}), 2);
+  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_memory_budget_bytes", {}), 64.0 * (1 << 20));
+  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_projected_memory_bytes", {}), 10.0 * (1 << 20));
 
   // Every registered family shows up, and nothing unlisted does.
   std::set<std::string> typed;

@@ -434,7 +434,7 @@ inline void feed_synthetic_run(RunObserver& o, const std::string& run = "t",
     rec.bytes_down = r == 0 ? 0 : 4000;
     rec.participated = r > 0;
     rec.round_seconds = r == 0 ? 0 : 0.5 + r;
-    rec.exact_match = rec.accuracy / 8; // a VQA-style run, so every family has a series
+    rec.task_metrics["exact_match"] = rec.accuracy / 8; // a VQA-style run, so every family has a series
     rec.drift = r == 0 ? 0 : 0.125 * (c + 1) / r;
     rec.staleness = r == 0 ? std::numeric_limits<double>::quiet_NaN() : c; // an async run too
     return rec;
@@ -443,6 +443,7 @@ inline void feed_synthetic_run(RunObserver& o, const std::string& run = "t",
   for (int r = 1; r <= rounds; ++r) {
     o.round_started(run, r, rounds);
     o.device_memory((int64_t{1} << 20) * (r + 1));
+    o.scheduler_memory(r, int64_t{64} << 20, (int64_t{5} << 20) * r); // a run with scheduler.memory_budget
     for (int c = 0; c < clients; ++c) {
       o.scheduler_queue(clients - c);
       o.scheduler_job("train", 0.25, 0.5);

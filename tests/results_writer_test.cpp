@@ -62,7 +62,7 @@ protected:
     r.bytes_down = round == 0 ? 0 : 2000000 + client;
     r.participated = round > 0 && client != 1;
     r.round_seconds = 2.5 * round;
-    r.exact_match = 0.125 * client; // finite: Python's json writes NaN as a bare token
+    r.task_metrics["exact_match"] = 0.125 * client; // finite: Python's json writes NaN as a bare token
     r.drift = 0.5 + client;
     r.staleness = client; // finite too
     return r;
@@ -85,6 +85,8 @@ protected:
     s.aggregation_error = 0.125 * round;
     s.aggregation_error_by_layer = {{"classifier.0", 0.25 * round}, {"classifier.3", 0.0}};
     s.epsilon = 1.5 * round;
+    s.global_accuracy = 0.5 + 0.0625 * round;
+    s.global_loss = 2.0 / (round + 1);
     return s;
   }
 
@@ -136,7 +138,7 @@ protected:
     EXPECT_EQ(a.bytes_down, b.bytes_down);
     EXPECT_EQ(a.participated, b.participated);
     EXPECT_EQ(a.round_seconds, b.round_seconds);
-    EXPECT_EQ(a.exact_match, b.exact_match);
+    EXPECT_EQ(a.task_metrics, b.task_metrics);
     EXPECT_EQ(a.drift, b.drift);
     EXPECT_EQ(a.staleness, b.staleness);
   }
@@ -180,7 +182,8 @@ TEST_F(ResultsFiles, FilesHoldOnlyFinishedRoundsAndStatusChanges) {
     const json j = json::parse(jl[i]);
     const int round = static_cast<int>(i / 3), client = static_cast<int>(i % 3);
     const ClientRoundRecord want = record(client, round);
-    EXPECT_EQ(j.size(), client_record_fields().size());
+    EXPECT_EQ(j.size(), client_record_fields().size() + 1); // + the task metric exact_match
+    EXPECT_EQ(j.at("exact_match").get<double>(), want.task_metrics.at("exact_match"));
     EXPECT_EQ(j.at("run"), want.run);
     EXPECT_EQ(j.at("strategy"), want.strategy);
     EXPECT_EQ(j.at("client"), want.client);
@@ -280,7 +283,7 @@ TEST_F(ResultsFiles, CsvHeaderAndRowExactWithQuoting) {
   r.bytes_down = 7654321;
   r.participated = true;
   r.round_seconds = 2.25;
-  r.exact_match = 0.5;
+  r.task_metrics["exact_match"] = 0.5;
   r.drift = 0.25;
   r.staleness = 1.5;
   w.client_evaluated(r);
@@ -290,10 +293,10 @@ TEST_F(ResultsFiles, CsvHeaderAndRowExactWithQuoting) {
   const auto csv = lines(dir_ / "metrics.csv");
   ASSERT_EQ(csv.size(), 2u);
   EXPECT_EQ(csv[0], "run,strategy,client,round,phase,accuracy,precision,recall,f1,loss,train_loss,"
-                    "test_samples,train_samples,bytes_up,bytes_down,participated,round_seconds,exact_match,drift,staleness");
+                    "test_samples,train_samples,bytes_up,bytes_down,participated,round_seconds,drift,staleness,exact_match");
   EXPECT_EQ(csv[1], "\"exp/clients=3,strategy=plora,seed=0\",\"odd \"\"name\"\"\",1,2,round,0.8125,"
                     "0.3333333333333333,0.1,0.6666666666666666,1.5,0,40,160,1234567,7654321,true,"
-                    "2.25,0.5,0.25,1.5");
+                    "2.25,0.25,1.5,0.5");
 }
 
 TEST_F(ResultsFiles, NoTemporaryFilesLeft) {
@@ -306,7 +309,7 @@ TEST_F(ResultsFiles, NoTemporaryFilesLeft) {
     EXPECT_EQ(names.back().find(".tmp."), std::string::npos) << names.back();
   }
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"metrics.csv", "metrics.jsonl", "rounds.jsonl",
+  EXPECT_EQ(names, (std::vector<std::string>{"metrics.csv", "metrics.jsonl", "rounds.csv", "rounds.jsonl",
                                              "run.json"}));
 }
 
@@ -351,6 +354,75 @@ TEST_F(ResultsFiles, RoundTripThroughLoadResults) {
     EXPECT_EQ(s.aggregation_error, e.aggregation_error);
     EXPECT_EQ(s.aggregation_error_by_layer, e.aggregation_error_by_layer);
     EXPECT_EQ(s.epsilon, e.epsilon);
+    EXPECT_EQ(s.global_accuracy, e.global_accuracy);
+    EXPECT_EQ(s.global_loss, e.global_loss);
+    EXPECT_TRUE(std::isnan(s.virtual_seconds)); // a sync run: NaN written as null, read back NaN
+  }
+}
+
+// The header is written out by hand here: the field list must not be both the writer's and the
+// test's source of truth.
+TEST_F(ResultsFiles, RoundsCsvHeaderAndRowExact) {
+  ResultsWriter w(dir_, info());
+  w.client_evaluated(record(0, 1));
+  w.round_finished(summary(1));
+  const auto csv = lines(dir_ / "rounds.csv");
+  ASSERT_EQ(csv.size(), 2u);
+  EXPECT_EQ(csv[0], "run,strategy,round,total_rounds,clients_answered,clients_selected,clients_failed,clients_late,"
+                    "mean_accuracy,min_accuracy,max_accuracy,seconds,aggregation_error,epsilon,virtual_seconds,"
+                    "mean_staleness,max_staleness,global_accuracy,global_loss");
+  EXPECT_EQ(csv[1], "\"exp/clients=3,strategy=plora,seed=0\",plora,1,2,3,3,1,1,0.61,0.51,0.71,2.5,0.125,1.5,nan,"
+                    "nan,nan,0.5625,1");
+}
+
+// A task metric is a column of its own; rows without it (another task's, or the "before" row
+// of a metric measured later) leave the cell empty, and the reader gives back exactly what
+// each record held.
+TEST_F(ResultsFiles, TaskMetricsBecomeColumnsAndReadBack) {
+  {
+    ResultsWriter w(dir_, info());
+    ClientRoundRecord a = record(0, 1), b = record(1, 1);
+    a.task_metrics["bleu"] = 0.375;
+    b.task_metrics.clear();
+    w.client_evaluated(a);
+    w.client_evaluated(b);
+    w.round_finished(summary(1));
+    w.finish(kStatusCompleted);
+  }
+  const auto csv = lines(dir_ / "metrics.csv");
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_NE(csv[0].find(",staleness,bleu,exact_match"), std::string::npos) << csv[0];
+  EXPECT_EQ(csv[1].substr(csv[1].size() - 8), ",0.375,0") << csv[1];
+  EXPECT_EQ(csv[2].substr(csv[2].size() - 2), ",,") << csv[2];
+  const auto runs = load_results({dir_});
+  ASSERT_EQ(runs.at(0).records.size(), 2u);
+  EXPECT_EQ(runs[0].records[0].task_metrics, (std::map<std::string, double>{{"bleu", 0.375}, {"exact_match", 0}}));
+  EXPECT_TRUE(runs[0].records[1].task_metrics.empty());
+}
+
+// Files from before drift, staleness and named metrics: a classification run wrote
+// "exact_match": null on every record; it reads as no task metric, the newer fields as NaN.
+TEST_F(ResultsFiles, ReadsRecordsWrittenBeforeNamedMetrics) {
+  {
+    ResultsWriter w(dir_, info());
+    feed_all(w);
+    w.finish(kStatusCompleted);
+  }
+  std::string text;
+  for (const std::string& line : lines(dir_ / "metrics.jsonl")) {
+    json j = json::parse(line);
+    j.erase("drift");
+    j.erase("staleness");
+    j["exact_match"] = nullptr;
+    text += j.dump() + "\n";
+  }
+  write(dir_ / "metrics.jsonl", text);
+  const auto runs = load_results({dir_});
+  ASSERT_EQ(runs.at(0).records.size(), 9u);
+  for (const auto& r : runs[0].records) {
+    EXPECT_TRUE(r.task_metrics.empty()) << r.client;
+    EXPECT_TRUE(std::isnan(r.drift));
+    EXPECT_TRUE(std::isnan(r.staleness));
   }
 }
 
@@ -520,7 +592,7 @@ TEST_F(ResultsFiles, PythonCsvModuleReadsSameValues) {
   ASSERT_EQ(py.size(), 9u);
   for (std::size_t i = 0; i < py.size(); ++i) {
     const json j = json::parse(py[i]);
-    ASSERT_EQ(j.size(), client_record_fields().size());
+    ASSERT_EQ(j.size(), client_record_fields().size() + 1);
     ClientRoundRecord r;
     r.run = j.at("run");
     r.strategy = j.at("strategy");
@@ -539,7 +611,7 @@ TEST_F(ResultsFiles, PythonCsvModuleReadsSameValues) {
     r.bytes_down = j.at("bytes_down");
     r.participated = j.at("participated");
     r.round_seconds = j.at("round_seconds");
-    r.exact_match = j.at("exact_match");
+    r.task_metrics["exact_match"] = j.at("exact_match");
     r.drift = j.at("drift");
     r.staleness = j.at("staleness");
     expect_same(r, record(static_cast<int>(i % 3), static_cast<int>(i / 3)));

@@ -97,8 +97,9 @@ TEST(VqaTask, TrainingLowersLossAndTouchesOnlyTheAdaptedLayers) {
   const LocalTrainResult trained = setup.task->train(job, ts, c.lora);
   const EvalResult after = setup.task->evaluate(trained.adapters, job.indices, c.lora, 16);
   EXPECT_LT(after.loss, before.loss - 0.05) << before.loss << " -> " << after.loss;
-  EXPECT_GE(after.exact_match, 0.0);
-  EXPECT_LE(after.exact_match, 1.0);
+  ASSERT_EQ(after.task_metrics.count(kExactMatch), 1u);
+  EXPECT_GE(after.task_metrics.at(kExactMatch), 0.0);
+  EXPECT_LE(after.task_metrics.at(kExactMatch), 1.0);
   for (const auto& [name, t] : trained.adapters) {
     EXPECT_FALSE(t.requires_grad()) << name;
     EXPECT_EQ(name.rfind("language_model.model.decoder.layers.1.", 0), 0u) << name;
@@ -115,7 +116,8 @@ TEST(VqaFederation, TwoClientsTwoRoundsOfPLoRALowerTheLoss) {
   ASSERT_EQ(rec.records.size(), 2u * 3u);
   for (int k = 0; k < 2; ++k) {
     EXPECT_LT(rec.at(k, 2).loss, rec.at(k, 0).loss - 0.1) << "client " << k;
-    EXPECT_TRUE(std::isfinite(rec.at(k, 2).exact_match));
+    ASSERT_EQ(rec.at(k, 2).task_metrics.count(kExactMatch), 1u) << "client " << k;
+    EXPECT_TRUE(std::isfinite(rec.at(k, 2).task_metrics.at(kExactMatch)));
     EXPECT_TRUE(rec.at(k, 2).participated);
   }
   // pLoRA on the decoder: B shared, A private.

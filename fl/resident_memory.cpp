@@ -1,0 +1,39 @@
+// fl/resident_memory.cpp — /proc/self/statm, read once or watched by a sampling thread.
+#include "fl/resident_memory.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+
+namespace fedvlm {
+
+int64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t pages_total = 0, pages_resident = 0;
+  statm >> pages_total >> pages_resident;
+  return pages_resident * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+PeakResidentSampler::PeakResidentSampler(int interval_ms) : start_(resident_bytes()), peak_(start_) {
+  thread_ = std::thread([this, interval_ms] {
+    while (running_.load(std::memory_order_relaxed)) {
+      const int64_t now = resident_bytes();
+      int64_t seen = peak_.load(std::memory_order_relaxed);
+      while (now > seen && !peak_.compare_exchange_weak(seen, now)) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+    }
+  });
+}
+
+PeakResidentSampler::~PeakResidentSampler() { stop(); }
+
+int64_t PeakResidentSampler::stop() {
+  if (running_.exchange(false)) thread_.join();
+  const int64_t now = resident_bytes();
+  return std::max<int64_t>(0, std::max(peak_.load(), now) - start_);
+}
+
+} // namespace fedvlm

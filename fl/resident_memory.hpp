@@ -1,0 +1,33 @@
+// fl/resident_memory.hpp — the process's resident memory, now and at its peak over a stretch of work.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+namespace fedvlm {
+
+/// Resident set size of this process (/proc/self/statm), in bytes; 0 where unreadable.
+[[nodiscard]] int64_t resident_bytes();
+
+/// Samples resident_bytes() on a thread of its own from construction until stop(): the CPU
+/// has no allocator peak counter, and a job's large buffers are returned to the system before
+/// it ends, so the peak has to be watched while it runs.
+class PeakResidentSampler {
+public:
+  explicit PeakResidentSampler(int interval_ms = 2);
+  ~PeakResidentSampler();
+  PeakResidentSampler(const PeakResidentSampler&) = delete;
+  PeakResidentSampler& operator=(const PeakResidentSampler&) = delete;
+
+  /// Stops sampling; returns the peak minus the resident bytes at construction (>= 0).
+  int64_t stop();
+
+private:
+  int64_t start_;
+  std::atomic<int64_t> peak_;
+  std::atomic<bool> running_{true};
+  std::thread thread_;
+};
+
+} // namespace fedvlm
