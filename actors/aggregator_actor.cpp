@@ -6,6 +6,7 @@
 #include "fl/aggregate.hpp"
 #include "fl/aggregation_error.hpp"
 #include "fl/async_federation.hpp"
+#include "fl/client_faults.hpp"
 #include "fl/differential_privacy.hpp"
 #include "fl/interrupt.hpp"
 #include "fl/privacy_budget.hpp"
@@ -468,6 +469,14 @@ void train_round(aggregator_actor_t* self, int round) {
   st.selected = central ? std::vector<int>{-1}
                         : select_clients(static_cast<int>(st.cfg.clients.size()),
                                          st.cfg.federation.clients_per_round, st.cfg.seed, round);
+  if (!central) { // who will send a training job: the scheduler groups them in this order
+    std::vector<int> plan;
+    for (int id : st.selected) {
+      const ClientRoundFaults f = draw_client_faults(st.cfg.faults, st.cfg.seed, id, round);
+      if (!f.crashes && !f.fails && !f.drops_out) plan.push_back(id);
+    }
+    self->send(st.cfg.scheduler, plan_atom::value, round, std::move(plan));
+  }
   for (int id : st.selected) {
     const caf::actor target = central ? st.cfg.central_trainer : st.cfg.clients[static_cast<std::size_t>(id)];
     self->request(target, timeout_of(st.cfg), train_atom::value, round)

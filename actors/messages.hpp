@@ -27,6 +27,12 @@ using async_train_atom = caf::atom_constant<caf::atom("atrain")>;
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
 /// Driver → aggregator: a stop signal arrived; answer the start request with an error now.
 using interrupt_atom = caf::atom_constant<caf::atom("interrupt")>;
+/// Aggregator → scheduler: (plan_atom, round, clients) — the clients that will send a training
+/// job this round, in order; the scheduler groups them in consecutive chunks of batch_clients,
+/// so a client's group never depends on the order in which jobs arrive.
+using plan_atom = caf::atom_constant<caf::atom("plan")>;
+/// Scheduler → itself: (flush_atom, round) — run the round's incomplete groups as they are.
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
 
 /// Aggregator → client: the round's aggregated shared matrices (empty when nothing travels).
 struct GlobalDown {
@@ -67,6 +73,13 @@ struct TrainJobMsg {
 struct TrainDoneMsg {
   LocalTrainResult result;
 };
+/// Scheduler → worker: several clients' trainings in one pass (scheduler.batch_clients).
+struct TrainGroupMsg {
+  std::vector<TrainJobMsg> jobs;
+};
+struct TrainGroupDoneMsg {
+  std::vector<LocalTrainResult> results; ///< in job order
+};
 
 /// Client → scheduler: evaluate these adapters.
 struct EvalJobMsg {
@@ -99,6 +112,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::ClientUpdate)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::ClientEval)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::TrainJobMsg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::TrainDoneMsg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::TrainGroupMsg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::TrainGroupDoneMsg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::EvalJobMsg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::EvalResult)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::RunDone)

@@ -152,6 +152,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   sched.lora = c.lora;
   sched.concurrency = c.scheduler.concurrency;
   sched.memory_budget = c.scheduler.memory_budget;
+  sched.batch_clients = c.scheduler.batch_clients;
   sched.observer = &observer;
   caf::actor scheduler = spawn_scheduler(system, sched);
 

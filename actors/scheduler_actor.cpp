@@ -16,6 +16,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -53,6 +54,16 @@ caf::behavior worker(caf::event_based_actor* self, SchedulerConfig cfg) {
         return guarded(("client " + std::to_string(client) + ", round " + std::to_string(round) + ": training").c_str(),
                        [&] { return TrainDoneMsg{cfg.task->train(std::move(msg.job), cfg.train, cfg.lora)}; });
       },
+      [cfg](TrainGroupMsg& msg) {
+        std::string who;
+        std::vector<LocalTrainJob> jobs;
+        for (auto& m : msg.jobs) {
+          who += (who.empty() ? "" : ", ") + std::to_string(m.client);
+          jobs.push_back(std::move(m.job));
+        }
+        const std::string what = "clients " + who + " (one pass), round " + std::to_string(msg.jobs.front().round) + ": training";
+        return guarded(what.c_str(), [&] { return TrainGroupDoneMsg{cfg.task->train_group(std::move(jobs), cfg.train, cfg.lora)}; });
+      },
       [cfg](EvalJobMsg& msg) {
         const std::string what = "client " + std::to_string(msg.client) + ", round " + std::to_string(msg.round) + ": evaluation";
         return guarded(what.c_str(), [&] {
@@ -64,6 +75,7 @@ caf::behavior worker(caf::event_based_actor* self, SchedulerConfig cfg) {
 
 struct PendingJob {
   std::string kind;
+  int count = 1; ///< clients it trains: a group counts as that many jobs for memory admission
   clock_type::time_point queued_at;
   std::function<void(caf::actor worker, std::function<void()> done)> start;
 };
@@ -81,7 +93,25 @@ struct scheduler_state {
   bool warned_over_budget = false;
   static inline const char* name = "fedvlm.scheduler";
 
+  /// scheduler.batch_clients: each planned round's client order, and the jobs held until their
+  /// chunk of that order is complete (round → chunk → client → job).
+  struct HeldTrain {
+    TrainJobMsg msg;
+    caf::response_promise rp;
+  };
+  std::map<int, std::vector<int>> plans;
+  std::map<int, std::map<std::size_t, std::map<int, HeldTrain>>> held;
+
   std::vector<std::string> running_kinds() const { return {running.begin(), running.end()}; }
+  /// May `count` more jobs of `kind` start?
+  bool admits(const std::string& kind, int count) const {
+    std::vector<std::string> r = running_kinds();
+    for (int i = 0; i < count; ++i) {
+      if (!admission->admit(kind, r)) return false;
+      r.push_back(kind);
+    }
+    return true;
+  }
 };
 
 using scheduler_actor_t = caf::stateful_actor<scheduler_state>;
@@ -95,7 +125,7 @@ void report_admission(scheduler_state& st) {
 /// Starts queued jobs, in arrival order, while a worker is idle and the budget admits the next.
 void dispatch(scheduler_actor_t* self) {
   auto& st = self->state;
-  while (!st.idle.empty() && !st.queue.empty() && st.admission->admit(st.queue.front().kind, st.running_kinds())) {
+  while (!st.idle.empty() && !st.queue.empty() && st.admits(st.queue.front().kind, st.queue.front().count)) {
     caf::actor w = st.idle.back();
     st.idle.pop_back();
     PendingJob job = std::move(st.queue.front());
@@ -103,6 +133,7 @@ void dispatch(scheduler_actor_t* self) {
     const double waited = seconds_since(job.queued_at);
     const auto started = clock_type::now();
     const std::string kind = job.kind;
+    const int count = job.count;
     const uint64_t id = ++st.next_job;
     if (st.admission->limited()) {
       if (st.running.empty()) {
@@ -111,7 +142,7 @@ void dispatch(scheduler_actor_t* self) {
       } else {
         st.sampler.reset(); // two jobs now share the process: neither measurement is one job's
       }
-      const int64_t projected = st.admission->projected(st.running_kinds()) + std::max<int64_t>(0, st.admission->cost(kind));
+      const int64_t projected = st.admission->projected(st.running_kinds()) + count * std::max<int64_t>(0, st.admission->cost(kind));
       if (projected > st.admission->budget() && !st.warned_over_budget) {
         st.warned_over_budget = true;
         spdlog::warn("scheduler.memory_budget = {}: one {} job alone is projected at {} (shared part {}); it runs "
@@ -120,15 +151,15 @@ void dispatch(scheduler_actor_t* self) {
                      byte_size_text(st.admission->shared()));
       }
     }
-    st.running.insert(kind);
+    for (int i = 0; i < count; ++i) st.running.insert(kind);
     report_admission(st);
-    job.start(w, [self, w, waited, started, kind, id] {
+    job.start(w, [self, w, waited, started, kind, count, id] {
       auto& s = self->state;
       if (s.sampler && s.sampled_job == id) {
-        s.admission->observe_job(kind, s.sampler->stop());
+        s.admission->observe_job(kind, s.sampler->stop() / count);
         s.sampler.reset();
       }
-      s.running.erase(s.running.find(kind));
+      for (int i = 0; i < count; ++i) s.running.erase(s.running.find(kind));
       if (s.cfg.observer) {
         s.cfg.observer->scheduler_job(kind, waited, seconds_since(started));
         s.cfg.observer->device_memory(resident_bytes());
@@ -145,7 +176,7 @@ template <class Msg, class Reply>
 void enqueue(scheduler_actor_t* self, const char* kind, Msg msg) {
   auto rp = self->make_response_promise<Reply>();
   self->state.queue.push_back(PendingJob{
-      kind, clock_type::now(),
+      kind, 1, clock_type::now(),
       [self, rp, msg = std::move(msg)](caf::actor w, std::function<void()> done) mutable {
         self->request(w, caf::infinite, std::move(msg))
             .then(
@@ -161,6 +192,72 @@ void enqueue(scheduler_actor_t* self, const char* kind, Msg msg) {
   dispatch(self);
 }
 
+/// Queues one pass over the held jobs of `chunk` (sorted by client), answering each client.
+void enqueue_group(scheduler_actor_t* self, std::map<int, scheduler_state::HeldTrain> chunk) {
+  if (chunk.size() == 1) { // a chunk of one: the ordinary job
+    auto& [client, h] = *chunk.begin();
+    self->state.queue.push_back(PendingJob{
+        "train", 1, clock_type::now(),
+        [self, rp = h.rp, msg = std::move(h.msg)](caf::actor w, std::function<void()> done) mutable {
+          self->request(w, caf::infinite, std::move(msg))
+              .then(
+                  [rp, done](TrainDoneMsg& reply) mutable {
+                    rp.deliver(std::move(reply));
+                    done();
+                  },
+                  [rp, done](caf::error& err) mutable {
+                    rp.deliver(std::move(err));
+                    done();
+                  });
+        }});
+    return dispatch(self);
+  }
+  TrainGroupMsg group;
+  std::vector<caf::response_promise> rps;
+  for (auto& [client, h] : chunk) {
+    group.jobs.push_back(std::move(h.msg));
+    rps.push_back(h.rp);
+  }
+  const int count = static_cast<int>(rps.size());
+  self->state.queue.push_back(PendingJob{
+      "train", count, clock_type::now(),
+      [self, rps, group = std::move(group)](caf::actor w, std::function<void()> done) mutable {
+        self->request(w, caf::infinite, std::move(group))
+            .then(
+                [rps, done](TrainGroupDoneMsg& reply) mutable {
+                  for (std::size_t i = 0; i < rps.size(); ++i) rps[i].deliver(TrainDoneMsg{std::move(reply.results.at(i))});
+                  done();
+                },
+                [rps, done](caf::error& err) mutable {
+                  for (auto& rp : rps) rp.deliver(err);
+                  done();
+                });
+      }});
+  dispatch(self);
+}
+
+/// A training job: held for its chunk of the round's plan when grouping applies, else queued.
+void accept_train(scheduler_actor_t* self, TrainJobMsg msg) {
+  auto& st = self->state;
+  const int k = st.cfg.batch_clients;
+  const auto plan = st.plans.find(msg.round);
+  const auto pos = plan == st.plans.end() ? std::vector<int>::const_iterator{}
+                                          : std::find(plan->second.begin(), plan->second.end(), msg.client);
+  if (k <= 1 || plan == st.plans.end() || pos == plan->second.end() || !groupable(msg.job))
+    return enqueue<TrainJobMsg, TrainDoneMsg>(self, "train", std::move(msg));
+  const auto index = static_cast<std::size_t>(pos - plan->second.begin());
+  const std::size_t chunk = index / static_cast<std::size_t>(k);
+  const std::size_t size = std::min(plan->second.size(), (chunk + 1) * static_cast<std::size_t>(k)) - chunk * static_cast<std::size_t>(k);
+  const int round = msg.round, client = msg.client;
+  auto& members = st.held[round][chunk];
+  members.emplace(client, scheduler_state::HeldTrain{std::move(msg), self->make_response_promise()});
+  if (members.size() < size) return;
+  auto complete = std::move(members);
+  st.held[round].erase(chunk);
+  if (st.held[round].empty()) st.held.erase(round);
+  enqueue_group(self, std::move(complete));
+}
+
 caf::behavior scheduler(scheduler_actor_t* self, SchedulerConfig cfg) {
   self->state.cfg = cfg;
   self->state.admission.emplace(cfg.memory_budget, cfg.task->shared_bytes());
@@ -170,7 +267,26 @@ caf::behavior scheduler(scheduler_actor_t* self, SchedulerConfig cfg) {
     self->state.idle.push_back(w);
   }
   return {
-      [self](TrainJobMsg& msg) { enqueue<TrainJobMsg, TrainDoneMsg>(self, "train", std::move(msg)); },
+      [self](TrainJobMsg& msg) { accept_train(self, std::move(msg)); },
+      [self](plan_atom, int round, std::vector<int>& clients) {
+        auto& st = self->state;
+        st.plans.erase(st.plans.begin(), st.plans.lower_bound(round - 1)); // rounds long over
+        st.plans[round] = std::move(clients);
+        // A planned client whose job never comes (its actor died) must not hold the others.
+        if (st.cfg.batch_clients > 1) self->delayed_send(self, std::chrono::seconds(30), flush_atom::value, round);
+      },
+      [self](flush_atom, int round) {
+        auto& st = self->state;
+        auto it = st.held.find(round);
+        if (it == st.held.end()) return;
+        auto chunks = std::move(it->second);
+        st.held.erase(it);
+        for (auto& [chunk, members] : chunks) {
+          spdlog::warn("scheduler: round {}: {} of a group's clients waited 30 s for the rest; they train without them",
+                       round, members.size());
+          enqueue_group(self, std::move(members));
+        }
+      },
       [self](EvalJobMsg& msg) { enqueue<EvalJobMsg, EvalResult>(self, "eval", std::move(msg)); },
   };
 }

@@ -19,6 +19,9 @@ struct SchedulerConfig {
   /// Bytes the task's shared part plus the running jobs may take; 0 = no limit
   /// (fl/memory_admission.hpp: jobs of a kind not yet measured run alone).
   int64_t memory_budget = 0;
+  /// Clients trained in one pass (FederatedTask::train_group); 1 = one at a time. Groups are
+  /// consecutive chunks of the round's plan (plan_atom), complete before they start.
+  int batch_clients = 1;
   RunObserver* observer = nullptr; ///< outlives the actor system
 };
 

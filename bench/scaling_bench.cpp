@@ -1,14 +1,16 @@
 // bench/scaling_bench.cpp — prints round time and memory as the client count grows (2 → 40).
 //
 // One frozen MobileNetV3-Small shared by every client, pLoRA on the classifier, Fashion-MNIST
-// shards. For each client count: seconds per round, resident memory, the base model's bytes
-// and what all the adapters add. Usage: scaling_bench [CLIENTS,...] [SAMPLES_PER_CLIENT] [ROUNDS]
+// shards. For each client count, one-by-one and with scheduler.batch_clients = GROUP: seconds
+// per round (mean of the rounds after the first), samples/s, the limit (one plain loop over the
+// same samples with the batches of the clients that run together stacked into one batch and
+// one adapter) and the ratio, resident memory and what all the adapters add.
+// Usage: scaling_bench [CLIENTS,...] [SAMPLES_PER_CLIENT] [ROUNDS] [GROUP]
 #include "actors/run_driver.hpp"
+#include "fl/resident_memory.hpp"
 
-#include <unistd.h>
-
+#include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -17,13 +19,6 @@
 namespace {
 
 using namespace fedvlm;
-
-int64_t resident_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  int64_t total = 0, resident = 0;
-  statm >> total >> resident;
-  return resident * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
-}
 
 class RoundTimes : public RunObserver {
 public:
@@ -46,44 +41,65 @@ std::vector<int> parse_list(const std::string& text) {
 
 } // namespace
 
+/// The limit: one plain training loop over the same samples, the batches of the clients that
+/// run together stacked into one batch with one adapter (the same arithmetic, least overhead).
+double limit_seconds_per_round(const RunSetup& setup, const ExperimentConfig& c, int together) {
+  LocalTrainJob job;
+  job.adapters = lora_init(setup.task->targets(), c.lora, 1);
+  for (const auto& [name, t] : job.adapters) job.trainable.insert(name);
+  for (const auto& split : setup.splits) job.indices.insert(job.indices.end(), split.train.begin(), split.train.end());
+  job.seed = 1;
+  TrainSettings ts = c.train;
+  ts.batch_size = c.train.batch_size * together;
+  const auto start = std::chrono::steady_clock::now();
+  (void)setup.task->train(std::move(job), ts, c.lora);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 int main(int argc, char** argv) {
   const std::vector<int> counts = parse_list(argc > 1 ? argv[1] : "2,4,8,16,40");
   const int per_client = argc > 2 ? std::stoi(argv[2]) : 200;
   const int rounds = argc > 3 ? std::stoi(argv[3]) : 2;
+  const int group = argc > 4 ? std::stoi(argv[4]) : 8;
+  std::printf("%8s %10s %10s %12s %10s %10s %10s %12s\n", "clients", "mode", "s/round", "samples/s", "limit s",
+              "sim/limit", "RSS MiB", "adapters MiB");
   DatasetCache datasets;
-  std::printf("%8s %10s %12s %14s %14s %14s\n", "clients", "s/round", "samples/s", "RSS MiB", "base MiB",
-              "adapters MiB");
-  for (int n : counts) {
-    ExperimentConfig c;
-    c.name = "scaling_bench";
-    c.data.max_samples = static_cast<int64_t>(n) * per_client;
-    c.partition.scheme = PartitionScheme::shards;
-    c.partition.shards_per_client = 2;
-    c.partition.shards = 2 * n;
-    c.federation.clients = n;
-    c.federation.rounds = rounds;
-    c.partition.clients = n;
-    c.strategy = StrategyKind::plora;
-    c.train.local_epochs = 1;
-    c.scheduler.concurrency = 2;
-    try {
-      const RunSetup setup = prepare_run(c, datasets, SetupMode::execute);
-      RoundTimes times;
-      const RunDone done = run_federation(c, "bench", setup, times);
-      double mean = 0;
-      for (double s : times.seconds) mean += s / static_cast<double>(times.seconds.size());
-      int64_t adapters = 0;
-      for (const auto& a : done.adapters) adapters += static_cast<int64_t>(tensor_map_bytes(a));
-      int64_t train_samples = 0;
-      for (const auto& s : setup.splits) train_samples += static_cast<int64_t>(s.train.size());
-      // "base": the one frozen model and pool, whatever the client count; "adapters": all clients'.
-      std::printf("%8d %10.3f %12.0f %14.1f %14.1f %14.2f\n", n, mean, static_cast<double>(train_samples) / mean,
-                  static_cast<double>(resident_bytes()) / (1 << 20),
-                  static_cast<double>(setup.task->shared_bytes()) / (1 << 20), static_cast<double>(adapters) / (1 << 20));
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "clients=%d: %s\n", n, e.what());
-      return 1;
+  for (int n : counts)
+    for (const int batch : {1, std::min(n, group)}) {
+      ExperimentConfig c;
+      c.name = "scaling_bench";
+      c.data.max_samples = static_cast<int64_t>(n) * per_client;
+      c.partition.scheme = PartitionScheme::shards;
+      c.partition.shards_per_client = 2;
+      c.partition.shards = 2 * n;
+      c.federation.clients = n;
+      c.federation.rounds = rounds;
+      c.partition.clients = n;
+      c.strategy = StrategyKind::plora;
+      c.train.local_epochs = 1;
+      c.scheduler.concurrency = 2;
+      c.scheduler.batch_clients = batch;
+      try {
+        const RunSetup setup = prepare_run(c, datasets, SetupMode::execute);
+        RoundTimes times;
+        const RunDone done = run_federation(c, "bench", setup, times);
+        double mean = 0;
+        for (double s : times.seconds) mean += s / static_cast<double>(times.seconds.size());
+        int64_t adapters = 0;
+        for (const auto& a : done.adapters) adapters += static_cast<int64_t>(tensor_map_bytes(a));
+        int64_t train_samples = 0;
+        for (const auto& s : setup.splits) train_samples += static_cast<int64_t>(s.train.size());
+        // One-by-one runs c.scheduler.concurrency clients at a time; batched, groups of `batch`.
+        const int together = batch > 1 ? batch : c.scheduler.concurrency;
+        const double limit = limit_seconds_per_round(setup, c, together);
+        std::printf("%8d %10s %10.3f %12.0f %10.3f %10.2f %10.1f %12.2f\n", n,
+                    batch > 1 ? ("batch " + std::to_string(batch)).c_str() : "one-by-one", mean,
+                    static_cast<double>(train_samples) / mean, limit, mean / limit,
+                    static_cast<double>(resident_bytes()) / (1 << 20), static_cast<double>(adapters) / (1 << 20));
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "clients=%d: %s\n", n, e.what());
+        return 1;
+      }
     }
-  }
   return 0;
 }

@@ -98,6 +98,7 @@ struct TrainSettings {
 struct SchedulerSettings {
   int concurrency = 1; ///< jobs run at once on the device
   int64_t memory_budget = 0; ///< bytes for the shared base plus running jobs; 0 = no limit
+  int batch_clients = 1; ///< clients trained in one pass (LoRA strategies); 1 = one at a time
 };
 
 struct MonitoringSettings {

@@ -397,6 +397,10 @@ const std::vector<KeyDef>& schema() {
       int_key("train.eval_batch_size", "evaluation batch size", M(c.train.eval_batch_size)),
 
       int_key("scheduler.concurrency", "jobs the device scheduler runs at once", M(c.scheduler.concurrency)),
+      int_key("scheduler.batch_clients",
+              "clients whose local training runs as one pass (the frozen base once over their batches, each "
+              "client's adapters on its own rows); 1 = one client at a time",
+              M(c.scheduler.batch_clients)),
       enum_key("scheduler.memory_budget",
                "memory for the frozen base plus running jobs, e.g. \"20GiB\" (0 = no limit); jobs wait in the queue "
                "while more would not fit, each job's cost measured on the first ones",
@@ -706,6 +710,7 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   if (c.train.weight_decay < 0) fail("train.weight_decay", "must be >= 0");
   if (c.train.prox_mu < 0) fail("strategy.mu", "must be >= 0");
   if (c.scheduler.concurrency < 1) fail("scheduler.concurrency", "must be >= 1");
+  if (c.scheduler.batch_clients < 1) fail("scheduler.batch_clients", "must be >= 1");
   if (c.monitoring.linger_seconds < 0) fail("monitoring.linger_seconds", "must be >= 0");
   if (!c.monitoring.prometheus.empty()) {
     const auto colon = c.monitoring.prometheus.rfind(':');

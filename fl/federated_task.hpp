@@ -35,6 +35,15 @@ public:
                                                const LoraSettings& lora) const = 0;
   [[nodiscard]] virtual EvalResult evaluate(const TensorMap& adapters, const std::vector<int64_t>& indices,
                                             const LoraSettings& lora, int64_t batch_size) const = 0;
+  /// Several clients' trainings (scheduler.batch_clients), results in job order. A task that
+  /// can runs them in one pass (train_adapters_grouped); by default, one after the other.
+  [[nodiscard]] virtual std::vector<LocalTrainResult> train_group(std::vector<LocalTrainJob> jobs,
+                                                                  const TrainSettings& settings,
+                                                                  const LoraSettings& lora) const {
+    std::vector<LocalTrainResult> out;
+    for (auto& job : jobs) out.push_back(train(std::move(job), settings, lora));
+    return out;
+  }
 };
 
 /// Image classification on a FrozenBase.
@@ -64,6 +73,13 @@ public:
   [[nodiscard]] EvalResult evaluate(const TensorMap& adapters, const std::vector<int64_t>& indices,
                                     const LoraSettings& lora, int64_t batch_size) const override {
     return evaluate_local(*base_, adapters, indices, lora, batch_size);
+  }
+  /// One pass over the union of the clients' batches when every job is groupable().
+  [[nodiscard]] std::vector<LocalTrainResult> train_group(std::vector<LocalTrainJob> jobs, const TrainSettings& settings,
+                                                          const LoraSettings& lora) const override {
+    for (const auto& job : jobs)
+      if (!groupable(job)) return FederatedTask::train_group(std::move(jobs), settings, lora);
+    return train_adapters_grouped(classification_loss(*base_), std::move(jobs), settings, lora);
   }
 
 private:

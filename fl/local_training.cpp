@@ -2,11 +2,13 @@
 #include "fl/local_training.hpp"
 
 #include "fl/interrupt.hpp"
+#include "model/name_affixes.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <memory>
 #include <string>
 
 namespace fedvlm {
@@ -36,72 +38,187 @@ LocalTrainResult train_local(const FrozenBase& base, LocalTrainJob job, const Tr
       std::move(job), settings, lora);
 }
 
-LocalTrainResult train_adapters(const BatchLoss& batch_loss, LocalTrainJob job, const TrainSettings& settings,
-                                const LoraSettings& lora) {
-  LocalTrainResult result;
-  result.samples = static_cast<int64_t>(job.indices.size());
-  if (job.indices.empty() || job.trainable.empty()) {
-    result.adapters = std::move(job.adapters);
-    result.optimizer_state = std::move(job.optimizer_state);
+namespace {
+
+/// One client's local training as a sequence of steps: its parameters, generator, epoch
+/// order and counters. The single and the grouped loops both drive it, so a client's random
+/// draws (each epoch's order, then its dropout masks) come in the same sequence either way.
+class ClientTrainer {
+public:
+  ClientTrainer(LocalTrainJob job, const TrainSettings& settings)
+      : job_(std::move(job)), settings_(settings), gen_(at::make_generator<at::CPUGeneratorImpl>(job_.seed)) {
+    // Fresh leaves: the incoming tensors may be shared with a message or the aggregator.
+    for (const auto& [name, t] : job_.adapters) {
+      at::Tensor p = t.detach().clone();
+      if (job_.trainable.count(name)) p.requires_grad_(true);
+      params_.emplace(name, p);
+    }
+    if (settings.fresh_optimizer) job_.optimizer_state.clear();
+    all_ = at::tensor(job_.indices, at::kLong);
+    n_ = all_.size(0);
+    total_steps_ = (n_ + settings.batch_size - 1) / settings.batch_size * settings.local_epochs;
+  }
+
+  [[nodiscard]] bool done() const { return steps_ == total_steps_; }
+  [[nodiscard]] at::Generator& generator() { return gen_; }
+  [[nodiscard]] const TensorMap& params() const { return params_; }
+
+  /// The next mini-batch (pool indices); each epoch starts with a fresh order.
+  at::Tensor next_batch() {
+    if (begin_ == 0) order_ = all_.index_select(0, at::randperm(n_, gen_, at::kLong));
+    const at::Tensor batch = order_.slice(0, begin_, std::min(n_, begin_ + settings_.batch_size));
+    begin_ += settings_.batch_size;
+    if (begin_ >= n_) begin_ = 0;
+    return batch;
+  }
+
+  /// Checks the batch loss, records it and adds the FedProx term.
+  at::Tensor objective(const at::Tensor& loss) {
+    const double value = loss.item<double>();
+    if (!std::isfinite(value)) throw NonFiniteLossError(job_.client, job_.round, steps_ + 1, total_steps_, value);
+    loss_sum_ += value;
+    at::Tensor out = loss;
+    if (settings_.prox_mu > 0)
+      for (const auto& [name, ref] : job_.prox_reference) {
+        auto it = params_.find(name);
+        if (it != params_.end() && it->second.requires_grad())
+          out = out + (settings_.prox_mu / 2.0) * (it->second - ref).pow(2).sum();
+      }
+    return out;
+  }
+
+  void zero_grad() {
+    for (auto& [name, p] : params_)
+      if (p.grad().defined()) p.mutable_grad().zero_();
+  }
+
+  void step(const OptimizerSettings& opt) {
+    optimizer_step(params_, job_.trainable, job_.optimizer_state, opt);
+    ++steps_;
+  }
+
+  LocalTrainResult finish() {
+    LocalTrainResult result;
+    result.samples = n_;
+    for (auto& [name, p] : params_) p = p.detach();
+    result.adapters = std::move(params_);
+    result.optimizer_state = std::move(job_.optimizer_state);
+    result.steps = steps_;
+    result.mean_loss = loss_sum_ / static_cast<double>(steps_);
     return result;
   }
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(job.seed);
 
-  // Fresh leaves: the incoming tensors may be shared with a message or the aggregator.
-  TensorMap params;
-  for (const auto& [name, t] : job.adapters) {
-    at::Tensor p = t.detach().clone();
-    if (job.trainable.count(name)) p.requires_grad_(true);
-    params.emplace(name, p);
-  }
-  ForwardContext ctx;
-  ctx.adapters = &params;
-  ctx.lora = lora;
-  ctx.dropout_active = true;
-  ctx.batchnorm_update = false; // the base is frozen, BatchNorm statistics included
-  ctx.generator = gen;
+private:
+  LocalTrainJob job_;
+  TrainSettings settings_;
+  at::Generator gen_;
+  TensorMap params_;
+  at::Tensor all_, order_;
+  int64_t n_ = 0, begin_ = 0, steps_ = 0, total_steps_ = 0;
+  double loss_sum_ = 0;
+};
 
+OptimizerSettings optimizer_settings(const TrainSettings& settings) {
   OptimizerSettings opt;
   opt.kind = settings.optimizer;
   opt.lr = settings.lr;
   opt.momentum = settings.momentum;
   opt.weight_decay = settings.weight_decay;
   opt.eps = settings.adam_eps;
-  if (settings.fresh_optimizer) job.optimizer_state.clear();
+  return opt;
+}
 
-  const at::Tensor all = at::tensor(job.indices, at::kLong);
-  const int64_t n = all.size(0);
-  double loss_sum = 0;
-  const int64_t batches_per_epoch = (n + settings.batch_size - 1) / settings.batch_size;
-  const int64_t total_steps = batches_per_epoch * settings.local_epochs;
-  for (int epoch = 0; epoch < settings.local_epochs; ++epoch) {
-    const at::Tensor order = all.index_select(0, at::randperm(n, gen, at::kLong));
-    for (int64_t begin = 0; begin < n; begin += settings.batch_size) {
-      throw_if_interrupted(); // Ctrl-C stops a long local epoch at the next batch
-      const at::Tensor batch = order.slice(0, begin, std::min(n, begin + settings.batch_size));
-      at::Tensor loss = batch_loss(batch, ctx);
-      const double value = loss.item<double>();
-      if (!std::isfinite(value)) throw NonFiniteLossError(job.client, job.round, result.steps + 1, total_steps, value);
-      loss_sum += value;
-      if (settings.prox_mu > 0) {
-        for (const auto& [name, ref] : job.prox_reference) {
-          auto it = params.find(name);
-          if (it != params.end() && it->second.requires_grad())
-            loss = loss + (settings.prox_mu / 2.0) * (it->second - ref).pow(2).sum();
-        }
-      }
-      for (auto& [name, p] : params)
-        if (p.grad().defined()) p.mutable_grad().zero_();
-      loss.backward();
-      optimizer_step(params, job.trainable, job.optimizer_state, opt);
-      ++result.steps;
-    }
-  }
-  for (auto& [name, p] : params) p = p.detach();
-  result.adapters = std::move(params);
+/// Nothing to train: the job's state comes back as it went in.
+LocalTrainResult untouched(LocalTrainJob& job) {
+  LocalTrainResult result;
+  result.samples = static_cast<int64_t>(job.indices.size());
+  result.adapters = std::move(job.adapters);
   result.optimizer_state = std::move(job.optimizer_state);
-  result.mean_loss = loss_sum / static_cast<double>(result.steps);
   return result;
+}
+
+} // namespace
+
+GroupedLoss classification_loss(const FrozenBase& base) {
+  return {[&base](const at::Tensor& indices, const ForwardContext& ctx) { return base.logits(indices, ctx); },
+          [&base](const at::Tensor& logits, const at::Tensor& indices) {
+            return at::cross_entropy_loss(logits, base.labels(indices));
+          }};
+}
+
+LocalTrainResult train_adapters(const BatchLoss& batch_loss, LocalTrainJob job, const TrainSettings& settings,
+                                const LoraSettings& lora) {
+  if (job.indices.empty() || job.trainable.empty()) return untouched(job);
+  ClientTrainer trainer(std::move(job), settings);
+  ForwardContext ctx;
+  ctx.adapters = &trainer.params();
+  ctx.lora = lora;
+  ctx.dropout_active = true;
+  ctx.batchnorm_update = false; // the base is frozen, BatchNorm statistics included
+  ctx.generator = trainer.generator();
+  const OptimizerSettings opt = optimizer_settings(settings);
+  while (!trainer.done()) {
+    throw_if_interrupted(); // Ctrl-C stops a long local epoch at the next batch
+    const at::Tensor batch = trainer.next_batch();
+    at::Tensor loss = trainer.objective(batch_loss(batch, ctx));
+    trainer.zero_grad();
+    loss.backward();
+    trainer.step(opt);
+  }
+  return trainer.finish();
+}
+
+bool groupable(const LocalTrainJob& job) {
+  for (const auto& [name, t] : job.adapters) {
+    const bool adapter = ends_with(name, kLoraA) || ends_with(name, kLoraB) || ends_with(name, kLoraDelta);
+    if (!adapter) return false;
+  }
+  return !job.indices.empty() && !job.trainable.empty();
+}
+
+std::vector<LocalTrainResult> train_adapters_grouped(const GroupedLoss& grouped, std::vector<LocalTrainJob> jobs,
+                                                     const TrainSettings& settings, const LoraSettings& lora) {
+  std::vector<LocalTrainResult> results(jobs.size());
+  std::vector<std::unique_ptr<ClientTrainer>> trainers(jobs.size());
+  for (std::size_t k = 0; k < jobs.size(); ++k) {
+    if (!groupable(jobs[k]))
+      throw std::invalid_argument("train_adapters_grouped: client " + std::to_string(jobs[k].client) +
+                                  "'s job holds more than LoRA adapters (base copies or a probe) or nothing to train");
+    trainers[k] = std::make_unique<ClientTrainer>(std::move(jobs[k]), settings);
+  }
+  const OptimizerSettings opt = optimizer_settings(settings);
+  for (;;) {
+    throw_if_interrupted();
+    std::vector<std::size_t> active;
+    for (std::size_t k = 0; k < trainers.size(); ++k)
+      if (!trainers[k]->done()) active.push_back(k);
+    if (active.empty()) break;
+    ClientRows rows;
+    std::vector<at::Tensor> batches;
+    for (std::size_t k : active) {
+      batches.push_back(trainers[k]->next_batch());
+      rows.adapters.push_back(&trainers[k]->params());
+      rows.rows.push_back(batches.back().size(0));
+      rows.generators.push_back(trainers[k]->generator());
+    }
+    ForwardContext ctx;
+    ctx.lora = lora;
+    ctx.dropout_active = true;
+    ctx.batchnorm_update = false;
+    ctx.clients = &rows;
+    const at::Tensor out = grouped.forward(at::cat(batches, 0), ctx);
+    const std::vector<at::Tensor> parts = split_client_rows(out, rows);
+    at::Tensor total;
+    for (std::size_t i = 0; i < active.size(); ++i) {
+      const at::Tensor loss = trainers[active[i]]->objective(grouped.loss(parts[i], batches[i]));
+      total = total.defined() ? total + loss : loss;
+    }
+    for (std::size_t k : active) trainers[k]->zero_grad();
+    total.backward(); // each client's parameters get the gradient of its own loss only
+    for (std::size_t k : active) trainers[k]->step(opt);
+  }
+  for (std::size_t k = 0; k < trainers.size(); ++k) results[k] = trainers[k]->finish();
+  return results;
 }
 
 EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters,

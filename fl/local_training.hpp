@@ -79,6 +79,35 @@ using BatchLoss = std::function<at::Tensor(const at::Tensor& indices, const Forw
 [[nodiscard]] LocalTrainResult train_adapters(const BatchLoss& batch_loss, LocalTrainJob job,
                                               const TrainSettings& settings, const LoraSettings& lora);
 
+/// Several clients' mini-batches in one pass: `forward` runs the model over the union of
+/// their batches (dimension 0 of its output = the batch rows, in client order), `loss` is one
+/// client's loss from its rows of that output and its batch's pool indices.
+struct GroupedLoss {
+  std::function<at::Tensor(const at::Tensor& indices, const ForwardContext& ctx)> forward;
+  std::function<at::Tensor(const at::Tensor& output_rows, const at::Tensor& indices)> loss;
+};
+
+/// The classification cross-entropy on `base` (what train_local minimises), for
+/// train_adapters_grouped; `base` must outlive it.
+[[nodiscard]] GroupedLoss classification_loss(const FrozenBase& base);
+
+/// True when `job` can train with others in one pass: it holds only LoRA adapters (A, B,
+/// lora_delta) — a client's base copies (full fine-tuning) or a probe need their own pass.
+[[nodiscard]] bool groupable(const LocalTrainJob& job);
+
+/// train_adapters for several clients at once (scheduler.batch_clients): every step runs one
+/// forward over the union of the active clients' batches (the frozen base once, each client's
+/// adapters on its own rows, batched where their shapes agree: model/lora.hpp ClientRows), one
+/// backward through the sum of their losses, and each client's own optimizer step. Each client
+/// draws its epoch orders and dropout masks from its own generator in the same sequence as
+/// alone, so the results equal one-by-one training up to float rounding (the union matmuls).
+/// Clients with fewer steps drop out of later passes. Throws std::invalid_argument for a job
+/// that is not groupable(); NonFiniteLossError as train_adapters.
+[[nodiscard]] std::vector<LocalTrainResult> train_adapters_grouped(const GroupedLoss& grouped,
+                                                                   std::vector<LocalTrainJob> jobs,
+                                                                   const TrainSettings& settings,
+                                                                   const LoraSettings& lora);
+
 /// Eval mode (no dropout, BatchNorm running statistics), no autograd.
 [[nodiscard]] EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters,
                                         const std::vector<int64_t>& indices,

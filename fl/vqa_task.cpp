@@ -142,6 +142,19 @@ LocalTrainResult VqaTask::train(LocalTrainJob job, const TrainSettings& settings
       std::move(job), settings, lora);
 }
 
+std::vector<LocalTrainResult> VqaTask::train_group(std::vector<LocalTrainJob> jobs, const TrainSettings& settings,
+                                                   const LoraSettings& lora) const {
+  for (const auto& job : jobs)
+    if (!groupable(job)) return FederatedTask::train_group(std::move(jobs), settings, lora);
+  // Labels are padded to the pool's longest answer, so the union's rows line up; the decoder
+  // is causal, so a client's tokens see only its own rows and positions.
+  GroupedLoss grouped{[this](const at::Tensor& batch, const ForwardContext& ctx) {
+                        return model_->decode_logits(encoder_hidden(batch), labels(batch), ctx);
+                      },
+                      [this](const at::Tensor& logits, const at::Tensor& batch) { return model_->loss(logits, labels(batch)); }};
+  return train_adapters_grouped(grouped, std::move(jobs), settings, lora);
+}
+
 EvalResult VqaTask::evaluate(const TensorMap& adapters, const std::vector<int64_t>& indices,
                              const LoraSettings& lora, int64_t batch_size) const {
   EvalResult result;

@@ -39,6 +39,9 @@ public:
 
   [[nodiscard]] LocalTrainResult train(LocalTrainJob job, const TrainSettings& settings,
                                        const LoraSettings& lora) const override;
+  /// One decoder pass over the union of the clients' batches (train_adapters_grouped).
+  [[nodiscard]] std::vector<LocalTrainResult> train_group(std::vector<LocalTrainJob> jobs, const TrainSettings& settings,
+                                                          const LoraSettings& lora) const override;
   /// Loss and token accuracy / macro P/R/F1 over answer tokens (teacher-forced, as the paper),
   /// and the task metric kExactMatch of generated answers (case-insensitive, trimmed, final '.' ignored).
   [[nodiscard]] EvalResult evaluate(const TensorMap& adapters, const std::vector<int64_t>& indices,

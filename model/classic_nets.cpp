@@ -50,6 +50,8 @@ void init_module(TensorMap& state, const std::string& module, at::IntArrayRef we
 /// rescales survivors by 1/(1-p). Draws from ctx.generator when set, like dropout_with.
 at::Tensor channel_dropout_with(const at::Tensor& x, double p, const ForwardContext& ctx) {
   if (!ctx.dropout_active || p <= 0.0) return x;
+  if (ctx.clients)
+    return for_each_client_rows(x, ctx, [p](const at::Tensor& xk, const ForwardContext& ck) { return channel_dropout_with(xk, p, ck); });
   if (!ctx.generator) return at::feature_dropout(x, p, /*train=*/true);
   at::Tensor keep = at::empty({x.size(0), x.size(1), 1, 1}, x.options());
   keep.bernoulli_(1.0 - p, *ctx.generator);

@@ -298,8 +298,10 @@ at::Tensor Florence2::encode(const at::Tensor& pixels, const at::Tensor& prompt_
 
 at::Tensor Florence2::decode_logits(const at::Tensor& encoder_hidden, const at::Tensor& labels,
                                     const ForwardContext& ctx) const {
-  return bart_decode(weights_, config_.text, bart_shift_right(labels, config_.text), encoder_hidden,
-                     ctx, first_adapted_decoder_layer(ctx.adapters));
+  int64_t first = first_adapted_decoder_layer(ctx.adapters);
+  if (ctx.clients) // several clients in one pass: autograd from the lowest layer any of them adapts
+    for (const TensorMap* a : ctx.clients->adapters) first = std::min(first, first_adapted_decoder_layer(a));
+  return bart_decode(weights_, config_.text, bart_shift_right(labels, config_.text), encoder_hidden, ctx, first);
 }
 
 at::Tensor Florence2::loss(const at::Tensor& logits, const at::Tensor& labels) const {

@@ -49,8 +49,37 @@ void lora_restart(TensorMap& adapters, uint64_t seed) {
   }
 }
 
+int64_t ClientRows::total_rows() const {
+  int64_t n = 0;
+  for (int64_t r : rows) n += r;
+  return n;
+}
+
+ForwardContext client_context(const ForwardContext& ctx, std::size_t k) {
+  ForwardContext one = ctx;
+  one.clients = nullptr;
+  one.adapters = ctx.clients->adapters.at(k);
+  one.generator = ctx.clients->generators.at(k);
+  return one;
+}
+
+std::vector<at::Tensor> split_client_rows(const at::Tensor& x, const ClientRows& clients) {
+  const int64_t total = clients.total_rows();
+  if (total <= 0 || x.dim() == 0 || x.size(0) % total != 0)
+    throw std::invalid_argument("a pass over several clients' rows got a tensor of " + std::to_string(x.dim() ? x.size(0) : 0) +
+                                " rows, not a multiple of the clients' " + std::to_string(total));
+  const int64_t m = x.size(0) / total;
+  std::vector<int64_t> sizes;
+  for (int64_t r : clients.rows) sizes.push_back(r * m);
+  return x.split_with_sizes(sizes, 0);
+}
+
+at::Tensor concat_rows(const std::vector<at::Tensor>& parts) { return at::cat(parts, 0); }
+
 at::Tensor dropout_with(const at::Tensor& x, double p, const ForwardContext& ctx) {
   if (!ctx.dropout_active || p <= 0.0) return x;
+  if (ctx.clients) // each client's mask from its own generator, as when it runs alone
+    return for_each_client_rows(x, ctx, [p](const at::Tensor& xk, const ForwardContext& ck) { return dropout_with(xk, p, ck); });
   if (!ctx.generator) return at::dropout(x, p, /*train=*/true);
   at::Tensor keep = at::empty_like(x).bernoulli_(1.0 - p, *ctx.generator);
   return x * keep / (1.0 - p);
@@ -79,10 +108,60 @@ AdapterPair find_adapter(const std::string& layer, const ForwardContext& ctx) {
   return p;
 }
 
+/// One client's adapter term on its rows x (..., in): its correction Δ and its LoRA path.
+at::Tensor adapter_term(const at::Tensor& x, const at::Tensor& w2, const std::string& layer, const ForwardContext& ctx) {
+  const AdapterPair ad = find_adapter(layer, ctx);
+  at::Tensor t;
+  if (ad.delta != nullptr) t = at::linear(x, ad.delta->reshape(w2.sizes()).to(x.scalar_type()));
+  if (ad.a != nullptr) {
+    const at::Tensor h = at::linear(dropout_with(x, ctx.lora.dropout, ctx), ad.a->to(x.scalar_type()));
+    const at::Tensor l = at::linear(h, ad.b->to(x.scalar_type())) * ad.scale(ctx.lora);
+    t = t.defined() ? t + l : l;
+  }
+  if (!t.defined()) { // this client adapts another set of layers
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = w2.size(0);
+    t = at::zeros(shape, x.options());
+  }
+  return t;
+}
+
+/// Every client's adapter term on its own rows. With equal rows and equal-rank LoRA pairs
+/// and no corrections, one batched matmul per factor (the grouped matmul multi-LoRA systems
+/// use); otherwise client by client.
+at::Tensor clients_adapter_term(const at::Tensor& x, const at::Tensor& w2, const std::string& layer,
+                                const ForwardContext& ctx) {
+  const ClientRows& cr = *ctx.clients;
+  const std::size_t k = cr.adapters.size();
+  std::vector<at::Tensor> as, bs;
+  bool uniform = k > 1;
+  for (std::size_t i = 0; i < k && uniform; ++i) {
+    const AdapterPair ad = find_adapter(layer, client_context(ctx, i));
+    uniform = ad.a != nullptr && ad.delta == nullptr && cr.rows[i] == cr.rows[0] &&
+              (as.empty() || ad.a->sizes() == as.front().sizes());
+    if (uniform) {
+      as.push_back(*ad.a);
+      bs.push_back(*ad.b);
+    }
+  }
+  if (!uniform)
+    return for_each_client_rows(x, ctx, [&](const at::Tensor& xk, const ForwardContext& ck) { return adapter_term(xk, w2, layer, ck); });
+  const at::Tensor xd = dropout_with(x, ctx.lora.dropout, ctx); // per client, from its generator
+  const int64_t in = x.size(-1);
+  const at::Tensor xs = xd.reshape({static_cast<int64_t>(k), -1, in});                   // (K, R, in)
+  const at::Tensor a = at::stack(as).to(x.scalar_type());                                // (K, r, in)
+  const at::Tensor b = at::stack(bs).to(x.scalar_type());                                // (K, out, r)
+  const at::Tensor h = at::bmm(xs, a.transpose(1, 2));                                   // (K, R, r)
+  const double scale = ctx.lora.alpha / static_cast<double>(as.front().size(0));
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = w2.size(0);
+  return (at::bmm(h, b.transpose(1, 2)) * scale).reshape(shape);
+}
+
 } // namespace
 
 const at::Tensor& base_or_override(const at::Tensor& base, const std::string& name, const ForwardContext& ctx) {
-  if (ctx.adapters == nullptr) return base;
+  if (ctx.adapters == nullptr) return base; // several clients' rows carry adapters only (ClientRows)
   auto it = ctx.adapters->find(name);
   return it == ctx.adapters->end() ? base : it->second;
 }
@@ -93,6 +172,7 @@ at::Tensor lora_linear(const at::Tensor& x, const at::Tensor& base_weight, const
   const at::Tensor& bias = base_or_override(base_bias, layer + ".bias", ctx);
   const at::Tensor w2 = weight.dim() == 4 ? weight.flatten(1) : weight;
   at::Tensor y = at::linear(x, w2, bias);
+  if (ctx.clients) return y + clients_adapter_term(x, w2, layer, ctx);
   const AdapterPair ad = find_adapter(layer, ctx);
   // Adapters stay float32 while a model may run in bf16: cast at use (gradients still reach them).
   if (ad.delta != nullptr) y = y + at::linear(x, ad.delta->reshape(w2.sizes()).to(x.scalar_type()));
@@ -105,8 +185,12 @@ at::Tensor lora_conv1x1(const at::Tensor& x, const at::Tensor& base_weight, cons
                         const std::string& layer, const ForwardContext& ctx) {
   const at::Tensor& weight = base_or_override(base_weight, layer + ".weight", ctx);
   const at::Tensor& bias = base_or_override(base_bias, layer + ".bias", ctx);
-  const AdapterPair ad = find_adapter(layer, ctx);
   at::Tensor y = at::conv2d(x, weight, bias);
+  if (ctx.clients) { // channels last, the adapter term as for a Linear, channels back
+    const at::Tensor xc = x.permute({0, 2, 3, 1});
+    return y + clients_adapter_term(xc, weight.flatten(1), layer, ctx).permute({0, 3, 1, 2});
+  }
+  const AdapterPair ad = find_adapter(layer, ctx);
   if (ad.delta != nullptr) y = y + at::conv2d(x, ad.delta->reshape(weight.sizes()).to(x.scalar_type()));
   if (ad.a == nullptr) return y;
   // A 1×1 convolution is a Linear over channels: move C last, apply, move back.

@@ -52,6 +52,19 @@ inline const std::string kLoraDelta = ".lora_delta";
 inline const std::string kProbeWeight = "probe.weight";
 inline const std::string kProbeBias = "probe.bias";
 
+struct ForwardContext;
+
+/// Several clients' mini-batches in one forward pass (scheduler.batch_clients): the frozen
+/// base runs once over the union, each client's adapters only on its own rows. Rows
+/// [r_0 + … + r_{k-1}, r_0 + … + r_k) along dimension 0 are client k's — or m times that
+/// where dimension 0 is batch × m (attention heads).
+struct ClientRows {
+  std::vector<const TensorMap*> adapters; ///< per client: LoRA adapters only (no base copies, no probe)
+  std::vector<int64_t> rows;              ///< per client, in order
+  std::vector<at::Generator> generators;  ///< per client: its dropout draws, the same as when it runs alone
+  [[nodiscard]] int64_t total_rows() const;
+};
+
 /// Everything a forward pass needs besides the input: which adapters, and train/eval behaviour.
 struct ForwardContext {
   const TensorMap* adapters = nullptr; ///< null: the plain base model
@@ -62,7 +75,18 @@ struct ForwardContext {
   /// batch turns the running statistics into an exact average (BatchNorm recalibration).
   std::optional<double> batchnorm_momentum;
   std::optional<at::Generator> generator; ///< randomness for dropout; per client, per job
+  /// Set for a pass over several clients' rows (then `adapters` and `generator` are unset).
+  const ClientRows* clients = nullptr;
 };
+
+/// The context of client `k` of ctx.clients alone: its adapters and generator.
+[[nodiscard]] ForwardContext client_context(const ForwardContext& ctx, std::size_t k);
+
+/// `per_client(rows of client k, client_context(ctx, k))` for every client of ctx.clients,
+/// concatenated back along dimension 0. Throws std::invalid_argument when x's dimension 0 is
+/// not a multiple of the clients' rows.
+template <class F>
+[[nodiscard]] at::Tensor for_each_client_rows(const at::Tensor& x, const ForwardContext& ctx, F per_client);
 
 /// Fresh adapters for `targets` (layer name → shape). Deterministic in `seed`.
 /// Throws std::invalid_argument naming the layer when rank exceeds its dimensions.
@@ -95,6 +119,21 @@ void lora_restart(TensorMap& adapters, uint64_t seed);
 
 /// Dropout that draws from `ctx.generator` when set, so masks are reproducible per client.
 [[nodiscard]] at::Tensor dropout_with(const at::Tensor& x, double p, const ForwardContext& ctx);
+
+/// at::cat along dimension 0 (kept out of this header's includes).
+[[nodiscard]] at::Tensor concat_rows(const std::vector<at::Tensor>& parts);
+
+/// The split of x's dimension 0 into the clients' rows (scaled by batch × m layouts).
+[[nodiscard]] std::vector<at::Tensor> split_client_rows(const at::Tensor& x, const ClientRows& clients);
+
+template <class F>
+at::Tensor for_each_client_rows(const at::Tensor& x, const ForwardContext& ctx, F per_client) {
+  const std::vector<at::Tensor> parts = split_client_rows(x, *ctx.clients);
+  std::vector<at::Tensor> out;
+  out.reserve(parts.size());
+  for (std::size_t k = 0; k < parts.size(); ++k) out.push_back(per_client(parts[k], client_context(ctx, k)));
+  return concat_rows(out);
+}
 
 /// Layer names present in an adapter map (the part before ".lora_A" / ".lora_B").
 [[nodiscard]] std::vector<std::string> lora_layers(const TensorMap& adapters);

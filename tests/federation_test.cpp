@@ -234,6 +234,35 @@ TEST_F(Federation, SameSeedGivesIdenticalMetricsHoweverActorsInterleave) {
   EXPECT_FALSE(same(a->done.global.at(kB), other->done.global.at(kB)));
 }
 
+// scheduler.batch_clients: clients train in groups of the round's plan; the metrics equal
+// one-by-one training to float rounding, and with the grouping fixed by the plan they are
+// identical however many workers run and however the actors interleave.
+TEST_F(Federation, ClientsTrainedInOnePassMatchOneByOneAndAreReproducible) {
+  auto c = small_config(StrategyKind::plora);
+  c.train.local_epochs = 2;
+  const auto alone = run(c);
+  c.scheduler.batch_clients = 3; // chunks {0, 1, 2} and {3}
+  const auto grouped = run(c);
+  c.scheduler.concurrency = 1;
+  const auto grouped_one_worker = run(c);
+  ASSERT_EQ(alone->observer.records.size(), grouped->observer.records.size());
+  for (const auto& ra : alone->observer.records) {
+    const auto& rg = grouped->observer.at(ra.client, ra.round);
+    EXPECT_NEAR(ra.loss, rg.loss, 1e-4) << "client " << ra.client << " round " << ra.round;
+    EXPECT_NEAR(ra.train_loss, rg.train_loss, 1e-4) << "client " << ra.client << " round " << ra.round;
+    EXPECT_NEAR(ra.accuracy, rg.accuracy, 0.02) << "client " << ra.client << " round " << ra.round;
+    const auto& r1 = grouped_one_worker->observer.at(ra.client, ra.round);
+    EXPECT_EQ(rg.loss, r1.loss);
+    EXPECT_EQ(rg.train_loss, r1.train_loss);
+    EXPECT_EQ(rg.accuracy, r1.accuracy);
+  }
+  for (std::size_t k = 0; k < 4; ++k)
+    for (const auto& [name, t] : alone->done.adapters[k]) {
+      EXPECT_TRUE(at::allclose(t, grouped->done.adapters[k].at(name), 1e-4, 1e-5)) << name;
+      EXPECT_TRUE(same(grouped->done.adapters[k].at(name), grouped_one_worker->done.adapters[k].at(name))) << name;
+    }
+}
+
 TEST_F(Federation, FailingClientIsLeftOutAndTheRunGoesOn) {
   auto c = small_config(StrategyKind::plora);
   c.faults.failing_clients = {1};

@@ -106,6 +106,36 @@ TEST(VqaTask, TrainingLowersLossAndTouchesOnlyTheAdaptedLayers) {
   }
 }
 
+// Two clients' decoder passes as one (scheduler.batch_clients) equal training them one by one,
+// with dropout on (each client's masks from its own generator).
+TEST(VqaTask, ClientsTrainedInOnePassMatchOneByOne) {
+  TempDir dir("fedvlm-vqa");
+  DatasetCache unused;
+  auto c = tiny_vqa(dir.path());
+  c.lora.dropout = 0.1;
+  const auto setup = prepare_run(c, unused, SetupMode::execute);
+  std::vector<LocalTrainJob> jobs;
+  std::vector<LocalTrainResult> alone;
+  for (int k = 0; k < 2; ++k) {
+    LocalTrainJob job;
+    job.adapters = initial_adapters(c, setup, k);
+    for (const auto& [name, t] : job.adapters) job.trainable.insert(name);
+    job.indices = setup.splits[static_cast<std::size_t>(k)].train;
+    job.seed = 11 + static_cast<uint64_t>(k);
+    jobs.push_back(job);
+    alone.push_back(setup.task->train(job, c.train, c.lora));
+  }
+  const auto grouped = setup.task->train_group(jobs, c.train, c.lora);
+  ASSERT_EQ(grouped.size(), 2u);
+  for (std::size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(grouped[k].steps, alone[k].steps);
+    EXPECT_NEAR(grouped[k].mean_loss, alone[k].mean_loss, 1e-5) << k;
+    for (const auto& [name, t] : alone[k].adapters)
+      EXPECT_TRUE(at::allclose(grouped[k].adapters.at(name), t, 1e-4, 1e-5))
+          << name << " max diff " << (grouped[k].adapters.at(name) - t).abs().max().item<double>();
+  }
+}
+
 TEST(VqaFederation, TwoClientsTwoRoundsOfPLoRALowerTheLoss) {
   TempDir dir("fedvlm-vqa");
   DatasetCache unused;
