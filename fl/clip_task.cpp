@@ -80,6 +80,14 @@ ClipZeroShotTask::ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, Cli
                                    const ClipTokenizer& tokenizer, const at::Tensor& pixels, const at::Tensor& labels,
                                    std::vector<std::string> class_names, std::map<std::string, AdaptableLayer> targets,
                                    std::vector<std::string> templates, int64_t encode_batch_size)
+    : ClipZeroShotTask(std::move(weights), std::move(config), tokenizer, ClipPixelTensor(pixels), labels,
+                       std::move(class_names), std::move(targets), std::move(templates), encode_batch_size) {}
+
+ClipZeroShotTask::ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, ClipConfig config,
+                                   const ClipTokenizer& tokenizer, const ClipPixelSource& pixels,
+                                   const at::Tensor& labels, std::vector<std::string> class_names,
+                                   std::map<std::string, AdaptableLayer> targets, std::vector<std::string> templates,
+                                   int64_t encode_batch_size)
     : weights_(std::move(weights)), config_(std::move(config)), class_names_(std::move(class_names)),
       templates_(std::move(templates)), targets_(std::move(targets)) {
   if (!weights_) throw std::invalid_argument("ClipZeroShotTask: no weights given");
@@ -113,14 +121,10 @@ ClipZeroShotTask::ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, Cli
     for (const auto& t : templates_) prompts.push_back(clip_fill_template(t, name));
   prompt_ids_ = clip_tokenize_prompts(tokenizer, config_, prompts);
 
-  // Images and labels.
-  const int64_t s = config_.vision.image_size;
-  if (pixels.dim() != 4 || pixels.size(1) != 3 || pixels.size(2) != s || pixels.size(3) != s ||
-      !pixels.is_floating_point())
-    throw std::invalid_argument("ClipZeroShotTask: expected float pixels (N, 3, " + std::to_string(s) + ", " +
-                                std::to_string(s) + "), got " + tensor_shape_string(pixels.sizes()));
-  if (labels.dim() != 1 || labels.size(0) != pixels.size(0) || labels.is_floating_point())
-    throw std::invalid_argument("ClipZeroShotTask: expected integer labels (" + std::to_string(pixels.size(0)) +
+  // Labels first: they are checked before minutes of encoding, the pixels batch by batch.
+  const int64_t n = pixels.size();
+  if (labels.dim() != 1 || labels.size(0) != n || labels.is_floating_point())
+    throw std::invalid_argument("ClipZeroShotTask: expected integer labels (" + std::to_string(n) +
                                 "), one per image, got " + tensor_shape_string(labels.sizes()));
   labels_ = labels.to(at::kLong).contiguous().clone();
   const int64_t classes = static_cast<int64_t>(class_names_.size());
@@ -130,13 +134,22 @@ ClipZeroShotTask::ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, Cli
                                 std::to_string(classes) + " class names (expected labels in [0, " +
                                 std::to_string(classes) + "))");
 
+  // One batch of preprocessed pixels at a time (a whole pool at 224 px would not fit in memory);
+  // only the (N, P) embeddings are kept.
   at::NoGradGuard no_grad;
   const ForwardContext plain;
+  const int64_t s = config_.vision.image_size;
   std::vector<at::Tensor> parts;
-  const int64_t n = pixels.size(0);
   for (int64_t b = 0; b < n; b += encode_batch_size) {
     throw_if_interrupted();
-    parts.push_back(clip_encode_image(*weights_, config_, pixels.slice(0, b, std::min(n, b + encode_batch_size)), plain));
+    const int64_t e = std::min(n, b + encode_batch_size);
+    const at::Tensor batch = pixels.range(b, e);
+    if (batch.dim() != 4 || batch.size(0) != e - b || batch.size(1) != 3 || batch.size(2) != s ||
+        batch.size(3) != s || !batch.is_floating_point())
+      throw std::invalid_argument("ClipZeroShotTask: expected float pixels (" + std::to_string(e - b) + ", 3, " +
+                                  std::to_string(s) + ", " + std::to_string(s) + ") for images " + std::to_string(b) +
+                                  ".." + std::to_string(e - 1) + ", got " + tensor_shape_string(batch.sizes()));
+    parts.push_back(clip_encode_image(*weights_, config_, batch, plain));
   }
   const at::Tensor embeds =
       parts.empty() ? at::empty({0, config_.projection_dim}, at::kFloat) : at::cat(parts, 0);

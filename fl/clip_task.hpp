@@ -12,6 +12,7 @@
 // cross-entropy of those logits against the label.
 #pragma once
 
+#include "fl/clip_pixel_source.hpp"
 #include "fl/federated_task.hpp"
 #include "model/clip.hpp"
 #include "model/clip_tokenizer.hpp"
@@ -35,7 +36,8 @@ inline const std::vector<std::string> kClipDefaultTemplates{"a photo of a {}."};
 class ClipZeroShotTask : public FederatedTask {
 public:
   /// - `weights`/`config`: the shared frozen CLIP (clip_validate_weights is applied); never written.
-  /// - `pixels` (N, 3, image_size, image_size) float, preprocessed; `labels` (N) integer classes.
+  /// - `pixels`: the N images, preprocessed on request (ClipPixelsFromImages for a pool's raw
+  ///   images); `labels` (N) integer classes.
   /// - `class_names` (label order) and `templates` (each with exactly one "{}").
   /// - `targets`: the LoRA targets (e.g. match_lora_targets(clip_adaptable_layers(config),
   ///   kClipFloraTargets)); all must lie in the text tower (text_model.* or text_projection), as
@@ -43,8 +45,9 @@ public:
   /// Every prompt is tokenized at the text context (min(77, text.max_positions)); the task checks
   /// that the model pools each one at the tokenizer's end-of-text token (a tokenizer whose eos
   /// is not the config's text.eos_token_id under the first-eos rule fails here, not silently).
-  /// Images are encoded once in batches of `encode_batch_size` without autograd; `pixels` is
-  /// not kept.
+  /// Images are encoded once, without autograd, in consecutive ranges of `encode_batch_size`:
+  /// `pixels` is asked for one range at a time, so at most one batch of preprocessed pixels
+  /// exists at once; nothing of `pixels` is kept.
   /// Throws std::invalid_argument, naming what was wrong and what was expected, for: no class
   /// names or an empty one, no templates or one without exactly one "{}", a prompt longer than
   /// the context, a vocabulary or pooling mismatch, pixels / labels of the wrong shape or
@@ -52,6 +55,11 @@ public:
   /// the model. More class names than labels use is allowed (a pool need not hold every
   /// class; the extra classes still compete in the softmax). Weights that do not fit `config`
   /// throw clip_validate_weights's std::runtime_error.
+  ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, ClipConfig config, const ClipTokenizer& tokenizer,
+                   const ClipPixelSource& pixels, const at::Tensor& labels, std::vector<std::string> class_names,
+                   std::map<std::string, AdaptableLayer> targets,
+                   std::vector<std::string> templates = kClipDefaultTemplates, int64_t encode_batch_size = 256);
+  /// The same for pixels already preprocessed, (N, 3, image_size, image_size) float.
   ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, ClipConfig config, const ClipTokenizer& tokenizer,
                    const at::Tensor& pixels, const at::Tensor& labels, std::vector<std::string> class_names,
                    std::map<std::string, AdaptableLayer> targets,

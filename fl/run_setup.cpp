@@ -8,11 +8,11 @@
 #include "fl/vqa_task.hpp"
 #include "model/bart_tokenizer.hpp"
 #include "model/florence2.hpp"
+#include "fl/clip_pixel_source.hpp"
 #include "fl/clip_pretrain.hpp"
 #include "fl/clip_task.hpp"
 #include "fl/lora_target_globs.hpp"
 #include "model/classic_nets.hpp"
-#include "model/clip_image_processor.hpp"
 #include "model/florence2_hf_config.hpp"
 #include "fl/strategy.hpp"
 #include "model/mobilenet_v3.hpp"
@@ -311,18 +311,6 @@ ImagePools image_pools(RunSetup& setup, const ExperimentConfig& c, DatasetCache&
   return out;
 }
 
-/// CLIP pixels (N, 3, S, S) of images holding values in [0, 1]: grey ones through
-/// clip_pixels_from_grey, RGB ones (CIFAR-10) image by image through clip_preprocess.
-at::Tensor clip_pixels(const at::Tensor& images01, int64_t size) {
-  if (images01.size(1) == 1) return clip_pixels_from_grey(images01, size);
-  ClipImageProcessorConfig proc;
-  proc.shortest_edge = proc.crop_height = proc.crop_width = size;
-  std::vector<at::Tensor> out;
-  const at::Tensor bytes = (images01 * 255).round().clamp(0, 255).to(at::kByte);
-  for (int64_t i = 0; i < bytes.size(0); ++i) out.push_back(clip_preprocess(bytes[i], proc));
-  return at::stack(out, 0);
-}
-
 /// CLIP: the tokenizer (model.tokenizer, beside model.weights, or for clip_tiny the tiny
 /// caption tokenizer written to the cache), the weights (a Hugging Face checkpoint, pretrained
 /// here on the public split, or random), every pool image encoded once by the frozen vision tower.
@@ -351,8 +339,9 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     fill_bytes(setup, c, weights.get());
     std::filesystem::path tok = c.model.tokenizer.empty() ? c.model.weights : c.model.tokenizer;
     const ClipTokenizer tokenizer = ClipTokenizer::load(tok);
-    setup.task = std::make_shared<const ClipZeroShotTask>(weights, cfg, tokenizer, clip_pixels(pools.pool.images, cfg.vision.image_size),
-                                                          pools.pool.labels, class_names, setup.targets, c.clip.templates);
+    const ClipPixelsFromImages pixels(pools.pool.images, cfg.vision.image_size); // preprocessed a batch at a time
+    setup.task = std::make_shared<const ClipZeroShotTask>(weights, cfg, tokenizer, pixels, pools.pool.labels, class_names,
+                                                          setup.targets, c.clip.templates);
     fill_probe_bytes(setup, c);
     return setup;
   }
@@ -390,7 +379,7 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     ps.batch_size = c.pretrain.batch_size;
     ps.lr = c.pretrain.lr;
     const ImageDataset pub = pools.full->subset(pools.public_idx);
-    const at::Tensor pub_pixels = clip_pixels(pub.images, cfg.vision.image_size);
+    const ClipPixelsFromImages pub_pixels(pub.images, cfg.vision.image_size); // preprocessed a batch at a time
     const std::vector<std::string>& captions = c.clip.pretrain_templates.empty() ? c.clip.templates : c.clip.pretrain_templates;
     const std::string key = clip_pretrain_key(cfg, pub_pixels, pub.labels, class_names, captions, ps, c.seed);
     const std::filesystem::path cache = resolved_cache_dir(c) / ("pretrain-" + c.model.arch + "-" + hex16(std::hash<std::string>{}(key)) + ".safetensors");
@@ -405,8 +394,9 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
   }
   auto shared = std::make_shared<const TensorMap>(std::move(weights));
   fill_bytes(setup, c, shared.get());
-  setup.task = std::make_shared<const ClipZeroShotTask>(shared, cfg, tokenizer, clip_pixels(pools.pool.images, cfg.vision.image_size),
-                                                        pools.pool.labels, class_names, setup.targets, c.clip.templates);
+  const ClipPixelsFromImages pixels(pools.pool.images, cfg.vision.image_size); // preprocessed a batch at a time
+  setup.task = std::make_shared<const ClipZeroShotTask>(shared, cfg, tokenizer, pixels, pools.pool.labels, class_names,
+                                                        setup.targets, c.clip.templates);
   fill_probe_bytes(setup, c);
   return setup;
 }

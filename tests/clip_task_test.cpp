@@ -317,8 +317,8 @@ TEST_F(ClipTaskTest, PretrainingRaisesZeroShotAccuracyAboveChance) {
   s.lr = 2e-3;
   s.warmup_steps = 10;
   ClipPretrainReport rep;
-  const TensorMap w = clip_pretrain(config_, *tok_, pub.pixels, pub.labels, fashion_mnist_class_names(),
-                                    kClipDefaultTemplates, s, 5, &rep);
+  const TensorMap w = clip_pretrain(config_, *tok_, ClipPixelTensor(pub.pixels), pub.labels,
+                                    fashion_mnist_class_names(), kClipDefaultTemplates, s, 5, &rep);
   auto shared = std::make_shared<const TensorMap>(w);
   const auto random_task = make_task(std::make_shared<const TensorMap>(clip_random_weights(config_, 5)), held);
   const auto task = make_task(shared, held);
@@ -340,13 +340,14 @@ TEST_F(ClipTaskTest, PretrainingIsDeterministicAndCached) {
   s.batch_size = 32;
   const auto& names = fashion_mnist_class_names();
   const std::vector<std::string> templates{"a photo of a {}.", "a {} photo."};
-  const TensorMap a = clip_pretrain(config_, *tok_, pub.pixels, pub.labels, names, templates, s, 9);
+  const ClipPixelTensor pixels(pub.pixels);
+  const TensorMap a = clip_pretrain(config_, *tok_, pixels, pub.labels, names, templates, s, 9);
   ClipPretrainReport rep;
-  const TensorMap b = clip_pretrain_cached(dir_ / "clip.safetensors", config_, *tok_, pub.pixels, pub.labels, names,
+  const TensorMap b = clip_pretrain_cached(dir_ / "clip.safetensors", config_, *tok_, pixels, pub.labels, names,
                                            templates, s, 9, &rep);
   EXPECT_FALSE(rep.from_cache);
   EXPECT_EQ(rep.steps, 2);
-  const TensorMap c = clip_pretrain_cached(dir_ / "clip.safetensors", config_, *tok_, pub.pixels, pub.labels, names,
+  const TensorMap c = clip_pretrain_cached(dir_ / "clip.safetensors", config_, *tok_, pixels, pub.labels, names,
                                            templates, s, 9, &rep);
   EXPECT_TRUE(rep.from_cache);
   ASSERT_EQ(a.size(), c.size());
@@ -356,7 +357,7 @@ TEST_F(ClipTaskTest, PretrainingIsDeterministicAndCached) {
   }
   EXPECT_FALSE(at::equal(a.at("visual_projection.weight"), clip_random_weights(config_, 9).at("visual_projection.weight")));
   try {
-    (void)clip_pretrain_cached(dir_ / "clip.safetensors", config_, *tok_, pub.pixels, pub.labels, names, templates, s,
+    (void)clip_pretrain_cached(dir_ / "clip.safetensors", config_, *tok_, pixels, pub.labels, names, templates, s,
                                10);
     FAIL() << "expected std::runtime_error for another seed";
   } catch (const std::runtime_error& e) {
