@@ -11,6 +11,7 @@
 #include "fl/clip_pixel_source.hpp"
 #include "fl/clip_pretrain.hpp"
 #include "fl/clip_task.hpp"
+#include "fl/full_fine_tuning.hpp"
 #include "fl/lora_target_globs.hpp"
 #include "model/classic_nets.hpp"
 #include "model/florence2_hf_config.hpp"
@@ -98,7 +99,6 @@ std::string fmt_ranks(const std::vector<int>& ranks) {
   return out + "]";
 }
 
-/// Per-round bytes of a client of the largest rank (float32 adapters); for full fine-tuning the
 /// Every parameter of `model` from `weights`, same names and shapes, nothing left over:
 /// for models without a checkpoint format of their own (cnn_mnist, mlp_2nn).
 void load_state_exactly(ImageClassifier& model, const TensorMap& weights) {
@@ -116,18 +116,21 @@ void load_state_exactly(ImageClassifier& model, const TensorMap& weights) {
   for (auto& [name, t] : state) t = weights.at(name).to(t.scalar_type()).clone();
 }
 
-/// trained modules' weights and biases in `base` (their weights only when the base is not built yet).
-void fill_bytes(RunSetup& setup, const ExperimentConfig& c, const TensorMap* base) {
+/// Per-round bytes of a client of the largest rank (float32 adapters); for full fine-tuning the
+/// float32 copies of the trained modules' tensors in `base` (full_tensor_names; their weights
+/// only, from the targets' shapes, when the base's tensors are not known).
+void fill_bytes(RunSetup& setup, const ExperimentConfig& c, const TensorShapes* base) {
   if (strategy_spec(c.strategy).train_base) {
     int64_t bytes = 0;
-    for (const auto& [module, shape] : setup.targets) {
-      if (base == nullptr) {
-        bytes += shape.out_features * shape.in_features * 4;
-        continue;
+    if (base == nullptr) {
+      for (const auto& [module, shape] : setup.targets) bytes += shape.out_features * shape.in_features * 4;
+    } else {
+      setup.full_tensors = full_tensor_names(setup.targets, *base);
+      for (const auto& name : setup.full_tensors) {
+        int64_t numel = 1;
+        for (int64_t d : base->at(name)) numel *= d;
+        bytes += numel * 4;
       }
-      for (const char* suffix : {".weight", ".bias"})
-        if (auto it = base->find(module + suffix); it != base->end())
-          bytes += static_cast<int64_t>(it->second.numel() * it->second.element_size());
     }
     setup.adapter_bytes = setup.bytes_up_per_client = setup.bytes_down_per_client = bytes;
     return;
@@ -323,6 +326,23 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
                                 std::to_string(pools.full->num_classes()) + " classes of " + c.data.dataset);
   setup.class_names = class_names;
 
+  // LoRA adapts Linears; full fine-tuning trains every tensor of the modules its globs name
+  // (LayerNorms and embeddings too). Either way only in the text tower: image features are cached.
+  const bool full = strategy_spec(c.strategy).train_base;
+  auto resolve_targets = [&](const ClipConfig& config) {
+    const TensorShapes shapes = clip_parameter_shapes(config);
+    setup.targets = match_lora_targets(full ? weighted_modules(shapes) : clip_adaptable_layers(config), c.lora_targets);
+    clip_check_text_tower(setup.targets, full && !c.strategy_trainable.empty() ? "strategy.trainable" : "lora.targets");
+    fill_bytes(setup, c, &shapes);
+  };
+  auto make_task = [&](std::shared_ptr<const TensorMap> weights, const ClipConfig& config, const ClipTokenizer& tokenizer) {
+    const ClipPixelsFromImages pixels(pools.pool.images, config.vision.image_size); // preprocessed a batch at a time
+    setup.task = std::make_shared<const ClipZeroShotTask>(std::move(weights), config, tokenizer, pixels, pools.pool.labels,
+                                                          class_names, setup.targets, c.clip.templates,
+                                                          /*encode_batch_size=*/256, /*any_weighted_module=*/full);
+    fill_probe_bytes(setup, c);
+  };
+
   ClipConfig cfg = clip_config_named(c.model.arch);
   if (!c.model.weights.empty() && mode == SetupMode::execute) {
     // The checkpoint's config decides the sizes; another size than model.arch is refused first.
@@ -334,15 +354,10 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     }
     cfg = ck.config;
     setup.model_origin = "weights " + c.model.weights.string();
-    setup.targets = match_lora_targets(clip_adaptable_layers(cfg), c.lora_targets);
-    auto weights = std::make_shared<const TensorMap>(std::move(ck.weights));
-    fill_bytes(setup, c, weights.get());
+    resolve_targets(cfg);
     std::filesystem::path tok = c.model.tokenizer.empty() ? c.model.weights : c.model.tokenizer;
     const ClipTokenizer tokenizer = ClipTokenizer::load(tok);
-    const ClipPixelsFromImages pixels(pools.pool.images, cfg.vision.image_size); // preprocessed a batch at a time
-    setup.task = std::make_shared<const ClipZeroShotTask>(weights, cfg, tokenizer, pixels, pools.pool.labels, class_names,
-                                                          setup.targets, c.clip.templates);
-    fill_probe_bytes(setup, c);
+    make_task(std::make_shared<const TensorMap>(std::move(ck.weights)), cfg, tokenizer);
     return setup;
   }
   if (!c.model.weights.empty() && !std::filesystem::exists(c.model.weights))
@@ -355,8 +370,7 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
   if (tok_path.empty())
     throw std::invalid_argument("model.tokenizer: not set; expected CLIP's tokenizer.json (or vocab.json + merges.txt), e.g. "
                                 "from openai/clip-vit-base-patch32");
-  setup.targets = match_lora_targets(clip_adaptable_layers(cfg), c.lora_targets);
-  fill_bytes(setup, c, nullptr);
+  resolve_targets(cfg);
   setup.model_origin = c.pretrain.enabled ? "pretrained here contrastively on " + std::to_string(setup.public_samples) +
                                                 " public images (cached)"
                                           : "random init (seed " + std::to_string(c.seed) + ")";
@@ -392,12 +406,7 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     spdlog::warn("{} starts from random weights (no model.weights, pretraining off)", c.model.arch);
     weights = clip_random_weights(cfg, c.seed);
   }
-  auto shared = std::make_shared<const TensorMap>(std::move(weights));
-  fill_bytes(setup, c, shared.get());
-  const ClipPixelsFromImages pixels(pools.pool.images, cfg.vision.image_size); // preprocessed a batch at a time
-  setup.task = std::make_shared<const ClipZeroShotTask>(shared, cfg, tokenizer, pixels, pools.pool.labels, class_names,
-                                                        setup.targets, c.clip.templates);
-  fill_probe_bytes(setup, c);
+  make_task(std::make_shared<const TensorMap>(std::move(weights)), cfg, tokenizer);
   return setup;
 }
 
@@ -437,7 +446,8 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
   };
 
   setup.targets = resolve_lora_targets(*model, c.lora_targets, full_fine_tuning);
-  fill_bytes(setup, c, &model->state());
+  const TensorShapes state_shapes = tensor_shapes(model->state());
+  fill_bytes(setup, c, &state_shapes);
 
   if (!c.model.weights.empty()) {
     setup.model_origin = "weights " + c.model.weights.string();
@@ -525,8 +535,11 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
   if (spec.rule == AggregationRule::stack) os << "; down the stacked factors of every client of the round, at most";
   if (spec.rule == AggregationRule::flexlora || spec.rule == AggregationRule::hetlora)
     os << "; down each client's own factors at its rank (largest shown)";
-  for (const auto& [name, shape] : s.targets)
-    if (first.share_base) os << " " << name << ".weight/.bias";
+  if (first.share_base && !s.full_tensors.empty())
+    for (const auto& name : s.full_tensors) os << " " << name;
+  else
+    for (const auto& [name, shape] : s.targets)
+      if (first.share_base) os << " " << name << ".weight/.bias";
   if (first.share_head) os << " probe.weight probe.bias (a linear classifier on the frozen features)";
   if (!shares_anything(spec)) os << " nothing";
   os << "\n  clients      id  train  test  " << (c.data.is_vqa() ? "domains" : "labels") << " (count per " << (c.data.is_vqa() ? "domain" : "class") << ")\n";
