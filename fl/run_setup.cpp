@@ -224,14 +224,15 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
   setup.pool_samples = static_cast<int64_t>(data.size());
   fill_clients(setup, c, data.domain_ids(), static_cast<int64_t>(data.domains.size()));
 
-  Florence2Config fc = Florence2Config::named(c.model.arch.substr(std::string("florence2_").size()));
+  const ModelArch& arch = model_arch(c.model.arch);
+  Florence2Config fc = Florence2Config::named(arch.variant);
   fc.precision = c.model.precision == "bfloat16" ? Precision::bfloat16 : Precision::float32;
   fc = checkpoint_config(fc, c);
   setup.targets = resolve_vqa_targets(fc, c.lora_targets);
   fill_bytes(setup, c, nullptr);
 
   std::filesystem::path tok_path = c.model.tokenizer;
-  if (tok_path.empty() && c.data.dataset == "synthetic_vqa" && c.model.arch == "florence2_tiny")
+  if (tok_path.empty() && c.data.dataset == "synthetic_vqa" && arch.self_contained)
     tok_path = data_dir / "tokenizer.json";
   if (tok_path.empty() && !c.model.weights.empty())
     tok_path = std::filesystem::is_directory(c.model.weights) ? c.model.weights : c.model.weights.parent_path();
@@ -249,7 +250,7 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
   }
 
   auto tokenizer = std::make_shared<BartTokenizer>(BartTokenizer::load(tok_path));
-  if (c.model.arch != "florence2_tiny" && !tokenizer->has_token("<loc_0>"))
+  if (!arch.self_contained && !tokenizer->has_token("<loc_0>"))
     tokenizer->add_special_tokens(florence2_added_tokens()); // as Florence-2's processor does
   auto model = std::make_shared<Florence2>(fc, c.seed);
   if (!c.model.weights.empty()) {
@@ -258,7 +259,7 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
     } catch (const std::exception& e) {
       throw std::runtime_error("model.weights: " + std::string(e.what()));
     }
-  } else if (c.model.arch != "florence2_tiny") {
+  } else if (!arch.self_contained) {
     spdlog::warn("model.weights is not set: {} starts from random weights", c.model.arch);
   }
   VqaTaskSettings vs;
@@ -366,7 +367,9 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
                              "for openai/clip-vit-base-patch32)");
 
   std::filesystem::path tok_path = c.model.tokenizer;
-  if (tok_path.empty() && c.model.arch == "clip_tiny") tok_path = resolved_cache_dir(c) / "clip_tiny_tokenizer.json";
+  const ModelArch& arch = model_arch(c.model.arch);
+  if (tok_path.empty() && arch.self_contained)
+    tok_path = resolved_cache_dir(c) / (std::string(arch.arch) + "_tokenizer.json");
   if (tok_path.empty())
     throw std::invalid_argument("model.tokenizer: not set; expected CLIP's tokenizer.json (or vocab.json + merges.txt), e.g. "
                                 "from openai/clip-vit-base-patch32");
@@ -376,12 +379,12 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
                                           : "random init (seed " + std::to_string(c.seed) + ")";
   if (mode == SetupMode::plan) return setup;
 
-  if (c.model.tokenizer.empty() && c.model.arch == "clip_tiny" && !std::filesystem::exists(tok_path)) {
+  if (c.model.tokenizer.empty() && arch.self_contained && !std::filesystem::exists(tok_path)) {
     check_writable_dir(tok_path.parent_path(), "pretrain.cache_dir");
     write_tiny_clip_tokenizer_json(tok_path);
   }
   const ClipTokenizer tokenizer = ClipTokenizer::load(tok_path);
-  if (c.model.arch == "clip_tiny") { // its vocabulary is the tiny tokenizer's (or any that fits)
+  if (arch.self_contained) { // its vocabulary is the tiny tokenizer's (or any that fits)
     cfg.text.bos_token_id = tokenizer.bos_id();
     cfg.text.eos_token_id = tokenizer.eos_id();
     cfg.text.pad_token_id = tokenizer.pad_id();
@@ -425,7 +428,7 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
 
   const ModelArch& arch = model_arch(c.model.arch);
   MobileNetV3Config mc;
-  mc.variant = c.model.arch == "mobilenet_v3_large" ? "large" : "small";
+  mc.variant = arch.variant; // "small" | "large" (unused by the classic nets)
   mc.num_classes = full->num_classes();
   mc.in_channels = full->images.size(1);
   mc.dropout = c.model.dropout;
