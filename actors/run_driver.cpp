@@ -6,6 +6,7 @@
 #include "actors/engine_errors.hpp"
 #include "actors/scheduler_actor.hpp"
 #include "fl/federated_task.hpp"
+#include "fl/full_fine_tuning.hpp"
 #include "fl/interrupt.hpp"
 #include "fl/local_training.hpp"
 #include "fl/random_streams.hpp"
@@ -117,9 +118,7 @@ TensorMap initial_adapters(const ExperimentConfig& c, const RunSetup& setup, int
     if (!setup.task) throw std::logic_error("initial_adapters: full fine-tuning needs the task's base weights");
     const TensorMap& base = setup.task->base_weights();
     TensorMap copies;
-    for (const auto& [module, shape] : setup.targets)
-      for (const char* suffix : {".weight", ".bias"})
-        if (auto it = base.find(module + suffix); it != base.end()) copies.emplace(it->first, it->second.clone());
+    for (const auto& name : full_tensor_names(setup.targets, tensor_shapes(base))) copies.emplace(name, base.at(name).clone());
     return copies;
   }
   const bool common = strategy_spec(c.strategy).common_a_init;

@@ -4,7 +4,6 @@
 #include "fl/adapter_optimizer.hpp"
 #include "fl/clip_task.hpp"
 #include "fl/interrupt.hpp"
-#include "model/clip_image_processor.hpp"
 #include "model/safetensors.hpp"
 
 #include <ATen/ATen.h>
@@ -28,31 +27,16 @@ at::Tensor soft_cross_entropy(const at::Tensor& logits, const at::Tensor& target
 
 } // namespace
 
-at::Tensor clip_pixels_from_grey(const at::Tensor& images01, int64_t image_size) {
-  if (images01.dim() != 4 || images01.size(1) != 1 || image_size < 1)
-    throw std::invalid_argument("clip_pixels_from_grey: expected grey images (N, 1, H, W) in [0, 1] and an image "
-                                "size >= 1, got " + tensor_shape_string(images01.sizes()) + " and " +
-                                std::to_string(image_size));
-  ClipImageProcessorConfig pc;
-  pc.shortest_edge = image_size;
-  pc.crop_height = pc.crop_width = image_size;
-  const at::Tensor bytes = images01.mul(255.0).round().clamp(0, 255).to(at::kByte);
-  std::vector<at::Tensor> out;
-  out.reserve(static_cast<std::size_t>(bytes.size(0)));
-  for (int64_t i = 0; i < bytes.size(0); ++i) out.push_back(clip_preprocess(bytes[i], pc));
-  return out.empty() ? at::empty({0, 3, image_size, image_size}) : at::stack(out);
-}
-
-TensorMap clip_pretrain(const ClipConfig& config, const ClipTokenizer& tokenizer, const at::Tensor& pixels,
+TensorMap clip_pretrain(const ClipConfig& config, const ClipTokenizer& tokenizer, const ClipPixelSource& pixels,
                         const at::Tensor& labels, const std::vector<std::string>& class_names,
                         const std::vector<std::string>& templates, const ClipPretrainSettings& settings,
                         uint64_t seed, ClipPretrainReport* report, const std::function<void(int, double)>& on_epoch) {
   const auto t0 = std::chrono::steady_clock::now();
   clip_config_check(config);
   const int64_t n = labels.dim() == 1 ? labels.size(0) : 0;
-  if (n < 2 || pixels.dim() != 4 || pixels.size(0) != n)
-    throw std::invalid_argument("clip_pretrain: expected at least 2 images (N, 3, S, S) with N labels, got pixels " +
-                                tensor_shape_string(pixels.sizes()) + " and labels " +
+  if (n < 2 || pixels.size() != n)
+    throw std::invalid_argument("clip_pretrain: expected at least 2 images with one label each, got " +
+                                std::to_string(pixels.size()) + " images and labels " +
                                 tensor_shape_string(labels.sizes()));
   if (class_names.empty() || templates.empty())
     throw std::invalid_argument("clip_pretrain: need at least one class name and one template");
@@ -102,7 +86,7 @@ TensorMap clip_pretrain(const ClipConfig& config, const ClipTokenizer& tokenizer
       const auto unique = at::_unique(rows, /*sorted=*/true, /*return_inverse=*/true);
       const at::Tensor txt =
           clip_encode_text(w, config, ids.index_select(0, std::get<0>(unique)), ctx).index_select(0, std::get<1>(unique));
-      const at::Tensor img = clip_encode_image(w, config, pixels.index_select(0, idx), ctx);
+      const at::Tensor img = clip_encode_image(w, config, pixels.pixels(idx), ctx); // preprocessed now
       const at::Tensor logits = clip_logits(img, txt, w.at("logit_scale"));
       const at::Tensor same = lab.unsqueeze(1).eq(lab.unsqueeze(0)).to(logits.scalar_type());
       const at::Tensor target = same / same.sum(1, /*keepdim=*/true); // symmetric relation: one matrix
@@ -140,7 +124,7 @@ TensorMap clip_pretrain(const ClipConfig& config, const ClipTokenizer& tokenizer
   return w;
 }
 
-std::string clip_pretrain_key(const ClipConfig& config, const at::Tensor& pixels, const at::Tensor& labels,
+std::string clip_pretrain_key(const ClipConfig& config, const ClipPixelSource& pixels, const at::Tensor& labels,
                               const std::vector<std::string>& class_names, const std::vector<std::string>& templates,
                               const ClipPretrainSettings& settings, uint64_t seed) {
   std::ostringstream os;
@@ -156,17 +140,25 @@ std::string clip_pretrain_key(const ClipConfig& config, const at::Tensor& pixels
   for (const auto& c : class_names) os << " \"" << c << '"';
   os << "; templates";
   for (const auto& t : templates) os << " \"" << t << '"';
-  // A cheap fingerprint of the data: count, sums and a position-weighted sum.
-  const at::Tensor p = pixels.to(at::kDouble).flatten();
-  const at::Tensor weights = at::arange(p.numel(), p.options()).remainder(9973).add(1);
-  os << "; samples " << labels.numel() << " pixels " << p.sum().item<double>() << ' '
-     << (p * weights).sum().item<double>() << " labels "
+  // A cheap fingerprint of the data: count, sums and a position-weighted sum (position in the
+  // flattened (N, 3, S, S) pixels), read a range at a time so the pixels are never all in memory.
+  constexpr int64_t kChunk = 256;
+  double sum = 0, weighted = 0;
+  int64_t offset = 0;
+  for (int64_t b = 0; b < pixels.size(); b += kChunk) {
+    const at::Tensor p = pixels.range(b, std::min(pixels.size(), b + kChunk)).to(at::kDouble).flatten();
+    const at::Tensor weights = at::arange(offset, offset + p.numel(), p.options()).remainder(9973).add(1);
+    sum += p.sum().item<double>();
+    weighted += (p * weights).sum().item<double>();
+    offset += p.numel();
+  }
+  os << "; samples " << labels.numel() << " pixels " << sum << ' ' << weighted << " labels "
      << (labels.to(at::kDouble) * at::arange(labels.numel(), at::kDouble).add(1)).sum().item<double>();
   return os.str();
 }
 
 TensorMap clip_pretrain_cached(const std::filesystem::path& cache_file, const ClipConfig& config,
-                               const ClipTokenizer& tokenizer, const at::Tensor& pixels, const at::Tensor& labels,
+                               const ClipTokenizer& tokenizer, const ClipPixelSource& pixels, const at::Tensor& labels,
                                const std::vector<std::string>& class_names, const std::vector<std::string>& templates,
                                const ClipPretrainSettings& settings, uint64_t seed, ClipPretrainReport* report,
                                const std::function<void(int, double)>& on_epoch) {

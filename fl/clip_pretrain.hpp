@@ -21,6 +21,7 @@
 // Deterministic in the seed for a given number of intra-op threads.
 #pragma once
 
+#include "fl/clip_pixel_source.hpp"
 #include "model/clip.hpp"
 #include "model/clip_tokenizer.hpp"
 
@@ -50,29 +51,25 @@ struct ClipPretrainReport {
   bool from_cache = false;
 };
 
-/// Fashion-MNIST-style grey images (N, 1, H, W) holding values in [0, 1] → CLIP pixels
-/// (N, 3, image_size, image_size): each image rounded to uint8 and put through clip_preprocess
-/// (bicubic resize of the short side to image_size, centre crop, grey → RGB, CLIP's mean/std).
-/// Throws std::invalid_argument for another shape.
-[[nodiscard]] at::Tensor clip_pixels_from_grey(const at::Tensor& images01, int64_t image_size);
-
-/// Trains every weight of a CLIP started from clip_random_weights(config, seed) on `pixels`
-/// (N, 3, S, S) with captions: sample i of epoch e gets template (i + e) mod T filled with
-/// class_names[labels[i]]. Batches in seeded random order; a last batch of one is dropped.
+/// Trains every weight of a CLIP started from clip_random_weights(config, seed) on the N images
+/// of `pixels` with captions: sample i of epoch e gets template (i + e) mod T filled with
+/// class_names[labels[i]]. Batches in seeded random order; a last batch of one is dropped. Each
+/// batch's pixels are asked of `pixels` when it runs, so only one batch is preprocessed at a time.
 /// `on_epoch(epoch, mean_loss)` follows each epoch. Returns the float32 weights (no autograd).
 /// Throws std::invalid_argument for fewer than 2 samples, labels outside the class names, a bad
 /// template (clip_fill_template) or a caption that does not fit the text context; a
 /// std::runtime_error when the loss becomes non-finite (lower lr).
 [[nodiscard]] TensorMap clip_pretrain(const ClipConfig& config, const ClipTokenizer& tokenizer,
-                                      const at::Tensor& pixels, const at::Tensor& labels,
+                                      const ClipPixelSource& pixels, const at::Tensor& labels,
                                       const std::vector<std::string>& class_names,
                                       const std::vector<std::string>& templates, const ClipPretrainSettings& settings,
                                       uint64_t seed, ClipPretrainReport* report = nullptr,
                                       const std::function<void(int, double)>& on_epoch = {});
 
 /// A string naming everything clip_pretrain's result depends on (config sizes, settings, seed,
-/// class names, templates, sample count and a checksum of pixels and labels).
-[[nodiscard]] std::string clip_pretrain_key(const ClipConfig& config, const at::Tensor& pixels,
+/// class names, templates, sample count and a checksum of pixels and labels). The pixels are
+/// read in ranges of 256 images.
+[[nodiscard]] std::string clip_pretrain_key(const ClipConfig& config, const ClipPixelSource& pixels,
                                             const at::Tensor& labels, const std::vector<std::string>& class_names,
                                             const std::vector<std::string>& templates,
                                             const ClipPretrainSettings& settings, uint64_t seed);
@@ -82,7 +79,7 @@ struct ClipPretrainReport {
 /// training; a file with another key throws std::runtime_error naming it (delete it or choose
 /// another path); otherwise the weights are trained, checked finite and saved atomically.
 [[nodiscard]] TensorMap clip_pretrain_cached(const std::filesystem::path& cache_file, const ClipConfig& config,
-                                             const ClipTokenizer& tokenizer, const at::Tensor& pixels,
+                                             const ClipTokenizer& tokenizer, const ClipPixelSource& pixels,
                                              const at::Tensor& labels, const std::vector<std::string>& class_names,
                                              const std::vector<std::string>& templates,
                                              const ClipPretrainSettings& settings, uint64_t seed,

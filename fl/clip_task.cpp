@@ -1,6 +1,7 @@
 // fl/clip_task.cpp — cached image features, prompt ids, zero-shot logits, training and evaluation.
 #include "fl/clip_task.hpp"
 
+#include "fl/full_fine_tuning.hpp"
 #include "fl/interrupt.hpp"
 
 #include <ATen/ATen.h>
@@ -28,6 +29,14 @@ std::string clip_fill_template(const std::string& templ, const std::string& clas
     throw std::invalid_argument("clip prompt template \"" + templ +
                                 "\": expected exactly one \"{}\" where the class name goes, e.g. \"a photo of a {}.\"");
   return templ.substr(0, at) + class_name + templ.substr(at + 2);
+}
+
+void clip_check_text_tower(const std::map<std::string, AdaptableLayer>& modules, const std::string& key) {
+  for (const auto& [name, layer] : modules)
+    if (!in_text_tower(name))
+      throw std::invalid_argument(key + ": '" + name +
+                                  "' is outside CLIP's text tower; this task caches image features, so only "
+                                  "text_model.* modules and text_projection can be trained");
 }
 
 at::Tensor clip_tokenize_prompts(const ClipTokenizer& tokenizer, const ClipConfig& config,
@@ -79,9 +88,19 @@ at::Tensor clip_class_embeddings(const at::Tensor& text_embeds, int64_t classes)
 ClipZeroShotTask::ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, ClipConfig config,
                                    const ClipTokenizer& tokenizer, const at::Tensor& pixels, const at::Tensor& labels,
                                    std::vector<std::string> class_names, std::map<std::string, AdaptableLayer> targets,
-                                   std::vector<std::string> templates, int64_t encode_batch_size)
+                                   std::vector<std::string> templates, int64_t encode_batch_size,
+                                   bool any_weighted_module)
+    : ClipZeroShotTask(std::move(weights), std::move(config), tokenizer, ClipPixelTensor(pixels), labels,
+                       std::move(class_names), std::move(targets), std::move(templates), encode_batch_size,
+                       any_weighted_module) {}
+
+ClipZeroShotTask::ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, ClipConfig config,
+                                   const ClipTokenizer& tokenizer, const ClipPixelSource& pixels,
+                                   const at::Tensor& labels, std::vector<std::string> class_names,
+                                   std::map<std::string, AdaptableLayer> targets, std::vector<std::string> templates,
+                                   int64_t encode_batch_size, bool any_weighted_module)
     : weights_(std::move(weights)), config_(std::move(config)), class_names_(std::move(class_names)),
-      templates_(std::move(templates)), targets_(std::move(targets)) {
+      templates_(std::move(templates)), targets_(std::move(targets)), full_(any_weighted_module) {
   if (!weights_) throw std::invalid_argument("ClipZeroShotTask: no weights given");
   clip_config_check(config_);
   clip_validate_weights(*weights_, config_);
@@ -96,16 +115,16 @@ ClipZeroShotTask::ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, Cli
     throw std::invalid_argument("ClipZeroShotTask: encode_batch_size must be >= 1, got " +
                                 std::to_string(encode_batch_size));
 
-  // Targets: offered by the model, and in the text tower (the image features are cached).
-  const auto adaptable = clip_adaptable_layers(config_);
-  for (const auto& [name, layer] : targets_) {
-    if (!adaptable.count(name))
-      throw std::invalid_argument("lora.targets: '" + name + "' is not an adaptable layer of CLIP " + config_.name);
-    if (!in_text_tower(name))
-      throw std::invalid_argument("lora.targets: '" + name +
-                                  "' is outside CLIP's text tower; this task caches image features, so only "
-                                  "text_model.* layers and text_projection can be adapted");
-  }
+  // Targets: offered by the model (a Linear for LoRA, any module with tensors for full
+  // fine-tuning), and in the text tower (the image features are cached).
+  const auto offered = full_ ? weighted_modules(tensor_shapes(*weights_)) : clip_adaptable_layers(config_);
+  const std::string key = full_ ? "strategy.trainable" : "lora.targets";
+  for (const auto& [name, layer] : targets_)
+    if (!offered.count(name))
+      throw std::invalid_argument(key + ": '" + name + "' is not " +
+                                  (full_ ? "a module (no '" + name + ".weight' or '.bias')" : "an adaptable layer") +
+                                  " of CLIP " + config_.name);
+  clip_check_text_tower(targets_, key);
 
   // Prompts, class-major, tokenized once; the model must pool where the tokenizer put eot.
   std::vector<std::string> prompts;
@@ -113,14 +132,10 @@ ClipZeroShotTask::ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, Cli
     for (const auto& t : templates_) prompts.push_back(clip_fill_template(t, name));
   prompt_ids_ = clip_tokenize_prompts(tokenizer, config_, prompts);
 
-  // Images and labels.
-  const int64_t s = config_.vision.image_size;
-  if (pixels.dim() != 4 || pixels.size(1) != 3 || pixels.size(2) != s || pixels.size(3) != s ||
-      !pixels.is_floating_point())
-    throw std::invalid_argument("ClipZeroShotTask: expected float pixels (N, 3, " + std::to_string(s) + ", " +
-                                std::to_string(s) + "), got " + tensor_shape_string(pixels.sizes()));
-  if (labels.dim() != 1 || labels.size(0) != pixels.size(0) || labels.is_floating_point())
-    throw std::invalid_argument("ClipZeroShotTask: expected integer labels (" + std::to_string(pixels.size(0)) +
+  // Labels first: they are checked before minutes of encoding, the pixels batch by batch.
+  const int64_t n = pixels.size();
+  if (labels.dim() != 1 || labels.size(0) != n || labels.is_floating_point())
+    throw std::invalid_argument("ClipZeroShotTask: expected integer labels (" + std::to_string(n) +
                                 "), one per image, got " + tensor_shape_string(labels.sizes()));
   labels_ = labels.to(at::kLong).contiguous().clone();
   const int64_t classes = static_cast<int64_t>(class_names_.size());
@@ -130,13 +145,22 @@ ClipZeroShotTask::ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, Cli
                                 std::to_string(classes) + " class names (expected labels in [0, " +
                                 std::to_string(classes) + "))");
 
+  // One batch of preprocessed pixels at a time (a whole pool at 224 px would not fit in memory);
+  // only the (N, P) embeddings are kept.
   at::NoGradGuard no_grad;
   const ForwardContext plain;
+  const int64_t s = config_.vision.image_size;
   std::vector<at::Tensor> parts;
-  const int64_t n = pixels.size(0);
   for (int64_t b = 0; b < n; b += encode_batch_size) {
     throw_if_interrupted();
-    parts.push_back(clip_encode_image(*weights_, config_, pixels.slice(0, b, std::min(n, b + encode_batch_size)), plain));
+    const int64_t e = std::min(n, b + encode_batch_size);
+    const at::Tensor batch = pixels.range(b, e);
+    if (batch.dim() != 4 || batch.size(0) != e - b || batch.size(1) != 3 || batch.size(2) != s ||
+        batch.size(3) != s || !batch.is_floating_point())
+      throw std::invalid_argument("ClipZeroShotTask: expected float pixels (" + std::to_string(e - b) + ", 3, " +
+                                  std::to_string(s) + ", " + std::to_string(s) + ") for images " + std::to_string(b) +
+                                  ".." + std::to_string(e - 1) + ", got " + tensor_shape_string(batch.sizes()));
+    parts.push_back(clip_encode_image(*weights_, config_, batch, plain));
   }
   const at::Tensor embeds =
       parts.empty() ? at::empty({0, config_.projection_dim}, at::kFloat) : at::cat(parts, 0);
@@ -151,7 +175,9 @@ int64_t ClipZeroShotTask::shared_bytes() const {
 }
 
 std::string ClipZeroShotTask::cache_summary() const {
-  return "LoRA on " + std::to_string(targets_.size()) + " text-tower Linears; vision tower run once for " +
+  return (full_ ? "full fine-tuning of " + std::to_string(targets_.size()) + " text-tower modules"
+                : "LoRA on " + std::to_string(targets_.size()) + " text-tower Linears") +
+         "; vision tower run once for " +
          std::to_string(size()) + " images (cached unit image embeddings, " +
          std::to_string(image_features_.numel() * static_cast<int64_t>(image_features_.element_size()) >> 10) +
          " KiB); " + std::to_string(prompt_ids_.size(0)) + " prompts (" + std::to_string(class_names_.size()) +

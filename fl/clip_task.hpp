@@ -12,6 +12,7 @@
 // cross-entropy of those logits against the label.
 #pragma once
 
+#include "fl/clip_pixel_source.hpp"
 #include "fl/federated_task.hpp"
 #include "model/clip.hpp"
 #include "model/clip_tokenizer.hpp"
@@ -35,16 +36,20 @@ inline const std::vector<std::string> kClipDefaultTemplates{"a photo of a {}."};
 class ClipZeroShotTask : public FederatedTask {
 public:
   /// - `weights`/`config`: the shared frozen CLIP (clip_validate_weights is applied); never written.
-  /// - `pixels` (N, 3, image_size, image_size) float, preprocessed; `labels` (N) integer classes.
+  /// - `pixels`: the N images, preprocessed on request (ClipPixelsFromImages for a pool's raw
+  ///   images); `labels` (N) integer classes.
   /// - `class_names` (label order) and `templates` (each with exactly one "{}").
   /// - `targets`: the LoRA targets (e.g. match_lora_targets(clip_adaptable_layers(config),
   ///   kClipFloraTargets)); all must lie in the text tower (text_model.* or text_projection), as
-  ///   the image features are cached.
+  ///   the image features are cached. With `any_weighted_module` (full fine-tuning) they are the
+  ///   trained modules instead, any module of `weights` (weighted_modules: LayerNorms and
+  ///   embeddings too), still all in the text tower.
   /// Every prompt is tokenized at the text context (min(77, text.max_positions)); the task checks
   /// that the model pools each one at the tokenizer's end-of-text token (a tokenizer whose eos
   /// is not the config's text.eos_token_id under the first-eos rule fails here, not silently).
-  /// Images are encoded once in batches of `encode_batch_size` without autograd; `pixels` is
-  /// not kept.
+  /// Images are encoded once, without autograd, in consecutive ranges of `encode_batch_size`:
+  /// `pixels` is asked for one range at a time, so at most one batch of preprocessed pixels
+  /// exists at once; nothing of `pixels` is kept.
   /// Throws std::invalid_argument, naming what was wrong and what was expected, for: no class
   /// names or an empty one, no templates or one without exactly one "{}", a prompt longer than
   /// the context, a vocabulary or pooling mismatch, pixels / labels of the wrong shape or
@@ -53,9 +58,16 @@ public:
   /// class; the extra classes still compete in the softmax). Weights that do not fit `config`
   /// throw clip_validate_weights's std::runtime_error.
   ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, ClipConfig config, const ClipTokenizer& tokenizer,
+                   const ClipPixelSource& pixels, const at::Tensor& labels, std::vector<std::string> class_names,
+                   std::map<std::string, AdaptableLayer> targets,
+                   std::vector<std::string> templates = kClipDefaultTemplates, int64_t encode_batch_size = 256,
+                   bool any_weighted_module = false);
+  /// The same for pixels already preprocessed, (N, 3, image_size, image_size) float.
+  ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, ClipConfig config, const ClipTokenizer& tokenizer,
                    const at::Tensor& pixels, const at::Tensor& labels, std::vector<std::string> class_names,
                    std::map<std::string, AdaptableLayer> targets,
-                   std::vector<std::string> templates = kClipDefaultTemplates, int64_t encode_batch_size = 256);
+                   std::vector<std::string> templates = kClipDefaultTemplates, int64_t encode_batch_size = 256,
+                   bool any_weighted_module = false);
 
   [[nodiscard]] const std::map<std::string, AdaptableLayer>& targets() const override { return targets_; }
   [[nodiscard]] int64_t size() const override { return labels_.size(0); }
@@ -99,10 +111,16 @@ private:
   std::vector<std::string> class_names_;
   std::vector<std::string> templates_;
   std::map<std::string, AdaptableLayer> targets_;
+  bool full_ = false;         ///< targets are trained whole (full fine-tuning), not adapted by LoRA
   at::Tensor image_features_; ///< (N, P) unit length, no autograd
   at::Tensor labels_;         ///< (N) int64
   at::Tensor prompt_ids_;     ///< (C·T, L) int64
 };
+
+/// Throws std::invalid_argument "KEY: 'M' is outside CLIP's text tower; ..." for the first
+/// module of `modules` that is neither text_model.* nor text_projection: the zero-shot task
+/// caches the image features, so nothing of the vision tower may change.
+void clip_check_text_tower(const std::map<std::string, AdaptableLayer>& modules, const std::string& key);
 
 /// Tokenizes `prompts` at CLIP's text context for `config` (min(77, text.max_positions)) and
 /// stacks them to (P, context) int64. Throws std::invalid_argument naming the prompt when it

@@ -363,7 +363,7 @@ const std::vector<KeyDef>& schema() {
                [](const ExperimentConfig& c) { return to_string(c.strategy); }),
       real_key("strategy.mu", "FedProx proximal term weight, usable with any strategy (0 = off)", M(c.train.prox_mu)),
       {"strategy.trainable", Kind::string_list,
-       "full: the modules whose weights clients train and average (globs allowed as in lora.targets; default: lora.targets)",
+       "full: the modules whose weights and biases clients train and average, e.g. [\"text_model.**\"] for CLIP's whole text encoder (globs allowed as in lora.targets; default: lora.targets)",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.strategy_trainable = read_strings(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.strategy_trainable); }},
 

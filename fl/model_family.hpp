@@ -24,8 +24,18 @@ struct ModelArch {
   const char* arch;
   ModelFamily family;
   ModelData data;
+  /// The size within the family, for builders that take one: MobileNetV3Config::variant
+  /// ("small", "large"), Florence2Config::named ("tiny", "base", "large"). Empty where the
+  /// builder takes the arch itself (clip_config_named, make_classic_net).
+  const char* variant;
+  /// A tiny model for tests and CPU demos that needs nothing from outside: its tokenizer is
+  /// made here, not read from a checkpoint — CLIP's tiny caption tokenizer written into the
+  /// pretraining cache (the model's bos/eos/pad ids taken from it), Florence-2's the synthetic
+  /// VQA folder's (complete as it is: Florence-2's <loc_*> tokens are not added) — and
+  /// Florence-2 starts from random weights without a warning.
+  bool self_contained;
+  bool bfloat16; ///< model.precision = "bfloat16" is supported
   const char* summary;
-  bool bfloat16 = false; ///< model.precision = "bfloat16" is supported
 };
 
 /// The row of `arch`. Throws std::invalid_argument listing every arch.

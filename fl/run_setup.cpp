@@ -8,11 +8,12 @@
 #include "fl/vqa_task.hpp"
 #include "model/bart_tokenizer.hpp"
 #include "model/florence2.hpp"
+#include "fl/clip_pixel_source.hpp"
 #include "fl/clip_pretrain.hpp"
 #include "fl/clip_task.hpp"
+#include "fl/full_fine_tuning.hpp"
 #include "fl/lora_target_globs.hpp"
 #include "model/classic_nets.hpp"
-#include "model/clip_image_processor.hpp"
 #include "model/florence2_hf_config.hpp"
 #include "fl/strategy.hpp"
 #include "model/mobilenet_v3.hpp"
@@ -98,7 +99,6 @@ std::string fmt_ranks(const std::vector<int>& ranks) {
   return out + "]";
 }
 
-/// Per-round bytes of a client of the largest rank (float32 adapters); for full fine-tuning the
 /// Every parameter of `model` from `weights`, same names and shapes, nothing left over:
 /// for models without a checkpoint format of their own (cnn_mnist, mlp_2nn).
 void load_state_exactly(ImageClassifier& model, const TensorMap& weights) {
@@ -116,18 +116,21 @@ void load_state_exactly(ImageClassifier& model, const TensorMap& weights) {
   for (auto& [name, t] : state) t = weights.at(name).to(t.scalar_type()).clone();
 }
 
-/// trained modules' weights and biases in `base` (their weights only when the base is not built yet).
-void fill_bytes(RunSetup& setup, const ExperimentConfig& c, const TensorMap* base) {
+/// Per-round bytes of a client of the largest rank (float32 adapters); for full fine-tuning the
+/// float32 copies of the trained modules' tensors in `base` (full_tensor_names; their weights
+/// only, from the targets' shapes, when the base's tensors are not known).
+void fill_bytes(RunSetup& setup, const ExperimentConfig& c, const TensorShapes* base) {
   if (strategy_spec(c.strategy).train_base) {
     int64_t bytes = 0;
-    for (const auto& [module, shape] : setup.targets) {
-      if (base == nullptr) {
-        bytes += shape.out_features * shape.in_features * 4;
-        continue;
+    if (base == nullptr) {
+      for (const auto& [module, shape] : setup.targets) bytes += shape.out_features * shape.in_features * 4;
+    } else {
+      setup.full_tensors = full_tensor_names(setup.targets, *base);
+      for (const auto& name : setup.full_tensors) {
+        int64_t numel = 1;
+        for (int64_t d : base->at(name)) numel *= d;
+        bytes += numel * 4;
       }
-      for (const char* suffix : {".weight", ".bias"})
-        if (auto it = base->find(module + suffix); it != base->end())
-          bytes += static_cast<int64_t>(it->second.numel() * it->second.element_size());
     }
     setup.adapter_bytes = setup.bytes_up_per_client = setup.bytes_down_per_client = bytes;
     return;
@@ -221,14 +224,15 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
   setup.pool_samples = static_cast<int64_t>(data.size());
   fill_clients(setup, c, data.domain_ids(), static_cast<int64_t>(data.domains.size()));
 
-  Florence2Config fc = Florence2Config::named(c.model.arch.substr(std::string("florence2_").size()));
+  const ModelArch& arch = model_arch(c.model.arch);
+  Florence2Config fc = Florence2Config::named(arch.variant);
   fc.precision = c.model.precision == "bfloat16" ? Precision::bfloat16 : Precision::float32;
   fc = checkpoint_config(fc, c);
   setup.targets = resolve_vqa_targets(fc, c.lora_targets);
   fill_bytes(setup, c, nullptr);
 
   std::filesystem::path tok_path = c.model.tokenizer;
-  if (tok_path.empty() && c.data.dataset == "synthetic_vqa" && c.model.arch == "florence2_tiny")
+  if (tok_path.empty() && c.data.dataset == "synthetic_vqa" && arch.self_contained)
     tok_path = data_dir / "tokenizer.json";
   if (tok_path.empty() && !c.model.weights.empty())
     tok_path = std::filesystem::is_directory(c.model.weights) ? c.model.weights : c.model.weights.parent_path();
@@ -246,7 +250,7 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
   }
 
   auto tokenizer = std::make_shared<BartTokenizer>(BartTokenizer::load(tok_path));
-  if (c.model.arch != "florence2_tiny" && !tokenizer->has_token("<loc_0>"))
+  if (!arch.self_contained && !tokenizer->has_token("<loc_0>"))
     tokenizer->add_special_tokens(florence2_added_tokens()); // as Florence-2's processor does
   auto model = std::make_shared<Florence2>(fc, c.seed);
   if (!c.model.weights.empty()) {
@@ -255,7 +259,7 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
     } catch (const std::exception& e) {
       throw std::runtime_error("model.weights: " + std::string(e.what()));
     }
-  } else if (c.model.arch != "florence2_tiny") {
+  } else if (!arch.self_contained) {
     spdlog::warn("model.weights is not set: {} starts from random weights", c.model.arch);
   }
   VqaTaskSettings vs;
@@ -311,18 +315,6 @@ ImagePools image_pools(RunSetup& setup, const ExperimentConfig& c, DatasetCache&
   return out;
 }
 
-/// CLIP pixels (N, 3, S, S) of images holding values in [0, 1]: grey ones through
-/// clip_pixels_from_grey, RGB ones (CIFAR-10) image by image through clip_preprocess.
-at::Tensor clip_pixels(const at::Tensor& images01, int64_t size) {
-  if (images01.size(1) == 1) return clip_pixels_from_grey(images01, size);
-  ClipImageProcessorConfig proc;
-  proc.shortest_edge = proc.crop_height = proc.crop_width = size;
-  std::vector<at::Tensor> out;
-  const at::Tensor bytes = (images01 * 255).round().clamp(0, 255).to(at::kByte);
-  for (int64_t i = 0; i < bytes.size(0); ++i) out.push_back(clip_preprocess(bytes[i], proc));
-  return at::stack(out, 0);
-}
-
 /// CLIP: the tokenizer (model.tokenizer, beside model.weights, or for clip_tiny the tiny
 /// caption tokenizer written to the cache), the weights (a Hugging Face checkpoint, pretrained
 /// here on the public split, or random), every pool image encoded once by the frozen vision tower.
@@ -335,6 +327,23 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
                                 std::to_string(pools.full->num_classes()) + " classes of " + c.data.dataset);
   setup.class_names = class_names;
 
+  // LoRA adapts Linears; full fine-tuning trains every tensor of the modules its globs name
+  // (LayerNorms and embeddings too). Either way only in the text tower: image features are cached.
+  const bool full = strategy_spec(c.strategy).train_base;
+  auto resolve_targets = [&](const ClipConfig& config) {
+    const TensorShapes shapes = clip_parameter_shapes(config);
+    setup.targets = match_lora_targets(full ? weighted_modules(shapes) : clip_adaptable_layers(config), c.lora_targets);
+    clip_check_text_tower(setup.targets, full && !c.strategy_trainable.empty() ? "strategy.trainable" : "lora.targets");
+    fill_bytes(setup, c, &shapes);
+  };
+  auto make_task = [&](std::shared_ptr<const TensorMap> weights, const ClipConfig& config, const ClipTokenizer& tokenizer) {
+    const ClipPixelsFromImages pixels(pools.pool.images, config.vision.image_size); // preprocessed a batch at a time
+    setup.task = std::make_shared<const ClipZeroShotTask>(std::move(weights), config, tokenizer, pixels, pools.pool.labels,
+                                                          class_names, setup.targets, c.clip.templates,
+                                                          /*encode_batch_size=*/256, /*any_weighted_module=*/full);
+    fill_probe_bytes(setup, c);
+  };
+
   ClipConfig cfg = clip_config_named(c.model.arch);
   if (!c.model.weights.empty() && mode == SetupMode::execute) {
     // The checkpoint's config decides the sizes; another size than model.arch is refused first.
@@ -346,14 +355,10 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     }
     cfg = ck.config;
     setup.model_origin = "weights " + c.model.weights.string();
-    setup.targets = match_lora_targets(clip_adaptable_layers(cfg), c.lora_targets);
-    auto weights = std::make_shared<const TensorMap>(std::move(ck.weights));
-    fill_bytes(setup, c, weights.get());
+    resolve_targets(cfg);
     std::filesystem::path tok = c.model.tokenizer.empty() ? c.model.weights : c.model.tokenizer;
     const ClipTokenizer tokenizer = ClipTokenizer::load(tok);
-    setup.task = std::make_shared<const ClipZeroShotTask>(weights, cfg, tokenizer, clip_pixels(pools.pool.images, cfg.vision.image_size),
-                                                          pools.pool.labels, class_names, setup.targets, c.clip.templates);
-    fill_probe_bytes(setup, c);
+    make_task(std::make_shared<const TensorMap>(std::move(ck.weights)), cfg, tokenizer);
     return setup;
   }
   if (!c.model.weights.empty() && !std::filesystem::exists(c.model.weights))
@@ -362,23 +367,24 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
                              "for openai/clip-vit-base-patch32)");
 
   std::filesystem::path tok_path = c.model.tokenizer;
-  if (tok_path.empty() && c.model.arch == "clip_tiny") tok_path = resolved_cache_dir(c) / "clip_tiny_tokenizer.json";
+  const ModelArch& arch = model_arch(c.model.arch);
+  if (tok_path.empty() && arch.self_contained)
+    tok_path = resolved_cache_dir(c) / (std::string(arch.arch) + "_tokenizer.json");
   if (tok_path.empty())
     throw std::invalid_argument("model.tokenizer: not set; expected CLIP's tokenizer.json (or vocab.json + merges.txt), e.g. "
                                 "from openai/clip-vit-base-patch32");
-  setup.targets = match_lora_targets(clip_adaptable_layers(cfg), c.lora_targets);
-  fill_bytes(setup, c, nullptr);
+  resolve_targets(cfg);
   setup.model_origin = c.pretrain.enabled ? "pretrained here contrastively on " + std::to_string(setup.public_samples) +
                                                 " public images (cached)"
                                           : "random init (seed " + std::to_string(c.seed) + ")";
   if (mode == SetupMode::plan) return setup;
 
-  if (c.model.tokenizer.empty() && c.model.arch == "clip_tiny" && !std::filesystem::exists(tok_path)) {
+  if (c.model.tokenizer.empty() && arch.self_contained && !std::filesystem::exists(tok_path)) {
     check_writable_dir(tok_path.parent_path(), "pretrain.cache_dir");
     write_tiny_clip_tokenizer_json(tok_path);
   }
   const ClipTokenizer tokenizer = ClipTokenizer::load(tok_path);
-  if (c.model.arch == "clip_tiny") { // its vocabulary is the tiny tokenizer's (or any that fits)
+  if (arch.self_contained) { // its vocabulary is the tiny tokenizer's (or any that fits)
     cfg.text.bos_token_id = tokenizer.bos_id();
     cfg.text.eos_token_id = tokenizer.eos_id();
     cfg.text.pad_token_id = tokenizer.pad_id();
@@ -390,7 +396,7 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     ps.batch_size = c.pretrain.batch_size;
     ps.lr = c.pretrain.lr;
     const ImageDataset pub = pools.full->subset(pools.public_idx);
-    const at::Tensor pub_pixels = clip_pixels(pub.images, cfg.vision.image_size);
+    const ClipPixelsFromImages pub_pixels(pub.images, cfg.vision.image_size); // preprocessed a batch at a time
     const std::vector<std::string>& captions = c.clip.pretrain_templates.empty() ? c.clip.templates : c.clip.pretrain_templates;
     const std::string key = clip_pretrain_key(cfg, pub_pixels, pub.labels, class_names, captions, ps, c.seed);
     const std::filesystem::path cache = resolved_cache_dir(c) / ("pretrain-" + c.model.arch + "-" + hex16(std::hash<std::string>{}(key)) + ".safetensors");
@@ -403,11 +409,7 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     spdlog::warn("{} starts from random weights (no model.weights, pretraining off)", c.model.arch);
     weights = clip_random_weights(cfg, c.seed);
   }
-  auto shared = std::make_shared<const TensorMap>(std::move(weights));
-  fill_bytes(setup, c, shared.get());
-  setup.task = std::make_shared<const ClipZeroShotTask>(shared, cfg, tokenizer, clip_pixels(pools.pool.images, cfg.vision.image_size),
-                                                        pools.pool.labels, class_names, setup.targets, c.clip.templates);
-  fill_probe_bytes(setup, c);
+  make_task(std::make_shared<const TensorMap>(std::move(weights)), cfg, tokenizer);
   return setup;
 }
 
@@ -426,7 +428,7 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
 
   const ModelArch& arch = model_arch(c.model.arch);
   MobileNetV3Config mc;
-  mc.variant = c.model.arch == "mobilenet_v3_large" ? "large" : "small";
+  mc.variant = arch.variant; // "small" | "large" (unused by the classic nets)
   mc.num_classes = full->num_classes();
   mc.in_channels = full->images.size(1);
   mc.dropout = c.model.dropout;
@@ -447,7 +449,8 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
   };
 
   setup.targets = resolve_lora_targets(*model, c.lora_targets, full_fine_tuning);
-  fill_bytes(setup, c, &model->state());
+  const TensorShapes state_shapes = tensor_shapes(model->state());
+  fill_bytes(setup, c, &state_shapes);
 
   if (!c.model.weights.empty()) {
     setup.model_origin = "weights " + c.model.weights.string();
@@ -535,8 +538,11 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
   if (spec.rule == AggregationRule::stack) os << "; down the stacked factors of every client of the round, at most";
   if (spec.rule == AggregationRule::flexlora || spec.rule == AggregationRule::hetlora)
     os << "; down each client's own factors at its rank (largest shown)";
-  for (const auto& [name, shape] : s.targets)
-    if (first.share_base) os << " " << name << ".weight/.bias";
+  if (first.share_base && !s.full_tensors.empty())
+    for (const auto& name : s.full_tensors) os << " " << name;
+  else
+    for (const auto& [name, shape] : s.targets)
+      if (first.share_base) os << " " << name << ".weight/.bias";
   if (first.share_head) os << " probe.weight probe.bias (a linear classifier on the frozen features)";
   if (!shares_anything(spec)) os << " nothing";
   os << "\n  clients      id  train  test  " << (c.data.is_vqa() ? "domains" : "labels") << " (count per " << (c.data.is_vqa() ? "domain" : "class") << ")\n";

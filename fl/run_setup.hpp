@@ -41,6 +41,9 @@ struct RunSetup {
   int64_t public_samples = 0;
   int64_t pool_samples = 0;
   std::map<std::string, AdaptableLayer> targets;
+  /// Full fine-tuning: the base tensors each client trains and sends (full_tensor_names), when
+  /// the base's tensor names are known at set-up.
+  std::vector<std::string> full_tensors;
   int64_t adapter_bytes = 0;         ///< one client's whole adapter
   int64_t bytes_up_per_client = 0;   ///< what one client sends per round
   int64_t bytes_down_per_client = 0; ///< what the aggregator sends each client per round

@@ -36,14 +36,21 @@ const at::Tensor& get(const TensorMap& weights, const std::string& key) {
   return it->second;
 }
 
+// The tensor a forward uses for `key`: a client's own trained copy in ctx.adapters (full
+// fine-tuning) before the shared frozen one, so any tensor of the model can be fine-tuned.
+const at::Tensor& param(const TensorMap& weights, const std::string& key, const ForwardContext& ctx) {
+  return base_or_override(get(weights, key), key, ctx);
+}
+
 std::string layer_prefix(const std::string& tower, int64_t i) {
   return tower + "encoder.layers." + std::to_string(i) + ".";
 }
 
 // -- shared encoder pieces --------------------------------------------------------------------------
 
-at::Tensor layer_norm(const TensorMap& w, const std::string& module, const at::Tensor& x, double eps) {
-  return at::layer_norm(x, {x.size(-1)}, get(w, module + ".weight"), get(w, module + ".bias"), eps,
+at::Tensor layer_norm(const TensorMap& w, const std::string& module, const at::Tensor& x, double eps,
+                      const ForwardContext& ctx) {
+  return at::layer_norm(x, {x.size(-1)}, param(w, module + ".weight", ctx), param(w, module + ".bias", ctx), eps,
                         /*cudnn_enable=*/false);
 }
 
@@ -84,9 +91,10 @@ at::Tensor self_attention(const TensorMap& w, const std::string& module, const a
 // One pre-LN encoder layer: attention and MLP, each added to the residual stream.
 at::Tensor encoder_layer(const TensorMap& w, const std::string& layer, const at::Tensor& h, int64_t heads,
                          double eps, ClipActivation act, bool causal, const ForwardContext& ctx) {
-  at::Tensor x = h + self_attention(w, layer + "self_attn", layer_norm(w, layer + "layer_norm1", h, eps), heads,
+  at::Tensor x = h + self_attention(w, layer + "self_attn", layer_norm(w, layer + "layer_norm1", h, eps, ctx), heads,
                                     causal, ctx);
-  const at::Tensor y = activate(linear(w, layer + "mlp.fc1", layer_norm(w, layer + "layer_norm2", x, eps), ctx), act);
+  const at::Tensor y =
+      activate(linear(w, layer + "mlp.fc1", layer_norm(w, layer + "layer_norm2", x, eps, ctx), ctx), act);
   return x + linear(w, layer + "mlp.fc2", y, ctx);
 }
 
@@ -381,20 +389,21 @@ at::Tensor clip_encode_image(const TensorMap& w, const ClipConfig& c, const at::
   if (pixels.dim() != 4 || pixels.size(1) != 3 || pixels.size(2) != v.image_size || pixels.size(3) != v.image_size)
     throw std::invalid_argument("clip_encode_image: expected pixels (N, 3, " + std::to_string(v.image_size) + ", " +
                                 std::to_string(v.image_size) + "), got " + tensor_shape_string(pixels.sizes()));
-  const at::Tensor& patch_w = get(w, kVision + "embeddings.patch_embedding.weight");
+  const at::Tensor& patch_w = param(w, kVision + "embeddings.patch_embedding.weight", ctx);
   const int64_t n = pixels.size(0);
   // (N, D, g, g) → (N, g², D); the class token goes first, then positions are added.
   const at::Tensor patches = at::conv2d(pixels.to(patch_w.scalar_type()), patch_w, {}, {v.patch_size})
                                  .flatten(2)
                                  .transpose(1, 2);
   const at::Tensor cls =
-      get(w, kVision + "embeddings.class_embedding").view({1, 1, v.hidden_size}).expand({n, 1, v.hidden_size});
-  at::Tensor h = at::cat({cls, patches}, 1) + get(w, kVision + "embeddings.position_embedding.weight").unsqueeze(0);
-  h = layer_norm(w, kVision + "pre_layrnorm", h, v.layer_norm_eps);
+      param(w, kVision + "embeddings.class_embedding", ctx).view({1, 1, v.hidden_size}).expand({n, 1, v.hidden_size});
+  at::Tensor h =
+      at::cat({cls, patches}, 1) + param(w, kVision + "embeddings.position_embedding.weight", ctx).unsqueeze(0);
+  h = layer_norm(w, kVision + "pre_layrnorm", h, v.layer_norm_eps, ctx);
   for (int64_t i = 0; i < v.num_layers; ++i)
     h = encoder_layer(w, layer_prefix(kVision, i), h, v.num_heads, v.layer_norm_eps, v.activation,
                       /*causal=*/false, ctx);
-  const at::Tensor pooled = layer_norm(w, kVision + "post_layernorm", h.select(1, 0), v.layer_norm_eps);
+  const at::Tensor pooled = layer_norm(w, kVision + "post_layernorm", h.select(1, 0), v.layer_norm_eps, ctx);
   return linear(w, "visual_projection", pooled, ctx);
 }
 
@@ -428,11 +437,11 @@ at::Tensor clip_encode_text(const TensorMap& w, const ClipConfig& c, const at::T
                                 std::to_string(ids.max().item<int64_t>()) + "]");
   const at::Tensor positions = clip_text_pool_positions(t, ids);
   const int64_t len = ids.size(1);
-  at::Tensor h = at::embedding(get(w, kText + "embeddings.token_embedding.weight"), ids) +
-                 get(w, kText + "embeddings.position_embedding.weight").slice(0, 0, len).unsqueeze(0);
+  at::Tensor h = at::embedding(param(w, kText + "embeddings.token_embedding.weight", ctx), ids) +
+                 param(w, kText + "embeddings.position_embedding.weight", ctx).slice(0, 0, len).unsqueeze(0);
   for (int64_t i = 0; i < t.num_layers; ++i)
     h = encoder_layer(w, layer_prefix(kText, i), h, t.num_heads, t.layer_norm_eps, t.activation, /*causal=*/true, ctx);
-  h = layer_norm(w, kText + "final_layer_norm", h, t.layer_norm_eps);
+  h = layer_norm(w, kText + "final_layer_norm", h, t.layer_norm_eps, ctx);
   const at::Tensor rows = at::arange(ids.size(0), positions.options().dtype(at::kLong));
   const at::Tensor pooled = h.index({rows, positions.to(at::kLong)});
   return linear(w, "text_projection", pooled, ctx);

@@ -5,7 +5,9 @@
 // published `model.safetensors` (openai/clip-vit-base-patch32 and its kin) loads by name. Every
 // Linear runs through lora_linear with its module name (the weight name without ".weight"), so
 // an adapter named "text_model.encoder.layers.3.self_attn.q_proj.lora_A/B" in ctx.adapters
-// applies to that layer and nothing else. The functions hold no state: one frozen TensorMap
+// applies to that layer and nothing else. Every tensor (LayerNorms, embeddings and projections
+// included) is looked up through base_or_override, so a client's own copy of it in ctx.adapters
+// (full fine-tuning) replaces the shared one. The functions hold no state: one frozen TensorMap
 // serves every client from any thread.
 //
 // Architecture (Radford et al. 2021, as HF's modeling_clip implements it):

@@ -1,6 +1,7 @@
 // tests/clip_task_test.cpp — LoRA target globs, the zero-shot CLIP task and contrastive CLIP pretraining.
 #include "fl/clip_pretrain.hpp"
 #include "fl/clip_task.hpp"
+#include "fl/full_fine_tuning.hpp"
 #include "fl/image_dataset.hpp"
 #include "fl/lora_target_globs.hpp"
 #include "test_support.hpp"
@@ -104,6 +105,26 @@ TEST(LoraTargetGlob, PatternMatchingNothingNamesItAndOffersExamples) {
     EXPECT_TRUE(contains(e.what(), "without its '}'"));
   }
   EXPECT_THROW((void)expand_braces("a}b"), std::invalid_argument);
+}
+
+TEST(FullFineTuningModules, EveryWeightOrBiasNamesAModuleOthersStayFrozen) {
+  const TensorShapes shapes = clip_parameter_shapes(clip_tiny());
+  const auto modules = weighted_modules(shapes);
+  EXPECT_EQ(modules.at("text_model.final_layer_norm").out_features, 32);
+  EXPECT_EQ(modules.at("text_model.final_layer_norm").in_features, 1);
+  EXPECT_EQ(modules.at("text_model.embeddings.token_embedding").out_features, 600);
+  EXPECT_EQ(modules.at("text_model.embeddings.token_embedding").in_features, 32);
+  EXPECT_EQ(modules.at("vision_model.embeddings.patch_embedding").in_features, 3 * 8 * 8);
+  EXPECT_EQ(modules.count("logit_scale"), 0u);                          // not a module's tensor
+  EXPECT_EQ(modules.count("vision_model.embeddings.class_embedding"), 0u); // likewise
+  for (const auto& [name, layer] : clip_adaptable_layers(clip_tiny())) EXPECT_EQ(modules.count(name), 1u) << name;
+  // The whole text encoder: every text_model.* tensor, nothing else.
+  const auto text = match_lora_targets(modules, {"text_model.**"});
+  std::size_t want = 0;
+  for (const auto& [name, shape] : shapes) want += name.rfind("text_model.", 0) == 0 ? 1 : 0;
+  EXPECT_EQ(full_tensor_names(text, shapes).size(), want);
+  EXPECT_EQ(full_tensor_names({{"text_projection", AdaptableLayer{24, 32}}}, shapes),
+            (std::vector<std::string>{"text_projection.weight"})); // no bias
 }
 
 // -- Fashion-MNIST as CLIP input ---------------------------------------------------------------------
@@ -306,6 +327,64 @@ TEST_F(ClipTaskTest, BadClassNamesTemplatesLabelsAndTargetsAreRejected) {
   EXPECT_EQ(clip_fill_template("a photo of a {}.", "bag"), "a photo of a bag.");
 }
 
+// Full fine-tuning (FedFFT) on CLIP trains every tensor of the modules it names, LayerNorms and
+// embeddings included, as the client's own copies; the shared weights stay as they were.
+TEST_F(ClipTaskTest, FullFineTuningTrainsLayerNormsAndEmbeddingsAsClientCopies) {
+  const FashionClip data = fashion_clip(DataSplit::test, 0, 32);
+  auto w = std::make_shared<const TensorMap>(clip_random_weights(config_, 7));
+  const TensorMap w_before = tensor_map_clone(*w);
+  const std::vector<std::string> globs{"text_model.encoder.layers.0.layer_norm1", "text_model.final_layer_norm",
+                                       "text_model.embeddings.token_embedding"};
+  const auto modules = match_lora_targets(weighted_modules(clip_parameter_shapes(config_)), globs);
+  const auto task = std::make_unique<ClipZeroShotTask>(w, config_, *tok_, data.pixels, data.labels,
+                                                       fashion_mnist_class_names(), modules, kClipDefaultTemplates,
+                                                       256, /*any_weighted_module=*/true);
+  EXPECT_TRUE(contains(task->cache_summary(), "full fine-tuning of 3 text-tower modules"));
+  const std::vector<std::string> names = full_tensor_names(modules, clip_parameter_shapes(config_));
+  EXPECT_EQ(names, (std::vector<std::string>{"text_model.embeddings.token_embedding.weight",
+                                             "text_model.encoder.layers.0.layer_norm1.bias",
+                                             "text_model.encoder.layers.0.layer_norm1.weight",
+                                             "text_model.final_layer_norm.bias", "text_model.final_layer_norm.weight"}));
+  LocalTrainJob job;
+  for (const auto& name : names) {
+    job.adapters.emplace(name, w->at(name).clone());
+    job.trainable.insert(name);
+  }
+  job.indices = range(0, 32);
+  job.seed = 5;
+  TrainSettings ts;
+  ts.optimizer = OptimizerKind::adam;
+  ts.lr = 0.01;
+  ts.batch_size = 16;
+  ts.local_epochs = 5;
+  const EvalResult before = task->evaluate(job.adapters, job.indices, LoraSettings{}, 64);
+  const LocalTrainResult r = task->train(job, ts, LoraSettings{});
+  const EvalResult after = task->evaluate(r.adapters, job.indices, LoraSettings{}, 64);
+  std::printf("[ full ] training loss %.4f -> %.4f\n", before.loss, after.loss);
+  EXPECT_LT(after.loss, before.loss);
+  ASSERT_EQ(r.adapters.size(), names.size());
+  for (const auto& name : names) EXPECT_FALSE(at::equal(r.adapters.at(name), w->at(name))) << name << " was not trained";
+  for (const auto& [name, t] : w_before) {
+    EXPECT_TRUE(at::equal(w->at(name), t)) << name;
+    EXPECT_FALSE(w->at(name).requires_grad()) << name;
+  }
+
+  auto error_of = [&](std::map<std::string, AdaptableLayer> targets, bool full) -> std::string {
+    try {
+      ClipZeroShotTask t(w, config_, *tok_, data.pixels, data.labels, fashion_mnist_class_names(), std::move(targets),
+                         kClipDefaultTemplates, 256, full);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  // A LayerNorm is no LoRA target; a vision-tower module is refused either way (features are cached).
+  EXPECT_TRUE(contains(error_of(modules, false), "'text_model.embeddings.token_embedding' is not an adaptable layer"));
+  const auto vision = match_lora_targets(weighted_modules(clip_parameter_shapes(config_)), {"vision_model.pre_layrnorm"});
+  EXPECT_TRUE(contains(error_of(vision, true), "strategy.trainable: 'vision_model.pre_layrnorm' is outside CLIP's text tower"));
+  EXPECT_TRUE(contains(error_of({{"text_model.nothing", AdaptableLayer{1, 1}}}, true), "is not a module"));
+}
+
 // (d) Contrastive pretraining from random weights lifts zero-shot accuracy well above chance.
 TEST_F(ClipTaskTest, PretrainingRaisesZeroShotAccuracyAboveChance) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -317,8 +396,8 @@ TEST_F(ClipTaskTest, PretrainingRaisesZeroShotAccuracyAboveChance) {
   s.lr = 2e-3;
   s.warmup_steps = 10;
   ClipPretrainReport rep;
-  const TensorMap w = clip_pretrain(config_, *tok_, pub.pixels, pub.labels, fashion_mnist_class_names(),
-                                    kClipDefaultTemplates, s, 5, &rep);
+  const TensorMap w = clip_pretrain(config_, *tok_, ClipPixelTensor(pub.pixels), pub.labels,
+                                    fashion_mnist_class_names(), kClipDefaultTemplates, s, 5, &rep);
   auto shared = std::make_shared<const TensorMap>(w);
   const auto random_task = make_task(std::make_shared<const TensorMap>(clip_random_weights(config_, 5)), held);
   const auto task = make_task(shared, held);
@@ -340,13 +419,14 @@ TEST_F(ClipTaskTest, PretrainingIsDeterministicAndCached) {
   s.batch_size = 32;
   const auto& names = fashion_mnist_class_names();
   const std::vector<std::string> templates{"a photo of a {}.", "a {} photo."};
-  const TensorMap a = clip_pretrain(config_, *tok_, pub.pixels, pub.labels, names, templates, s, 9);
+  const ClipPixelTensor pixels(pub.pixels);
+  const TensorMap a = clip_pretrain(config_, *tok_, pixels, pub.labels, names, templates, s, 9);
   ClipPretrainReport rep;
-  const TensorMap b = clip_pretrain_cached(dir_ / "clip.safetensors", config_, *tok_, pub.pixels, pub.labels, names,
+  const TensorMap b = clip_pretrain_cached(dir_ / "clip.safetensors", config_, *tok_, pixels, pub.labels, names,
                                            templates, s, 9, &rep);
   EXPECT_FALSE(rep.from_cache);
   EXPECT_EQ(rep.steps, 2);
-  const TensorMap c = clip_pretrain_cached(dir_ / "clip.safetensors", config_, *tok_, pub.pixels, pub.labels, names,
+  const TensorMap c = clip_pretrain_cached(dir_ / "clip.safetensors", config_, *tok_, pixels, pub.labels, names,
                                            templates, s, 9, &rep);
   EXPECT_TRUE(rep.from_cache);
   ASSERT_EQ(a.size(), c.size());
@@ -356,7 +436,7 @@ TEST_F(ClipTaskTest, PretrainingIsDeterministicAndCached) {
   }
   EXPECT_FALSE(at::equal(a.at("visual_projection.weight"), clip_random_weights(config_, 9).at("visual_projection.weight")));
   try {
-    (void)clip_pretrain_cached(dir_ / "clip.safetensors", config_, *tok_, pub.pixels, pub.labels, names, templates, s,
+    (void)clip_pretrain_cached(dir_ / "clip.safetensors", config_, *tok_, pixels, pub.labels, names, templates, s,
                                10);
     FAIL() << "expected std::runtime_error for another seed";
   } catch (const std::runtime_error& e) {

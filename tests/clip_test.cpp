@@ -301,6 +301,41 @@ TEST(ClipForward, LoraOnATextQueryChangesOnlyTextAndTrainsOnlyAdapters) {
   for (const auto& [name, t] : w) EXPECT_FALSE(t.grad().defined()) << name;
 }
 
+// Full fine-tuning hands the forward a client's own copies of base tensors: every tensor but
+// logit_scale (not a module's; the task reads it itself) must be taken from them when present.
+TEST(ClipForward, EveryTensorIsTakenFromAClientsOwnCopyWhenItHasOne) {
+  const ClipConfig c = clip_tiny();
+  const TensorMap w = clip_random_weights(c, 8);
+  const at::Tensor pixels = at::randn({2, 3, 32, 32});
+  const at::Tensor ids = at::tensor({598, 3, 4, 599, 598, 10, 599, 0}, at::kLong).view({2, 4});
+  const ForwardContext plain;
+  const at::Tensor base_text = clip_encode_text(w, c, ids, plain);
+  const at::Tensor base_image = clip_encode_image(w, c, pixels, plain);
+  int checked = 0;
+  for (const auto& [name, t] : w) {
+    if (name == "logit_scale") continue;
+    TensorMap copies{{name, t + 0.5 * at::randn(t.sizes())}};
+    ForwardContext own;
+    own.adapters = &copies;
+    TensorMap replaced = w; // the model whose weights are the copy: what the override must equal
+    replaced[name] = copies.at(name);
+    const bool text_tower = name.rfind("text_", 0) == 0;
+    const at::Tensor out = text_tower ? clip_encode_text(w, c, ids, own) : clip_encode_image(w, c, pixels, own);
+    const at::Tensor want = text_tower ? clip_encode_text(replaced, c, ids, plain) : clip_encode_image(replaced, c, pixels, plain);
+    const at::Tensor before = text_tower ? base_text : base_image;
+    EXPECT_TRUE(at::equal(out, want)) << name;
+    // A key bias shifts every score of a query equally, which softmax ignores: it cannot show.
+    if (name.find("k_proj.bias") == std::string::npos)
+      EXPECT_GT((out - before).abs().max().item<double>(), 1e-4) << name << " was not taken from the copy";
+    // The other tower never sees it.
+    EXPECT_TRUE(at::equal(text_tower ? clip_encode_image(w, c, pixels, own) : clip_encode_text(w, c, ids, own),
+                          text_tower ? base_image : base_text))
+        << name;
+    ++checked;
+  }
+  EXPECT_EQ(checked, static_cast<int>(clip_parameter_shapes(c).size()) - 1);
+}
+
 // -- preprocessing settings -------------------------------------------------------------------------
 
 TEST(ClipImageProcessor, ParsesOldAndNewPreprocessorConfigs) {

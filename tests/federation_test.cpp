@@ -6,6 +6,7 @@
 #include "fl/privacy_budget.hpp"
 #include "fl/strategy.hpp"
 #include "model/classic_nets.hpp"
+#include "model/clip.hpp"
 #include "model/mobilenet_v3.hpp"
 #include "model/safetensors.hpp"
 
@@ -20,6 +21,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <set>
 
 namespace {
 
@@ -730,6 +732,70 @@ TEST_F(Federation, TinyClipWithLoraOnItsTextEncoderLearnsForEveryClient) {
     EXPECT_EQ(out->observer.at(k, 1).bytes_up, bytes) << k;
     EXPECT_LT(out->observer.at(k, 3).loss, out->observer.at(k, 0).loss) << "client " << k;
     EXPECT_LT(out->observer.at(k, 3).train_loss, out->observer.at(k, 1).train_loss) << "client " << k;
+  }
+}
+
+// FedFFT on CLIP: every tensor of the named text-tower modules — LayerNorms, embeddings, the
+// bias-less projection, a Linear — is trained as each client's copy, travels whole, and is averaged.
+TEST_F(Federation, TinyClipFullFineTuningTrainsAndSendsLayerNormsAndEmbeddings) {
+  auto c = small_config(StrategyKind::full);
+  c.model.arch = "clip_tiny";
+  c.pretrain.enabled = false;
+  c.strategy_trainable = {"text_model.encoder.layers.0.layer_norm1", "text_model.final_layer_norm",
+                          "text_model.embeddings.{token,position}_embedding", "text_projection",
+                          "text_model.encoder.layers.1.self_attn.q_proj"};
+  c.lora_targets = c.strategy_trainable; // as experiment_toml sets them
+  c.federation.clients = 2;
+  c.partition.clients = 2;
+  c.partition.shards = 4;
+  c.data.max_samples = 200;
+  c.federation.rounds = 2;
+  c.train.local_epochs = 2;
+  c.train.optimizer = OptimizerKind::adam;
+  c.train.lr = 0.01;
+  const std::set<std::string> expected{
+      "text_model.encoder.layers.0.layer_norm1.weight", "text_model.encoder.layers.0.layer_norm1.bias",
+      "text_model.final_layer_norm.weight", "text_model.final_layer_norm.bias",
+      "text_model.embeddings.token_embedding.weight", "text_model.embeddings.position_embedding.weight",
+      "text_projection.weight", "text_model.encoder.layers.1.self_attn.q_proj.weight",
+      "text_model.encoder.layers.1.self_attn.q_proj.bias"};
+  // The bytes from the tiny config's sizes: two LayerNorms (gain and bias), the vocabulary and
+  // position embeddings, the projection (no bias), one square Linear with its bias.
+  const ClipConfig tiny = clip_tiny();
+  const int64_t h = tiny.text.hidden_size;
+  const int64_t bytes = 4 * (2 * h + 2 * h + tiny.text.vocab_size * h + tiny.text.max_positions * h +
+                             tiny.projection_dim * h + h * h + h);
+  const RunSetup plan = prepare_run(c, *datasets_, SetupMode::plan);
+  EXPECT_EQ(plan.bytes_up_per_client, bytes);
+  EXPECT_EQ(plan.bytes_down_per_client, bytes);
+
+  const auto out = run(c);
+  EXPECT_EQ(out->setup.bytes_up_per_client, bytes);
+  const TensorMap& base = out->setup.task->base_weights();
+  const TensorMap fresh = clip_random_weights(tiny, c.seed); // the base as drawn: the run must not write it
+  ASSERT_EQ(base.size(), fresh.size());
+  for (const auto& [name, t] : fresh) EXPECT_TRUE(same(base.at(name), t)) << name;
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_EQ(out->observer.at(k, 1).bytes_up, bytes) << k;
+    EXPECT_EQ(out->observer.at(k, 1).bytes_down, bytes) << k;
+    const TensorMap& mine = out->done.adapters[static_cast<std::size_t>(k)];
+    std::set<std::string> names;
+    for (const auto& [name, t] : mine) names.insert(name);
+    EXPECT_EQ(names, expected) << k;
+    for (const auto& name : expected) EXPECT_TRUE(same(mine.at(name), out->done.global.at(name))) << name;
+  }
+  for (const auto& name : expected) EXPECT_FALSE(same(out->done.global.at(name), base.at(name))) << name << " untrained";
+  EXPECT_LT(mean_loss(out->observer, 2, 2), mean_loss(out->observer, 0, 2));
+
+  // The image features are cached: a module of the vision tower is refused by name, before any run.
+  c.strategy_trainable = c.lora_targets = {"vision_model.post_layernorm"};
+  try {
+    (void)prepare_run(c, *datasets_, SetupMode::plan);
+    FAIL() << "expected std::invalid_argument";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("strategy.trainable: 'vision_model.post_layernorm' is outside CLIP's text tower"),
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -1,6 +1,8 @@
 // tests/model_family_test.cpp — the model architecture table: lookups, errors, and that the schema's help lists every arch.
 #include "fl/experiment_toml.hpp"
 #include "fl/model_family.hpp"
+#include "model/clip.hpp"
+#include "model/florence2.hpp"
 
 #include <gtest/gtest.h>
 
@@ -22,6 +24,31 @@ TEST(ModelFamily, EveryArchHasOneRow) {
   EXPECT_EQ(model_arch("florence2_base").data, ModelData::vqa);
   EXPECT_EQ(model_arch("mobilenet_v3_small").data, ModelData::images);
   EXPECT_FALSE(model_arch("mobilenet_v3_small").bfloat16);
+}
+
+// The set-up builds each family from the row's columns, not from name checks: the variant is a
+// size the family's builder knows, and only the tiny test models are self-contained.
+TEST(ModelFamily, ColumnsNameWhatTheFamilysSetUpBuilds) {
+  for (const auto& row : model_archs()) {
+    const std::string arch = row.arch, variant = row.variant;
+    switch (row.family) {
+    case ModelFamily::florence2:
+      EXPECT_EQ(arch, "florence2_" + variant); // what the set-up used to cut off the name
+      EXPECT_NO_THROW((void)Florence2Config::named(variant)) << arch;
+      break;
+    case ModelFamily::mobilenet_v3:
+      EXPECT_EQ(arch, "mobilenet_v3_" + variant);
+      break;
+    case ModelFamily::clip:
+      EXPECT_EQ(variant, "") << arch;
+      EXPECT_NO_THROW((void)clip_config_named(arch)) << arch;
+      break;
+    case ModelFamily::classic:
+      EXPECT_EQ(variant, "") << arch;
+      break;
+    }
+    EXPECT_EQ(row.self_contained, arch == "clip_tiny" || arch == "florence2_tiny") << arch;
+  }
 }
 
 TEST(ModelFamily, UnknownArchListsTheValidOnes) {
