@@ -1,6 +1,8 @@
 // fl/image_dataset.cpp — Fashion-MNIST (IDX, gzip or plain) and CIFAR-10 (binary) loaders.
 #include "fl/image_dataset.hpp"
 
+#include "model/tensor_map.hpp"
+
 #include <ATen/ATen.h>
 #include <zlib.h>
 
@@ -29,6 +31,18 @@ std::vector<int64_t> ImageDataset::label_vector() const {
   return std::vector<int64_t>(p, p + l.numel());
 }
 
+at::Tensor ImageDataset::images01() const {
+  if (mean.empty()) return images;
+  const auto channels = static_cast<int64_t>(mean.size());
+  if (images.dim() != 4 || images.size(1) != channels || stdev.size() != mean.size())
+    throw std::logic_error("ImageDataset::images01: " + std::to_string(mean.size()) + " channel means and " +
+                           std::to_string(stdev.size()) + " deviations for images of shape " +
+                           tensor_shape_string(images.sizes()));
+  const at::Tensor m = at::tensor(mean).view({1, channels, 1, 1});
+  const at::Tensor s = at::tensor(stdev).view({1, channels, 1, 1});
+  return (images * s + m).clamp_(0.0, 1.0);
+}
+
 ImageDataset ImageDataset::subset(const std::vector<int64_t>& indices) const {
   const int64_t n = size();
   for (std::size_t i = 0; i < indices.size(); ++i) {
@@ -41,6 +55,8 @@ ImageDataset ImageDataset::subset(const std::vector<int64_t>& indices) const {
   }
   ImageDataset out;
   out.class_names = class_names;
+  out.mean = mean;
+  out.stdev = stdev;
   if (!labels.defined()) return out; // only reachable with no indices: nothing to select
   // from_blob borrows the caller's memory; clone so the tensor owns it.
   const at::Tensor idx =
@@ -318,6 +334,8 @@ ImageDataset load_fashion_mnist(const fs::path& dir, DataSplit split) {
                             {n, 1, int64_t{kMnistSide}, int64_t{kMnistSide}}, at::kByte)
                   .to(at::kFloat);
   ds.images.div_(255.0F).sub_(kFashionMean).div_(kFashionStd);
+  ds.mean = {kFashionMean};
+  ds.stdev = {kFashionStd};
   ds.labels =
       at::from_blob(const_cast<uint8_t*>(labels.payload.data()), {n}, at::kByte).to(at::kLong);
   ds.class_names = fashion_class_names();
@@ -390,9 +408,9 @@ ImageDataset load_cifar10(const fs::path& dir, DataSplit split) {
                   .reshape({total, 3, kCifarSide, kCifarSide})
                   .to(at::kFloat)
                   .contiguous();
-  const at::Tensor mean = at::tensor({0.4914F, 0.4822F, 0.4465F}).view({1, 3, 1, 1});
-  const at::Tensor stdev = at::tensor({0.2470F, 0.2435F, 0.2616F}).view({1, 3, 1, 1});
-  ds.images.div_(255.0F).sub_(mean).div_(stdev);
+  ds.mean = {0.4914F, 0.4822F, 0.4465F};
+  ds.stdev = {0.2470F, 0.2435F, 0.2616F};
+  ds.images.div_(255.0F).sub_(at::tensor(ds.mean).view({1, 3, 1, 1})).div_(at::tensor(ds.stdev).view({1, 3, 1, 1}));
   ds.labels = raw.select(1, 0).to(at::kLong).contiguous();
   return ds;
 }

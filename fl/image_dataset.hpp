@@ -15,6 +15,12 @@ struct ImageDataset {
   at::Tensor images;
   at::Tensor labels;
   std::vector<std::string> class_names;
+  /// How `images` were normalised, per channel: images = (pixel / 255 − mean) / stdev. Empty:
+  /// they are plain [0, 1] intensities. Models with their own preprocessing (CLIP) undo it.
+  std::vector<float> mean, stdev;
+
+  /// The images as [0, 1] intensities (a new tensor unless they already are).
+  [[nodiscard]] at::Tensor images01() const;
 
   [[nodiscard]] int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
   [[nodiscard]] int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }

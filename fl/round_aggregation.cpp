@@ -190,7 +190,11 @@ bool apply_download(const StrategySpec& spec, TensorMap& adapters, const TensorM
                                   kLoraStackA + " and " + kLoraStackB);
     add_to_delta(module, at::matmul(pair.second.to(at::kDouble), pair.first.to(at::kDouble)).to(pair.second.scalar_type()));
   }
-  if (!spec.fresh_adapters || download.empty()) return false;
+  if (download.empty()) return false;
+  // FlexLoRA's download is a new factorisation (SVD) of the product: momentum accumulated for
+  // the old factors points nowhere useful for the new ones, and carried over it diverged.
+  if (spec.rule == AggregationRule::flexlora) return true;
+  if (!spec.fresh_adapters) return false;
   lora_restart(adapters, restart_seed);
   return true;
 }

@@ -64,8 +64,9 @@ struct RoundAggregate {
 /// Merges a download into a client's adapters: lora_A / lora_B are replaced (private tensors
 /// stay), a residual or a stacked pair is added to lora_delta (created at zero when absent),
 /// and when the strategy has fresh_adapters and the download was not empty the adapters restart
-/// (lora_restart with `restart_seed`): then it returns true, and the caller must drop the
-/// optimizer state too (its moments belong to the adapters just merged). Throws
+/// (lora_restart with `restart_seed`). Returns true when the caller must drop the optimizer
+/// state: after a restart (its moments belong to the adapters just merged) and after a
+/// FlexLoRA download (new SVD factors of the product, a basis the moments were not built in). Throws
 /// std::invalid_argument for a tensor name it does not know or a stacked half without the other.
 [[nodiscard]] bool apply_download(const StrategySpec& spec, TensorMap& adapters, const TensorMap& download, uint64_t restart_seed);
 

@@ -337,7 +337,8 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     fill_bytes(setup, c, &shapes);
   };
   auto make_task = [&](std::shared_ptr<const TensorMap> weights, const ClipConfig& config, const ClipTokenizer& tokenizer) {
-    const ClipPixelsFromImages pixels(pools.pool.images, config.vision.image_size); // preprocessed a batch at a time
+    // CLIP's preprocessing starts from [0, 1] intensities, not the loader's normalised values.
+    const ClipPixelsFromImages pixels(pools.pool.images01(), config.vision.image_size); // a batch at a time
     setup.task = std::make_shared<const ClipZeroShotTask>(std::move(weights), config, tokenizer, pixels, pools.pool.labels,
                                                           class_names, setup.targets, c.clip.templates,
                                                           /*encode_batch_size=*/256, /*any_weighted_module=*/full);
@@ -396,7 +397,7 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     ps.batch_size = c.pretrain.batch_size;
     ps.lr = c.pretrain.lr;
     const ImageDataset pub = pools.full->subset(pools.public_idx);
-    const ClipPixelsFromImages pub_pixels(pub.images, cfg.vision.image_size); // preprocessed a batch at a time
+    const ClipPixelsFromImages pub_pixels(pub.images01(), cfg.vision.image_size); // a batch at a time
     const std::vector<std::string>& captions = c.clip.pretrain_templates.empty() ? c.clip.templates : c.clip.pretrain_templates;
     const std::string key = clip_pretrain_key(cfg, pub_pixels, pub.labels, class_names, captions, ps, c.seed);
     const std::filesystem::path cache = resolved_cache_dir(c) / ("pretrain-" + c.model.arch + "-" + hex16(std::hash<std::string>{}(key)) + ".safetensors");

@@ -634,6 +634,7 @@ TEST_F(Federation, PerClientRulesKeepEachClientsRank) {
   for (StrategyKind kind : {StrategyKind::flexlora, StrategyKind::hetlora}) {
     auto c = small_config(kind);
     c.lora_client_ranks = {2, 4};
+    c.train.local_epochs = 3; // 2 rounds of 1 epoch on 2-shard clients barely move the test loss
     const auto out = run(c);
     for (int k = 0; k < 4; ++k) {
       const int rank = client_lora_rank(c, k);
@@ -730,8 +731,10 @@ TEST_F(Federation, TinyClipWithLoraOnItsTextEncoderLearnsForEveryClient) {
   }
   for (int k = 0; k < 2; ++k) {
     EXPECT_EQ(out->observer.at(k, 1).bytes_up, bytes) << k;
+    // The test loss, not the train loss of later rounds: after each FedAvg of two non-IID
+    // clients a round's local training starts from a model neither client had, so the mean
+    // train loss of a round need not fall from one round to the next.
     EXPECT_LT(out->observer.at(k, 3).loss, out->observer.at(k, 0).loss) << "client " << k;
-    EXPECT_LT(out->observer.at(k, 3).train_loss, out->observer.at(k, 1).train_loss) << "client " << k;
   }
 }
 

@@ -152,6 +152,12 @@ TEST_F(ImageDatasetTest, FashionMnistGzipLoadsNormalisedPixelsAndLabels) {
   EXPECT_EQ(ds.class_names.front(), "T-shirt/top");
   EXPECT_EQ(ds.class_names[4], "Coat");
   EXPECT_EQ(ds.class_names.back(), "Ankle boot");
+  // images01() gives the bytes back as [0, 1] intensities (what CLIP's preprocessing expects),
+  // for the dataset and for a subset of it.
+  const at::Tensor raw = ds.images01();
+  EXPECT_NEAR(raw[0][0][0][0].item<float>(), 0.0F, 1e-6);
+  EXPECT_NEAR(raw[1][0][1][2].item<float>(), 223.0F / 255.0F, 1e-6);
+  EXPECT_NEAR(ds.subset({1}).images01()[0][0][1][2].item<float>(), 223.0F / 255.0F, 1e-6);
 }
 
 TEST_F(ImageDatasetTest, FashionMnistPlainFilesLoadTrainSplit) {
@@ -298,6 +304,8 @@ TEST_F(ImageDatasetTest, Cifar10TestBatchChannelOrderAndNormalisation) {
   EXPECT_NEAR(ds.images[1][2][0][0].item<float>(), (111.0F / 255.0F - 0.4465F) / 0.2616F, 1e-6);
   // Row-major: (row 2, col 5) is plane index 69; record 0 G = (69*5 + 50) % 256 = 139.
   EXPECT_NEAR(ds.images[0][1][2][5].item<float>(), (139.0F / 255.0F - 0.4822F) / 0.2435F, 1e-6);
+  EXPECT_NEAR(ds.images01()[0][1][2][5].item<float>(), 139.0F / 255.0F, 1e-6);
+  EXPECT_NEAR(ds.images01()[1][2][0][0].item<float>(), 111.0F / 255.0F, 1e-6);
   ASSERT_EQ(ds.num_classes(), 10);
   EXPECT_EQ(ds.class_names.front(), "airplane");
   EXPECT_EQ(ds.class_names[6], "frog");

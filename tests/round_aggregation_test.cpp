@@ -195,6 +195,18 @@ TEST(RoundAggregation, UnknownDownloadsAndHalfStacksAreRefused) {
   EXPECT_FALSE(apply_download(spec, m0, {}, 1)); // round 0: nothing downloaded, nothing restarted
 }
 
+// FlexLoRA's download is an SVD re-factorisation: the client is told to drop its optimizer
+// moments (built for the old factors; carried over, 3 local epochs of SGD momentum diverged),
+// while its adapters are not restarted: the product is the truncated average.
+TEST(RoundAggregation, FlexLoraDownloadAsksForAFreshOptimizer) {
+  const Round r = mixed_ranks();
+  const auto agg = aggregate_round(r.rule(StrategyKind::flexlora), r.updates(), {});
+  TensorMap m0 = r.m0;
+  EXPECT_TRUE(apply_download(strategy_spec(StrategyKind::flexlora), m0, agg.download_for(0), 1));
+  EXPECT_TRUE(at::equal(m0.at(kA), agg.download_for(0).at(kA))); // the download, not a restart
+  EXPECT_FALSE(apply_download(strategy_spec(StrategyKind::flexlora), m0, {}, 1));
+}
+
 TEST(RoundAggregation, AnEqualRankRuleNamesTheModuleAndTheRules) {
   const Round r = mixed_ranks();
   try {
