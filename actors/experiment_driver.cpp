@@ -71,16 +71,6 @@ std::filesystem::path fresh_run_dir(const ExperimentConfig& c) {
   }
 }
 
-void select_device(const std::string& device) {
-  if (device != "cuda") return;
-  if (!at::hasCUDA())
-    spdlog::warn("device = \"cuda\" requested, but this LibTorch build has no CUDA support or no GPU is "
-                 "visible: running on the CPU");
-  else
-    spdlog::warn("device = \"cuda\" requested and a GPU is visible, but fedvlm-sim does not run models on CUDA "
-                 "yet: running on the CPU");
-}
-
 /// Each client's adapters (its personalised model) and the last global matrices, after a round.
 void save_adapters(const std::filesystem::path& dir, const RunCheckpoint& state) {
   for (const auto& cs : state.clients)
@@ -190,7 +180,6 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
                          bool rethrow) {
   const std::string run_id = resume ? resume->previous.info.run : c.name + "/" + c.run_label;
   if (c.threads > 0) at::set_num_threads(c.threads);
-  select_device(c.device);
   std::filesystem::create_directories(dir);
   outcome.run_dirs.push_back(dir);
   RunLogFile log_file(dir / "fedvlm.log");

@@ -2,9 +2,10 @@
 //
 // One frozen MobileNetV3-Small shared by every client, pLoRA on the classifier, Fashion-MNIST
 // shards. For each client count, one-by-one and with scheduler.batch_clients = GROUP: seconds
-// per round (mean of the rounds after the first), samples/s, the limit (one plain loop over the
-// same samples with the batches of the clients that run together stacked into one batch and
-// one adapter) and the ratio, resident memory and what all the adapters add.
+// per round (evaluation of every client included) and of its training phase, training
+// samples/s, the limit (one plain loop over the same samples with the batches of the clients
+// that run together stacked into one batch and one adapter), training / limit, resident
+// memory and what all the adapters add.
 // Usage: scaling_bench [CLIENTS,...] [SAMPLES_PER_CLIENT] [ROUNDS] [GROUP]
 #include "actors/run_driver.hpp"
 #include "fl/resident_memory.hpp"
@@ -20,17 +21,36 @@ namespace {
 
 using namespace fedvlm;
 
+/// Per round: the whole round's wall time, and its training phase alone (from the round's
+/// start to the last client's finished training: what the limit loop does).
 class RoundTimes : public RunObserver {
 public:
+  void round_started(const std::string&, int, int) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    started_ = std::chrono::steady_clock::now();
+  }
+  void client_finished_training(const std::string&, int, int) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_trained_ = std::chrono::steady_clock::now();
+  }
   void round_finished(const RoundSummary& s) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (s.round > 0) seconds.push_back(s.seconds);
+    if (s.round == 0) return;
+    seconds.push_back(s.seconds);
+    training_seconds.push_back(std::chrono::duration<double>(last_trained_ - started_).count());
   }
-  std::vector<double> seconds;
+  std::vector<double> seconds, training_seconds;
 
 private:
   std::mutex mutex_;
+  std::chrono::steady_clock::time_point started_, last_trained_;
 };
+
+double mean_of(const std::vector<double>& xs) {
+  double sum = 0;
+  for (double x : xs) sum += x;
+  return xs.empty() ? 0 : sum / static_cast<double>(xs.size());
+}
 
 std::vector<int> parse_list(const std::string& text) {
   std::vector<int> out;
@@ -61,8 +81,8 @@ int main(int argc, char** argv) {
   const int per_client = argc > 2 ? std::stoi(argv[2]) : 200;
   const int rounds = argc > 3 ? std::stoi(argv[3]) : 2;
   const int group = argc > 4 ? std::stoi(argv[4]) : 8;
-  std::printf("%8s %10s %10s %12s %10s %10s %10s %12s\n", "clients", "mode", "s/round", "samples/s", "limit s",
-              "sim/limit", "RSS MiB", "adapters MiB");
+  std::printf("%8s %11s %9s %9s %11s %9s %10s %9s %12s\n", "clients", "mode", "s/round", "train s", "samples/s",
+              "limit s", "train/limit", "RSS MiB", "adapters MiB");
   DatasetCache datasets;
   for (int n : counts)
     for (const int batch : {1, std::min(n, group)}) {
@@ -83,8 +103,7 @@ int main(int argc, char** argv) {
         const RunSetup setup = prepare_run(c, datasets, SetupMode::execute);
         RoundTimes times;
         const RunDone done = run_federation(c, "bench", setup, times);
-        double mean = 0;
-        for (double s : times.seconds) mean += s / static_cast<double>(times.seconds.size());
+        const double round_s = mean_of(times.seconds), train_s = mean_of(times.training_seconds);
         int64_t adapters = 0;
         for (const auto& a : done.adapters) adapters += static_cast<int64_t>(tensor_map_bytes(a));
         int64_t train_samples = 0;
@@ -92,9 +111,9 @@ int main(int argc, char** argv) {
         // One-by-one runs c.scheduler.concurrency clients at a time; batched, groups of `batch`.
         const int together = batch > 1 ? batch : c.scheduler.concurrency;
         const double limit = limit_seconds_per_round(setup, c, together);
-        std::printf("%8d %10s %10.3f %12.0f %10.3f %10.2f %10.1f %12.2f\n", n,
-                    batch > 1 ? ("batch " + std::to_string(batch)).c_str() : "one-by-one", mean,
-                    static_cast<double>(train_samples) / mean, limit, mean / limit,
+        std::printf("%8d %11s %9.3f %9.3f %11.0f %9.3f %10.2f %9.1f %12.2f\n", n,
+                    batch > 1 ? ("batch " + std::to_string(batch)).c_str() : "one-by-one", round_s, train_s,
+                    static_cast<double>(train_samples) / train_s, limit, train_s / limit,
                     static_cast<double>(resident_bytes()) / (1 << 20), static_cast<double>(adapters) / (1 << 20));
       } catch (const std::exception& e) {
         std::fprintf(stderr, "clients=%d: %s\n", n, e.what());

@@ -1,6 +1,7 @@
 // fl/experiment_toml.cpp — the experiment schema: one row per key (type, default, help, setter).
 #include "fl/experiment_toml.hpp"
 #include "fl/byte_size.hpp"
+#include "fl/compute_device.hpp"
 #include "fl/model_family.hpp"
 #include "fl/toml_text_check.hpp"
 
@@ -273,7 +274,10 @@ const std::vector<KeyDef>& schema() {
       string_key("name", "experiment name; results go to OUTPUT_DIR/NAME/RUN", M(c.name)),
       path_key("output_dir", "directory for results (relative to the working directory)", M(c.output_dir)),
       int_key("seed", "seed of every random choice (partitions, inits, shuffles, dropout)", M(c.seed)),
-      string_key("device", "\"cpu\" or \"cuda\" (falls back to cpu with a message when absent)", M(c.device)),
+      string_key("device",
+                 "\"cpu\", \"cuda\" or \"cuda:N\": where image classifiers run (falls back to cpu with a message "
+                 "when this build or machine has no such GPU; CLIP and Florence-2 run on the cpu for now)",
+                 M(c.device)),
       int_key("threads", "LibTorch intra-op threads (0 = library default)", M(c.threads)),
 
       string_key("model.arch", arch_help(), M(c.model.arch)),
@@ -592,7 +596,8 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   };
   if (const std::string why = dir_name_problem(c.name); !why.empty())
     fail("name", "must be one directory name inside output_dir, got " + quote(c.name) + " (" + why + ")");
-  if (c.device != "cpu" && c.device != "cuda") fail("device", "expected \"cpu\" or \"cuda\", got \"" + c.device + "\"");
+  if (!valid_device_name(c.device))
+    fail("device", "expected \"cpu\", \"cuda\" or \"cuda:N\", got \"" + c.device + "\"");
   if (c.threads < 0) fail("threads", "must be >= 0");
   const ModelArch* arch = nullptr;
   try {

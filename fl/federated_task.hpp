@@ -79,7 +79,7 @@ public:
                                                           const LoraSettings& lora) const override {
     for (const auto& job : jobs)
       if (!groupable(job)) return FederatedTask::train_group(std::move(jobs), settings, lora);
-    return train_adapters_grouped(classification_loss(*base_), std::move(jobs), settings, lora);
+    return train_adapters_grouped(classification_loss(*base_), std::move(jobs), settings, lora, base_->device());
   }
 
 private:

@@ -41,9 +41,15 @@ std::map<std::string, AdaptableLayer> resolve_lora_targets(const ImageClassifier
 
 FrozenBase::FrozenBase(std::shared_ptr<const ImageClassifier> model, ImageDataset pool,
                        const std::vector<std::string>& lora_targets, int64_t cache_batch_size,
-                       bool any_weighted_module)
+                       bool any_weighted_module, c10::Device device)
     : model_(std::move(model)), pool_(std::move(pool)),
-      targets_(resolve_lora_targets(*model_, lora_targets, any_weighted_module)) {
+      targets_(resolve_lora_targets(*model_, lora_targets, any_weighted_module)), device_(device) {
+  for (const auto& [name, t] : model_->state())
+    if (t.device() != device_)
+      throw std::invalid_argument("FrozenBase: the model's " + name + " is on " + t.device().str() + ", expected " +
+                                  device_.str() + " (move the model's state first)");
+  if (pool_.images.defined()) pool_.images = pool_.images.to(device_);
+  if (pool_.labels.defined()) pool_.labels = pool_.labels.to(device_);
   bool all_in_head = true;
   for (const auto& [name, shape] : targets_) all_in_head = all_in_head && model_->in_head(name);
   if (!all_in_head || pool_.size() == 0) return;
@@ -71,7 +77,8 @@ int64_t FrozenBase::feature_size() const {
   return model_->features(pool_.images.slice(0, 0, 1), ForwardContext{}).size(1);
 }
 
-at::Tensor FrozenBase::logits(const at::Tensor& indices, const ForwardContext& ctx) const {
+at::Tensor FrozenBase::logits(const at::Tensor& any_indices, const ForwardContext& ctx) const {
+  const at::Tensor indices = any_indices.to(device_);
   // A linear probe replaces the head: a Linear on the frozen trunk features.
   if (ctx.adapters != nullptr && ctx.adapters->count(kProbeWeight)) {
     ForwardContext frozen; // the trunk as it is: no adapters, eval mode
@@ -84,7 +91,7 @@ at::Tensor FrozenBase::logits(const at::Tensor& indices, const ForwardContext& c
 }
 
 at::Tensor FrozenBase::labels(const at::Tensor& indices) const {
-  return pool_.labels.index_select(0, indices);
+  return pool_.labels.index_select(0, indices.to(device_));
 }
 
 } // namespace fedvlm

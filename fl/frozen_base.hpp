@@ -8,6 +8,8 @@
 #include "fl/image_dataset.hpp"
 #include "model/image_classifier.hpp"
 
+#include <c10/core/Device.h>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -26,9 +28,11 @@ class FrozenBase {
 public:
   /// Validates `lora_targets` against the model (std::invalid_argument naming the unknown
   /// module and listing the adaptable ones) and, when possible, caches trunk features.
+  /// `device`: where the model's state already is (the caller moves it); the pool moves there
+  /// too, and the feature cache is computed there.
   FrozenBase(std::shared_ptr<const ImageClassifier> model, ImageDataset pool,
              const std::vector<std::string>& lora_targets, int64_t cache_batch_size = 512,
-             bool any_weighted_module = false);
+             bool any_weighted_module = false, c10::Device device = c10::kCPU);
 
   // -- properties -----------------------------------------------------------
   [[nodiscard]] const ImageClassifier& model() const { return *model_; }
@@ -36,13 +40,15 @@ public:
   [[nodiscard]] int64_t num_classes() const { return model_->num_classes(); }
   [[nodiscard]] const std::map<std::string, AdaptableLayer>& targets() const { return targets_; }
   [[nodiscard]] bool caches_features() const { return features_.defined(); }
+  [[nodiscard]] c10::Device device() const { return device_; }
   /// F of the trunk features (N, F): what a linear probe classifies.
   [[nodiscard]] int64_t feature_size() const;
   /// Bytes held for the pool: images, and cached features when present.
   [[nodiscard]] int64_t resident_bytes() const;
 
   // -- forward --------------------------------------------------------------
-  /// Logits of the pool samples `indices` (int64 tensor) under the adapters in `ctx`.
+  /// Logits of the pool samples `indices` (int64 tensor, any device) under the adapters in
+  /// `ctx`, on device(); labels() likewise.
   [[nodiscard]] at::Tensor logits(const at::Tensor& indices, const ForwardContext& ctx) const;
   [[nodiscard]] at::Tensor labels(const at::Tensor& indices) const;
 
@@ -51,6 +57,7 @@ private:
   ImageDataset pool_;
   std::map<std::string, AdaptableLayer> targets_;
   at::Tensor features_; ///< (N, F) trunk output, or undefined when a target is in the trunk
+  c10::Device device_;
 };
 
 } // namespace fedvlm

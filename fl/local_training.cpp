@@ -35,7 +35,7 @@ LocalTrainResult train_local(const FrozenBase& base, LocalTrainJob job, const Tr
       [&base](const at::Tensor& batch, const ForwardContext& ctx) {
         return at::cross_entropy_loss(base.logits(batch, ctx), base.labels(batch));
       },
-      std::move(job), settings, lora);
+      std::move(job), settings, lora, base.device());
 }
 
 namespace {
@@ -45,15 +45,18 @@ namespace {
 /// draws (each epoch's order, then its dropout masks) come in the same sequence either way.
 class ClientTrainer {
 public:
-  ClientTrainer(LocalTrainJob job, const TrainSettings& settings)
+  /// `device`: where the task's model runs; the job's tensors move there and back.
+  ClientTrainer(LocalTrainJob job, const TrainSettings& settings, c10::Device device)
       : job_(std::move(job)), settings_(settings), gen_(at::make_generator<at::CPUGeneratorImpl>(job_.seed)) {
     // Fresh leaves: the incoming tensors may be shared with a message or the aggregator.
     for (const auto& [name, t] : job_.adapters) {
-      at::Tensor p = t.detach().clone();
+      at::Tensor p = t.device() == device ? t.detach().clone() : t.detach().to(device); // a copy either way
       if (job_.trainable.count(name)) p.requires_grad_(true);
       params_.emplace(name, p);
     }
     if (settings.fresh_optimizer) job_.optimizer_state.clear();
+    for (auto& [name, t] : job_.optimizer_state) t = t.to(device);
+    for (auto& [name, t] : job_.prox_reference) t = t.to(device);
     all_ = at::tensor(job_.indices, at::kLong);
     n_ = all_.size(0);
     total_steps_ = (n_ + settings.batch_size - 1) / settings.batch_size * settings.local_epochs;
@@ -100,7 +103,9 @@ public:
   LocalTrainResult finish() {
     LocalTrainResult result;
     result.samples = n_;
-    for (auto& [name, p] : params_) p = p.detach();
+    // Back on the CPU, where messages, aggregation and checkpoints work.
+    for (auto& [name, p] : params_) p = p.detach().to(at::kCPU);
+    for (auto& [name, t] : job_.optimizer_state) t = t.to(at::kCPU);
     result.adapters = std::move(params_);
     result.optimizer_state = std::move(job_.optimizer_state);
     result.steps = steps_;
@@ -147,9 +152,9 @@ GroupedLoss classification_loss(const FrozenBase& base) {
 }
 
 LocalTrainResult train_adapters(const BatchLoss& batch_loss, LocalTrainJob job, const TrainSettings& settings,
-                                const LoraSettings& lora) {
+                                const LoraSettings& lora, c10::Device device) {
   if (job.indices.empty() || job.trainable.empty()) return untouched(job);
-  ClientTrainer trainer(std::move(job), settings);
+  ClientTrainer trainer(std::move(job), settings, device);
   ForwardContext ctx;
   ctx.adapters = &trainer.params();
   ctx.lora = lora;
@@ -177,14 +182,15 @@ bool groupable(const LocalTrainJob& job) {
 }
 
 std::vector<LocalTrainResult> train_adapters_grouped(const GroupedLoss& grouped, std::vector<LocalTrainJob> jobs,
-                                                     const TrainSettings& settings, const LoraSettings& lora) {
+                                                     const TrainSettings& settings, const LoraSettings& lora,
+                                                     c10::Device device) {
   std::vector<LocalTrainResult> results(jobs.size());
   std::vector<std::unique_ptr<ClientTrainer>> trainers(jobs.size());
   for (std::size_t k = 0; k < jobs.size(); ++k) {
     if (!groupable(jobs[k]))
       throw std::invalid_argument("train_adapters_grouped: client " + std::to_string(jobs[k].client) +
                                   "'s job holds more than LoRA adapters (base copies or a probe) or nothing to train");
-    trainers[k] = std::make_unique<ClientTrainer>(std::move(jobs[k]), settings);
+    trainers[k] = std::make_unique<ClientTrainer>(std::move(jobs[k]), settings, device);
   }
   const OptimizerSettings opt = optimizer_settings(settings);
   for (;;) {
@@ -227,8 +233,10 @@ EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters,
   EvalResult result;
   if (indices.empty()) return result;
   at::NoGradGuard no_grad;
+  TensorMap on_device;
+  for (const auto& [name, t] : adapters) on_device.emplace(name, t.to(base.device()));
   ForwardContext ctx;
-  ctx.adapters = &adapters;
+  ctx.adapters = &on_device;
   ctx.lora = lora;
   const at::Tensor all = at::tensor(indices, at::kLong);
   const int64_t n = all.size(0);
@@ -242,8 +250,8 @@ EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters,
     const at::Tensor logits = base.logits(batch, ctx);
     const at::Tensor labels = base.labels(batch);
     loss_sum += at::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum).item<double>();
-    const at::Tensor pred = logits.argmax(1).contiguous();
-    const at::Tensor lab = labels.contiguous();
+    const at::Tensor pred = logits.argmax(1).to(at::kCPU).contiguous();
+    const at::Tensor lab = labels.to(at::kCPU).contiguous();
     y_pred.insert(y_pred.end(), pred.data_ptr<int64_t>(), pred.data_ptr<int64_t>() + pred.numel());
     y_true.insert(y_true.end(), lab.data_ptr<int64_t>(), lab.data_ptr<int64_t>() + lab.numel());
   }

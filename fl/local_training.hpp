@@ -76,8 +76,11 @@ using BatchLoss = std::function<at::Tensor(const at::Tensor& indices, const Forw
 /// `job.indices` in seeded random order, `batch_loss` (+ mu/2 Σ‖w − w_ref‖² over tensors in
 /// prox_reference), an optimizer step on the trainable tensors only. Throws NonFiniteLossError
 /// when a batch's loss is not finite.
+/// `device`: where the model that `batch_loss` runs lives; the job's tensors move there for the
+/// training and the results come back on the CPU.
 [[nodiscard]] LocalTrainResult train_adapters(const BatchLoss& batch_loss, LocalTrainJob job,
-                                              const TrainSettings& settings, const LoraSettings& lora);
+                                              const TrainSettings& settings, const LoraSettings& lora,
+                                              c10::Device device = c10::kCPU);
 
 /// Several clients' mini-batches in one pass: `forward` runs the model over the union of
 /// their batches (dimension 0 of its output = the batch rows, in client order), `loss` is one
@@ -106,7 +109,8 @@ struct GroupedLoss {
 [[nodiscard]] std::vector<LocalTrainResult> train_adapters_grouped(const GroupedLoss& grouped,
                                                                    std::vector<LocalTrainJob> jobs,
                                                                    const TrainSettings& settings,
-                                                                   const LoraSettings& lora);
+                                                                   const LoraSettings& lora,
+                                                                   c10::Device device = c10::kCPU);
 
 /// Eval mode (no dropout, BatchNorm running statistics), no autograd.
 [[nodiscard]] EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters,

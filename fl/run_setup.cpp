@@ -11,6 +11,7 @@
 #include "fl/clip_pixel_source.hpp"
 #include "fl/clip_pretrain.hpp"
 #include "fl/clip_task.hpp"
+#include "fl/compute_device.hpp"
 #include "fl/full_fine_tuning.hpp"
 #include "fl/lora_target_globs.hpp"
 #include "model/classic_nets.hpp"
@@ -418,6 +419,8 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
 
 RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMode mode) {
   const ModelFamily family = model_arch(c.model.arch).family;
+  if (mode == SetupMode::execute && c.device != "cpu" && family != ModelFamily::mobilenet_v3 && family != ModelFamily::classic)
+    spdlog::warn("device = \"{}\": {} runs on the CPU for now (image classifiers run on the GPU)", c.device, c.model.arch);
   if (family == ModelFamily::florence2) return prepare_vqa_run(c, mode);
   if (family == ModelFamily::clip) return prepare_clip_run(c, datasets, mode);
   RunSetup setup;
@@ -503,9 +506,13 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
     }
   }
 
-  if (mode == SetupMode::execute)
+  if (mode == SetupMode::execute) {
+    const DeviceChoice where = resolve_device(c.device);
+    if (!where.fallback.empty()) spdlog::warn("device = \"{}\": {}; running on the CPU", c.device, where.fallback);
+    for (auto& [name, t] : model->mutable_state()) t = t.to(where.device); // pretraining ran on the CPU
     setup.task = std::make_shared<const ClassificationTask>(
-        std::make_shared<const FrozenBase>(model, std::move(pool), c.lora_targets, 512, full_fine_tuning));
+        std::make_shared<const FrozenBase>(model, std::move(pool), c.lora_targets, 512, full_fine_tuning, where.device));
+  }
   fill_probe_bytes(setup, c);
   return setup;
 }

@@ -53,9 +53,7 @@ at::Tensor channel_dropout_with(const at::Tensor& x, double p, const ForwardCont
   if (ctx.clients)
     return for_each_client_rows(x, ctx, [p](const at::Tensor& xk, const ForwardContext& ck) { return channel_dropout_with(xk, p, ck); });
   if (!ctx.generator) return at::feature_dropout(x, p, /*train=*/true);
-  at::Tensor keep = at::empty({x.size(0), x.size(1), 1, 1}, x.options());
-  keep.bernoulli_(1.0 - p, *ctx.generator);
-  return x * keep.div_(1.0 - p);
+  return x * cpu_drawn_mask({x.size(0), x.size(1), 1, 1}, 1.0 - p, *ctx.generator, x).div_(1.0 - p);
 }
 
 struct LinearKeys {

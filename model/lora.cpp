@@ -49,6 +49,11 @@ void lora_restart(TensorMap& adapters, uint64_t seed) {
   }
 }
 
+at::Tensor cpu_drawn_mask(at::IntArrayRef sizes, double keep, at::Generator gen, const at::Tensor& like) {
+  at::Tensor mask = at::empty(sizes, like.options().device(at::kCPU)).bernoulli_(keep, gen);
+  return like.device().is_cpu() ? mask : mask.to(like.device(), /*non_blocking=*/true);
+}
+
 int64_t ClientRows::total_rows() const {
   int64_t n = 0;
   for (int64_t r : rows) n += r;
@@ -81,8 +86,7 @@ at::Tensor dropout_with(const at::Tensor& x, double p, const ForwardContext& ctx
   if (ctx.clients) // each client's mask from its own generator, as when it runs alone
     return for_each_client_rows(x, ctx, [p](const at::Tensor& xk, const ForwardContext& ck) { return dropout_with(xk, p, ck); });
   if (!ctx.generator) return at::dropout(x, p, /*train=*/true);
-  at::Tensor keep = at::empty_like(x).bernoulli_(1.0 - p, *ctx.generator);
-  return x * keep / (1.0 - p);
+  return x * cpu_drawn_mask(x.sizes(), 1.0 - p, *ctx.generator, x) / (1.0 - p);
 }
 
 namespace {

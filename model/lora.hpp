@@ -117,6 +117,10 @@ template <class F>
 /// kept, deterministic in `seed`), every lora_B zero; other tensors (lora_delta) untouched.
 void lora_restart(TensorMap& adapters, uint64_t seed);
 
+/// A Bernoulli(keep) mask of `sizes` drawn on the CPU from `gen` (a client's CPU generator)
+/// and moved to `like`'s device and dtype: the same masks on every device.
+[[nodiscard]] at::Tensor cpu_drawn_mask(at::IntArrayRef sizes, double keep, at::Generator gen, const at::Tensor& like);
+
 /// Dropout that draws from `ctx.generator` when set, so masks are reproducible per client.
 [[nodiscard]] at::Tensor dropout_with(const at::Tensor& x, double p, const ForwardContext& ctx);
 

@@ -1,0 +1,35 @@
+// fl/compute_device.cpp — device names, and what this LibTorch build can run on.
+#include "fl/compute_device.hpp"
+
+#include <ATen/Context.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+
+#include <cctype>
+#include <stdexcept>
+
+namespace fedvlm {
+
+bool valid_device_name(const std::string& name) {
+  if (name == "cpu" || name == "cuda") return true;
+  if (name.rfind("cuda:", 0) != 0 || name.size() == 5 || name.size() > 8) return false;
+  for (std::size_t i = 5; i < name.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(name[i]))) return false;
+  return true;
+}
+
+DeviceChoice resolve_device(const std::string& name) {
+  if (!valid_device_name(name))
+    throw std::invalid_argument("device \"" + name + "\": expected \"cpu\", \"cuda\" or \"cuda:N\" (N a GPU index)");
+  if (name == "cpu") return {};
+  const int index = name == "cuda" ? 0 : std::stoi(name.substr(5));
+  if (!at::hasCUDA())
+    return {c10::Device(c10::kCPU), "this LibTorch build has no CUDA support (Debian's is CPU-only; build against a "
+                                    "CUDA LibTorch, see scripts/device_build.sh) or no GPU is visible"};
+  const int count = at::detail::getCUDAHooks().getNumGPUs();
+  if (index >= count)
+    return {c10::Device(c10::kCPU), "device " + name + " requested, but this machine has " + std::to_string(count) +
+                                        " GPU" + (count == 1 ? "" : "s")};
+  return {c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index)), ""};
+}
+
+} // namespace fedvlm
