@@ -172,9 +172,9 @@ void dispatch(scheduler_actor_t* self) {
   if (st.cfg.observer) st.cfg.observer->scheduler_queue(static_cast<int>(st.queue.size()));
 }
 
+/// Queues `msg` for a worker; its reply (or error) answers `rp`.
 template <class Msg, class Reply>
-void enqueue(scheduler_actor_t* self, const char* kind, Msg msg) {
-  auto rp = self->make_response_promise<Reply>();
+void enqueue(scheduler_actor_t* self, const char* kind, Msg msg, caf::response_promise rp) {
   self->state.queue.push_back(PendingJob{
       kind, 1, clock_type::now(),
       [self, rp, msg = std::move(msg)](caf::actor w, std::function<void()> done) mutable {
@@ -195,22 +195,8 @@ void enqueue(scheduler_actor_t* self, const char* kind, Msg msg) {
 /// Queues one pass over the held jobs of `chunk` (sorted by client), answering each client.
 void enqueue_group(scheduler_actor_t* self, std::map<int, scheduler_state::HeldTrain> chunk) {
   if (chunk.size() == 1) { // a chunk of one: the ordinary job
-    auto& [client, h] = *chunk.begin();
-    self->state.queue.push_back(PendingJob{
-        "train", 1, clock_type::now(),
-        [self, rp = h.rp, msg = std::move(h.msg)](caf::actor w, std::function<void()> done) mutable {
-          self->request(w, caf::infinite, std::move(msg))
-              .then(
-                  [rp, done](TrainDoneMsg& reply) mutable {
-                    rp.deliver(std::move(reply));
-                    done();
-                  },
-                  [rp, done](caf::error& err) mutable {
-                    rp.deliver(std::move(err));
-                    done();
-                  });
-        }});
-    return dispatch(self);
+    auto& h = chunk.begin()->second;
+    return enqueue<TrainJobMsg, TrainDoneMsg>(self, "train", std::move(h.msg), h.rp);
   }
   TrainGroupMsg group;
   std::vector<caf::response_promise> rps;
@@ -244,7 +230,7 @@ void accept_train(scheduler_actor_t* self, TrainJobMsg msg) {
   const auto pos = plan == st.plans.end() ? std::vector<int>::const_iterator{}
                                           : std::find(plan->second.begin(), plan->second.end(), msg.client);
   if (k <= 1 || plan == st.plans.end() || pos == plan->second.end() || !groupable(msg.job))
-    return enqueue<TrainJobMsg, TrainDoneMsg>(self, "train", std::move(msg));
+    return enqueue<TrainJobMsg, TrainDoneMsg>(self, "train", std::move(msg), self->make_response_promise());
   const auto index = static_cast<std::size_t>(pos - plan->second.begin());
   const std::size_t chunk = index / static_cast<std::size_t>(k);
   const std::size_t size = std::min(plan->second.size(), (chunk + 1) * static_cast<std::size_t>(k)) - chunk * static_cast<std::size_t>(k);
@@ -287,7 +273,7 @@ caf::behavior scheduler(scheduler_actor_t* self, SchedulerConfig cfg) {
           enqueue_group(self, std::move(members));
         }
       },
-      [self](EvalJobMsg& msg) { enqueue<EvalJobMsg, EvalResult>(self, "eval", std::move(msg)); },
+      [self](EvalJobMsg& msg) { enqueue<EvalJobMsg, EvalResult>(self, "eval", std::move(msg), self->make_response_promise()); },
   };
 }
 
