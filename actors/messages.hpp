@@ -1,15 +1,18 @@
 // actors/messages.hpp — the atoms and message types the client, aggregator and scheduler exchange.
 //
-// Payloads carry tensors (at::Tensor), which CAF cannot serialize: they are whitelisted for
-// in-process messaging only. Inside one process CAF moves messages copy-on-write, so a round's
-// B matrices are never copied on the way.
+// Every message has a CAF inspect() field list (tensors through model/tensor_wire.hpp: dtype,
+// shape, raw bytes), so each one can cross a process boundary; register_message_types() names
+// them for CAF's middleman. Inside one process nothing is serialized: CAF moves messages
+// copy-on-write, so a round's B matrices are never copied on the way.
 #pragma once
 
 #include "fl/local_training.hpp"
 #include "model/tensor_map.hpp"
+#include "model/tensor_wire.hpp"
 
-#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+#include <caf/meta/type_name.hpp>
 
 #include <cstdint>
 
@@ -105,16 +108,83 @@ struct AdapterSnapshot {
   TensorMap optimizer_state;
 };
 
-} // namespace fedvlm
+// -- field lists (CAF 0.17 inspect: the order is the wire format) -------------------------------
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::GlobalDown)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::ClientUpdate)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::ClientEval)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::TrainJobMsg)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::TrainDoneMsg)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::TrainGroupMsg)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::TrainGroupDoneMsg)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::EvalJobMsg)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::EvalResult)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::RunDone)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(fedvlm::AdapterSnapshot)
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ClassificationMetrics& x) {
+  return f(caf::meta::type_name("ClassificationMetrics"), x.accuracy, x.macro_precision, x.macro_recall, x.macro_f1,
+           x.count);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, EvalResult& x) {
+  return f(caf::meta::type_name("EvalResult"), x.metrics, x.loss, x.task_metrics);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, LocalTrainJob& x) {
+  return f(caf::meta::type_name("LocalTrainJob"), x.adapters, x.optimizer_state, x.trainable, x.prox_reference,
+           x.indices, x.seed, x.client, x.round);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, LocalTrainResult& x) {
+  return f(caf::meta::type_name("LocalTrainResult"), x.adapters, x.optimizer_state, x.mean_loss, x.samples, x.steps);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, GlobalDown& x) {
+  return f(caf::meta::type_name("GlobalDown"), x.round, x.tensors, x.bytes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ClientUpdate& x) {
+  return f(caf::meta::type_name("ClientUpdate"), x.client, x.round, x.samples, x.tensors, x.bytes, x.train_loss,
+           x.delay_seconds, x.measured);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ClientEval& x) {
+  return f(caf::meta::type_name("ClientEval"), x.client, x.round, x.result, x.test_samples, x.train_samples);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TrainJobMsg& x) {
+  return f(caf::meta::type_name("TrainJobMsg"), x.client, x.round, x.job);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TrainDoneMsg& x) {
+  return f(caf::meta::type_name("TrainDoneMsg"), x.result);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TrainGroupMsg& x) {
+  return f(caf::meta::type_name("TrainGroupMsg"), x.jobs);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, TrainGroupDoneMsg& x) {
+  return f(caf::meta::type_name("TrainGroupDoneMsg"), x.results);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, EvalJobMsg& x) {
+  return f(caf::meta::type_name("EvalJobMsg"), x.client, x.round, x.adapters, x.indices);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, RunDone& x) {
+  return f(caf::meta::type_name("RunDone"), x.rounds_completed, x.rounds_without_quorum, x.note, x.global, x.adapters);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, AdapterSnapshot& x) {
+  return f(caf::meta::type_name("AdapterSnapshot"), x.client, x.adapters, x.optimizer_state);
+}
+
+/// Names every message type above in `cfg` (add_message_type), as CAF needs for a type to
+/// cross a process boundary. Call before constructing the actor system.
+void register_message_types(caf::actor_system_config& cfg);
+
+} // namespace fedvlm

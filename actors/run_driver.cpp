@@ -1,5 +1,6 @@
 // actors/run_driver.cpp — wires the actors of one run and waits for the aggregator's RunDone.
 #include "actors/run_driver.hpp"
+#include "actors/messages.hpp"
 
 #include "actors/aggregator_actor.hpp"
 #include "actors/client_actor.hpp"
@@ -143,6 +144,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   caf::actor_system_config sys_cfg;
   // Heavy work runs on the scheduler's detached workers; the cooperative threads only relay.
   sys_cfg.set("scheduler.max-threads", static_cast<size_t>(2));
+  register_message_types(sys_cfg);
   caf::actor_system system{sys_cfg};
 
   SchedulerConfig sched;

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 namespace fedvlm {
@@ -37,7 +38,11 @@ namespace at {
 // every struct holding one become inspectable too.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, Tensor& x) {
-  if constexpr (Inspector::reads_state) {
+  if constexpr (std::is_void_v<typename Inspector::result_type>) {
+    // to_string() of a message (logs, errors): the shape, not megabytes of raw bytes.
+    std::vector<int64_t> shape = x.defined() ? x.sizes().vec() : std::vector<int64_t>{};
+    return f(caf::meta::type_name("tensor"), shape);
+  } else if constexpr (Inspector::reads_state) {
     fedvlm::WireTensor w;
     try {
       w = fedvlm::tensor_to_wire(x);
