@@ -531,9 +531,15 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
      << c.data.test_fraction * 100 << "% local test\n"
      << "  rounds       " << c.federation.rounds << " x " << c.train.local_epochs << " local epochs, "
      << (c.federation.clients_per_round ? std::to_string(c.federation.clients_per_round) : std::string("all"))
-     << " clients per round, " << to_string(c.federation.weighting) << " weighting\n"
-     << "  LoRA         r=" << (c.lora_client_ranks.empty() ? std::to_string(c.lora.rank) : "per client " + fmt_ranks(c.lora_client_ranks)) << " alpha=" << c.lora.alpha << " dropout=" << c.lora.dropout << " on";
-  for (const auto& [name, shape] : s.targets) os << " " << name << " (" << shape.out_features << "x" << shape.in_features << ")";
+     << " clients per round, " << to_string(c.federation.weighting) << " weighting\n";
+  if (spec.train_base) os << "  trained      every tensor of";
+  else if (spec.train_head) os << "  trained      a linear probe on the frozen features";
+  else
+    os << "  LoRA         r="
+       << (c.lora_client_ranks.empty() ? std::to_string(c.lora.rank) : "per client " + fmt_ranks(c.lora_client_ranks))
+       << " alpha=" << c.lora.alpha << " dropout=" << c.lora.dropout << " on";
+  if (!spec.train_head)
+    for (const auto& [name, shape] : s.targets) os << " " << name << " (" << shape.out_features << "x" << shape.in_features << ")";
   const StrategySpec first = spec_in_round(spec, 1);
   os << "\n  travels      " << s.bytes_up_per_client << " B up per client, " << s.bytes_down_per_client
      << " B down per client, per " << (spec.alternating ? "odd round; even rounds send the A factors instead" : "round")
