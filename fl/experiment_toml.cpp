@@ -702,7 +702,8 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   if (!c.strategy_trainable.empty()) {
     if (!strategy_spec(c.strategy).train_base)
       fail("strategy.trainable", "names the modules full fine-tuning trains; strategy '" + to_string(c.strategy) +
-                                     "' trains LoRA adapters on lora.targets");
+                                     (strategy_spec(c.strategy).train_head ? "' trains a linear probe"
+                                                                           : "' trains LoRA adapters on lora.targets"));
     c.lora_targets = c.strategy_trainable; // the modules this run adapts, whatever the strategy
   }
   if (c.lora_targets.empty()) fail("lora.targets", "needs at least one module name");

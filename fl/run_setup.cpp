@@ -163,9 +163,11 @@ void fill_bytes(RunSetup& setup, const ExperimentConfig& c, const TensorShapes* 
 }
 
 /// The linear probe's bytes, once the task knows its feature size (execute mode).
-void fill_probe_bytes(RunSetup& setup, const ExperimentConfig& c) {
-  if (!strategy_spec(c.strategy).train_head || !setup.task) return;
-  const auto [classes, features] = setup.task->probe_shape();
+/// The linear probe's bytes ({classes, features}: a float32 weight and bias), known in a
+/// dry run too.
+void fill_probe_bytes(RunSetup& setup, const ExperimentConfig& c, std::pair<int64_t, int64_t> probe_shape) {
+  if (!strategy_spec(c.strategy).train_head) return;
+  const auto [classes, features] = probe_shape;
   setup.adapter_bytes = setup.bytes_up_per_client = setup.bytes_down_per_client = (classes * features + classes) * 4;
 }
 
@@ -336,6 +338,7 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     setup.targets = match_lora_targets(full ? weighted_modules(shapes) : clip_adaptable_layers(config), c.lora_targets);
     clip_check_text_tower(setup.targets, full && !c.strategy_trainable.empty() ? "strategy.trainable" : "lora.targets");
     fill_bytes(setup, c, &shapes);
+    fill_probe_bytes(setup, c, {static_cast<int64_t>(class_names.size()), config.projection_dim});
   };
   auto make_task = [&](std::shared_ptr<const TensorMap> weights, const ClipConfig& config, const ClipTokenizer& tokenizer) {
     // CLIP's preprocessing starts from [0, 1] intensities, not the loader's normalised values.
@@ -343,7 +346,6 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     setup.task = std::make_shared<const ClipZeroShotTask>(std::move(weights), config, tokenizer, pixels, pools.pool.labels,
                                                           class_names, setup.targets, c.clip.templates,
                                                           /*encode_batch_size=*/256, /*any_weighted_module=*/full);
-    fill_probe_bytes(setup, c);
   };
 
   ClipConfig cfg = clip_config_named(c.model.arch);
@@ -455,6 +457,11 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
   setup.targets = resolve_lora_targets(*model, c.lora_targets, full_fine_tuning);
   const TensorShapes state_shapes = tensor_shapes(model->state());
   fill_bytes(setup, c, &state_shapes);
+  if (strategy_spec(c.strategy).train_head) { // the probe's input: the trunk's features of one image
+    at::NoGradGuard no_grad;
+    const at::Tensor one = at::zeros({1, full->images.size(1), full->images.size(2), full->images.size(3)});
+    fill_probe_bytes(setup, c, {mc.num_classes, model->features(one, ForwardContext{}).size(1)});
+  }
 
   if (!c.model.weights.empty()) {
     setup.model_origin = "weights " + c.model.weights.string();
@@ -513,7 +520,6 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
     setup.task = std::make_shared<const ClassificationTask>(
         std::make_shared<const FrozenBase>(model, std::move(pool), c.lora_targets, 512, full_fine_tuning, where.device));
   }
-  fill_probe_bytes(setup, c);
   return setup;
 }
 
