@@ -103,23 +103,6 @@ std::string csv_table(const std::vector<Record>& rows, const std::vector<RecordF
   return out;
 }
 
-std::string fixed(double v, int decimals) {
-  if (std::isnan(v)) return "nan";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
-
-std::string human_bytes(double bytes) {
-  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (std::fabs(bytes) >= 1024 && u < 4) {
-    bytes /= 1024;
-    ++u;
-  }
-  if (u == 0) return fixed(bytes, bytes == std::floor(bytes) ? 0 : 1) + " B";
-  return fixed(bytes, 2) + " " + units[u];
-}
 
 } // namespace
 
@@ -287,7 +270,7 @@ std::string format_client_table(const std::vector<ClientRoundRecord>& records) {
                                            "F1 after", "loss after", "bytes up", "bytes down"};
   std::vector<std::vector<std::string>> table;
   auto acc_cell = [](bool has_b, double b, bool has_a, double a) {
-    return (has_b ? fixed(b, 4) : std::string("-")) + " → " + (has_a ? fixed(a, 4) : std::string("-"));
+    return (has_b ? fixed_decimals(b, 4) : std::string("-")) + " → " + (has_a ? fixed_decimals(a, 4) : std::string("-"));
   };
 
   double sum_train = 0, sum_test = 0, sum_up = 0, sum_down = 0;
@@ -296,8 +279,8 @@ std::string format_client_table(const std::vector<ClientRoundRecord>& records) {
   for (const auto& [client, row] : rows) {
     table.push_back({std::to_string(client), std::to_string(row.train), std::to_string(row.test),
                      acc_cell(row.has_before, row.before, row.has_after, row.after.accuracy),
-                     row.has_after ? fixed(row.after.f1, 4) : "-",
-                     row.has_after ? fixed(row.after.loss, 4) : "-",
+                     row.has_after ? fixed_decimals(row.after.f1, 4) : "-",
+                     row.has_after ? fixed_decimals(row.after.loss, 4) : "-",
                      human_bytes(static_cast<double>(row.up)),
                      human_bytes(static_cast<double>(row.down))});
     sum_train += static_cast<double>(row.train);
@@ -317,11 +300,11 @@ std::string format_client_table(const std::vector<ClientRoundRecord>& records) {
   }
   if (!rows.empty()) {
     const double n = static_cast<double>(rows.size());
-    table.push_back({"mean", fixed(sum_train / n, 1), fixed(sum_test / n, 1),
+    table.push_back({"mean", fixed_decimals(sum_train / n, 1), fixed_decimals(sum_test / n, 1),
                      acc_cell(n_before > 0, n_before ? sum_before / n_before : 0, n_after > 0,
                               n_after ? sum_after / n_after : 0),
-                     n_after ? fixed(sum_f1 / n_after, 4) : "-",
-                     n_after ? fixed(sum_loss / n_after, 4) : "-", human_bytes(sum_up / n),
+                     n_after ? fixed_decimals(sum_f1 / n_after, 4) : "-",
+                     n_after ? fixed_decimals(sum_loss / n_after, 4) : "-", human_bytes(sum_up / n),
                      human_bytes(sum_down / n)});
   }
 

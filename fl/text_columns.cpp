@@ -2,6 +2,8 @@
 #include "fl/text_columns.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 
 namespace fedvlm {
 
@@ -39,6 +41,24 @@ std::string render_columns(const std::vector<std::string>& cells, const std::vec
   }
   while (!line.empty() && line.back() == ' ') line.pop_back();
   return line + '\n';
+}
+
+std::string fixed_decimals(double v, int decimals, bool sign) {
+  if (std::isnan(v)) return "nan";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, sign ? "%+.*f" : "%.*f", decimals, v);
+  return buf;
+}
+
+std::string human_bytes(double bytes) {
+  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (std::fabs(bytes) >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  if (u == 0) return fixed_decimals(bytes, bytes == std::floor(bytes) ? 0 : 1) + " B";
+  return fixed_decimals(bytes, 2) + " " + units[u];
 }
 
 } // namespace fedvlm

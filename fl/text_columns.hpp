@@ -23,4 +23,11 @@ namespace fedvlm {
                                          const std::vector<std::size_t>& widths,
                                          std::size_t first_right_aligned);
 
+/// `v` with `decimals` digits after the point ("+" in front of positives with `sign`); "nan"
+/// for NaN.
+[[nodiscard]] std::string fixed_decimals(double v, int decimals, bool sign = false);
+
+/// A byte count for people: "512 B", "1.5 B" (a mean), "2.15 KiB", "3.00 MiB", ... up to TiB.
+[[nodiscard]] std::string human_bytes(double bytes);
+
 } // namespace fedvlm

@@ -50,28 +50,9 @@ bool sweep_less(const std::map<std::string, std::string>& a,
   return ia == a.end() && ib != b.end();
 }
 
-
-std::string fixed(double v, int decimals, bool sign = false) {
-  if (std::isnan(v)) return "nan";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, sign ? "%+.*f" : "%.*f", decimals, v);
-  return buf;
-}
-
 std::string cell(const MeanStd& m, bool sign = false) {
   if (m.n == 0) return "-";
-  return fixed(m.mean, 4, sign) + " ± " + fixed(m.std, 4);
-}
-
-std::string human_bytes(double bytes) {
-  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (std::fabs(bytes) >= 1024 && u < 4) {
-    bytes /= 1024;
-    ++u;
-  }
-  if (u == 0) return fixed(bytes, 0) + " B";
-  return fixed(bytes, 2) + " " + units[u];
+  return fixed_decimals(m.mean, 4, sign) + " ± " + fixed_decimals(m.std, 4);
 }
 
 } // namespace
