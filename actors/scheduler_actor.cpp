@@ -103,8 +103,10 @@ struct scheduler_state {
   std::map<int, std::map<std::size_t, std::map<int, HeldTrain>>> held;
 
   std::vector<std::string> running_kinds() const { return {running.begin(), running.end()}; }
-  /// May `count` more jobs of `kind` start?
+  /// May `count` more jobs of `kind` (a group of clients) start? With nothing running, always:
+  /// the run must progress, and a group alone is how its cost gets measured.
   bool admits(const std::string& kind, int count) const {
+    if (running.empty()) return true;
     std::vector<std::string> r = running_kinds();
     for (int i = 0; i < count; ++i) {
       if (!admission->admit(kind, r)) return false;
