@@ -1,17 +1,20 @@
-// bench/scaling_bench.cpp — prints round time and memory as the client count grows (2 → 40).
+// bench/scaling_bench.cpp — prints round time and memory as the client count grows (1 → 40).
 //
 // One frozen MobileNetV3-Small shared by every client, pLoRA on the classifier, Fashion-MNIST
 // shards. For each client count, one-by-one and with scheduler.batch_clients = GROUP: seconds
 // per round (evaluation of every client included) and of its training phase, training
 // samples/s, the limit (one plain loop over the same samples with the batches of the clients
-// that run together stacked into one batch and one adapter), training / limit, resident
-// memory and what all the adapters add.
+// that run together stacked into one batch and one adapter), training / limit, the peak
+// resident memory (each configuration runs in a process of its own) and all the adapters.
 // Usage: scaling_bench [CLIENTS,...] [SAMPLES_PER_CLIENT] [ROUNDS] [GROUP]
 #include "actors/run_driver.hpp"
-#include "fl/resident_memory.hpp"
+
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -76,49 +79,65 @@ double limit_seconds_per_round(const RunSetup& setup, const ExperimentConfig& c,
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+/// One configuration, in this process: prints its table row (peak RSS: this process's).
+int run_one(int n, int batch, int per_client, int rounds) {
+  DatasetCache datasets;
+  ExperimentConfig c;
+  c.name = "scaling_bench";
+  c.data.max_samples = static_cast<int64_t>(n) * per_client;
+  c.partition.scheme = PartitionScheme::shards;
+  c.partition.shards_per_client = 2;
+  c.partition.shards = 2 * n;
+  c.federation.clients = n;
+  c.federation.rounds = rounds;
+  c.partition.clients = n;
+  c.strategy = StrategyKind::plora;
+  c.train.local_epochs = 1;
+  c.scheduler.concurrency = 2;
+  c.scheduler.batch_clients = batch;
+  try {
+    const RunSetup setup = prepare_run(c, datasets, SetupMode::execute);
+    RoundTimes times;
+    const RunDone done = run_federation(c, "bench", setup, times);
+    const double round_s = mean_of(times.seconds), train_s = mean_of(times.training_seconds);
+    int64_t adapters = 0;
+    for (const auto& a : done.adapters) adapters += static_cast<int64_t>(tensor_map_bytes(a));
+    int64_t train_samples = 0;
+    for (const auto& s : setup.splits) train_samples += static_cast<int64_t>(s.train.size());
+    // One-by-one runs c.scheduler.concurrency clients at a time; batched, groups of `batch`.
+    const int together = batch > 1 ? batch : c.scheduler.concurrency;
+    const double limit = limit_seconds_per_round(setup, c, together);
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    std::printf("%8d %11s %9.3f %9.3f %11.0f %9.3f %11.2f %13.1f %12.2f\n", n,
+                batch > 1 ? ("batch " + std::to_string(batch)).c_str() : "one-by-one", round_s, train_s,
+                static_cast<double>(train_samples) / train_s, limit, train_s / limit,
+                static_cast<double>(usage.ru_maxrss) / 1024.0, static_cast<double>(adapters) / (1 << 20));
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "clients=%d: %s\n", n, e.what());
+    return 1;
+  }
+}
+
 int main(int argc, char** argv) {
-  const std::vector<int> counts = parse_list(argc > 1 ? argv[1] : "2,4,8,16,40");
+  if (argc == 6 && std::string(argv[1]) == "--one")
+    return run_one(std::stoi(argv[2]), std::stoi(argv[3]), std::stoi(argv[4]), std::stoi(argv[5]));
+  const std::vector<int> counts = parse_list(argc > 1 ? argv[1] : "1,2,4,8,16,40");
   const int per_client = argc > 2 ? std::stoi(argv[2]) : 200;
   const int rounds = argc > 3 ? std::stoi(argv[3]) : 2;
   const int group = argc > 4 ? std::stoi(argv[4]) : 8;
-  std::printf("%8s %11s %9s %9s %11s %9s %10s %9s %12s\n", "clients", "mode", "s/round", "train s", "samples/s",
-              "limit s", "train/limit", "RSS MiB", "adapters MiB");
-  DatasetCache datasets;
+  std::printf("%8s %11s %9s %9s %11s %9s %11s %13s %12s\n", "clients", "mode", "s/round", "train s", "samples/s",
+              "limit s", "train/limit", "peak RSS MiB", "adapters MiB");
+  std::fflush(stdout);
+  // Each configuration in a fresh process, so its peak resident memory is its own.
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   for (int n : counts)
     for (const int batch : {1, std::min(n, group)}) {
-      ExperimentConfig c;
-      c.name = "scaling_bench";
-      c.data.max_samples = static_cast<int64_t>(n) * per_client;
-      c.partition.scheme = PartitionScheme::shards;
-      c.partition.shards_per_client = 2;
-      c.partition.shards = 2 * n;
-      c.federation.clients = n;
-      c.federation.rounds = rounds;
-      c.partition.clients = n;
-      c.strategy = StrategyKind::plora;
-      c.train.local_epochs = 1;
-      c.scheduler.concurrency = 2;
-      c.scheduler.batch_clients = batch;
-      try {
-        const RunSetup setup = prepare_run(c, datasets, SetupMode::execute);
-        RoundTimes times;
-        const RunDone done = run_federation(c, "bench", setup, times);
-        const double round_s = mean_of(times.seconds), train_s = mean_of(times.training_seconds);
-        int64_t adapters = 0;
-        for (const auto& a : done.adapters) adapters += static_cast<int64_t>(tensor_map_bytes(a));
-        int64_t train_samples = 0;
-        for (const auto& s : setup.splits) train_samples += static_cast<int64_t>(s.train.size());
-        // One-by-one runs c.scheduler.concurrency clients at a time; batched, groups of `batch`.
-        const int together = batch > 1 ? batch : c.scheduler.concurrency;
-        const double limit = limit_seconds_per_round(setup, c, together);
-        std::printf("%8d %11s %9.3f %9.3f %11.0f %9.3f %10.2f %9.1f %12.2f\n", n,
-                    batch > 1 ? ("batch " + std::to_string(batch)).c_str() : "one-by-one", round_s, train_s,
-                    static_cast<double>(train_samples) / train_s, limit, train_s / limit,
-                    static_cast<double>(resident_bytes()) / (1 << 20), static_cast<double>(adapters) / (1 << 20));
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "clients=%d: %s\n", n, e.what());
-        return 1;
-      }
+      const std::string cmd = "'" + self + "' --one " + std::to_string(n) + " " + std::to_string(batch) + " " +
+                              std::to_string(per_client) + " " + std::to_string(rounds);
+      if (std::system(cmd.c_str()) != 0) return 1;
+      if (std::min(n, group) == 1) break; // batches of one client: the same run again
     }
   return 0;
 }
