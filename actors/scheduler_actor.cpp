@@ -169,6 +169,9 @@ void dispatch(scheduler_actor_t* self) {
       report_admission(s);
       s.idle.push_back(w);
       dispatch(self);
+      // The device went idle (a round's trainings or evaluations are done): hand the freed
+      // tensors' pages back, or glibc keeps them and memory creeps up round after round.
+      if (s.running.empty() && s.queue.empty()) return_free_memory();
     });
   }
   if (st.cfg.observer) st.cfg.observer->scheduler_queue(static_cast<int>(st.queue.size()));

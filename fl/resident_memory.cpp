@@ -2,6 +2,9 @@
 #include "fl/resident_memory.hpp"
 
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -14,6 +17,12 @@ int64_t resident_bytes() {
   int64_t pages_total = 0, pages_resident = 0;
   statm >> pages_total >> pages_resident;
   return pages_resident * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+void return_free_memory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
 }
 
 PeakResidentSampler::PeakResidentSampler(int interval_ms) : start_(resident_bytes()), peak_(start_) {

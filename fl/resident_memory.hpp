@@ -10,6 +10,12 @@ namespace fedvlm {
 /// Resident set size of this process (/proc/self/statm), in bytes; 0 where unreadable.
 [[nodiscard]] int64_t resident_bytes();
 
+/// Gives freed heap memory back to the system (glibc's malloc_trim; nothing elsewhere). glibc
+/// keeps the pages of freed tensors for reuse, spread over per-thread arenas, so without this
+/// a process's resident memory kept growing round after round (8 clients: 420 MiB at round 0,
+/// 741 MiB by round 10; with a trim after each round it stays at 380–430 MiB).
+void return_free_memory();
+
 /// Samples resident_bytes() on a thread of its own from construction until stop(): the CPU
 /// has no allocator peak counter, and a job's large buffers are returned to the system before
 /// it ends, so the peak has to be watched while it runs.
