@@ -13,7 +13,7 @@ namespace fedvlm {
 namespace {
 
 std::vector<int64_t> to_vector(const at::Tensor& t) {
-  const at::Tensor c = t.to(at::kLong).contiguous();
+  const at::Tensor c = t.to(at::kCPU).to(at::kLong).contiguous();
   return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
 }
 
@@ -130,7 +130,13 @@ ClipZeroShotTask::ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, Cli
   std::vector<std::string> prompts;
   for (const auto& name : class_names_)
     for (const auto& t : templates_) prompts.push_back(clip_fill_template(t, name));
-  prompt_ids_ = clip_tokenize_prompts(tokenizer, config_, prompts);
+  // The task runs where its weights are (the caller moved them): a GPU, or the CPU.
+  device_ = weights_->begin()->second.device();
+  for (const auto& [name, t] : *weights_)
+    if (t.device() != device_)
+      throw std::invalid_argument("ClipZeroShotTask: weights on two devices (" + name + " on " + t.device().str() +
+                                  ", others on " + device_.str() + ")");
+  prompt_ids_ = clip_tokenize_prompts(tokenizer, config_, prompts).to(device_);
 
   // Labels first: they are checked before minutes of encoding, the pixels batch by batch.
   const int64_t n = pixels.size();
@@ -160,11 +166,12 @@ ClipZeroShotTask::ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, Cli
       throw std::invalid_argument("ClipZeroShotTask: expected float pixels (" + std::to_string(e - b) + ", 3, " +
                                   std::to_string(s) + ", " + std::to_string(s) + ") for images " + std::to_string(b) +
                                   ".." + std::to_string(e - 1) + ", got " + tensor_shape_string(batch.sizes()));
-    parts.push_back(clip_encode_image(*weights_, config_, batch, plain));
+    parts.push_back(clip_encode_image(*weights_, config_, batch.to(device_), plain));
   }
   const at::Tensor embeds =
       parts.empty() ? at::empty({0, config_.projection_dim}, at::kFloat) : at::cat(parts, 0);
   image_features_ = (embeds / embeds.norm(2, {-1}, /*keepdim=*/true)).contiguous();
+  labels_ = labels_.to(device_);
 }
 
 int64_t ClipZeroShotTask::shared_bytes() const {
@@ -190,7 +197,7 @@ at::Tensor ClipZeroShotTask::class_embeddings(const ForwardContext& ctx) const {
 }
 
 at::Tensor ClipZeroShotTask::logits(const at::Tensor& indices, const at::Tensor& class_embeds) const {
-  return at::matmul(image_features_.index_select(0, indices), class_embeds.t()) *
+  return at::matmul(image_features_.index_select(0, indices.to(device_)), class_embeds.t()) *
          weights_->at("logit_scale").exp();
 }
 
@@ -207,12 +214,13 @@ at::Tensor probe_logits(const at::Tensor& image_features, const ForwardContext& 
 LocalTrainResult ClipZeroShotTask::train(LocalTrainJob job, const TrainSettings& settings,
                                          const LoraSettings& lora) const {
   return train_adapters(
-      [this](const at::Tensor& batch, const ForwardContext& ctx) {
+      [this](const at::Tensor& any_batch, const ForwardContext& ctx) {
+        const at::Tensor batch = any_batch.to(device_);
         at::Tensor lg = probe_logits(image_features_.index_select(0, batch), ctx);
         if (!lg.defined()) lg = logits(batch, class_embeddings(ctx));
         return at::cross_entropy_loss(lg, labels_.index_select(0, batch));
       },
-      std::move(job), settings, lora);
+      std::move(job), settings, lora, device_);
 }
 
 EvalResult ClipZeroShotTask::evaluate(const TensorMap& adapters, const std::vector<int64_t>& indices,
@@ -221,12 +229,14 @@ EvalResult ClipZeroShotTask::evaluate(const TensorMap& adapters, const std::vect
   if (indices.empty()) return result;
   if (batch_size < 1) throw std::invalid_argument("ClipZeroShotTask::evaluate: batch_size must be >= 1");
   at::NoGradGuard no_grad;
+  TensorMap on_device;
+  for (const auto& [name, t] : adapters) on_device.emplace(name, t.to(device_));
   ForwardContext ctx;
-  ctx.adapters = &adapters;
+  ctx.adapters = &on_device;
   ctx.lora = lora;
   const bool probe = adapters.count(kProbeWeight) > 0;
   const at::Tensor text = probe ? at::Tensor() : class_embeddings(ctx);
-  const at::Tensor all = at::tensor(indices, at::kLong);
+  const at::Tensor all = at::tensor(indices, at::kLong).to(device_);
   const int64_t n = all.size(0);
   std::vector<int64_t> y_true, y_pred;
   double loss_sum = 0;

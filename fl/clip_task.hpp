@@ -112,6 +112,7 @@ private:
   std::vector<std::string> templates_;
   std::map<std::string, AdaptableLayer> targets_;
   bool full_ = false;         ///< targets are trained whole (full fine-tuning), not adapted by LoRA
+  c10::Device device_{c10::kCPU}; ///< where the weights are, and so the caches and the work
   at::Tensor image_features_; ///< (N, P) unit length, no autograd
   at::Tensor labels_;         ///< (N) int64
   at::Tensor prompt_ids_;     ///< (C·T, L) int64

@@ -275,8 +275,8 @@ const std::vector<KeyDef>& schema() {
       path_key("output_dir", "directory for results (relative to the working directory)", M(c.output_dir)),
       int_key("seed", "seed of every random choice (partitions, inits, shuffles, dropout)", M(c.seed)),
       string_key("device",
-                 "\"cpu\", \"cuda\" or \"cuda:N\": where image classifiers run (falls back to cpu with a message "
-                 "when this build or machine has no such GPU; CLIP and Florence-2 run on the cpu for now)",
+                 "\"cpu\", \"cuda\" or \"cuda:N\": where the models run (falls back to cpu with a message "
+                 "when this build or machine has no such GPU)",
                  M(c.device)),
       int_key("threads", "LibTorch intra-op threads (0 = library default)", M(c.threads)),
 

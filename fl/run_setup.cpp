@@ -162,6 +162,13 @@ void fill_bytes(RunSetup& setup, const ExperimentConfig& c, const TensorShapes* 
   }
 }
 
+/// Where the models run: `device` resolved, with a warning when it falls back to the CPU.
+c10::Device run_device(const ExperimentConfig& c) {
+  const DeviceChoice where = resolve_device(c.device);
+  if (!where.fallback.empty()) spdlog::warn("device = \"{}\": {}; running on the CPU", c.device, where.fallback);
+  return where.device;
+}
+
 /// The linear probe's bytes, once the task knows its feature size (execute mode).
 /// The linear probe's bytes ({classes, features}: a float32 weight and bias), known in a
 /// dry run too.
@@ -271,6 +278,8 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
   vs.generation.max_new_tokens = c.data.max_new_tokens;
   vs.generation.num_beams = c.data.num_beams;
   vs.generation.no_repeat_ngram_size = c.data.no_repeat_ngram_size;
+  vs.device = run_device(c);
+  for (auto& [name, t] : model->mutable_state()) t = t.to(vs.device);
   setup.task = std::make_shared<const VqaTask>(model, tokenizer, data, c.lora_targets, vs);
   return setup;
 }
@@ -343,6 +352,12 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
   auto make_task = [&](std::shared_ptr<const TensorMap> weights, const ClipConfig& config, const ClipTokenizer& tokenizer) {
     // CLIP's preprocessing starts from [0, 1] intensities, not the loader's normalised values.
     const ClipPixelsFromImages pixels(pools.pool.images01(), config.vision.image_size); // a batch at a time
+    const c10::Device device = run_device(c); // the task runs where its weights are
+    if (!device.is_cpu()) {
+      TensorMap moved;
+      for (const auto& [name, t] : *weights) moved.emplace(name, t.to(device));
+      weights = std::make_shared<const TensorMap>(std::move(moved));
+    }
     setup.task = std::make_shared<const ClipZeroShotTask>(std::move(weights), config, tokenizer, pixels, pools.pool.labels,
                                                           class_names, setup.targets, c.clip.templates,
                                                           /*encode_batch_size=*/256, /*any_weighted_module=*/full);
@@ -421,8 +436,6 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
 
 RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMode mode) {
   const ModelFamily family = model_arch(c.model.arch).family;
-  if (mode == SetupMode::execute && c.device != "cpu" && family != ModelFamily::mobilenet_v3 && family != ModelFamily::classic)
-    spdlog::warn("device = \"{}\": {} runs on the CPU for now (image classifiers run on the GPU)", c.device, c.model.arch);
   if (family == ModelFamily::florence2) return prepare_vqa_run(c, mode);
   if (family == ModelFamily::clip) return prepare_clip_run(c, datasets, mode);
   RunSetup setup;
@@ -514,11 +527,10 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
   }
 
   if (mode == SetupMode::execute) {
-    const DeviceChoice where = resolve_device(c.device);
-    if (!where.fallback.empty()) spdlog::warn("device = \"{}\": {}; running on the CPU", c.device, where.fallback);
-    for (auto& [name, t] : model->mutable_state()) t = t.to(where.device); // pretraining ran on the CPU
+    const c10::Device device = run_device(c);
+    for (auto& [name, t] : model->mutable_state()) t = t.to(device); // pretraining ran on the CPU
     setup.task = std::make_shared<const ClassificationTask>(
-        std::make_shared<const FrozenBase>(model, std::move(pool), c.lora_targets, 512, full_fine_tuning, where.device));
+        std::make_shared<const FrozenBase>(model, std::move(pool), c.lora_targets, 512, full_fine_tuning, device));
   }
   return setup;
 }

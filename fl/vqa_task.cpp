@@ -37,7 +37,7 @@ at::Tensor pad_rows(const std::vector<std::vector<int64_t>>& rows, int64_t fill)
 }
 
 std::vector<int64_t> to_vector(const at::Tensor& t) {
-  const at::Tensor c = t.contiguous();
+  const at::Tensor c = t.to(at::kCPU).contiguous();
   return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
 }
 
@@ -83,8 +83,12 @@ VqaTask::VqaTask(std::shared_ptr<const Florence2> model, std::shared_ptr<const B
     answers.push_back(std::move(a));
     answers_.push_back(s.answer);
   }
-  prompt_ids_ = pad_rows(prompts, tokenizer_->pad_id());
-  labels_ = pad_rows(answers, -100);
+  for (const auto& [name, t] : model_->state())
+    if (t.device() != settings_.device)
+      throw std::invalid_argument("VqaTask: the model's " + name + " is on " + t.device().str() + ", expected " +
+                                  settings_.device.str() + " (move the model's state first)");
+  prompt_ids_ = pad_rows(prompts, tokenizer_->pad_id()).to(settings_.device);
+  labels_ = pad_rows(answers, -100).to(settings_.device);
 
   ImageProcessorConfig ip;
   ip.size = model_->config().image_size;
@@ -92,7 +96,7 @@ VqaTask::VqaTask(std::shared_ptr<const Florence2> model, std::shared_ptr<const B
   ip.std = model_->config().image_std;
   std::vector<at::Tensor> images;
   for (std::size_t i = 0; i < data.size(); ++i) images.push_back(load_image_tensor(data.image_path(i), ip));
-  pixels_ = images.empty() ? at::empty({0, 3, ip.size, ip.size}) : at::stack(images);
+  pixels_ = (images.empty() ? at::empty({0, 3, ip.size, ip.size}) : at::stack(images)).to(settings_.device);
 
   // Encoder output size: (1 + grid tokens + prompt) × d per sample.
   const int64_t grid = (ip.size / 32) * (ip.size / 32);
@@ -128,7 +132,8 @@ std::string VqaTask::cache_summary() const {
   return adapted + "encoder output over the cache budget: encoded per batch, without autograd";
 }
 
-at::Tensor VqaTask::encoder_hidden(const at::Tensor& indices) const {
+at::Tensor VqaTask::encoder_hidden(const at::Tensor& any_indices) const {
+  const at::Tensor indices = any_indices.to(settings_.device);
   if (encoded_.defined()) return encoded_.index_select(0, indices);
   return model_->encode(pixels_.index_select(0, indices), prompt_ids_.index_select(0, indices), ForwardContext{});
 }
@@ -139,7 +144,7 @@ LocalTrainResult VqaTask::train(LocalTrainJob job, const TrainSettings& settings
         const at::Tensor lab = labels(batch);
         return model_->loss(model_->decode_logits(encoder_hidden(batch), lab, ctx), lab);
       },
-      std::move(job), settings, lora);
+      std::move(job), settings, lora, settings_.device);
 }
 
 std::vector<LocalTrainResult> VqaTask::train_group(std::vector<LocalTrainJob> jobs, const TrainSettings& settings,
@@ -152,7 +157,7 @@ std::vector<LocalTrainResult> VqaTask::train_group(std::vector<LocalTrainJob> jo
                         return model_->decode_logits(encoder_hidden(batch), labels(batch), ctx);
                       },
                       [this](const at::Tensor& logits, const at::Tensor& batch) { return model_->loss(logits, labels(batch)); }};
-  return train_adapters_grouped(grouped, std::move(jobs), settings, lora);
+  return train_adapters_grouped(grouped, std::move(jobs), settings, lora, settings_.device);
 }
 
 EvalResult VqaTask::evaluate(const TensorMap& adapters, const std::vector<int64_t>& indices,
@@ -160,8 +165,10 @@ EvalResult VqaTask::evaluate(const TensorMap& adapters, const std::vector<int64_
   EvalResult result;
   if (indices.empty()) return result;
   at::NoGradGuard no_grad;
+  TensorMap on_device;
+  for (const auto& [name, t] : adapters) on_device.emplace(name, t.to(settings_.device));
   ForwardContext ctx;
-  ctx.adapters = &adapters;
+  ctx.adapters = &on_device;
   ctx.lora = lora;
   const at::Tensor all = at::tensor(indices, at::kLong);
   const int64_t n = all.size(0);

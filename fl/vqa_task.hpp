@@ -10,6 +10,8 @@
 #include "model/bart_tokenizer.hpp"
 #include "model/florence2.hpp"
 
+#include <c10/core/Device.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +23,9 @@ struct VqaTaskSettings {
   int64_t max_answer_tokens = 32;      ///< labels are cut here (`</s>` kept last)
   GenerationSettings generation;       ///< answers generated for exact match
   int64_t encoder_cache_bytes = int64_t{4} << 30; ///< cache encoder outputs up to this size
+  /// Where the model's state already is (the caller moves it): the pool and the encoder cache
+  /// go there too; jobs' tensors move in and results come back on the CPU.
+  c10::Device device = c10::kCPU;
 };
 
 class VqaTask : public FederatedTask {

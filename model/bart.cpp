@@ -284,8 +284,9 @@ at::Tensor bart_generate_greedy(const TensorMap& weights, const BartConfig& conf
   const ForwardContext eval = generation_context(config, encoder_hidden, ctx);
   const int64_t batch = encoder_hidden.size(0);
   DecoderCache cache = start_cache(weights, config, encoder_hidden, eval);
-  at::Tensor ids = at::full({batch, 1}, config.decoder_start_token_id, at::kLong);
-  at::Tensor finished = at::zeros({batch}, at::kBool);
+  // On the encoder states' device: the loop concatenates and compares with decode_step's output.
+  at::Tensor ids = at::full({batch, 1}, config.decoder_start_token_id, encoder_hidden.options().dtype(at::kLong));
+  at::Tensor finished = at::zeros({batch}, encoder_hidden.options().dtype(at::kBool));
   const int64_t steps = std::max<int64_t>(max_new_tokens, 0);
   for (int64_t step = 0; step < steps; ++step) {
     at::Tensor next = decode_step(weights, config, ids.slice(1, ids.size(1) - 1), cache, eval).argmax(-1);
@@ -339,8 +340,9 @@ at::Tensor bart_generate(const TensorMap& weights, const BartConfig& config, con
     std::vector<Hypothesis> done;
     for (int64_t step = 0; step < settings.max_new_tokens && !alive.empty(); ++step) {
       const auto n_alive = static_cast<int64_t>(alive.size());
-      at::Tensor last = at::empty({n_alive, 1}, at::kLong);
-      for (int64_t a = 0; a < n_alive; ++a) last[a][0] = alive[a].ids.back();
+      std::vector<int64_t> last_ids;
+      for (int64_t a = 0; a < n_alive; ++a) last_ids.push_back(alive[a].ids.back());
+      const at::Tensor last = at::tensor(last_ids, at::kLong).view({n_alive, 1}).to(encoder_hidden.device());
       const at::Tensor logits = decode_step(weights, config, last, cache, eval);
       at::Tensor logp = at::log_softmax(logits.to(at::kFloat), -1).contiguous();
       for (int64_t a = 0; a < n_alive; ++a)
@@ -348,8 +350,8 @@ at::Tensor bart_generate(const TensorMap& weights, const BartConfig& config, con
           logp[a][tok] = -std::numeric_limits<float>::infinity();
       const int64_t per_beam = std::min<int64_t>(2 * beams, logp.size(1));
       const auto top = logp.topk(per_beam, -1);
-      const at::Tensor values = std::get<0>(top).contiguous();
-      const at::Tensor tokens = std::get<1>(top).contiguous();
+      const at::Tensor values = std::get<0>(top).to(at::kCPU).contiguous(); // read one by one below
+      const at::Tensor tokens = std::get<1>(top).to(at::kCPU).contiguous();
       struct Candidate {
         double score;
         int64_t beam, token;
@@ -377,7 +379,7 @@ at::Tensor bart_generate(const TensorMap& weights, const BartConfig& config, con
         if (static_cast<int64_t>(next.size()) == beams) break;
       }
       alive = std::move(next);
-      if (!alive.empty()) cache.select_rows(at::tensor(parents, at::kLong));
+      if (!alive.empty()) cache.select_rows(at::tensor(parents, at::kLong).to(encoder_hidden.device()));
       if (static_cast<int64_t>(done.size()) >= beams && !alive.empty()) {
         // Log-probabilities only fall: a live beam's best possible final score is its current one.
         double worst_done = std::numeric_limits<double>::infinity();

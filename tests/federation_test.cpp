@@ -738,6 +738,27 @@ TEST_F(Federation, TinyClipWithLoraOnItsTextEncoderLearnsForEveryClient) {
   }
 }
 
+// Where LibTorch has CUDA (scripts/device_build.sh): the tiny CLIP task built on the GPU trains
+// as on the CPU.
+TEST_F(Federation, CudaTrainingClipOnTheGpuMatchesTheCpu) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "this LibTorch has no CUDA (or no GPU is visible)";
+  auto c = small_config(StrategyKind::flora);
+  c.model.arch = "clip_tiny";
+  c.pretrain.enabled = false;
+  c.lora_targets = {"text_model.encoder.layers.*.self_attn.{q,k,v,out}_proj"};
+  const RunSetup on_cpu = prepare_run(c, *datasets_, SetupMode::execute);
+  c.device = "cuda";
+  const RunSetup on_gpu = prepare_run(c, *datasets_, SetupMode::execute);
+  LocalTrainJob job;
+  job.adapters = initial_adapters(c, on_cpu, 0);
+  for (const auto& [name, t] : job.adapters) job.trainable.insert(name);
+  job.indices = on_cpu.splits[0].train;
+  job.seed = 5;
+  const LocalTrainResult a = on_cpu.task->train(job, c.train, c.lora);
+  const LocalTrainResult b = on_gpu.task->train(job, c.train, c.lora);
+  for (const auto& [name, t] : a.adapters) EXPECT_TRUE(at::allclose(b.adapters.at(name), t, 1e-3, 1e-4)) << name;
+}
+
 // FedFFT on CLIP: every tensor of the named text-tower modules — LayerNorms, embeddings, the
 // bias-less projection, a Linear — is trained as each client's copy, travels whole, and is averaged.
 TEST_F(Federation, TinyClipFullFineTuningTrainsAndSendsLayerNormsAndEmbeddings) {

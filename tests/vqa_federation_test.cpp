@@ -136,6 +136,33 @@ TEST(VqaTask, ClientsTrainedInOnePassMatchOneByOne) {
   }
 }
 
+// Where LibTorch has CUDA (scripts/device_build.sh): the tiny Florence-2's training on the GPU
+// matches the CPU's (same masks, drawn on the CPU), and its answers come back as token ids.
+TEST(CudaTraining, VqaOnTheGpuMatchesTheCpu) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "this LibTorch has no CUDA (or no GPU is visible)";
+  TempDir dir("fedvlm-vqa");
+  DatasetCache unused;
+  auto c = tiny_vqa(dir.path());
+  c.lora.dropout = 0.1;
+  const auto on_cpu = prepare_run(c, unused, SetupMode::execute);
+  c.device = "cuda";
+  const auto on_gpu = prepare_run(c, unused, SetupMode::execute);
+  LocalTrainJob job;
+  job.adapters = initial_adapters(c, on_cpu, 0);
+  for (const auto& [name, t] : job.adapters) job.trainable.insert(name);
+  job.indices = on_cpu.splits[0].train;
+  job.seed = 5;
+  const LocalTrainResult a = on_cpu.task->train(job, c.train, c.lora);
+  const LocalTrainResult b = on_gpu.task->train(job, c.train, c.lora);
+  for (const auto& [name, t] : a.adapters) {
+    ASSERT_TRUE(b.adapters.at(name).device().is_cpu()) << name;
+    EXPECT_TRUE(at::allclose(b.adapters.at(name), t, 1e-3, 1e-4)) << name;
+  }
+  const EvalResult ea = on_cpu.task->evaluate(a.adapters, on_cpu.splits[0].test, c.lora, 8);
+  const EvalResult eb = on_gpu.task->evaluate(b.adapters, on_gpu.splits[0].test, c.lora, 8);
+  EXPECT_NEAR(eb.loss, ea.loss, 1e-3);
+}
+
 TEST(VqaFederation, TwoClientsTwoRoundsOfPLoRALowerTheLoss) {
   TempDir dir("fedvlm-vqa");
   DatasetCache unused;
