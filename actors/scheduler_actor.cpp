@@ -4,6 +4,7 @@
 #include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
 #include "fl/byte_size.hpp"
+#include "fl/compute_device.hpp"
 #include "fl/interrupt.hpp"
 #include "fl/local_training.hpp"
 #include "fl/memory_admission.hpp"
@@ -88,7 +89,7 @@ struct scheduler_state {
   std::optional<MemoryAdmission> admission;
   std::multiset<std::string> running; ///< kinds of the jobs running now
   /// Watches the one job running alone; dropped when a second job joins it (no longer its own).
-  std::unique_ptr<PeakResidentSampler> sampler;
+  std::unique_ptr<JobMemoryProbe> sampler;
   uint64_t sampled_job = 0, next_job = 0;
   bool warned_over_budget = false;
   static inline const char* name = "fedvlm.scheduler";
@@ -139,7 +140,7 @@ void dispatch(scheduler_actor_t* self) {
     const uint64_t id = ++st.next_job;
     if (st.admission->limited()) {
       if (st.running.empty()) {
-        st.sampler = std::make_unique<PeakResidentSampler>();
+        st.sampler = std::make_unique<JobMemoryProbe>(st.cfg.task->device());
         st.sampled_job = id;
       } else {
         st.sampler.reset(); // two jobs now share the process: neither measurement is one job's
@@ -164,7 +165,11 @@ void dispatch(scheduler_actor_t* self) {
       for (int i = 0; i < count; ++i) s.running.erase(s.running.find(kind));
       if (s.cfg.observer) {
         s.cfg.observer->scheduler_job(kind, waited, seconds_since(started));
-        s.cfg.observer->device_memory(resident_bytes());
+        const DeviceMemory gpu = device_memory(s.cfg.task->device());
+        const int64_t rss = resident_bytes();
+        // Where the models run: a GPU's allocator, or the process itself on the CPU.
+        s.cfg.observer->device_memory(gpu.allocated >= 0 ? gpu.allocated : rss, gpu.peak);
+        s.cfg.observer->process_memory(rss);
       }
       report_admission(s);
       s.idle.push_back(w);

@@ -74,6 +74,7 @@ public:
   /// The frozen weights + cached image features + labels + prompt ids.
   [[nodiscard]] int64_t shared_bytes() const override;
   [[nodiscard]] std::string cache_summary() const override;
+  [[nodiscard]] c10::Device device() const override { return device_; }
   [[nodiscard]] const TensorMap& base_weights() const override { return *weights_; }
   /// A linear probe classifies the cached unit image embeddings: {classes, projection_dim}.
   [[nodiscard]] std::pair<int64_t, int64_t> probe_shape() const override {

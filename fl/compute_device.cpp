@@ -3,6 +3,9 @@
 
 #include <ATen/Context.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#ifdef FEDVLM_WITH_CUDA // a CUDA LibTorch (CMake sets it when it finds torch_cuda)
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include <cctype>
 #include <stdexcept>
@@ -30,6 +33,25 @@ DeviceChoice resolve_device(const std::string& name) {
     return {c10::Device(c10::kCPU), "device " + name + " requested, but this machine has " + std::to_string(count) +
                                         " GPU" + (count == 1 ? "" : "s")};
   return {c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index)), ""};
+}
+
+DeviceMemory device_memory(c10::Device device) {
+#ifdef FEDVLM_WITH_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+    const auto& bytes = stats.allocated_bytes[static_cast<std::size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE)];
+    return {bytes.current, bytes.peak};
+  }
+#endif
+  (void)device;
+  return {};
+}
+
+void reset_device_peak(c10::Device device) {
+#ifdef FEDVLM_WITH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
+#endif
+  (void)device;
 }
 
 } // namespace fedvlm

@@ -20,4 +20,14 @@ struct DeviceChoice {
 /// std::invalid_argument for a name valid_device_name refuses.
 [[nodiscard]] DeviceChoice resolve_device(const std::string& name);
 
+/// What a GPU's caching allocator holds for tensors now and at its peak since the last
+/// reset_device_peak, in bytes; both -1 for the CPU or a build without CUDA.
+struct DeviceMemory {
+  int64_t allocated = -1;
+  int64_t peak = -1;
+};
+[[nodiscard]] DeviceMemory device_memory(c10::Device device);
+/// Starts a new peak for device_memory (a CUDA device; nothing otherwise).
+void reset_device_peak(c10::Device device);
+
 } // namespace fedvlm

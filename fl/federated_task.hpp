@@ -30,6 +30,8 @@ public:
   /// The linear probe's shape {classes, features}: the frozen features it classifies; {0, 0}
   /// when the task has no linear probe.
   [[nodiscard]] virtual std::pair<int64_t, int64_t> probe_shape() const { return {0, 0}; }
+  /// Where the model runs (its weights and caches live there).
+  [[nodiscard]] virtual c10::Device device() const { return c10::kCPU; }
 
   [[nodiscard]] virtual LocalTrainResult train(LocalTrainJob job, const TrainSettings& settings,
                                                const LoraSettings& lora) const = 0;
@@ -60,6 +62,7 @@ public:
   [[nodiscard]] std::pair<int64_t, int64_t> probe_shape() const override {
     return {base_->num_classes(), base_->feature_size()};
   }
+  [[nodiscard]] c10::Device device() const override { return base_->device(); }
   [[nodiscard]] std::string cache_summary() const override {
     return base_->caches_features()
                ? "all LoRA targets are in the head: trunk features computed once for " +

@@ -36,8 +36,14 @@ public:
   void scheduler_job(const std::string& kind, double queued_seconds, double run_seconds) override {
     for (auto* o : observers_) o->scheduler_job(kind, queued_seconds, run_seconds);
   }
-  void device_memory(int64_t bytes_in_use) override {
-    for (auto* o : observers_) o->device_memory(bytes_in_use);
+  void device_memory(int64_t bytes_in_use, int64_t peak_bytes) override {
+    for (auto* o : observers_) o->device_memory(bytes_in_use, peak_bytes);
+  }
+  void process_memory(int64_t resident_bytes) override {
+    for (auto* o : observers_) o->process_memory(resident_bytes);
+  }
+  void scheduler_memory(int running_jobs, int64_t budget_bytes, int64_t projected_bytes) override {
+    for (auto* o : observers_) o->scheduler_memory(running_jobs, budget_bytes, projected_bytes);
   }
 
 private:

@@ -1,6 +1,8 @@
 // fl/resident_memory.cpp — /proc/self/statm, read once or watched by a sampling thread.
 #include "fl/resident_memory.hpp"
 
+#include "fl/compute_device.hpp"
+
 #include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -43,6 +45,20 @@ int64_t PeakResidentSampler::stop() {
   if (running_.exchange(false)) thread_.join();
   const int64_t now = resident_bytes();
   return std::max<int64_t>(0, std::max(peak_.load(), now) - start_);
+}
+
+JobMemoryProbe::JobMemoryProbe(c10::Device device) : device_(device) {
+  if (device_.is_cuda()) {
+    reset_device_peak(device_);
+    start_ = std::max<int64_t>(0, device_memory(device_).allocated);
+  } else {
+    cpu_ = std::make_unique<PeakResidentSampler>();
+  }
+}
+
+int64_t JobMemoryProbe::stop() {
+  if (cpu_) return cpu_->stop();
+  return std::max<int64_t>(0, device_memory(device_).peak - start_);
 }
 
 } // namespace fedvlm

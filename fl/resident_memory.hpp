@@ -1,8 +1,11 @@
 // fl/resident_memory.hpp — the process's resident memory, now and at its peak over a stretch of work.
 #pragma once
 
+#include <c10/core/Device.h>
+
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <thread>
 
 namespace fedvlm {
@@ -34,6 +37,20 @@ private:
   std::atomic<int64_t> peak_;
   std::atomic<bool> running_{true};
   std::thread thread_;
+};
+
+/// The memory one job adds at its peak where it runs: on a GPU the caching allocator's peak
+/// above what it held at the start (fl/compute_device.hpp), on the CPU the sampled resident set.
+class JobMemoryProbe {
+public:
+  explicit JobMemoryProbe(c10::Device device);
+  /// The job's peak above the start, in bytes (>= 0).
+  int64_t stop();
+
+private:
+  c10::Device device_;
+  int64_t start_ = 0;
+  std::unique_ptr<PeakResidentSampler> cpu_;
 };
 
 } // namespace fedvlm

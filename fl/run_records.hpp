@@ -88,7 +88,11 @@ public:
   virtual void scheduler_queue(int depth) {}
   virtual void scheduler_job(const std::string& kind, double queued_seconds,
                              double run_seconds) {}
-  virtual void device_memory(int64_t bytes_in_use) {}
+  /// Memory where the models run: a GPU's caching allocator (in use, and its peak), or on the
+  /// CPU the process's resident set (peak -1: not tracked there).
+  virtual void device_memory(int64_t bytes_in_use, int64_t peak_bytes) {}
+  /// The process's resident set, wherever the models run.
+  virtual void process_memory(int64_t resident_bytes) {}
   /// scheduler.memory_budget: jobs running now, the budget, and the projected memory of the
   /// shared part plus the running jobs (fl/memory_admission.hpp).
   virtual void scheduler_memory(int running_jobs, int64_t budget_bytes, int64_t projected_bytes) {}

@@ -41,6 +41,7 @@ public:
   [[nodiscard]] int64_t shared_bytes() const override;
   [[nodiscard]] std::string cache_summary() const override;
   [[nodiscard]] const TensorMap& base_weights() const override;
+  [[nodiscard]] c10::Device device() const override { return settings_.device; }
 
   [[nodiscard]] LocalTrainResult train(LocalTrainJob job, const TrainSettings& settings,
                                        const LoraSettings& lora) const override;

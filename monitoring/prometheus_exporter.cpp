@@ -71,6 +71,7 @@ constexpr const char* job_duration = "fedvlm_scheduler_job_duration_seconds";
 constexpr const char* job_wait = "fedvlm_scheduler_job_wait_seconds";
 constexpr const char* device_memory = "fedvlm_device_memory_bytes";
 constexpr const char* running_jobs = "fedvlm_scheduler_running_jobs";
+constexpr const char* process_memory = "fedvlm_process_resident_bytes";
 constexpr const char* memory_budget = "fedvlm_scheduler_memory_budget_bytes";
 constexpr const char* projected_memory = "fedvlm_scheduler_projected_memory_bytes";
 } // namespace name
@@ -157,6 +158,7 @@ struct PrometheusExporter::Impl {
   Family<Histogram>* job_wait;
   Family<Gauge>* device_memory;
   Family<Gauge>* running_jobs;
+  Family<Gauge>* process_memory;
   Family<Gauge>* memory_budget;
   Family<Gauge>* projected_memory;
 
@@ -251,7 +253,10 @@ struct PrometheusExporter::Impl {
                            "Seconds jobs spent running on the device; rate() = busy slots.");
     job_duration = histogram(name::job_duration, "Run time of a scheduler job; kind = train|eval.");
     job_wait = histogram(name::job_wait, "Time a scheduler job waited in the queue.");
-    device_memory = gauge(name::device_memory, "Memory in use where the models run: the process resident set while they run on the CPU.");
+    device_memory = gauge(name::device_memory,
+                          "Memory where the models run; stat = in_use | peak: a GPU's caching allocator (allocated "
+                          "bytes and their peak), on the CPU the process's resident set (in_use only).");
+    process_memory = gauge(name::process_memory, "Resident memory of the fedvlm-sim process, wherever the models run.");
     running_jobs = gauge(name::running_jobs, "Jobs the scheduler admitted that are running now (scheduler.memory_budget).");
     memory_budget = gauge(name::memory_budget, "scheduler.memory_budget: memory for the shared base plus running jobs.");
     projected_memory = gauge(name::projected_memory,
@@ -380,7 +385,7 @@ std::vector<std::string> PrometheusExporter::metric_names() {
       name::client_sent,    name::client_received,  name::client_participations,
       name::client_trainings, name::queue_depth,    name::busy_seconds,
       name::job_duration,   name::job_wait,         name::device_memory,
-      name::running_jobs,   name::memory_budget,    name::projected_memory};
+      name::running_jobs,   name::memory_budget,    name::projected_memory, name::process_memory};
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -521,8 +526,13 @@ void PrometheusExporter::scheduler_job(const std::string& kind, double queued_se
   else impl_->busy_seconds->Add(labels);
 }
 
-void PrometheusExporter::device_memory(int64_t bytes_in_use) {
-  impl_->device_memory->Add({}).Set(static_cast<double>(bytes_in_use));
+void PrometheusExporter::device_memory(int64_t bytes_in_use, int64_t peak_bytes) {
+  impl_->device_memory->Add({{"stat", "in_use"}}).Set(static_cast<double>(bytes_in_use));
+  if (peak_bytes >= 0) impl_->device_memory->Add({{"stat", "peak"}}).Set(static_cast<double>(peak_bytes));
+}
+
+void PrometheusExporter::process_memory(int64_t resident_bytes) {
+  impl_->process_memory->Add({}).Set(static_cast<double>(resident_bytes));
 }
 
 void PrometheusExporter::scheduler_memory(int running_jobs, int64_t budget_bytes, int64_t projected_bytes) {

@@ -34,7 +34,8 @@ struct PrometheusSettings {
 ///               {run,strategy,client,split=train|test}: fedvlm_client_samples
 ///   process     fedvlm_scheduler_queue_depth, fedvlm_scheduler_busy_seconds_total{kind},
 ///               fedvlm_scheduler_job_duration_seconds{kind}, fedvlm_scheduler_job_wait_seconds{kind}
-///               (histograms), fedvlm_device_memory_bytes; with scheduler.memory_budget:
+///               (histograms), fedvlm_device_memory_bytes{stat=in_use|peak} (peak: a GPU's
+///               allocator only), fedvlm_process_resident_bytes; with scheduler.memory_budget:
 ///               fedvlm_scheduler_running_jobs, fedvlm_scheduler_memory_budget_bytes,
 ///               fedvlm_scheduler_projected_memory_bytes
 /// "sent"/"received" are from the client's side: sent = uploaded to the aggregator.
@@ -74,7 +75,8 @@ public:
   void scheduler_queue(int depth) override;
   void scheduler_job(const std::string& kind, double queued_seconds,
                      double run_seconds) override;
-  void device_memory(int64_t bytes_in_use) override;
+  void device_memory(int64_t bytes_in_use, int64_t peak_bytes) override;
+  void process_memory(int64_t resident_bytes) override;
   void scheduler_memory(int running_jobs, int64_t budget_bytes, int64_t projected_bytes) override;
 
 private:

@@ -109,7 +109,9 @@ TEST(PrometheusExporter, ServesSyntheticRunOnMetricsEndpoint) {
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_busy_seconds_total", {{"kind", "eval"}}), 0.75);
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_job_duration_seconds_count", {{"kind", "train"}}), 6);
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_job_wait_seconds_sum", {{"kind", "train"}}), 1.5);
-  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_device_memory_bytes", {}), 3.0 * (1 << 20));
+  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_device_memory_bytes", {{"stat", "in_use"}}), 3.0 * (1 << 20));
+  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_device_memory_bytes", {{"stat", "peak"}}), 6.0 * (1 << 20));
+  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_process_resident_bytes", {}), 9.0 * (1 << 20));
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_running_jobs", {}), 2);
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_memory_budget_bytes", {}), 64.0 * (1 << 20));
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_projected_memory_bytes", {}), 10.0 * (1 << 20));
@@ -305,10 +307,10 @@ TEST(PrometheusExporter, PushesToPushgatewayEachRound) {
                    0.75);
 
   // An explicit push reflects later changes.
-  exporter.device_memory(12345);
+  exporter.device_memory(12345, -1);
   ASSERT_TRUE(exporter.push()) << gateway.log_tail();
   samples = th::parse_exposition(th::http_get(gateway.url() + "/metrics").body);
-  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_device_memory_bytes", {{"job", "fedvlm_test"}}), 12345);
+  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_device_memory_bytes", {{"job", "fedvlm_test"}, {"stat", "in_use"}}), 12345);
 }
 
 TEST(PrometheusExporter, UnreachablePushgatewayIsNotFatal) {

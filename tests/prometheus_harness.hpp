@@ -442,7 +442,8 @@ inline void feed_synthetic_run(RunObserver& o, const std::string& run = "t",
   for (int c = 0; c < clients; ++c) o.client_evaluated(record(c, 0));
   for (int r = 1; r <= rounds; ++r) {
     o.round_started(run, r, rounds);
-    o.device_memory((int64_t{1} << 20) * (r + 1));
+    o.device_memory((int64_t{1} << 20) * (r + 1), (int64_t{2} << 20) * (r + 1)); // a GPU run: a peak too
+    o.process_memory((int64_t{3} << 20) * (r + 1));
     o.scheduler_memory(r, int64_t{64} << 20, (int64_t{5} << 20) * r); // a run with scheduler.memory_budget
     for (int c = 0; c < clients; ++c) {
       o.scheduler_queue(clients - c);
