@@ -51,11 +51,13 @@ auto guarded(const char* what, F job) -> caf::result<decltype(job())> {
 caf::behavior worker(caf::event_based_actor* self, SchedulerConfig cfg) {
   return {
       [cfg](TrainJobMsg& msg) {
+        use_own_stream(cfg.task->device()); // this worker's thread, its own CUDA stream
         const int client = msg.client, round = msg.round;
         return guarded(("client " + std::to_string(client) + ", round " + std::to_string(round) + ": training").c_str(),
                        [&] { return TrainDoneMsg{cfg.task->train(std::move(msg.job), cfg.train, cfg.lora)}; });
       },
       [cfg](TrainGroupMsg& msg) {
+        use_own_stream(cfg.task->device());
         std::string who;
         std::vector<LocalTrainJob> jobs;
         for (auto& m : msg.jobs) {
@@ -66,6 +68,7 @@ caf::behavior worker(caf::event_based_actor* self, SchedulerConfig cfg) {
         return guarded(what.c_str(), [&] { return TrainGroupDoneMsg{cfg.task->train_group(std::move(jobs), cfg.train, cfg.lora)}; });
       },
       [cfg](EvalJobMsg& msg) {
+        use_own_stream(cfg.task->device());
         const std::string what = "client " + std::to_string(msg.client) + ", round " + std::to_string(msg.round) + ": evaluation";
         return guarded(what.c_str(), [&] {
           return cfg.task->evaluate(msg.adapters, msg.indices, cfg.lora, cfg.train.eval_batch_size);

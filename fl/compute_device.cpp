@@ -5,6 +5,7 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #ifdef FEDVLM_WITH_CUDA // a CUDA LibTorch (CMake sets it when it finds torch_cuda)
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAStream.h>
 #endif
 
 #include <cctype>
@@ -45,6 +46,17 @@ DeviceMemory device_memory(c10::Device device) {
 #endif
   (void)device;
   return {};
+}
+
+void use_own_stream(c10::Device device) {
+#ifdef FEDVLM_WITH_CUDA
+  thread_local bool done = false;
+  if (device.is_cuda() && !done) {
+    c10::cuda::setCurrentCUDAStream(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index()));
+    done = true;
+  }
+#endif
+  (void)device;
 }
 
 void reset_device_peak(c10::Device device) {

@@ -30,4 +30,8 @@ struct DeviceMemory {
 /// Starts a new peak for device_memory (a CUDA device; nothing otherwise).
 void reset_device_peak(c10::Device device);
 
+/// Gives the calling thread a CUDA stream of its own from LibTorch's pool, once per thread,
+/// so several scheduler workers' kernels can overlap (nothing for the CPU or without CUDA).
+void use_own_stream(c10::Device device);
+
 } // namespace fedvlm
