@@ -208,6 +208,7 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
 
   RunHooks hooks;
   if (resume) hooks.resume_from = resume->checkpoint;
+  hooks.serve = options_.serve;
   hooks.on_round_state = [&, fingerprint](const RunCheckpoint& state) {
     save_adapters(dir / "adapters", state);
     const int every = c.checkpoint.every;
@@ -285,6 +286,9 @@ DriverOutcome run_experiment(const ExperimentPlan& plan, const DriverOptions& op
     }
     return {};
   }
+  if (options.serve && runs.size() != 1)
+    throw std::runtime_error("serve runs one run at a time; this plan has " + std::to_string(runs.size()) +
+                             " (pick one with --only LABEL)");
   for (const auto* c : runs) check_output_paths(*c); // a bad output_dir fails now, not after data loading
 
   // With --resume, every continued run is checked before the first one starts: a changed

@@ -1,10 +1,12 @@
 // actors/experiment_driver.hpp — runs every run of an experiment plan and writes their results.
 #pragma once
 
+#include "actors/cluster.hpp"
 #include "fl/experiment_toml.hpp"
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,8 @@ struct DriverOptions {
   bool resume = false;
   /// Accept a configuration that differs from the one the run started with (e.g. more rounds).
   bool force = false;
+  /// `fedvlm-sim serve`: the clients run on node processes that join (actors/cluster.hpp).
+  std::optional<ServeSettings> serve;
 };
 
 struct DriverOutcome {

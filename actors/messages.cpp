@@ -1,6 +1,8 @@
 // actors/messages.cpp — the message types' names for CAF's type registry.
 #include "actors/messages.hpp"
 
+#include "actors/cluster.hpp"
+
 #include <caf/actor_system_config.hpp>
 
 namespace fedvlm {
@@ -16,7 +18,9 @@ void register_message_types(caf::actor_system_config& cfg) {
       .add_message_type<EvalJobMsg>("fedvlm::EvalJobMsg")
       .add_message_type<EvalResult>("fedvlm::EvalResult")
       .add_message_type<RunDone>("fedvlm::RunDone")
-      .add_message_type<AdapterSnapshot>("fedvlm::AdapterSnapshot");
+      .add_message_type<AdapterSnapshot>("fedvlm::AdapterSnapshot")
+      .add_message_type<NodeAssignment>("fedvlm::NodeAssignment")
+      .add_message_type<NodeReady>("fedvlm::NodeReady");
 }
 
 } // namespace fedvlm

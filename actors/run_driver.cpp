@@ -15,6 +15,7 @@
 
 #include <ATen/ATen.h>
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -28,12 +29,6 @@
 
 namespace fedvlm {
 
-namespace {
-
-constexpr int kSharedInit = -1;
-
-/// The clients' starting states: fresh adapters, or those of the checkpoint (checked against
-/// the configuration, so a checkpoint of another run cannot be mixed in silently).
 std::vector<ClientCheckpoint> starting_states(const ExperimentConfig& c, const RunSetup& setup,
                                               const RunCheckpoint& from, ClientCheckpoint& central) {
   std::vector<ClientCheckpoint> states(static_cast<std::size_t>(c.federation.clients));
@@ -68,6 +63,40 @@ std::vector<ClientCheckpoint> starting_states(const ExperimentConfig& c, const R
   }
   return states;
 }
+
+SchedulerConfig scheduler_config(const ExperimentConfig& c, const RunSetup& setup, RunObserver* observer) {
+  SchedulerConfig sched;
+  sched.task = setup.task;
+  sched.train = c.train;
+  sched.lora = c.lora;
+  sched.concurrency = c.scheduler.concurrency;
+  sched.memory_budget = c.scheduler.memory_budget;
+  sched.batch_clients = c.scheduler.batch_clients;
+  sched.observer = observer;
+  return sched;
+}
+
+caf::actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& c, const RunSetup& setup,
+                            caf::actor scheduler, int id, const ClientCheckpoint& state) {
+  ClientConfig cc;
+  cc.id = id;
+  if (id == kSharedInit) {
+    for (const auto& s : setup.splits) cc.split.train.insert(cc.split.train.end(), s.train.begin(), s.train.end());
+    std::sort(cc.split.train.begin(), cc.split.train.end());
+  } else {
+    cc.split = setup.splits[static_cast<std::size_t>(id)];
+    cc.faults = c.faults;
+    cc.privacy = c.privacy;
+  }
+  cc.initial_adapters = state.adapters;
+  cc.initial_optimizer_state = state.optimizer_state;
+  cc.strategy = c.strategy;
+  cc.run_seed = c.seed;
+  cc.scheduler = std::move(scheduler);
+  return spawn_client(system, std::move(cc));
+}
+
+namespace {
 
 /// Tells the aggregator when a stop signal arrives, so the round in flight is abandoned and the
 /// start request is answered at once.
@@ -145,38 +174,19 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   // Heavy work runs on the scheduler's detached workers; the cooperative threads only relay.
   sys_cfg.set("scheduler.max-threads", static_cast<size_t>(2));
   register_message_types(sys_cfg);
+  if (hooks.serve) {
+    if (hooks.resume_from.round > 0) throw std::runtime_error("serve: runs on several processes cannot resume yet");
+    sys_cfg.load<caf::io::middleman>();
+  }
   caf::actor_system system{sys_cfg};
 
-  SchedulerConfig sched;
-  sched.task = setup.task;
-  sched.train = c.train;
-  sched.lora = c.lora;
-  sched.concurrency = c.scheduler.concurrency;
-  sched.memory_budget = c.scheduler.memory_budget;
-  sched.batch_clients = c.scheduler.batch_clients;
-  sched.observer = &observer;
-  caf::actor scheduler = spawn_scheduler(system, sched);
+  caf::actor scheduler = spawn_scheduler(system, scheduler_config(c, setup, &observer));
 
   // Every client actor ever spawned, respawns included, so that all are stopped at the end.
   std::mutex spawned_mutex;
   std::vector<caf::actor> spawned;
   auto spawn_with_state = [&](int id, const ClientCheckpoint& state) {
-    ClientConfig cc;
-    cc.id = id;
-    if (id == kSharedInit) {
-      for (const auto& s : setup.splits) cc.split.train.insert(cc.split.train.end(), s.train.begin(), s.train.end());
-      std::sort(cc.split.train.begin(), cc.split.train.end());
-    } else {
-      cc.split = setup.splits[static_cast<std::size_t>(id)];
-      cc.faults = c.faults;
-      cc.privacy = c.privacy;
-    }
-    cc.initial_adapters = state.adapters;
-    cc.initial_optimizer_state = state.optimizer_state;
-    cc.strategy = c.strategy;
-    cc.run_seed = c.seed;
-    cc.scheduler = scheduler;
-    caf::actor a = spawn_client(system, std::move(cc));
+    caf::actor a = spawn_run_client(system, c, setup, scheduler, id, state);
     std::lock_guard<std::mutex> lock(spawned_mutex);
     spawned.push_back(a);
     return a;
@@ -201,8 +211,16 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   agg.initial_states = states;
   agg.central_state = central_state;
   agg.on_round_state = hooks.on_round_state;
-  agg.respawn = spawn_with_state;
-  for (int k = 0; k < c.federation.clients; ++k) agg.clients.push_back(spawn_with_state(k, states[static_cast<std::size_t>(k)]));
+  // Clients on other processes (serve), or here.
+  const RemoteClients cluster =
+      hooks.serve ? gather_remote_clients(system, *hooks.serve, c.resolved_toml, c.federation.clients,
+                                          run_setup_fingerprint(setup))
+                  : RemoteClients{};
+  const std::vector<caf::actor>& remote = cluster.clients;
+  if (remote.empty()) agg.respawn = spawn_with_state; // a remote client that dies stays down (counted failed)
+  for (int k = 0; k < c.federation.clients; ++k)
+    agg.clients.push_back(remote.empty() ? spawn_with_state(k, states[static_cast<std::size_t>(k)])
+                                         : remote[static_cast<std::size_t>(k)]);
   if (spec.centralized) agg.central_trainer = spawn_with_state(kSharedInit, central_state);
   caf::actor aggregator = spawn_aggregator(system, std::move(agg));
 
@@ -219,6 +237,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
     self->send_exit(scheduler, caf::exit_reason::user_shutdown);
     std::lock_guard<std::mutex> lock(spawned_mutex);
     for (const auto& a : spawned) self->send_exit(a, caf::exit_reason::user_shutdown);
+    if (cluster.registry) self->send_exit(cluster.registry, caf::exit_reason::user_shutdown); // nodes stop
   }
   observer.run_finished(run_id);
   if (const int sig = interrupt_signal()) throw RunInterrupted(sig);

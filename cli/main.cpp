@@ -1,4 +1,5 @@
 // cli/main.cpp — the fedvlm-sim command: run an experiment, plot results, compare results.
+#include "actors/cluster.hpp"
 #include "actors/experiment_driver.hpp"
 #include "fl/experiment_toml.hpp"
 #include "fl/results_reader.hpp"
@@ -8,9 +9,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -21,6 +24,9 @@ Usage:
   fedvlm-sim EXPERIMENT.toml [--dry-run] [--quiet] [--only RUN]... [--set KEY=VALUE]...
                             [--output-dir DIR] [--resume [--force]]
   fedvlm-sim resume RUN_DIR [--set KEY=VALUE]... [--force] [--quiet]
+  fedvlm-sim serve EXPERIMENT.toml [--listen HOST:PORT [--insecure]] [--nodes N] [--wait SECONDS]
+                   [run options]
+  fedvlm-sim node --connect HOST:PORT
   fedvlm-sim plot RESULTS_DIR... [--out DIR]
   fedvlm-sim compare RESULTS_DIR...
   fedvlm-sim --keys          every experiment key, with type, default and meaning
@@ -44,6 +50,14 @@ Running an experiment:
                  newest checkpoint; completed runs are skipped
   --force        with --resume or resume: accept a configuration that differs from the one
                  the run started with (the differing keys are listed otherwise)
+
+serve:    runs one run (pick it with --only in a sweep) with its clients on node processes:
+          waits up to --wait SECONDS (default 120) for --nodes N (default 1) nodes to connect
+          on --listen (default 127.0.0.1:4242), gives each a balanced block of clients and the resolved
+          configuration, and otherwise runs as usual: the aggregator, results files and
+          Prometheus exporter stay here. Only what the strategy shares crosses the network.
+node:     connects to a server, prepares the same run from this machine's own weights and data
+          (a node whose setup differs is refused), hosts its clients until the server ends.
 
 resume:   continues the run in RUN_DIR after its newest checkpoint (checkpoints/, written
           after every round), in place, with the configuration in RUN_DIR/config.toml; a run
@@ -132,13 +146,21 @@ int main(int argc, char** argv) {
   try {
     if (args[0] == "plot") return run_plot({args.begin() + 1, args.end()});
     if (args[0] == "compare") return run_compare({args.begin() + 1, args.end()});
+    if (args[0] == "node") {
+      if (args.size() != 3 || args[1] != "--connect") return usage_error("node takes --connect HOST:PORT");
+      const auto [host, port] = fedvlm::parse_host_port(args[2]);
+      return fedvlm::run_node(host, port);
+    }
 
     const bool resume = args[0] == "resume";
+    const bool serve = args[0] == "serve";
     fedvlm::DriverOptions options;
+    if (serve) options.serve = fedvlm::ServeSettings{"127.0.0.1", 4242, 1, 120};
+    bool insecure = false;
     std::string file; // the experiment file, or the run directory to resume
     bool quiet = false;
     std::vector<std::string> overrides;
-    for (std::size_t i = resume ? 1 : 0; i < args.size(); ++i) {
+    for (std::size_t i = resume || serve ? 1 : 0; i < args.size(); ++i) {
       const std::string& a = args[i];
       std::string error;
       if (parse_config_override(args, i, overrides, error)) {
@@ -146,7 +168,24 @@ int main(int argc, char** argv) {
       } else if (a == "--quiet" || a == "-q") quiet = true;
       else if (a == "--force") options.force = true;
       else if (!resume && a == "--dry-run") options.dry_run = true;
-      else if (!resume && a == "--resume") options.resume = true;
+      else if (!resume && !serve && a == "--resume") options.resume = true;
+      else if (serve && a == "--insecure") insecure = true;
+      else if (serve && (a == "--listen" || a == "--nodes" || a == "--wait")) {
+        if (i + 1 >= args.size()) return usage_error(a + " needs a value");
+        const std::string v = args[++i];
+        if (a == "--wait") {
+          char* end = nullptr;
+          const double seconds = std::strtod(v.c_str(), &end);
+          if (end == v.c_str() || *end != '\0' || !(seconds > 0)) return usage_error("--wait: expected seconds > 0, got " + v);
+          options.serve->wait_seconds = seconds;
+        } else if (a == "--nodes") {
+          if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || std::stoi(v) < 1)
+            return usage_error("--nodes: expected a count >= 1, got " + v);
+          options.serve->nodes = std::stoi(v);
+        } else {
+          std::tie(options.serve->host, options.serve->port) = fedvlm::parse_host_port(v);
+        }
+      }
       else if (!resume && a == "--only") {
         if (i + 1 >= args.size()) return usage_error("--only needs a run label");
         options.only.push_back(args[++i]);
@@ -156,6 +195,11 @@ int main(int argc, char** argv) {
                                      : "more than one experiment file given (" + file + ", " + a + ")");
     }
     if (file.empty()) return usage_error(resume ? "resume needs a RUN_DIR (results/NAME/RUN)" : "no experiment file given");
+    if (serve && !insecure && options.serve->host != "127.0.0.1" && options.serve->host != "localhost" &&
+        options.serve->host != "::1")
+      return usage_error("--listen " + options.serve->host + ": beyond loopback the clients' messages would cross the "
+                         "network unencrypted and anyone could join (TLS is not built yet); add --insecure to do it "
+                         "anyway on a network you trust");
     if (options.force && !resume && !options.resume) return usage_error("--force goes with --resume or resume");
     if (resume && !std::filesystem::is_regular_file(std::filesystem::path(file) / "run.json"))
       return usage_error("resume: " + file + " is not a run directory (it has no run.json)");
