@@ -62,6 +62,9 @@ struct aggregator_state {
   std::vector<ClientCheckpoint> states; ///< each client's state after the last finished round
   ClientCheckpoint central_state;
   std::vector<int> crashes;
+  /// Clients down for good (their node was lost, nothing to respawn them): asked nothing more,
+  /// counted failed at once instead of after a request timeout each round.
+  std::set<int> lost;
   // -- the round in flight ---------------------------------------------------
   int round = 0;
   bool training = false;
@@ -70,10 +73,10 @@ struct aggregator_state {
   std::map<int, ClientUpdate> updates;
   std::set<int> failed;
   std::map<int, ClientEval> evals;
-  int eval_pending = 0;
+  std::set<int> eval_waiting; ///< clients asked to evaluate this round that have not answered
   RoundAggregate result; ///< the round's aggregation: what each client downloads
   AggregationMeasure measure;
-  int snapshots_pending = 0;
+  std::set<int> snapshot_waiting; ///< clients asked for their state that have not answered
   // -- asynchronous mode -------------------------------------------------------
   std::unique_ptr<ClientClock> clock;
   AsyncTimeline timeline;
@@ -145,6 +148,7 @@ void respawn_client(aggregator_actor_t* self, int id, const std::string& reason)
   ++st.crashes[k];
   if (!st.cfg.respawn) {
     spdlog::warn("{}: round {}: client {} is down ({}) and will not come back", st.cfg.run, st.round, id, reason);
+    st.lost.insert(id);
     return;
   }
   spdlog::warn("{}: round {}: client {} crashed ({}): respawned from its state after round {}", st.cfg.run,
@@ -223,24 +227,30 @@ void collect_states(aggregator_actor_t* self) {
     return;
   }
   std::vector<std::pair<int, caf::actor>> targets;
-  for (std::size_t id = 0; id < st.cfg.clients.size(); ++id) targets.emplace_back(static_cast<int>(id), st.cfg.clients[id]);
+  for (std::size_t id = 0; id < st.cfg.clients.size(); ++id)
+    if (!st.lost.count(static_cast<int>(id))) targets.emplace_back(static_cast<int>(id), st.cfg.clients[id]);
   if (is_central(st)) targets.emplace_back(-1, st.cfg.central_trainer);
-  st.snapshots_pending = static_cast<int>(targets.size());
+  st.snapshot_waiting.clear();
+  for (const auto& [id, target] : targets) st.snapshot_waiting.insert(id);
+  if (targets.empty()) return next_round_or_done(self);
+  const int round = st.round;
   for (const auto& [id, target] : targets) {
     self->request(target, timeout_of(st.cfg), snapshot_atom::value)
         .then(
-            [self, id = id](AdapterSnapshot& snap) {
+            [self, id = id, round](AdapterSnapshot& snap) {
               auto& s = self->state;
+              if (s.round != round || !s.snapshot_waiting.erase(id)) return;
               ClientCheckpoint& slot = id < 0 ? s.central_state : s.states[static_cast<std::size_t>(id)];
               slot.adapters = std::move(snap.adapters);
               slot.optimizer_state = std::move(snap.optimizer_state);
-              if (--s.snapshots_pending == 0) next_round_or_done(self);
+              if (s.snapshot_waiting.empty()) next_round_or_done(self);
             },
-            [self, id = id](caf::error& err) {
+            [self, id = id, round](caf::error& err) {
               auto& s = self->state;
+              if (s.round != round || !s.snapshot_waiting.erase(id)) return;
               spdlog::warn("{}: round {}: no state from client {} ({}): keeping its previous one", s.cfg.run,
                            s.round, id, describe_error(err));
-              if (--s.snapshots_pending == 0) next_round_or_done(self);
+              if (s.snapshot_waiting.empty()) next_round_or_done(self);
             });
   }
 }
@@ -373,24 +383,31 @@ void report_round(aggregator_actor_t* self, const EvalResult* global_eval) {
 void evaluate_all(aggregator_actor_t* self) {
   auto& st = self->state;
   st.evals.clear();
-  st.eval_pending = static_cast<int>(st.cfg.clients.size());
+  st.eval_waiting.clear();
+  for (int id = 0; id < static_cast<int>(st.cfg.clients.size()); ++id)
+    if (!st.lost.count(id)) st.eval_waiting.insert(id);
+  if (st.eval_waiting.empty()) return finish_round(self);
+  const int round = st.round;
   for (std::size_t id = 0; id < st.cfg.clients.size(); ++id) {
+    if (st.lost.count(static_cast<int>(id))) continue;
     GlobalDown down;
     down.round = st.round;
     down.tensors = st.result.download_for(static_cast<int>(id));
     down.bytes = static_cast<int64_t>(tensor_map_bytes(down.tensors));
     self->request(st.cfg.clients[id], timeout_of(st.cfg), eval_atom::value, std::move(down))
         .then(
-            [self](ClientEval& ev) {
+            [self, id, round](ClientEval& ev) {
               auto& s = self->state;
+              if (s.round != round || !s.eval_waiting.erase(static_cast<int>(id))) return;
               s.evals.emplace(ev.client, std::move(ev));
-              if (--s.eval_pending == 0) finish_round(self);
+              if (s.eval_waiting.empty()) finish_round(self);
             },
-            [self, id](caf::error& err) {
+            [self, id, round](caf::error& err) {
               auto& s = self->state;
               if (stops_the_run(err)) return abort_run(self, err);
+              if (s.round != round || !s.eval_waiting.erase(static_cast<int>(id))) return;
               spdlog::warn("{}: round {}: client {} did not evaluate: {}", s.cfg.run, s.round, id, describe_error(err));
-              if (--s.eval_pending == 0) finish_round(self);
+              if (s.eval_waiting.empty()) finish_round(self);
             });
   }
 }
@@ -473,11 +490,15 @@ void train_round(aggregator_actor_t* self, int round) {
     std::vector<int> plan;
     for (int id : st.selected) {
       const ClientRoundFaults f = draw_client_faults(st.cfg.faults, st.cfg.seed, id, round);
-      if (!f.crashes && !f.fails && !f.drops_out) plan.push_back(id);
+      if (!f.crashes && !f.fails && !f.drops_out && !st.lost.count(id)) plan.push_back(id);
     }
     self->send(st.cfg.scheduler, plan_atom::value, round, std::move(plan));
   }
   for (int id : st.selected) {
+    if (st.lost.count(id)) {
+      client_failed(self, id, "down since an earlier round (its node was lost)");
+      continue;
+    }
     const caf::actor target = central ? st.cfg.central_trainer : st.cfg.clients[static_cast<std::size_t>(id)];
     self->request(target, timeout_of(st.cfg), train_atom::value, round)
         .then(
@@ -666,8 +687,16 @@ caf::behavior aggregator(aggregator_actor_t* self, AggregatorConfig cfg) {
     for (std::size_t id = 0; id < s.cfg.clients.size(); ++id) {
       if (s.cfg.clients[id].address() != dm.source) continue;
       const std::string why = describe_error(dm.reason);
-      respawn_client(self, static_cast<int>(id), why);
-      client_failed(self, static_cast<int>(id), why);
+      const int client = static_cast<int>(id);
+      respawn_client(self, client, why);
+      client_failed(self, client, why);
+      if (!s.lost.count(client)) continue;
+      // Requests in flight to a lost client would only end at their timeout: settle them now.
+      if (s.eval_waiting.erase(client)) {
+        spdlog::warn("{}: round {}: client {} did not evaluate: {}", s.cfg.run, s.round, client, why);
+        if (s.eval_waiting.empty()) finish_round(self);
+      }
+      if (s.snapshot_waiting.erase(client) && s.snapshot_waiting.empty()) next_round_or_done(self);
     }
   });
   return {

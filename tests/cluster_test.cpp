@@ -7,6 +7,7 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -64,6 +65,14 @@ uint16_t free_port() {
 
 const fs::path kFashion = "/usr/share/datasets/fashion-mnist";
 
+/// Runs `script` with bash from a file (no quoting through std::system's shell); its exit status.
+int run_script(const fs::path& dir, const std::string& script) {
+  const fs::path file = dir / "script.sh";
+  testing::write_text_file(file, script);
+  const int status = std::system(("timeout 180 bash '" + file.string() + "'").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 std::vector<nlohmann::json> records_without_times(const fs::path& run_dir) {
   std::vector<nlohmann::json> out;
   std::ifstream in(run_dir / "metrics.jsonl");
@@ -101,12 +110,12 @@ TEST(Cluster, ServerAndTwoNodesGiveTheSingleProcessMetrics) {
   const std::string at = "127.0.0.1:" + std::to_string(free_port());
   const std::string log = (tmp.path() / "served.log").string();
   const std::string script =
-      "'" + cli + "' serve '" + file.string() + "' --listen " + at + " --nodes 2 --wait 60 --quiet > '" + log +
-      "' 2>&1 & server=$!; sleep 1; "
+      "timeout 120 '" + cli + "' serve '" + file.string() + "' --listen " + at + " --nodes 2 --wait 60 --quiet > '" +
+      log + "' 2>&1 & server=$!; sleep 1; "
       "timeout 120 '" + cli + "' node --connect " + at + " > '" + log + ".node0' 2>&1 & "
       "timeout 120 '" + cli + "' node --connect " + at + " > '" + log + ".node1' 2>&1 & "
       "wait $server; rc=$?; wait; exit $rc";
-  ASSERT_EQ(std::system(("timeout 180 sh -c \"" + script + "\"").c_str()), 0)
+  ASSERT_EQ(run_script(tmp.path(), script), 0)
       << testing::read_text_file(log) << testing::read_text_file(log + ".node0");
   const std::string served_log = testing::read_text_file(log);
   EXPECT_NE(served_log.find("node 2 of 2 joined"), std::string::npos) << served_log;
@@ -119,6 +128,42 @@ TEST(Cluster, ServerAndTwoNodesGiveTheSingleProcessMetrics) {
   ASSERT_EQ(single.size(), 5u * 3u);
   ASSERT_EQ(served.size(), single.size());
   for (std::size_t i = 0; i < single.size(); ++i) EXPECT_EQ(served[i], single[i]) << i;
+}
+
+// kill -9 of a node as soon as it hosts its clients: the run goes on with the other node's
+// clients, the lost ones count as failed in every later round (without waiting for a timeout
+// each round), and the server says they will not come back.
+TEST(Cluster, ANodeKilledMidRunLeavesItsClientsOutAndTheRunGoesOn) {
+  if (!fs::exists(kFashion / "train-images-idx3-ubyte.gz")) GTEST_SKIP() << "Fashion-MNIST not installed";
+  testing::TempDir tmp("fedvlm-cluster");
+  const fs::path file = tmp.path() / "cluster.toml";
+  std::string text = config(tmp.path() / "out");
+  text.replace(text.find("rounds = 2"), 10, "rounds = 6\nquorum = 0.3");
+  text.replace(text.find("lr = 0.05"), 9, "lr = 0.01"); // with fewer clients averaged, 0.05 can diverge
+  text += "local_epochs = 10\n";
+  testing::write_text_file(file, text);
+  const std::string cli = FEDVLM_CLI, at = "127.0.0.1:" + std::to_string(free_port());
+  const std::string log = (tmp.path() / "serve.log").string();
+  const std::string script =
+      "timeout 120 '" + cli + "' serve '" + file.string() + "' --listen " + at + " --nodes 2 --wait 60 --quiet > '" +
+      log + "' 2>&1 & server=$!; sleep 1; "
+      "timeout 120 '" + cli + "' node --connect " + at + " > '" + log + ".a' 2>&1 & a=$!; "
+      "timeout 120 '" + cli + "' node --connect " + at + " > '" + log + ".b' 2>&1 & b=$!; "
+      "for i in $(seq 1 3000); do "
+      "  if grep -q 'hosting clients 3, 4' '" + log + ".a' 2>/dev/null; then kill -9 $(pgrep -P $a); break; fi; "
+      "  if grep -q 'hosting clients 3, 4' '" + log + ".b' 2>/dev/null; then kill -9 $(pgrep -P $b); break; fi; "
+      "  sleep 0.02; done; "
+      "wait $server; rc=$?; wait; exit $rc";
+  ASSERT_EQ(run_script(tmp.path(), script), 0) << testing::read_text_file(log);
+  const std::string served = testing::read_text_file(log);
+  EXPECT_NE(served.find("client 3 is down"), std::string::npos) << served;
+  EXPECT_NE(served.find("will not come back"), std::string::npos) << served;
+  std::vector<nlohmann::json> rounds;
+  std::ifstream in(tmp.path() / "out" / "cluster" / "run" / "rounds.jsonl");
+  for (std::string line; std::getline(in, line);) rounds.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rounds.size(), 7u) << served;
+  EXPECT_EQ(rounds.back().at("clients_failed"), 2) << served;  // clients 3 and 4, from the node killed
+  EXPECT_EQ(rounds.back().at("clients_answered"), 3) << served;
 }
 
 // Beyond loopback a server needs an explicit --insecure (no TLS yet): refused before anything runs.
