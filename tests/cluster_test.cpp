@@ -166,6 +166,32 @@ TEST(Cluster, ANodeKilledMidRunLeavesItsClientsOutAndTheRunGoesOn) {
   EXPECT_EQ(rounds.back().at("clients_answered"), 3) << served;
 }
 
+// Garbage on the listening port (random bytes, a header claiming a huge payload, a connection
+// closed mid-frame) is dropped; a real node that comes afterwards runs the experiment.
+TEST(Cluster, GarbageOnThePortIsDroppedAndTheServerGoesOn) {
+  if (!fs::exists(kFashion / "train-images-idx3-ubyte.gz")) GTEST_SKIP() << "Fashion-MNIST not installed";
+  testing::TempDir tmp("fedvlm-cluster");
+  const fs::path file = tmp.path() / "cluster.toml";
+  testing::write_text_file(file, config(tmp.path() / "out"));
+  const std::string cli = FEDVLM_CLI;
+  const uint16_t port = free_port();
+  const std::string at = "127.0.0.1:" + std::to_string(port), log = (tmp.path() / "serve.log").string();
+  const std::string tcp = "/dev/tcp/127.0.0.1/" + std::to_string(port);
+  const std::string script =
+      "timeout 120 '" + cli + "' serve '" + file.string() + "' --listen " + at + " --nodes 1 --wait 60 --quiet > '" +
+      log + "' 2>&1 & server=$!; sleep 1; "
+      "(exec 3<>" + tcp + "; head -c 4096 /dev/urandom >&3; exec 3>&-) 2>/dev/null; "
+      "(exec 3<>" + tcp + "; printf '\\xff\\xff\\xff\\x7f\\x00\\x00\\x00\\x01' >&3; exec 3>&-) 2>/dev/null; "
+      "(exec 3<>" + tcp + "; printf 'GET / HTTP/1.1\\r\\n\\r\\n' >&3; exec 3>&-) 2>/dev/null; "
+      "sleep 0.5; timeout 120 '" + cli + "' node --connect " + at + " > '" + log + ".node' 2>&1; "
+      "wait $server";
+  ASSERT_EQ(run_script(tmp.path(), script), 0) << testing::read_text_file(log) << testing::read_text_file(log + ".node");
+  std::ifstream in(tmp.path() / "out" / "cluster" / "run" / "rounds.jsonl");
+  int rounds = 0;
+  for (std::string line; std::getline(in, line);) ++rounds;
+  EXPECT_EQ(rounds, 3);
+}
+
 // Beyond loopback a server needs an explicit --insecure (no TLS yet): refused before anything runs.
 TEST(Cluster, ListeningBeyondLoopbackNeedsInsecure) {
   testing::TempDir tmp("fedvlm-cluster");
