@@ -1,0 +1,96 @@
+// bench/cluster_bench.cpp — seconds per round in one process vs a server and 2 node processes.
+//
+// Writes a small experiment (Fashion-MNIST, mlp_2nn with LoRA, 8 clients), runs it with
+// fedvlm-sim in one process and as `serve` + 2 `node` processes on 127.0.0.1, checks that both
+// give the same metrics, and prints the mean seconds per round (rounds after the first) of
+// each, from rounds.jsonl. Usage: cluster_bench [CLIENTS] [ROUNDS] [LOCAL_EPOCHS]
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<nlohmann::json> lines(const fs::path& file) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+double mean_round_seconds(const fs::path& run) {
+  const auto rounds = lines(run / "rounds.jsonl");
+  double sum = 0;
+  int n = 0;
+  for (const auto& r : rounds)
+    if (r.at("round").get<int>() > 1) {
+      sum += r.at("seconds").get<double>();
+      ++n;
+    }
+  return n ? sum / n : 0;
+}
+
+bool same_metrics(const fs::path& a, const fs::path& b) {
+  auto strip = [](std::vector<nlohmann::json> v) {
+    for (auto& j : v) j.erase("round_seconds");
+    return v;
+  };
+  return strip(lines(a / "metrics.jsonl")) == strip(lines(b / "metrics.jsonl"));
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  const int clients = argc > 1 ? std::atoi(argv[1]) : 8;
+  const int rounds = argc > 2 ? std::atoi(argv[2]) : 4;
+  const int epochs = argc > 3 ? std::atoi(argv[3]) : 10;
+  const fs::path cli = fs::read_symlink("/proc/self/exe").parent_path() / "fedvlm-sim";
+  const fs::path dir = fs::temp_directory_path() / ("fedvlm-cluster-bench-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto config = [&](const std::string& out) {
+    std::ofstream f(dir / "bench.toml");
+    f << "name = \"bench\"\nseed = 1\noutput_dir = \"" << (dir / out).string() << "\"\n"
+      << "[data]\npath = \"/usr/share/datasets/fashion-mnist\"\nmax_samples = " << clients * 400 << "\n"
+      << "[model]\narch = \"mlp_2nn\"\n[pretrain]\nenabled = false\n"
+      << "[partition]\nscheme = \"shards\"\nshards = " << 2 * clients << "\nshards_per_client = 2\n"
+      << "[federation]\nclients = " << clients << "\nrounds = " << rounds << "\n"
+      << "[strategy]\nname = \"plora\"\n[lora]\ntargets = [\"fc1\", \"fc2\", \"fc3\"]\n"
+      << "[train]\nlr = 0.01\nlocal_epochs = " << epochs << "\n[scheduler]\nconcurrency = 2\n";
+  };
+  config("single");
+  if (std::system(("'" + cli.string() + "' '" + (dir / "bench.toml").string() + "' --quiet > '" +
+                   (dir / "single.log").string() + "' 2>&1").c_str()) != 0) {
+    std::fprintf(stderr, "the single-process run failed; see %s\n", (dir / "single.log").c_str());
+    return 1;
+  }
+  config("served");
+  const std::string at = "127.0.0.1:" + std::to_string(47000 + ::getpid() % 1000);
+  std::ofstream(dir / "run.sh") << "'" << cli.string() << "' serve '" << (dir / "bench.toml").string() << "' --listen "
+                                << at << " --nodes 2 --quiet > '" << (dir / "served.log").string()
+                                << "' 2>&1 & s=$!; sleep 1\n"
+                                << "'" << cli.string() << "' node --connect " << at << " > /dev/null 2>&1 &\n"
+                                << "'" << cli.string() << "' node --connect " << at << " > /dev/null 2>&1 &\n"
+                                << "wait $s; rc=$?; wait; exit $rc\n";
+  if (std::system(("timeout 600 bash '" + (dir / "run.sh").string() + "'").c_str()) != 0) {
+    std::fprintf(stderr, "the served run failed; see %s\n", (dir / "served.log").c_str());
+    return 1;
+  }
+  const fs::path a = dir / "single" / "bench" / "run", b = dir / "served" / "bench" / "run";
+  const double one = mean_round_seconds(a), two = mean_round_seconds(b);
+  std::printf("%d clients, %d rounds of %d local epochs (mlp_2nn, pLoRA), seconds per round after the first:\n",
+              clients, rounds, epochs);
+  std::printf("  one process               : %8.3f s\n", one);
+  std::printf("  server + 2 node processes : %8.3f s  (%.2fx)\n", two, two / one);
+  std::printf("  same metrics              : %s\n", same_metrics(a, b) ? "yes" : "NO");
+  fs::remove_all(dir);
+  return 0;
+}
