@@ -6,6 +6,7 @@
 #include "actors/scheduler_actor.hpp"
 #include "fl/experiment_toml.hpp"
 #include "fl/federated_task.hpp"
+#include "fl/run_checkpoint.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -29,21 +30,6 @@ std::pair<std::string, uint16_t> parse_host_port(const std::string& text) {
 }
 
 namespace {
-
-void fnv(uint64_t& h, uint64_t v) {
-  for (int i = 0; i < 8; ++i) {
-    h ^= (v >> (8 * i)) & 0xFF;
-    h *= 1099511628211ULL;
-  }
-}
-
-void fnv(uint64_t& h, const std::string& s) {
-  for (unsigned char ch : s) {
-    h ^= ch;
-    h *= 1099511628211ULL;
-  }
-  fnv(h, s.size());
-}
 
 using timeout_atom = caf::atom_constant<caf::atom("tout")>;
 
@@ -143,21 +129,18 @@ caf::behavior registry(registry_actor_t* self, int nodes, std::string config, in
 } // namespace
 
 uint64_t run_setup_fingerprint(const RunSetup& setup) {
-  uint64_t h = 1469598103934665603ULL;
-  fnv(h, static_cast<uint64_t>(setup.pool_samples));
+  // Everything that must agree, as text, through the one 64-bit hash the checkpoints use.
+  std::string text = std::to_string(setup.pool_samples);
   for (const auto& split : setup.splits) {
-    fnv(h, split.train.size());
-    for (int64_t i : split.train) fnv(h, static_cast<uint64_t>(i));
-    fnv(h, split.test.size());
-    for (int64_t i : split.test) fnv(h, static_cast<uint64_t>(i));
+    text += "|train";
+    for (int64_t i : split.train) text += " " + std::to_string(i);
+    text += "|test";
+    for (int64_t i : split.test) text += " " + std::to_string(i);
   }
-  for (const auto& [name, shape] : setup.targets) {
-    fnv(h, name);
-    fnv(h, static_cast<uint64_t>(shape.out_features));
-    fnv(h, static_cast<uint64_t>(shape.in_features));
-  }
-  if (setup.task) fnv(h, static_cast<uint64_t>(setup.task->shared_bytes()));
-  return h;
+  for (const auto& [name, shape] : setup.targets)
+    text += "|" + name + " " + std::to_string(shape.out_features) + "x" + std::to_string(shape.in_features);
+  if (setup.task) text += "|" + std::to_string(setup.task->shared_bytes());
+  return config_hash(text);
 }
 
 std::vector<std::vector<int>> assign_clients(int clients, int nodes) {

@@ -132,10 +132,7 @@ ClipZeroShotTask::ClipZeroShotTask(std::shared_ptr<const TensorMap> weights, Cli
     for (const auto& t : templates_) prompts.push_back(clip_fill_template(t, name));
   // The task runs where its weights are (the caller moved them): a GPU, or the CPU.
   device_ = weights_->begin()->second.device();
-  for (const auto& [name, t] : *weights_)
-    if (t.device() != device_)
-      throw std::invalid_argument("ClipZeroShotTask: weights on two devices (" + name + " on " + t.device().str() +
-                                  ", others on " + device_.str() + ")");
+  require_on_device(*weights_, device_, "ClipZeroShotTask");
   prompt_ids_ = clip_tokenize_prompts(tokenizer, config_, prompts).to(device_);
 
   // Labels first: they are checked before minutes of encoding, the pixels batch by batch.
@@ -229,8 +226,7 @@ EvalResult ClipZeroShotTask::evaluate(const TensorMap& adapters, const std::vect
   if (indices.empty()) return result;
   if (batch_size < 1) throw std::invalid_argument("ClipZeroShotTask::evaluate: batch_size must be >= 1");
   at::NoGradGuard no_grad;
-  TensorMap on_device;
-  for (const auto& [name, t] : adapters) on_device.emplace(name, t.to(device_));
+  const TensorMap on_device = tensor_map_to(adapters, device_);
   ForwardContext ctx;
   ctx.adapters = &on_device;
   ctx.lora = lora;

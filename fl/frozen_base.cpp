@@ -44,10 +44,7 @@ FrozenBase::FrozenBase(std::shared_ptr<const ImageClassifier> model, ImageDatase
                        bool any_weighted_module, c10::Device device)
     : model_(std::move(model)), pool_(std::move(pool)),
       targets_(resolve_lora_targets(*model_, lora_targets, any_weighted_module)), device_(device) {
-  for (const auto& [name, t] : model_->state())
-    if (t.device() != device_)
-      throw std::invalid_argument("FrozenBase: the model's " + name + " is on " + t.device().str() + ", expected " +
-                                  device_.str() + " (move the model's state first)");
+  require_on_device(model_->state(), device_, "FrozenBase");
   if (pool_.images.defined()) pool_.images = pool_.images.to(device_);
   if (pool_.labels.defined()) pool_.labels = pool_.labels.to(device_);
   bool all_in_head = true;

@@ -55,8 +55,8 @@ public:
       params_.emplace(name, p);
     }
     if (settings.fresh_optimizer) job_.optimizer_state.clear();
-    for (auto& [name, t] : job_.optimizer_state) t = t.to(device);
-    for (auto& [name, t] : job_.prox_reference) t = t.to(device);
+    job_.optimizer_state = tensor_map_to(job_.optimizer_state, device);
+    job_.prox_reference = tensor_map_to(job_.prox_reference, device);
     all_ = at::tensor(job_.indices, at::kLong);
     n_ = all_.size(0);
     total_steps_ = (n_ + settings.batch_size - 1) / settings.batch_size * settings.local_epochs;
@@ -105,7 +105,7 @@ public:
     result.samples = n_;
     // Back on the CPU, where messages, aggregation and checkpoints work.
     for (auto& [name, p] : params_) p = p.detach().to(at::kCPU);
-    for (auto& [name, t] : job_.optimizer_state) t = t.to(at::kCPU);
+    job_.optimizer_state = tensor_map_to(job_.optimizer_state, at::kCPU);
     result.adapters = std::move(params_);
     result.optimizer_state = std::move(job_.optimizer_state);
     result.steps = steps_;
@@ -233,8 +233,7 @@ EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters,
   EvalResult result;
   if (indices.empty()) return result;
   at::NoGradGuard no_grad;
-  TensorMap on_device;
-  for (const auto& [name, t] : adapters) on_device.emplace(name, t.to(base.device()));
+  const TensorMap on_device = tensor_map_to(adapters, base.device());
   ForwardContext ctx;
   ctx.adapters = &on_device;
   ctx.lora = lora;

@@ -279,7 +279,7 @@ RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
   vs.generation.num_beams = c.data.num_beams;
   vs.generation.no_repeat_ngram_size = c.data.no_repeat_ngram_size;
   vs.device = run_device(c);
-  for (auto& [name, t] : model->mutable_state()) t = t.to(vs.device);
+  model->mutable_state() = tensor_map_to(model->state(), vs.device);
   setup.task = std::make_shared<const VqaTask>(model, tokenizer, data, c.lora_targets, vs);
   return setup;
 }
@@ -353,11 +353,7 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     // CLIP's preprocessing starts from [0, 1] intensities, not the loader's normalised values.
     const ClipPixelsFromImages pixels(pools.pool.images01(), config.vision.image_size); // a batch at a time
     const c10::Device device = run_device(c); // the task runs where its weights are
-    if (!device.is_cpu()) {
-      TensorMap moved;
-      for (const auto& [name, t] : *weights) moved.emplace(name, t.to(device));
-      weights = std::make_shared<const TensorMap>(std::move(moved));
-    }
+    if (!device.is_cpu()) weights = std::make_shared<const TensorMap>(tensor_map_to(*weights, device));
     setup.task = std::make_shared<const ClipZeroShotTask>(std::move(weights), config, tokenizer, pixels, pools.pool.labels,
                                                           class_names, setup.targets, c.clip.templates,
                                                           /*encode_batch_size=*/256, /*any_weighted_module=*/full);
@@ -528,7 +524,7 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
 
   if (mode == SetupMode::execute) {
     const c10::Device device = run_device(c);
-    for (auto& [name, t] : model->mutable_state()) t = t.to(device); // pretraining ran on the CPU
+    model->mutable_state() = tensor_map_to(model->state(), device); // pretraining ran on the CPU
     setup.task = std::make_shared<const ClassificationTask>(
         std::make_shared<const FrozenBase>(model, std::move(pool), c.lora_targets, 512, full_fine_tuning, device));
   }

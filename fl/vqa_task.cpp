@@ -83,10 +83,7 @@ VqaTask::VqaTask(std::shared_ptr<const Florence2> model, std::shared_ptr<const B
     answers.push_back(std::move(a));
     answers_.push_back(s.answer);
   }
-  for (const auto& [name, t] : model_->state())
-    if (t.device() != settings_.device)
-      throw std::invalid_argument("VqaTask: the model's " + name + " is on " + t.device().str() + ", expected " +
-                                  settings_.device.str() + " (move the model's state first)");
+  require_on_device(model_->state(), settings_.device, "VqaTask");
   prompt_ids_ = pad_rows(prompts, tokenizer_->pad_id()).to(settings_.device);
   labels_ = pad_rows(answers, -100).to(settings_.device);
 
@@ -165,8 +162,7 @@ EvalResult VqaTask::evaluate(const TensorMap& adapters, const std::vector<int64_
   EvalResult result;
   if (indices.empty()) return result;
   at::NoGradGuard no_grad;
-  TensorMap on_device;
-  for (const auto& [name, t] : adapters) on_device.emplace(name, t.to(settings_.device));
+  const TensorMap on_device = tensor_map_to(adapters, settings_.device);
   ForwardContext ctx;
   ctx.adapters = &on_device;
   ctx.lora = lora;

@@ -55,4 +55,17 @@ void require_finite_weights(const TensorMap& tensors, const std::string& source)
     throw std::runtime_error(source + ": " + bad + "; the checkpoint is corrupt or its training diverged");
 }
 
+TensorMap tensor_map_to(const TensorMap& tensors, c10::Device device) {
+  TensorMap out;
+  for (const auto& [name, t] : tensors) out.emplace(name, t.to(device));
+  return out;
+}
+
+void require_on_device(const TensorMap& tensors, c10::Device device, const std::string& who) {
+  for (const auto& [name, t] : tensors)
+    if (t.device() != device)
+      throw std::invalid_argument(who + ": the model's " + name + " is on " + t.device().str() + ", expected " +
+                                  device.str() + " (move the model's state first)");
+}
+
 } // namespace fedvlm

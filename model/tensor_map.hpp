@@ -31,6 +31,13 @@ using TensorMap = std::map<std::string, at::Tensor>;
 /// and "completes" with loss nan.
 void require_finite_weights(const TensorMap& tensors, const std::string& source);
 
+/// The same tensors on `device` (a tensor already there is shared, not copied).
+[[nodiscard]] TensorMap tensor_map_to(const TensorMap& tensors, c10::Device device);
+
+/// Throws std::invalid_argument "WHO: the model's NAME is on D, expected E (move the model's
+/// state first)" unless every tensor is on `device`.
+void require_on_device(const TensorMap& tensors, c10::Device device, const std::string& who);
+
 /// The entries of `tensors` whose names end with `suffix` (e.g. ".lora_B").
 [[nodiscard]] TensorMap tensor_map_with_suffix(const TensorMap& tensors, const std::string& suffix);
 
