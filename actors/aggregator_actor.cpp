@@ -147,7 +147,8 @@ void respawn_client(aggregator_actor_t* self, int id, const std::string& reason)
   const auto k = static_cast<std::size_t>(id);
   ++st.crashes[k];
   if (!st.cfg.respawn) {
-    spdlog::warn("{}: round {}: client {} is down ({}) and will not come back", st.cfg.run, st.round, id, reason);
+    spdlog::warn("{}: round {}: client {} is down ({}): left out until a node takes it back", st.cfg.run, st.round,
+                 id, reason);
     st.lost.insert(id);
     return;
   }
@@ -176,7 +177,7 @@ RunCheckpoint current_checkpoint(const aggregator_state& st) {
   ck.rounds_without_quorum = st.summary.rounds_without_quorum;
   ck.global = st.global;
   if (is_central(st)) ck.clients.push_back(st.central_state);
-  ck.clients.insert(ck.clients.end(), st.states.begin(), st.states.end());
+  if (!st.cfg.clients_keep_state) ck.clients.insert(ck.clients.end(), st.states.begin(), st.states.end());
   ck.crashes = st.crashes;
   return ck;
 }
@@ -199,7 +200,8 @@ void advance(aggregator_actor_t* self) {
   }
   st.over = true;
   st.summary.global = tensor_map_clone(st.global);
-  for (const auto& s : st.states) st.summary.adapters.push_back(tensor_map_clone(s.adapters));
+  if (!st.cfg.clients_keep_state)
+    for (const auto& s : st.states) st.summary.adapters.push_back(tensor_map_clone(s.adapters));
   st.done.deliver(st.summary);
 }
 
@@ -227,7 +229,7 @@ void collect_states(aggregator_actor_t* self) {
     return;
   }
   std::vector<std::pair<int, caf::actor>> targets;
-  for (std::size_t id = 0; id < st.cfg.clients.size(); ++id)
+  for (std::size_t id = 0; id < st.cfg.clients.size() && !st.cfg.clients_keep_state; ++id)
     if (!st.lost.count(static_cast<int>(id))) targets.emplace_back(static_cast<int>(id), st.cfg.clients[id]);
   if (is_central(st)) targets.emplace_back(-1, st.cfg.central_trainer);
   st.snapshot_waiting.clear();
@@ -284,6 +286,7 @@ ClientRoundRecord client_record(const aggregator_state& st, const ClientEval& ev
     r.train_loss = it->second.train_loss;
   }
   if (auto it = st.measure.drift_by_client.find(ev.client); it != st.measure.drift_by_client.end()) r.drift = it->second;
+  else if (r.participated && std::isfinite(ev.drift)) r.drift = ev.drift; // measured on the client's node
   if (is_async(st)) {
     double total = 0;
     int n = 0;
@@ -335,6 +338,11 @@ void report_round(aggregator_actor_t* self, const EvalResult* global_eval) {
   for (const auto& [id, up] : st.updates)
     if (up.delay_seconds > 0) ++sum.clients_late;
   sum.seconds = seconds;
+  if (st.cfg.wire_meter) {
+    const WireBytes wire = st.cfg.wire_meter();
+    sum.wire_bytes_sent = wire.sent;
+    sum.wire_bytes_received = wire.received;
+  }
   sum.aggregation_error = st.measure.error;
   if (st.round > 0) sum.epsilon = epsilon_after_rounds(st.cfg.privacy, st.cfg.federation, st.round);
   sum.aggregation_error_by_layer = st.measure.error_by_layer;
@@ -716,6 +724,21 @@ caf::behavior aggregator(aggregator_actor_t* self, AggregatorConfig cfg) {
         s.result = RoundAggregate{};
         evaluate_all(self);
         return s.done;
+      },
+      [self](rejoin_atom, std::vector<int>& ids, std::vector<caf::actor>& actors) {
+        auto& s = self->state;
+        if (s.over || ids.size() != actors.size()) return;
+        std::string list;
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+          const int id = ids[i];
+          if (id < 0 || id >= static_cast<int>(s.cfg.clients.size()) || !actors[i]) continue;
+          s.cfg.clients[static_cast<std::size_t>(id)] = actors[i];
+          self->monitor(actors[i]);
+          s.lost.erase(id);
+          list += (list.empty() ? "" : ", ") + std::to_string(id);
+        }
+        spdlog::info("{}: round {}: clients {} are back on a node that rejoined: asked again from the next round, "
+                     "from their starting state and the current global", s.cfg.run, s.round, list);
       },
       // Not an exit message: a killed actor would leave the start request unanswered (CAF 0.17
       // drops an undelivered promise silently) and the driver waiting forever.

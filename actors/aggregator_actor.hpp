@@ -1,6 +1,7 @@
 // actors/aggregator_actor.hpp — runs the rounds: collects client updates, averages, broadcasts, evaluates.
 #pragma once
 
+#include "actors/wire_traffic.hpp"
 #include "fl/experiment_config.hpp"
 #include "fl/run_checkpoint.hpp"
 #include "fl/run_records.hpp"
@@ -36,6 +37,9 @@ struct AggregatorConfig {
   std::vector<caf::actor> clients; ///< index = client id
   caf::actor central_trainer;      ///< centralized strategy only
   RunObserver* observer = nullptr; ///< outlives the actor system
+  /// Clients on other processes: the bytes on the wire since the last call, read into every
+  /// round's summary. Empty in one process.
+  std::function<WireBytes()> wire_meter;
 
   // -- state and persistence ----------------------------------------------------
   /// Where the run starts: a fresh run has round 0 (evaluation before fine-tuning); a resumed
@@ -44,6 +48,10 @@ struct AggregatorConfig {
   /// Each client's state at the start (index = id; the centralized trainer's is `central_state`).
   std::vector<ClientCheckpoint> initial_states;
   ClientCheckpoint central_state;
+  /// The clients live on other processes (serve): their private state (adapters, optimizer
+  /// moments) stays there. It is never requested after a round, so the round state handed to
+  /// on_round_state and RunDone hold no client state, only the global (and a local central trainer).
+  bool clients_keep_state = false;
   /// Spawns a replacement for a client whose actor died, from its state after the last finished
   /// round. Empty: a crashed client stays down.
   std::function<caf::actor(int client, const ClientCheckpoint& state)> respawn;
@@ -63,7 +71,8 @@ struct AggregatorConfig {
 /// client has answered or failed (a request times out after round_timeout_s); with fewer
 /// answers than the quorum, the round's aggregation is skipped and the previous global matrices
 /// stay. Simulated faults count as failed clients; a job that fails for real (non-finite loss,
-/// an exception) stops the run with that error. A client actor that dies is respawned.
+/// an exception) stops the run with that error. A client actor that dies is respawned, or without
+/// `respawn` left out until (rejoin_atom, ids, actors) hands in new actors for it.
 caf::actor spawn_aggregator(caf::actor_system& system, AggregatorConfig config);
 
 /// Clients taking part in `round`: all, or a seeded sample of `per_round`, ascending.

@@ -3,6 +3,7 @@
 
 #include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
+#include "fl/aggregation_error.hpp"
 #include "fl/client_faults.hpp"
 #include "fl/differential_privacy.hpp"
 #include "fl/random_streams.hpp"
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <utility>
@@ -31,6 +33,9 @@ struct client_state {
   std::map<int, std::pair<ClientUpdate, caf::typed_response_promise<ClientUpdate>>> held;
   /// Asynchronous mode: finished local trainings by job, applied on (commit_atom, job).
   std::map<int, LocalTrainResult> pending;
+  /// keeps_factors: its adapters as they went into the last aggregation, and that round.
+  TensorMap measured;
+  int measured_round = -1;
   static inline const char* name = "fedvlm.client";
 };
 
@@ -105,6 +110,12 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
                   if (sp.share_a || sp.share_b) {
                     up.measured = s.adapters;
                     for (const auto& [name, t] : up.tensors) up.measured[name] = t; // as sent
+                    if (s.cfg.keeps_factors && up.measured.size() != up.tensors.size()) {
+                      // Private tensors in it: they stay here (the drift is measured at eval).
+                      s.measured = std::move(up.measured);
+                      s.measured_round = round;
+                      up.measured.clear();
+                    }
                   }
                   if (delay_s > 0) {
                     // A straggler: hold the answer back, as a slow device or link would.
@@ -164,6 +175,15 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
       },
       [self](eval_atom, GlobalDown& down) -> caf::result<ClientEval> {
         auto& st = self->state;
+        double drift = std::numeric_limits<double>::quiet_NaN();
+        const StrategySpec round_spec = spec_in_round(strategy_spec(st.cfg.strategy), std::max(down.round, 1));
+        if (st.measured_round == down.round && personalised_outcome(round_spec) && !down.tensors.empty()) {
+          RoundAggregate mine;
+          mine.broadcast = down.tensors;
+          const AggregationMeasure m =
+              measure_aggregation(round_spec, {TrainedClient{st.cfg.id, 1.0, &st.measured}}, mine, st.cfg.lora_alpha);
+          if (auto it = m.drift_by_client.find(st.cfg.id); it != m.drift_by_client.end()) drift = it->second;
+        }
         // Shared parts replaced, private ones kept; residuals and stacks merged into lora_delta.
         if (apply_download(spec_in_round(strategy_spec(st.cfg.strategy), std::max(down.round, 1)), st.adapters, down.tensors,
                            job_seed(st.cfg.run_seed, st.cfg.id, down.round, Stream::adapter_init)))
@@ -177,8 +197,9 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
         const int round = down.round;
         self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
             .then(
-                [self, rp, round](EvalResult& r) mutable {
+                [self, rp, round, drift](EvalResult& r) mutable {
                   ClientEval ev;
+                  ev.drift = drift;
                   ev.client = self->state.cfg.id;
                   ev.round = round;
                   ev.result = r;

@@ -20,6 +20,11 @@ struct ClientConfig {
   uint64_t run_seed = 0;
   FaultSettings faults;        ///< simulated drop-outs, stragglers and crashes (fl/client_faults.hpp)
   PrivacySettings privacy;     ///< clipping (and local noise) of the shared update
+  double lora_alpha = 8.0;     ///< scale α/r of its products (drift it measures itself)
+  /// The client is on a node (serve): nothing but what the strategy shares leaves it. Its update
+  /// carries `measured` only when that holds no other tensor; under a personalised strategy it
+  /// measures its own drift at the next evaluation instead (ClientEval::drift).
+  bool keeps_factors = false;
   caf::actor scheduler;
 };
 

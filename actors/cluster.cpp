@@ -10,12 +10,20 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 #include <spdlog/spdlog.h>
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <mutex>
+#include <set>
 #include <stdexcept>
+#include <thread>
 
 namespace fedvlm {
 
@@ -27,6 +35,33 @@ std::pair<std::string, uint16_t> parse_host_port(const std::string& text) {
   if (colon == 0 || !digits || std::stol(port) > 65535)
     throw std::invalid_argument("\"" + text + "\": expected HOST:PORT with a port in 0..65535, e.g. 127.0.0.1:4242");
   return {text.substr(0, colon), static_cast<uint16_t>(std::stol(port))};
+}
+
+void check_tls_files(const TlsFiles& tls) {
+  if (!tls.enabled()) return;
+  const std::pair<const char*, const std::string*> files[] = {
+      {"--cert", &tls.certificate}, {"--key", &tls.key}, {"--ca", &tls.ca}};
+  for (const auto& [flag, path] : files) {
+    if (path->empty())
+      throw std::invalid_argument(std::string("TLS needs --cert, --key and --ca together; ") + flag + " is missing");
+    std::FILE* f = std::fopen(path->c_str(), "rb");
+    if (!f) throw std::invalid_argument(std::string(flag) + " " + *path + ": cannot be read");
+    std::fclose(f);
+  }
+}
+
+void load_network(caf::actor_system_config& cfg, const TlsFiles& tls) {
+  cfg.load<caf::io::middleman>();
+  if (!tls.enabled()) return;
+  check_tls_files(tls);
+  cfg.openssl_certificate = tls.certificate;
+  cfg.openssl_key = tls.key;
+  cfg.openssl_cafile = tls.ca;
+  cfg.load<caf::openssl::manager>();
+}
+
+bool is_loopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1";
 }
 
 namespace {
@@ -43,7 +78,13 @@ struct registry_state {
   std::map<int, NodeReady> ready;
   caf::typed_response_promise<std::vector<caf::actor>> waiter;
   bool waiting = false;
+  bool started = false; ///< the server got its clients: the run is under way
   std::string failure;
+  // -- while the run is under way ----------------------------------------------
+  caf::actor aggregator;                  ///< told when a node takes lost clients back
+  RunObserver* observer = nullptr;        ///< hears the nodes' scheduler figures
+  std::map<caf::actor_addr, int> node_of; ///< first client actor of each node → node index
+  std::set<int> vacant;                   ///< nodes lost: their block waits for a node to join
   static inline const char* name = "fedvlm.registry";
 };
 
@@ -64,11 +105,57 @@ void maybe_answer(registry_actor_t* self) {
     for (std::size_t i = 0; i < r.actors.size(); ++i)
       by_id[static_cast<std::size_t>(st.assignment[static_cast<std::size_t>(node)][i])] = r.actors[i];
   st.waiting = false;
+  st.started = true;
   st.waiter.deliver(std::move(by_id));
 }
 
-caf::behavior registry(registry_actor_t* self, int nodes, std::string config, int clients, uint64_t fingerprint) {
+std::string id_list(const std::vector<int>& ids) {
+  std::string out;
+  for (int id : ids) out += (out.empty() ? "" : ", ") + std::to_string(id);
+  return out;
+}
+
+/// Watches a ready node through its first client: when it goes down, its block becomes vacant.
+void watch_node(registry_actor_t* self, const NodeReady& r) {
+  if (r.actors.empty()) return;
+  self->state.node_of[r.actors.front().address()] = r.node;
+  self->monitor(r.actors.front());
+}
+
+/// A node that joined after the run started, ready with the clients of a lost node: they go back
+/// to the aggregator. One that prepared another setup is stopped and its block stays vacant.
+void rejoined(registry_actor_t* self, NodeReady& r) {
+  auto& s = self->state;
+  const auto& ids = s.assignment[static_cast<std::size_t>(r.node)];
+  if (r.setup_fingerprint != s.fingerprint || r.actors.size() != ids.size()) {
+    spdlog::error("node {} rejoined with another setup (fingerprint {}, the server's {}): refused", r.node,
+                  r.setup_fingerprint, s.fingerprint);
+    for (const auto& a : r.actors) self->send_exit(a, caf::exit_reason::user_shutdown);
+    s.vacant.insert(r.node);
+    return;
+  }
+  spdlog::info("node {} rejoined: it hosts clients {} again", r.node, id_list(ids));
+  watch_node(self, r);
+  if (s.aggregator) self->send(s.aggregator, rejoin_atom::value, ids, r.actors);
+  s.ready[r.node] = std::move(r);
+}
+
+caf::behavior registry(registry_actor_t* self, int nodes, std::string config, int clients, uint64_t fingerprint,
+                       RunObserver* observer) {
   auto& st = self->state;
+  st.observer = observer;
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& s = self->state;
+    const auto it = s.node_of.find(dm.source);
+    if (it == s.node_of.end()) return;
+    const int k = it->second;
+    s.node_of.erase(it);
+    s.ready.erase(k);
+    s.vacant.insert(k);
+    spdlog::warn("node {} was lost ({}): clients {} are left out until a node joins to take them back "
+                 "(fedvlm-sim node --connect ...)", k, self->system().render(dm.reason),
+                 id_list(s.assignment[static_cast<std::size_t>(k)]));
+  });
   st.expected = nodes;
   st.clients = clients;
   st.config = std::move(config);
@@ -76,9 +163,17 @@ caf::behavior registry(registry_actor_t* self, int nodes, std::string config, in
   return {
       [self](join_atom) -> caf::result<NodeAssignment> {
         auto& s = self->state;
+        if (s.started && !s.vacant.empty()) { // takes a lost node's clients back
+          const int k = *s.vacant.begin();
+          s.vacant.erase(s.vacant.begin());
+          spdlog::info("a node joined to take over node {} (clients {})", k,
+                       id_list(s.assignment[static_cast<std::size_t>(k)]));
+          return NodeAssignment{k, s.config, s.assignment[static_cast<std::size_t>(k)], s.fingerprint};
+        }
         if (static_cast<int>(s.joins.size()) >= s.expected)
           return caf::make_error(caf::sec::invalid_argument,
-                                 "all " + std::to_string(s.expected) + " nodes of this run have joined already");
+                                 "all " + std::to_string(s.expected) + " nodes of this run have joined already"
+                                 " and none was lost");
         s.joins.push_back(self->make_response_promise<NodeAssignment>());
         auto rp = s.joins.back();
         spdlog::info("node {} of {} joined", s.joins.size(), s.expected);
@@ -92,6 +187,10 @@ caf::behavior registry(registry_actor_t* self, int nodes, std::string config, in
       },
       [self](ready_atom, NodeReady& r) {
         auto& s = self->state;
+        if (s.started) {
+          if (r.node >= 0 && r.node < s.expected) rejoined(self, r);
+          return;
+        }
         if (r.setup_fingerprint != s.fingerprint)
           s.failure = "node " + std::to_string(r.node) +
                       " prepared another run than the server (its weights, data or settings differ: setup "
@@ -101,9 +200,16 @@ caf::behavior registry(registry_actor_t* self, int nodes, std::string config, in
                  r.actors.size() != s.assignment[static_cast<std::size_t>(r.node)].size())
           s.failure = "node " + std::to_string(r.node) + " reported " + std::to_string(r.actors.size()) +
                       " clients for another assignment";
-        else
+        else {
+          watch_node(self, r);
           s.ready[r.node] = std::move(r);
+        }
         maybe_answer(self);
+      },
+      [self](aggregator_atom, caf::actor& aggregator) { self->state.aggregator = std::move(aggregator); },
+      [self](node_stats_atom, const NodeSchedulerStats& stats) {
+        if (self->state.observer && stats.node >= 0 && stats.node < self->state.expected)
+          self->state.observer->node_scheduler(stats);
       },
       [self](nodes_atom, double wait_seconds) -> caf::result<std::vector<caf::actor>> {
         auto& s = self->state;
@@ -125,6 +231,45 @@ caf::behavior registry(registry_actor_t* self, int nodes, std::string config, in
       },
   };
 }
+
+/// A node's scheduler events, totalled for the server (NodeSchedulerStats).
+class NodeStatsCollector : public RunObserver {
+public:
+  void set_node(int node) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.node = node;
+  }
+  [[nodiscard]] NodeSchedulerStats snapshot() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+  void scheduler_queue(int depth) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.queue_depth = depth;
+  }
+  void scheduler_job(const std::string& kind, double, double run_seconds) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.jobs[kind];
+    stats_.busy_seconds[kind] += run_seconds;
+  }
+  void device_memory(int64_t bytes_in_use, int64_t peak_bytes) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.device_bytes_in_use = bytes_in_use;
+    stats_.device_peak_bytes = peak_bytes;
+  }
+  void process_memory(int64_t resident_bytes) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.resident_bytes = resident_bytes;
+  }
+  void scheduler_memory(int running_jobs, int64_t, int64_t) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.running_jobs = running_jobs;
+  }
+
+private:
+  mutable std::mutex mutex_;
+  NodeSchedulerStats stats_;
+};
 
 } // namespace
 
@@ -155,15 +300,20 @@ std::vector<std::vector<int>> assign_clients(int clients, int nodes) {
 }
 
 RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettings& settings,
-                                    const std::string& config_toml, int clients, uint64_t setup_fingerprint) {
-  const caf::actor reg = system.spawn(registry, settings.nodes, config_toml, clients, setup_fingerprint);
-  auto port = system.middleman().publish(reg, settings.port, settings.host.c_str(), /*reuse_addr=*/true);
+                                    const std::string& config_toml, int clients, uint64_t setup_fingerprint,
+                                    RunObserver* observer) {
+  const caf::actor reg = system.spawn(registry, settings.nodes, config_toml, clients, setup_fingerprint, observer);
+  const bool tls = settings.tls.enabled();
+  auto port = tls ? caf::openssl::publish(reg, settings.port, settings.host.c_str(), /*reuse=*/true)
+                  : system.middleman().publish(reg, settings.port, settings.host.c_str(), /*reuse_addr=*/true);
   if (!port)
     throw std::runtime_error("cannot listen on " + settings.host + ":" + std::to_string(settings.port) + ": " +
                              system.render(port.error()));
-  spdlog::info("serving on {}:{}: waiting for {} node(s) (fedvlm-sim node --connect {}:{})", settings.host, *port,
-               settings.nodes, settings.host, *port);
-  std::fprintf(stderr, "listening on %s:%u\n", settings.host.c_str(), static_cast<unsigned>(*port));
+  spdlog::info("serving on {}:{} ({}): waiting for {} node(s) (fedvlm-sim node --connect {}:{}{})", settings.host,
+               *port, tls ? "mutual TLS, nodes need a certificate signed by " + settings.tls.ca : "plain TCP",
+               settings.nodes, settings.host, *port, tls ? " --cert F --key F --ca F" : "");
+  std::fprintf(stderr, "listening on %s:%u%s\n", settings.host.c_str(), static_cast<unsigned>(*port),
+               tls ? " (TLS)" : "");
   std::fflush(stderr);
   std::vector<caf::actor> out;
   std::string failure;
@@ -175,19 +325,51 @@ RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettin
     self->send_exit(reg, caf::exit_reason::user_shutdown); // the nodes that came stop too
     throw std::runtime_error("serve: " + failure);
   }
-  return {std::move(out), reg};
+  return {std::move(out), reg, *port};
 }
 
-int run_node(const std::string& host, uint16_t port) {
+bool wait_for_listener(const std::string& host, uint16_t port, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  for (;;) {
+    addrinfo* found = nullptr;
+    if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) == 0) {
+      bool ok = false;
+      for (addrinfo* a = found; a && !ok; a = a->ai_next) {
+        const int fd = ::socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd < 0) continue;
+        ok = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+        ::close(fd);
+      }
+      ::freeaddrinfo(found);
+      if (ok) return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double wait_seconds) {
+  if (!wait_for_listener(host, port, wait_seconds)) {
+    std::fprintf(stderr, "fedvlm-sim node: no server listens at %s:%u (waited %.0f s; start it with fedvlm-sim serve)\n",
+                 host.c_str(), static_cast<unsigned>(port), wait_seconds);
+    return 1;
+  }
   caf::actor_system_config cfg;
-  cfg.load<caf::io::middleman>();
+  load_network(cfg, tls);
   cfg.set("scheduler.max-threads", static_cast<size_t>(2));
   register_message_types(cfg);
+  NodeStatsCollector collector; // the node's scheduler reports here: it must outlive the actor system
   caf::actor_system system{cfg};
-  auto reg = system.middleman().remote_actor(host, port);
+  auto reg = tls.enabled() ? caf::openssl::remote_actor(system, host, port) : system.middleman().remote_actor(host, port);
   if (!reg) {
-    std::fprintf(stderr, "fedvlm-sim node: cannot reach a server at %s:%u: %s\n", host.c_str(),
-                 static_cast<unsigned>(port), system.render(reg.error()).c_str());
+    std::fprintf(stderr, "fedvlm-sim node: cannot reach a server at %s:%u%s: %s\n", host.c_str(),
+                 static_cast<unsigned>(port),
+                 tls.enabled() ? " over TLS (is it serving with --cert/--key/--ca, and are both certificates "
+                                 "signed by the CAs the two sides trust?)"
+                               : "",
+                 system.render(reg.error()).c_str());
     return 1;
   }
   caf::scoped_actor self{system};
@@ -202,6 +384,7 @@ int run_node(const std::string& host, uint16_t port) {
   }
   std::vector<caf::actor> hosted;
   caf::actor scheduler;
+  collector.set_node(assignment.node);
   try {
     const ExperimentPlan plan = parse_experiment(assignment.config_toml, "the server's configuration");
     if (plan.runs.size() != 1) throw std::runtime_error("the server sent " + std::to_string(plan.runs.size()) + " runs");
@@ -210,21 +393,25 @@ int run_node(const std::string& host, uint16_t port) {
     const RunSetup setup = prepare_run(c, datasets, SetupMode::execute);
     ClientCheckpoint central;
     const std::vector<ClientCheckpoint> states = starting_states(c, setup, {}, central);
-    scheduler = spawn_scheduler(system, scheduler_config(c, setup, nullptr));
+    scheduler = spawn_scheduler(system, scheduler_config(c, setup, &collector));
     NodeReady ready;
     ready.node = assignment.node;
     ready.setup_fingerprint = run_setup_fingerprint(setup);
     for (int id : assignment.clients)
-      ready.actors.push_back(spawn_run_client(system, c, setup, scheduler, id, states.at(static_cast<std::size_t>(id))));
+      ready.actors.push_back(
+          spawn_run_client(system, c, setup, scheduler, id, states.at(static_cast<std::size_t>(id)), /*on_node=*/true));
     hosted = ready.actors;
     std::string ids;
     for (int id : assignment.clients) ids += (ids.empty() ? "" : ", ") + std::to_string(id);
     spdlog::info("node {}: hosting clients {} of run {}", assignment.node, ids, c.name);
     self->monitor(*reg);
     self->send(*reg, ready_atom::value, std::move(ready));
-    // Serve until the server's registry goes away (the run ended, or the server stopped).
+    // Serve until the server's registry goes away (the run ended, or the server stopped), telling
+    // it this node's scheduler figures about once a second.
     bool server_gone = false;
-    self->receive_while([&] { return !server_gone; })([&](caf::down_msg&) { server_gone = true; });
+    self->receive_while([&] { return !server_gone; })(
+        [&](caf::down_msg&) { server_gone = true; },
+        caf::after(std::chrono::seconds(1)) >> [&] { self->send(*reg, node_stats_atom::value, collector.snapshot()); });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fedvlm-sim node: %s\n", e.what());
     failure = e.what();

@@ -8,6 +8,7 @@
 // moments) stays on the node; only what the strategy shares crosses the network.
 #pragma once
 
+#include "fl/run_records.hpp"
 #include "fl/run_setup.hpp"
 
 #include <caf/actor.hpp>
@@ -21,11 +22,32 @@
 
 namespace fedvlm {
 
+/// Mutual TLS through CAF's OpenSSL module: this process's certificate (PEM chain) and private key,
+/// and the CA that must have signed the peer's certificate. Both sides present a certificate and
+/// verify the other's; a peer signed by another CA fails the handshake. Empty: plain TCP.
+struct TlsFiles {
+  std::string certificate;
+  std::string key;
+  std::string ca;
+  [[nodiscard]] bool enabled() const { return !certificate.empty() || !key.empty() || !ca.empty(); }
+};
+
+/// Throws std::invalid_argument naming the flag when only some of --cert/--key/--ca are given or
+/// a file cannot be read (before any socket is opened).
+void check_tls_files(const TlsFiles& tls);
+
+/// Loads CAF's middleman, and its OpenSSL module configured with `tls` when that is enabled.
+void load_network(caf::actor_system_config& cfg, const TlsFiles& tls);
+
+/// True for the addresses that never leave this machine (127.0.0.1, localhost, ::1).
+[[nodiscard]] bool is_loopback(const std::string& host);
+
 struct ServeSettings {
   std::string host = "127.0.0.1";
   uint16_t port = 0; ///< 0: any free port (the chosen one is logged)
   int nodes = 1;
   double wait_seconds = 120; ///< for every node to join and be ready
+  TlsFiles tls;
 };
 
 /// "HOST:PORT" → (host, port). Throws std::invalid_argument saying what was expected.
@@ -51,6 +73,11 @@ typename Inspector::result_type inspect(Inspector& f, NodeAssignment& x) {
   return f(caf::meta::type_name("NodeAssignment"), x.node, x.config_toml, x.clients, x.setup_fingerprint);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, NodeSchedulerStats& x) {
+  return f(caf::meta::type_name("NodeSchedulerStats"), x.node, x.queue_depth, x.running_jobs, x.jobs, x.busy_seconds,
+           x.resident_bytes, x.device_bytes_in_use, x.device_peak_bytes);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, NodeReady& x) {
   return f(caf::meta::type_name("NodeReady"), x.node, x.actors, x.setup_fingerprint);
 }
@@ -58,6 +85,11 @@ typename Inspector::result_type inspect(Inspector& f, NodeReady& x) {
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using ready_atom = caf::atom_constant<caf::atom("ready")>;
 using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
+/// Server → registry: (aggregator_atom, aggregator) — whom to hand back the clients of a lost
+/// node when another node joins to take them over.
+using aggregator_atom = caf::atom_constant<caf::atom("aggr")>;
+/// Node → registry: (node_stats_atom, NodeSchedulerStats) about once a second, for the exporter.
+using node_stats_atom = caf::atom_constant<caf::atom("nodestats")>;
 
 /// What both sides must have prepared identically: the pool size, every client's split, the
 /// adapted layers and their shapes, the shared bytes. A node whose files differ (other weights,
@@ -68,10 +100,13 @@ using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 [[nodiscard]] std::vector<std::vector<int>> assign_clients(int clients, int nodes);
 
 /// The clients a server gathered, and the registry the nodes watch: stop it when the run ends,
-/// and the nodes stop too.
+/// and the nodes stop too. While the run is under way the registry watches the nodes: when one
+/// is lost, a node that joins later takes over its clients (from their starting state) and the
+/// registry hands their new actors to the aggregator (send it aggregator_atom first).
 struct RemoteClients {
   std::vector<caf::actor> clients; ///< by client id
   caf::actor registry;
+  uint16_t port = 0; ///< where the server listens: its connections to the nodes are on it
 };
 
 /// Server: publishes the registry on settings.host:port (loopback by default), waits for
@@ -79,11 +114,18 @@ struct RemoteClients {
 /// Throws std::runtime_error when the port cannot be bound, when not enough nodes came within
 /// settings.wait_seconds (saying how many did), or when a node prepared another setup. The
 /// registry stays published while `system` lives (nodes watch it to know when to stop).
+/// `observer` (may be null; outlives the system) hears every node's scheduler figures.
 [[nodiscard]] RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettings& settings,
-                                                  const std::string& config_toml, int clients, uint64_t setup_fingerprint);
+                                                  const std::string& config_toml, int clients, uint64_t setup_fingerprint,
+                                                  RunObserver* observer = nullptr);
 
-/// Node: connects to host:port, hosts the clients it is given until the server goes away.
+/// Node: connects to host:port (waiting up to wait_seconds for the server to listen: it may
+/// still be loading its data), hosts the clients it is given until the server goes away.
 /// Returns the process exit code; errors are printed to stderr.
-int run_node(const std::string& host, uint16_t port);
+int run_node(const std::string& host, uint16_t port, const TlsFiles& tls = {}, double wait_seconds = 60);
+
+/// True once a TCP connection to host:port succeeds (then closed), false when none did within
+/// `seconds`; tries every 200 ms.
+[[nodiscard]] bool wait_for_listener(const std::string& host, uint16_t port, double seconds);
 
 } // namespace fedvlm

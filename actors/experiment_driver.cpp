@@ -212,13 +212,17 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
   hooks.on_round_state = [&, fingerprint](const RunCheckpoint& state) {
     save_adapters(dir / "adapters", state);
     const int every = c.checkpoint.every;
-    if (every > 0 && (state.round % every == 0 || state.round == c.federation.rounds)) {
+    if (every > 0 && !options_.serve && (state.round % every == 0 || state.round == c.federation.rounds)) {
       RunCheckpoint ck = state;
       ck.config_hash = fingerprint;
       checkpoint_save(dir, ck, c.checkpoint.keep);
     }
   };
 
+  if (options_.serve)
+    spdlog::info("run {}: the clients' adapters and optimizer state stay on the nodes: adapters/ gets only "
+                 "global.safetensors and no checkpoints are written (a run on several processes does not resume)",
+                 run_id);
   if (resume)
     spdlog::info("run {} -> {} (resuming after round {})", run_id, dir.string(), resume->checkpoint.round);
   else

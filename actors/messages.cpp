@@ -20,7 +20,8 @@ void register_message_types(caf::actor_system_config& cfg) {
       .add_message_type<RunDone>("fedvlm::RunDone")
       .add_message_type<AdapterSnapshot>("fedvlm::AdapterSnapshot")
       .add_message_type<NodeAssignment>("fedvlm::NodeAssignment")
-      .add_message_type<NodeReady>("fedvlm::NodeReady");
+      .add_message_type<NodeReady>("fedvlm::NodeReady")
+      .add_message_type<NodeSchedulerStats>("fedvlm::NodeSchedulerStats");
 }
 
 } // namespace fedvlm

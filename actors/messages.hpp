@@ -15,6 +15,7 @@
 #include <caf/meta/type_name.hpp>
 
 #include <cstdint>
+#include <limits>
 
 namespace fedvlm {
 
@@ -36,6 +37,9 @@ using interrupt_atom = caf::atom_constant<caf::atom("interrupt")>;
 using plan_atom = caf::atom_constant<caf::atom("plan")>;
 /// Scheduler → itself: (flush_atom, round) — run the round's incomplete groups as they are.
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
+/// Registry → aggregator: (rejoin_atom, ids, actors) — a node took over these lost clients; they
+/// are asked again from the next round on.
+using rejoin_atom = caf::atom_constant<caf::atom("rejoin")>;
 
 /// Aggregator → client: the round's aggregated shared matrices (empty when nothing travels).
 struct GlobalDown {
@@ -65,6 +69,9 @@ struct ClientEval {
   EvalResult result;
   int64_t test_samples = 0;
   int64_t train_samples = 0;
+  /// A client that keeps its factors to itself (on a node) and trained this round, under a
+  /// personalised strategy: its drift, measured by itself from its download; NaN otherwise.
+  double drift = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// Client → scheduler: train these adapters on the shared frozen base.
@@ -98,7 +105,7 @@ struct RunDone {
   int rounds_without_quorum = 0;
   std::string note;                ///< why the run ended before federation.rounds (a privacy budget), or empty
   TensorMap global;                ///< the last aggregated shared matrices (empty for local)
-  std::vector<TensorMap> adapters; ///< each client's final adapters, by client id
+  std::vector<TensorMap> adapters; ///< each client's final adapters, by client id (empty when they stay on nodes)
 };
 
 /// Aggregator ← client (snapshot_atom): a copy of the client's private state after a round.
@@ -145,7 +152,7 @@ typename Inspector::result_type inspect(Inspector& f, ClientUpdate& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ClientEval& x) {
-  return f(caf::meta::type_name("ClientEval"), x.client, x.round, x.result, x.test_samples, x.train_samples);
+  return f(caf::meta::type_name("ClientEval"), x.client, x.round, x.result, x.test_samples, x.train_samples, x.drift);
 }
 
 template <class Inspector>

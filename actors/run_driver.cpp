@@ -23,6 +23,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -77,7 +78,7 @@ SchedulerConfig scheduler_config(const ExperimentConfig& c, const RunSetup& setu
 }
 
 caf::actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& c, const RunSetup& setup,
-                            caf::actor scheduler, int id, const ClientCheckpoint& state) {
+                            caf::actor scheduler, int id, const ClientCheckpoint& state, bool on_node) {
   ClientConfig cc;
   cc.id = id;
   if (id == kSharedInit) {
@@ -92,6 +93,8 @@ caf::actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& c
   cc.initial_optimizer_state = state.optimizer_state;
   cc.strategy = c.strategy;
   cc.run_seed = c.seed;
+  cc.lora_alpha = c.lora.alpha;
+  cc.keeps_factors = on_node;
   cc.scheduler = std::move(scheduler);
   return spawn_client(system, std::move(cc));
 }
@@ -176,7 +179,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   register_message_types(sys_cfg);
   if (hooks.serve) {
     if (hooks.resume_from.round > 0) throw std::runtime_error("serve: runs on several processes cannot resume yet");
-    sys_cfg.load<caf::io::middleman>();
+    load_network(sys_cfg, hooks.serve->tls);
   }
   caf::actor_system system{sys_cfg};
 
@@ -214,15 +217,19 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   // Clients on other processes (serve), or here.
   const RemoteClients cluster =
       hooks.serve ? gather_remote_clients(system, *hooks.serve, c.resolved_toml, c.federation.clients,
-                                          run_setup_fingerprint(setup))
+                                          run_setup_fingerprint(setup), &observer)
                   : RemoteClients{};
   const std::vector<caf::actor>& remote = cluster.clients;
-  if (remote.empty()) agg.respawn = spawn_with_state; // a remote client that dies stays down (counted failed)
+  if (remote.empty()) agg.respawn = spawn_with_state; // a remote client that dies stays down until its node rejoins
+  agg.clients_keep_state = !remote.empty();          // private state stays on the nodes
+  if (!remote.empty())
+    agg.wire_meter = [meter = std::make_shared<WireTrafficMeter>(cluster.port)] { return meter->take(); };
   for (int k = 0; k < c.federation.clients; ++k)
     agg.clients.push_back(remote.empty() ? spawn_with_state(k, states[static_cast<std::size_t>(k)])
                                          : remote[static_cast<std::size_t>(k)]);
   if (spec.centralized) agg.central_trainer = spawn_with_state(kSharedInit, central_state);
   caf::actor aggregator = spawn_aggregator(system, std::move(agg));
+  if (cluster.registry) caf::anon_send(cluster.registry, aggregator_atom::value, aggregator);
 
   observer.run_started(run_id, spec.name, c.federation.clients, c.federation.rounds);
   RunDone done;

@@ -33,10 +33,11 @@ constexpr int kSharedInit = -1;
 [[nodiscard]] SchedulerConfig scheduler_config(const ExperimentConfig& config, const RunSetup& setup,
                                                RunObserver* observer);
 
-/// Client `id`'s actor (kSharedInit: the centralized trainer) from `state`, training through `scheduler`.
+/// Client `id`'s actor (kSharedInit: the centralized trainer) from `state`, training through
+/// `scheduler`. `on_node`: it runs on a node (serve) and keeps its private factors there.
 [[nodiscard]] caf::actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& config,
                                           const RunSetup& setup, caf::actor scheduler, int id,
-                                          const ClientCheckpoint& state);
+                                          const ClientCheckpoint& state, bool on_node = false);
 
 /// Where a run starts and where its state goes after each round.
 struct RunHooks {

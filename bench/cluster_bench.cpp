@@ -3,11 +3,15 @@
 // Writes a small experiment (Fashion-MNIST, mlp_2nn with LoRA, 8 clients), runs it with
 // fedvlm-sim in one process and as `serve` + 2 `node` processes on 127.0.0.1, checks that both
 // give the same metrics, and prints the mean seconds per round (rounds after the first) of
-// each, from rounds.jsonl. Usage: cluster_bench [CLIENTS] [ROUNDS] [LOCAL_EPOCHS]
+// each, from rounds.jsonl, and the bytes per round the server's connections to its nodes really
+// carried (TCP_INFO) beside the tensor bytes the records compute. Run it with TLS=1 in the
+// environment to do the served run over mutual TLS (certificates made with openssl).
+// Usage: cluster_bench [CLIENTS] [ROUNDS] [LOCAL_EPOCHS]
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -37,6 +41,24 @@ double mean_round_seconds(const fs::path& run) {
       ++n;
     }
   return n ? sum / n : 0;
+}
+
+/// Mean per round after round 0: (wire sent, wire received, computed down, computed up).
+std::array<double, 4> bytes_per_round(const fs::path& run) {
+  std::array<double, 4> sum{};
+  int n = 0;
+  for (const auto& r : lines(run / "rounds.jsonl"))
+    if (r.at("round").get<int>() > 0) {
+      sum[0] += r.value("wire_bytes_sent", 0.0);
+      sum[1] += r.value("wire_bytes_received", 0.0);
+      ++n;
+    }
+  for (const auto& r : lines(run / "metrics.jsonl")) {
+    sum[2] += r.at("bytes_down").get<double>();
+    sum[3] += r.at("bytes_up").get<double>();
+  }
+  for (double& v : sum) v /= n > 0 ? n : 1;
+  return sum;
 }
 
 bool same_metrics(const fs::path& a, const fs::path& b) {
@@ -73,12 +95,24 @@ int main(int argc, char** argv) {
     return 1;
   }
   config("served");
+  const bool tls = std::getenv("TLS") && std::string(std::getenv("TLS")) == "1";
   const std::string at = "127.0.0.1:" + std::to_string(47000 + ::getpid() % 1000);
-  std::ofstream(dir / "run.sh") << "'" << cli.string() << "' serve '" << (dir / "bench.toml").string() << "' --listen "
-                                << at << " --nodes 2 --quiet > '" << (dir / "served.log").string()
-                                << "' 2>&1 & s=$!; sleep 1\n"
-                                << "'" << cli.string() << "' node --connect " << at << " > /dev/null 2>&1 &\n"
-                                << "'" << cli.string() << "' node --connect " << at << " > /dev/null 2>&1 &\n"
+  std::string certs, server_tls, node_tls;
+  if (tls) {
+    const std::string d = "'" + dir.string() + "'/";
+    const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    certs = "set -e; openssl req -x509 " + key + " -days 2 -subj /CN=ca -keyout " + d + "ca.key -out " + d +
+            "ca.pem 2>/dev/null\nfor n in server node; do openssl req " + key + " -subj /CN=$n -keyout " + d +
+            "$n.key -out " + d + "$n.csr 2>/dev/null; openssl x509 -req -in " + d + "$n.csr -CA " + d + "ca.pem -CAkey " +
+            d + "ca.key -set_serial 1 -days 2 -out " + d + "$n.pem 2>/dev/null; done\nset +e\n";
+    server_tls = " --cert " + d + "server.pem --key " + d + "server.key --ca " + d + "ca.pem";
+    node_tls = " --cert " + d + "node.pem --key " + d + "node.key --ca " + d + "ca.pem";
+  }
+  std::ofstream(dir / "run.sh") << certs << "'" << cli.string() << "' serve '" << (dir / "bench.toml").string()
+                                << "' --listen " << at << " --nodes 2 --quiet" << server_tls << " > '"
+                                << (dir / "served.log").string() << "' 2>&1 & s=$!; sleep 1\n"
+                                << "'" << cli.string() << "' node --connect " << at << node_tls << " > /dev/null 2>&1 &\n"
+                                << "'" << cli.string() << "' node --connect " << at << node_tls << " > /dev/null 2>&1 &\n"
                                 << "wait $s; rc=$?; wait; exit $rc\n";
   if (std::system(("timeout 600 bash '" + (dir / "run.sh").string() + "'").c_str()) != 0) {
     std::fprintf(stderr, "the served run failed; see %s\n", (dir / "served.log").c_str());
@@ -89,8 +123,12 @@ int main(int argc, char** argv) {
   std::printf("%d clients, %d rounds of %d local epochs (mlp_2nn, pLoRA), seconds per round after the first:\n",
               clients, rounds, epochs);
   std::printf("  one process               : %8.3f s\n", one);
-  std::printf("  server + 2 node processes : %8.3f s  (%.2fx)\n", two, two / one);
+  std::printf("  server + 2 node processes : %8.3f s  (%.2fx)%s\n", two, two / one, tls ? " over mutual TLS" : "");
   std::printf("  same metrics              : %s\n", same_metrics(a, b) ? "yes" : "NO");
+  const auto bytes = bytes_per_round(b);
+  std::printf("bytes per round (server side)   on the wire   computed tensors\n");
+  std::printf("  sent to the nodes         : %11.0f   %11.0f  (%.2fx)\n", bytes[0], bytes[2], bytes[0] / bytes[2]);
+  std::printf("  received from the nodes   : %11.0f   %11.0f  (%.2fx)\n", bytes[1], bytes[3], bytes[1] / bytes[3]);
   fs::remove_all(dir);
   return 0;
 }

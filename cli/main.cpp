@@ -24,9 +24,9 @@ Usage:
   fedvlm-sim EXPERIMENT.toml [--dry-run] [--quiet] [--only RUN]... [--set KEY=VALUE]...
                             [--output-dir DIR] [--resume [--force]]
   fedvlm-sim resume RUN_DIR [--set KEY=VALUE]... [--force] [--quiet]
-  fedvlm-sim serve EXPERIMENT.toml [--listen HOST:PORT [--insecure]] [--nodes N] [--wait SECONDS]
-                   [run options]
-  fedvlm-sim node --connect HOST:PORT
+  fedvlm-sim serve EXPERIMENT.toml [--listen HOST:PORT] [--nodes N] [--wait SECONDS]
+                   [--cert FILE --key FILE --ca FILE | --insecure] [run options]
+  fedvlm-sim node --connect HOST:PORT [--wait SECONDS] [--cert FILE --key FILE --ca FILE]
   fedvlm-sim plot RESULTS_DIR... [--out DIR]
   fedvlm-sim compare RESULTS_DIR...
   fedvlm-sim --keys          every experiment key, with type, default and meaning
@@ -56,8 +56,14 @@ serve:    runs one run (pick it with --only in a sweep) with its clients on node
           on --listen (default 127.0.0.1:4242), gives each a balanced block of clients and the resolved
           configuration, and otherwise runs as usual: the aggregator, results files and
           Prometheus exporter stay here. Only what the strategy shares crosses the network.
-node:     connects to a server, prepares the same run from this machine's own weights and data
-          (a node whose setup differs is refused), hosts its clients until the server ends.
+node:     connects to a server (waiting up to --wait SECONDS, default 60, for it to listen),
+          prepares the same run from this machine's own weights and data (a node whose setup
+          differs is refused), hosts its clients until the server ends. A node that joins after
+          one was lost takes over that node's clients.
+--cert FILE --key FILE --ca FILE
+          mutual TLS: this side's PEM certificate and key, and the CA that signed the other
+          side's; a peer whose certificate that CA did not sign is refused. A --listen address
+          beyond loopback needs them, or an explicit --insecure (plain TCP, anyone may join).
 
 resume:   continues the run in RUN_DIR after its newest checkpoint (checkpoints/, written
           after every round), in place, with the configuration in RUN_DIR/config.toml; a run
@@ -87,6 +93,18 @@ Exit status: 0 success, 1 a run failed, 2 bad usage or a bad experiment file,
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "fedvlm-sim: %s\n(see fedvlm-sim --help)\n", message.c_str());
   return 2;
+}
+
+/// Consumes `--cert FILE`, `--key FILE` or `--ca FILE` at args[i] into `tls`. Returns false if
+/// args[i] is none of them; sets `error` when the file is missing. Shared by serve and node.
+bool parse_tls_option(const std::vector<std::string>& args, std::size_t& i, fedvlm::TlsFiles& tls,
+                      std::string& error) {
+  const std::string& a = args[i];
+  std::string* slot = a == "--cert" ? &tls.certificate : a == "--key" ? &tls.key : a == "--ca" ? &tls.ca : nullptr;
+  if (!slot) return false;
+  if (i + 1 >= args.size()) error = a + " needs a PEM file";
+  else *slot = args[++i];
+  return true;
 }
 
 /// Consumes `--set KEY=VALUE` or `--output-dir DIR` at args[i] (advancing i past its value)
@@ -147,9 +165,26 @@ int main(int argc, char** argv) {
     if (args[0] == "plot") return run_plot({args.begin() + 1, args.end()});
     if (args[0] == "compare") return run_compare({args.begin() + 1, args.end()});
     if (args[0] == "node") {
-      if (args.size() != 3 || args[1] != "--connect") return usage_error("node takes --connect HOST:PORT");
-      const auto [host, port] = fedvlm::parse_host_port(args[2]);
-      return fedvlm::run_node(host, port);
+      std::string connect;
+      fedvlm::TlsFiles tls;
+      double wait = 60;
+      for (std::size_t i = 1; i < args.size(); ++i) {
+        std::string error;
+        if (parse_tls_option(args, i, tls, error)) {
+          if (!error.empty()) return usage_error(error);
+        } else if (args[i] == "--connect" && i + 1 < args.size()) connect = args[++i];
+        else if (args[i] == "--wait" && i + 1 < args.size()) {
+          const std::string v = args[++i];
+          char* end = nullptr;
+          wait = std::strtod(v.c_str(), &end);
+          if (end == v.c_str() || *end != '\0' || !(wait >= 0)) return usage_error("--wait: expected seconds >= 0, got " + v);
+        }
+        else return usage_error("node takes --connect HOST:PORT [--cert FILE --key FILE --ca FILE], got " + args[i]);
+      }
+      if (connect.empty()) return usage_error("node takes --connect HOST:PORT");
+      fedvlm::check_tls_files(tls);
+      const auto [host, port] = fedvlm::parse_host_port(connect);
+      return fedvlm::run_node(host, port, tls, wait);
     }
 
     const bool resume = args[0] == "resume";
@@ -163,7 +198,7 @@ int main(int argc, char** argv) {
     for (std::size_t i = resume || serve ? 1 : 0; i < args.size(); ++i) {
       const std::string& a = args[i];
       std::string error;
-      if (parse_config_override(args, i, overrides, error)) {
+      if (parse_config_override(args, i, overrides, error) || (serve && parse_tls_option(args, i, options.serve->tls, error))) {
         if (!error.empty()) return usage_error(error);
       } else if (a == "--quiet" || a == "-q") quiet = true;
       else if (a == "--force") options.force = true;
@@ -195,11 +230,15 @@ int main(int argc, char** argv) {
                                      : "more than one experiment file given (" + file + ", " + a + ")");
     }
     if (file.empty()) return usage_error(resume ? "resume needs a RUN_DIR (results/NAME/RUN)" : "no experiment file given");
-    if (serve && !insecure && options.serve->host != "127.0.0.1" && options.serve->host != "localhost" &&
-        options.serve->host != "::1")
-      return usage_error("--listen " + options.serve->host + ": beyond loopback the clients' messages would cross the "
-                         "network unencrypted and anyone could join (TLS is not built yet); add --insecure to do it "
-                         "anyway on a network you trust");
+    if (serve) {
+      fedvlm::check_tls_files(options.serve->tls);
+      if (insecure && options.serve->tls.enabled())
+        return usage_error("--insecure and --cert/--key/--ca contradict each other: pick one");
+      if (!insecure && !options.serve->tls.enabled() && !fedvlm::is_loopback(options.serve->host))
+        return usage_error("--listen " + options.serve->host + ": beyond loopback the clients' messages would cross "
+                           "the network and anyone could join: give --cert FILE --key FILE --ca FILE (mutual TLS), or "
+                           "--insecure to use plain TCP anyway on a network you trust");
+    }
     if (options.force && !resume && !options.resume) return usage_error("--force goes with --resume or resume");
     if (resume && !std::filesystem::is_regular_file(std::filesystem::path(file) / "run.json"))
       return usage_error("resume: " + file + " is not a run directory (it has no run.json)");

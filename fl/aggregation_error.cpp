@@ -40,6 +40,12 @@ at::Tensor effective_update(const TensorMap& before, const TensorMap& after, con
 
 } // namespace
 
+bool personalised_outcome(const StrategySpec& spec) {
+  // A factor that stays with the client and keeps training makes the outcome personal; a
+  // frozen common A (FFA-LoRA) does not.
+  return (spec.share_a != spec.share_b) && (spec.share_a ? spec.train_b : spec.train_a);
+}
+
 AggregationMeasure measure_aggregation(const StrategySpec& spec, const std::vector<TrainedClient>& clients,
                                        const RoundAggregate& result, double lora_alpha) {
   AggregationMeasure out;
@@ -48,9 +54,7 @@ AggregationMeasure measure_aggregation(const StrategySpec& spec, const std::vect
   std::vector<ClientAdapters> maps;
   for (const auto& c : clients) maps.push_back({c.client, c.weight, c.adapters});
   const auto by_module = lora_factors_by_module(maps);
-  // A factor that stays with the client and keeps training makes the outcome personal; a
-  // frozen common A (FFA-LoRA) does not.
-  const bool personalised = (spec.share_a != spec.share_b) && (spec.share_a ? spec.train_b : spec.train_a);
+  const bool personalised = personalised_outcome(spec);
   std::map<int, std::pair<double, int>> drift_sum;
   std::map<int, TensorMap> after;
   if (!personalised)

@@ -39,6 +39,11 @@ struct AggregationMeasure {
   bool measured = false;
 };
 
+/// Personalised strategies (a factor stays with the client and keeps training: pLoRA,
+/// FedSA-LoRA): what is measured is each client's drift, from its own factors and its download
+/// alone, so a client can measure it where its private factor lives.
+[[nodiscard]] bool personalised_outcome(const StrategySpec& spec);
+
 /// Measures the round from each participant's adapters before aggregation and the round's
 /// result (what each client downloads). Throws std::invalid_argument (from fl/lora_aggregation)
 /// on inconsistent adapters.

@@ -45,6 +45,9 @@ public:
   void scheduler_memory(int running_jobs, int64_t budget_bytes, int64_t projected_bytes) override {
     for (auto* o : observers_) o->scheduler_memory(running_jobs, budget_bytes, projected_bytes);
   }
+  void node_scheduler(const NodeSchedulerStats& stats) override {
+    for (auto* o : observers_) o->node_scheduler(stats);
+  }
 
 private:
   std::vector<RunObserver*> observers_; // not owned; the observers are set up before any actor

@@ -53,6 +53,8 @@ const std::vector<RecordField<RoundSummary>>& round_summary_field_list() {
       {"max_staleness", &S::max_staleness, true},
       {"global_accuracy", &S::global_accuracy, true},
       {"global_loss", &S::global_loss, true},
+      {"wire_bytes_sent", &S::wire_bytes_sent, true},
+      {"wire_bytes_received", &S::wire_bytes_received, true},
   };
   return fields;
 }

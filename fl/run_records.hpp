@@ -70,6 +70,24 @@ struct RoundSummary {
   /// evaluation.global_test: the global model on the dataset's official test split; NaN when off.
   double global_accuracy = std::numeric_limits<double>::quiet_NaN();
   double global_loss = std::numeric_limits<double>::quiet_NaN();
+  /// Clients on other processes (serve): the bytes the server's connections to its nodes carried
+  /// since the previous round's summary, as the kernel counted them (CAF's headers, every
+  /// message of the round, TLS records included); 0 in one process, where nothing crosses a network.
+  int64_t wire_bytes_sent = 0;
+  int64_t wire_bytes_received = 0;
+};
+
+/// A node's scheduler (fedvlm-sim node), as the server hears it about once a second: the same
+/// figures as the scheduler events below, totalled on the node.
+struct NodeSchedulerStats {
+  int node = 0;
+  int queue_depth = 0;
+  int running_jobs = 0;                       ///< with scheduler.memory_budget; 0 otherwise
+  std::map<std::string, int64_t> jobs;        ///< finished jobs per kind ("train", "eval", ...)
+  std::map<std::string, double> busy_seconds; ///< their run time per kind, since the node started
+  int64_t resident_bytes = 0;                 ///< the node process's resident set
+  int64_t device_bytes_in_use = 0;            ///< as device_memory(): a GPU's allocator, or the RSS
+  int64_t device_peak_bytes = -1;             ///< -1: not tracked (CPU)
 };
 
 /// Receives a run's events as they happen. Implementations must be thread-safe: actors call
@@ -96,6 +114,8 @@ public:
   /// scheduler.memory_budget: jobs running now, the budget, and the projected memory of the
   /// shared part plus the running jobs (fl/memory_admission.hpp).
   virtual void scheduler_memory(int running_jobs, int64_t budget_bytes, int64_t projected_bytes) {}
+  /// serve: the latest figures of a node's scheduler (the events above are this process's own).
+  virtual void node_scheduler(const NodeSchedulerStats& stats) {}
 };
 
 } // namespace fedvlm

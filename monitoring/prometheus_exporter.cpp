@@ -74,6 +74,8 @@ constexpr const char* running_jobs = "fedvlm_scheduler_running_jobs";
 constexpr const char* process_memory = "fedvlm_process_resident_bytes";
 constexpr const char* memory_budget = "fedvlm_scheduler_memory_budget_bytes";
 constexpr const char* projected_memory = "fedvlm_scheduler_projected_memory_bytes";
+constexpr const char* jobs = "fedvlm_scheduler_jobs_total";
+constexpr const char* wire = "fedvlm_round_wire_bytes";
 } // namespace name
 
 // Rounds of a small simulated federation take seconds; a real-size one minutes.
@@ -161,6 +163,8 @@ struct PrometheusExporter::Impl {
   Family<Gauge>* process_memory;
   Family<Gauge>* memory_budget;
   Family<Gauge>* projected_memory;
+  Family<Counter>* jobs;
+  Family<Gauge>* wire;
 
   // Bookkeeping the events do not carry themselves; prometheus-cpp is thread-safe on its own.
   std::mutex state_mutex;
@@ -170,6 +174,8 @@ struct PrometheusExporter::Impl {
     double up = 0, down = 0;
   };
   std::map<std::string, RoundBytes> latest_round_bytes; // per run
+  /// A node's totals as last exported, per (node, kind): counters only go up by the difference.
+  std::map<std::pair<int, std::string>, std::pair<int64_t, double>> node_totals;
 
   // Pushes happen on their own thread: a slow or black-holed gateway must not stall the actor
   // that finished a round. Requests coalesce; only the latest state matters.
@@ -258,6 +264,9 @@ struct PrometheusExporter::Impl {
                           "bytes and their peak), on the CPU the process's resident set (in_use only).");
     process_memory = gauge(name::process_memory, "Resident memory of the fedvlm-sim process, wherever the models run.");
     running_jobs = gauge(name::running_jobs, "Jobs the scheduler admitted that are running now (scheduler.memory_budget).");
+    jobs = counter(name::jobs, "Scheduler jobs finished; kind = train|eval|...; node = a serve node's scheduler.");
+    wire = gauge(name::wire, "serve: bytes the server's connections to its nodes carried in the latest round, as the "
+                             "kernel counted them (headers, every message, TLS); direction = sent|received.");
     memory_budget = gauge(name::memory_budget, "scheduler.memory_budget: memory for the shared base plus running jobs.");
     projected_memory = gauge(name::projected_memory,
                              "The shared base plus the measured cost of each running job, as admission projects it.");
@@ -385,7 +394,8 @@ std::vector<std::string> PrometheusExporter::metric_names() {
       name::client_sent,    name::client_received,  name::client_participations,
       name::client_trainings, name::queue_depth,    name::busy_seconds,
       name::job_duration,   name::job_wait,         name::device_memory,
-      name::running_jobs,   name::memory_budget,    name::projected_memory, name::process_memory};
+      name::running_jobs,   name::memory_budget,    name::projected_memory, name::process_memory,
+      name::jobs,           name::wire};
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -475,6 +485,13 @@ void PrometheusExporter::round_finished(const RoundSummary& s) {
   impl_->round_selected->Add(labels).Set(s.clients_selected);
   impl_->round_failed->Add(labels).Set(s.clients_failed);
   impl_->round_late->Add(labels).Set(s.clients_late);
+  if (s.wire_bytes_sent > 0 || s.wire_bytes_received > 0)
+    for (const auto& [direction, v] : {std::pair<const char*, int64_t>{"sent", s.wire_bytes_sent},
+                                       {"received", s.wire_bytes_received}}) {
+      Labels l = labels;
+      l.emplace("direction", direction);
+      impl_->wire->Add(l).Set(static_cast<double>(v));
+    }
   if (s.round > 0) {
     auto layer = [&](const std::string& name) {
       Labels l = labels;
@@ -522,6 +539,7 @@ void PrometheusExporter::scheduler_job(const std::string& kind, double queued_se
   const Labels labels{{"kind", kind}};
   impl_->job_wait->Add(labels, kJobBuckets).Observe(queued_seconds);
   impl_->job_duration->Add(labels, kJobBuckets).Observe(run_seconds);
+  impl_->jobs->Add(labels).Increment();
   if (run_seconds > 0) impl_->busy_seconds->Add(labels).Increment(run_seconds);
   else impl_->busy_seconds->Add(labels);
 }
@@ -533,6 +551,29 @@ void PrometheusExporter::device_memory(int64_t bytes_in_use, int64_t peak_bytes)
 
 void PrometheusExporter::process_memory(int64_t resident_bytes) {
   impl_->process_memory->Add({}).Set(static_cast<double>(resident_bytes));
+}
+
+void PrometheusExporter::node_scheduler(const NodeSchedulerStats& n) {
+  const std::string node = std::to_string(n.node);
+  impl_->queue_depth->Add({{"node", node}}).Set(n.queue_depth);
+  impl_->running_jobs->Add({{"node", node}}).Set(n.running_jobs);
+  impl_->process_memory->Add({{"node", node}}).Set(static_cast<double>(n.resident_bytes));
+  impl_->device_memory->Add({{"node", node}, {"stat", "in_use"}}).Set(static_cast<double>(n.device_bytes_in_use));
+  if (n.device_peak_bytes >= 0)
+    impl_->device_memory->Add({{"node", node}, {"stat", "peak"}}).Set(static_cast<double>(n.device_peak_bytes));
+  std::lock_guard lock(impl_->state_mutex);
+  for (const auto& [kind, count] : n.jobs) {
+    const auto it = n.busy_seconds.find(kind);
+    const double busy = it == n.busy_seconds.end() ? 0 : it->second;
+    auto& [count_before, busy_before] = impl_->node_totals[{n.node, kind}];
+    const Labels labels{{"node", node}, {"kind", kind}};
+    // A node that took over a lost one starts from zero: count its figures from there.
+    if (count < count_before) count_before = 0, busy_before = 0;
+    impl_->jobs->Add(labels).Increment(static_cast<double>(count - count_before));
+    impl_->busy_seconds->Add(labels).Increment(std::max(0.0, busy - busy_before));
+    count_before = count;
+    busy_before = busy;
+  }
 }
 
 void PrometheusExporter::scheduler_memory(int running_jobs, int64_t budget_bytes, int64_t projected_bytes) {

@@ -37,7 +37,10 @@ struct PrometheusSettings {
 ///               (histograms), fedvlm_device_memory_bytes{stat=in_use|peak} (peak: a GPU's
 ///               allocator only), fedvlm_process_resident_bytes; with scheduler.memory_budget:
 ///               fedvlm_scheduler_running_jobs, fedvlm_scheduler_memory_budget_bytes,
-///               fedvlm_scheduler_projected_memory_bytes
+///               fedvlm_scheduler_projected_memory_bytes, fedvlm_scheduler_jobs_total{kind}
+///   serve       the scheduler families above with a `node` label, from each node's scheduler
+///               (queue depth, running jobs, jobs and busy seconds per kind, memory; no job
+///               histograms); {run,strategy,direction=sent|received}: fedvlm_round_wire_bytes
 /// "sent"/"received" are from the client's side: sent = uploaded to the aggregator.
 /// All methods are thread-safe.
 class PrometheusExporter : public RunObserver {
@@ -78,6 +81,7 @@ public:
   void device_memory(int64_t bytes_in_use, int64_t peak_bytes) override;
   void process_memory(int64_t resident_bytes) override;
   void scheduler_memory(int running_jobs, int64_t budget_bytes, int64_t projected_bytes) override;
+  void node_scheduler(const NodeSchedulerStats& stats) override;
 
 private:
   struct Impl;

@@ -15,7 +15,8 @@ packages=(
 if [ "$target" = all ]; then
   # Real peers for the tests: a Prometheus server and Pushgateway, torchvision as the
   # reference MobileNetV3, and scipy for the independent privacy-accountant reference.
-  packages+=(prometheus prometheus-pushgateway python3-torch python3-torchvision python3-scipy)
+  packages+=(prometheus prometheus-pushgateway python3-torch python3-torchvision python3-scipy
+             openssl)  # the TLS tests make their own CAs and certificates
 fi
 
 missing=()

@@ -61,7 +61,11 @@ TEST(PrometheusExporter, ServesSyntheticRunOnMetricsEndpoint) {
   EXPECT_NE(text.find("# TYPE fedvlm_client_sent_bytes_total counter"), std::string::npos);
   EXPECT_NE(text.find("# TYPE fedvlm_round_duration_seconds histogram"), std::string::npos);
 
-  const auto samples = th::parse_exposition(text);
+  // The server's own series (no node label) first; the nodes' are checked after them.
+  const auto all_samples = th::parse_exposition(text);
+  std::vector<th::Sample> samples;
+  for (const auto& s : all_samples)
+    if (!s.labels.count("node")) samples.push_back(s);
   for (int c = 0; c < 3; ++c) {
     const std::string client = std::to_string(c);
     const auto round = with(kRun, {{"client", client}, {"phase", "round"}});
@@ -115,6 +119,25 @@ TEST(PrometheusExporter, ServesSyntheticRunOnMetricsEndpoint) {
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_running_jobs", {}), 2);
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_memory_budget_bytes", {}), 64.0 * (1 << 20));
   EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_projected_memory_bytes", {}), 10.0 * (1 << 20));
+  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_jobs_total", {{"kind", "train"}}), 6); // 3 clients × 2 rounds
+  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_jobs_total", {{"kind", "eval"}}), 6);
+  // Latest round's bytes on the wire.
+  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_round_wire_bytes", with(kRun, {{"direction", "sent"}})), 20000);
+  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_round_wire_bytes", with(kRun, {{"direction", "received"}})), 10000);
+  // Each node's scheduler, labelled: the latest gauges, and counters that add the differences of
+  // the totals the nodes report (2 then 4 jobs: 4, not 6).
+  for (int k = 0; k < 2; ++k) {
+    const std::map<std::string, std::string> node{{"node", std::to_string(k)}};
+    EXPECT_DOUBLE_EQ(value_of(all_samples, "fedvlm_scheduler_queue_depth", node), k);
+    EXPECT_DOUBLE_EQ(value_of(all_samples, "fedvlm_scheduler_running_jobs", node), 1);
+    EXPECT_DOUBLE_EQ(value_of(all_samples, "fedvlm_scheduler_jobs_total", with(node, {{"kind", "train"}})), 4);
+    EXPECT_DOUBLE_EQ(value_of(all_samples, "fedvlm_scheduler_busy_seconds_total", with(node, {{"kind", "train"}})),
+                     1.5 * (k + 1));
+    EXPECT_DOUBLE_EQ(value_of(all_samples, "fedvlm_process_resident_bytes", node), 7.0 * (1 << 20) * (k + 1));
+    EXPECT_DOUBLE_EQ(value_of(all_samples, "fedvlm_device_memory_bytes", with(node, {{"stat", "in_use"}})),
+                     4.0 * (1 << 20));
+    EXPECT_TRUE(th::find_samples(all_samples, "fedvlm_device_memory_bytes", with(node, {{"stat", "peak"}})).empty());
+  }
 
   // Every registered family shows up, and nothing unlisted does.
   std::set<std::string> typed;
@@ -307,10 +330,10 @@ TEST(PrometheusExporter, PushesToPushgatewayEachRound) {
                    0.75);
 
   // An explicit push reflects later changes.
-  exporter.device_memory(12345, -1);
+  exporter.scheduler_memory(1, 12345, 0);
   ASSERT_TRUE(exporter.push()) << gateway.log_tail();
   samples = th::parse_exposition(th::http_get(gateway.url() + "/metrics").body);
-  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_device_memory_bytes", {{"job", "fedvlm_test"}, {"stat", "in_use"}}), 12345);
+  EXPECT_DOUBLE_EQ(value_of(samples, "fedvlm_scheduler_memory_budget_bytes", {{"job", "fedvlm_test"}}), 12345);
 }
 
 TEST(PrometheusExporter, UnreachablePushgatewayIsNotFatal) {

@@ -411,6 +411,9 @@ inline std::vector<Sample> find_samples(const std::vector<Sample>& samples, cons
 ///   train_loss = 1/r; per round each client sends 1000·(c+1) bytes and receives 4000;
 ///   round r lasts 0.5 + r s; per client and round one "train" job (waited 0.25 s, ran 0.5 s)
 ///   and one "eval" job (0 s, 0.125 s); queue depth ends at 0; device memory 2^20·(r+1) bytes.
+///   As a served run: after round r node k (0, 1) reports queue depth k, 1 running job, 2r
+///   "train" jobs busy 0.75·r·(k+1) s, resident 7·2^20·(k+1) bytes, device 4·2^20 (no peak); the
+///   wire carried 10000·r bytes sent and 5000·r received in round r.
 inline void feed_synthetic_run(RunObserver& o, const std::string& run = "t",
                                const std::string& strategy = "plora", int clients = 3,
                                int rounds = 2) {
@@ -476,6 +479,19 @@ inline void feed_synthetic_run(RunObserver& o, const std::string& run = "t",
     s.max_staleness = clients - 1;
     s.global_accuracy = 0.5 + 0.125 * r / rounds; // and a run with evaluation.global_test
     s.global_loss = 1.0 / r;
+    for (int node = 0; node < 2; ++node) {
+      NodeSchedulerStats n;
+      n.node = node;
+      n.queue_depth = node;
+      n.running_jobs = 1;
+      n.jobs["train"] = 2 * r;
+      n.busy_seconds["train"] = 0.75 * r * (node + 1);
+      n.resident_bytes = (int64_t{7} << 20) * (node + 1);
+      n.device_bytes_in_use = int64_t{4} << 20;
+      o.node_scheduler(n);
+    }
+    s.wire_bytes_sent = 10000 * r;
+    s.wire_bytes_received = 5000 * r;
     o.round_finished(s);
   }
   o.run_finished(run);

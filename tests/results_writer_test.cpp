@@ -87,6 +87,8 @@ protected:
     s.epsilon = 1.5 * round;
     s.global_accuracy = 0.5 + 0.0625 * round;
     s.global_loss = 2.0 / (round + 1);
+    s.wire_bytes_sent = 1000 * round + 7;
+    s.wire_bytes_received = 2000 * round + 9;
     return s;
   }
 
@@ -356,6 +358,8 @@ TEST_F(ResultsFiles, RoundTripThroughLoadResults) {
     EXPECT_EQ(s.epsilon, e.epsilon);
     EXPECT_EQ(s.global_accuracy, e.global_accuracy);
     EXPECT_EQ(s.global_loss, e.global_loss);
+    EXPECT_EQ(s.wire_bytes_sent, e.wire_bytes_sent);
+    EXPECT_EQ(s.wire_bytes_received, e.wire_bytes_received);
     EXPECT_TRUE(std::isnan(s.virtual_seconds)); // a sync run: NaN written as null, read back NaN
   }
 }
@@ -370,9 +374,9 @@ TEST_F(ResultsFiles, RoundsCsvHeaderAndRowExact) {
   ASSERT_EQ(csv.size(), 2u);
   EXPECT_EQ(csv[0], "run,strategy,round,total_rounds,clients_answered,clients_selected,clients_failed,clients_late,"
                     "mean_accuracy,min_accuracy,max_accuracy,seconds,aggregation_error,epsilon,virtual_seconds,"
-                    "mean_staleness,max_staleness,global_accuracy,global_loss");
+                    "mean_staleness,max_staleness,global_accuracy,global_loss,wire_bytes_sent,wire_bytes_received");
   EXPECT_EQ(csv[1], "\"exp/clients=3,strategy=plora,seed=0\",plora,1,2,3,3,1,1,0.61,0.51,0.71,2.5,0.125,1.5,nan,"
-                    "nan,nan,0.5625,1");
+                    "nan,nan,0.5625,1,1007,2009");
 }
 
 // A task metric is a column of its own; rows without it (another task's, or the "before" row
