@@ -407,11 +407,11 @@ int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double
     self->monitor(*reg);
     self->send(*reg, ready_atom::value, std::move(ready));
     // Serve until the server's registry goes away (the run ended, or the server stopped), telling
-    // it this node's scheduler figures about once a second.
+    // it this node's scheduler figures twice a second.
     bool server_gone = false;
     self->receive_while([&] { return !server_gone; })(
         [&](caf::down_msg&) { server_gone = true; },
-        caf::after(std::chrono::seconds(1)) >> [&] { self->send(*reg, node_stats_atom::value, collector.snapshot()); });
+        caf::after(std::chrono::milliseconds(500)) >> [&] { self->send(*reg, node_stats_atom::value, collector.snapshot()); });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fedvlm-sim node: %s\n", e.what());
     failure = e.what();

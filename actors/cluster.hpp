@@ -88,7 +88,7 @@ using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 /// Server → registry: (aggregator_atom, aggregator) — whom to hand back the clients of a lost
 /// node when another node joins to take them over.
 using aggregator_atom = caf::atom_constant<caf::atom("aggr")>;
-/// Node → registry: (node_stats_atom, NodeSchedulerStats) about once a second, for the exporter.
+/// Node → registry: (node_stats_atom, NodeSchedulerStats) twice a second, for the exporter.
 using node_stats_atom = caf::atom_constant<caf::atom("nodestats")>;
 
 /// What both sides must have prepared identically: the pool size, every client's split, the

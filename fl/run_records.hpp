@@ -77,7 +77,7 @@ struct RoundSummary {
   int64_t wire_bytes_received = 0;
 };
 
-/// A node's scheduler (fedvlm-sim node), as the server hears it about once a second: the same
+/// A node's scheduler (fedvlm-sim node), as the server hears it twice a second: the same
 /// figures as the scheduler events below, totalled on the node.
 struct NodeSchedulerStats {
   int node = 0;

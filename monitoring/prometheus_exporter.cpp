@@ -2,6 +2,8 @@
 #include "monitoring/metrics_http_server.hpp"
 #include "monitoring/prometheus_exporter.hpp"
 
+#include "fl/interrupt.hpp"
+
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gateway.h>
@@ -376,8 +378,10 @@ std::string PrometheusExporter::metrics_text() const {
 void PrometheusExporter::linger() {
   const double seconds = impl_->settings.linger_seconds;
   if (seconds <= 0 || !impl_->exposer) return;
-  spdlog::info("keeping metrics at {} for {} s", impl_->endpoint, seconds);
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  spdlog::info("keeping metrics at {} for {} s (Ctrl-C ends it)", impl_->endpoint, seconds);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (!interrupt_requested() && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
 }
 
 std::vector<std::string> PrometheusExporter::metric_names() {

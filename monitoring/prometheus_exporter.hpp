@@ -62,7 +62,7 @@ public:
   /// server; works without `listen`, e.g. to save a final snapshot.
   [[nodiscard]] std::string metrics_text() const;
   /// Blocks for linger_seconds (if > 0 and /metrics is served) so a short run can still be
-  /// scraped after it ends.
+  /// scraped after it ends; a stop signal (fl/interrupt.hpp) ends it early.
   void linger();
 
   /// Every metric family name this exporter registers, sorted.

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -207,6 +208,42 @@ TEST(Cluster, AKilledNodesClientsAreLeftOutUntilANewNodeTakesThemBack) {
   EXPECT_TRUE(fs::exists(run / "adapters" / "global.safetensors"));
   EXPECT_FALSE(fs::exists(run / "adapters" / "client_0.safetensors")) << "private state must stay on the nodes";
   EXPECT_FALSE(fs::exists(run / "checkpoints")) << "private state must stay on the nodes";
+}
+
+// Each node's scheduler reaches the server's Prometheus exporter with a node label (scraped
+// while the server lingers after the run): jobs, busy seconds, queue, memory.
+TEST(Cluster, NodeSchedulersReachTheServersExporter) {
+  if (!fs::exists(kFashion / "train-images-idx3-ubyte.gz")) GTEST_SKIP() << "Fashion-MNIST not installed";
+  if (std::system("command -v curl > /dev/null") != 0) GTEST_SKIP() << "curl is not installed";
+  testing::TempDir tmp("fedvlm-cluster");
+  const fs::path file = tmp.path() / "cluster.toml";
+  const std::string metrics = "127.0.0.1:" + std::to_string(free_port());
+  std::string text = config(tmp.path() / "out");
+  text.replace(text.find("rounds = 2"), 10, "rounds = 4");
+  text.replace(text.find("lr = 0.05"), 9, "lr = 0.01"); // 0.05 diverges with 10 local epochs
+  text += "local_epochs = 10\n[monitoring]\nprometheus = \"" + metrics + "\"\nlinger_seconds = 60\n";
+  testing::write_text_file(file, text);
+  const std::string cli = FEDVLM_CLI, at = "127.0.0.1:" + std::to_string(free_port());
+  const std::string log = (tmp.path() / "serve.log").string(), scrape = (tmp.path() / "scrape.txt").string();
+  const std::string script =
+      "timeout 120 '" + cli + "' serve '" + file.string() + "' --listen " + at + " --nodes 2 --wait 60 > '" + log +
+      "' 2>&1 & server=$!; "
+      "timeout 120 '" + cli + "' node --connect " + at + " > /dev/null 2>&1 & "
+      "timeout 120 '" + cli + "' node --connect " + at + " > /dev/null 2>&1 & "
+      "for i in $(seq 1 3000); do grep -q 'keeping metrics' '" + log + "' && break; kill -0 $server || break; "
+      "sleep 0.05; done; "
+      "curl -s http://" + metrics + "/metrics > '" + scrape + "'; kill $(pgrep -P $server); wait; exit 0";
+  ASSERT_EQ(run_script(tmp.path(), script), 0);
+  const std::string body = testing::read_text_file(scrape);
+  for (const std::string node : {"0", "1"}) {
+    const std::regex jobs("fedvlm_scheduler_jobs_total\\{kind=\"train\",node=\"" + node + "\"\\} ([0-9.e+]+)");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(body, m, jobs)) << body << testing::read_text_file(log);
+    EXPECT_GE(std::stod(m[1]), 1.0) << node;
+    EXPECT_NE(body.find("fedvlm_process_resident_bytes{node=\"" + node + "\"}"), std::string::npos) << body;
+    EXPECT_NE(body.find("fedvlm_scheduler_busy_seconds_total{kind=\"train\",node=\"" + node + "\"}"), std::string::npos);
+  }
+  EXPECT_NE(body.find("fedvlm_round_wire_bytes{direction=\"sent\""), std::string::npos) << body;
 }
 
 // Garbage on the listening port (random bytes, a header claiming a huge payload, a connection
