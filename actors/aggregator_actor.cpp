@@ -228,7 +228,7 @@ void collect_states(aggregator_actor_t* self) {
     next_round_or_done(self);
     return;
   }
-  std::vector<std::pair<int, caf::actor>> targets;
+  std::vector<std::pair<int, client_actor>> targets;
   for (std::size_t id = 0; id < st.cfg.clients.size() && !st.cfg.clients_keep_state; ++id)
     if (!st.lost.count(static_cast<int>(id))) targets.emplace_back(static_cast<int>(id), st.cfg.clients[id]);
   if (is_central(st)) targets.emplace_back(-1, st.cfg.central_trainer);
@@ -507,7 +507,7 @@ void train_round(aggregator_actor_t* self, int round) {
       client_failed(self, id, "down since an earlier round (its node was lost)");
       continue;
     }
-    const caf::actor target = central ? st.cfg.central_trainer : st.cfg.clients[static_cast<std::size_t>(id)];
+    const client_actor target = central ? st.cfg.central_trainer : st.cfg.clients[static_cast<std::size_t>(id)];
     self->request(target, timeout_of(st.cfg), train_atom::value, round)
         .then(
             [self, round](ClientUpdate& up) {
@@ -725,7 +725,7 @@ caf::behavior aggregator(aggregator_actor_t* self, AggregatorConfig cfg) {
         evaluate_all(self);
         return s.done;
       },
-      [self](rejoin_atom, std::vector<int>& ids, std::vector<caf::actor>& actors) {
+      [self](rejoin_atom, std::vector<int>& ids, std::vector<client_actor>& actors) {
         auto& s = self->state;
         if (s.over || ids.size() != actors.size()) return;
         std::string list;

@@ -1,6 +1,7 @@
 // actors/aggregator_actor.hpp — runs the rounds: collects client updates, averages, broadcasts, evaluates.
 #pragma once
 
+#include "actors/messages.hpp"
 #include "actors/wire_traffic.hpp"
 #include "fl/experiment_config.hpp"
 #include "fl/run_checkpoint.hpp"
@@ -34,8 +35,8 @@ struct AggregatorConfig {
   TensorMap global_template;
   caf::actor scheduler;
   uint64_t seed = 0;
-  std::vector<caf::actor> clients; ///< index = client id
-  caf::actor central_trainer;      ///< centralized strategy only
+  std::vector<client_actor> clients; ///< index = client id
+  client_actor central_trainer;      ///< centralized strategy only
   RunObserver* observer = nullptr; ///< outlives the actor system
   /// Clients on other processes: the bytes on the wire since the last call, read into every
   /// round's summary. Empty in one process.
@@ -54,7 +55,7 @@ struct AggregatorConfig {
   bool clients_keep_state = false;
   /// Spawns a replacement for a client whose actor died, from its state after the last finished
   /// round. Empty: a crashed client stays down.
-  std::function<caf::actor(int client, const ClientCheckpoint& state)> respawn;
+  std::function<client_actor(int client, const ClientCheckpoint& state)> respawn;
   /// Called on the aggregator's thread after every finished round (>= 1) with the whole state,
   /// before the next round starts: the driver writes adapters and checkpoints here. An
   /// exception stops the run.

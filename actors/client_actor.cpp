@@ -39,7 +39,7 @@ struct client_state {
   static inline const char* name = "fedvlm.client";
 };
 
-using client_actor_t = caf::stateful_actor<client_state>;
+using client_actor_t = client_actor::stateful_pointer<client_state>;
 
 /// DP-FedAvg on the client: the update (change from what it received) clipped to clip_norm,
 /// and in local mode noised with std σ·C from the client's own privacy stream.
@@ -72,7 +72,7 @@ TrainJobMsg train_job(const ClientConfig& cfg, const StrategySpec& spec, const T
   return msg;
 }
 
-caf::behavior client(client_actor_t* self, ClientConfig cfg) {
+client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
   self->state.adapters = cfg.initial_adapters;
   self->state.optimizer_state = cfg.initial_optimizer_state;
   self->state.cfg = std::move(cfg);
@@ -215,7 +215,7 @@ caf::behavior client(client_actor_t* self, ClientConfig cfg) {
 
 } // namespace
 
-caf::actor spawn_client(caf::actor_system& system, ClientConfig config) {
+client_actor spawn_client(caf::actor_system& system, ClientConfig config) {
   return system.spawn(client, std::move(config));
 }
 

@@ -1,6 +1,7 @@
 // actors/client_actor.hpp — one simulated client: its data split, its adapters, its optimizer state.
 #pragma once
 
+#include "actors/messages.hpp"
 #include "fl/experiment_config.hpp"
 #include "fl/partition.hpp"
 #include "fl/strategy.hpp"
@@ -28,12 +29,13 @@ struct ClientConfig {
   caf::actor scheduler;
 };
 
-/// Handles (train_atom, round) → ClientUpdate and (eval_atom, GlobalDown) → ClientEval.
+/// The client_actor interface (actors/messages.hpp): (train_atom, round) → ClientUpdate and
+/// (eval_atom, GlobalDown) → ClientEval, ...
 /// A GlobalDown is merged by apply_download (fl/round_aggregation.hpp): shared tensors replaced,
 /// private ones kept, residuals and stacked products added to lora_delta.
 /// (snapshot_atom) → AdapterSnapshot returns a copy of its adapters and optimizer state.
 /// Simulated faults: a failing or dropped-out client answers train with an EngineErrc
 /// simulated_fault error; a crashing one throws, so its actor dies as a real one would.
-caf::actor spawn_client(caf::actor_system& system, ClientConfig config);
+client_actor spawn_client(caf::actor_system& system, ClientConfig config);
 
 } // namespace fedvlm

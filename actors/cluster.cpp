@@ -66,32 +66,31 @@ bool is_loopback(const std::string& host) {
 
 namespace {
 
-using timeout_atom = caf::atom_constant<caf::atom("tout")>;
-
 struct registry_state {
   int expected = 0;
   int clients = 0;
   std::string config;
   uint64_t fingerprint = 0;
   std::vector<caf::typed_response_promise<NodeAssignment>> joins;
+  std::vector<int> slots; ///< of each node that joined, in order
   std::vector<std::vector<int>> assignment;
   std::map<int, NodeReady> ready;
-  caf::typed_response_promise<std::vector<caf::actor>> waiter;
+  caf::typed_response_promise<std::vector<client_actor>> waiter;
   bool waiting = false;
   bool started = false; ///< the server got its clients: the run is under way
   std::string failure;
   // -- while the run is under way ----------------------------------------------
   caf::actor aggregator;                  ///< told when a node takes lost clients back
   RunObserver* observer = nullptr;        ///< hears the nodes' scheduler figures
-  std::map<caf::actor_addr, int> node_of; ///< first client actor of each node → node index
+  std::map<caf::actor_addr, int> node_of; ///< each node's reporter actor → node index
   std::set<int> vacant;                   ///< nodes lost: their block waits for a node to join
   static inline const char* name = "fedvlm.registry";
 };
 
-using registry_actor_t = caf::stateful_actor<registry_state>;
+using registry_actor_t = registry_actor::stateful_pointer<registry_state>;
 
 /// Answers the server's wait once every node is ready, or a node was refused.
-void maybe_answer(registry_actor_t* self) {
+void maybe_answer(registry_actor_t self) {
   auto& st = self->state;
   if (!st.waiting) return;
   if (!st.failure.empty()) {
@@ -100,7 +99,7 @@ void maybe_answer(registry_actor_t* self) {
     return;
   }
   if (static_cast<int>(st.ready.size()) < st.expected) return;
-  std::vector<caf::actor> by_id(static_cast<std::size_t>(st.clients));
+  std::vector<client_actor> by_id(static_cast<std::size_t>(st.clients));
   for (const auto& [node, r] : st.ready)
     for (std::size_t i = 0; i < r.actors.size(); ++i)
       by_id[static_cast<std::size_t>(st.assignment[static_cast<std::size_t>(node)][i])] = r.actors[i];
@@ -115,16 +114,17 @@ std::string id_list(const std::vector<int>& ids) {
   return out;
 }
 
-/// Watches a ready node through its first client: when it goes down, its block becomes vacant.
-void watch_node(registry_actor_t* self, const NodeReady& r) {
-  if (r.actors.empty()) return;
-  self->state.node_of[r.actors.front().address()] = r.node;
-  self->monitor(r.actors.front());
+/// Watches node `node` through its reporter actor (alive as long as the node's process): when it
+/// goes down, the node's block becomes vacant for another node to take.
+void watch_node(registry_actor_t self, const caf::actor& reporter, int node) {
+  if (!reporter) return;
+  self->state.node_of[reporter.address()] = node;
+  self->monitor(reporter);
 }
 
 /// A node that joined after the run started, ready with the clients of a lost node: they go back
 /// to the aggregator. One that prepared another setup is stopped and its block stays vacant.
-void rejoined(registry_actor_t* self, NodeReady& r) {
+void rejoined(registry_actor_t self, NodeReady& r) {
   auto& s = self->state;
   const auto& ids = s.assignment[static_cast<std::size_t>(r.node)];
   if (r.setup_fingerprint != s.fingerprint || r.actors.size() != ids.size()) {
@@ -135,12 +135,11 @@ void rejoined(registry_actor_t* self, NodeReady& r) {
     return;
   }
   spdlog::info("node {} rejoined: it hosts clients {} again", r.node, id_list(ids));
-  watch_node(self, r);
-  if (s.aggregator) self->send(s.aggregator, rejoin_atom::value, ids, r.actors);
+  if (s.aggregator) caf::anon_send(s.aggregator, rejoin_atom::value, ids, r.actors); // the aggregator is not typed
   s.ready[r.node] = std::move(r);
 }
 
-caf::behavior registry(registry_actor_t* self, int nodes, std::string config, int clients, uint64_t fingerprint,
+registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::string config, int clients, uint64_t fingerprint,
                        RunObserver* observer) {
   auto& st = self->state;
   st.observer = observer;
@@ -152,20 +151,31 @@ caf::behavior registry(registry_actor_t* self, int nodes, std::string config, in
     s.node_of.erase(it);
     s.ready.erase(k);
     s.vacant.insert(k);
-    spdlog::warn("node {} was lost ({}): clients {} are left out until a node joins to take them back "
-                 "(fedvlm-sim node --connect ...)", k, self->system().render(dm.reason),
-                 id_list(s.assignment[static_cast<std::size_t>(k)]));
+    if (s.assignment.empty())
+      spdlog::warn("node {} left before every node had joined ({}): waiting for another in its place", k,
+                   self->system().render(dm.reason));
+    else
+      spdlog::warn("node {} was lost ({}): clients {} are left out until a node joins to take them back "
+                   "(fedvlm-sim node --connect ...)", k, self->system().render(dm.reason),
+                   id_list(s.assignment[static_cast<std::size_t>(k)]));
   });
   st.expected = nodes;
   st.clients = clients;
   st.config = std::move(config);
   st.fingerprint = fingerprint;
   return {
-      [self](join_atom) -> caf::result<NodeAssignment> {
+      [self](join_atom, int slots, caf::actor& reporter) -> caf::result<NodeAssignment> {
         auto& s = self->state;
-        if (s.started && !s.vacant.empty()) { // takes a lost node's clients back
+        if (!s.vacant.empty()) { // takes a lost node's place
           const int k = *s.vacant.begin();
           s.vacant.erase(s.vacant.begin());
+          watch_node(self, reporter, k);
+          if (s.assignment.empty()) { // lost before every node had joined: simply its stand-in
+            s.joins[static_cast<std::size_t>(k)] = self->make_response_promise<NodeAssignment>();
+            s.slots[static_cast<std::size_t>(k)] = slots;
+            spdlog::info("a node joined in place of node {}, which left", k);
+            return s.joins[static_cast<std::size_t>(k)];
+          }
           spdlog::info("a node joined to take over node {} (clients {})", k,
                        id_list(s.assignment[static_cast<std::size_t>(k)]));
           return NodeAssignment{k, s.config, s.assignment[static_cast<std::size_t>(k)], s.fingerprint};
@@ -175,10 +185,13 @@ caf::behavior registry(registry_actor_t* self, int nodes, std::string config, in
                                  "all " + std::to_string(s.expected) + " nodes of this run have joined already"
                                  " and none was lost");
         s.joins.push_back(self->make_response_promise<NodeAssignment>());
+        s.slots.push_back(slots);
+        watch_node(self, reporter, static_cast<int>(s.joins.size()) - 1);
         auto rp = s.joins.back();
-        spdlog::info("node {} of {} joined", s.joins.size(), s.expected);
+        spdlog::info("node {} of {} joined{}", s.joins.size(), s.expected,
+                     slots > 0 ? " with " + std::to_string(slots) + " slots" : std::string());
         if (static_cast<int>(s.joins.size()) == s.expected) {
-          s.assignment = assign_clients(s.clients, s.expected);
+          s.assignment = assign_clients(s.clients, s.slots);
           for (int k = 0; k < s.expected; ++k)
             s.joins[static_cast<std::size_t>(k)].deliver(
                 NodeAssignment{k, s.config, s.assignment[static_cast<std::size_t>(k)], s.fingerprint});
@@ -191,6 +204,7 @@ caf::behavior registry(registry_actor_t* self, int nodes, std::string config, in
           if (r.node >= 0 && r.node < s.expected) rejoined(self, r);
           return;
         }
+        // A node taking over one lost before the run started is checked like the first.
         if (r.setup_fingerprint != s.fingerprint)
           s.failure = "node " + std::to_string(r.node) +
                       " prepared another run than the server (its weights, data or settings differ: setup "
@@ -200,10 +214,8 @@ caf::behavior registry(registry_actor_t* self, int nodes, std::string config, in
                  r.actors.size() != s.assignment[static_cast<std::size_t>(r.node)].size())
           s.failure = "node " + std::to_string(r.node) + " reported " + std::to_string(r.actors.size()) +
                       " clients for another assignment";
-        else {
-          watch_node(self, r);
+        else
           s.ready[r.node] = std::move(r);
-        }
         maybe_answer(self);
       },
       [self](aggregator_atom, caf::actor& aggregator) { self->state.aggregator = std::move(aggregator); },
@@ -211,17 +223,17 @@ caf::behavior registry(registry_actor_t* self, int nodes, std::string config, in
         if (self->state.observer && stats.node >= 0 && stats.node < self->state.expected)
           self->state.observer->node_scheduler(stats);
       },
-      [self](nodes_atom, double wait_seconds) -> caf::result<std::vector<caf::actor>> {
+      [self](nodes_atom, double wait_seconds) -> caf::result<std::vector<client_actor>> {
         auto& s = self->state;
-        s.waiter = self->make_response_promise<std::vector<caf::actor>>();
+        s.waiter = self->make_response_promise<std::vector<client_actor>>();
         s.waiting = true;
         self->delayed_send(self, std::chrono::milliseconds(static_cast<int64_t>(wait_seconds * 1000)),
-                           timeout_atom::value);
+                           wait_over_atom::value);
         auto rp = s.waiter;
         maybe_answer(self);
         return rp;
       },
-      [self](timeout_atom) {
+      [self](wait_over_atom) {
         auto& s = self->state;
         if (!s.waiting) return;
         s.failure = "only " + std::to_string(s.ready.size()) + " of " + std::to_string(s.expected) +
@@ -232,12 +244,18 @@ caf::behavior registry(registry_actor_t* self, int nodes, std::string config, in
   };
 }
 
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+
 /// A node's scheduler events, totalled for the server (NodeSchedulerStats).
 class NodeStatsCollector : public RunObserver {
 public:
   void set_node(int node) {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.node = node;
+  }
+  [[nodiscard]] int node() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_.node;
   }
   [[nodiscard]] NodeSchedulerStats snapshot() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -268,8 +286,20 @@ public:
 
 private:
   mutable std::mutex mutex_;
-  NodeSchedulerStats stats_;
+  NodeSchedulerStats stats_{-1}; ///< node -1 until the server assigned one: nothing is sent
 };
+
+/// A node's own actor: it lives as long as the node (the registry watches it to notice a lost
+/// node) and sends the scheduler's figures to the registry twice a second once assigned.
+caf::behavior node_reporter(caf::event_based_actor* self, registry_actor registry, const NodeStatsCollector* collector) {
+  self->send(self, tick_atom::value);
+  return {
+      [=](tick_atom) {
+        if (collector->node() >= 0) self->send(registry, node_stats_atom::value, collector->snapshot());
+        self->delayed_send(self, std::chrono::milliseconds(500), tick_atom::value);
+      },
+  };
+}
 
 } // namespace
 
@@ -288,21 +318,33 @@ uint64_t run_setup_fingerprint(const RunSetup& setup) {
   return config_hash(text);
 }
 
-std::vector<std::vector<int>> assign_clients(int clients, int nodes) {
-  if (nodes < 1) throw std::invalid_argument("assign_clients: expected at least one node, got " + std::to_string(nodes));
-  std::vector<std::vector<int>> out(static_cast<std::size_t>(nodes));
-  int next = 0;
-  for (int k = 0; k < nodes; ++k) {
-    const int count = clients / nodes + (k < clients % nodes ? 1 : 0);
-    for (int i = 0; i < count; ++i) out[static_cast<std::size_t>(k)].push_back(next++);
+std::vector<std::vector<int>> assign_clients(int clients, const std::vector<int>& slots) {
+  if (slots.empty()) throw std::invalid_argument("assign_clients: expected at least one node, got none");
+  std::vector<int64_t> weight;
+  int64_t total = 0;
+  for (int s : slots) total += weight.emplace_back(std::max(s, 1));
+  // Largest remainder: each node's floor share, then one more for the largest remainders.
+  std::vector<int64_t> count(slots.size());
+  std::vector<std::pair<int64_t, std::size_t>> remainder; // (−remainder, node): sorts largest first
+  int64_t given = 0;
+  for (std::size_t k = 0; k < slots.size(); ++k) {
+    count[k] = clients * weight[k] / total;
+    given += count[k];
+    remainder.emplace_back(-(clients * weight[k] % total), k);
   }
+  std::sort(remainder.begin(), remainder.end());
+  for (std::size_t i = 0; given < clients; ++i, ++given) ++count[remainder[i].second];
+  std::vector<std::vector<int>> out(slots.size());
+  int next = 0;
+  for (std::size_t k = 0; k < slots.size(); ++k)
+    for (int64_t i = 0; i < count[k]; ++i) out[k].push_back(next++);
   return out;
 }
 
 RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettings& settings,
                                     const std::string& config_toml, int clients, uint64_t setup_fingerprint,
                                     RunObserver* observer) {
-  const caf::actor reg = system.spawn(registry, settings.nodes, config_toml, clients, setup_fingerprint, observer);
+  const registry_actor reg = system.spawn(registry, settings.nodes, config_toml, clients, setup_fingerprint, observer);
   const bool tls = settings.tls.enabled();
   auto port = tls ? caf::openssl::publish(reg, settings.port, settings.host.c_str(), /*reuse=*/true)
                   : system.middleman().publish(reg, settings.port, settings.host.c_str(), /*reuse_addr=*/true);
@@ -315,11 +357,11 @@ RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettin
   std::fprintf(stderr, "listening on %s:%u%s\n", settings.host.c_str(), static_cast<unsigned>(*port),
                tls ? " (TLS)" : "");
   std::fflush(stderr);
-  std::vector<caf::actor> out;
+  std::vector<client_actor> out;
   std::string failure;
   caf::scoped_actor self{system};
   self->request(reg, caf::infinite, nodes_atom::value, settings.wait_seconds)
-      .receive([&](std::vector<caf::actor>& actors) { out = std::move(actors); },
+      .receive([&](std::vector<client_actor>& actors) { out = std::move(actors); },
                [&](caf::error& err) { failure = system.render(err); });
   if (!failure.empty()) {
     self->send_exit(reg, caf::exit_reason::user_shutdown); // the nodes that came stop too
@@ -350,7 +392,7 @@ bool wait_for_listener(const std::string& host, uint16_t port, double seconds) {
   }
 }
 
-int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double wait_seconds) {
+int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double wait_seconds, int slots) {
   if (!wait_for_listener(host, port, wait_seconds)) {
     std::fprintf(stderr, "fedvlm-sim node: no server listens at %s:%u (waited %.0f s; start it with fedvlm-sim serve)\n",
                  host.c_str(), static_cast<unsigned>(port), wait_seconds);
@@ -362,7 +404,8 @@ int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double
   register_message_types(cfg);
   NodeStatsCollector collector; // the node's scheduler reports here: it must outlive the actor system
   caf::actor_system system{cfg};
-  auto reg = tls.enabled() ? caf::openssl::remote_actor(system, host, port) : system.middleman().remote_actor(host, port);
+  auto reg = tls.enabled() ? caf::openssl::remote_actor<registry_actor>(system, host, port)
+                           : system.middleman().remote_actor<registry_actor>(host, port);
   if (!reg) {
     std::fprintf(stderr, "fedvlm-sim node: cannot reach a server at %s:%u%s: %s\n", host.c_str(),
                  static_cast<unsigned>(port),
@@ -375,20 +418,23 @@ int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double
   caf::scoped_actor self{system};
   NodeAssignment assignment;
   std::string failure;
-  self->request(*reg, caf::infinite, join_atom::value)
+  const caf::actor reporter = system.spawn(node_reporter, *reg, &collector);
+  self->request(*reg, caf::infinite, join_atom::value, slots, reporter)
       .receive([&](NodeAssignment& a) { assignment = std::move(a); },
                [&](caf::error& err) { failure = system.render(err); });
   if (!failure.empty()) {
     std::fprintf(stderr, "fedvlm-sim node: the server refused: %s\n", failure.c_str());
+    self->send_exit(reporter, caf::exit_reason::user_shutdown);
     return 1;
   }
-  std::vector<caf::actor> hosted;
+  std::vector<client_actor> hosted;
   caf::actor scheduler;
   collector.set_node(assignment.node);
   try {
     const ExperimentPlan plan = parse_experiment(assignment.config_toml, "the server's configuration");
     if (plan.runs.size() != 1) throw std::runtime_error("the server sent " + std::to_string(plan.runs.size()) + " runs");
-    const ExperimentConfig& c = plan.runs.front();
+    ExperimentConfig c = plan.runs.front();
+    if (slots > 0) c.scheduler.concurrency = slots; // the same results whatever the concurrency
     DatasetCache datasets;
     const RunSetup setup = prepare_run(c, datasets, SetupMode::execute);
     ClientCheckpoint central;
@@ -406,18 +452,16 @@ int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double
     spdlog::info("node {}: hosting clients {} of run {}", assignment.node, ids, c.name);
     self->monitor(*reg);
     self->send(*reg, ready_atom::value, std::move(ready));
-    // Serve until the server's registry goes away (the run ended, or the server stopped), telling
-    // it this node's scheduler figures twice a second.
+    // Serve until the server's registry goes away (the run ended, or the server stopped).
     bool server_gone = false;
-    self->receive_while([&] { return !server_gone; })(
-        [&](caf::down_msg&) { server_gone = true; },
-        caf::after(std::chrono::milliseconds(500)) >> [&] { self->send(*reg, node_stats_atom::value, collector.snapshot()); });
+    self->receive_while([&] { return !server_gone; })([&](caf::down_msg&) { server_gone = true; });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fedvlm-sim node: %s\n", e.what());
     failure = e.what();
   }
   for (const auto& a : hosted) self->send_exit(a, caf::exit_reason::user_shutdown);
   if (scheduler) self->send_exit(scheduler, caf::exit_reason::user_shutdown);
+  self->send_exit(reporter, caf::exit_reason::user_shutdown);
   return failure.empty() ? 0 : 1;
 }
 

@@ -8,6 +8,7 @@
 // moments) stays on the node; only what the strategy shares crosses the network.
 #pragma once
 
+#include "actors/messages.hpp"
 #include "fl/run_records.hpp"
 #include "fl/run_setup.hpp"
 
@@ -64,7 +65,7 @@ struct NodeAssignment {
 /// Node → server: its clients' actors, in the order of the assignment.
 struct NodeReady {
   int node = 0;
-  std::vector<caf::actor> actors;
+  std::vector<client_actor> actors;
   uint64_t setup_fingerprint = 0;
 };
 
@@ -83,6 +84,8 @@ typename Inspector::result_type inspect(Inspector& f, NodeReady& x) {
 }
 
 using join_atom = caf::atom_constant<caf::atom("join")>;
+/// Registry → itself: the time for nodes to join is over.
+using wait_over_atom = caf::atom_constant<caf::atom("waitover")>;
 using ready_atom = caf::atom_constant<caf::atom("ready")>;
 using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 /// Server → registry: (aggregator_atom, aggregator) — whom to hand back the clients of a lost
@@ -91,21 +94,39 @@ using aggregator_atom = caf::atom_constant<caf::atom("aggr")>;
 /// Node → registry: (node_stats_atom, NodeSchedulerStats) twice a second, for the exporter.
 using node_stats_atom = caf::atom_constant<caf::atom("nodestats")>;
 
+/// The server's registry, as nodes and the server see it; a node built with another protocol is
+/// refused when it connects (CAF compares the interfaces).
+using registry_actor = caf::typed_actor<
+    // Node: join with this many job slots (its weight in the assignment; 0 = 1) and its
+    // reporter actor (watched: when it goes down the node is lost); answered once every node
+    // joined, or at once when taking over a lost node's clients.
+    caf::replies_to<join_atom, int, caf::actor>::with<NodeAssignment>,
+    // Node: its clients are up (or, with another setup fingerprint, it is refused).
+    caf::reacts_to<ready_atom, NodeReady>,
+    // Node: its scheduler's figures, twice a second.
+    caf::reacts_to<node_stats_atom, NodeSchedulerStats>,
+    // Server: every client's actor by id once all nodes are ready, or an error after `seconds`.
+    caf::replies_to<nodes_atom, double>::with<std::vector<client_actor>>,
+    // Server: the aggregator to hand back a lost node's clients to.
+    caf::reacts_to<aggregator_atom, caf::actor>, caf::reacts_to<wait_over_atom>>;
+
 /// What both sides must have prepared identically: the pool size, every client's split, the
 /// adapted layers and their shapes, the shared bytes. A node whose files differ (other weights,
 /// another data set) yields another value and is refused.
 [[nodiscard]] uint64_t run_setup_fingerprint(const RunSetup& setup);
 
-/// Clients 0..clients-1 over `nodes` nodes in contiguous blocks whose sizes differ by at most one.
-[[nodiscard]] std::vector<std::vector<int>> assign_clients(int clients, int nodes);
+/// Clients 0..clients-1 in contiguous blocks, one per node, sized in proportion to the nodes'
+/// slots (largest remainder, ties to the earlier node): equal slots give sizes that differ by
+/// at most one. Slots <= 0 count as 1.
+[[nodiscard]] std::vector<std::vector<int>> assign_clients(int clients, const std::vector<int>& slots);
 
 /// The clients a server gathered, and the registry the nodes watch: stop it when the run ends,
 /// and the nodes stop too. While the run is under way the registry watches the nodes: when one
 /// is lost, a node that joins later takes over its clients (from their starting state) and the
 /// registry hands their new actors to the aggregator (send it aggregator_atom first).
 struct RemoteClients {
-  std::vector<caf::actor> clients; ///< by client id
-  caf::actor registry;
+  std::vector<client_actor> clients; ///< by client id
+  registry_actor registry;
   uint16_t port = 0; ///< where the server listens: its connections to the nodes are on it
 };
 
@@ -122,7 +143,9 @@ struct RemoteClients {
 /// Node: connects to host:port (waiting up to wait_seconds for the server to listen: it may
 /// still be loading its data), hosts the clients it is given until the server goes away.
 /// Returns the process exit code; errors are printed to stderr.
-int run_node(const std::string& host, uint16_t port, const TlsFiles& tls = {}, double wait_seconds = 60);
+/// `slots` > 0: this node's job slots — its weight in the assignment and its scheduler's
+/// concurrency (otherwise the configuration's).
+int run_node(const std::string& host, uint16_t port, const TlsFiles& tls = {}, double wait_seconds = 60, int slots = 0);
 
 /// True once a TCP connection to host:port succeeds (then closed), false when none did within
 /// `seconds`; tries every 200 ms.

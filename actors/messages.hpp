@@ -13,6 +13,8 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 #include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
 
 #include <cstdint>
 #include <limits>
@@ -189,6 +191,20 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, AdapterSnapshot& x) {
   return f(caf::meta::type_name("AdapterSnapshot"), x.client, x.adapters, x.optimizer_state);
 }
+
+/// A client as the aggregator sees it, in this process or on a node across the network; CAF
+/// checks this interface when a node's clients are handed to the server.
+using client_actor = caf::typed_actor<
+    // A round: train from the adapters as the last evaluation left them; the shared update.
+    caf::replies_to<train_atom, int>::with<ClientUpdate>,
+    // The round's download (merged by apply_download), then evaluate on the own test split.
+    caf::replies_to<eval_atom, GlobalDown>::with<ClientEval>,
+    // Asynchronous mode: train job `job` from `latest`; its result waits for (commit_atom, job).
+    caf::replies_to<async_train_atom, int, GlobalDown>::with<ClientUpdate>, caf::reacts_to<commit_atom, int>,
+    // A copy of its private state (one process only: never asked of a client on a node).
+    caf::replies_to<snapshot_atom>::with<AdapterSnapshot>,
+    // To itself: a straggler's answer held back for round `round` goes out now.
+    caf::reacts_to<late_atom, int>>;
 
 /// Names every message type above in `cfg` (add_message_type), as CAF needs for a type to
 /// cross a process boundary. Call before constructing the actor system.

@@ -77,7 +77,7 @@ SchedulerConfig scheduler_config(const ExperimentConfig& c, const RunSetup& setu
   return sched;
 }
 
-caf::actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& c, const RunSetup& setup,
+client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& c, const RunSetup& setup,
                             caf::actor scheduler, int id, const ClientCheckpoint& state, bool on_node) {
   ClientConfig cc;
   cc.id = id;
@@ -187,9 +187,9 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
 
   // Every client actor ever spawned, respawns included, so that all are stopped at the end.
   std::mutex spawned_mutex;
-  std::vector<caf::actor> spawned;
+  std::vector<client_actor> spawned;
   auto spawn_with_state = [&](int id, const ClientCheckpoint& state) {
-    caf::actor a = spawn_run_client(system, c, setup, scheduler, id, state);
+    client_actor a = spawn_run_client(system, c, setup, scheduler, id, state);
     std::lock_guard<std::mutex> lock(spawned_mutex);
     spawned.push_back(a);
     return a;
@@ -219,7 +219,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
       hooks.serve ? gather_remote_clients(system, *hooks.serve, c.resolved_toml, c.federation.clients,
                                           run_setup_fingerprint(setup), &observer)
                   : RemoteClients{};
-  const std::vector<caf::actor>& remote = cluster.clients;
+  const std::vector<client_actor>& remote = cluster.clients;
   if (remote.empty()) agg.respawn = spawn_with_state; // a remote client that dies stays down until its node rejoins
   agg.clients_keep_state = !remote.empty();          // private state stays on the nodes
   if (!remote.empty())

@@ -35,7 +35,7 @@ constexpr int kSharedInit = -1;
 
 /// Client `id`'s actor (kSharedInit: the centralized trainer) from `state`, training through
 /// `scheduler`. `on_node`: it runs on a node (serve) and keeps its private factors there.
-[[nodiscard]] caf::actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& config,
+[[nodiscard]] client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& config,
                                           const RunSetup& setup, caf::actor scheduler, int id,
                                           const ClientCheckpoint& state, bool on_node = false);
 

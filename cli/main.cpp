@@ -26,7 +26,7 @@ Usage:
   fedvlm-sim resume RUN_DIR [--set KEY=VALUE]... [--force] [--quiet]
   fedvlm-sim serve EXPERIMENT.toml [--listen HOST:PORT] [--nodes N] [--wait SECONDS]
                    [--cert FILE --key FILE --ca FILE | --insecure] [run options]
-  fedvlm-sim node --connect HOST:PORT [--wait SECONDS] [--cert FILE --key FILE --ca FILE]
+  fedvlm-sim node --connect HOST:PORT [--slots N] [--wait SECONDS] [--cert FILE --key FILE --ca FILE]
   fedvlm-sim plot RESULTS_DIR... [--out DIR]
   fedvlm-sim compare RESULTS_DIR...
   fedvlm-sim --keys          every experiment key, with type, default and meaning
@@ -59,7 +59,8 @@ serve:    runs one run (pick it with --only in a sweep) with its clients on node
 node:     connects to a server (waiting up to --wait SECONDS, default 60, for it to listen),
           prepares the same run from this machine's own weights and data (a node whose setup
           differs is refused), hosts its clients until the server ends. A node that joins after
-          one was lost takes over that node's clients.
+          one was lost takes over that node's clients. --slots N: this node runs N jobs at once
+          (its scheduler's concurrency) and gets clients in proportion to its slots.
 --cert FILE --key FILE --ca FILE
           mutual TLS: this side's PEM certificate and key, and the CA that signed the other
           side's; a peer whose certificate that CA did not sign is refused. A --listen address
@@ -168,12 +169,18 @@ int main(int argc, char** argv) {
       std::string connect;
       fedvlm::TlsFiles tls;
       double wait = 60;
+      int slots = 0;
       for (std::size_t i = 1; i < args.size(); ++i) {
         std::string error;
         if (parse_tls_option(args, i, tls, error)) {
           if (!error.empty()) return usage_error(error);
         } else if (args[i] == "--connect" && i + 1 < args.size()) connect = args[++i];
-        else if (args[i] == "--wait" && i + 1 < args.size()) {
+        else if (args[i] == "--slots" && i + 1 < args.size()) {
+          const std::string v = args[++i];
+          if (v.empty() || v.size() > 4 || v.find_first_not_of("0123456789") != std::string::npos || std::stoi(v) < 1)
+            return usage_error("--slots: expected a count from 1 to 9999, got " + v);
+          slots = std::stoi(v);
+        } else if (args[i] == "--wait" && i + 1 < args.size()) {
           const std::string v = args[++i];
           char* end = nullptr;
           wait = std::strtod(v.c_str(), &end);
@@ -184,7 +191,7 @@ int main(int argc, char** argv) {
       if (connect.empty()) return usage_error("node takes --connect HOST:PORT");
       fedvlm::check_tls_files(tls);
       const auto [host, port] = fedvlm::parse_host_port(connect);
-      return fedvlm::run_node(host, port, tls, wait);
+      return fedvlm::run_node(host, port, tls, wait, slots);
     }
 
     const bool resume = args[0] == "resume";
