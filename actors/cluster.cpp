@@ -8,6 +8,7 @@
 #include "fl/federated_task.hpp"
 #include "fl/run_checkpoint.hpp"
 
+#include <ATen/ATen.h>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
@@ -24,6 +25,7 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 
 namespace fedvlm {
 
@@ -70,7 +72,7 @@ struct registry_state {
   int expected = 0;
   int clients = 0;
   std::string config;
-  uint64_t fingerprint = 0;
+  SetupFingerprint fingerprint;
   std::vector<caf::typed_response_promise<NodeAssignment>> joins;
   std::vector<int> slots; ///< of each node that joined, in order
   std::vector<std::vector<int>> assignment;
@@ -128,8 +130,9 @@ void rejoined(registry_actor_t self, NodeReady& r) {
   auto& s = self->state;
   const auto& ids = s.assignment[static_cast<std::size_t>(r.node)];
   if (r.setup_fingerprint != s.fingerprint || r.actors.size() != ids.size()) {
-    spdlog::error("node {} rejoined with another setup (fingerprint {}, the server's {}): refused", r.node,
-                  r.setup_fingerprint, s.fingerprint);
+    spdlog::error("node {} rejoined with another setup, refused: {}", r.node,
+                  r.setup_fingerprint != s.fingerprint ? describe_setup_difference(s.fingerprint, r.setup_fingerprint)
+                                                       : "another number of clients");
     for (const auto& a : r.actors) self->send_exit(a, caf::exit_reason::user_shutdown);
     s.vacant.insert(r.node);
     return;
@@ -139,7 +142,8 @@ void rejoined(registry_actor_t self, NodeReady& r) {
   s.ready[r.node] = std::move(r);
 }
 
-registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::string config, int clients, uint64_t fingerprint,
+registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::string config, int clients,
+                                       SetupFingerprint fingerprint,
                        RunObserver* observer) {
   auto& st = self->state;
   st.observer = observer;
@@ -206,10 +210,8 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
         }
         // A node taking over one lost before the run started is checked like the first.
         if (r.setup_fingerprint != s.fingerprint)
-          s.failure = "node " + std::to_string(r.node) +
-                      " prepared another run than the server (its weights, data or settings differ: setup "
-                      "fingerprint " + std::to_string(r.setup_fingerprint) + ", the server's " +
-                      std::to_string(s.fingerprint) + ")";
+          s.failure = "node " + std::to_string(r.node) + " prepared another run than the server: " +
+                      describe_setup_difference(s.fingerprint, r.setup_fingerprint);
         else if (r.node < 0 || r.node >= s.expected ||
                  r.actors.size() != s.assignment[static_cast<std::size_t>(r.node)].size())
           s.failure = "node " + std::to_string(r.node) + " reported " + std::to_string(r.actors.size()) +
@@ -303,19 +305,53 @@ caf::behavior node_reporter(caf::event_based_actor* self, registry_actor registr
 
 } // namespace
 
-uint64_t run_setup_fingerprint(const RunSetup& setup) {
-  // Everything that must agree, as text, through the one 64-bit hash the checkpoints use.
-  std::string text = std::to_string(setup.pool_samples);
-  for (const auto& split : setup.splits) {
-    text += "|train";
-    for (int64_t i : split.train) text += " " + std::to_string(i);
-    text += "|test";
-    for (int64_t i : split.test) text += " " + std::to_string(i);
+uint64_t tensor_map_fingerprint(const TensorMap& tensors) {
+  uint64_t h = config_hash("");
+  for (const auto& [name, t] : tensors) { // the map is ordered by name
+    const at::Tensor c = t.to(at::kCPU).contiguous();
+    std::string head = name + "|" + std::string(c.dtype().name());
+    for (int64_t d : c.sizes()) head += " " + std::to_string(d);
+    h = config_hash(head + "|", h);
+    h = config_hash(std::string_view(static_cast<const char*>(c.data_ptr()), c.nbytes()), h);
   }
+  return h;
+}
+
+SetupFingerprint run_setup_fingerprint(const RunSetup& setup) {
+  // Each part as text (or bytes), through the one 64-bit hash the checkpoints use.
+  SetupFingerprint fp;
+  std::string data = std::to_string(setup.pool_samples);
+  for (std::size_t k = 0; k < setup.splits.size(); ++k) {
+    data += "|train";
+    for (int64_t i : setup.splits[k].train) data += " " + std::to_string(i);
+    data += "|test";
+    for (int64_t i : setup.splits[k].test) data += " " + std::to_string(i);
+    if (k < setup.label_counts.size()) {
+      data += "|labels";
+      for (int64_t n : setup.label_counts[k]) data += " " + std::to_string(n);
+    }
+  }
+  fp.data = config_hash(data);
+  std::string layout;
   for (const auto& [name, shape] : setup.targets)
-    text += "|" + name + " " + std::to_string(shape.out_features) + "x" + std::to_string(shape.in_features);
-  if (setup.task) text += "|" + std::to_string(setup.task->shared_bytes());
-  return config_hash(text);
+    layout += "|" + name + " " + std::to_string(shape.out_features) + "x" + std::to_string(shape.in_features);
+  if (setup.task) layout += "|" + std::to_string(setup.task->shared_bytes());
+  fp.layout = config_hash(layout);
+  fp.weights = setup.task ? tensor_map_fingerprint(setup.task->base_weights()) : 0;
+  return fp;
+}
+
+std::string describe_setup_difference(const SetupFingerprint& server, const SetupFingerprint& node) {
+  std::string out;
+  const std::tuple<const char*, uint64_t, uint64_t> parts[] = {
+      {"its base weights differ", node.weights, server.weights},
+      {"its data differ (the clients' splits or labels)", node.data, server.data},
+      {"its adapted layers or shared bytes differ", node.layout, server.layout}};
+  for (const auto& [what, here, there] : parts)
+    if (here != there)
+      out += std::string(out.empty() ? "" : "; ") + what + " (content hash " + std::to_string(here) + " on the node, " +
+             std::to_string(there) + " on the server)";
+  return out;
 }
 
 std::vector<std::vector<int>> assign_clients(int clients, const std::vector<int>& slots) {
@@ -342,7 +378,8 @@ std::vector<std::vector<int>> assign_clients(int clients, const std::vector<int>
 }
 
 RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettings& settings,
-                                    const std::string& config_toml, int clients, uint64_t setup_fingerprint,
+                                    const std::string& config_toml, int clients,
+                                    const SetupFingerprint& setup_fingerprint,
                                     RunObserver* observer) {
   const registry_actor reg = system.spawn(registry, settings.nodes, config_toml, clients, setup_fingerprint, observer);
   const bool tls = settings.tls.enabled();

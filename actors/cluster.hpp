@@ -54,19 +54,34 @@ struct ServeSettings {
 /// "HOST:PORT" → (host, port). Throws std::invalid_argument saying what was expected.
 [[nodiscard]] std::pair<std::string, uint16_t> parse_host_port(const std::string& text);
 
+/// What a node and the server must have prepared identically, in three parts so that a refusal
+/// can say which differs.
+struct SetupFingerprint {
+  uint64_t weights = 0; ///< the frozen base's tensors: names, dtypes, shapes and bytes
+  uint64_t data = 0;    ///< every client's split and label counts, the pool's size
+  uint64_t layout = 0;  ///< the adapted layers and their shapes, the bytes shared per round
+  bool operator==(const SetupFingerprint& o) const { return weights == o.weights && data == o.data && layout == o.layout; }
+  bool operator!=(const SetupFingerprint& o) const { return !(*this == o); }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SetupFingerprint& x) {
+  return f(caf::meta::type_name("SetupFingerprint"), x.weights, x.data, x.layout);
+}
+
 /// Server → node: what to run and which clients to host.
 struct NodeAssignment {
   int node = 0;
   std::string config_toml;  ///< the resolved configuration (every key)
   std::vector<int> clients; ///< ascending ids
-  uint64_t setup_fingerprint = 0; ///< the server's run_setup_fingerprint: the node must match it
+  SetupFingerprint setup_fingerprint; ///< the server's run_setup_fingerprint: the node must match it
 };
 
 /// Node → server: its clients' actors, in the order of the assignment.
 struct NodeReady {
   int node = 0;
   std::vector<client_actor> actors;
-  uint64_t setup_fingerprint = 0;
+  SetupFingerprint setup_fingerprint;
 };
 
 template <class Inspector>
@@ -110,10 +125,16 @@ using registry_actor = caf::typed_actor<
     // Server: the aggregator to hand back a lost node's clients to.
     caf::reacts_to<aggregator_atom, caf::actor>, caf::reacts_to<wait_over_atom>>;
 
-/// What both sides must have prepared identically: the pool size, every client's split, the
-/// adapted layers and their shapes, the shared bytes. A node whose files differ (other weights,
-/// another data set) yields another value and is refused.
-[[nodiscard]] uint64_t run_setup_fingerprint(const RunSetup& setup);
+/// A content hash of tensors: every name, dtype, shape and byte (device tensors are read back).
+[[nodiscard]] uint64_t tensor_map_fingerprint(const TensorMap& tensors);
+
+/// What both sides must have prepared identically. A node whose files differ (other weights,
+/// another data set) yields another value and is refused, saying which part differs.
+[[nodiscard]] SetupFingerprint run_setup_fingerprint(const RunSetup& setup);
+
+/// Empty when they agree; otherwise what differs, e.g. "its base weights differ (content hash
+/// 12 here, 34 on the server)".
+[[nodiscard]] std::string describe_setup_difference(const SetupFingerprint& server, const SetupFingerprint& node);
 
 /// Clients 0..clients-1 in contiguous blocks, one per node, sized in proportion to the nodes'
 /// slots (largest remainder, ties to the earlier node): equal slots give sizes that differ by
@@ -137,7 +158,8 @@ struct RemoteClients {
 /// registry stays published while `system` lives (nodes watch it to know when to stop).
 /// `observer` (may be null; outlives the system) hears every node's scheduler figures.
 [[nodiscard]] RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettings& settings,
-                                                  const std::string& config_toml, int clients, uint64_t setup_fingerprint,
+                                                  const std::string& config_toml, int clients,
+                                                  const SetupFingerprint& setup_fingerprint,
                                                   RunObserver* observer = nullptr);
 
 /// Node: connects to host:port (waiting up to wait_seconds for the server to listen: it may

@@ -21,6 +21,7 @@ void register_message_types(caf::actor_system_config& cfg) {
       .add_message_type<AdapterSnapshot>("fedvlm::AdapterSnapshot")
       .add_message_type<NodeAssignment>("fedvlm::NodeAssignment")
       .add_message_type<NodeReady>("fedvlm::NodeReady")
+      .add_message_type<SetupFingerprint>("fedvlm::SetupFingerprint")
       .add_message_type<NodeSchedulerStats>("fedvlm::NodeSchedulerStats");
 }
 

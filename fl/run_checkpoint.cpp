@@ -43,8 +43,8 @@ std::string render(const caf::error& err) {
 
 } // namespace
 
-uint64_t config_hash(std::string_view text) {
-  uint64_t h = 0xcbf29ce484222325ULL;
+uint64_t config_hash(std::string_view text, uint64_t start) {
+  uint64_t h = start;
   for (unsigned char c : text) {
     h ^= c;
     h *= 0x100000001b3ULL;

@@ -52,8 +52,9 @@ typename Inspector::result_type inspect(Inspector& f, RunCheckpoint& x) {
            x.rounds_without_quorum, x.global, x.clients, x.crashes);
 }
 
-/// FNV-1a (64 bit) of the resolved configuration text.
-[[nodiscard]] uint64_t config_hash(std::string_view resolved_toml);
+/// FNV-1a (64 bit) of the resolved configuration text (or any bytes); `start` continues an
+/// earlier hash over more bytes.
+[[nodiscard]] uint64_t config_hash(std::string_view resolved_toml, uint64_t start = 0xcbf29ce484222325ULL);
 
 [[nodiscard]] std::string checkpoint_encode(const RunCheckpoint& checkpoint);
 /// Throws std::runtime_error naming `origin` and what is wrong (magic, version, size, checksum,

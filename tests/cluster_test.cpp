@@ -2,6 +2,7 @@
 #include "actors/cluster.hpp"
 #include "test_support.hpp"
 
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -61,9 +62,46 @@ TEST(Cluster, SetupFingerprintSeesEverySplitAndTarget) {
   EXPECT_EQ(run_setup_fingerprint(a), run_setup_fingerprint(b));
   b.splits[1].train = {3, 5};
   EXPECT_NE(run_setup_fingerprint(a), run_setup_fingerprint(b));
+  EXPECT_NE(run_setup_fingerprint(a).data, run_setup_fingerprint(b).data);
+  EXPECT_EQ(run_setup_fingerprint(a).layout, run_setup_fingerprint(b).layout);
+  b = a;
+  b.label_counts = {{1, 2}, {2, 0}};
+  EXPECT_NE(run_setup_fingerprint(a), run_setup_fingerprint(b)); // same indices, other labels
   b = a;
   b.targets = {{"fc1", {200, 783}}};
   EXPECT_NE(run_setup_fingerprint(a), run_setup_fingerprint(b));
+  // A refusal says which part differs, and only that part.
+  SetupFingerprint server{1, 2, 3}, node = server;
+  EXPECT_EQ(describe_setup_difference(server, node), "");
+  node.weights = 9;
+  EXPECT_EQ(describe_setup_difference(server, node), "its base weights differ (content hash 9 on the node, 1 on the server)");
+  node = server;
+  node.data = 7;
+  const std::string said = describe_setup_difference(server, node);
+  EXPECT_NE(said.find("its data differ"), std::string::npos) << said;
+  EXPECT_EQ(said.find("weights"), std::string::npos) << said;
+}
+
+// The weights' content hash sees every byte, dtype, shape and name, on whatever device.
+TEST(Cluster, WeightsFingerprintSeesEveryByte) {
+  TensorMap w{{"fc1.weight", at::arange(12, at::kFloat).reshape({3, 4})}, {"fc1.bias", at::zeros({3})}};
+  const uint64_t base = tensor_map_fingerprint(w);
+  EXPECT_EQ(tensor_map_fingerprint(tensor_map_clone(w)), base);
+  TensorMap other = tensor_map_clone(w);
+  other.at("fc1.weight").index_put_({2, 3}, 11.0001f); // one element, slightly
+  EXPECT_NE(tensor_map_fingerprint(other), base);
+  other = tensor_map_clone(w);
+  other.at("fc1.weight") = other.at("fc1.weight").reshape({4, 3}).contiguous(); // same bytes, other shape
+  EXPECT_NE(tensor_map_fingerprint(other), base);
+  other = tensor_map_clone(w);
+  other.at("fc1.bias") = other.at("fc1.bias").to(at::kDouble); // same values, other dtype
+  EXPECT_NE(tensor_map_fingerprint(other), base);
+  other = {{"fc2.weight", w.at("fc1.weight")}, {"fc1.bias", w.at("fc1.bias")}}; // another name
+  EXPECT_NE(tensor_map_fingerprint(other), base);
+  // A transposed view is read in its logical order: the same as its contiguous copy.
+  TensorMap t{{"x", w.at("fc1.weight").t()}};
+  TensorMap tc{{"x", w.at("fc1.weight").t().contiguous()}};
+  EXPECT_EQ(tensor_map_fingerprint(t), tensor_map_fingerprint(tc));
 }
 
 /// A port nothing listens on right now.
