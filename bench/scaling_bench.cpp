@@ -6,11 +6,14 @@
 // samples/s, the limit (one plain loop over the same samples with the batches of the clients
 // that run together stacked into one batch and one adapter), training / limit, the peak
 // resident memory (each configuration runs in a process of its own) and all the adapters.
+// Last, one client holding all the samples of the largest client count ("1, all data"): the
+// memory of the same data without the clients, to tell what the clients themselves cost.
 // Usage: scaling_bench [CLIENTS,...] [SAMPLES_PER_CLIENT] [ROUNDS] [GROUP]
 #include "actors/run_driver.hpp"
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -80,7 +83,7 @@ double limit_seconds_per_round(const RunSetup& setup, const ExperimentConfig& c,
 }
 
 /// One configuration, in this process: prints its table row (peak RSS: this process's).
-int run_one(int n, int batch, int per_client, int rounds) {
+int run_one(int n, int batch, int per_client, int rounds, bool all_data = false) {
   DatasetCache datasets;
   ExperimentConfig c;
   c.name = "scaling_bench";
@@ -110,7 +113,7 @@ int run_one(int n, int batch, int per_client, int rounds) {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     std::printf("%8d %11s %9.3f %9.3f %11.0f %9.3f %11.2f %13.1f %12.2f\n", n,
-                batch > 1 ? ("batch " + std::to_string(batch)).c_str() : "one-by-one", round_s, train_s,
+                all_data ? "all data" : batch > 1 ? ("batch " + std::to_string(batch)).c_str() : "one-by-one", round_s, train_s,
                 static_cast<double>(train_samples) / train_s, limit, train_s / limit,
                 static_cast<double>(usage.ru_maxrss) / 1024.0, static_cast<double>(adapters) / (1 << 20));
     return 0;
@@ -121,8 +124,8 @@ int run_one(int n, int batch, int per_client, int rounds) {
 }
 
 int main(int argc, char** argv) {
-  if (argc == 6 && std::string(argv[1]) == "--one")
-    return run_one(std::stoi(argv[2]), std::stoi(argv[3]), std::stoi(argv[4]), std::stoi(argv[5]));
+  if ((argc == 6 || argc == 7) && std::string(argv[1]) == "--one")
+    return run_one(std::stoi(argv[2]), std::stoi(argv[3]), std::stoi(argv[4]), std::stoi(argv[5]), argc == 7);
   const std::vector<int> counts = parse_list(argc > 1 ? argv[1] : "1,2,4,8,16,40");
   const int per_client = argc > 2 ? std::stoi(argv[2]) : 200;
   const int rounds = argc > 3 ? std::stoi(argv[3]) : 2;
@@ -139,5 +142,11 @@ int main(int argc, char** argv) {
       if (std::system(cmd.c_str()) != 0) return 1;
       if (std::min(n, group) == 1) break; // batches of one client: the same run again
     }
+  const int most = *std::max_element(counts.begin(), counts.end());
+  if (most > 1) {
+    const std::string cmd = "'" + self + "' --one 1 1 " + std::to_string(most * per_client) + " " +
+                            std::to_string(rounds) + " all-data";
+    if (std::system(cmd.c_str()) != 0) return 1;
+  }
   return 0;
 }
