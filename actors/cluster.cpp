@@ -84,7 +84,8 @@ struct registry_state {
   // -- while the run is under way ----------------------------------------------
   caf::actor aggregator;                  ///< told when a node takes lost clients back
   RunObserver* observer = nullptr;        ///< hears the nodes' scheduler figures
-  std::map<caf::actor_addr, int> node_of; ///< each node's reporter actor → node index
+  std::map<int, caf::actor> reporters;    ///< each node's reporter actor, from its join
+  std::map<caf::actor_addr, int> node_of; ///< reporter → node index, once the node is ready
   std::set<int> vacant;                   ///< nodes lost: their block waits for a node to join
   static inline const char* name = "fedvlm.registry";
 };
@@ -116,12 +117,15 @@ std::string id_list(const std::vector<int>& ids) {
   return out;
 }
 
-/// Watches node `node` through its reporter actor (alive as long as the node's process): when it
-/// goes down, the node's block becomes vacant for another node to take.
-void watch_node(registry_actor_t self, const caf::actor& reporter, int node) {
-  if (!reporter) return;
-  self->state.node_of[reporter.address()] = node;
-  self->monitor(reporter);
+/// Watches a ready node through its reporter actor (alive as long as the node's process): when
+/// it goes down, the node's block becomes vacant for another node to take. Only once the node is
+/// ready: monitoring a node's actor while its connection is still being set up (in the join
+/// handler) made CAF 0.17 report it unreachable at once under concurrent TLS handshakes.
+void watch_node(registry_actor_t self, int node) {
+  const auto it = self->state.reporters.find(node);
+  if (it == self->state.reporters.end() || !it->second) return;
+  self->state.node_of[it->second.address()] = node;
+  self->monitor(it->second);
 }
 
 /// A node that joined after the run started, ready with the clients of a lost node: they go back
@@ -138,6 +142,7 @@ void rejoined(registry_actor_t self, NodeReady& r) {
     return;
   }
   spdlog::info("node {} rejoined: it hosts clients {} again", r.node, id_list(ids));
+  watch_node(self, r.node);
   if (s.aggregator) caf::anon_send(s.aggregator, rejoin_atom::value, ids, r.actors); // the aggregator is not typed
   s.ready[r.node] = std::move(r);
 }
@@ -155,11 +160,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
     s.node_of.erase(it);
     s.ready.erase(k);
     s.vacant.insert(k);
-    if (s.assignment.empty())
-      spdlog::warn("node {} left before every node had joined ({}): waiting for another in its place", k,
-                   self->system().render(dm.reason));
-    else
-      spdlog::warn("node {} was lost ({}): clients {} are left out until a node joins to take them back "
+    spdlog::warn("node {} was lost ({}): clients {} are left out until a node joins to take them back "
                    "(fedvlm-sim node --connect ...)", k, self->system().render(dm.reason),
                    id_list(s.assignment[static_cast<std::size_t>(k)]));
   });
@@ -170,16 +171,20 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
   return {
       [self](join_atom, int slots, caf::actor& reporter) -> caf::result<NodeAssignment> {
         auto& s = self->state;
+        // A node asking again (its earlier answer did not reach it): the same place.
+        for (const auto& [k, known] : s.reporters) {
+          if (!reporter || known.address() != reporter.address()) continue;
+          const auto slot = static_cast<std::size_t>(k);
+          if (!s.assignment.empty())
+            return NodeAssignment{k, s.config, s.assignment[slot], s.fingerprint};
+          s.joins[slot] = self->make_response_promise<NodeAssignment>();
+          s.slots[slot] = slots;
+          return s.joins[slot];
+        }
         if (!s.vacant.empty()) { // takes a lost node's place
           const int k = *s.vacant.begin();
           s.vacant.erase(s.vacant.begin());
-          watch_node(self, reporter, k);
-          if (s.assignment.empty()) { // lost before every node had joined: simply its stand-in
-            s.joins[static_cast<std::size_t>(k)] = self->make_response_promise<NodeAssignment>();
-            s.slots[static_cast<std::size_t>(k)] = slots;
-            spdlog::info("a node joined in place of node {}, which left", k);
-            return s.joins[static_cast<std::size_t>(k)];
-          }
+          s.reporters[k] = reporter;
           spdlog::info("a node joined to take over node {} (clients {})", k,
                        id_list(s.assignment[static_cast<std::size_t>(k)]));
           return NodeAssignment{k, s.config, s.assignment[static_cast<std::size_t>(k)], s.fingerprint};
@@ -190,7 +195,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
                                  " and none was lost");
         s.joins.push_back(self->make_response_promise<NodeAssignment>());
         s.slots.push_back(slots);
-        watch_node(self, reporter, static_cast<int>(s.joins.size()) - 1);
+        s.reporters[static_cast<int>(s.joins.size()) - 1] = reporter;
         auto rp = s.joins.back();
         spdlog::info("node {} of {} joined{}", s.joins.size(), s.expected,
                      slots > 0 ? " with " + std::to_string(slots) + " slots" : std::string());
@@ -216,8 +221,10 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
                  r.actors.size() != s.assignment[static_cast<std::size_t>(r.node)].size())
           s.failure = "node " + std::to_string(r.node) + " reported " + std::to_string(r.actors.size()) +
                       " clients for another assignment";
-        else
+        else {
+          watch_node(self, r.node);
           s.ready[r.node] = std::move(r);
+        }
         maybe_answer(self);
       },
       [self](aggregator_atom, caf::actor& aggregator) { self->state.aggregator = std::move(aggregator); },
@@ -456,9 +463,24 @@ int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double
   NodeAssignment assignment;
   std::string failure;
   const caf::actor reporter = system.spawn(node_reporter, *reg, &collector);
-  self->request(*reg, caf::infinite, join_atom::value, slots, reporter)
-      .receive([&](NodeAssignment& a) { assignment = std::move(a); },
-               [&](caf::error& err) { failure = system.render(err); });
+  // The answer comes once every node has joined. Asked again every few seconds (the registry
+  // answers a repeated join from the same node with the same place), for as long as --wait.
+  // Over TLS, CAF 0.17 sometimes leaves a connection silent when several nodes connect at the
+  // same instant; such a node gives up with a message instead of waiting forever.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(
+                                                              std::max(wait_seconds, 10.0) * 1000));
+  for (bool answered = false; !answered && failure.empty();) {
+    self->request(*reg, std::chrono::seconds(3), join_atom::value, slots, reporter)
+        .receive([&](NodeAssignment& a) { assignment = std::move(a), answered = true; },
+                 [&](caf::error& err) {
+                   if (err != caf::sec::request_timeout) failure = system.render(err);
+                   else if (std::chrono::steady_clock::now() >= give_up)
+                     failure = "no answer within --wait" + std::string(tls.enabled()
+                                   ? " (over TLS, a connection opened at the same instant as another node's can stay "
+                                     "silent with CAF 0.17: start this node again, a moment apart from the others)"
+                                   : "");
+                 });
+  }
   if (!failure.empty()) {
     std::fprintf(stderr, "fedvlm-sim node: the server refused: %s\n", failure.c_str());
     self->send_exit(reporter, caf::exit_reason::user_shutdown);

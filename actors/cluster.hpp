@@ -112,9 +112,10 @@ using node_stats_atom = caf::atom_constant<caf::atom("nodestats")>;
 /// The server's registry, as nodes and the server see it; a node built with another protocol is
 /// refused when it connects (CAF compares the interfaces).
 using registry_actor = caf::typed_actor<
-    // Node: join with this many job slots (its weight in the assignment; 0 = 1) and its
-    // reporter actor (watched: when it goes down the node is lost); answered once every node
-    // joined, or at once when taking over a lost node's clients.
+    // Node: join with this many job slots (its weight in the assignment; 0 = 1) and its reporter
+    // actor (watched once the node is ready: when it goes down the node is lost); answered once
+    // every node joined, or at once when taking over a lost node's clients. A node asking again
+    // with the same reporter (an answer lost over TLS) gets the same place.
     caf::replies_to<join_atom, int, caf::actor>::with<NodeAssignment>,
     // Node: its clients are up (or, with another setup fingerprint, it is refused).
     caf::reacts_to<ready_atom, NodeReady>,
