@@ -506,9 +506,7 @@ int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double
       ready.actors.push_back(
           spawn_run_client(system, c, setup, scheduler, id, states.at(static_cast<std::size_t>(id)), /*on_node=*/true));
     hosted = ready.actors;
-    std::string ids;
-    for (int id : assignment.clients) ids += (ids.empty() ? "" : ", ") + std::to_string(id);
-    spdlog::info("node {}: hosting clients {} of run {}", assignment.node, ids, c.name);
+    spdlog::info("node {}: hosting clients {} of run {}", assignment.node, id_list(assignment.clients), c.name);
     self->monitor(*reg);
     self->send(*reg, ready_atom::value, std::move(ready));
     // Serve until the server's registry goes away (the run ended, or the server stopped).
