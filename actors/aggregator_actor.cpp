@@ -1,18 +1,18 @@
-// actors/aggregator_actor.cpp — the round loop as message handlers; averaging is fl/aggregate.
+// actors/aggregator_actor.cpp — the round loop as message handlers; averaging is fl/aggregation/aggregate.
 #include "actors/aggregator_actor.hpp"
 
 #include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
-#include "fl/aggregate.hpp"
-#include "fl/aggregation_error.hpp"
-#include "fl/async_federation.hpp"
-#include "fl/client_faults.hpp"
-#include "fl/differential_privacy.hpp"
-#include "fl/interrupt.hpp"
-#include "fl/privacy_budget.hpp"
-#include "fl/random_streams.hpp"
-#include "fl/record_fields.hpp"
-#include "fl/round_aggregation.hpp"
+#include "fl/aggregation/aggregate.hpp"
+#include "fl/aggregation/aggregation_error.hpp"
+#include "fl/federation/async_federation.hpp"
+#include "fl/federation/client_faults.hpp"
+#include "fl/privacy/differential_privacy.hpp"
+#include "fl/runtime/interrupt.hpp"
+#include "fl/privacy/privacy_budget.hpp"
+#include "fl/runtime/random_streams.hpp"
+#include "fl/results/record_fields.hpp"
+#include "fl/aggregation/round_aggregation.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>

@@ -3,10 +3,10 @@
 
 #include "actors/messages.hpp"
 #include "actors/wire_traffic.hpp"
-#include "fl/experiment_config.hpp"
-#include "fl/run_checkpoint.hpp"
-#include "fl/run_records.hpp"
-#include "fl/strategy.hpp"
+#include "fl/config/experiment_config.hpp"
+#include "fl/results/run_checkpoint.hpp"
+#include "fl/results/run_records.hpp"
+#include "fl/config/strategy.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
@@ -64,7 +64,7 @@ struct AggregatorConfig {
 
 /// Asynchronous mode: after round 0, clients train continuously (clients_per_round at once, or
 /// all) and every buffer_size committed updates make one FedBuff aggregation, reported as a
-/// round; updates are committed in virtual-time order (fl/async_federation.hpp). A failed job
+/// round; updates are committed in virtual-time order (fl/federation/async_federation.hpp). A failed job
 /// is dropped and its client starts again from the latest global. Async runs do not resume.
 ///
 /// Handles (start_atom) → RunDone after round 0 (evaluation before fine-tuning) and

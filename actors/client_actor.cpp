@@ -3,11 +3,11 @@
 
 #include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
-#include "fl/aggregation_error.hpp"
-#include "fl/client_faults.hpp"
-#include "fl/differential_privacy.hpp"
-#include "fl/random_streams.hpp"
-#include "fl/round_aggregation.hpp"
+#include "fl/aggregation/aggregation_error.hpp"
+#include "fl/federation/client_faults.hpp"
+#include "fl/privacy/differential_privacy.hpp"
+#include "fl/runtime/random_streams.hpp"
+#include "fl/aggregation/round_aggregation.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 

@@ -2,9 +2,9 @@
 #pragma once
 
 #include "actors/messages.hpp"
-#include "fl/experiment_config.hpp"
-#include "fl/partition.hpp"
-#include "fl/strategy.hpp"
+#include "fl/config/experiment_config.hpp"
+#include "fl/data/partition.hpp"
+#include "fl/config/strategy.hpp"
 #include "model/tensor_map.hpp"
 
 #include <caf/actor.hpp>
@@ -19,7 +19,7 @@ struct ClientConfig {
   TensorMap initial_optimizer_state; ///< empty for a fresh client
   StrategyKind strategy = StrategyKind::plora;
   uint64_t run_seed = 0;
-  FaultSettings faults;        ///< simulated drop-outs, stragglers and crashes (fl/client_faults.hpp)
+  FaultSettings faults;        ///< simulated drop-outs, stragglers and crashes (fl/federation/client_faults.hpp)
   PrivacySettings privacy;     ///< clipping (and local noise) of the shared update
   double lora_alpha = 8.0;     ///< scale α/r of its products (drift it measures itself)
   /// The client is on a node (serve): nothing but what the strategy shares leaves it. Its update
@@ -31,7 +31,7 @@ struct ClientConfig {
 
 /// The client_actor interface (actors/messages.hpp): (train_atom, round) → ClientUpdate and
 /// (eval_atom, GlobalDown) → ClientEval, ...
-/// A GlobalDown is merged by apply_download (fl/round_aggregation.hpp): shared tensors replaced,
+/// A GlobalDown is merged by apply_download (fl/aggregation/round_aggregation.hpp): shared tensors replaced,
 /// private ones kept, residuals and stacked products added to lora_delta.
 /// (snapshot_atom) → AdapterSnapshot returns a copy of its adapters and optimizer state.
 /// Simulated faults: a failing or dropped-out client answers train with an EngineErrc

@@ -1,12 +1,14 @@
 // actors/cluster.cpp — the registry nodes join, client assignment, and a node's life.
 #include "actors/cluster.hpp"
 
+#include "actors/message_types.hpp"
 #include "actors/messages.hpp"
-#include "actors/run_driver.hpp"
+#include "actors/run_clients.hpp"
+#include "fl/federation/starting_state.hpp"
 #include "actors/scheduler_actor.hpp"
-#include "fl/experiment_toml.hpp"
-#include "fl/federated_task.hpp"
-#include "fl/run_checkpoint.hpp"
+#include "fl/config/experiment_toml.hpp"
+#include "fl/tasks/federated_task.hpp"
+#include "fl/results/run_checkpoint.hpp"
 
 #include <ATen/ATen.h>
 #include <caf/all.hpp>

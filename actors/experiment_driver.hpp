@@ -2,7 +2,7 @@
 #pragma once
 
 #include "actors/cluster.hpp"
-#include "fl/experiment_toml.hpp"
+#include "fl/config/experiment_toml.hpp"
 
 #include <cstdio>
 #include <filesystem>

@@ -1,12 +1,12 @@
 // actors/messages.hpp — the atoms and message types the client, aggregator and scheduler exchange.
 //
 // Every message has a CAF inspect() field list (tensors through model/tensor_wire.hpp: dtype,
-// shape, raw bytes), so each one can cross a process boundary; register_message_types() names
+// shape, raw bytes), so each one can cross a process boundary; actors/message_types.hpp names
 // them for CAF's middleman. Inside one process nothing is serialized: CAF moves messages
 // copy-on-write, so a round's B matrices are never copied on the way.
 #pragma once
 
-#include "fl/local_training.hpp"
+#include "fl/tasks/local_training.hpp"
 #include "model/tensor_map.hpp"
 #include "model/tensor_wire.hpp"
 
@@ -205,9 +205,5 @@ using client_actor = caf::typed_actor<
     caf::replies_to<snapshot_atom>::with<AdapterSnapshot>,
     // To itself: a straggler's answer held back for round `round` goes out now.
     caf::reacts_to<late_atom, int>>;
-
-/// Names every message type above in `cfg` (add_message_type), as CAF needs for a type to
-/// cross a process boundary. Call before constructing the actor system.
-void register_message_types(caf::actor_system_config& cfg);
 
 } // namespace fedvlm

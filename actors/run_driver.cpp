@@ -1,16 +1,17 @@
 // actors/run_driver.cpp — wires the actors of one run and waits for the aggregator's RunDone.
 #include "actors/run_driver.hpp"
+#include "actors/message_types.hpp"
 #include "actors/messages.hpp"
 
 #include "actors/aggregator_actor.hpp"
 #include "actors/client_actor.hpp"
 #include "actors/engine_errors.hpp"
 #include "actors/scheduler_actor.hpp"
-#include "fl/federated_task.hpp"
-#include "fl/full_fine_tuning.hpp"
-#include "fl/interrupt.hpp"
-#include "fl/local_training.hpp"
-#include "fl/random_streams.hpp"
+#include "fl/tasks/federated_task.hpp"
+#include "fl/tasks/full_fine_tuning.hpp"
+#include "fl/runtime/interrupt.hpp"
+#include "fl/tasks/local_training.hpp"
+#include "fl/runtime/random_streams.hpp"
 #include "model/name_affixes.hpp"
 
 #include <ATen/ATen.h>
@@ -29,75 +30,6 @@
 #include <thread>
 
 namespace fedvlm {
-
-std::vector<ClientCheckpoint> starting_states(const ExperimentConfig& c, const RunSetup& setup,
-                                              const RunCheckpoint& from, ClientCheckpoint& central) {
-  std::vector<ClientCheckpoint> states(static_cast<std::size_t>(c.federation.clients));
-  if (from.round == 0) {
-    for (int k = 0; k < c.federation.clients; ++k) states[static_cast<std::size_t>(k)] = {k, initial_adapters(c, setup, k), {}};
-    central = {kSharedInit, initial_adapters(c, setup, kSharedInit), {}};
-    return states;
-  }
-  std::vector<bool> seen(states.size(), false);
-  for (const auto& cs : from.clients) {
-    if (cs.id == kSharedInit) {
-      central = cs;
-      continue;
-    }
-    if (cs.id < 0 || cs.id >= c.federation.clients || seen[static_cast<std::size_t>(cs.id)])
-      throw std::runtime_error("checkpoint of round " + std::to_string(from.round) + " holds client " +
-                               std::to_string(cs.id) + ", but the run has clients 0.." +
-                               std::to_string(c.federation.clients - 1));
-    seen[static_cast<std::size_t>(cs.id)] = true;
-    states[static_cast<std::size_t>(cs.id)] = cs;
-  }
-  for (std::size_t k = 0; k < seen.size(); ++k)
-    if (!seen[k]) throw std::runtime_error("checkpoint of round " + std::to_string(from.round) + " lacks client " + std::to_string(k));
-  const TensorMap expected = initial_adapters(c, setup, 0);
-  for (const auto& [name, t] : expected) {
-    auto it = states[0].adapters.find(name);
-    if (it == states[0].adapters.end() || !it->second.sizes().equals(t.sizes()))
-      throw std::runtime_error("checkpoint adapters do not fit this configuration: tensor " + name +
-                               (it == states[0].adapters.end() ? " is missing"
-                                                                : " has shape " + tensor_shape_string(it->second.sizes()) +
-                                                                      ", expected " + tensor_shape_string(t.sizes())));
-  }
-  return states;
-}
-
-SchedulerConfig scheduler_config(const ExperimentConfig& c, const RunSetup& setup, RunObserver* observer) {
-  SchedulerConfig sched;
-  sched.task = setup.task;
-  sched.train = c.train;
-  sched.lora = c.lora;
-  sched.concurrency = c.scheduler.concurrency;
-  sched.memory_budget = c.scheduler.memory_budget;
-  sched.batch_clients = c.scheduler.batch_clients;
-  sched.observer = observer;
-  return sched;
-}
-
-client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& c, const RunSetup& setup,
-                            caf::actor scheduler, int id, const ClientCheckpoint& state, bool on_node) {
-  ClientConfig cc;
-  cc.id = id;
-  if (id == kSharedInit) {
-    for (const auto& s : setup.splits) cc.split.train.insert(cc.split.train.end(), s.train.begin(), s.train.end());
-    std::sort(cc.split.train.begin(), cc.split.train.end());
-  } else {
-    cc.split = setup.splits[static_cast<std::size_t>(id)];
-    cc.faults = c.faults;
-    cc.privacy = c.privacy;
-  }
-  cc.initial_adapters = state.adapters;
-  cc.initial_optimizer_state = state.optimizer_state;
-  cc.strategy = c.strategy;
-  cc.run_seed = c.seed;
-  cc.lora_alpha = c.lora.alpha;
-  cc.keeps_factors = on_node;
-  cc.scheduler = std::move(scheduler);
-  return spawn_client(system, std::move(cc));
-}
 
 namespace {
 
@@ -137,34 +69,6 @@ private:
 RunInterrupted::RunInterrupted(int signal_number)
     : std::runtime_error(std::string("interrupted by ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT")),
       signal_(signal_number) {}
-
-TensorMap initial_adapters(const ExperimentConfig& c, const RunSetup& setup, int client) {
-  if (strategy_spec(c.strategy).train_head) {
-    // The linear probe starts at zero, the same for every client (FedAvg of a common start).
-    if (!setup.task) throw std::logic_error("initial_adapters: the linear probe needs the task's feature size");
-    const auto [classes, features] = setup.task->probe_shape();
-    if (classes < 1 || features < 1) throw std::invalid_argument("strategy linear_probe: this model has no linear probe");
-    return {{kProbeWeight, at::zeros({classes, features})}, {kProbeBias, at::zeros({classes})}};
-  }
-  if (strategy_spec(c.strategy).train_base) {
-    // Full fine-tuning: every client starts from its own copy of the trained modules' base tensors.
-    if (!setup.task) throw std::logic_error("initial_adapters: full fine-tuning needs the task's base weights");
-    const TensorMap& base = setup.task->base_weights();
-    TensorMap copies;
-    for (const auto& name : full_tensor_names(setup.targets, tensor_shapes(base))) copies.emplace(name, base.at(name).clone());
-    return copies;
-  }
-  const bool common = strategy_spec(c.strategy).common_a_init;
-  const int stream = common ? kSharedInit : client;
-  const int64_t rank = client_lora_rank(c, client);
-  LoraSettings drawn = c.lora;
-  // A common A with heterogeneous ranks: one draw at the largest rank, each client its first rows.
-  drawn.rank = common ? max_lora_rank(c) : rank;
-  TensorMap adapters = lora_init(setup.targets, drawn, job_seed(c.seed, stream, 0, Stream::adapter_init));
-  if (drawn.rank != rank)
-    for (auto& [name, t] : adapters) t = (ends_with(name, kLoraA) ? t.narrow(0, 0, rank) : t.narrow(1, 0, rank)).contiguous();
-  return adapters;
-}
 
 RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, const RunSetup& setup,
                        RunObserver& observer, const RunHooks& hooks) {

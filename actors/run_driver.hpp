@@ -3,11 +3,13 @@
 
 #include "actors/cluster.hpp"
 #include "actors/messages.hpp"
+#include "actors/run_clients.hpp"
 #include "actors/scheduler_actor.hpp"
-#include "fl/experiment_config.hpp"
-#include "fl/run_checkpoint.hpp"
-#include "fl/run_records.hpp"
-#include "fl/run_setup.hpp"
+#include "fl/config/experiment_config.hpp"
+#include "fl/results/run_checkpoint.hpp"
+#include "fl/results/run_records.hpp"
+#include "fl/federation/run_setup.hpp"
+#include "fl/federation/starting_state.hpp"
 
 #include <functional>
 #include <optional>
@@ -15,29 +17,6 @@
 #include <string>
 
 namespace fedvlm {
-
-/// The adapters client `client` starts with (-1: the centralized trainer): A from the client's
-/// own seed, or from one seed shared by all when the strategy wants a common A; B = 0.
-[[nodiscard]] TensorMap initial_adapters(const ExperimentConfig& config, const RunSetup& setup, int client);
-
-/// The id of the centralized trainer (and of the shared initialisation stream).
-constexpr int kSharedInit = -1;
-
-/// The clients' starting states (index = id): fresh adapters when `from` is round 0, else the
-/// checkpoint's (checked against the configuration, so a checkpoint of another run cannot be
-/// mixed in silently); the centralized trainer's goes to `central`.
-[[nodiscard]] std::vector<ClientCheckpoint> starting_states(const ExperimentConfig& config, const RunSetup& setup,
-                                                            const RunCheckpoint& from, ClientCheckpoint& central);
-
-/// The device scheduler's settings for a run.
-[[nodiscard]] SchedulerConfig scheduler_config(const ExperimentConfig& config, const RunSetup& setup,
-                                               RunObserver* observer);
-
-/// Client `id`'s actor (kSharedInit: the centralized trainer) from `state`, training through
-/// `scheduler`. `on_node`: it runs on a node (serve) and keeps its private factors there.
-[[nodiscard]] client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& config,
-                                          const RunSetup& setup, caf::actor scheduler, int id,
-                                          const ClientCheckpoint& state, bool on_node = false);
 
 /// Where a run starts and where its state goes after each round.
 struct RunHooks {

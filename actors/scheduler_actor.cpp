@@ -3,12 +3,12 @@
 
 #include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
-#include "fl/byte_size.hpp"
-#include "fl/compute_device.hpp"
-#include "fl/interrupt.hpp"
-#include "fl/local_training.hpp"
-#include "fl/memory_admission.hpp"
-#include "fl/resident_memory.hpp"
+#include "support/byte_size.hpp"
+#include "fl/runtime/compute_device.hpp"
+#include "fl/runtime/interrupt.hpp"
+#include "fl/tasks/local_training.hpp"
+#include "fl/runtime/memory_admission.hpp"
+#include "fl/runtime/resident_memory.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>

@@ -1,9 +1,9 @@
 // actors/scheduler_actor.hpp — the device scheduler: owns the one frozen base, runs jobs under a limit.
 #pragma once
 
-#include "fl/experiment_config.hpp"
-#include "fl/federated_task.hpp"
-#include "fl/run_records.hpp"
+#include "fl/config/experiment_config.hpp"
+#include "fl/tasks/federated_task.hpp"
+#include "fl/results/run_records.hpp"
 
 #include <caf/fwd.hpp>
 
@@ -17,7 +17,7 @@ struct SchedulerConfig {
   LoraSettings lora;
   int concurrency = 1;
   /// Bytes the task's shared part plus the running jobs may take; 0 = no limit
-  /// (fl/memory_admission.hpp: jobs of a kind not yet measured run alone).
+  /// (fl/runtime/memory_admission.hpp: jobs of a kind not yet measured run alone).
   int64_t memory_budget = 0;
   /// Clients trained in one pass (FederatedTask::train_group); 1 = one at a time. Groups are
   /// consecutive chunks of the round's plan (plan_atom), complete before they start.

@@ -6,7 +6,7 @@
 // evaluation. Both print seconds; the ratio is the simulator's overhead. Usage:
 //   fedavg_fmnist_bench [EXPERIMENT.toml] [ROUNDS]   (default experiments/fedavg_fmnist.toml, its rounds)
 #include "actors/run_driver.hpp"
-#include "fl/experiment_toml.hpp"
+#include "fl/config/experiment_toml.hpp"
 #include "model/classic_nets.hpp"
 
 #include <ATen/ATen.h>

@@ -10,8 +10,8 @@
 // text tower's work over the class prompts plus the optimizer's. Peak memory is the process's
 // peak resident size during the round (VmHWM, reset before each), above what it held before.
 // Usage: flora_speed_memory_bench [IMAGES] [STEPS_PER_ROUND]  (default 64 8)
-#include "fl/clip_task.hpp"
-#include "fl/lora_target_globs.hpp"
+#include "fl/tasks/clip_task.hpp"
+#include "fl/tasks/lora_target_globs.hpp"
 #include "model/clip.hpp"
 #include "model/clip_tokenizer.hpp"
 

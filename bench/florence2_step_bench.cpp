@@ -6,8 +6,8 @@
 // in one pass (train_adapters_grouped, scheduler.batch_clients = 8). Generation: greedy answers
 // of ANSWER_TOKENS tokens from cached encoder states. On the CPU; on CUDA where LibTorch has it.
 // Usage: florence2_step_bench [BATCH] [ANSWER_TOKENS] [STEPS]
-#include "fl/compute_device.hpp"
-#include "fl/local_training.hpp"
+#include "fl/runtime/compute_device.hpp"
+#include "fl/tasks/local_training.hpp"
 #include "model/florence2.hpp"
 
 #include <ATen/ATen.h>

@@ -1,8 +1,8 @@
 // cli/main.cpp — the fedvlm-sim command: run an experiment, plot results, compare results.
 #include "actors/cluster.hpp"
 #include "actors/experiment_driver.hpp"
-#include "fl/experiment_toml.hpp"
-#include "fl/results_reader.hpp"
+#include "fl/config/experiment_toml.hpp"
+#include "fl/results/results_reader.hpp"
 #include "monitoring/compare_table.hpp"
 #include "monitoring/plots.hpp"
 

@@ -17,7 +17,7 @@
 //
 // Trunk / head split: head(features) is the last Linear (with the dropout that feeds it, for
 // cnn_mnist); features() is everything before it: (N, 50) for cnn_mnist, (N, 200) for mlp_2nn.
-// Keeping the dropout in the head means head-only training on cached features (fl/frozen_base)
+// Keeping the dropout in the head means head-only training on cached features (fl/tasks/frozen_base)
 // draws the same dropout the full forward would.
 //
 // Every Linear goes through lora_linear under its module name, so LoRA adapters and lora_delta

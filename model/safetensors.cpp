@@ -3,7 +3,7 @@
 #include "model/json_error.hpp"
 #include "model/name_affixes.hpp"
 
-#include "fl/atomic_file.hpp"
+#include "support/atomic_file.hpp"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>

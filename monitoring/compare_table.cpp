@@ -1,6 +1,6 @@
 // monitoring/compare_table.cpp — pools final-round client metrics per (strategy, sweep) group.
 #include "monitoring/compare_table.hpp"
-#include "fl/text_columns.hpp"
+#include "support/text_columns.hpp"
 
 #include <algorithm>
 #include <cmath>

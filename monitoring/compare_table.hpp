@@ -1,7 +1,7 @@
 // monitoring/compare_table.hpp — final-round comparison of strategies across runs and seeds.
 #pragma once
 
-#include "fl/results_reader.hpp"
+#include "fl/results/results_reader.hpp"
 
 #include <cstdint>
 #include <map>

@@ -1,7 +1,7 @@
 // monitoring/plots.cpp — writes gnuplot data + script for run results and runs gnuplot on them.
 #include "monitoring/plots.hpp"
 
-#include "fl/atomic_file.hpp"
+#include "support/atomic_file.hpp"
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -343,7 +343,7 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
   };
 
   // What aggregation loses per round: the aggregation error where every client holds one
-  // product, else the mean drift of the clients that took part (fl/aggregation_error.hpp).
+  // product, else the mean drift of the clients that took part (fl/aggregation/aggregation_error.hpp).
   per_run_plot("comparison_aggregation_error",
                "Aggregation error ||mean(B_k A_k) - aggregated||/||mean(B_k A_k)|| (or mean client drift)",
                "aggregation error (FedIT-style strategies) or mean client drift (pLoRA, FedSA-LoRA)",

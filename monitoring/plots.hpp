@@ -1,7 +1,7 @@
 // monitoring/plots.hpp — PNG plots of runs through gnuplot, with data files and script kept.
 #pragma once
 
-#include "fl/results_reader.hpp"
+#include "fl/results/results_reader.hpp"
 
 #include <filesystem>
 #include <vector>

@@ -1,7 +1,7 @@
 // monitoring/progress_display.hpp — one redrawn terminal status line plus a log line per round.
 #pragma once
 
-#include "fl/run_records.hpp"
+#include "fl/results/run_records.hpp"
 
 #include <chrono>
 #include <cstdio>

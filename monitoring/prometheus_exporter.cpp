@@ -2,7 +2,7 @@
 #include "monitoring/metrics_http_server.hpp"
 #include "monitoring/prometheus_exporter.hpp"
 
-#include "fl/interrupt.hpp"
+#include "fl/runtime/interrupt.hpp"
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>

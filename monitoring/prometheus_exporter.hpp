@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "fl/run_records.hpp"
+#include "fl/results/run_records.hpp"
 
 namespace fedvlm {
 
@@ -62,7 +62,7 @@ public:
   /// server; works without `listen`, e.g. to save a final snapshot.
   [[nodiscard]] std::string metrics_text() const;
   /// Blocks for linger_seconds (if > 0 and /metrics is served) so a short run can still be
-  /// scraped after it ends; a stop signal (fl/interrupt.hpp) ends it early.
+  /// scraped after it ends; a stop signal (fl/runtime/interrupt.hpp) ends it early.
   void linger();
 
   /// Every metric family name this exporter registers, sorted.

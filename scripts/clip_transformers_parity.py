@@ -5,7 +5,7 @@
 #
 # tests/fixtures/clip_parity holds a tiny random-weight CLIP under HF CLIPModel's parameter names,
 # its inputs and reference outputs computed by an independent implementation in OpenAI's layout
-# (gen_clip_parity.py beside it, torch 1.13 on CPU). tests/clip_parity_test.cpp checks the C++
+# (gen_clip_parity.py beside it, torch 1.13 on CPU). tests/model/clip_parity_test.cpp checks the C++
 # engine against those; this script checks transformers against the same numbers on the GPU
 # machine (which has transformers and CUDA; Debian has neither), so the fixture is vouched for by
 # a second implementation and on a second device:

@@ -39,9 +39,9 @@ LIBDIR=/usr/lib/x86_64-linux-gnu
 LIBS=(-Wl,--no-as-needed "$LIBDIR/libtorch_cpu.so" "$LIBDIR/libtorch.so" -Wl,--as-needed
       "$LIBDIR/libc10.so" -lz -ljpeg -lpcre2-8 -lpthread)
 # Only the parsers' units and what they call, not the whole library.
-SOURCES=(fl/experiment_toml.cpp fl/partition.cpp fl/strategy.cpp model/safetensors.cpp
-         fl/atomic_file.cpp fl/image_dataset.cpp
-         fl/vqa_dataset.cpp model/image_processor.cpp model/bart_tokenizer.cpp
+SOURCES=(fl/config/experiment_toml.cpp fl/data/partition.cpp fl/config/strategy.cpp model/safetensors.cpp
+         support/atomic_file.cpp fl/data/image_dataset.cpp
+         fl/data/vqa_dataset.cpp model/image_processor.cpp model/bart_tokenizer.cpp
          tests/fuzz/fuzz_targets.cpp)
 
 # Per format: the largest useful input (-max_len), and extra libFuzzer flags.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the Florence-2 parity fixture: a small random-weight Florence-2 built by the reference
-code, its inputs, and the reference's outputs, for tests/florence2_parity_test.cpp.
+code, its inputs, and the reference's outputs, for tests/model/florence2_parity_test.cpp.
 
 The reference is the published remote code of microsoft/Florence-2-base (or -large):
 `modeling_florence2.py` and `configuration_florence2.py`, which need `transformers`, `timm` and

@@ -33,8 +33,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fl/run_records.hpp"
-#include "test_support.hpp"
+#include "fl/results/run_records.hpp"
+#include "tests/test_support.hpp"
 
 namespace fedvlm::testing {
 

@@ -1,9 +1,9 @@
 // tests/fuzz/fuzz_targets.cpp — the harness bodies: each hands fuzzed bytes to one parser and treats std::exception as a clean rejection.
 #include "tests/fuzz/fuzz_targets.hpp"
 
-#include "fl/experiment_toml.hpp"
-#include "fl/image_dataset.hpp"
-#include "fl/vqa_dataset.hpp"
+#include "fl/config/experiment_toml.hpp"
+#include "fl/data/image_dataset.hpp"
+#include "fl/data/vqa_dataset.hpp"
 #include "model/bart_tokenizer.hpp"
 #include "model/image_processor.hpp"
 #include "model/safetensors.hpp"

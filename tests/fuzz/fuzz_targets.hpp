@@ -17,19 +17,19 @@
 
 namespace fedvlm::fuzz {
 
-/// fl/experiment_toml: parse_experiment(text, "fuzz.toml").
+/// fl/config/experiment_toml: parse_experiment(text, "fuzz.toml").
 int fuzz_experiment_toml(const uint8_t* data, std::size_t size);
 
 /// model/safetensors: safetensors_load of the input written as a .safetensors file.
 int fuzz_safetensors(const uint8_t* data, std::size_t size);
 
-/// fl/image_dataset: byte 0 picks the reader (even: IDX via load_fashion_mnist, odd:
+/// fl/data/image_dataset: byte 0 picks the reader (even: IDX via load_fashion_mnist, odd:
 /// load_cifar10), then split_two_parts(rest) gives (labels file, images file) for IDX and
 /// (batches.meta.txt, test_batch.bin) for CIFAR-10; an empty batches.meta.txt part means no
 /// such file. Both IDX files may be gzip or plain (zlib reads either).
 int fuzz_image_dataset(const uint8_t* data, std::size_t size);
 
-/// fl/vqa_dataset: load_vqa_folder on a folder whose metadata.jsonl is the input; the folder
+/// fl/data/vqa_dataset: load_vqa_folder on a folder whose metadata.jsonl is the input; the folder
 /// also holds the images "a.png" and "images/0.png" so that valid lines can be accepted.
 int fuzz_vqa_metadata(const uint8_t* data, std::size_t size);
 

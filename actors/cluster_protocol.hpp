@@ -1,0 +1,90 @@
+// actors/cluster_protocol.hpp — what a server's registry and its nodes say to each other.
+#pragma once
+
+#include "actors/messages.hpp"
+#include "fl/results/run_records.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fedvlm {
+
+/// What a node and the server must have prepared identically, in three parts so that a refusal
+/// can say which differs.
+struct SetupFingerprint {
+  uint64_t weights = 0; ///< the frozen base's tensors: names, dtypes, shapes and bytes
+  uint64_t data = 0;    ///< every client's split and label counts, the pool's size
+  uint64_t layout = 0;  ///< the adapted layers and their shapes, the bytes shared per round
+  bool operator==(const SetupFingerprint& o) const { return weights == o.weights && data == o.data && layout == o.layout; }
+  bool operator!=(const SetupFingerprint& o) const { return !(*this == o); }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, SetupFingerprint& x) {
+  return f(caf::meta::type_name("SetupFingerprint"), x.weights, x.data, x.layout);
+}
+
+/// Server → node: what to run and which clients to host.
+struct NodeAssignment {
+  int node = 0;
+  std::string config_toml;  ///< the resolved configuration (every key)
+  std::vector<int> clients; ///< ascending ids
+  SetupFingerprint setup_fingerprint; ///< the server's run_setup_fingerprint: the node must match it
+};
+
+/// Node → server: its clients' actors, in the order of the assignment.
+struct NodeReady {
+  int node = 0;
+  std::vector<client_actor> actors;
+  SetupFingerprint setup_fingerprint;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, NodeAssignment& x) {
+  return f(caf::meta::type_name("NodeAssignment"), x.node, x.config_toml, x.clients, x.setup_fingerprint);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, NodeSchedulerStats& x) {
+  return f(caf::meta::type_name("NodeSchedulerStats"), x.node, x.queue_depth, x.running_jobs, x.jobs, x.busy_seconds,
+           x.resident_bytes, x.device_bytes_in_use, x.device_peak_bytes);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, NodeReady& x) {
+  return f(caf::meta::type_name("NodeReady"), x.node, x.actors, x.setup_fingerprint);
+}
+
+using join_atom = caf::atom_constant<caf::atom("join")>;
+/// Registry → itself: the time for nodes to join is over.
+using wait_over_atom = caf::atom_constant<caf::atom("waitover")>;
+using ready_atom = caf::atom_constant<caf::atom("ready")>;
+using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
+/// Server → registry: (aggregator_atom, aggregator) — whom to hand back the clients of a lost
+/// node when another node joins to take them over.
+using aggregator_atom = caf::atom_constant<caf::atom("aggr")>;
+/// Node → registry: (node_stats_atom, NodeSchedulerStats) twice a second, for the exporter.
+using node_stats_atom = caf::atom_constant<caf::atom("nodestats")>;
+
+/// The server's registry, as nodes and the server see it; a node built with another protocol is
+/// refused when it connects (CAF compares the interfaces).
+using registry_actor = caf::typed_actor<
+    // Node: join with this many job slots (its weight in the assignment; 0 = 1) and its reporter
+    // actor (watched once the node is ready: when it goes down the node is lost); answered once
+    // every node joined, or at once when taking over a lost node's clients. A node asking again
+    // with the same reporter (an answer lost over TLS) gets the same place.
+    caf::replies_to<join_atom, int, caf::actor>::with<NodeAssignment>,
+    // Node: its clients are up (or, with another setup fingerprint, it is refused).
+    caf::reacts_to<ready_atom, NodeReady>,
+    // Node: its scheduler's figures, twice a second.
+    caf::reacts_to<node_stats_atom, NodeSchedulerStats>,
+    // Server: every client's actor by id once all nodes are ready, or an error after `seconds`.
+    caf::replies_to<nodes_atom, double>::with<std::vector<client_actor>>,
+    // Server: the aggregator to hand back a lost node's clients to.
+    caf::reacts_to<aggregator_atom, caf::actor>, caf::reacts_to<wait_over_atom>>;
+
+} // namespace fedvlm

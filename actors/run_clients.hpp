@@ -1,0 +1,25 @@
+// actors/run_clients.hpp — a run's scheduler settings and client actors, for one process or a node.
+#pragma once
+
+#include "actors/messages.hpp"
+#include "actors/scheduler_actor.hpp"
+#include "fl/config/experiment_config.hpp"
+#include "fl/federation/run_setup.hpp"
+#include "fl/results/run_checkpoint.hpp"
+#include "fl/results/run_records.hpp"
+
+#include <caf/fwd.hpp>
+
+namespace fedvlm {
+
+/// The device scheduler's settings for a run.
+[[nodiscard]] SchedulerConfig scheduler_config(const ExperimentConfig& config, const RunSetup& setup,
+                                               RunObserver* observer);
+
+/// Client `id`'s actor (kSharedInit: the centralized trainer) from `state`, training through
+/// `scheduler`. `on_node`: it runs on a node (serve) and keeps its private factors there.
+[[nodiscard]] client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& config,
+                                          const RunSetup& setup, caf::actor scheduler, int id,
+                                          const ClientCheckpoint& state, bool on_node = false);
+
+} // namespace fedvlm

@@ -1,0 +1,326 @@
+// fl/results/results_writer.cpp — serialises a run's records to JSON lines and CSV, rewriting whole files.
+#include "fl/results/results_writer.hpp"
+
+#include "support/atomic_file.hpp"
+#include "fl/results/record_fields.hpp"
+#include "support/text_columns.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <tuple>
+#include <utility>
+
+namespace fedvlm {
+
+namespace {
+
+// Ordered: keys appear in struct order, which is how people read these lines.
+using json = nlohmann::ordered_json;
+// Error messages and generated answers may carry invalid UTF-8 (a file's raw bytes, a token
+// cut mid-character): write U+FFFD for them rather than throw and lose the results.
+constexpr auto kReplaceBadUtf8 = json::error_handler_t::replace;
+
+bool record_less(const ClientRoundRecord& a, const ClientRoundRecord& b) {
+  return std::tie(a.round, a.client) < std::tie(b.round, b.client);
+}
+
+template <class Record>
+json fields_json(const Record& record, const std::vector<RecordField<Record>>& fields) {
+  json j = json::object();
+  for_each_field(record, fields, [&j](const char* name, const auto& value) { j[name] = value; });
+  return j;
+}
+
+json record_json(const ClientRoundRecord& r) {
+  json j = fields_json(r, client_record_field_list());
+  for (const auto& [name, value] : r.task_metrics) j[name] = value;
+  return j;
+}
+
+json summary_json(const RoundSummary& s) {
+  json j = fields_json(s, round_summary_field_list());
+  j["aggregation_error_by_layer"] = s.aggregation_error_by_layer;
+  return j;
+}
+
+// Shortest text that parses back to the same double: CSV readers then get exactly what the
+// run measured, without %.17g noise like 0.80000000000000004.
+std::string number_text(double v) {
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, res.ptr);
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string csv_cell(const std::string& v) { return csv_field(v); }
+std::string csv_cell(int v) { return std::to_string(v); }
+std::string csv_cell(int64_t v) { return std::to_string(v); }
+std::string csv_cell(double v) { return number_text(v); }
+std::string csv_cell(bool v) { return v ? "true" : "false"; }
+
+/// A CSV table of `rows`: the fields, then one column per name in `extra_columns` (empty cell
+/// where a row has no value of that name, e.g. a "before" row of a metric measured later).
+template <class Record, class Extra>
+std::string csv_table(const std::vector<Record>& rows, const std::vector<RecordField<Record>>& fields,
+                      const std::set<std::string>& extra_columns, Extra extra_of) {
+  std::string out;
+  auto add = [&out](bool first, const std::string& cell) { out += (first ? "" : ",") + cell; };
+  for (const auto& f : fields) add(&f == &fields.front(), f.name);
+  for (const auto& name : extra_columns) add(false, name);
+  out += '\n';
+  for (const auto& r : rows) {
+    bool first = true;
+    for_each_field(r, fields, [&](const char*, const auto& value) {
+      add(first, csv_cell(value));
+      first = false;
+    });
+    const std::map<std::string, double>& extra = extra_of(r);
+    for (const auto& name : extra_columns) {
+      const auto it = extra.find(name);
+      add(false, it == extra.end() ? std::string() : number_text(it->second));
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+
+} // namespace
+
+const std::vector<std::string>& client_record_fields() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& f : client_record_field_list()) out.emplace_back(f.name);
+    return out;
+  }();
+  return names;
+}
+
+std::string utc_timestamp_now() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+ResultsWriter::ResultsWriter(std::filesystem::path run_dir, RunInfo info)
+    : dir_(std::move(run_dir)), info_(std::move(info)), started_at_(utc_timestamp_now()) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  if (ec) throw std::runtime_error("cannot create run directory " + dir_.string() + ": " + ec.message());
+  std::lock_guard<std::mutex> io(io_mutex_);
+  write_files_locked(-1, false);
+}
+
+void ResultsWriter::client_evaluated(const ClientRoundRecord& record) {
+  std::lock_guard<std::mutex> lock(data_mutex_);
+  // Keep records ordered by (round, client) so files do not depend on actor timing.
+  records_.insert(std::upper_bound(records_.begin(), records_.end(), record, record_less), record);
+}
+
+void ResultsWriter::round_finished(const RoundSummary& summary) {
+  std::lock_guard<std::mutex> io(io_mutex_);
+  int max_round;
+  {
+    std::lock_guard<std::mutex> lock(data_mutex_);
+    rounds_[summary.round] = summary;
+    last_finished_round_ = std::max(last_finished_round_, summary.round);
+    max_round = last_finished_round_;
+  }
+  write_files_locked(max_round, false);
+}
+
+void ResultsWriter::restore(const std::vector<ClientRoundRecord>& records, const std::vector<RoundSummary>& rounds,
+                            int last_round) {
+  std::lock_guard<std::mutex> io(io_mutex_);
+  {
+    std::lock_guard<std::mutex> lock(data_mutex_);
+    records_.clear();
+    rounds_.clear();
+    for (const auto& r : records)
+      if (r.round <= last_round) records_.insert(std::upper_bound(records_.begin(), records_.end(), r, record_less), r);
+    for (const auto& s : rounds)
+      if (s.round <= last_round) rounds_[s.round] = s;
+    last_finished_round_ = rounds_.empty() ? -1 : rounds_.rbegin()->first;
+  }
+  write_files_locked(last_round, false);
+}
+
+void ResultsWriter::finish(std::string status, std::string message, std::string resume_command) {
+  std::lock_guard<std::mutex> io(io_mutex_);
+  int max_round;
+  {
+    std::lock_guard<std::mutex> lock(data_mutex_);
+    status_ = std::move(status);
+    message_ = std::move(message);
+    resume_command_ = std::move(resume_command);
+    finished_at_ = utc_timestamp_now();
+    max_round = last_finished_round_;
+  }
+  write_files_locked(max_round, true);
+}
+
+void ResultsWriter::write_files_locked(int max_round, bool final_write) {
+  // Snapshot under the data lock, then format and write without it.
+  std::vector<ClientRoundRecord> records;
+  std::vector<RoundSummary> rounds;
+  std::string status, message, finished_at, resume_command;
+  int last_round = -1;
+  {
+    std::lock_guard<std::mutex> lock(data_mutex_);
+    for (const auto& r : records_)
+      if (r.round <= max_round) records.push_back(r);
+    for (const auto& [round, s] : rounds_) rounds.push_back(s);
+    status = status_;
+    message = message_;
+    finished_at = finished_at_;
+    resume_command = resume_command_;
+    last_round = last_finished_round_;
+  }
+
+  std::string jsonl, rounds_jsonl;
+  std::set<std::string> task_metrics; // the union over records: a CSV column each
+  for (const auto& r : records) {
+    jsonl += record_json(r).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
+    for (const auto& [name, value] : r.task_metrics) task_metrics.insert(name);
+  }
+  for (const auto& s : rounds) rounds_jsonl += summary_json(s).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
+  const std::string csv = csv_table(records, client_record_field_list(), task_metrics,
+                                    [](const ClientRoundRecord& r) -> const auto& { return r.task_metrics; });
+  static const std::map<std::string, double> kNoExtra;
+  const std::string rounds_csv =
+      csv_table(rounds, round_summary_field_list(), {}, [](const RoundSummary&) -> const auto& { return kNoExtra; });
+
+  json run{{"experiment", info_.experiment},
+           {"run", info_.run},
+           {"strategy", info_.strategy},
+           {"sweep", info_.sweep},
+           {"clients", info_.clients},
+           {"rounds", info_.rounds},
+           {"seed", info_.seed},
+           {"status", status},
+           {"message", message},
+           {"started_at", started_at_},
+           {"updated_at", utc_timestamp_now()},
+           {"finished_at", finished_at.empty() ? json(nullptr) : json(finished_at)},
+           {"rounds_finished", static_cast<int>(rounds.size())},
+           {"last_finished_round", last_round < 0 ? json(nullptr) : json(last_round)},
+           {"resumed_from_round", info_.resumed_from_round},
+           {"resume_command", resume_command.empty() ? json(nullptr) : json(resume_command)},
+           {"records", static_cast<int64_t>(records.size())}};
+
+  // Data files first, run.json last: a directory with run.json always has all five files.
+  atomic_write_file(dir_ / "metrics.jsonl", jsonl);
+  atomic_write_file(dir_ / "metrics.csv", csv);
+  atomic_write_file(dir_ / "rounds.jsonl", rounds_jsonl);
+  atomic_write_file(dir_ / "rounds.csv", rounds_csv);
+  atomic_write_file(dir_ / "run.json", run.dump(2, ' ', false, kReplaceBadUtf8) + '\n');
+}
+
+std::string format_client_table(const std::vector<ClientRoundRecord>& records) {
+  struct Row {
+    int64_t train = 0, test = 0;
+    bool has_before = false, has_after = false;
+    double before = 0;
+    ClientRoundRecord after;
+    int64_t up = 0, down = 0;
+  };
+  std::map<int, Row> rows;
+  for (const auto& r : records) {
+    Row& row = rows[r.client];
+    row.up += r.bytes_up;
+    row.down += r.bytes_down;
+    row.train = std::max(row.train, r.train_samples);
+    row.test = std::max(row.test, r.test_samples);
+    if (r.phase == kPhaseBefore) {
+      row.has_before = true;
+      row.before = r.accuracy;
+    } else if (!row.has_after || r.round >= row.after.round) {
+      row.has_after = true;
+      row.after = r;
+    }
+  }
+
+  const std::vector<std::string> header = {"client", "train", "test", "accuracy before → after",
+                                           "F1 after", "loss after", "bytes up", "bytes down"};
+  std::vector<std::vector<std::string>> table;
+  auto acc_cell = [](bool has_b, double b, bool has_a, double a) {
+    return (has_b ? fixed_decimals(b, 4) : std::string("-")) + " → " + (has_a ? fixed_decimals(a, 4) : std::string("-"));
+  };
+
+  double sum_train = 0, sum_test = 0, sum_up = 0, sum_down = 0;
+  double sum_before = 0, sum_after = 0, sum_f1 = 0, sum_loss = 0;
+  int n_before = 0, n_after = 0;
+  for (const auto& [client, row] : rows) {
+    table.push_back({std::to_string(client), std::to_string(row.train), std::to_string(row.test),
+                     acc_cell(row.has_before, row.before, row.has_after, row.after.accuracy),
+                     row.has_after ? fixed_decimals(row.after.f1, 4) : "-",
+                     row.has_after ? fixed_decimals(row.after.loss, 4) : "-",
+                     human_bytes(static_cast<double>(row.up)),
+                     human_bytes(static_cast<double>(row.down))});
+    sum_train += static_cast<double>(row.train);
+    sum_test += static_cast<double>(row.test);
+    sum_up += static_cast<double>(row.up);
+    sum_down += static_cast<double>(row.down);
+    if (row.has_before) {
+      sum_before += row.before;
+      ++n_before;
+    }
+    if (row.has_after) {
+      sum_after += row.after.accuracy;
+      sum_f1 += row.after.f1;
+      sum_loss += row.after.loss;
+      ++n_after;
+    }
+  }
+  if (!rows.empty()) {
+    const double n = static_cast<double>(rows.size());
+    table.push_back({"mean", fixed_decimals(sum_train / n, 1), fixed_decimals(sum_test / n, 1),
+                     acc_cell(n_before > 0, n_before ? sum_before / n_before : 0, n_after > 0,
+                              n_after ? sum_after / n_after : 0),
+                     n_after ? fixed_decimals(sum_f1 / n_after, 4) : "-",
+                     n_after ? fixed_decimals(sum_loss / n_after, 4) : "-", human_bytes(sum_up / n),
+                     human_bytes(sum_down / n)});
+  }
+
+  const std::vector<std::size_t> width = column_widths(header, table);
+  // The client id left-aligned, numbers right-aligned.
+  auto render = [&](const std::vector<std::string>& cells) { return render_columns(cells, width, 1); };
+  std::string out = render(header);
+  std::size_t total = 0;
+  for (auto w : width) total += w;
+  out += std::string(total + 2 * (width.size() - 1), '-') + '\n';
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    if (i + 1 == table.size() && !rows.empty())
+      out += std::string(total + 2 * (width.size() - 1), '-') + '\n';
+    out += render(table[i]);
+  }
+  return out;
+}
+
+} // namespace fedvlm

@@ -1,0 +1,108 @@
+// fl/results/results_writer.hpp — a run's results on disk: run.json, metrics.jsonl/.csv, rounds.jsonl/.csv.
+//
+// Layout of a run directory (every file is rewritten whole through atomic_write_file, so a
+// reader — or a crash — only ever sees complete files):
+//   run.json       RunInfo + status ("running" / "completed" / "failed"), message, timestamps
+//   metrics.jsonl  one ClientRoundRecord per line, keys = field names, then its task metrics
+//   metrics.csv    the same records, header = field names in struct order, then one column per
+//                  task metric any record has (pandas-readable)
+//   rounds.jsonl   one RoundSummary per finished round, keys = field names
+//   rounds.csv     the same without the per-layer aggregation error
+// The field names come from fl/results/record_fields.hpp.
+#pragma once
+
+#include "fl/results/run_records.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace fedvlm {
+
+/// What identifies a run in a sweep; stored in run.json.
+struct RunInfo {
+  std::string experiment;
+  std::string run; ///< run id
+  std::string strategy;
+  std::map<std::string, std::string> sweep; ///< swept key → value as text ("federation.clients" → "4")
+  int clients = 0;
+  int rounds = 0;
+  uint64_t seed = 0;
+  int resumed_from_round = 0; ///< > 0: this process continued the run after that round
+};
+
+/// Status values written to run.json.
+inline const std::string kStatusRunning = "running";
+inline const std::string kStatusCompleted = "completed";
+inline const std::string kStatusFailed = "failed";
+/// Stopped by SIGINT / SIGTERM; run.json then holds the last finished round and the resume command.
+inline const std::string kStatusInterrupted = "interrupted";
+
+/// The field names of ClientRoundRecord in struct order: the CSV header and the JSON keys.
+const std::vector<std::string>& client_record_fields();
+
+/// Collects a run's records and keeps its directory up to date. Thread-safe, like every
+/// RunObserver. Records are buffered on client_evaluated() and written at round_finished():
+/// then only the records of finished rounds reach disk, so an interrupted run leaves files
+/// that hold whole rounds. finish() writes everything still buffered.
+class ResultsWriter : public RunObserver {
+public:
+  /// Creates `run_dir` and writes empty metrics files and run.json with status "running".
+  /// Throws std::runtime_error when the directory or a file cannot be written.
+  ResultsWriter(std::filesystem::path run_dir, RunInfo info);
+
+  void client_evaluated(const ClientRoundRecord& record) override;
+  void round_finished(const RoundSummary& summary) override;
+
+  /// Continues a run: the records and round summaries of rounds <= `last_round` read back from
+  /// its files (later ones, from a round the checkpoint does not cover, are dropped).
+  void restore(const std::vector<ClientRoundRecord>& records, const std::vector<RoundSummary>& rounds,
+               int last_round);
+
+  /// Writes the records of every finished round and run.json with `status` (kStatusCompleted,
+  /// kStatusFailed, kStatusInterrupted), `message` (e.g. the exception text of a failed run) and
+  /// the end time; `resume_command`, when given, tells the user how to continue. Records of a
+  /// round that did not finish are left out, so the files always hold whole rounds. May be
+  /// called again.
+  void finish(std::string status, std::string message = {}, std::string resume_command = {});
+
+  /// All records received so far, ordered by (round, client). Not synchronised with concurrent
+  /// client_evaluated() calls: read it once the run is over.
+  const std::vector<ClientRoundRecord>& records() const { return records_; }
+
+  const std::filesystem::path& dir() const { return dir_; }
+  const RunInfo& info() const { return info_; }
+
+private:
+  void write_files_locked(int max_round, bool final_write);
+
+  const std::filesystem::path dir_;
+  const RunInfo info_;
+  const std::string started_at_;
+
+  std::mutex data_mutex_; // guards the fields below
+  std::vector<ClientRoundRecord> records_;
+  std::map<int, RoundSummary> rounds_;
+  int last_finished_round_ = -1;
+  std::string status_ = kStatusRunning;
+  std::string message_;
+  std::string resume_command_;
+  std::string finished_at_;
+
+  // Held across snapshot + write so that two writers cannot rename an older snapshot over a
+  // newer one; client_evaluated() only takes data_mutex_ and never waits for an fsync.
+  std::mutex io_mutex_;
+};
+
+/// Renders the end-of-run per-client table: client, train/test samples, accuracy before → after
+/// (after = the client's last round), F1 and loss after, bytes up/down summed over all rounds,
+/// plus a mean row. Expects one run's records; columns are aligned for a terminal.
+std::string format_client_table(const std::vector<ClientRoundRecord>& records);
+
+/// Current UTC time as ISO-8601 with milliseconds, e.g. "2024-05-01T12:34:56.789Z".
+std::string utc_timestamp_now();
+
+} // namespace fedvlm

@@ -1,0 +1,143 @@
+// fl/results/run_checkpoint.cpp — checkpoint files: framing, checksum, CAF serialization, rotation.
+#include "fl/results/run_checkpoint.hpp"
+
+#include "support/atomic_file.hpp"
+
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
+#include <caf/deep_to_string.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace fedvlm {
+
+namespace {
+
+constexpr char kMagic[8] = {'F', 'E', 'D', 'V', 'L', 'M', 'C', 'K'};
+constexpr uint32_t kVersion = 1;
+constexpr std::size_t kHeaderSize = sizeof kMagic + sizeof(uint32_t) + 2 * sizeof(uint64_t);
+
+template <class T>
+void put(std::string& out, T v) {
+  char buf[sizeof(T)];
+  std::memcpy(buf, &v, sizeof(T));
+  out.append(buf, sizeof(T));
+}
+
+template <class T>
+T get(std::string_view in, std::size_t offset) {
+  T v;
+  std::memcpy(&v, in.data() + offset, sizeof(T));
+  return v;
+}
+
+std::string render(const caf::error& err) {
+  return caf::to_string(err.category()) + " error " + std::to_string(err.code()) +
+         (err.context().empty() ? std::string() : ": " + caf::deep_to_string(err.context()));
+}
+
+} // namespace
+
+uint64_t config_hash(std::string_view text, uint64_t start) {
+  uint64_t h = start;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+std::string checkpoint_encode(const RunCheckpoint& checkpoint) {
+  std::vector<char> payload;
+  caf::binary_serializer sink{nullptr, payload};
+  auto copy = checkpoint; // inspect() takes mutable references; tensors are shared, not copied
+  if (auto err = sink(copy)) throw std::runtime_error("cannot serialize checkpoint: " + render(err));
+  const std::string_view body(payload.data(), payload.size());
+  std::string out(kMagic, sizeof kMagic);
+  put<uint32_t>(out, kVersion);
+  put<uint64_t>(out, payload.size());
+  put<uint64_t>(out, config_hash(body));
+  out.append(body);
+  return out;
+}
+
+RunCheckpoint checkpoint_decode(std::string_view bytes, const std::string& origin) {
+  auto fail = [&](const std::string& why) -> RunCheckpoint {
+    throw std::runtime_error(origin + ": not a usable fedvlm-sim checkpoint: " + why);
+  };
+  if (bytes.size() < kHeaderSize || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
+    return fail("missing the FEDVLMCK header");
+  const auto version = get<uint32_t>(bytes, sizeof kMagic);
+  if (version != kVersion)
+    return fail("format version " + std::to_string(version) + ", this build reads version " +
+                std::to_string(kVersion));
+  const auto size = get<uint64_t>(bytes, sizeof kMagic + 4);
+  const auto sum = get<uint64_t>(bytes, sizeof kMagic + 12);
+  if (size != bytes.size() - kHeaderSize)
+    return fail("payload is " + std::to_string(bytes.size() - kHeaderSize) + " bytes, header says " +
+                std::to_string(size) + " (truncated?)");
+  const std::string_view body = bytes.substr(kHeaderSize);
+  if (config_hash(body) != sum) return fail("checksum mismatch (the file is corrupt)");
+  RunCheckpoint out;
+  caf::binary_deserializer source{static_cast<caf::execution_unit*>(nullptr), body.data(), body.size()};
+  if (auto err = source(out)) return fail(render(err));
+  if (source.remaining() != 0) return fail(std::to_string(source.remaining()) + " trailing bytes");
+  return out;
+}
+
+std::filesystem::path checkpoint_path(const std::filesystem::path& run_dir, int round) {
+  char name[32];
+  std::snprintf(name, sizeof name, "round_%06d.ckpt", round);
+  return run_dir / "checkpoints" / name;
+}
+
+namespace {
+
+std::vector<std::filesystem::path> checkpoint_files(const std::filesystem::path& run_dir) {
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  const auto dir = run_dir / "checkpoints";
+  if (!std::filesystem::is_directory(dir, ec)) return files;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() == 17 && name.rfind("round_", 0) == 0 && e.path().extension() == ".ckpt")
+      files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end()); // zero-padded: name order is round order
+  return files;
+}
+
+} // namespace
+
+void checkpoint_save(const std::filesystem::path& run_dir, const RunCheckpoint& checkpoint, int keep) {
+  const auto file = checkpoint_path(run_dir, checkpoint.round);
+  std::error_code ec;
+  std::filesystem::create_directories(file.parent_path(), ec);
+  if (ec) throw std::runtime_error("cannot create " + file.parent_path().string() + ": " + ec.message());
+  atomic_write_file(file, checkpoint_encode(checkpoint));
+  auto files = checkpoint_files(run_dir);
+  const std::size_t keep_n = static_cast<std::size_t>(std::max(1, keep));
+  for (std::size_t i = 0; i + keep_n < files.size(); ++i) std::filesystem::remove(files[i], ec);
+}
+
+std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run_dir) {
+  auto files = checkpoint_files(run_dir);
+  if (files.empty()) return std::nullopt;
+  return files.back();
+}
+
+RunCheckpoint checkpoint_load(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open checkpoint " + file.string());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const std::string bytes = ss.str();
+  return checkpoint_decode(bytes, file.string());
+}
+
+} // namespace fedvlm

@@ -1,0 +1,72 @@
+// fl/results/run_checkpoint.hpp — a run's whole state after a finished round, written atomically, for `resume`.
+//
+// Everything a run needs to continue as if it had never stopped: the round, the global shared
+// matrices, every client's adapters and optimizer state. Random streams need no position:
+// every draw (shuffling, dropout, client selection, faults) comes from job_seed(run seed,
+// client, round, purpose), so the round number is the position. The file is
+//   "FEDVLMCK" | u32 version | u64 payload size | u64 FNV-1a of payload | payload
+// where the payload is the CAF binary serialization of RunCheckpoint through its inspect()
+// field list, the same one a message between processes uses.
+#pragma once
+
+#include "model/tensor_map.hpp"
+#include "model/tensor_wire.hpp"
+
+#include <caf/meta/type_name.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fedvlm {
+
+/// One client's private state; id -1 is the centralized trainer.
+struct ClientCheckpoint {
+  int id = 0;
+  TensorMap adapters;
+  TensorMap optimizer_state;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ClientCheckpoint& x) {
+  return f(caf::meta::type_name("ClientCheckpoint"), x.id, x.adapters, x.optimizer_state);
+}
+
+struct RunCheckpoint {
+  std::string run;          ///< run id, e.g. "quickstart/run"
+  uint64_t config_hash = 0; ///< config_hash() of the resolved configuration it ran with
+  int round = 0;            ///< the last finished round (its results are on disk)
+  int total_rounds = 0;
+  int rounds_without_quorum = 0;
+  TensorMap global;                     ///< the last aggregated shared matrices
+  std::vector<ClientCheckpoint> clients; ///< ascending id; the centralized trainer (-1) first
+  std::vector<int> crashes;             ///< fault state: simulated crashes so far, by client id
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, RunCheckpoint& x) {
+  return f(caf::meta::type_name("RunCheckpoint"), x.run, x.config_hash, x.round, x.total_rounds,
+           x.rounds_without_quorum, x.global, x.clients, x.crashes);
+}
+
+/// FNV-1a (64 bit) of the resolved configuration text (or any bytes); `start` continues an
+/// earlier hash over more bytes.
+[[nodiscard]] uint64_t config_hash(std::string_view resolved_toml, uint64_t start = 0xcbf29ce484222325ULL);
+
+[[nodiscard]] std::string checkpoint_encode(const RunCheckpoint& checkpoint);
+/// Throws std::runtime_error naming `origin` and what is wrong (magic, version, size, checksum,
+/// a tensor whose shape and byte count disagree).
+[[nodiscard]] RunCheckpoint checkpoint_decode(std::string_view bytes, const std::string& origin);
+
+/// RUN_DIR/checkpoints/round_NNNNNN.ckpt
+[[nodiscard]] std::filesystem::path checkpoint_path(const std::filesystem::path& run_dir, int round);
+/// Writes the checkpoint atomically, then deletes all but the `keep` newest (keep >= 1).
+void checkpoint_save(const std::filesystem::path& run_dir, const RunCheckpoint& checkpoint, int keep);
+/// The newest checkpoint file of a run, if any.
+[[nodiscard]] std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run_dir);
+[[nodiscard]] RunCheckpoint checkpoint_load(const std::filesystem::path& file);
+
+} // namespace fedvlm

@@ -1,0 +1,94 @@
+// fl/tasks/frozen_base.cpp — target validation and the trunk-feature cache.
+#include "fl/tasks/frozen_base.hpp"
+
+#include <ATen/ATen.h>
+
+#include <stdexcept>
+
+namespace fedvlm {
+
+std::map<std::string, AdaptableLayer> resolve_lora_targets(const ImageClassifier& model,
+                                                           const std::vector<std::string>& lora_targets,
+                                                           bool any_weighted_module) {
+  const auto adaptable = model.adaptable_layers();
+  std::map<std::string, AdaptableLayer> out;
+  for (const auto& name : lora_targets) {
+    auto it = adaptable.find(name);
+    if (it == adaptable.end() && any_weighted_module) {
+      auto w = model.state().find(name + ".weight");
+      if (w != model.state().end() && w->second.dim() >= 1 && w->second.size(0) > 0) {
+        out.emplace(name, AdaptableLayer{w->second.size(0), w->second.numel() / w->second.size(0)});
+        continue;
+      }
+    }
+    if (it == adaptable.end()) {
+      std::string some;
+      int shown = 0;
+      for (const auto& [n, shape] : adaptable) {
+        if (model.in_head(n) || shown < 6) {
+          some += (some.empty() ? "" : ", ") + n;
+          ++shown;
+        }
+      }
+      throw std::invalid_argument("lora.targets: '" + name + "' is not an adaptable layer of " +
+                                  model.name() + " (Linear or 1x1 conv layers, e.g. " + some + ", ..." +
+                                  (any_weighted_module ? "; or any module with a weight" : "") + ")");
+    }
+    out.emplace(name, it->second);
+  }
+  return out;
+}
+
+FrozenBase::FrozenBase(std::shared_ptr<const ImageClassifier> model, ImageDataset pool,
+                       const std::vector<std::string>& lora_targets, int64_t cache_batch_size,
+                       bool any_weighted_module, c10::Device device)
+    : model_(std::move(model)), pool_(std::move(pool)),
+      targets_(resolve_lora_targets(*model_, lora_targets, any_weighted_module)), device_(device) {
+  require_on_device(model_->state(), device_, "FrozenBase");
+  if (pool_.images.defined()) pool_.images = pool_.images.to(device_);
+  if (pool_.labels.defined()) pool_.labels = pool_.labels.to(device_);
+  bool all_in_head = true;
+  for (const auto& [name, shape] : targets_) all_in_head = all_in_head && model_->in_head(name);
+  if (!all_in_head || pool_.size() == 0) return;
+
+  at::NoGradGuard no_grad;
+  ForwardContext eval_ctx; // base model only, eval mode
+  std::vector<at::Tensor> parts;
+  for (int64_t begin = 0; begin < pool_.size(); begin += cache_batch_size) {
+    const int64_t end = std::min(pool_.size(), begin + cache_batch_size);
+    parts.push_back(model_->features(pool_.images.slice(0, begin, end), eval_ctx));
+  }
+  features_ = at::cat(parts, 0);
+}
+
+int64_t FrozenBase::resident_bytes() const {
+  int64_t bytes = pool_.images.numel() * static_cast<int64_t>(pool_.images.element_size());
+  if (features_.defined()) bytes += features_.numel() * static_cast<int64_t>(features_.element_size());
+  return bytes;
+}
+
+int64_t FrozenBase::feature_size() const {
+  if (features_.defined()) return features_.size(1);
+  if (pool_.size() == 0) return 0;
+  at::NoGradGuard no_grad;
+  return model_->features(pool_.images.slice(0, 0, 1), ForwardContext{}).size(1);
+}
+
+at::Tensor FrozenBase::logits(const at::Tensor& any_indices, const ForwardContext& ctx) const {
+  const at::Tensor indices = any_indices.to(device_);
+  // A linear probe replaces the head: a Linear on the frozen trunk features.
+  if (ctx.adapters != nullptr && ctx.adapters->count(kProbeWeight)) {
+    ForwardContext frozen; // the trunk as it is: no adapters, eval mode
+    const at::Tensor f = features_.defined() ? features_.index_select(0, indices)
+                                             : model_->features(pool_.images.index_select(0, indices), frozen).detach();
+    return at::linear(f, ctx.adapters->at(kProbeWeight), ctx.adapters->at(kProbeBias));
+  }
+  if (features_.defined()) return model_->head(features_.index_select(0, indices), ctx);
+  return model_->forward(pool_.images.index_select(0, indices), ctx);
+}
+
+at::Tensor FrozenBase::labels(const at::Tensor& indices) const {
+  return pool_.labels.index_select(0, indices.to(device_));
+}
+
+} // namespace fedvlm

@@ -1,0 +1,143 @@
+// tests/cli/end_to_end_test.cpp — the fedvlm-sim binary as a user runs it: quickstart learning, live Prometheus.
+#include "fl/results/results_reader.hpp"
+#include "tests/prometheus_harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+
+namespace {
+
+using namespace fedvlm;
+using namespace fedvlm::testing;
+
+const std::filesystem::path kFashion = "/usr/share/datasets/fashion-mnist";
+
+struct CommandResult {
+  int status = -1;
+  std::string output;
+};
+
+CommandResult run_cli(const std::string& args) {
+  CommandResult r;
+  const std::string cmd = std::string(FEDVLM_CLI) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(EndToEnd, QuickstartShowsLearningAndNeverOverwritesResults) {
+  if (!std::filesystem::exists(kFashion)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  TempDir dir("fedvlm-quickstart");
+  // The user's file, with results redirected; the pretrained backbone is shared with ./run.sh's
+  // cache so CI pretrains once.
+  std::string toml = read_file(std::filesystem::path(FEDVLM_SOURCE_DIR) / "experiments/quickstart.toml");
+  toml = std::regex_replace(toml, std::regex("output_dir = \"results\""),
+                            "output_dir = \"" + dir.path().string() + "\"");
+  toml = std::regex_replace(toml, std::regex("\\[pretrain\\]"),
+                            "[pretrain]\ncache_dir = \"" +
+                                (std::filesystem::path(FEDVLM_SOURCE_DIR) / "results/.cache").string() + "\"");
+  write_text_file(dir.path() / "quickstart.toml", toml);
+
+  const auto first = run_cli((dir.path() / "quickstart.toml").string() + " --quiet");
+  ASSERT_EQ(first.status, 0) << first.output;
+  const auto run_dir = dir.path() / "quickstart" / "run";
+  for (const char* f : {"config.toml", "run.json", "metrics.jsonl", "metrics.csv", "rounds.jsonl", "fedvlm.log",
+                        "adapters/client_0.safetensors", "adapters/global.safetensors"})
+    EXPECT_TRUE(std::filesystem::exists(run_dir / f)) << f;
+
+  const RunResults res = load_run(run_dir);
+  EXPECT_EQ(res.status, "completed");
+  std::map<int, double> before, after;
+  int last_round = 0;
+  for (const auto& r : res.records) last_round = std::max(last_round, r.round);
+  for (const auto& r : res.records) {
+    if (r.round == 0) before[r.client] = r.accuracy;
+    if (r.round == last_round) after[r.client] = r.accuracy;
+  }
+  ASSERT_EQ(before.size(), 6u);
+  ASSERT_EQ(after.size(), 6u);
+  double mean_before = 0, mean_after = 0;
+  int improved = 0;
+  for (const auto& [k, a] : before) {
+    mean_before += a / 6.0;
+    mean_after += after[k] / 6.0;
+    improved += after[k] > a;
+  }
+  EXPECT_GT(mean_after, mean_before + 0.08) << "before " << mean_before << ", after " << mean_after;
+  EXPECT_GE(improved, 5);
+  EXPECT_NE(first.output.find("accuracy before"), std::string::npos) << first.output;
+
+  // A rerun starts from the cached backbone and writes a new directory beside the first.
+  const std::string metrics_before = read_file(run_dir / "metrics.csv");
+  const auto second = run_cli((dir.path() / "quickstart.toml").string() + " --quiet");
+  ASSERT_EQ(second.status, 0) << second.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "quickstart" / "run.2" / "metrics.csv"));
+  EXPECT_EQ(read_file(run_dir / "metrics.csv"), metrics_before);
+  EXPECT_EQ(second.output.find("pretrain epoch"), std::string::npos) << "the cached backbone was not reused";
+  // Same seed, same data: the rerun's metrics equal the first run's except for timings.
+  const RunResults again = load_run(dir.path() / "quickstart" / "run.2");
+  ASSERT_EQ(again.records.size(), res.records.size());
+  for (std::size_t i = 0; i < res.records.size(); ++i) {
+    EXPECT_EQ(again.records[i].accuracy, res.records[i].accuracy);
+    EXPECT_EQ(again.records[i].loss, res.records[i].loss);
+  }
+}
+
+TEST(EndToEnd, RealPrometheusScrapesOneAccuracySeriesPerClient) {
+  if (!std::filesystem::exists(kFashion)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  if (!PrometheusServer::available()) GTEST_SKIP() << "prometheus is not installed";
+  TempDir dir("fedvlm-prom-e2e");
+  const int port = free_port();
+  const std::string target = "127.0.0.1:" + std::to_string(port);
+  write_text_file(dir.path() / "exp.toml",
+                  "name = \"prom\"\noutput_dir = \"" + dir.path().string() +
+                      "\"\n[data]\nmax_samples = 600\n[partition]\nscheme = \"iid\"\n"
+                      "[federation]\nclients = 3\nrounds = 2\n[monitoring]\nprometheus = \"" +
+                      target + "\"\nlinger_seconds = 20\n");
+  PrometheusServer prometheus({target}, 1);
+  ChildProcess sim({FEDVLM_CLI, (dir.path() / "exp.toml").string(), "--quiet"}, dir.path() / "sim.log");
+
+  nlohmann::json series;
+  const bool seen = wait_until(
+      [&] {
+        series = prometheus.query_vector("fedvlm_client_accuracy{phase=\"round\",run=\"prom/run\"}");
+        return series.size() == 3;
+      },
+      std::chrono::seconds(90), std::chrono::milliseconds(500));
+  ASSERT_TRUE(seen) << "series: " << series.dump() << "\nsimulator log:\n" << sim.log_tail();
+  std::set<std::string> clients;
+  for (const auto& s : series) clients.insert(s["metric"]["client"].get<std::string>());
+  EXPECT_EQ(clients, (std::set<std::string>{"0", "1", "2"}));
+
+  // While it lingers, its exposition passes promtool.
+  const auto scrape = http_get("http://" + target + "/metrics", 5);
+  ASSERT_TRUE(scrape.ok());
+  write_text_file(dir.path() / "metrics.txt", scrape.body);
+  if (executable_exists(kPromtoolBinary)) {
+    const std::string cmd = std::string(kPromtoolBinary) + " check metrics < " + (dir.path() / "metrics.txt").string() +
+                            " > " + (dir.path() / "promtool.txt").string() + " 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << read_file(dir.path() / "promtool.txt");
+  }
+  sim.stop();
+}
+
+} // namespace
