@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh all
+scripts/check_layers.py --self-test && scripts/check_layers.py  # no upward include, no include cycle
 build/fedvlm-sim experiments/quickstart.toml --quiet
 ctest --test-dir build --output-on-failure -j 2 --timeout 900

@@ -7,6 +7,7 @@
 #include "fl/results/run_checkpoint.hpp"
 #include "fl/results/run_records.hpp"
 #include "fl/config/strategy.hpp"
+#include "fl/federation/round.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
@@ -18,23 +19,13 @@
 
 namespace fedvlm {
 
-struct AggregatorConfig {
-  std::string run;
-  StrategyKind strategy = StrategyKind::plora;
-  FederationSettings federation;
-  PrivacySettings privacy; ///< central noise on the average, ε per round, the budget
-  double lora_alpha = 8.0;        ///< scale α/r of the products the aggregation rules combine
-  std::vector<int> client_ranks;  ///< index = client id: the rank each client's download has
-  /// Asynchronous mode (federation.mode = async): what the virtual clock needs.
-  std::vector<int64_t> train_samples; ///< index = client id
-  int local_epochs = 1;
-  FaultSettings faults;               ///< slow_* add straggler delays on the virtual clock
+/// The round logic's settings (fl/federation/round.hpp) and what the actor is wired to.
+struct AggregatorConfig : RoundSettings {
   /// evaluation.global_test: after every round the scheduler scores `global_template` (the
   /// shared initial adapters) overlaid with the global tensors on these pool indices.
   std::vector<int64_t> global_test;
   TensorMap global_template;
   caf::actor scheduler;
-  uint64_t seed = 0;
   std::vector<client_actor> clients; ///< index = client id
   client_actor central_trainer;      ///< centralized strategy only
   RunObserver* observer = nullptr; ///< outlives the actor system
@@ -76,10 +67,5 @@ struct AggregatorConfig {
 /// `respawn` left out until (rejoin_atom, ids, actors) hands in new actors for it.
 caf::actor spawn_aggregator(caf::actor_system& system, AggregatorConfig config);
 
-/// Clients taking part in `round`: all, or a seeded sample of `per_round`, ascending.
-[[nodiscard]] std::vector<int> select_clients(int clients, int per_round, uint64_t seed, int round);
-
-/// Answers a round needs: ceil(quorum × selected), at least one.
-[[nodiscard]] std::size_t quorum_needed(std::size_t selected, double quorum);
 
 } // namespace fedvlm

@@ -3,13 +3,10 @@
 
 #include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
-#include "fl/aggregation/aggregation_error.hpp"
 #include "fl/federation/client_faults.hpp"
-#include "fl/privacy/differential_privacy.hpp"
 #include "fl/runtime/random_streams.hpp"
 #include "fl/aggregation/round_aggregation.hpp"
-
-#include <ATen/CPUGeneratorImpl.h>
+#include "fl/federation/client_round.hpp"
 
 #include <caf/all.hpp>
 
@@ -41,37 +38,6 @@ struct client_state {
 
 using client_actor_t = client_actor::stateful_pointer<client_state>;
 
-/// DP-FedAvg on the client: the update (change from what it received) clipped to clip_norm,
-/// and in local mode noised with std σ·C from the client's own privacy stream.
-void privatize_update(const ClientConfig& cfg, int round, const TensorMap& received, TensorMap& update) {
-  const PrivacySettings& p = cfg.privacy;
-  if (!p.enabled() || update.empty()) return;
-  clip_update(update, received, p.clip_norm);
-  if (p.mode == PrivacyMode::local && p.noise_multiplier > 0) {
-    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(job_seed(cfg.run_seed, cfg.id, round, Stream::privacy_noise));
-    add_gaussian_noise(update, local_noise_stddev(p.noise_multiplier, p.clip_norm), gen);
-  }
-}
-
-/// The scheduler job of one local training from the client's current adapters. `key` is the
-/// round (sync) or the job counter (async) that keys the training stream.
-TrainJobMsg train_job(const ClientConfig& cfg, const StrategySpec& spec, const TensorMap& adapters, TensorMap optimizer_state,
-                      int key) {
-  TrainJobMsg msg;
-  msg.client = cfg.id;
-  msg.round = key;
-  msg.job.adapters = adapters;
-  msg.job.optimizer_state = std::move(optimizer_state);
-  for (const auto& [name, t] : adapters)
-    if (is_trainable(spec, name)) msg.job.trainable.insert(name);
-  msg.job.prox_reference = tensor_map_clone(shared_part(spec, adapters));
-  msg.job.indices = cfg.split.train;
-  msg.job.seed = job_seed(cfg.run_seed, cfg.id, key, Stream::training);
-  msg.job.client = cfg.id; // named by NonFiniteLossError
-  msg.job.round = key;
-  return msg;
-}
-
 client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
   self->state.adapters = cfg.initial_adapters;
   self->state.optimizer_state = cfg.initial_optimizer_state;
@@ -88,35 +54,18 @@ client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
           return make_engine_error(EngineErrc::simulated_fault,
                                    "client " + std::to_string(st.cfg.id) +
                                        (faults.fails ? " failed (simulated failing client)" : " dropped out (simulated drop-out)"));
-        TrainJobMsg msg = train_job(st.cfg, spec, st.adapters, std::move(st.optimizer_state), round);
+        TrainJobMsg msg{st.cfg.id, round, training_job(st.cfg, spec, st.adapters, std::move(st.optimizer_state), round)};
         TensorMap received = msg.job.prox_reference; // what the update is measured from (DP clipping)
         auto rp = self->make_response_promise<ClientUpdate>();
         self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
             .then(
                 [self, rp, round, delay_s = faults.delay_seconds, received](TrainDoneMsg& done) mutable {
                   auto& s = self->state;
-                  const StrategySpec sp = spec_in_round(strategy_spec(s.cfg.strategy), round);
                   s.adapters = std::move(done.result.adapters);
                   s.optimizer_state = std::move(done.result.optimizer_state);
-                  ClientUpdate up;
-                  up.client = s.cfg.id;
-                  up.round = round;
-                  up.samples = done.result.samples;
-                  up.tensors = tensor_map_clone(shared_part(sp, s.adapters));
-                  privatize_update(s.cfg, round, received, up.tensors);
-                  up.bytes = static_cast<int64_t>(tensor_map_bytes(up.tensors));
-                  up.train_loss = done.result.mean_loss;
-                  up.delay_seconds = delay_s;
-                  if (sp.share_a || sp.share_b) {
-                    up.measured = s.adapters;
-                    for (const auto& [name, t] : up.tensors) up.measured[name] = t; // as sent
-                    if (s.cfg.keeps_factors && up.measured.size() != up.tensors.size()) {
-                      // Private tensors in it: they stay here (the drift is measured at eval).
-                      s.measured = std::move(up.measured);
-                      s.measured_round = round;
-                      up.measured.clear();
-                    }
-                  }
+                  bool kept = false;
+                  ClientUpdate up = synchronous_update(s.cfg, round, done.result, s.adapters, received, delay_s, s.measured, kept);
+                  if (kept) s.measured_round = round;
                   if (delay_s > 0) {
                     // A straggler: hold the answer back, as a slow device or link would.
                     auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -136,19 +85,13 @@ client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
         auto& st = self->state;
         const StrategySpec& spec = strategy_spec(st.cfg.strategy);
         (void)apply_download(spec, st.adapters, latest.tensors, 0); // averaging rules only: no restart
-        TrainJobMsg msg = train_job(st.cfg, spec, st.adapters, tensor_map_clone(st.optimizer_state), job);
+        TrainJobMsg msg{st.cfg.id, job, training_job(st.cfg, spec, st.adapters, tensor_map_clone(st.optimizer_state), job)};
         auto rp = self->make_response_promise<ClientUpdate>();
         self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
             .then(
                 [self, rp, job](TrainDoneMsg& done) mutable {
                   auto& s = self->state;
-                  ClientUpdate up;
-                  up.client = s.cfg.id;
-                  up.round = job;
-                  up.samples = done.result.samples;
-                  up.tensors = tensor_map_clone(shared_part(strategy_spec(s.cfg.strategy), done.result.adapters));
-                  up.bytes = static_cast<int64_t>(tensor_map_bytes(up.tensors));
-                  up.train_loss = done.result.mean_loss;
+                  ClientUpdate up = asynchronous_update(s.cfg, job, done.result);
                   s.pending[job] = std::move(done.result);
                   rp.deliver(std::move(up));
                 },
@@ -175,15 +118,7 @@ client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
       },
       [self](eval_atom, GlobalDown& down) -> caf::result<ClientEval> {
         auto& st = self->state;
-        double drift = std::numeric_limits<double>::quiet_NaN();
-        const StrategySpec round_spec = spec_in_round(strategy_spec(st.cfg.strategy), std::max(down.round, 1));
-        if (st.measured_round == down.round && personalised_outcome(round_spec) && !down.tensors.empty()) {
-          RoundAggregate mine;
-          mine.broadcast = down.tensors;
-          const AggregationMeasure m =
-              measure_aggregation(round_spec, {TrainedClient{st.cfg.id, 1.0, &st.measured}}, mine, st.cfg.lora_alpha);
-          if (auto it = m.drift_by_client.find(st.cfg.id); it != m.drift_by_client.end()) drift = it->second;
-        }
+        const double drift = own_drift(st.cfg, down, st.measured, st.measured_round);
         // Shared parts replaced, private ones kept; residuals and stacks merged into lora_delta.
         if (apply_download(spec_in_round(strategy_spec(st.cfg.strategy), std::max(down.round, 1)), st.adapters, down.tensors,
                            job_seed(st.cfg.run_seed, st.cfg.id, down.round, Stream::adapter_init)))

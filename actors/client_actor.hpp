@@ -5,6 +5,7 @@
 #include "fl/config/experiment_config.hpp"
 #include "fl/data/partition.hpp"
 #include "fl/config/strategy.hpp"
+#include "fl/federation/client_round.hpp"
 #include "model/tensor_map.hpp"
 
 #include <caf/actor.hpp>
@@ -12,20 +13,10 @@
 
 namespace fedvlm {
 
-struct ClientConfig {
-  int id = 0;
-  LocalSplit split;            ///< pool indices of its local train and test samples
+/// A client's settings (fl/federation/client_round.hpp), where it starts, and its scheduler.
+struct ClientConfig : ClientSettings {
   TensorMap initial_adapters;  ///< A from its own (or the shared) seed, B = 0; or resumed state
   TensorMap initial_optimizer_state; ///< empty for a fresh client
-  StrategyKind strategy = StrategyKind::plora;
-  uint64_t run_seed = 0;
-  FaultSettings faults;        ///< simulated drop-outs, stragglers and crashes (fl/federation/client_faults.hpp)
-  PrivacySettings privacy;     ///< clipping (and local noise) of the shared update
-  double lora_alpha = 8.0;     ///< scale α/r of its products (drift it measures itself)
-  /// The client is on a node (serve): nothing but what the strategy shares leaves it. Its update
-  /// carries `measured` only when that holds no other tensor; under a personalised strategy it
-  /// measures its own drift at the next evaluation instead (ClientEval::drift).
-  bool keeps_factors = false;
   caf::actor scheduler;
 };
 

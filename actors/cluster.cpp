@@ -1,5 +1,6 @@
 // actors/cluster.cpp — the registry nodes join, client assignment, and a node's life.
 #include "actors/cluster.hpp"
+#include "support/join.hpp"
 
 #include "actors/message_types.hpp"
 #include "actors/messages.hpp"
@@ -113,11 +114,7 @@ void maybe_answer(registry_actor_t self) {
   st.waiter.deliver(std::move(by_id));
 }
 
-std::string id_list(const std::vector<int>& ids) {
-  std::string out;
-  for (int id : ids) out += (out.empty() ? "" : ", ") + std::to_string(id);
-  return out;
-}
+std::string id_list(const std::vector<int>& ids) { return join(ids); }
 
 /// Watches a ready node through its reporter actor (alive as long as the node's process): when
 /// it goes down, the node's block becomes vacant for another node to take. Only once the node is
@@ -258,7 +255,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
 /// A node's scheduler events, totalled for the server (NodeSchedulerStats).
-class NodeStatsCollector : public RunObserver {
+class NodeStatsCollector : public RunObserverBase {
 public:
   void set_node(int node) {
     std::lock_guard<std::mutex> lock(mutex_);

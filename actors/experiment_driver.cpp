@@ -1,5 +1,6 @@
 // actors/experiment_driver.cpp — per run: setup, results directory, observers, actors, final table.
 #include "actors/experiment_driver.hpp"
+#include "support/join.hpp"
 
 #include "actors/run_driver.hpp"
 #include "support/atomic_file.hpp"
@@ -274,8 +275,7 @@ DriverOutcome run_experiment(const ExperimentPlan& plan, const DriverOptions& op
   for (const auto& label : options.only) {
     const bool known = std::any_of(plan.runs.begin(), plan.runs.end(), [&](const auto& c) { return c.run_label == label; });
     if (!known) {
-      std::string labels;
-      for (const auto& c : plan.runs) labels += (labels.empty() ? "" : ", ") + c.run_label;
+      const std::string labels = join_with(plan.runs, ", ", [](const auto& c) { return c.run_label; });
       throw std::runtime_error("--only " + label + ": no such run (runs: " + labels + ")");
     }
   }

@@ -100,19 +100,10 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   };
 
   AggregatorConfig agg;
-  agg.run = run_id;
-  agg.strategy = c.strategy;
-  agg.federation = c.federation;
-  agg.privacy = c.privacy;
-  agg.lora_alpha = c.lora.alpha;
-  for (int k = 0; k < c.federation.clients; ++k) agg.client_ranks.push_back(client_lora_rank(c, k));
-  for (const auto& split : setup.splits) agg.train_samples.push_back(static_cast<int64_t>(split.train.size()));
-  agg.local_epochs = c.train.local_epochs;
-  agg.faults = c.faults;
+  static_cast<RoundSettings&>(agg) = round_settings(c, run_id, setup);
   agg.global_test = setup.global_test;
   if (!agg.global_test.empty()) agg.global_template = initial_adapters(c, setup, kSharedInit);
   agg.scheduler = scheduler;
-  agg.seed = c.seed;
   agg.observer = &observer;
   agg.resume_from = hooks.resume_from;
   agg.initial_states = states;

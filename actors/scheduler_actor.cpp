@@ -1,5 +1,6 @@
 // actors/scheduler_actor.cpp — job queue, worker pool, and the scheduler's metrics.
 #include "actors/scheduler_actor.hpp"
+#include "support/join.hpp"
 
 #include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
@@ -58,12 +59,9 @@ caf::behavior worker(caf::event_based_actor* self, SchedulerConfig cfg) {
       },
       [cfg](TrainGroupMsg& msg) {
         use_own_stream(cfg.task->device());
-        std::string who;
+        const std::string who = join_with(msg.jobs, ", ", [](const TrainJobMsg& m) { return std::to_string(m.client); });
         std::vector<LocalTrainJob> jobs;
-        for (auto& m : msg.jobs) {
-          who += (who.empty() ? "" : ", ") + std::to_string(m.client);
-          jobs.push_back(std::move(m.job));
-        }
+        for (auto& m : msg.jobs) jobs.push_back(std::move(m.job));
         const std::string what = "clients " + who + " (one pass), round " + std::to_string(msg.jobs.front().round) + ": training";
         return guarded(what.c_str(), [&] { return TrainGroupDoneMsg{cfg.task->train_group(std::move(jobs), cfg.train, cfg.lora)}; });
       },

@@ -22,7 +22,7 @@ namespace {
 using namespace fedvlm;
 using clock_type = std::chrono::steady_clock;
 
-class Rounds : public RunObserver {
+class Rounds : public RunObserverBase {
 public:
   void round_finished(const RoundSummary& s) override {
     std::lock_guard<std::mutex> lock(mutex_);

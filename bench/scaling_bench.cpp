@@ -29,7 +29,7 @@ using namespace fedvlm;
 
 /// Per round: the whole round's wall time, and its training phase alone (from the round's
 /// start to the last client's finished training: what the limit loop does).
-class RoundTimes : public RunObserver {
+class RoundTimes : public RunObserverBase {
 public:
   void round_started(const std::string&, int, int) override {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -1,5 +1,6 @@
 // model/classic_nets.cpp — cnn_mnist and mlp_2nn as TensorMaps of torch.nn-named weights and ATen forwards.
 #include "model/classic_nets.hpp"
+#include "support/join.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -195,9 +196,7 @@ std::shared_ptr<ImageClassifier> make_classic_net(const std::string& arch, int64
                                                   uint64_t seed) {
   if (arch == "cnn_mnist") return make_cnn_mnist(num_classes, seed);
   if (arch == "mlp_2nn") return make_mlp_2nn(num_classes, seed);
-  std::string valid;
-  for (const std::string& n : classic_net_names()) valid += (valid.empty() ? "" : ", ") + n;
-  throw std::invalid_argument("unknown classic net '" + arch + "'; valid: " + valid);
+  throw std::invalid_argument("unknown classic net '" + arch + "'; valid: " + join(classic_net_names()));
 }
 
 } // namespace fedvlm

@@ -16,7 +16,7 @@ namespace fedvlm {
 /// with '\r' + clear-to-end-of-line; when not, it never writes to `out`. Either way every
 /// round_finished() logs a one-line summary through spdlog::info, so the run's log sinks keep
 /// it. Thread-safe.
-class ProgressDisplay : public RunObserver {
+class ProgressDisplay : public RunObserverBase {
 public:
   ProgressDisplay(std::FILE* out, bool interactive);
   ~ProgressDisplay() override;

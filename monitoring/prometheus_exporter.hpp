@@ -43,7 +43,7 @@ struct PrometheusSettings {
 ///               histograms); {run,strategy,direction=sent|received}: fedvlm_round_wire_bytes
 /// "sent"/"received" are from the client's side: sent = uploaded to the aggregator.
 /// All methods are thread-safe.
-class PrometheusExporter : public RunObserver {
+class PrometheusExporter : public RunObserverBase {
 public:
   /// Starts serving /metrics on settings.listen (if set). Throws std::runtime_error naming the
   /// address if it cannot be bound, or naming the URL if settings.pushgateway is malformed.

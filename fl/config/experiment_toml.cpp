@@ -1,5 +1,6 @@
 // fl/config/experiment_toml.cpp — the experiment schema: one row per key (type, default, help, setter).
 #include "fl/config/experiment_toml.hpp"
+#include "support/join.hpp"
 #include "support/byte_size.hpp"
 #include "fl/runtime/compute_device.hpp"
 #include "fl/config/model_family.hpp"
@@ -183,13 +184,8 @@ std::string fmt_real(double v) {
   return s;
 }
 template <class T> std::string fmt_list(const std::vector<T>& v) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (i) out += ", ";
-    if constexpr (std::is_same_v<T, std::string>) out += quote(v[i]);
-    else out += std::to_string(v[i]);
-  }
-  return out + "]";
+  if constexpr (std::is_same_v<T, std::string>) return "[" + join_with(v, ", ", quote) + "]";
+  else return "[" + join(v) + "]";
 }
 
 using Setter = std::function<void(ExperimentConfig&, const toml::node&, const Where&)>;
@@ -484,13 +480,13 @@ const KeyDef* find_key(const std::string& path) {
 }
 
 std::string known_keys_under(const std::string& section) {
-  std::string out;
+  std::vector<std::string> keys;
   for (const auto& k : schema()) {
     const auto dot = k.path.rfind('.');
     const std::string sec = dot == std::string::npos ? "" : k.path.substr(0, dot);
-    if (sec == section) out += (out.empty() ? "" : ", ") + k.path.substr(dot == std::string::npos ? 0 : dot + 1);
+    if (sec == section) keys.push_back(k.path.substr(dot == std::string::npos ? 0 : dot + 1));
   }
-  return out;
+  return join(keys);
 }
 
 /// Where `node` was written: its file position, or, for a `--set` value (parsed from its own
@@ -932,14 +928,14 @@ ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& sou
     ExperimentConfig c;
     c.source_file = source_name;
     for (const auto& a : fixed) a.def->set(c, *a.node, a.where);
-    std::string label;
+    std::vector<std::string> parts;
     for (std::size_t i = 0; i < axes.size(); ++i) {
       const toml::node& v = *axes[i].values[pos[i]];
       axes[i].def->set(c, v, where_of(file, axes[i].def->path, v));
       c.sweep[axes[i].def->path] = value_text(v);
-      label += (label.empty() ? "" : ",") + axis_label(axes[i].def->path) + "=" + label_value(value_text(v));
+      parts.push_back(axis_label(axes[i].def->path) + "=" + label_value(value_text(v)));
     }
-    c.run_label = label.empty() ? "run" : label;
+    c.run_label = parts.empty() ? "run" : join(parts, ",");
     if (const std::string why = dir_name_problem(c.run_label); !why.empty())
       throw ConfigError(file + ": the sweep label '" + c.run_label + "' cannot be a directory name (" + why +
                         "); shorten the swept values");

@@ -1,5 +1,6 @@
 // fl/config/strategy.cpp — the strategy table: pLoRA, FLoRA (FedIT), FFA-LoRA, FedSA-LoRA, RoLoRA, FedEx-LoRA, stacking, FlexLoRA, HetLoRA, local, centralized.
 #include "fl/config/strategy.hpp"
+#include "support/join.hpp"
 #include "model/name_affixes.hpp"
 
 #include "model/lora.hpp"
@@ -64,9 +65,7 @@ std::vector<std::string> strategy_names() {
 StrategyKind strategy_from_string(const std::string& name) {
   for (const auto& s : kStrategies)
     if (name == s.name) return s.kind;
-  std::string valid;
-  for (const auto& n : strategy_names()) valid += (valid.empty() ? "" : ", ") + n;
-  throw std::invalid_argument("unknown strategy '" + name + "' (expected one of: " + valid + ")");
+  throw std::invalid_argument("unknown strategy '" + name + "' (expected one of: " + join(strategy_names()) + ")");
 }
 
 std::string to_string(StrategyKind kind) { return strategy_spec(kind).name; }

@@ -7,7 +7,7 @@
 
 namespace fedvlm {
 
-class ObserverList : public RunObserver {
+class ObserverList final : public RunObserver {
 public:
   void add(RunObserver* observer) {
     if (observer != nullptr) observers_.push_back(observer);

@@ -48,7 +48,7 @@ const std::vector<std::string>& client_record_fields();
 /// RunObserver. Records are buffered on client_evaluated() and written at round_finished():
 /// then only the records of finished rounds reach disk, so an interrupted run leaves files
 /// that hold whole rounds. finish() writes everything still buffered.
-class ResultsWriter : public RunObserver {
+class ResultsWriter : public RunObserverBase {
 public:
   /// Creates `run_dir` and writes empty metrics files and run.json with status "running".
   /// Throws std::runtime_error when the directory or a file cannot be written.

@@ -91,31 +91,50 @@ struct NodeSchedulerStats {
 };
 
 /// Receives a run's events as they happen. Implementations must be thread-safe: actors call
-/// them from their own threads. Every method has a no-op default so a sink takes what it needs.
+/// them from their own threads. Every event is pure virtual: ObserverList (which must forward all) and a test's
+/// counting observer fail to compile when an event is added without them. Sinks that take
+/// only some events derive from RunObserverBase.
 class RunObserver {
 public:
   virtual ~RunObserver() = default;
   virtual void run_started(const std::string& run, const std::string& strategy, int clients,
-                           int rounds) {}
-  virtual void round_started(const std::string& run, int round, int total_rounds) {}
-  virtual void client_evaluated(const ClientRoundRecord& record) {}
-  virtual void client_finished_training(const std::string& run, int round, int client) {}
-  virtual void round_finished(const RoundSummary& summary) {}
-  virtual void run_finished(const std::string& run) {}
+                           int rounds) = 0;
+  virtual void round_started(const std::string& run, int round, int total_rounds) = 0;
+  virtual void client_evaluated(const ClientRoundRecord& record) = 0;
+  virtual void client_finished_training(const std::string& run, int round, int client) = 0;
+  virtual void round_finished(const RoundSummary& summary) = 0;
+  virtual void run_finished(const std::string& run) = 0;
   /// Scheduler: jobs waiting, and one finished job ("train" / "eval") with its durations.
-  virtual void scheduler_queue(int depth) {}
+  virtual void scheduler_queue(int depth) = 0;
   virtual void scheduler_job(const std::string& kind, double queued_seconds,
-                             double run_seconds) {}
+                             double run_seconds) = 0;
   /// Memory where the models run: a GPU's caching allocator (in use, and its peak), or on the
   /// CPU the process's resident set (peak -1: not tracked there).
-  virtual void device_memory(int64_t bytes_in_use, int64_t peak_bytes) {}
+  virtual void device_memory(int64_t bytes_in_use, int64_t peak_bytes) = 0;
   /// The process's resident set, wherever the models run.
-  virtual void process_memory(int64_t resident_bytes) {}
+  virtual void process_memory(int64_t resident_bytes) = 0;
   /// scheduler.memory_budget: jobs running now, the budget, and the projected memory of the
   /// shared part plus the running jobs (fl/runtime/memory_admission.hpp).
-  virtual void scheduler_memory(int running_jobs, int64_t budget_bytes, int64_t projected_bytes) {}
+  virtual void scheduler_memory(int running_jobs, int64_t budget_bytes, int64_t projected_bytes) = 0;
   /// serve: the latest figures of a node's scheduler (the events above are this process's own).
-  virtual void node_scheduler(const NodeSchedulerStats& stats) {}
+  virtual void node_scheduler(const NodeSchedulerStats& stats) = 0;
+};
+
+/// A RunObserver that ignores every event: sinks override what they need.
+class RunObserverBase : public RunObserver {
+public:
+  void run_started(const std::string& run, const std::string& strategy, int clients, int rounds) override {}
+  void round_started(const std::string& run, int round, int total_rounds) override {}
+  void client_evaluated(const ClientRoundRecord& record) override {}
+  void client_finished_training(const std::string& run, int round, int client) override {}
+  void round_finished(const RoundSummary& summary) override {}
+  void run_finished(const std::string& run) override {}
+  void scheduler_queue(int depth) override {}
+  void scheduler_job(const std::string& kind, double queued_seconds, double run_seconds) override {}
+  void device_memory(int64_t bytes_in_use, int64_t peak_bytes) override {}
+  void process_memory(int64_t resident_bytes) override {}
+  void scheduler_memory(int running_jobs, int64_t budget_bytes, int64_t projected_bytes) override {}
+  void node_scheduler(const NodeSchedulerStats& stats) override {}
 };
 
 } // namespace fedvlm

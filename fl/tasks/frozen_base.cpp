@@ -1,5 +1,6 @@
 // fl/tasks/frozen_base.cpp — target validation and the trunk-feature cache.
 #include "fl/tasks/frozen_base.hpp"
+#include "support/join.hpp"
 
 #include <ATen/ATen.h>
 
@@ -22,14 +23,10 @@ std::map<std::string, AdaptableLayer> resolve_lora_targets(const ImageClassifier
       }
     }
     if (it == adaptable.end()) {
-      std::string some;
-      int shown = 0;
-      for (const auto& [n, shape] : adaptable) {
-        if (model.in_head(n) || shown < 6) {
-          some += (some.empty() ? "" : ", ") + n;
-          ++shown;
-        }
-      }
+      std::vector<std::string> shown;
+      for (const auto& [n, shape] : adaptable)
+        if (model.in_head(n) || shown.size() < 6) shown.push_back(n);
+      const std::string some = join(shown);
       throw std::invalid_argument("lora.targets: '" + name + "' is not an adaptable layer of " +
                                   model.name() + " (Linear or 1x1 conv layers, e.g. " + some + ", ..." +
                                   (any_weighted_module ? "; or any module with a weight" : "") + ")");

@@ -1,4 +1,5 @@
 // tests/actors/federation_test.cpp — whole federated runs through the actors: strategies, privacy, determinism, faults.
+#include "fl/federation/round.hpp"
 #include "actors/aggregator_actor.hpp"
 #include "actors/run_driver.hpp"
 #include "fl/federation/client_faults.hpp"
@@ -29,7 +30,7 @@ using namespace fedvlm;
 
 const std::filesystem::path kFashion = "/usr/share/datasets/fashion-mnist";
 
-class RecordingObserver : public RunObserver {
+class RecordingObserver : public RunObserverBase {
 public:
   void client_evaluated(const ClientRoundRecord& r) override {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -14,7 +14,7 @@ using namespace fedvlm;
 using fedvlm::testing::TempDir;
 using fedvlm::testing::write_text_file;
 
-class Recorder : public RunObserver {
+class Recorder : public RunObserverBase {
 public:
   void client_evaluated(const ClientRoundRecord& r) override {
     std::lock_guard<std::mutex> lock(mutex_);

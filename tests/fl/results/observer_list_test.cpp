@@ -11,7 +11,9 @@ namespace {
 
 // Counts each event by name. A RunObserver method the list does not forward stays at 0: the
 // exporter behind the list would silently never see it (it happened to scheduler_memory).
-class Counting : public RunObserver {
+// RunObserver's events are pure virtual, so a new event that this class (or ObserverList) does
+// not override fails to compile instead of going uncounted.
+class Counting final : public RunObserver {
 public:
   std::map<std::string, int> calls;
   void run_started(const std::string&, const std::string&, int, int) override { ++calls["run_started"]; }
@@ -25,6 +27,7 @@ public:
   void device_memory(int64_t, int64_t) override { ++calls["device_memory"]; }
   void process_memory(int64_t) override { ++calls["process_memory"]; }
   void scheduler_memory(int, int64_t, int64_t) override { ++calls["scheduler_memory"]; }
+  void node_scheduler(const NodeSchedulerStats&) override { ++calls["node_scheduler"]; }
 };
 
 TEST(ObserverList, ForwardsEveryEventToEveryObserver) {
@@ -45,8 +48,9 @@ TEST(ObserverList, ForwardsEveryEventToEveryObserver) {
   o.device_memory(1, 2);
   o.process_memory(3);
   o.scheduler_memory(1, 4, 5);
+  o.node_scheduler(NodeSchedulerStats{});
   for (const Counting* c : {&a, &b}) {
-    EXPECT_EQ(c->calls.size(), 11u);
+    EXPECT_EQ(c->calls.size(), 12u);
     for (const auto& [event, n] : c->calls) EXPECT_EQ(n, 1) << event;
   }
 }

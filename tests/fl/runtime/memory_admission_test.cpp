@@ -126,7 +126,7 @@ private:
   mutable int max_running_ = 0;
 };
 
-class AdmissionLog : public RunObserver {
+class AdmissionLog : public RunObserverBase {
 public:
   void scheduler_memory(int running, int64_t budget, int64_t projected) override {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -1,0 +1,34 @@
+// support/join.hpp — a list as text ("0, 3, 7"): the one way lists of ids, names and labels are written.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace fedvlm {
+
+/// `items` as text, `sep` between them; each item through `text(item)`.
+template <class Range, class Text>
+[[nodiscard]] std::string join_with(const Range& items, std::string_view sep, Text&& text) {
+  std::string out;
+  bool first = true;
+  for (const auto& item : items) {
+    if (!first) out += sep;
+    first = false;
+    out += text(item);
+  }
+  return out;
+}
+
+/// `items` (strings or numbers) as text, `sep` between them.
+template <class Range>
+[[nodiscard]] std::string join(const Range& items, std::string_view sep = ", ") {
+  return join_with(items, sep, [](const auto& item) {
+    using T = std::decay_t<decltype(item)>;
+    if constexpr (std::is_arithmetic_v<T>) return std::to_string(item);
+    else return std::string(item);
+  });
+}
+
+} // namespace fedvlm
