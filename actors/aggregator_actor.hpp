@@ -11,6 +11,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
+#include <caf/typed_actor.hpp>
 
 #include <cstddef>
 #include <functional>
@@ -53,6 +54,15 @@ struct AggregatorConfig : RoundSettings {
   std::function<void(const RunCheckpoint&)> on_round_state;
 };
 
+/// The aggregator as the run driver and a server's registry see it.
+using aggregator_actor = caf::typed_actor<
+    // The whole run: every round, then the final state (or the error that stopped it).
+    caf::replies_to<start_atom>::with<RunDone>,
+    // Registry: a node took over these lost clients; ask them again from the next round.
+    caf::reacts_to<rejoin_atom, std::vector<int>, std::vector<client_actor>>,
+    // Driver: a stop signal arrived; answer the start request with an error now.
+    caf::reacts_to<interrupt_atom>>;
+
 /// Asynchronous mode: after round 0, clients train continuously (clients_per_round at once, or
 /// all) and every buffer_size committed updates make one FedBuff aggregation, reported as a
 /// round; updates are committed in virtual-time order (fl/federation/async_federation.hpp). A failed job
@@ -65,7 +75,7 @@ struct AggregatorConfig : RoundSettings {
 /// stay. Simulated faults count as failed clients; a job that fails for real (non-finite loss,
 /// an exception) stops the run with that error. A client actor that dies is respawned, or without
 /// `respawn` left out until (rejoin_atom, ids, actors) hands in new actors for it.
-caf::actor spawn_aggregator(caf::actor_system& system, AggregatorConfig config);
+[[nodiscard]] aggregator_actor spawn_aggregator(caf::actor_system& system, AggregatorConfig config);
 
 
 } // namespace fedvlm

@@ -28,4 +28,14 @@ std::string describe_error(const caf::error& err) {
   return out;
 }
 
+bool stops_the_run(const caf::error& err) {
+  const uint8_t code = engine_error_code(err);
+  return code == static_cast<uint8_t>(EngineErrc::non_finite_loss) || code == static_cast<uint8_t>(EngineErrc::job_failed) ||
+         code == static_cast<uint8_t>(EngineErrc::interrupted);
+}
+
+bool is_request_timeout(const caf::error& err) {
+  return err.category() == caf::atom("system") && err.code() == static_cast<uint8_t>(caf::sec::request_timeout);
+}
+
 } // namespace fedvlm

@@ -27,5 +27,10 @@ constexpr caf::atom_value kEngineErrorCategory = caf::atom("fedvlm");
 [[nodiscard]] uint8_t engine_error_code(const caf::error& err);
 /// The message of an engine error, or CAF's rendering of any other.
 [[nodiscard]] std::string describe_error(const caf::error& err);
+/// A job that failed for real (non-finite loss, an exception) or saw a stop signal: the round
+/// must not be reported as if those clients had merely failed.
+[[nodiscard]] bool stops_the_run(const caf::error& err);
+/// CAF's request timeout (a client that did not answer in time).
+[[nodiscard]] bool is_request_timeout(const caf::error& err);
 
 } // namespace fedvlm

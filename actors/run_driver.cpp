@@ -123,14 +123,15 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
     agg.clients.push_back(remote.empty() ? spawn_with_state(k, states[static_cast<std::size_t>(k)])
                                          : remote[static_cast<std::size_t>(k)]);
   if (spec.centralized) agg.central_trainer = spawn_with_state(kSharedInit, central_state);
-  caf::actor aggregator = spawn_aggregator(system, std::move(agg));
-  if (cluster.registry) caf::anon_send(cluster.registry, aggregator_atom::value, aggregator);
+  aggregator_actor aggregator = spawn_aggregator(system, std::move(agg));
+  if (cluster.registry)
+    caf::anon_send(cluster.registry, aggregator_atom::value, caf::actor_cast<caf::actor>(aggregator));
 
   observer.run_started(run_id, spec.name, c.federation.clients, c.federation.rounds);
   RunDone done;
   std::string failure;
   {
-    InterruptWatcher watcher(aggregator);
+    InterruptWatcher watcher(caf::actor_cast<caf::actor>(aggregator));
     caf::scoped_actor self{system};
     self->request(aggregator, caf::infinite, start_atom::value)
         .receive([&](RunDone& d) { done = std::move(d); },

@@ -13,6 +13,7 @@
 #include "fl/tasks/clip_task.hpp"
 #include "fl/tasks/lora_target_globs.hpp"
 #include "model/clip.hpp"
+#include "model/clip_tiny_tokenizer.hpp"
 #include "model/clip_tokenizer.hpp"
 
 #include <ATen/ATen.h>

@@ -24,9 +24,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kSot = "<|startoftext|>";
-constexpr const char* kEot = "<|endoftext|>";
-constexpr const char* kEow = "</w>";
 
 // CLIP's pre-tokenizer pattern (clip/simple_tokenizer.py), compiled case-insensitive as there.
 constexpr const char* kClipPattern =
@@ -193,14 +190,14 @@ struct ClipTokenizer::Impl {
       }
       return it->second;
     };
-    sot = need(kSot, "CLIP's start-of-text token");
-    eot = need(kEot, "CLIP's end-of-text token");
+    sot = need(kClipSot, "CLIP's start-of-text token");
+    eot = need(kClipEot, "CLIP's end-of-text token");
     kind[static_cast<std::size_t>(sot)] = kSpecial;
     kind[static_cast<std::size_t>(eot)] = kSpecial;
     for (int b = 0; b < 256; ++b) {
       const std::string& sym = byte_level_symbol(static_cast<unsigned char>(b));
       byte_ids[b] = need(sym, "the byte-level symbol of byte " + std::to_string(b));
-      byte_eow_ids[b] = need(sym + kEow, "the byte-level symbol of byte " + std::to_string(b) +
+      byte_eow_ids[b] = need(sym + kClipEow, "the byte-level symbol of byte " + std::to_string(b) +
                                              " with </w>");
     }
     if (!pad_token.empty()) {
@@ -255,9 +252,9 @@ struct ClipTokenizer::Impl {
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
       const std::string_view piece(text.data() + ov[0], ov[1] - ov[0]);
       // Text between matches is spaces only: every other character matches some branch.
-      if (piece == kSot) {
+      if (piece == kClipSot) {
         out.push_back(sot);
-      } else if (piece == kEot) {
+      } else if (piece == kClipEot) {
         out.push_back(eot);
       } else if (!piece.empty()) {
         const auto ids = bpe(piece);
@@ -310,7 +307,7 @@ std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
                              "; expected \"BPE\" (CLIP's byte-level BPE)");
   }
   const auto eow = model.find("end_of_word_suffix");
-  if (eow == model.end() || !eow->is_string() || eow->get<std::string>() != kEow) {
+  if (eow == model.end() || !eow->is_string() || eow->get<std::string>() != kClipEow) {
     throw std::runtime_error(src + ": model.end_of_word_suffix is " +
                              (eow == model.end() ? std::string("missing") : eow->dump()) +
                              "; expected \"</w>\" (CLIP's BPE marks the end of each word)");
@@ -519,7 +516,7 @@ ClipTokenizer::Encoding ClipTokenizer::encode_context(std::string_view text,
 std::string ClipTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
   const Impl& im = *impl_;
   std::string bytes;
-  const std::string_view eow = kEow;
+  const std::string_view eow = kClipEow;
   for (const int64_t id : ids) {
     if (id < 0 || static_cast<std::size_t>(id) >= im.kind.size() ||
         im.kind[static_cast<std::size_t>(id)] == Impl::kNone) {
@@ -572,105 +569,6 @@ int64_t ClipTokenizer::pad_id() const { return impl_->pad; }
 int64_t ClipTokenizer::eot_position(const std::vector<int64_t>& ids) const {
   const auto it = std::find(ids.begin(), ids.end(), impl_->eot);
   return it == ids.end() ? -1 : static_cast<int64_t>(it - ids.begin());
-}
-
-// ---------------------------------------------------------------------------------------------
-// The tiny Fashion-MNIST tokenizer
-// ---------------------------------------------------------------------------------------------
-
-namespace {
-
-// Bytes in CLIP's vocabulary order: the printable ones (standing for themselves) first, then
-// the rest in byte order — the order of `bytes_to_unicode().values()` in CLIP.
-std::vector<unsigned char> clip_byte_order() {
-  std::vector<unsigned char> order;
-  const auto printable = [](int b) {
-    return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
-  };
-  for (int b = 0; b < 256; ++b) {
-    if (printable(b)) order.push_back(static_cast<unsigned char>(b));
-  }
-  for (int b = 0; b < 256; ++b) {
-    if (!printable(b)) order.push_back(static_cast<unsigned char>(b));
-  }
-  return order;
-}
-
-// Each caption word spelled out as a left-to-right chain of merges: "p h", "ph o", "pho t",
-// "phot o</w>". Words are listed so that no earlier merge applies inside a later word and
-// breaks its chain (clip_tokenizer_test checks every word ends up as one token).
-const std::vector<std::string>& tiny_words() {
-  static const std::vector<std::string> w = {"photo", "of",      "shirt", "top",  "trouser",
-                                             "pullover", "dress", "coat", "sandal", "sneaker",
-                                             "bag",   "ankle",   "boot"};
-  return w;
-}
-
-std::vector<std::pair<std::string, std::string>> tiny_merges() {
-  std::vector<std::pair<std::string, std::string>> m;
-  for (const auto& word : tiny_words()) {
-    std::string prefix(1, word[0]);
-    for (std::size_t i = 1; i < word.size(); ++i) {
-      std::string next(1, word[i]);
-      if (i + 1 == word.size()) next += kEow;
-      m.emplace_back(prefix, next);
-      prefix += word[i];
-    }
-  }
-  return m;
-}
-
-} // namespace
-
-const std::vector<std::string>& fashion_mnist_class_names() {
-  static const std::vector<std::string> names = {"t-shirt/top", "trouser", "pullover", "dress",
-                                                 "coat",        "sandal",  "shirt",    "sneaker",
-                                                 "bag",         "ankle boot"};
-  return names;
-}
-
-int64_t tiny_clip_vocab_size() { return 512 + static_cast<int64_t>(tiny_merges().size()) + 2; }
-
-void write_tiny_clip_tokenizer_json(const fs::path& file) {
-  json vocab = json::object();
-  const auto order = clip_byte_order();
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    vocab[byte_level_symbol(order[i])] = static_cast<int64_t>(i);
-    vocab[byte_level_symbol(order[i]) + kEow] = static_cast<int64_t>(256 + i);
-  }
-  json merges = json::array();
-  int64_t next = 512;
-  for (const auto& [a, b] : tiny_merges()) {
-    vocab[a + b] = next++;
-    merges.push_back(a + " " + b);
-  }
-  json added = json::array();
-  for (const char* t : {kSot, kEot}) {
-    vocab[t] = next;
-    added.push_back({{"id", next},
-                     {"content", t},
-                     {"single_word", false},
-                     {"lstrip", false},
-                     {"rstrip", false},
-                     {"normalized", true},
-                     {"special", true}});
-    ++next;
-  }
-  const json j = {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", added},
-      {"model",
-       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", kEot},
-        {"continuing_subword_prefix", ""}, {"end_of_word_suffix", kEow}, {"fuse_unk", false},
-        {"vocab", vocab}, {"merges", merges}}},
-  };
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  if (!out) throw std::runtime_error(file.string() + ": cannot open for writing");
-  out << j.dump(1) << '\n';
-  out.close();
-  if (!out) throw std::runtime_error(file.string() + ": write failed");
 }
 
 } // namespace fedvlm

@@ -41,7 +41,7 @@ LIBS=(-Wl,--no-as-needed "$LIBDIR/libtorch_cpu.so" "$LIBDIR/libtorch.so" -Wl,--a
 # Only the parsers' units and what they call, not the whole library.
 SOURCES=(fl/config/experiment_toml.cpp fl/data/partition.cpp fl/config/strategy.cpp model/safetensors.cpp
          support/atomic_file.cpp fl/data/image_dataset.cpp
-         fl/data/vqa_dataset.cpp model/image_processor.cpp model/bart_tokenizer.cpp
+         fl/data/vqa_dataset.cpp model/image_processor.cpp model/bart_tokenizer.cpp model/florence2_tokens.cpp
          tests/fuzz/fuzz_targets.cpp)
 
 # Per format: the largest useful input (-max_len), and extra libFuzzer flags.

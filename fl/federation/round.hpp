@@ -1,6 +1,6 @@
 // fl/federation/round.hpp — what a round decides, as plain functions: who trains, whether it aggregates, what it records.
 //
-// The aggregator actor (actors/aggregator_actor.cpp) holds a RoundInFlight and the run's
+// The aggregator actor (actors/aggregator_sync.cpp, aggregator_async.cpp) holds a RoundInFlight and the run's
 // progress, turns messages into these calls and sends what they decide; nothing here needs an
 // actor system, a dataset or a file, so tests call it with hand-made updates.
 #pragma once

@@ -1,5 +1,7 @@
 // fl/federation/run_setup.cpp — dataset split (public / federated pool), partitions, model, pretraining cache.
 #include "fl/federation/run_setup.hpp"
+#include "model/florence2_tokens.hpp"
+#include "model/clip_tiny_tokenizer.hpp"
 
 #include "fl/config/model_family.hpp"
 #include "fl/config/output_paths.hpp"

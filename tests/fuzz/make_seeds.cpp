@@ -4,6 +4,7 @@
 // named seed-*, so rerunning replaces them and leaves the crash-/timeout-/oom- regression
 // inputs alone. It also writes the hand-made pending/image_decode/oom-jpeg-65000x65000.
 #include "tests/fuzz/fuzz_targets.hpp"
+#include "model/florence2_tokens.hpp"
 
 #include "model/bart_tokenizer.hpp"
 #include "model/image_processor.hpp"

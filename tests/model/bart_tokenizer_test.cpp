@@ -1,5 +1,6 @@
 // tests/model/bart_tokenizer_test.cpp — byte-level BPE on small hand-built tokenizers, checked by hand.
 #include "model/bart_tokenizer.hpp"
+#include "model/florence2_tokens.hpp"
 #include "tests/test_support.hpp"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,5 @@
 // tests/model/clip_tokenizer_test.cpp — CLIP tokenizer vs a Python reference; context 77; bad files.
+#include "model/clip_tiny_tokenizer.hpp"
 #include "model/clip_tokenizer.hpp"
 #include "tests/test_support.hpp"
 

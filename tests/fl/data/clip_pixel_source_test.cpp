@@ -1,6 +1,7 @@
 // tests/fl/data/clip_pixel_source_test.cpp — CLIP pixels preprocessed a batch at a time: same features and weights as
 // from fully materialised pixels, and never more than one batch asked for at once.
 #include "fl/data/clip_pixel_source.hpp"
+#include "model/clip_tiny_tokenizer.hpp"
 #include "fl/tasks/clip_pretrain.hpp"
 #include "fl/tasks/clip_task.hpp"
 #include "fl/tasks/lora_target_globs.hpp"

@@ -1,5 +1,6 @@
 // tests/fl/data/vqa_dataset_test.cpp — ImageFolder VQA loading, the synthetic colour set, and error messages.
 #include "fl/data/vqa_dataset.hpp"
+#include "model/florence2_tokens.hpp"
 #include "tests/test_support.hpp"
 
 #include "model/bart_tokenizer.hpp"

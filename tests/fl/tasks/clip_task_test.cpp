@@ -1,5 +1,6 @@
 // tests/fl/tasks/clip_task_test.cpp — LoRA target globs, the zero-shot CLIP task and contrastive CLIP pretraining.
 #include "fl/tasks/clip_pretrain.hpp"
+#include "model/clip_tiny_tokenizer.hpp"
 #include "fl/tasks/clip_task.hpp"
 #include "fl/tasks/full_fine_tuning.hpp"
 #include "fl/data/image_dataset.hpp"

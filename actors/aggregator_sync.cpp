@@ -1,94 +1,36 @@
-// actors/aggregator_actor.cpp — the round loop as message handlers; averaging is fl/aggregation/aggregate.
+// actors/aggregator_sync.cpp — the aggregator actor: its behavior and the synchronous round loop as message handlers; what a round decides is fl/federation/round.
 #include "actors/aggregator_actor.hpp"
-#include "support/join.hpp"
 
 #include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
-#include "fl/aggregation/aggregate.hpp"
-#include "fl/aggregation/aggregation_error.hpp"
-#include "fl/federation/async_federation.hpp"
-#include "fl/federation/client_faults.hpp"
-#include "fl/privacy/differential_privacy.hpp"
-#include "fl/runtime/interrupt.hpp"
-#include "fl/privacy/privacy_budget.hpp"
-#include "fl/runtime/random_streams.hpp"
-#include "fl/results/record_fields.hpp"
-#include "fl/aggregation/round_aggregation.hpp"
+#include "actors/aggregator_state.hpp"
+#include "fl/federation/async_server.hpp"
 #include "fl/federation/round.hpp"
+#include "fl/runtime/interrupt.hpp"
+#include "support/join.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <limits>
-#include <map>
 #include <memory>
-#include <numeric>
 #include <optional>
-#include <random>
 #include <set>
 
 namespace fedvlm {
-
-namespace {
-
-using clock_type = std::chrono::steady_clock;
-
-struct aggregator_state {
-  AggregatorConfig cfg;
-  caf::typed_response_promise<RunDone> done;
-  bool over = false; ///< RunDone or an error was delivered: ignore late answers
-  RunDone summary;  ///< what start_atom is answered with; its counters are progress's
-  RunProgress progress;
-  /// Clients down for good (their node was lost, nothing to respawn them): asked nothing more,
-  /// counted failed at once instead of after a request timeout each round.
-  std::set<int> lost;
-  // -- the round in flight ---------------------------------------------------
-  RoundInFlight r;
-  bool training = false;
-  clock_type::time_point round_started;
-  std::set<int> eval_waiting; ///< clients asked to evaluate this round that have not answered
-  std::set<int> snapshot_waiting; ///< clients asked for their state that have not answered
-  // -- asynchronous mode -------------------------------------------------------
-  std::unique_ptr<ClientClock> clock;
-  AsyncTimeline timeline;
-  std::vector<int> jobs_started;                   ///< per client
-  std::map<std::pair<int, int>, std::optional<ClientUpdate>> arrived; ///< (client, job) → update, or none (failed)
-  std::map<int, TensorMap> base;                   ///< the global each client's job started from
-  std::set<int> idle;                              ///< clients not training (concurrency < clients)
-  int64_t commits = 0;
-  int version = 0; ///< aggregations so far: the global's version
-  static inline const char* name = "fedvlm.aggregator";
-};
-
-using aggregator_actor_t = caf::stateful_actor<aggregator_state>;
+namespace aggregator_detail {
 
 std::chrono::milliseconds timeout_of(const AggregatorConfig& cfg) {
   return std::chrono::milliseconds(static_cast<int64_t>(cfg.federation.round_timeout_s * 1000.0));
 }
 
-bool is_timeout(const caf::error& err) {
-  return err.category() == caf::atom("system") && err.code() == static_cast<uint8_t>(caf::sec::request_timeout);
-}
-
-/// A job that failed for real (non-finite loss, an exception) or saw a stop signal: the round
-/// must not be reported as if those clients had merely failed.
-bool stops_the_run(const caf::error& err) {
-  const uint8_t code = engine_error_code(err);
-  return code == static_cast<uint8_t>(EngineErrc::non_finite_loss) || code == static_cast<uint8_t>(EngineErrc::job_failed) ||
-         code == static_cast<uint8_t>(EngineErrc::interrupted);
-}
-
 bool is_central(const aggregator_state& st) { return strategy_spec(st.cfg.strategy).centralized; }
 bool is_async(const aggregator_state& st) { return st.cfg.federation.mode == FederationMode::async; }
-void async_round(aggregator_actor_t* self);
 
-void train_round(aggregator_actor_t* self, int round);
+void train_round(aggregator_actor_t self, int round);
 
 /// Ends the run with `err`: a job failed for real, or the state could not be saved.
-void abort_run(aggregator_actor_t* self, caf::error err) {
+void abort_run(aggregator_actor_t self, caf::error err) {
   auto& st = self->state;
   if (st.over) return;
   st.over = true;
@@ -100,7 +42,7 @@ void abort_run(aggregator_actor_t* self, caf::error err) {
 }
 
 /// A client actor died: put a new one in its place, from its state after the last finished round.
-void respawn_client(aggregator_actor_t* self, int id, const std::string& reason) {
+void respawn_client(aggregator_actor_t self, int id, const std::string& reason) {
   auto& st = self->state;
   const auto k = static_cast<std::size_t>(id);
   ++st.progress.crashes[k];
@@ -116,10 +58,10 @@ void respawn_client(aggregator_actor_t* self, int id, const std::string& reason)
   self->monitor(st.cfg.clients[k]);
 }
 
-void finish_training_if_complete(aggregator_actor_t* self);
+void finish_training_if_complete(aggregator_actor_t self);
 
 /// One selected client will not send an update this round.
-void client_failed(aggregator_actor_t* self, int id, const std::string& why) {
+void client_failed(aggregator_actor_t self, int id, const std::string& why) {
   auto& st = self->state;
   if (!st.training || st.r.updates.count(id) || !st.r.failed.insert(id).second) return;
   spdlog::warn("{}: round {}: client {} left out of this round: {}", st.cfg.run, st.r.round, id, why);
@@ -127,7 +69,7 @@ void client_failed(aggregator_actor_t* self, int id, const std::string& why) {
 }
 
 /// The next round, or RunDone after the last (or before a round that would exceed the privacy budget).
-void advance(aggregator_actor_t* self) {
+void advance(aggregator_actor_t self) {
   auto& st = self->state;
   if (st.over) return;
   if (const std::optional<std::string> stop = budget_stop(st.cfg, st.r.round)) {
@@ -148,7 +90,7 @@ void advance(aggregator_actor_t* self) {
 }
 
 /// The round's state is complete: hand it to the driver (adapters, checkpoint), then go on.
-void next_round_or_done(aggregator_actor_t* self) {
+void next_round_or_done(aggregator_actor_t self) {
   auto& st = self->state;
   if (st.over) return;
   if (st.r.round > 0 && st.cfg.on_round_state) {
@@ -165,7 +107,7 @@ void next_round_or_done(aggregator_actor_t* self) {
 }
 
 /// Every client's private state after the round, for checkpoints, adapters/ and respawns.
-void collect_states(aggregator_actor_t* self) {
+void collect_states(aggregator_actor_t self) {
   auto& st = self->state;
   if (st.r.round == 0) {
     next_round_or_done(self);
@@ -200,10 +142,10 @@ void collect_states(aggregator_actor_t* self) {
   }
 }
 
-void report_round(aggregator_actor_t* self, const EvalResult* global_eval);
+void report_round(aggregator_actor_t self, const EvalResult* global_eval);
 
 /// The round's evaluations are in: score the global model too where asked, then report.
-void finish_round(aggregator_actor_t* self) {
+void finish_round(aggregator_actor_t self) {
   auto& st = self->state;
   if (st.over) return;
   if (st.cfg.global_test.empty()) return report_round(self, nullptr);
@@ -223,7 +165,7 @@ void finish_round(aggregator_actor_t* self) {
             });
 }
 
-void report_round(aggregator_actor_t* self, const EvalResult* global_eval) {
+void report_round(aggregator_actor_t self, const EvalResult* global_eval) {
   auto& st = self->state;
   if (st.over) return;
   const double seconds = std::chrono::duration<double>(clock_type::now() - st.round_started).count();
@@ -233,7 +175,7 @@ void report_round(aggregator_actor_t* self, const EvalResult* global_eval) {
     if (st.cfg.observer) st.cfg.observer->client_evaluated(records.back());
   }
   const std::optional<double> virtual_now =
-      is_async(st) ? std::optional<double>(st.timeline.now()) : std::nullopt;
+      st.async ? std::optional<double>(st.async->now()) : std::nullopt;
   RoundSummary sum = round_summary(st.cfg, st.r, records, global_eval, seconds, virtual_now);
   if (st.cfg.wire_meter) {
     const WireBytes wire = st.cfg.wire_meter();
@@ -246,7 +188,7 @@ void report_round(aggregator_actor_t* self, const EvalResult* global_eval) {
 }
 
 /// Sends every client its download for evaluation; finish_round once all have answered or failed.
-void evaluate_all(aggregator_actor_t* self) {
+void evaluate_all(aggregator_actor_t self) {
   auto& st = self->state;
   st.r.evals.clear();
   st.eval_waiting.clear();
@@ -278,7 +220,7 @@ void evaluate_all(aggregator_actor_t* self) {
   }
 }
 
-void close_training(aggregator_actor_t* self) {
+void close_training(aggregator_actor_t self) {
   auto& st = self->state;
   st.training = false;
   std::string measure_warning;
@@ -294,12 +236,12 @@ void close_training(aggregator_actor_t* self) {
   evaluate_all(self);
 }
 
-void finish_training_if_complete(aggregator_actor_t* self) {
+void finish_training_if_complete(aggregator_actor_t self) {
   auto& st = self->state;
   if (st.training && st.r.updates.size() + st.r.failed.size() == st.r.selected.size()) close_training(self);
 }
 
-void train_round(aggregator_actor_t* self, int round) {
+void train_round(aggregator_actor_t self, int round) {
   auto& st = self->state;
   if (interrupt_requested())
     return abort_run(self, make_engine_error(EngineErrc::interrupted, "interrupted before round " + std::to_string(round)));
@@ -313,7 +255,7 @@ void train_round(aggregator_actor_t* self, int round) {
   const bool central = is_central(st);
   st.r.selected = round_participants(st.cfg, static_cast<int>(st.cfg.clients.size()), round);
   if (!central) // who will send a training job: the scheduler groups them in this order
-    self->send(st.cfg.scheduler, plan_atom::value, round, training_plan(st.cfg, round, st.r.selected, st.lost));
+    caf::anon_send(st.cfg.scheduler, plan_atom::value, round, training_plan(st.cfg, round, st.r.selected, st.lost));
   for (int id : st.r.selected) {
     if (st.lost.count(id)) {
       client_failed(self, id, "down since an earlier round (its node was lost)");
@@ -336,7 +278,7 @@ void train_round(aggregator_actor_t* self, int round) {
               const uint8_t code = engine_error_code(err);
               // Not one of ours and not a timeout: the client's actor died. Respawn it now, so
               // it is back before this round's evaluation.
-              if (code == 0 && !is_timeout(err) && id >= 0 &&
+              if (code == 0 && !is_request_timeout(err) && id >= 0 &&
                   s.cfg.clients[static_cast<std::size_t>(id)] == target)
                 respawn_client(self, id, describe_error(err));
               client_failed(self, id, describe_error(err));
@@ -344,114 +286,7 @@ void train_round(aggregator_actor_t* self, int round) {
   }
 }
 
-// -- asynchronous mode (FedBuff on a virtual clock) ----------------------------------------------
-
-void drain(aggregator_actor_t* self);
-
-/// Starts `client`'s next local training from the latest global, at the virtual clock's now.
-void dispatch(aggregator_actor_t* self, int client) {
-  auto& st = self->state;
-  const auto k = static_cast<std::size_t>(client);
-  const int job = ++st.jobs_started[k];
-  const int version = st.version;
-  st.timeline.start({client, job, version, st.timeline.now() + st.clock->duration(client, job)});
-  st.base[client] = st.progress.global;
-  GlobalDown latest;
-  latest.round = version;
-  latest.tensors = st.progress.global;
-  latest.bytes = static_cast<int64_t>(tensor_map_bytes(latest.tensors));
-  self->request(st.cfg.clients[k], timeout_of(st.cfg), async_train_atom::value, job, std::move(latest))
-      .then(
-          [self, client, job](ClientUpdate& up) {
-            auto& s = self->state;
-            if (s.over) return;
-            if (s.cfg.observer) s.cfg.observer->client_finished_training(s.cfg.run, s.r.round, client);
-            s.arrived[{client, job}] = std::move(up);
-            drain(self);
-          },
-          [self, client, job](caf::error& err) {
-            auto& s = self->state;
-            if (s.over) return;
-            if (stops_the_run(err)) return abort_run(self, err);
-            spdlog::warn("{}: job {} of client {} failed: {}; it starts again from the latest global", s.cfg.run, job,
-                         client, describe_error(err));
-            s.arrived[{client, job}] = std::nullopt;
-            drain(self);
-          });
-}
-
-/// FedBuff's server step over the full buffer; then the round's evaluation, as in sync mode.
-void aggregate_buffer(aggregator_actor_t* self) {
-  auto& st = self->state;
-  st.training = false;
-  close_async_round(st.cfg, st.r, st.progress.global);
-  ++st.version;
-  evaluate_all(self);
-}
-
-/// Commits, in virtual-time order, every finished job whose result has arrived.
-void drain(aggregator_actor_t* self) {
-  auto& st = self->state;
-  while (st.training && !st.over) {
-    const std::optional<AsyncJob> next = st.timeline.next();
-    if (!next) return;
-    auto it = st.arrived.find({next->client, next->job});
-    if (it == st.arrived.end()) return; // the earliest job is still computing: wait for it
-    st.timeline.pop();
-    std::optional<ClientUpdate> update = std::move(it->second);
-    st.arrived.erase(it);
-    ++st.commits;
-    const bool full = update.has_value() &&
-                      static_cast<int>(st.r.buffer.size()) + 1 >= effective_buffer_size(st.cfg.federation);
-    if (update) {
-      self->send(st.cfg.clients[static_cast<std::size_t>(next->client)], commit_atom::value, next->job);
-      st.r.buffer.push_back({std::move(*update), std::move(st.base[next->client]), st.version - next->version});
-    }
-    const int starts = next_async_client(st.cfg, static_cast<int>(st.cfg.clients.size()), st.idle, next->client, st.commits);
-    if (full) {
-      // Evaluations are sent before the next job, so the client evaluates its committed state.
-      aggregate_buffer(self);
-      dispatch(self, starts);
-      return;
-    }
-    dispatch(self, starts);
-  }
-}
-
-/// The next asynchronous aggregation: the first starts every client (or clients_per_round).
-void async_round(aggregator_actor_t* self) {
-  auto& st = self->state;
-  if (interrupt_requested())
-    return abort_run(self, make_engine_error(EngineErrc::interrupted, "interrupted before round " + std::to_string(st.r.round + 1)));
-  if (st.cfg.resume_from.round > 0)
-    return abort_run(self, make_engine_error(EngineErrc::job_failed, "asynchronous runs cannot be resumed from a checkpoint "
-                                                                     "(the jobs in flight are not saved); start it again"));
-  st.r.round = st.progress.rounds_completed + 1;
-  st.training = true;
-  st.round_started = clock_type::now();
-  st.r.buffer.clear();
-  st.r.measure = AggregationMeasure{};
-  if (st.cfg.observer) st.cfg.observer->round_started(st.cfg.run, st.r.round, st.cfg.federation.rounds);
-  if (!st.clock) {
-    st.clock = std::make_unique<ClientClock>(st.cfg.federation, st.cfg.local_epochs, st.cfg.faults, st.cfg.seed, st.cfg.train_samples);
-    st.jobs_started.assign(st.cfg.clients.size(), 0);
-    st.version = st.progress.rounds_completed;
-    // Version 0 of the shared tensors: what every client starts with (B = 0, or the common A).
-    if (st.progress.global.empty() && !st.progress.states.empty())
-      st.progress.global = tensor_map_clone(shared_part(strategy_spec(st.cfg.strategy), st.progress.states.front().adapters));
-    const int n = static_cast<int>(st.cfg.clients.size());
-    const std::vector<int> first = select_clients(n, st.cfg.federation.clients_per_round, st.cfg.seed, 0);
-    for (int id = 0; id < n; ++id) st.idle.insert(id);
-    for (int id : first) {
-      st.idle.erase(id);
-      dispatch(self, id);
-    }
-    return;
-  }
-  drain(self);
-}
-
-caf::behavior aggregator(aggregator_actor_t* self, AggregatorConfig cfg) {
+aggregator_actor::behavior_type aggregator(aggregator_actor_t self, AggregatorConfig cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.progress.states = st.cfg.initial_states;
@@ -536,10 +371,10 @@ caf::behavior aggregator(aggregator_actor_t* self, AggregatorConfig cfg) {
   };
 }
 
-} // namespace
+} // namespace aggregator_detail
 
-caf::actor spawn_aggregator(caf::actor_system& system, AggregatorConfig config) {
-  return system.spawn(aggregator, std::move(config));
+aggregator_actor spawn_aggregator(caf::actor_system& system, AggregatorConfig config) {
+  return system.spawn(aggregator_detail::aggregator, std::move(config));
 }
 
 } // namespace fedvlm

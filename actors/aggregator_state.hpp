@@ -1,0 +1,50 @@
+// actors/aggregator_state.hpp — the aggregator actor's state, shared by its synchronous and asynchronous handlers (internal).
+#pragma once
+
+#include "actors/aggregator_actor.hpp"
+#include "fl/federation/async_server.hpp"
+#include "fl/federation/round.hpp"
+
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <chrono>
+#include <memory>
+#include <set>
+
+namespace fedvlm::aggregator_detail {
+
+using clock_type = std::chrono::steady_clock;
+
+struct aggregator_state {
+  AggregatorConfig cfg;
+  caf::typed_response_promise<RunDone> done;
+  bool over = false; ///< RunDone or an error was delivered: ignore late answers
+  RunDone summary;  ///< what start_atom is answered with; its counters are progress's
+  RunProgress progress;
+  /// Clients down for good (their node was lost, nothing to respawn them): asked nothing more,
+  /// counted failed at once instead of after a request timeout each round.
+  std::set<int> lost;
+  // -- the round in flight ---------------------------------------------------
+  RoundInFlight r;
+  bool training = false;
+  clock_type::time_point round_started;
+  std::set<int> eval_waiting; ///< clients asked to evaluate this round that have not answered
+  std::set<int> snapshot_waiting; ///< clients asked for their state that have not answered
+  std::unique_ptr<AsyncServer> async; ///< asynchronous mode, from its first round
+  static inline const char* name = "fedvlm.aggregator";
+};
+
+using aggregator_actor_t = aggregator_actor::stateful_pointer<aggregator_state>;
+
+
+/// How long a client has to answer a request.
+[[nodiscard]] std::chrono::milliseconds timeout_of(const AggregatorConfig& cfg);
+/// Ends the run with `err`: a job failed for real, or the state could not be saved.
+void abort_run(aggregator_actor_t self, caf::error err);
+/// Sends every client its download for evaluation; the round is reported once all answered.
+void evaluate_all(aggregator_actor_t self);
+/// The next asynchronous aggregation (actors/aggregator_async.cpp; the rest is actors/aggregator_sync.cpp).
+void async_round(aggregator_actor_t self);
+
+} // namespace fedvlm::aggregator_detail
