@@ -78,8 +78,10 @@ protected:
     c.data.path = kFashion;
     c.data.max_samples = 800;
     c.pretrain.enabled = true;
-    c.pretrain.public_samples = 1000;
-    c.pretrain.epochs = 1;
+    // A base that has learnt something (loss ~2.1 after 20 steps was chance level, and whether
+    // a federation then learnt depended on the CPU's float rounding).
+    c.pretrain.public_samples = 2000;
+    c.pretrain.epochs = 2;
     c.pretrain.batch_size = 50;
     c.partition.scheme = PartitionScheme::shards;
     c.partition.shards_per_client = 2;
@@ -624,10 +626,12 @@ TEST_F(Federation, ExactRulesLeaveNoAggregationErrorAndSendWhatTheyShould) {
     // Every client holds the same merged delta, and so does the global.
     EXPECT_TRUE(at::allclose(mine.at("classifier.3.lora_delta"), stacking->done.global.at("classifier.3.lora_delta")));
   }
-  // Fine-tuning through the merged deltas still learns: the test loss falls round after round.
+  // Fine-tuning through the merged deltas still learns: the test loss after each round is below
+  // the loss before fine-tuning. (Not necessarily round after round: on 2-class clients round 2
+  // came out 0.4 % above round 1 on an AMD EPYC, below it elsewhere.)
   for (const auto* out : {fedex.get(), stacking.get()}) {
     EXPECT_LT(mean_loss(out->observer, 1), mean_loss(out->observer, 0));
-    EXPECT_LT(mean_loss(out->observer, 2), mean_loss(out->observer, 1));
+    EXPECT_LT(mean_loss(out->observer, 2), mean_loss(out->observer, 0));
   }
 }
 
