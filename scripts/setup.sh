@@ -33,8 +33,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 build="$root/build"
+launcher=()
+if command -v ccache > /dev/null; then
+  # Where ccache is installed, checkouts anywhere (worktrees, fresh clones) share its cache:
+  # paths are hashed relative to the checkout.
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$root}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
 if [ ! -f "$build/build.ninja" ]; then
-  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}"
 fi
 echo "== building $target"
 cmake --build "$build" --target "$target" -j 2
