@@ -31,8 +31,8 @@ struct ModelSettings {
 };
 
 struct DataSettings {
-  std::string dataset = "fashion_mnist"; ///< fashion_mnist | cifar10 | vqa_folder | synthetic_vqa
-  std::filesystem::path path = "/usr/share/datasets/fashion-mnist";
+  std::string dataset = "fashion_mnist"; ///< fashion_mnist | mnist | cifar10 | vqa_folder | synthetic_vqa
+  std::filesystem::path path = "/usr/share/datasets/fashion-mnist"; ///< mnist: /usr/share/datasets/mnist unless set
   int64_t max_samples = 0; ///< cap on the federated pool (0 = every training sample left)
   double test_fraction = 0.2;
   // -- VQA (Florence-2) ---------------------------------------------------------

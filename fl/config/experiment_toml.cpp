@@ -283,8 +283,8 @@ const std::vector<KeyDef>& schema() {
       string_key("model.precision", "Florence-2: float32 | bfloat16 (frozen weights and activations; adapters stay float32)",
                  M(c.model.precision)),
 
-      string_key("data.dataset", "fashion_mnist | cifar10 | vqa_folder (metadata.jsonl + images) | synthetic_vqa", M(c.data.dataset)),
-      path_key("data.path", "directory holding the dataset files", M(c.data.path)),
+      string_key("data.dataset", "fashion_mnist | mnist | cifar10 | vqa_folder (metadata.jsonl + images) | synthetic_vqa", M(c.data.dataset)),
+      path_key("data.path", "directory holding the dataset files (default: /usr/share/datasets/fashion-mnist, for mnist /usr/share/datasets/mnist)", M(c.data.path)),
       int_key("data.max_samples", "cap on the federated sample pool (0 = all)", M(c.data.max_samples)),
       real_key("data.test_fraction", "share of each client's data held out as its test split", M(c.data.test_fraction)),
       string_key("data.domain_field", "VQA: metadata.jsonl field naming each sample's domain", M(c.data.domain_field)),
@@ -607,9 +607,11 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
                                 (c.model.precision == "float16" ? " (float16 needs CUDA, which the models do not use yet)" : ""));
   if (c.model.precision != "float32" && !arch->bfloat16)
     fail("model.precision", "bfloat16 is supported for the florence2_* models only");
-  static const std::set<std::string> datasets = {"fashion_mnist", "cifar10", "vqa_folder", "synthetic_vqa"};
+  static const std::set<std::string> datasets = {"fashion_mnist", "mnist", "cifar10", "vqa_folder", "synthetic_vqa"};
   if (!datasets.count(c.data.dataset))
-    fail("data.dataset", "expected fashion_mnist, cifar10, vqa_folder or synthetic_vqa, got \"" + c.data.dataset + "\"");
+    fail("data.dataset", "expected fashion_mnist, mnist, cifar10, vqa_folder or synthetic_vqa, got \"" + c.data.dataset + "\"");
+  // MNIST's files sit where Debian puts Fashion-MNIST's, under their own name.
+  if (c.data.dataset == "mnist" && !where.count("data.path")) c.data.path = "/usr/share/datasets/mnist";
   if ((arch->data == ModelData::vqa) != c.data.is_vqa())
     fail("data.dataset", arch->data == ModelData::vqa
                              ? "model.arch " + c.model.arch + " needs a VQA dataset (vqa_folder or synthetic_vqa)"
@@ -651,7 +653,7 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   }
   if (c.data.max_samples < 0) fail("data.max_samples", "must be >= 0");
   if (c.evaluation.global_test) {
-    if (c.data.is_vqa()) fail("evaluation.global_test", "needs an image dataset with an official test split (fashion_mnist, cifar10)");
+    if (c.data.is_vqa()) fail("evaluation.global_test", "needs an image dataset with an official test split (fashion_mnist, mnist, cifar10)");
     if (c.data.test_fraction < 0 || c.data.test_fraction >= 1)
       fail("data.test_fraction", "must be in [0, 1) (0: clients train on all their data; the global test scores the model)");
   } else if (c.data.test_fraction <= 0 || c.data.test_fraction >= 1) {
