@@ -379,7 +379,7 @@ const std::vector<KeyDef>& schema() {
        [](const ExperimentConfig& c) { return fmt_list(c.lora_client_ranks); }},
 
       int_key("train.local_epochs", "local epochs per round", M(c.train.local_epochs)),
-      int_key("train.batch_size", "local batch size", M(c.train.batch_size)),
+      int_key("train.batch_size", "local batch size (0 = the client's whole local set: FedSGD's B = infinity)", M(c.train.batch_size)),
       real_key("train.lr", "local learning rate", M(c.train.lr)),
       enum_key("train.optimizer", "sgd | adam | adamw",
                [](ExperimentConfig& c, const std::string& s) {
@@ -448,6 +448,13 @@ const std::vector<KeyDef>& schema() {
       bool_key("evaluation.global_test",
                "score the global model on the dataset's official test split each round (image datasets)",
                M(c.evaluation.global_test)),
+      real_key("evaluation.target_accuracy",
+               "record the (interpolated) round at which the global test and the mean client accuracy first reach "
+               "this, in (0, 1] (0 = off)",
+               M(c.evaluation.target_accuracy)),
+      bool_key("evaluation.stop_at_target",
+               "end the run once evaluation.target_accuracy is reached (global test where on, else mean client accuracy)",
+               M(c.evaluation.stop_at_target)),
 
       int_key("checkpoint.every", "write a checkpoint after every N-th round and the last (0 = never); see `resume`",
               M(c.checkpoint.every)),
@@ -652,6 +659,10 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     if (!c.clip.pretrain_templates.empty()) fail("clip.pretrain_templates", "applies to CLIP models (model.arch = clip_*) only");
   }
   if (c.data.max_samples < 0) fail("data.max_samples", "must be >= 0");
+  if (c.evaluation.target_accuracy < 0 || c.evaluation.target_accuracy > 1)
+    fail("evaluation.target_accuracy", "must be in (0, 1] (0 = off), got " + fmt_real(c.evaluation.target_accuracy));
+  if (c.evaluation.stop_at_target && c.evaluation.target_accuracy == 0)
+    fail("evaluation.stop_at_target", "needs evaluation.target_accuracy, the accuracy to stop at");
   if (c.evaluation.global_test) {
     if (c.data.is_vqa()) fail("evaluation.global_test", "needs an image dataset with an official test split (fashion_mnist, mnist, cifar10)");
     if (c.data.test_fraction < 0 || c.data.test_fraction >= 1)
@@ -706,7 +717,7 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   }
   if (c.lora_targets.empty()) fail("lora.targets", "needs at least one module name");
   if (c.train.local_epochs < 1) fail("train.local_epochs", "must be >= 1");
-  if (c.train.batch_size < 1) fail("train.batch_size", "must be >= 1");
+  if (c.train.batch_size < 0) fail("train.batch_size", "must be >= 1, or 0 for the client's whole local set (full batch)");
   if (c.train.eval_batch_size < 1) fail("train.eval_batch_size", "must be >= 1");
   positive("train.lr", c.train.lr);
   positive("train.adam_eps", c.train.adam_eps);
@@ -870,8 +881,8 @@ void merge_override(toml::table& doc, toml::table&& over) {
   }
 }
 
-ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& source_name,
-                               const std::vector<std::string>& overrides) {
+ExperimentPlan grid_plan(toml::table doc, const std::filesystem::path& source_name,
+                         const std::vector<std::string>& overrides, const std::string& row = {}) {
   const std::string file = source_name.string();
   std::vector<std::string> override_sources;
   for (const auto& o : overrides) {
@@ -937,6 +948,10 @@ ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& sou
       c.sweep[axes[i].def->path] = value_text(v);
       parts.push_back(axis_label(axes[i].def->path) + "=" + label_value(value_text(v)));
     }
+    if (!row.empty()) {
+      c.sweep["row"] = row;
+      parts.insert(parts.begin(), row);
+    }
     c.run_label = parts.empty() ? "run" : join(parts, ",");
     if (const std::string why = dir_name_problem(c.run_label); !why.empty())
       throw ConfigError(file + ": the sweep label '" + c.run_label + "' cannot be a directory name (" + why +
@@ -957,6 +972,42 @@ ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& sou
     }
     if (axes.empty()) return plan;
   }
+}
+
+/// `[[rows]]`: runs that differ in several keys at once (a paper's table), each a table with a
+/// `label` and the keys it sets over the rest of the file (then --set); a grid of the file's
+/// other axes runs within each row. Without rows, the grid alone.
+ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& source_name,
+                               const std::vector<std::string>& overrides) {
+  const std::string file = source_name.string();
+  const toml::node* rows_node = doc.get("rows");
+  if (rows_node == nullptr) return grid_plan(std::move(doc), source_name, overrides);
+  const Where rows_where{file, "rows", rows_node->source().begin};
+  const toml::array* rows = rows_node->as_array();
+  if (rows == nullptr || rows->empty() || !rows->is_array_of_tables())
+    rows_where.fail("expects one or more [[rows]] tables, each with a label and the keys the row sets");
+  const toml::array rows_copy = *rows;
+  doc.erase("rows");
+  ExperimentPlan plan;
+  std::set<std::string> labels;
+  for (const auto& r : rows_copy) {
+    toml::table row = *r.as_table();
+    const Where row_where{file, "rows", r.source().begin};
+    const toml::node* label_node = row.get("label");
+    if (label_node == nullptr) row_where.fail("a row needs a label = \"...\" (its run's name)");
+    const std::string label = read_string(*label_node, Where{file, "rows.label", label_node->source().begin});
+    if (label.empty() || label.find_first_of("=,/\\ ") != std::string::npos || dir_name_problem(label) != "")
+      Where{file, "rows.label", label_node->source().begin}.fail("a row label must be a non-empty directory name without '=', ',', '/' or spaces, got \"" + label + "\"");
+    if (!labels.insert(label).second) Where{file, "rows.label", label_node->source().begin}.fail("row '" + label + "' appears twice");
+    row.erase("label");
+    toml::table merged = doc;
+    merge_override(merged, std::move(row));
+    ExperimentPlan part = grid_plan(std::move(merged), source_name, overrides, label);
+    for (auto& c : part.runs) plan.runs.push_back(std::move(c));
+    for (const auto& k : part.sweep_keys)
+      if (std::find(plan.sweep_keys.begin(), plan.sweep_keys.end(), k) == plan.sweep_keys.end()) plan.sweep_keys.push_back(k);
+  }
+  return plan;
 }
 
 } // namespace
