@@ -986,21 +986,21 @@ ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& sou
   const toml::array* rows = rows_node->as_array();
   if (rows == nullptr || rows->empty() || !rows->is_array_of_tables())
     rows_where.fail("expects one or more [[rows]] tables, each with a label and the keys the row sets");
-  const toml::array rows_copy = *rows;
-  doc.erase("rows");
+  toml::table rest = doc; // positions are read from `doc`'s own nodes: copies lose them
+  rest.erase("rows");
   ExperimentPlan plan;
   std::set<std::string> labels;
-  for (const auto& r : rows_copy) {
+  for (const auto& r : *rows) {
     toml::table row = *r.as_table();
     const Where row_where{file, "rows", r.source().begin};
-    const toml::node* label_node = row.get("label");
+    const toml::node* label_node = r.as_table()->get("label");
     if (label_node == nullptr) row_where.fail("a row needs a label = \"...\" (its run's name)");
     const std::string label = read_string(*label_node, Where{file, "rows.label", label_node->source().begin});
     if (label.empty() || label.find_first_of("=,/\\ ") != std::string::npos || dir_name_problem(label) != "")
       Where{file, "rows.label", label_node->source().begin}.fail("a row label must be a non-empty directory name without '=', ',', '/' or spaces, got \"" + label + "\"");
     if (!labels.insert(label).second) Where{file, "rows.label", label_node->source().begin}.fail("row '" + label + "' appears twice");
     row.erase("label");
-    toml::table merged = doc;
+    toml::table merged = rest;
     merge_override(merged, std::move(row));
     ExperimentPlan part = grid_plan(std::move(merged), source_name, overrides, label);
     for (auto& c : part.runs) plan.runs.push_back(std::move(c));
