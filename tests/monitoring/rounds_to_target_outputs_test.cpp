@@ -125,7 +125,7 @@ TEST(RoundsToTargetOutputs, PlotDrawsTheTargetAsAHorizontalLine) {
   ASSERT_NE(global, std::string::npos);
   EXPECT_NE(script.find(arrow, accuracy), std::string::npos) << script;
   EXPECT_NE(script.find(arrow, global), std::string::npos) << script;
-  EXPECT_EQ(script.find("set arrow"), script.find(arrow)) << "no other arrows";
+  EXPECT_EQ(script.find("\nset arrow"), script.find("\n" + arrow)) << "no other arrows";
   EXPECT_NE(script.find("unset arrow"), std::string::npos);
 }
 
