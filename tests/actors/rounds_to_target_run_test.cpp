@@ -17,7 +17,7 @@ using namespace fedvlm;
 
 const std::filesystem::path kMnist = std::filesystem::path(FEDVLM_SOURCE_DIR) / ".." / "shared" / "datasets" / "mnist";
 
-class Rounds : public RunObserver {
+class Rounds : public RunObserverBase {
 public:
   void round_finished(const RoundSummary& s) override {
     std::lock_guard<std::mutex> lock(mutex_);
