@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <limits>
 #include <stdexcept>
 
@@ -69,6 +71,56 @@ TEST(RoundsToTarget, UnmeasuredRoundsAreSkippedAndGapsInterpolatedOver) {
 TEST(RoundsToTarget, RoundsOutOfOrderAreRefused) {
   EXPECT_THROW((void)rounds_to_target({{0, 0.1}, {2, 0.2}, {1, 0.9}}, 0.5), std::invalid_argument);
   EXPECT_THROW((void)rounds_to_target({{3, 0.1}, {3, 0.9}}, 0.5), std::invalid_argument);
+}
+
+RoundSummary summary(int round, double global, double mean) {
+  RoundSummary s;
+  s.round = round;
+  s.global_accuracy = global;
+  s.mean_accuracy = mean;
+  return s;
+}
+
+TEST(TargetTracker, FillsEverySummaryAndSaysOnceWhenTheWatchedCurveArrives) {
+  TargetTracker t(0.8, /*watch_global=*/true);
+  RoundSummary s0 = summary(0, 0.1, 0.5), s1 = summary(1, 0.6, 0.9), s2 = summary(2, 0.9, 0.95), s3 = summary(3, 0.7, 0.95);
+  EXPECT_FALSE(t.record(s0));
+  EXPECT_EQ(s0.target_accuracy, 0.8);
+  EXPECT_TRUE(std::isnan(s0.global_rounds_to_target));
+  EXPECT_TRUE(std::isnan(s0.mean_rounds_to_target));
+  // The mean client accuracy crosses in round 1 (0.5 → 0.9: at 0.75), but the global test is watched.
+  EXPECT_FALSE(t.record(s1));
+  EXPECT_DOUBLE_EQ(s1.mean_rounds_to_target, 0.75);
+  EXPECT_TRUE(std::isnan(s1.global_rounds_to_target));
+  EXPECT_FALSE(t.reached());
+  EXPECT_TRUE(t.record(s2)); // 0.6 → 0.9: 0.8 at 1 + 2/3
+  EXPECT_DOUBLE_EQ(s2.global_rounds_to_target, 1.0 + 0.2 / 0.3);
+  EXPECT_TRUE(t.reached());
+  EXPECT_DOUBLE_EQ(t.reached_at(), 1.0 + 0.2 / 0.3);
+  EXPECT_FALSE(t.record(s3)); // already reached; the dip changes nothing
+  EXPECT_DOUBLE_EQ(s3.global_rounds_to_target, 1.0 + 0.2 / 0.3);
+  EXPECT_DOUBLE_EQ(s3.mean_rounds_to_target, 0.75);
+}
+
+TEST(TargetTracker, AResumedRunStartsFromItsEarlierRounds) {
+  // Rounds 0..2 ran before; rounds 3.. after a resume from round 2. A later round in the old
+  // files (3, from a round the checkpoint did not cover) is not used.
+  const std::vector<RoundSummary> earlier{summary(0, 0.1, NAN), summary(1, 0.5, NAN), summary(2, 0.7, NAN),
+                                          summary(3, 0.99, NAN)};
+  TargetTracker resumed(0.8, true, earlier);
+  RoundSummary s3 = summary(3, 0.9, NAN);
+  EXPECT_TRUE(resumed.record(s3));
+  EXPECT_DOUBLE_EQ(s3.global_rounds_to_target, 2.5); // from (2, 0.7), not from round 3 alone
+  // Without the earlier rounds it would say 3: the first point it saw.
+  TargetTracker fresh(0.8, true);
+  RoundSummary again = summary(3, 0.9, NAN);
+  EXPECT_TRUE(fresh.record(again));
+  EXPECT_EQ(again.global_rounds_to_target, 3.0);
+  // Watching the mean client accuracy, which is not measured here: never reached.
+  TargetTracker mean(0.8, false, earlier);
+  RoundSummary m = summary(3, 0.9, NAN);
+  EXPECT_FALSE(mean.record(m));
+  EXPECT_FALSE(mean.reached());
 }
 
 } // namespace
