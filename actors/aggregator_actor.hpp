@@ -26,6 +26,11 @@ struct AggregatorConfig : RoundSettings {
   /// shared initial adapters) overlaid with the global tensors on these pool indices.
   std::vector<int64_t> global_test;
   TensorMap global_template;
+  /// evaluation.target_accuracy (0 = off) and stop_at_target: rounds to target in every round's
+  /// summary; stop once reached. A resumed run's curves start from `previous_rounds`.
+  double target_accuracy = 0;
+  bool stop_at_target = false;
+  std::vector<RoundSummary> previous_rounds;
   caf::actor scheduler;
   std::vector<client_actor> clients; ///< index = client id
   client_actor central_trainer;      ///< centralized strategy only

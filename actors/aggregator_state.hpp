@@ -4,12 +4,14 @@
 #include "actors/aggregator_actor.hpp"
 #include "fl/federation/async_server.hpp"
 #include "fl/federation/round.hpp"
+#include "fl/results/rounds_to_target.hpp"
 
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <set>
 
 namespace fedvlm::aggregator_detail {
@@ -32,6 +34,7 @@ struct aggregator_state {
   std::set<int> eval_waiting; ///< clients asked to evaluate this round that have not answered
   std::set<int> snapshot_waiting; ///< clients asked for their state that have not answered
   std::unique_ptr<AsyncServer> async; ///< asynchronous mode, from its first round
+  std::optional<TargetTracker> target; ///< evaluation.target_accuracy
   static inline const char* name = "fedvlm.aggregator";
 };
 

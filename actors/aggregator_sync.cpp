@@ -72,7 +72,13 @@ void client_failed(aggregator_actor_t self, int id, const std::string& why) {
 void advance(aggregator_actor_t self) {
   auto& st = self->state;
   if (st.over) return;
-  if (const std::optional<std::string> stop = budget_stop(st.cfg, st.r.round)) {
+  if (st.r.round < st.cfg.federation.rounds && st.cfg.stop_at_target && st.target && st.target->reached()) {
+    st.summary.note = fmt::format("stopped after round {} of {} (evaluation.stop_at_target): the {} accuracy reached "
+                                  "evaluation.target_accuracy = {} at round {:.2f}",
+                                  st.r.round, st.cfg.federation.rounds, st.target->watches_global() ? "global test" : "mean client",
+                                  st.target->target(), st.target->reached_at());
+    spdlog::info("{}: {}", st.cfg.run, st.summary.note);
+  } else if (const std::optional<std::string> stop = budget_stop(st.cfg, st.r.round)) {
     st.summary.note = *stop;
     spdlog::warn("{}: {}", st.cfg.run, st.summary.note);
   } else if (st.r.round < st.cfg.federation.rounds) {
@@ -182,6 +188,10 @@ void report_round(aggregator_actor_t self, const EvalResult* global_eval) {
     sum.wire_bytes_sent = wire.sent;
     sum.wire_bytes_received = wire.received;
   }
+  if (st.target && st.target->record(sum))
+    spdlog::info("{}: round {}: the {} accuracy reached evaluation.target_accuracy = {} at round {:.2f}", st.cfg.run,
+                 sum.round, st.target->watches_global() ? "global test" : "mean client", st.target->target(),
+                 st.target->reached_at());
   if (st.cfg.observer) st.cfg.observer->round_finished(sum);
   if (st.r.round > 0) st.progress.rounds_completed = st.r.round;
   collect_states(self);
@@ -297,6 +307,7 @@ aggregator_actor::behavior_type aggregator(aggregator_actor_t self, AggregatorCo
   st.progress.rounds_without_quorum = st.cfg.resume_from.rounds_without_quorum;
   st.progress.crashes = st.cfg.resume_from.crashes;
   st.progress.crashes.resize(st.cfg.clients.size(), 0);
+  if (st.cfg.target_accuracy > 0) st.target.emplace(st.cfg.target_accuracy, !st.cfg.global_test.empty(), st.cfg.previous_rounds);
   for (const auto& c : st.cfg.clients) self->monitor(c);
   // A bug that throws here must still answer the driver, which would otherwise wait forever.
   self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {

@@ -209,6 +209,7 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
 
   RunHooks hooks;
   if (resume) hooks.resume_from = resume->checkpoint;
+  if (resume) hooks.previous_rounds = resume->previous.rounds;
   hooks.serve = options_.serve;
   hooks.on_round_state = [&, fingerprint](const RunCheckpoint& state) {
     save_adapters(dir / "adapters", state);

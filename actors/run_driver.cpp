@@ -103,6 +103,9 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   static_cast<RoundSettings&>(agg) = round_settings(c, run_id, setup);
   agg.global_test = setup.global_test;
   if (!agg.global_test.empty()) agg.global_template = initial_adapters(c, setup, kSharedInit);
+  agg.target_accuracy = c.evaluation.target_accuracy;
+  agg.stop_at_target = c.evaluation.stop_at_target;
+  agg.previous_rounds = hooks.previous_rounds;
   agg.scheduler = scheduler;
   agg.observer = &observer;
   agg.resume_from = hooks.resume_from;

@@ -15,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace fedvlm {
 
@@ -23,6 +24,8 @@ struct RunHooks {
   /// round 0: a fresh run. Otherwise a checkpoint to continue from (its clients must match the
   /// configuration's).
   RunCheckpoint resume_from;
+  /// The round summaries a resumed run wrote before (evaluation.target_accuracy's curves).
+  std::vector<RoundSummary> previous_rounds;
   /// After every finished round, with the whole state (see AggregatorConfig::on_round_state).
   std::function<void(const RunCheckpoint&)> on_round_state;
   /// Set: the clients run on other processes (actors/cluster.hpp) that join this one; only

@@ -1,4 +1,4 @@
-// model/classic_nets.cpp — cnn_mnist and mlp_2nn as TensorMaps of torch.nn-named weights and ATen forwards.
+// model/classic_nets.cpp — cnn_mnist, cnn_fedavg and mlp_2nn as TensorMaps of torch.nn-named weights and ATen forwards.
 #include "model/classic_nets.hpp"
 #include "support/join.hpp"
 
@@ -153,6 +153,28 @@ public:
   }
 };
 
+class CnnFedAvg final : public ClassicNet {
+public:
+  CnnFedAvg(int64_t num_classes, uint64_t seed) : ClassicNet("cnn_fedavg", num_classes) {
+    linears_ = {linear_keys("fc1", 64 * 7 * 7, 512), linear_keys("fc2", 512, num_classes)};
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    init_module(state_, "conv1", {32, kImageChannels, 5, 5}, gen);
+    init_module(state_, "conv2", {64, 32, 5, 5}, gen);
+    for (const LinearKeys& l : linears_) init_module(state_, l.layer, {l.out, l.in}, gen);
+  }
+
+  at::Tensor features(const at::Tensor& images, const ForwardContext& ctx) const override {
+    check_images(images);
+    // Padding 2 keeps 28 → 28 and 14 → 14: the only reading of the paper that gives its
+    // 1,663,370 parameters (unpadded, fc1 would see 64·4·4 and the net hold 582,026).
+    at::Tensor x = at::conv2d(images, conv("conv1.weight", ctx), conv("conv1.bias", ctx), {1, 1}, {2, 2}); // (N, 32, 28, 28)
+    x = at::max_pool2d(at::relu(x), {2, 2});                                                      // (N, 32, 14, 14)
+    x = at::conv2d(x, conv("conv2.weight", ctx), conv("conv2.bias", ctx), {1, 1}, {2, 2}); // (N, 64, 14, 14)
+    x = at::max_pool2d(at::relu(x), {2, 2});                                                      // (N, 64, 7, 7)
+    return at::relu(linear(x.flatten(1), linears_[0], ctx));                                      // (N, 512)
+  }
+};
+
 class Mlp2nn final : public ClassicNet {
 public:
   Mlp2nn(int64_t num_classes, uint64_t seed) : ClassicNet("mlp_2nn", num_classes) {
@@ -178,13 +200,18 @@ void check_classes(const char* arch, int64_t num_classes) {
 } // namespace
 
 const std::vector<std::string>& classic_net_names() {
-  static const std::vector<std::string> names{"cnn_mnist", "mlp_2nn"};
+  static const std::vector<std::string> names{"cnn_mnist", "cnn_fedavg", "mlp_2nn"};
   return names;
 }
 
 std::shared_ptr<ImageClassifier> make_cnn_mnist(int64_t num_classes, uint64_t seed) {
   check_classes("cnn_mnist", num_classes);
   return std::make_shared<CnnMnist>(num_classes, seed);
+}
+
+std::shared_ptr<ImageClassifier> make_cnn_fedavg(int64_t num_classes, uint64_t seed) {
+  check_classes("cnn_fedavg", num_classes);
+  return std::make_shared<CnnFedAvg>(num_classes, seed);
 }
 
 std::shared_ptr<ImageClassifier> make_mlp_2nn(int64_t num_classes, uint64_t seed) {
@@ -195,6 +222,7 @@ std::shared_ptr<ImageClassifier> make_mlp_2nn(int64_t num_classes, uint64_t seed
 std::shared_ptr<ImageClassifier> make_classic_net(const std::string& arch, int64_t num_classes,
                                                   uint64_t seed) {
   if (arch == "cnn_mnist") return make_cnn_mnist(num_classes, seed);
+  if (arch == "cnn_fedavg") return make_cnn_fedavg(num_classes, seed);
   if (arch == "mlp_2nn") return make_mlp_2nn(num_classes, seed);
   throw std::invalid_argument("unknown classic net '" + arch + "'; valid: " + join(classic_net_names()));
 }

@@ -60,7 +60,7 @@ std::string cell(const MeanStd& m, bool sign = false) {
 std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
   struct Pool {
     ComparisonRow row;
-    std::vector<double> acc, prec, rec, f1, loss, gain, epsilon, global_accuracy;
+    std::vector<double> acc, prec, rec, f1, loss, gain, epsilon, global_accuracy, rounds_to_target;
     std::map<std::string, std::vector<double>> task_metrics;
     std::vector<int> clients;
   };
@@ -85,6 +85,12 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
     if (!run.rounds.empty() && std::isfinite(run.rounds.back().epsilon)) pool.epsilon.push_back(run.rounds.back().epsilon);
     if (!run.rounds.empty() && std::isfinite(run.rounds.back().global_accuracy))
       pool.global_accuracy.push_back(run.rounds.back().global_accuracy);
+    if (!run.rounds.empty() && std::isfinite(run.rounds.back().target_accuracy)) {
+      const RoundSummary& last = run.rounds.back();
+      const double r = std::isfinite(last.global_accuracy) ? last.global_rounds_to_target : last.mean_rounds_to_target;
+      if (std::isfinite(r)) pool.rounds_to_target.push_back(r);
+      else ++pool.row.target_not_reached;
+    }
 
     int final_round = -1;
     std::map<int, double> before; // client → accuracy
@@ -121,6 +127,7 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
     row.gain = mean_std(pool.gain);
     row.epsilon = mean_std(pool.epsilon);
     row.global_accuracy = mean_std(pool.global_accuracy);
+    row.rounds_to_target = mean_std(pool.rounds_to_target);
     for (const auto& [name, values] : pool.task_metrics) row.task_metrics[name] = mean_std(values);
     row.min_clients = *std::min_element(pool.clients.begin(), pool.clients.end());
     row.max_clients = *std::max_element(pool.clients.begin(), pool.clients.end());
@@ -146,6 +153,9 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
   if (any_dp) header.push_back("ε spent");
   const bool any_global = std::any_of(rows.begin(), rows.end(), [](const ComparisonRow& r) { return r.global_accuracy.n > 0; });
   if (any_global) header.push_back("global test acc");
+  const bool any_target =
+      std::any_of(rows.begin(), rows.end(), [](const ComparisonRow& r) { return r.rounds_to_target.n > 0 || r.target_not_reached > 0; });
+  if (any_target) header.push_back("rounds to target");
   std::set<std::string> task_metrics;
   for (const auto& row : rows)
     for (const auto& [name, m] : row.task_metrics) task_metrics.insert(name);
@@ -166,6 +176,14 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
                      cell(row.loss), cell(row.gain, true), human_bytes(row.bytes_up_per_run)});
     if (any_dp) table.back().push_back(row.epsilon.n > 0 ? cell(row.epsilon) : "-");
     if (any_global) table.back().push_back(cell(row.global_accuracy));
+    if (any_target) {
+      std::string c = row.rounds_to_target.n == 0 ? std::string(row.target_not_reached ? "not reached" : "-")
+                                                  : fixed_decimals(row.rounds_to_target.mean, 2) + " ± " +
+                                                        fixed_decimals(row.rounds_to_target.std, 2);
+      if (row.rounds_to_target.n > 0 && row.target_not_reached > 0)
+        c += " (" + std::to_string(row.target_not_reached) + " not reached)";
+      table.back().push_back(c);
+    }
     for (const auto& name : task_metrics) {
       const auto it = row.task_metrics.find(name);
       table.back().push_back(it == row.task_metrics.end() ? "-" : cell(it->second));
@@ -183,6 +201,9 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
       "gain = final − before accuracy per client; bytes up/run = a run's total upload, mean over "
       "the group's runs.\n";
   if (any_global) out += "global test acc = the global model on the official test split, mean ± std over runs.\n";
+  if (any_target)
+    out += "rounds to target = first round at which evaluation.target_accuracy was reached (monotone curve, linear "
+           "interpolation; global test where measured, else mean client accuracy), mean ± std over the runs that reached it.\n";
   out += render(header);
   std::size_t total = 0;
   for (auto w : width) total += w;

@@ -30,6 +30,10 @@ struct ComparisonRow {
   /// evaluation.global_test: the global model's accuracy on the official test split in each
   /// run's final round, over the group's runs (n = 0: none measured)
   MeanStd global_accuracy;
+  /// evaluation.target_accuracy: rounds to target (global test where measured, else the mean
+  /// client accuracy) over the runs that reached it; `target_not_reached` runs did not.
+  MeanStd rounds_to_target;
+  int target_not_reached = 0;
   /// The task's own metrics (e.g. exact_match), by name, pooled like accuracy
   std::map<std::string, MeanStd> task_metrics;
   int64_t bytes_up_total = 0;   ///< all rounds, all runs of the group

@@ -41,6 +41,10 @@ constexpr std::array<MetricFamily, kMetricCount> kFamilies = {{
      "evaluation.global_test: the global model on the dataset's official test split after the last round; "
      "stat = accuracy|loss.",
      "run, strategy, stat"},
+    {M::rounds_to_target, "fedvlm_rounds_to_target", K::gauge,
+     "evaluation.target_accuracy: the (interpolated) round at which the accuracy first reached the target (monotone "
+     "curve, linear interpolation); curve = global_test|mean_client; absent until reached.",
+     "run, strategy, curve"},
     {M::round_accuracy, "fedvlm_round_accuracy", K::gauge,
      "Accuracy over clients after the last round; stat = mean|min|max.", "run, strategy, stat"},
     {M::round_sent, "fedvlm_round_sent_bytes", K::gauge, "Bytes all clients sent to the aggregator in the latest round.",

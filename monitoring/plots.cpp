@@ -189,7 +189,7 @@ public:
                gp_string(series[i]);
     }
     // Settings made for one plot must not leak into the next.
-    text_ += "\nunset logscale\nset xtics autofreq\nset output\n";
+    text_ += "\nunset logscale\nunset arrow\nset xtics autofreq\nset output\n";
     pngs_.push_back(png);
   }
 
@@ -301,6 +301,17 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
     if (const std::string note = with_records[i]->incomplete_note(); !note.empty()) labels[i] += " [" + note + "]";
   }
 
+  // evaluation.target_accuracy: a dashed horizontal line at each target the runs aimed for.
+  std::string target_lines;
+  {
+    std::set<double> targets;
+    for (const RunResults* run : with_records)
+      if (!run->rounds.empty() && std::isfinite(run->rounds.back().target_accuracy)) targets.insert(run->rounds.back().target_accuracy);
+    for (const double t : targets)
+      target_lines += "set arrow from graph 0, first " + num(t) + " to graph 1, first " + num(t) +
+                      " nohead dashtype 2 linewidth 2 linecolor rgb \"red\"\n";
+  }
+
   {
     std::string data = "# mean client accuracy per round, one block per run\n"
                        "# columns: round mean_accuracy clients\n";
@@ -319,12 +330,13 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
     atomic_write_file(out_dir / "comparison_accuracy.dat", data);
     script.plot("comparison_accuracy.png", "Mean client accuracy per round",
                 "round (0 = before fine-tuning)", "mean client accuracy", "comparison_accuracy.dat",
-                labels, "1:2", round_xtics(max_round));
+                labels, "1:2", round_xtics(max_round) + target_lines);
   }
 
   // One line per run of a per-round value; no plot when no run has any.
   auto per_run_plot = [&](const std::string& stem, const std::string& title, const std::string& what,
-                          const std::string& ylabel, const std::function<std::map<int, double>(const RunResults&)>& values) {
+                          const std::string& ylabel, const std::function<std::map<int, double>(const RunResults&)>& values,
+                          const std::string& extra_settings = {}) {
     std::string data = "# " + what + " per round, one block per run\n# columns: round value\n";
     int max_round = 0, points = 0;
     for (std::size_t i = 0; i < with_records.size(); ++i) {
@@ -339,7 +351,7 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
     }
     if (points == 0) return;
     atomic_write_file(out_dir / (stem + ".dat"), data);
-    script.plot(stem + ".png", title, "round", ylabel, stem + ".dat", labels, "1:2", round_xtics(max_round));
+    script.plot(stem + ".png", title, "round", ylabel, stem + ".dat", labels, "1:2", round_xtics(max_round) + extra_settings);
   };
 
   // What aggregation loses per round: the aggregation error where every client holds one
@@ -358,12 +370,13 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
                });
 
   // evaluation.global_test: the global model on the dataset's official test split.
-  per_run_plot("comparison_global_test", "Global model accuracy on the official test split",
+  per_run_plot("comparison_global_test", "Global model accuracy on the official test split" + std::string(target_lines.empty() ? "" : " (dashed: the target)"),
                "global test accuracy", "global test accuracy", [](const RunResults& run) {
                  std::map<int, double> out;
                  for (const auto& s : run.rounds) out[s.round] = s.global_accuracy;
                  return out;
-               });
+               },
+               target_lines);
 
   // The task's own metrics (VQA: exact_match), mean over the clients evaluated each round.
   std::set<std::string> task_metrics;

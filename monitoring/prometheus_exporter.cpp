@@ -356,6 +356,13 @@ void PrometheusExporter::round_finished(const RoundSummary& s) {
       l.emplace("stat", which);
       impl_->gauge(Metric::global_test).Add(l).Set(v);
     }
+    for (const auto& [curve, v] : {std::pair<const char*, double>{"global_test", s.global_rounds_to_target},
+                                   {"mean_client", s.mean_rounds_to_target}}) {
+      if (!std::isfinite(v)) continue;
+      Labels l = labels;
+      l.emplace("curve", curve);
+      impl_->gauge(Metric::rounds_to_target).Add(l).Set(v);
+    }
     for (const auto& [which, v] : {std::pair<const char*, double>{"mean", s.mean_staleness}, {"max", s.max_staleness}}) {
       if (!std::isfinite(v)) continue;
       Labels l = labels;

@@ -479,6 +479,8 @@ inline void feed_synthetic_run(RunObserver& o, const std::string& run = "t",
     s.max_staleness = clients - 1;
     s.global_accuracy = 0.5 + 0.125 * r / rounds; // and a run with evaluation.global_test
     s.global_loss = 1.0 / r;
+    s.target_accuracy = 0.55; // evaluation.target_accuracy: reached from round 1 on
+    s.global_rounds_to_target = 0.5;
     for (int node = 0; node < 2; ++node) {
       NodeSchedulerStats n;
       n.node = node;

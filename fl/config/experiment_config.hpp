@@ -31,8 +31,8 @@ struct ModelSettings {
 };
 
 struct DataSettings {
-  std::string dataset = "fashion_mnist"; ///< fashion_mnist | cifar10 | vqa_folder | synthetic_vqa
-  std::filesystem::path path = "/usr/share/datasets/fashion-mnist";
+  std::string dataset = "fashion_mnist"; ///< fashion_mnist | mnist | cifar10 | vqa_folder | synthetic_vqa
+  std::filesystem::path path = "/usr/share/datasets/fashion-mnist"; ///< mnist: /usr/share/datasets/mnist unless set
   int64_t max_samples = 0; ///< cap on the federated pool (0 = every training sample left)
   double test_fraction = 0.2;
   // -- VQA (Florence-2) ---------------------------------------------------------
@@ -84,7 +84,7 @@ struct FederationSettings {
 
 struct TrainSettings {
   int local_epochs = 1;
-  int64_t batch_size = 32;
+  int64_t batch_size = 32; ///< 0: the client's whole local set in one batch (FedSGD's B = ∞)
   double lr = 0.01;
   OptimizerKind optimizer = OptimizerKind::sgd;
   double momentum = 0.9;
@@ -159,6 +159,11 @@ struct EvaluationSettings {
   /// Each round, the global model is also scored on the dataset's official test split
   /// (Fashion-MNIST's and CIFAR-10's 10,000), as FedAvg papers report.
   bool global_test = false;
+  /// Rounds to reach this accuracy (McMahan et al.: monotone curve, linear interpolation), for
+  /// the global test and the mean client accuracy (fl/results/rounds_to_target.hpp); 0 = off.
+  double target_accuracy = 0;
+  /// End the run once reached: by the global test where it is on, else the mean client accuracy.
+  bool stop_at_target = false;
 };
 
 struct ExperimentConfig;

@@ -283,8 +283,8 @@ const std::vector<KeyDef>& schema() {
       string_key("model.precision", "Florence-2: float32 | bfloat16 (frozen weights and activations; adapters stay float32)",
                  M(c.model.precision)),
 
-      string_key("data.dataset", "fashion_mnist | cifar10 | vqa_folder (metadata.jsonl + images) | synthetic_vqa", M(c.data.dataset)),
-      path_key("data.path", "directory holding the dataset files", M(c.data.path)),
+      string_key("data.dataset", "fashion_mnist | mnist | cifar10 | vqa_folder (metadata.jsonl + images) | synthetic_vqa", M(c.data.dataset)),
+      path_key("data.path", "directory holding the dataset files (default: /usr/share/datasets/fashion-mnist, for mnist /usr/share/datasets/mnist)", M(c.data.path)),
       int_key("data.max_samples", "cap on the federated sample pool (0 = all)", M(c.data.max_samples)),
       real_key("data.test_fraction", "share of each client's data held out as its test split", M(c.data.test_fraction)),
       string_key("data.domain_field", "VQA: metadata.jsonl field naming each sample's domain", M(c.data.domain_field)),
@@ -379,7 +379,7 @@ const std::vector<KeyDef>& schema() {
        [](const ExperimentConfig& c) { return fmt_list(c.lora_client_ranks); }},
 
       int_key("train.local_epochs", "local epochs per round", M(c.train.local_epochs)),
-      int_key("train.batch_size", "local batch size", M(c.train.batch_size)),
+      int_key("train.batch_size", "local batch size (0 = the client's whole local set: FedSGD's B = infinity)", M(c.train.batch_size)),
       real_key("train.lr", "local learning rate", M(c.train.lr)),
       enum_key("train.optimizer", "sgd | adam | adamw",
                [](ExperimentConfig& c, const std::string& s) {
@@ -448,6 +448,13 @@ const std::vector<KeyDef>& schema() {
       bool_key("evaluation.global_test",
                "score the global model on the dataset's official test split each round (image datasets)",
                M(c.evaluation.global_test)),
+      real_key("evaluation.target_accuracy",
+               "record the (interpolated) round at which the global test and the mean client accuracy first reach "
+               "this, in (0, 1] (0 = off)",
+               M(c.evaluation.target_accuracy)),
+      bool_key("evaluation.stop_at_target",
+               "end the run once evaluation.target_accuracy is reached (global test where on, else mean client accuracy)",
+               M(c.evaluation.stop_at_target)),
 
       int_key("checkpoint.every", "write a checkpoint after every N-th round and the last (0 = never); see `resume`",
               M(c.checkpoint.every)),
@@ -607,9 +614,11 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
                                 (c.model.precision == "float16" ? " (float16 needs CUDA, which the models do not use yet)" : ""));
   if (c.model.precision != "float32" && !arch->bfloat16)
     fail("model.precision", "bfloat16 is supported for the florence2_* models only");
-  static const std::set<std::string> datasets = {"fashion_mnist", "cifar10", "vqa_folder", "synthetic_vqa"};
+  static const std::set<std::string> datasets = {"fashion_mnist", "mnist", "cifar10", "vqa_folder", "synthetic_vqa"};
   if (!datasets.count(c.data.dataset))
-    fail("data.dataset", "expected fashion_mnist, cifar10, vqa_folder or synthetic_vqa, got \"" + c.data.dataset + "\"");
+    fail("data.dataset", "expected fashion_mnist, mnist, cifar10, vqa_folder or synthetic_vqa, got \"" + c.data.dataset + "\"");
+  // MNIST's files sit where Debian puts Fashion-MNIST's, under their own name.
+  if (c.data.dataset == "mnist" && !where.count("data.path")) c.data.path = "/usr/share/datasets/mnist";
   if ((arch->data == ModelData::vqa) != c.data.is_vqa())
     fail("data.dataset", arch->data == ModelData::vqa
                              ? "model.arch " + c.model.arch + " needs a VQA dataset (vqa_folder or synthetic_vqa)"
@@ -650,8 +659,12 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     if (!c.clip.pretrain_templates.empty()) fail("clip.pretrain_templates", "applies to CLIP models (model.arch = clip_*) only");
   }
   if (c.data.max_samples < 0) fail("data.max_samples", "must be >= 0");
+  if (c.evaluation.target_accuracy < 0 || c.evaluation.target_accuracy > 1)
+    fail("evaluation.target_accuracy", "must be in (0, 1] (0 = off), got " + fmt_real(c.evaluation.target_accuracy));
+  if (c.evaluation.stop_at_target && c.evaluation.target_accuracy == 0)
+    fail("evaluation.stop_at_target", "needs evaluation.target_accuracy, the accuracy to stop at");
   if (c.evaluation.global_test) {
-    if (c.data.is_vqa()) fail("evaluation.global_test", "needs an image dataset with an official test split (fashion_mnist, cifar10)");
+    if (c.data.is_vqa()) fail("evaluation.global_test", "needs an image dataset with an official test split (fashion_mnist, mnist, cifar10)");
     if (c.data.test_fraction < 0 || c.data.test_fraction >= 1)
       fail("data.test_fraction", "must be in [0, 1) (0: clients train on all their data; the global test scores the model)");
   } else if (c.data.test_fraction <= 0 || c.data.test_fraction >= 1) {
@@ -704,7 +717,7 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   }
   if (c.lora_targets.empty()) fail("lora.targets", "needs at least one module name");
   if (c.train.local_epochs < 1) fail("train.local_epochs", "must be >= 1");
-  if (c.train.batch_size < 1) fail("train.batch_size", "must be >= 1");
+  if (c.train.batch_size < 0) fail("train.batch_size", "must be >= 1, or 0 for the client's whole local set (full batch)");
   if (c.train.eval_batch_size < 1) fail("train.eval_batch_size", "must be >= 1");
   positive("train.lr", c.train.lr);
   positive("train.adam_eps", c.train.adam_eps);
@@ -868,8 +881,8 @@ void merge_override(toml::table& doc, toml::table&& over) {
   }
 }
 
-ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& source_name,
-                               const std::vector<std::string>& overrides) {
+ExperimentPlan grid_plan(toml::table doc, const std::filesystem::path& source_name,
+                         const std::vector<std::string>& overrides, const std::string& row = {}) {
   const std::string file = source_name.string();
   std::vector<std::string> override_sources;
   for (const auto& o : overrides) {
@@ -935,6 +948,10 @@ ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& sou
       c.sweep[axes[i].def->path] = value_text(v);
       parts.push_back(axis_label(axes[i].def->path) + "=" + label_value(value_text(v)));
     }
+    if (!row.empty()) {
+      c.sweep["row"] = row;
+      parts.insert(parts.begin(), row);
+    }
     c.run_label = parts.empty() ? "run" : join(parts, ",");
     if (const std::string why = dir_name_problem(c.run_label); !why.empty())
       throw ConfigError(file + ": the sweep label '" + c.run_label + "' cannot be a directory name (" + why +
@@ -955,6 +972,42 @@ ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& sou
     }
     if (axes.empty()) return plan;
   }
+}
+
+/// `[[rows]]`: runs that differ in several keys at once (a paper's table), each a table with a
+/// `label` and the keys it sets over the rest of the file (then --set); a grid of the file's
+/// other axes runs within each row. Without rows, the grid alone.
+ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& source_name,
+                               const std::vector<std::string>& overrides) {
+  const std::string file = source_name.string();
+  const toml::node* rows_node = doc.get("rows");
+  if (rows_node == nullptr) return grid_plan(std::move(doc), source_name, overrides);
+  const Where rows_where{file, "rows", rows_node->source().begin};
+  const toml::array* rows = rows_node->as_array();
+  if (rows == nullptr || rows->empty() || !rows->is_array_of_tables())
+    rows_where.fail("expects one or more [[rows]] tables, each with a label and the keys the row sets");
+  toml::table rest = doc; // positions are read from `doc`'s own nodes: copies lose them
+  rest.erase("rows");
+  ExperimentPlan plan;
+  std::set<std::string> labels;
+  for (const auto& r : *rows) {
+    toml::table row = *r.as_table();
+    const Where row_where{file, "rows", r.source().begin};
+    const toml::node* label_node = r.as_table()->get("label");
+    if (label_node == nullptr) row_where.fail("a row needs a label = \"...\" (its run's name)");
+    const std::string label = read_string(*label_node, Where{file, "rows.label", label_node->source().begin});
+    if (label.empty() || label.find_first_of("=,/\\ ") != std::string::npos || dir_name_problem(label) != "")
+      Where{file, "rows.label", label_node->source().begin}.fail("a row label must be a non-empty directory name without '=', ',', '/' or spaces, got \"" + label + "\"");
+    if (!labels.insert(label).second) Where{file, "rows.label", label_node->source().begin}.fail("row '" + label + "' appears twice");
+    row.erase("label");
+    toml::table merged = rest;
+    merge_override(merged, std::move(row));
+    ExperimentPlan part = grid_plan(std::move(merged), source_name, overrides, label);
+    for (auto& c : part.runs) plan.runs.push_back(std::move(c));
+    for (const auto& k : part.sweep_keys)
+      if (std::find(plan.sweep_keys.begin(), plan.sweep_keys.end(), k) == plan.sweep_keys.end()) plan.sweep_keys.push_back(k);
+  }
+  return plan;
 }
 
 } // namespace

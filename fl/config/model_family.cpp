@@ -12,6 +12,7 @@ const std::vector<ModelArch>& model_archs() {
     {"mobilenet_v3_small", ModelFamily::mobilenet_v3, ModelData::images, "small", false, false, "MobileNetV3-Small (torchvision names)"},
     {"mobilenet_v3_large", ModelFamily::mobilenet_v3, ModelData::images, "large", false, false, "MobileNetV3-Large (torchvision names)"},
     {"cnn_mnist",          ModelFamily::classic,      ModelData::images, "",      false, false, "the FedAvg papers' CNN for 28x28 grey images (21,840 parameters)"},
+    {"cnn_fedavg",         ModelFamily::classic,      ModelData::images, "",      false, false, "the FedAvg paper's CNN: conv 32, 64 (5x5, same), 2x2 pools, fc 512 (1,663,370 parameters)"},
     {"mlp_2nn",            ModelFamily::classic,      ModelData::images, "",      false, false, "the FedAvg paper's 2NN: 784-200-200-10 (199,210 parameters)"},
     {"clip_tiny",          ModelFamily::clip,         ModelData::images, "",      true,  false, "a tiny CLIP (32 px, 2+2 layers) for tests and CPU demos; pretrain it here"},
     {"clip_vit_b32",       ModelFamily::clip,         ModelData::images, "",      false, false, "CLIP ViT-B/32 (FLoRA's; openai/clip-vit-base-patch32 names)"},

@@ -12,7 +12,7 @@ namespace fedvlm {
 
 enum class ModelFamily {
   mobilenet_v3, ///< image classification; torchvision weights; pretraining on a public split
-  classic,      ///< the FedAvg papers' small image classifiers (cnn_mnist, mlp_2nn)
+  classic,      ///< the FedAvg papers' small image classifiers (cnn_mnist, cnn_fedavg, mlp_2nn)
   florence2,    ///< vision-language: VQA with generated answers
   clip,         ///< zero-shot image classification by image-text similarity; LoRA on the text tower
 };

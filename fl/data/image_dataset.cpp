@@ -1,4 +1,4 @@
-// fl/data/image_dataset.cpp — Fashion-MNIST (IDX, gzip or plain) and CIFAR-10 (binary) loaders.
+// fl/data/image_dataset.cpp — MNIST and Fashion-MNIST (IDX, gzip or plain) and CIFAR-10 (binary) loaders.
 #include "fl/data/image_dataset.hpp"
 
 #include "model/tensor_map.hpp"
@@ -88,6 +88,26 @@ const char* const kFashionHint =
     "install Fashion-MNIST with `apt-get install dataset-fashion-mnist` (files land in "
     "/usr/share/datasets/fashion-mnist) or point data.path at a directory holding "
     "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]";
+
+// MNIST's customary normalisation (the train split's pixel mean and std, as torchvision's
+// examples use them).
+constexpr float kMnistMean = 0.1307F;
+constexpr float kMnistStd = 0.3081F;
+
+const char* const kMnistHint =
+    "MNIST is not a Debian package: put the four IDX files "
+    "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (from LeCun's MNIST page or a mirror of it) in "
+    "/usr/share/datasets/mnist or point data.path at the directory holding them";
+
+/// What tells the IDX datasets apart: their name in messages, where to get them, how to
+/// normalise, what the classes are called.
+struct IdxDatasetSpec {
+  const char* name;
+  const char* hint;
+  float mean;
+  float stdev;
+  std::vector<std::string> class_names;
+};
 
 std::vector<std::string> fashion_class_names() {
   return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -249,14 +269,14 @@ IdxFile read_idx(const fs::path& path, uint32_t magic, const std::vector<uint32_
 
 // Prefers the `.gz` the Debian package ships; the plain file is a fallback for hand-unpacked
 // copies.
-fs::path find_idx(const fs::path& dir, const std::string& stem) {
+fs::path find_idx(const fs::path& dir, const std::string& stem, const IdxDatasetSpec& spec) {
   const fs::path gz = dir / (stem + ".gz");
   const fs::path plain = dir / stem;
   std::error_code ec;
   if (fs::is_regular_file(gz, ec)) return gz;
   if (fs::is_regular_file(plain, ec)) return plain;
-  throw std::runtime_error("Fashion-MNIST file not found: " + gz.string() + " (nor uncompressed " +
-                           plain.string() + "); " + kFashionHint);
+  throw std::runtime_error(std::string(spec.name) + " file not found: " + gz.string() + " (nor uncompressed " +
+                           plain.string() + "); " + spec.hint);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -301,15 +321,17 @@ std::vector<std::string> cifar_class_names(const fs::path& dir) {
 
 } // namespace
 
-ImageDataset load_fashion_mnist(const fs::path& dir, DataSplit split) {
+namespace {
+
+ImageDataset load_idx_dataset(const fs::path& dir, DataSplit split, const IdxDatasetSpec& spec) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    throw std::runtime_error("Fashion-MNIST directory " + dir.string() +
-                             " does not exist or is not a directory; " + kFashionHint);
+    throw std::runtime_error(std::string(spec.name) + " directory " + dir.string() +
+                             " does not exist or is not a directory; " + spec.hint);
   }
   const std::string prefix = split == DataSplit::train ? "train" : "t10k";
-  const fs::path images_path = find_idx(dir, prefix + "-images-idx3-ubyte");
-  const fs::path labels_path = find_idx(dir, prefix + "-labels-idx1-ubyte");
+  const fs::path images_path = find_idx(dir, prefix + "-images-idx3-ubyte", spec);
+  const fs::path labels_path = find_idx(dir, prefix + "-labels-idx1-ubyte", spec);
 
   // Labels first: they are small, so a bad labels file fails before 47 MB are decompressed.
   const IdxFile labels = read_idx(labels_path, kIdxLabelsMagic, {}, "labels");
@@ -333,13 +355,24 @@ ImageDataset load_fashion_mnist(const fs::path& dir, DataSplit split) {
   ds.images = at::from_blob(const_cast<uint8_t*>(images.payload.data()),
                             {n, 1, int64_t{kMnistSide}, int64_t{kMnistSide}}, at::kByte)
                   .to(at::kFloat);
-  ds.images.div_(255.0F).sub_(kFashionMean).div_(kFashionStd);
-  ds.mean = {kFashionMean};
-  ds.stdev = {kFashionStd};
+  ds.images.div_(255.0F).sub_(spec.mean).div_(spec.stdev);
+  ds.mean = {spec.mean};
+  ds.stdev = {spec.stdev};
   ds.labels =
       at::from_blob(const_cast<uint8_t*>(labels.payload.data()), {n}, at::kByte).to(at::kLong);
-  ds.class_names = fashion_class_names();
+  ds.class_names = spec.class_names;
   return ds;
+}
+
+} // namespace
+
+ImageDataset load_fashion_mnist(const fs::path& dir, DataSplit split) {
+  return load_idx_dataset(dir, split, {"Fashion-MNIST", kFashionHint, kFashionMean, kFashionStd, fashion_class_names()});
+}
+
+ImageDataset load_mnist(const fs::path& dir, DataSplit split) {
+  return load_idx_dataset(dir, split,
+                          {"MNIST", kMnistHint, kMnistMean, kMnistStd, {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}});
 }
 
 ImageDataset load_cifar10(const fs::path& dir, DataSplit split) {

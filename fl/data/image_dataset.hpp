@@ -38,6 +38,11 @@ enum class DataSplit { train, test };
 /// problem (missing, truncated, bad magic, count mismatch, label out of range).
 [[nodiscard]] ImageDataset load_fashion_mnist(const std::filesystem::path& dir, DataSplit split);
 
+/// MNIST (LeCun et al.) from the same IDX files and with the same checks as load_fashion_mnist;
+/// normalised with MNIST's mean 0.1307, std 0.3081; class names "0" … "9". Missing files name
+/// /usr/share/datasets/mnist and data.path (MNIST is not packaged in Debian).
+[[nodiscard]] ImageDataset load_mnist(const std::filesystem::path& dir, DataSplit split);
+
 /// CIFAR-10 binary version from `dir`: data_batch_1..5.bin (train) or test_batch.bin (test),
 /// each 10,000 records of 3073 bytes. Images 3×32×32 normalised with the usual CIFAR-10
 /// mean/std. Class names from batches.meta.txt when present. Errors as above.

@@ -42,7 +42,9 @@ std::shared_ptr<const ImageDataset> DatasetCache::load(const DataSettings& data,
   if (auto it = loaded_.find(key); it != loaded_.end()) return it->second;
   ImageDataset ds;
   try {
-    ds = data.dataset == "cifar10" ? load_cifar10(data.path, split) : load_fashion_mnist(data.path, split);
+    ds = data.dataset == "cifar10" ? load_cifar10(data.path, split)
+         : data.dataset == "mnist" ? load_mnist(data.path, split)
+                                   : load_fashion_mnist(data.path, split);
   } catch (const std::exception& e) {
     throw std::runtime_error("data.path: " + std::string(e.what()));
   }

@@ -55,6 +55,9 @@ const std::vector<RecordField<RoundSummary>>& round_summary_field_list() {
       {"global_loss", &S::global_loss, true},
       {"wire_bytes_sent", &S::wire_bytes_sent, true},
       {"wire_bytes_received", &S::wire_bytes_received, true},
+      {"target_accuracy", &S::target_accuracy, true},
+      {"global_rounds_to_target", &S::global_rounds_to_target, true},
+      {"mean_rounds_to_target", &S::mean_rounds_to_target, true},
   };
   return fields;
 }

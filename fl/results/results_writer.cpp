@@ -233,6 +233,14 @@ void ResultsWriter::write_files_locked(int max_round, bool final_write) {
            {"resumed_from_round", info_.resumed_from_round},
            {"resume_command", resume_command.empty() ? json(nullptr) : json(resume_command)},
            {"records", static_cast<int64_t>(records.size())}};
+  // evaluation.target_accuracy: the rounds to target as of the last finished round (null: not reached).
+  if (!rounds.empty() && std::isfinite(rounds.back().target_accuracy)) {
+    const RoundSummary& last = rounds.back();
+    auto value = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+    run["target_accuracy"] = last.target_accuracy;
+    run["rounds_to_target"] = {{"global_test", value(last.global_rounds_to_target)},
+                               {"mean_client", value(last.mean_rounds_to_target)}};
+  }
 
   // Data files first, run.json last: a directory with run.json always has all five files.
   atomic_write_file(dir_ / "metrics.jsonl", jsonl);

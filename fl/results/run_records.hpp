@@ -70,6 +70,11 @@ struct RoundSummary {
   /// evaluation.global_test: the global model on the dataset's official test split; NaN when off.
   double global_accuracy = std::numeric_limits<double>::quiet_NaN();
   double global_loss = std::numeric_limits<double>::quiet_NaN();
+  /// evaluation.target_accuracy (NaN when off), and the fractional round at which the global
+  /// test / mean client accuracy first reached it (fl/results/rounds_to_target.hpp); NaN until then.
+  double target_accuracy = std::numeric_limits<double>::quiet_NaN();
+  double global_rounds_to_target = std::numeric_limits<double>::quiet_NaN();
+  double mean_rounds_to_target = std::numeric_limits<double>::quiet_NaN();
   /// Clients on other processes (serve): the bytes the server's connections to its nodes carried
   /// since the previous round's summary, as the kernel counted them (CAF's headers, every
   /// message of the round, TLS records included); 0 in one process, where nothing crosses a network.

@@ -59,7 +59,8 @@ public:
     job_.prox_reference = tensor_map_to(job_.prox_reference, device);
     all_ = at::tensor(job_.indices, at::kLong);
     n_ = all_.size(0);
-    total_steps_ = (n_ + settings.batch_size - 1) / settings.batch_size * settings.local_epochs;
+    batch_ = settings.batch_size > 0 ? settings.batch_size : std::max<int64_t>(n_, 1); // 0: FedSGD's B = ∞
+    total_steps_ = (n_ + batch_ - 1) / batch_ * settings.local_epochs;
   }
 
   [[nodiscard]] bool done() const { return steps_ == total_steps_; }
@@ -69,8 +70,8 @@ public:
   /// The next mini-batch (pool indices); each epoch starts with a fresh order.
   at::Tensor next_batch() {
     if (begin_ == 0) order_ = all_.index_select(0, at::randperm(n_, gen_, at::kLong));
-    const at::Tensor batch = order_.slice(0, begin_, std::min(n_, begin_ + settings_.batch_size));
-    begin_ += settings_.batch_size;
+    const at::Tensor batch = order_.slice(0, begin_, std::min(n_, begin_ + batch_));
+    begin_ += batch_;
     if (begin_ >= n_) begin_ = 0;
     return batch;
   }
@@ -119,7 +120,7 @@ private:
   at::Generator gen_;
   TensorMap params_;
   at::Tensor all_, order_;
-  int64_t n_ = 0, begin_ = 0, steps_ = 0, total_steps_ = 0;
+  int64_t n_ = 0, batch_ = 1, begin_ = 0, steps_ = 0, total_steps_ = 0;
   double loss_sum_ = 0;
 };
 

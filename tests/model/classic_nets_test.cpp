@@ -1,4 +1,4 @@
-// tests/model/classic_nets_test.cpp — cnn_mnist / mlp_2nn: layout, torch.nn parity (init, logits, gradients, dropout), errors.
+// tests/model/classic_nets_test.cpp — cnn_mnist / cnn_fedavg / mlp_2nn: layout, torch.nn parity (init, logits, gradients, dropout), errors.
 #include "model/classic_nets.hpp"
 #include "model/safetensors.hpp"
 #include "tests/test_support.hpp"
@@ -100,6 +100,37 @@ TEST(ClassicNets, CnnMnistLayoutAndParameterCount) {
   EXPECT_TRUE(at::equal(model->forward(x, ctx), y));
 }
 
+TEST(ClassicNets, CnnFedAvgLayoutAndTheFedAvgPapersParameterCount) {
+  auto model = make_cnn_fedavg(10, 1);
+  EXPECT_EQ(model->name(), "cnn_fedavg");
+  // conv1 32·1·25+32 = 832, conv2 64·32·25+64 = 51,264, fc1 (64·7·7 = 3136)·512+512 = 1,606,144,
+  // fc2 512·10+10 = 5,130: McMahan et al.'s "1,663,370 total parameters".
+  EXPECT_EQ(parameter_count(*model), 832 + 51264 + 1606144 + 5130);
+  EXPECT_EQ(parameter_count(*model), 1663370);
+  const TensorMap& s = model->state();
+  ASSERT_EQ(s.size(), 8u);
+  EXPECT_EQ(s.at("conv1.weight").sizes(), (at::IntArrayRef{32, 1, 5, 5}));
+  EXPECT_EQ(s.at("conv2.weight").sizes(), (at::IntArrayRef{64, 32, 5, 5}));
+  EXPECT_EQ(s.at("fc1.weight").sizes(), (at::IntArrayRef{512, 3136}));
+  EXPECT_EQ(s.at("fc2.weight").sizes(), (at::IntArrayRef{10, 512}));
+  EXPECT_EQ(s.at("fc2.bias").sizes(), (at::IntArrayRef{10}));
+  const auto layers = model->adaptable_layers();
+  ASSERT_EQ(layers.size(), 2u);
+  EXPECT_EQ(layers.at("fc1").in_features, 3136);
+  EXPECT_TRUE(model->in_head("fc2"));
+  EXPECT_FALSE(model->in_head("fc1"));
+
+  ForwardContext ctx;
+  const at::Tensor x = random_images(3, 2);
+  const at::Tensor f = model->features(x, ctx);
+  EXPECT_EQ(f.sizes(), (at::IntArrayRef{3, 512}));
+  EXPECT_TRUE((f >= 0).all().item<bool>()); // after fc1's ReLU
+  EXPECT_TRUE(at::equal(model->forward(x, ctx), model->head(f, ctx)));
+  // No dropout in the paper's CNN: training mode changes nothing.
+  ForwardContext t = training_ctx(3);
+  EXPECT_TRUE(at::equal(model->forward(x, t), model->forward(x, ctx)));
+}
+
 TEST(ClassicNets, Mlp2nnLayoutAndParameterCount) {
   auto model = make_mlp_2nn(10, 1);
   EXPECT_EQ(model->name(), "mlp_2nn");
@@ -126,7 +157,7 @@ TEST(ClassicNets, Mlp2nnLayoutAndParameterCount) {
 }
 
 TEST(ClassicNets, FactoryByNameAndItsErrors) {
-  ASSERT_EQ(classic_net_names(), (std::vector<std::string>{"cnn_mnist", "mlp_2nn"}));
+  ASSERT_EQ(classic_net_names(), (std::vector<std::string>{"cnn_mnist", "cnn_fedavg", "mlp_2nn"}));
   for (const std::string& arch : classic_net_names()) {
     auto m = make_classic_net(arch, 7, 3);
     EXPECT_EQ(m->name(), arch);
@@ -156,8 +187,7 @@ TEST(ClassicNets, BadShapesGiveClearErrors) {
     const at::Tensor ints = at::zeros({2, 1, 28, 28}, at::kLong);
     EXPECT_NE(error_of([&] { (void)model->features(ints, ctx); }).find("floating"),
               std::string::npos);
-    const int64_t width = model->adaptable_layers().at(arch == "cnn_mnist" ? "fc2" : "fc3")
-                              .in_features;
+    const int64_t width = model->adaptable_layers().at(arch == "mlp_2nn" ? "fc3" : "fc2").in_features;
     const std::string msg = error_of([&] { (void)model->head(at::zeros({2, width + 1}), ctx); });
     EXPECT_NE(msg.find("(N, " + std::to_string(width) + ")"), std::string::npos) << msg;
     EXPECT_THROW((void)model->head(at::zeros({2, width + 1}), ctx), std::invalid_argument);
@@ -395,6 +425,7 @@ TEST(ClassicNets, ParityWithTorchNn) {
                           std::to_string(kSeed) + " --batch 4 --dropout-seed 7";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << "fixture generator failed: " << cmd;
   check_parity("cnn_mnist", dir, kSeed);
+  check_parity("cnn_fedavg", dir, kSeed);
   check_parity("mlp_2nn", dir, kSeed);
 }
 

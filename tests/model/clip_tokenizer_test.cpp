@@ -416,12 +416,16 @@ TEST(ClipTokenizerCrossCheck, MatchesAnIndependentPythonReferenceOnThousandsOfSt
 }
 
 // CLIP's own vocabulary, when OpenAI's clip/bpe_simple_vocab_16e6.txt.gz (1.3 MB, not in the
-// repository) is at hand: the reference builds vocab.json + merges.txt from it as
-// SimpleTokenizer does, and the known ids of HF's CLIP documentation must come out.
+// repository) is at hand — FEDVLM_CLIP_BPE_GZ, else ../shared/datasets/clip beside the
+// repository: the reference builds vocab.json + merges.txt from it as SimpleTokenizer does, and
+// the known ids of HF's CLIP documentation must come out.
 TEST(ClipTokenizerCrossCheck, MatchesTheReferenceOnClipsOwnVocabularyWhenAvailable) {
-  const char* gz = std::getenv("FEDVLM_CLIP_BPE_GZ");
-  if (gz == nullptr || *gz == '\0') {
-    GTEST_SKIP() << "set FEDVLM_CLIP_BPE_GZ to OpenAI's clip/bpe_simple_vocab_16e6.txt.gz to "
+  const char* env = std::getenv("FEDVLM_CLIP_BPE_GZ");
+  const std::string gz = env != nullptr && *env != '\0'
+                             ? std::string(env)
+                             : std::string(FEDVLM_SOURCE_DIR "/../shared/datasets/clip/bpe_simple_vocab_16e6.txt.gz");
+  if (!fs::is_regular_file(gz)) {
+    GTEST_SKIP() << gz << " is absent: set FEDVLM_CLIP_BPE_GZ to OpenAI's clip/bpe_simple_vocab_16e6.txt.gz to "
                     "cross-check CLIP's real 49408-token vocabulary";
   }
   if (::access(kPython, X_OK) != 0) {
@@ -442,6 +446,30 @@ TEST(ClipTokenizerCrossCheck, MatchesTheReferenceOnClipsOwnVocabularyWhenAvailab
   ASSERT_EQ(cases.size(), 4000u);
   EXPECT_EQ(mismatches(tok, cases, "CLIP vocabulary", 5), 0u);
   EXPECT_EQ(context_mismatches(tok, cases), 0u);
+  // Not vacuous: the real vocabulary's long merges ran (many multi-letter tokens, ids far past
+  // the 512 byte symbols) on strings of every kind.
+  std::size_t tokens = 0, merged = 0, non_ascii = 0, long_texts = 0;
+  for (const auto& c : cases) {
+    for (const int64_t id : c.ids) {
+      ++tokens;
+      merged += id >= 512 && id < 49406 ? 1 : 0;
+    }
+    long_texts += c.ids.size() > 77 ? 1 : 0;
+    non_ascii += std::any_of(c.text.begin(), c.text.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; });
+  }
+  EXPECT_GT(merged, tokens / 4);
+  EXPECT_GT(non_ascii, 1000u);
+  EXPECT_GT(long_texts, 100u);
+  // Negative control: the same check notices one merge left out of 48,894.
+  const std::string merges = read_text_file(dir / "merges.txt");
+  const auto first = merges.find('\n') + 1;                 // after "#version"
+  const auto second = merges.find('\n', first) + 1;         // drop the top-ranked merge ("i n")
+  fs::create_directories(dir / "dropped");
+  fs::copy_file(dir / "vocab.json", dir / "dropped" / "vocab.json");
+  write_text_file(dir / "dropped" / "merges.txt", merges.substr(0, first) + merges.substr(second));
+  EXPECT_GT(mismatches(ClipTokenizer::load(dir / "dropped"), cases, ""), 100u);
+  std::cout << "[ cross-check ] CLIP vocabulary: " << cases.size() << " strings, " << tokens << " tokens ("
+            << merged << " merged), " << non_ascii << " non-ASCII, " << long_texts << " over 77 tokens\n";
 }
 
 } // namespace

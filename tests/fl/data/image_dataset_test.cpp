@@ -1,4 +1,4 @@
-// tests/fl/data/image_dataset_test.cpp — Fashion-MNIST / CIFAR-10 loaders on tiny synthetic files and the real data.
+// tests/fl/data/image_dataset_test.cpp — MNIST / Fashion-MNIST / CIFAR-10 loaders on tiny synthetic files and the real data.
 #include "fl/data/image_dataset.hpp"
 #include "tests/test_support.hpp"
 
@@ -14,6 +14,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace fedvlm {
@@ -158,6 +159,32 @@ TEST_F(ImageDatasetTest, FashionMnistGzipLoadsNormalisedPixelsAndLabels) {
   EXPECT_NEAR(raw[0][0][0][0].item<float>(), 0.0F, 1e-6);
   EXPECT_NEAR(raw[1][0][1][2].item<float>(), 223.0F / 255.0F, 1e-6);
   EXPECT_NEAR(ds.subset({1}).images01()[0][0][1][2].item<float>(), 223.0F / 255.0F, 1e-6);
+}
+
+TEST_F(ImageDatasetTest, MnistReadsTheSameIdxFilesWithItsOwnNormalisationAndNames) {
+  write_fashion_test_split({3, 0, 9});
+  const ImageDataset ds = load_mnist(dir_, DataSplit::test);
+  EXPECT_EQ(ds.label_vector(), (std::vector<int64_t>{3, 0, 9}));
+  // Image 1, pixel k 30 is 223 (as above), normalised with MNIST's constants, not Fashion-MNIST's.
+  EXPECT_NEAR(ds.images[1][0][1][2].item<float>(), (223.0F / 255.0F - 0.1307F) / 0.3081F, 1e-6);
+  EXPECT_NEAR(ds.images[0][0][0][0].item<float>(), -0.1307F / 0.3081F, 1e-6);
+  ASSERT_EQ(ds.mean, (std::vector<float>{0.1307F}));
+  ASSERT_EQ(ds.stdev, (std::vector<float>{0.3081F}));
+  EXPECT_NEAR(ds.images01()[1][0][1][2].item<float>(), 223.0F / 255.0F, 1e-6);
+  ASSERT_EQ(ds.num_classes(), 10);
+  for (int c = 0; c < 10; ++c) EXPECT_EQ(ds.class_names[static_cast<std::size_t>(c)], std::to_string(c));
+  // Its errors name MNIST and where the files go, not Fashion-MNIST's Debian package.
+  expect_error([&] { (void)load_mnist(dir_, DataSplit::train); },
+               {"MNIST file not found", "train-images-idx3-ubyte.gz", "/usr/share/datasets/mnist", "data.path"});
+  const fs::path nowhere = dir_ / "nowhere";
+  try {
+    (void)load_mnist(nowhere, DataSplit::test);
+    ADD_FAILURE() << "expected an error for a missing directory";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.rfind("MNIST directory " + nowhere.string(), 0), 0u) << msg;
+    EXPECT_EQ(msg.find("dataset-fashion-mnist"), std::string::npos) << msg;
+  }
 }
 
 TEST_F(ImageDatasetTest, FashionMnistPlainFilesLoadTrainSplit) {
@@ -431,6 +458,61 @@ TEST(ImageDatasetReal, FashionMnistTestSplitHasThousandPerClass) {
   EXPECT_NEAR(ds.images.std().item<double>(), 1.0, 0.05);
   EXPECT_NEAR(ds.images.min().item<double>(), -0.2860 / 0.3530, 1e-5);
   EXPECT_NEAR(ds.images.max().item<double>(), (1.0 - 0.2860) / 0.3530, 1e-5);
+}
+
+// The four files of ../shared/datasets/mnist read here with zlib alone: the header's counts and
+// the raw bytes, to hold the loader against.
+Bytes gunzip_all(const fs::path& p) {
+  Bytes out;
+  gzFile f = gzopen(p.c_str(), "rb");
+  if (f == nullptr) return out;
+  std::array<uint8_t, 1 << 16> buf{};
+  int n = 0;
+  while ((n = gzread(f, buf.data(), buf.size())) > 0) out.insert(out.end(), buf.begin(), buf.begin() + n);
+  gzclose(f);
+  return out;
+}
+
+uint32_t be32_at(const Bytes& b, std::size_t at) {
+  return (uint32_t{b[at]} << 24) | (uint32_t{b[at + 1]} << 16) | (uint32_t{b[at + 2]} << 8) | uint32_t{b[at + 3]};
+}
+
+TEST(ImageDatasetReal, MnistLoadsTheSharedIdxFiles) {
+  const fs::path dir = fs::path(FEDVLM_SOURCE_DIR) / ".." / "shared" / "datasets" / "mnist";
+  if (!fs::exists(dir / "train-labels-idx1-ubyte.gz") || !fs::exists(dir / "t10k-labels-idx1-ubyte.gz"))
+    GTEST_SKIP() << dir << " does not hold the MNIST IDX files (../shared/datasets/mnist beside the repository)";
+  for (const auto& [split, prefix, count] :
+       {std::tuple{DataSplit::train, "train", 60000}, std::tuple{DataSplit::test, "t10k", 10000}}) {
+    SCOPED_TRACE(prefix);
+    const Bytes labels = gunzip_all(dir / (std::string(prefix) + "-labels-idx1-ubyte.gz"));
+    const Bytes images = gunzip_all(dir / (std::string(prefix) + "-images-idx3-ubyte.gz"));
+    ASSERT_EQ(labels.size(), 8u + count);
+    ASSERT_EQ(images.size(), 16u + 784u * count);
+    ASSERT_EQ(be32_at(labels, 0), 2049u);
+    ASSERT_EQ(be32_at(labels, 4), static_cast<uint32_t>(count));
+    ASSERT_EQ(be32_at(images, 4), static_cast<uint32_t>(count));
+
+    const ImageDataset ds = load_mnist(dir, split);
+    ASSERT_EQ(ds.size(), count);
+    ASSERT_EQ(ds.images.sizes(), (std::vector<int64_t>{count, 1, 28, 28}));
+    const std::vector<int64_t> got = ds.label_vector();
+    for (int i = 0; i < count; ++i) ASSERT_EQ(got[static_cast<std::size_t>(i)], labels[8 + i]) << "label " << i;
+    // Every pixel of the first and the last image, back to bytes.
+    const at::Tensor raw = (ds.images01() * 255.0).round().to(at::kInt).contiguous();
+    const int32_t* px = raw.data_ptr<int32_t>();
+    for (const int64_t i : {int64_t{0}, int64_t{count - 1}})
+      for (int k = 0; k < 784; ++k)
+        ASSERT_EQ(px[i * 784 + k], images[16 + i * 784 + k]) << "image " << i << " pixel " << k;
+  }
+  // MNIST's famous first labels: 5 0 4 1 9 2 (train) and 7 2 1 0 4 (test), and each split's
+  // normalised pixels are near mean 0, std 1 (the constants are the train split's).
+  const ImageDataset train = load_mnist(dir, DataSplit::train);
+  const std::vector<int64_t> first = train.label_vector();
+  EXPECT_EQ(std::vector<int64_t>(first.begin(), first.begin() + 6), (std::vector<int64_t>{5, 0, 4, 1, 9, 2}));
+  EXPECT_NEAR(train.images.mean().item<double>(), 0.0, 1e-3);
+  EXPECT_NEAR(train.images.std().item<double>(), 1.0, 1e-3);
+  const std::vector<int64_t> test_first = load_mnist(dir, DataSplit::test).label_vector();
+  EXPECT_EQ(std::vector<int64_t>(test_first.begin(), test_first.begin() + 5), (std::vector<int64_t>{7, 2, 1, 0, 4}));
 }
 
 } // namespace

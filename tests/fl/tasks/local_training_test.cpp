@@ -194,6 +194,28 @@ TEST(LocalTraining, ReducesLossAndLeavesBaseUnchanged) {
   for (const auto& [name, t] : r.adapters) EXPECT_FALSE(t.requires_grad()) << name;
 }
 
+// train.batch_size = 0 is FedSGD's B = ∞: one step over the whole local set per epoch, the same
+// as a batch exactly the size of the set (or larger).
+TEST(LocalTraining, BatchSizeZeroIsOneFullBatchStepPerEpoch) {
+  Fixture f;
+  fedvlm::TrainSettings ts = train_settings();
+  ts.local_epochs = 3;
+  ts.batch_size = 0;
+  const auto full = fedvlm::train_local(f.base, f.job(), ts, lora_settings());
+  EXPECT_EQ(full.steps, 3);
+  EXPECT_EQ(full.samples, 40);
+  ts.batch_size = 40;
+  const auto forty = fedvlm::train_local(f.base, f.job(), ts, lora_settings());
+  EXPECT_EQ(forty.steps, 3);
+  EXPECT_TRUE(maps_equal(full.adapters, forty.adapters));
+  ts.batch_size = 1000;
+  EXPECT_TRUE(maps_equal(full.adapters, fedvlm::train_local(f.base, f.job(), ts, lora_settings()).adapters));
+  ts.batch_size = 20; // two steps an epoch: another result
+  const auto halves = fedvlm::train_local(f.base, f.job(), ts, lora_settings());
+  EXPECT_EQ(halves.steps, 6);
+  EXPECT_FALSE(maps_equal(full.adapters, halves.adapters));
+}
+
 TEST(LocalTraining, OnlyTrainableTensorsChange) {
   Fixture f;
   fedvlm::LocalTrainJob job = f.job();
