@@ -42,19 +42,6 @@ std::pair<std::string, uint16_t> parse_host_port(const std::string& text) {
   return {text.substr(0, colon), static_cast<uint16_t>(std::stol(port))};
 }
 
-void check_tls_files(const TlsFiles& tls) {
-  if (!tls.enabled()) return;
-  const std::pair<const char*, const std::string*> files[] = {
-      {"--cert", &tls.certificate}, {"--key", &tls.key}, {"--ca", &tls.ca}};
-  for (const auto& [flag, path] : files) {
-    if (path->empty())
-      throw std::invalid_argument(std::string("TLS needs --cert, --key and --ca together; ") + flag + " is missing");
-    std::FILE* f = std::fopen(path->c_str(), "rb");
-    if (!f) throw std::invalid_argument(std::string(flag) + " " + *path + ": cannot be read");
-    std::fclose(f);
-  }
-}
-
 void load_network(caf::actor_system_config& cfg, const TlsFiles& tls) {
   cfg.load<caf::io::middleman>();
   if (!tls.enabled()) return;

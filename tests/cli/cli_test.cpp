@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -149,6 +150,58 @@ TEST_F(Cli, DirectoryOrEmptyFileAsExperimentExitsTwo) {
   EXPECT_EQ(r.status, 2) << r.out;
   EXPECT_TRUE(contains(r.out, empty.string() + ": no settings (the file is empty or holds only comments)")) << r.out;
   EXPECT_TRUE(output_dir_untouched());
+}
+
+// Integer and seconds flags: parsed with a range check naming the flag (no raw "stoi").
+TEST_F(Cli, NumericFlagsOutOfRangeExitTwoNamingTheFlagAndRange) {
+  const fs::path file = write("exp.toml", small_experiment(2, 100));
+  struct Case {
+    std::vector<std::string> args;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {{"serve", file.string(), "--nodes", "99999999999"}, "--nodes: 99999999999 is out of range; expected a node count from 1 to 100000"},
+      {{"serve", file.string(), "--nodes", "99999999999999999999999"}, "--nodes: 99999999999999999999999 is out of range"},
+      {{"serve", file.string(), "--nodes", "0"}, "--nodes: 0 is out of range"},
+      {{"serve", file.string(), "--nodes", "-3"}, "--nodes: expected a node count from 1 to 100000, got '-3'"},
+      {{"serve", file.string(), "--nodes", "4x"}, "--nodes: expected a node count"},
+      {{"serve", file.string(), "--wait", "1e400"}, "--wait: 1e400 is out of range; expected seconds > 0 and at most a year"},
+      {{"serve", file.string(), "--wait", "1e10"}, "--wait: 1e10 is out of range"},
+      {{"serve", file.string(), "--wait", "nan"}, "--wait: expected seconds"},
+      {{"serve", file.string(), "--listen", "127.0.0.1:99999"}, "--listen: \"127.0.0.1:99999\": expected HOST:PORT"},
+      {{"node", "--connect", "127.0.0.1:1", "--slots", "100000"}, "--slots: 100000 is out of range; expected a job count"},
+      {{"node", "--connect", "127.0.0.1:1", "--slots", "0"}, "--slots: 0 is out of range"},
+      {{"node", "--connect", "127.0.0.1:1", "--wait", "-1"}, "--wait: -1 is out of range; expected seconds >= 0"},
+      {{"node", "--connect", "127.0.0.1:99999999999"}, "--connect: \"127.0.0.1:99999999999\": expected HOST:PORT"},
+  };
+  for (const auto& c : cases) {
+    const CliResult r = run_cli(c.args);
+    EXPECT_EQ(r.status, 2) << c.args.back() << ": " << r.out;
+    EXPECT_TRUE(contains(r.out, c.expected)) << r.out;
+    EXPECT_FALSE(contains(r.out, "stoi")) << r.out;
+  }
+  EXPECT_TRUE(output_dir_untouched());
+}
+
+// A FIFO (or any file that is not a regular one) used to block the run forever in open().
+TEST_F(Cli, FifoOrDeviceAsExperimentIsRefusedWithoutBlocking) {
+  const fs::path fifo = dir_ / "exp.toml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // `timeout` frees the test if the CLI blocks; then the status is 124, not 2.
+  std::string cmd = "timeout 20 " + shell_quote(FEDVLM_CLI) + " " + shell_quote(fifo.string()) + " --dry-run </dev/null 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2) << out;
+  EXPECT_TRUE(contains(out, fifo.string() + ": is not a regular file (it is a FIFO (named pipe))")) << out;
+  const CliResult r = run_cli({"/dev/zero", "--dry-run"});
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_TRUE(contains(r.out, "/dev/zero: is not a regular file (it is a character device)")) << r.out;
 }
 
 TEST_F(Cli, BadSetExitsTwoNamingTheOption) {
