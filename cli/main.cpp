@@ -3,6 +3,7 @@
 #include "actors/experiment_driver.hpp"
 #include "fl/config/experiment_toml.hpp"
 #include "fl/results/results_reader.hpp"
+#include "fl/runtime/interrupt.hpp"
 #include "monitoring/compare_table.hpp"
 #include "monitoring/plots.hpp"
 #include "support/usable_cores.hpp"
@@ -27,14 +28,15 @@ constexpr const char* kUsage = R"(fedvlm-sim — federated LoRA fine-tuning, sim
 
 Usage:
   fedvlm-sim EXPERIMENT.toml [--dry-run] [--quiet] [--only RUN]... [--set KEY=VALUE]...
-                            [--output-dir DIR] [--resume [--force]]
+                            [--output-dir DIR] [--resume [--force]] [--strict]
   fedvlm-sim resume RUN_DIR [--set KEY=VALUE]... [--force] [--quiet]
   fedvlm-sim serve EXPERIMENT.toml [--listen HOST:PORT] [--nodes N] [--wait SECONDS]
                    [--cert FILE --key FILE --ca FILE | --insecure] [run options]
   fedvlm-sim node --connect HOST:PORT [--slots N] [--wait SECONDS] [--cert FILE --key FILE --ca FILE]
   fedvlm-sim plot RESULTS_DIR... [--out DIR]
   fedvlm-sim compare RESULTS_DIR...
-  fedvlm-sim --keys          every experiment key, with type, default and meaning
+  fedvlm-sim --keys          every experiment key, with type, default, range, meaning and
+                             when it applies
   fedvlm-sim --help
 
 Running an experiment:
@@ -54,7 +56,10 @@ Running an experiment:
   --resume       a run whose directory OUTPUT_DIR/NAME/RUN exists continues there after its
                  newest checkpoint; completed runs are skipped
   --force        with --resume or resume: accept a configuration that differs from the one
-                 the run started with (the differing keys are listed otherwise)
+                 the run started with (the differing keys are listed otherwise); a change
+                 of strategy, model, data or partition is refused even so
+  --strict       a key that has no effect in the chosen configuration (e.g. partition.beta
+                 with scheme = "shards") is an error, not a warning; also strict = true
 
 serve:    runs one run (pick it with --only in a sweep) with its clients on node processes:
           waits up to --wait SECONDS (default 120) for --nodes N (default 1) nodes to connect
@@ -189,6 +194,11 @@ int run_compare(const std::vector<std::string>& args) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // From the first instruction: a shell that starts this in the background ignores SIGINT, and
+  // a signal before the run's own setup would otherwise be lost (or kill without a word).
+  // Until a run starts, nothing is written: a stop signal exits at once.
+  fedvlm::install_interrupt_handlers();
+  fedvlm::exit_at_once_on_interrupt(true);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) return usage_error("no experiment file given");
   if (args[0] == "--help" || args[0] == "-h") {
@@ -229,7 +239,7 @@ int main(int argc, char** argv) {
       } catch (const std::invalid_argument& e) {
         return usage_error("--connect: " + std::string(e.what()));
       }
-      const auto& [host, port] = host_port;
+      const auto& [host, port] = host_port; // a node saves nothing: Ctrl-C ends it at once
       return fedvlm::run_node(host, port, tls, wait, slots);
     }
 
@@ -248,6 +258,7 @@ int main(int argc, char** argv) {
         if (!error.empty()) return usage_error(error);
       } else if (a == "--quiet" || a == "-q") quiet = true;
       else if (a == "--force") options.force = true;
+      else if (a == "--strict") overrides.push_back("strict=true");
       else if (!resume && a == "--dry-run") options.dry_run = true;
       else if (!resume && !serve && a == "--resume") options.resume = true;
       else if (serve && a == "--insecure") insecure = true;
@@ -297,6 +308,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "fedvlm-sim: %s\n", e.what());
       return 2;
     }
+    for (const auto& warning : plan.warnings) std::fprintf(stderr, "fedvlm-sim: warning: %s\n", warning.c_str());
+    // A dry run writes nothing, so it may end anywhere; a run saves what it has first.
+    if (!options.dry_run) fedvlm::exit_at_once_on_interrupt(false);
     const auto outcome = resume ? fedvlm::resume_run(file, plan, options, stdout)
                                 : fedvlm::run_experiment(plan, options, stdout);
     std::fflush(stdout);

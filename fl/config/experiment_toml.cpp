@@ -210,6 +210,8 @@ struct KeyDef {
   /// The configurations in which the key acts, e.g. "federation.mode = async" ("" = always);
   /// `--keys` prints it and validate() warns about (or, strict, refuses) a key set outside them.
   const char* applies = "";
+  std::vector<std::string> deciding_keys;
+  std::function<bool(const ExperimentConfig&)> applies_if; ///< empty: always
 
   KeyDef in(double low, double high, std::string note = "") && {
     lo = low;
@@ -225,8 +227,13 @@ struct KeyDef {
     hi_open = true;
     return std::move(*this);
   }
-  KeyDef when(const char* condition) && {
+  /// The key acts only where `holds` (on the validated config): `condition` says so in words,
+  /// and `deciding` names the keys whose values it depends on, quoted in the warning.
+  KeyDef when(const char* condition, std::vector<std::string> deciding,
+              std::function<bool(const ExperimentConfig&)> holds) && {
     applies = condition;
+    deciding_keys = std::move(deciding);
+    applies_if = std::move(holds);
     return std::move(*this);
   }
   [[nodiscard]] bool has_range() const { return !std::isnan(lo); }
@@ -344,6 +351,12 @@ void assign(const KeyDef& k, ExperimentConfig& c, const toml::node& n, const Whe
 
 #define M(expr) [](ExperimentConfig& c) -> auto& { return expr; }
 
+/// Whether the strategy trains LoRA adapters (full fine-tuning and linear probes do not).
+bool trains_lora(const ExperimentConfig& c) {
+  const StrategySpec& spec = strategy_spec(c.strategy);
+  return !spec.train_base && !spec.train_head;
+}
+
 /// The arch list of fl/config/model_family, kept alive for the key table's help pointer.
 const char* arch_help() {
   static const std::string help = model_arch_list();
@@ -354,6 +367,8 @@ const std::vector<KeyDef>& schema() {
   static const std::vector<KeyDef> keys = {
       string_key("name", "experiment name; results go to OUTPUT_DIR/NAME/RUN", M(c.name)),
       path_key("output_dir", "directory for results (relative to the working directory)", M(c.output_dir)),
+      bool_key("strict", "a key that has no effect in the chosen configuration is an error (otherwise a warning); also --strict",
+               M(c.strict)),
       int_key("seed", "seed of every random choice (partitions, inits, shuffles, dropout)", M(c.seed)).in(0, kUnbounded),
       string_key("device",
                  "\"cpu\", \"cuda\" or \"cuda:N\": where the models run (falls back to cpu with a message "
@@ -363,7 +378,9 @@ const std::vector<KeyDef>& schema() {
 
       string_key("model.arch", arch_help(), M(c.model.arch)),
       path_key("model.weights", "optional .safetensors with torchvision parameter names", M(c.model.weights)),
-      path_key("model.tokenizer", "Florence-2: tokenizer.json or its folder (default: beside model.weights)", M(c.model.tokenizer)),
+      path_key("model.tokenizer", "Florence-2: tokenizer.json or its folder (default: beside model.weights)", M(c.model.tokenizer))
+          .when("model.arch is a florence2_* model (the others read no text)", {"model.arch"},
+                [](const ExperimentConfig& c) { return model_arch(c.model.arch).data == ModelData::vqa; }),
       real_key("model.dropout", "classifier dropout probability", M(c.model.dropout)).in(0, 1).open_hi(),
       string_key("model.precision", "Florence-2: float32 | bfloat16 (frozen weights and activations; adapters stay float32)",
                  M(c.model.precision)),
@@ -372,32 +389,62 @@ const std::vector<KeyDef>& schema() {
       path_key("data.path", "directory holding the dataset files", M(c.data.path)),
       int_key("data.max_samples", "cap on the federated sample pool (0 = all)", M(c.data.max_samples)).in(0, 1e8),
       real_key("data.test_fraction", "share of each client's data held out as its test split", M(c.data.test_fraction)).in(0, 1).open_hi(),
-      string_key("data.domain_field", "VQA: metadata.jsonl field naming each sample's domain", M(c.data.domain_field)),
-      string_key("data.prompt_prefix", "VQA: text put before every question", M(c.data.prompt_prefix)),
-      int_key("data.max_answer_tokens", "VQA: answer tokens kept as labels", M(c.data.max_answer_tokens)).in(2, 1024, "<s> and </s> at least; Florence-2 reads at most 1024 positions"),
-      int_key("data.max_new_tokens", "VQA: tokens generated when scoring exact match", M(c.data.max_new_tokens)).in(1, 1024, "Florence-2 reads at most 1024 positions"),
-      int_key("data.num_beams", "VQA: beam width for generated answers (1 = greedy; Florence-2 uses 3)", M(c.data.num_beams)).in(1, 64),
+      string_key("data.domain_field", "VQA: metadata.jsonl field naming each sample's domain", M(c.data.domain_field))
+          .when("data.dataset = \"vqa_folder\"", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.dataset == "vqa_folder"; }),
+      string_key("data.prompt_prefix", "VQA: text put before every question", M(c.data.prompt_prefix))
+          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
+      int_key("data.max_answer_tokens", "VQA: answer tokens kept as labels", M(c.data.max_answer_tokens)).in(2, 1024, "<s> and </s> at least; Florence-2 reads at most 1024 positions")
+          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
+      int_key("data.max_new_tokens", "VQA: tokens generated when scoring exact match", M(c.data.max_new_tokens)).in(1, 1024, "Florence-2 reads at most 1024 positions")
+          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
+      int_key("data.num_beams", "VQA: beam width for generated answers (1 = greedy; Florence-2 uses 3)", M(c.data.num_beams)).in(1, 64)
+          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
       int_key("data.no_repeat_ngram_size", "VQA: ban repeated n-grams when generating (Florence-2 uses 3; 0 = off)",
-              M(c.data.no_repeat_ngram_size)).in(0, 1024),
-      int_key("data.synthetic_domains", "synthetic_vqa: number of domains generated", M(c.data.synthetic_domains)).in(1, 1000),
-      int_key("data.synthetic_per_domain", "synthetic_vqa: samples per domain", M(c.data.synthetic_per_domain)).in(2, 100000, "a train and a test sample at least"),
+              M(c.data.no_repeat_ngram_size)).in(0, 1024)
+          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
+      int_key("data.synthetic_domains", "synthetic_vqa: number of domains generated", M(c.data.synthetic_domains)).in(1, 1000)
+          .when("data.dataset = \"synthetic_vqa\"", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.dataset == "synthetic_vqa"; }),
+      int_key("data.synthetic_per_domain", "synthetic_vqa: samples per domain", M(c.data.synthetic_per_domain)).in(2, 100000, "a train and a test sample at least")
+          .when("data.dataset = \"synthetic_vqa\"", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.dataset == "synthetic_vqa"; }),
       {"data.class_names", Kind::string_list, "CLIP: the classes' names in label order (default: the dataset's)",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.data.class_names = read_strings(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.data.class_names); }},
 
       bool_key("pretrain.enabled", "train the whole backbone centrally on a public split first (cached)", M(c.pretrain.enabled)),
-      int_key("pretrain.public_samples", "size of the public split, disjoint from client data", M(c.pretrain.public_samples)).in(0, 1e7),
-      int_key("pretrain.epochs", "pretraining epochs", M(c.pretrain.epochs)).in(1, 10000),
-      real_key("pretrain.lr", "pretraining learning rate (SGD, momentum 0.9)", M(c.pretrain.lr)).in(0, kMaxRate).open_lo(),
-      int_key("pretrain.batch_size", "pretraining batch size", M(c.pretrain.batch_size)).in(1, kMaxBatch),
+      int_key("pretrain.public_samples", "size of the public split, disjoint from client data", M(c.pretrain.public_samples)).in(0, 1e7)
+          .when("pretrain.enabled = true", {"pretrain.enabled"},
+                [](const ExperimentConfig& c) { return c.pretrain.enabled; }),
+      int_key("pretrain.epochs", "pretraining epochs", M(c.pretrain.epochs)).in(1, 10000)
+          .when("pretrain.enabled = true", {"pretrain.enabled"},
+                [](const ExperimentConfig& c) { return c.pretrain.enabled; }),
+      real_key("pretrain.lr", "pretraining learning rate (SGD, momentum 0.9)", M(c.pretrain.lr)).in(0, kMaxRate).open_lo()
+          .when("pretrain.enabled = true", {"pretrain.enabled"},
+                [](const ExperimentConfig& c) { return c.pretrain.enabled; }),
+      int_key("pretrain.batch_size", "pretraining batch size", M(c.pretrain.batch_size)).in(1, kMaxBatch)
+          .when("pretrain.enabled = true", {"pretrain.enabled"},
+                [](const ExperimentConfig& c) { return c.pretrain.enabled; }),
       path_key("pretrain.cache_dir", "where pretrained checkpoints are cached (relative to output_dir)", M(c.pretrain.cache_dir)),
 
       enum_key("partition.scheme", "iid | shards | dirichlet | by_label_group | by_domain (VQA)",
                [](ExperimentConfig& c, const std::string& s) { c.partition.scheme = partition_scheme_from_string(s); },
                [](const ExperimentConfig& c) { return to_string(c.partition.scheme); }),
-      int_key("partition.shards", "shards: total number of label-sorted shards", M(c.partition.shards)).in(0, 1e7),
-      int_key("partition.shards_per_client", "shards: shards per client", M(c.partition.shards_per_client)).in(1, 100000),
-      real_key("partition.beta", "dirichlet: concentration (smaller = more skewed)", M(c.partition.beta)).in(0, 1e6).open_lo(),
+      int_key("partition.shards", "shards: total number of label-sorted shards", M(c.partition.shards)).in(0, 1e7)
+          .when("partition.scheme = \"shards\"", {"partition.scheme"},
+                [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::shards; }),
+      int_key("partition.shards_per_client", "shards: shards per client", M(c.partition.shards_per_client)).in(1, 100000)
+          .when("partition.scheme = \"shards\"", {"partition.scheme"},
+                [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::shards; }),
+      real_key("partition.beta", "dirichlet: concentration (smaller = more skewed)", M(c.partition.beta)).in(0, 1e6).open_lo()
+          .when("partition.scheme = \"dirichlet\"", {"partition.scheme"},
+                [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::dirichlet; }),
       {"partition.label_groups", Kind::int_matrix, "by_label_group: label groups, client c takes group c % n",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.partition.label_groups = read_int_matrix(n, w); },
        [](const ExperimentConfig& c) {
@@ -405,7 +452,9 @@ const std::vector<KeyDef>& schema() {
          for (std::size_t i = 0; i < c.partition.label_groups.size(); ++i)
            out += (i ? ", " : "") + fmt_list(c.partition.label_groups[i]);
          return out + "]";
-       }},
+       }}
+          .when("partition.scheme = \"by_label_group\"", {"partition.scheme"},
+                [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::by_label_group; }),
 
       int_key("federation.clients", "number of simulated clients", M(c.federation.clients)).in(1, kMaxClients, "each client is an actor with data of its own; also at most the samples in the dataset"),
       int_key("federation.rounds", "communication rounds", M(c.federation.rounds)).in(1, 1e6),
@@ -427,7 +476,9 @@ const std::vector<KeyDef>& schema() {
                },
                [](const ExperimentConfig& c) { return to_string(c.federation.mode); }),
       int_key("federation.buffer_size", "async: updates per server aggregation (0 = half the clients, at least 1)",
-              M(c.federation.buffer_size)).in(0, kMaxClients),
+              M(c.federation.buffer_size)).in(0, kMaxClients)
+          .when("federation.mode = \"async\"", {"federation.mode"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
       enum_key("federation.staleness", "async: weight of an update s versions old: inverse_sqrt 1/sqrt(1+s) | constant | polynomial 1/(1+s)^a",
                [](ExperimentConfig& c, const std::string& s) {
                  if (s == "inverse_sqrt") c.federation.staleness = StalenessRule::inverse_sqrt;
@@ -435,13 +486,23 @@ const std::vector<KeyDef>& schema() {
                  else if (s == "polynomial") c.federation.staleness = StalenessRule::polynomial;
                  else throw std::invalid_argument("unknown staleness rule '" + s + "' (expected inverse_sqrt, constant or polynomial)");
                },
-               [](const ExperimentConfig& c) { return to_string(c.federation.staleness); }),
-      real_key("federation.staleness_exponent", "async, polynomial staleness: the exponent a", M(c.federation.staleness_exponent)).in(0, 100),
-      real_key("federation.server_lr", "async: server learning rate on the buffered mean update", M(c.federation.server_lr)).in(0, kMaxRate).open_lo(),
+               [](const ExperimentConfig& c) { return to_string(c.federation.staleness); })
+          .when("federation.mode = \"async\"", {"federation.mode"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
+      real_key("federation.staleness_exponent", "async, polynomial staleness: the exponent a", M(c.federation.staleness_exponent)).in(0, 100)
+          .when("federation.mode = \"async\" and federation.staleness = \"polynomial\"", {"federation.mode", "federation.staleness"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async && c.federation.staleness == StalenessRule::polynomial; }),
+      real_key("federation.server_lr", "async: server learning rate on the buffered mean update", M(c.federation.server_lr)).in(0, kMaxRate).open_lo()
+          .when("federation.mode = \"async\"", {"federation.mode"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
       real_key("federation.client_seconds", "async: virtual seconds of one local epoch on a client of mean data size",
-               M(c.federation.client_seconds)).in(0, kYearSeconds, "one year").open_lo(),
+               M(c.federation.client_seconds)).in(0, kYearSeconds, "one year").open_lo()
+          .when("federation.mode = \"async\"", {"federation.mode"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
       real_key("federation.speed_sigma", "async: clients' lasting speed factors, lognormal with mean 1 and this log-space std (0 = equal)",
-               M(c.federation.speed_sigma)).in(0, 10),
+               M(c.federation.speed_sigma)).in(0, 10)
+          .when("federation.mode = \"async\"", {"federation.mode"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
 
       enum_key("strategy.name", "plora | flora | ffa_lora | fedsa_lora | rolora | fedex_lora | stacking | flexlora | hetlora | full | linear_probe | local | centralized",
                [](ExperimentConfig& c, const std::string& s) { c.strategy = strategy_from_string(s); },
@@ -452,9 +513,15 @@ const std::vector<KeyDef>& schema() {
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.strategy_trainable = read_strings(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.strategy_trainable); }},
 
-      int_key("lora.rank", "LoRA rank r", M(c.lora.rank)).in(1, 4096),
-      real_key("lora.alpha", "LoRA alpha (scale = alpha / r)", M(c.lora.alpha)).in(0, 1e6).open_lo(),
-      real_key("lora.dropout", "dropout on the LoRA input", M(c.lora.dropout)).in(0, 1).open_hi(),
+      int_key("lora.rank", "LoRA rank r", M(c.lora.rank)).in(1, 4096)
+          .when("the strategy trains LoRA adapters (not full, linear_probe)", {"strategy.name"},
+                [](const ExperimentConfig& c) { return trains_lora(c); }),
+      real_key("lora.alpha", "LoRA alpha (scale = alpha / r)", M(c.lora.alpha)).in(0, 1e6).open_lo()
+          .when("the strategy trains LoRA adapters (not full, linear_probe)", {"strategy.name"},
+                [](const ExperimentConfig& c) { return trains_lora(c); }),
+      real_key("lora.dropout", "dropout on the LoRA input", M(c.lora.dropout)).in(0, 1).open_hi()
+          .when("the strategy trains LoRA adapters (not full, linear_probe)", {"strategy.name"},
+                [](const ExperimentConfig& c) { return trains_lora(c); }),
       {"lora.targets", Kind::string_list, "module names to adapt, e.g. [\"classifier.0\", \"classifier.3\"]",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.lora_targets = read_strings(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.lora_targets); }},
@@ -474,9 +541,13 @@ const std::vector<KeyDef>& schema() {
                  else throw std::invalid_argument("unknown optimizer '" + s + "' (expected sgd, adam or adamw)");
                },
                [](const ExperimentConfig& c) { return to_string(c.train.optimizer); }),
-      real_key("train.momentum", "SGD momentum", M(c.train.momentum)).in(0, 1).open_hi(),
+      real_key("train.momentum", "SGD momentum", M(c.train.momentum)).in(0, 1).open_hi()
+          .when("train.optimizer = \"sgd\"", {"train.optimizer"},
+                [](const ExperimentConfig& c) { return c.train.optimizer == OptimizerKind::sgd; }),
       real_key("train.weight_decay", "weight decay (L2 in the gradient for sgd and adam, decoupled for adamw)", M(c.train.weight_decay)).in(0, kMaxRate),
-      real_key("train.adam_eps", "Adam / AdamW epsilon", M(c.train.adam_eps)).in(0, 1).open_lo(),
+      real_key("train.adam_eps", "Adam / AdamW epsilon", M(c.train.adam_eps)).in(0, 1).open_lo()
+          .when("train.optimizer = \"adam\" or \"adamw\"", {"train.optimizer"},
+                [](const ExperimentConfig& c) { return c.train.optimizer != OptimizerKind::sgd; }),
       bool_key("train.fresh_optimizer", "start every local training with a fresh optimizer (no momentum kept across rounds)",
                M(c.train.fresh_optimizer)),
       int_key("train.eval_batch_size", "evaluation batch size", M(c.train.eval_batch_size)).in(1, kMaxBatch),
@@ -494,7 +565,9 @@ const std::vector<KeyDef>& schema() {
 
       string_key("monitoring.prometheus", "host:port of the Prometheus exporter (absent = off)", M(c.monitoring.prometheus)),
       string_key("monitoring.pushgateway", "Pushgateway URL pushed at each round end (absent = off)", M(c.monitoring.pushgateway)),
-      real_key("monitoring.linger_seconds", "keep the exporter up this long after the run", M(c.monitoring.linger_seconds)).in(0, kYearSeconds, "one year"),
+      real_key("monitoring.linger_seconds", "keep the exporter up this long after the run", M(c.monitoring.linger_seconds)).in(0, kYearSeconds, "one year")
+          .when("monitoring.prometheus is set (an exporter to keep up)", {"monitoring.prometheus"},
+                [](const ExperimentConfig& c) { return !c.monitoring.prometheus.empty(); }),
 
       {"clip.templates", Kind::string_list, "CLIP: prompt templates, each with one {} for the class name",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.clip.templates = read_strings(n, w); },
@@ -510,7 +583,9 @@ const std::vector<KeyDef>& schema() {
       {"faults.slow_clients", Kind::int_list, "clients that answer late (simulated stragglers)",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.faults.slow_clients = read_ints(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.faults.slow_clients); }},
-      real_key("faults.slow_seconds", "mean delay of a slow client's answer", M(c.faults.slow_seconds)).in(0, kYearSeconds, "one year"),
+      real_key("faults.slow_seconds", "mean delay of a slow client's answer", M(c.faults.slow_seconds)).in(0, kYearSeconds, "one year")
+          .when("faults.slow_clients is not empty or faults.slow_fraction > 0", {"faults.slow_clients", "faults.slow_fraction"},
+                [](const ExperimentConfig& c) { return !c.faults.slow_clients.empty() || c.faults.slow_fraction > 0; }),
       real_key("faults.slow_fraction", "each selected client is slow in a round with this probability", M(c.faults.slow_fraction)).in(0, 1),
       enum_key("faults.slow_distribution", "fixed (exactly slow_seconds) | exponential | lognormal (mean slow_seconds)",
                [](ExperimentConfig& c, const std::string& s) {
@@ -519,8 +594,12 @@ const std::vector<KeyDef>& schema() {
                  else if (s == "lognormal") c.faults.slow_distribution = DelayDistribution::lognormal;
                  else throw std::invalid_argument("unknown distribution '" + s + "' (expected fixed, exponential or lognormal)");
                },
-               [](const ExperimentConfig& c) { return to_string(c.faults.slow_distribution); }),
-      real_key("faults.slow_sigma", "lognormal: standard deviation of log(delay)", M(c.faults.slow_sigma)).in(0, 10).open_lo(),
+               [](const ExperimentConfig& c) { return to_string(c.faults.slow_distribution); })
+          .when("faults.slow_clients is not empty or faults.slow_fraction > 0", {"faults.slow_clients", "faults.slow_fraction"},
+                [](const ExperimentConfig& c) { return !c.faults.slow_clients.empty() || c.faults.slow_fraction > 0; }),
+      real_key("faults.slow_sigma", "lognormal: standard deviation of log(delay)", M(c.faults.slow_sigma)).in(0, 10).open_lo()
+          .when("faults.slow_distribution = \"lognormal\"", {"faults.slow_distribution"},
+                [](const ExperimentConfig& c) { return c.faults.slow_distribution == DelayDistribution::lognormal; }),
       real_key("faults.dropout_probability", "each selected client drops out of a round with this probability",
                M(c.faults.dropout_probability)).in(0, 1),
       {"faults.crash_clients", Kind::int_list, "clients whose actor crashes (throws) in crash_rounds; respawned from their last state",
@@ -536,7 +615,9 @@ const std::vector<KeyDef>& schema() {
 
       int_key("checkpoint.every", "write a checkpoint after every N-th round and the last (0 = never); see `resume`",
               M(c.checkpoint.every)).in(0, 1e6),
-      int_key("checkpoint.keep", "newest checkpoints kept per run", M(c.checkpoint.keep)).in(1, 1000),
+      int_key("checkpoint.keep", "newest checkpoints kept per run", M(c.checkpoint.keep)).in(1, 1000)
+          .when("checkpoint.every > 0", {"checkpoint.every"},
+                [](const ExperimentConfig& c) { return c.checkpoint.every > 0; }),
 
       real_key("privacy.clip_norm", "DP: clip each client's shared update (change from the global) to this L2 norm (0 = off)",
                M(c.privacy.clip_norm)).in(0, 1e6),
@@ -548,8 +629,12 @@ const std::vector<KeyDef>& schema() {
                  else if (s == "local") c.privacy.mode = PrivacyMode::local;
                  else throw std::invalid_argument("unknown privacy mode '" + s + "' (expected central or local)");
                },
-               [](const ExperimentConfig& c) { return to_string(c.privacy.mode); }),
-      real_key("privacy.delta", "DP: the delta at which epsilon is reported", M(c.privacy.delta)).in(0, 1).open_lo().open_hi(),
+               [](const ExperimentConfig& c) { return to_string(c.privacy.mode); })
+          .when("privacy.noise_multiplier > 0 (the mode places the noise)", {"privacy.noise_multiplier"},
+                [](const ExperimentConfig& c) { return c.privacy.noise_multiplier > 0; }),
+      real_key("privacy.delta", "DP: the delta at which epsilon is reported", M(c.privacy.delta)).in(0, 1).open_lo().open_hi()
+          .when("privacy.noise_multiplier > 0 (epsilon is reported at delta)", {"privacy.noise_multiplier"},
+                [](const ExperimentConfig& c) { return c.privacy.noise_multiplier > 0; }),
       real_key("privacy.target_epsilon", "DP: stop the run before epsilon would exceed this (0 = no budget)",
                M(c.privacy.target_epsilon)).in(0, 1e6),
   };
@@ -663,6 +748,28 @@ std::string dir_name_problem(const std::string& s) {
     return "it holds a control character";
   if (s.size() > 255) return "it is longer than 255 bytes, the limit of a file name";
   return "";
+}
+
+/// Keys set (to other than their default) where they do nothing: "key X has no effect because
+/// Y", into `warnings` (each message once), or a ConfigError under `strict`. Runs on the
+/// validated config, so every condition reads settled values.
+void check_keys_have_effect(const ExperimentConfig& c, const std::map<std::string, Where>& where,
+                            std::vector<std::string>& warnings) {
+  const ExperimentConfig defaults;
+  for (const auto& k : schema()) {
+    if (!k.applies_if || !where.count(k.path) || k.applies_if(c)) continue;
+    // A resolved config.toml (resume) writes every key: a default value is no one's intent.
+    if (k.get(c) == k.get(defaults)) continue;
+    std::string because;
+    for (const auto& d : k.deciding_keys)
+      if (const KeyDef* dk = find_key(d)) because += (because.empty() ? "" : " and ") + d + " = " + dk->get(c);
+    const Where& w = where.at(k.path);
+    const std::string message = w.prefix() + " has no effect because " + because + " (it applies when " + k.applies +
+                                ")" + (c.sweep.empty() ? "" : " in run " + c.run_label);
+    if (c.strict)
+      throw ConfigError(message + "; remove the key, or set strict = false to only be warned");
+    if (std::find(warnings.begin(), warnings.end(), message) == warnings.end()) warnings.push_back(message);
+  }
 }
 
 /// Cross-key checks. Each names the key at fault.
@@ -1067,6 +1174,7 @@ ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& sou
       throw ConfigError(file + ": the sweep produces run '" + c.run_label +
                         "' twice: sweep values must be distinct");
     validate(c, where, file);
+    check_keys_have_effect(c, where, plan.warnings);
     c.resolved_toml = resolved_toml(c);
     plan.runs.push_back(std::move(c));
 

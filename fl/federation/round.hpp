@@ -71,6 +71,11 @@ struct RoundInFlight {
 /// Answers a round needs: ceil(quorum × selected), at least one.
 [[nodiscard]] std::size_t quorum_needed(std::size_t selected, double quorum);
 
+/// Why the run must stop after a round in which not one selected client answered (all failed,
+/// dropped out or timed out): nobody trains, and rounds like it would only evaluate the same
+/// model again and end "completed". "" when some client answered (or nobody was selected).
+[[nodiscard]] std::string nobody_answered(const RoundInFlight& r);
+
 /// The selected clients that will send a training job (no simulated crash, failure or
 /// drop-out, not lost), in order: the scheduler groups them by this plan.
 [[nodiscard]] std::vector<int> training_plan(const RoundSettings& settings, int round, const std::vector<int>& selected,

@@ -315,4 +315,101 @@ TEST_F(Cli, DryRunWithImpossibleShardsFailsNamingPartitionShards) {
   EXPECT_TRUE(output_dir_untouched());
 }
 
+// The test split's share rounds to nothing (0.0001 of 50 samples) or the training split's does
+// (0.999): refused naming the clients and their sizes, unless the global test alone scores.
+TEST_F(Cli, SplitsThatRoundToNothingAreRefusedNamingClientsAndSizes) {
+  if (!fs::is_directory(kFashionMnist)) GTEST_SKIP() << kFashionMnist << " is absent";
+  const fs::path file = write("exp.toml", small_experiment(2, 100));
+  for (const std::string f : {"0.0001", "0.005"}) {
+    const CliResult r = run_cli({file.string(), "--dry-run", "--quiet", "--set", "data.test_fraction=" + f});
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_TRUE(contains(r.out, "leaves the test split of 2 of 2 clients with no sample of its own")) << r.out;
+    EXPECT_TRUE(contains(r.out, "client 0 has 50 samples")) << r.out;
+    EXPECT_TRUE(contains(r.out, "client 1 has 50 samples")) << r.out;
+  }
+  for (const std::string f : {"0.999", "0.995"}) {
+    const CliResult r = run_cli({file.string(), "--dry-run", "--quiet", "--set", "data.test_fraction=" + f});
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_TRUE(contains(r.out, "leaves the training split of 2 of 2 clients")) << r.out;
+  }
+  // One sample in 50 is a test split of one, as asked: accepted; and no split with the global test.
+  EXPECT_EQ(run_cli({file.string(), "--dry-run", "--quiet", "--set", "data.test_fraction=0.02"}).status, 0);
+  const CliResult g = run_cli({file.string(), "--dry-run", "--quiet", "--set", "data.test_fraction=0", "--set",
+                               "evaluation.global_test=true"});
+  EXPECT_EQ(g.status, 0) << g.out;
+  EXPECT_TRUE(output_dir_untouched());
+}
+
+// Keys that would do nothing: a warning naming the key and why, each once; --strict refuses.
+TEST_F(Cli, KeysWithoutEffectWarnOnceAndStrictRefuses) {
+  const fs::path file = write("exp.toml", "name = \"w\"\noutput_dir = \"" + (dir_ / "out").string() +
+                                              "\"\n[partition]\nscheme = \"shards\"\nbeta = 0.1\n"
+                                              "[federation]\nbuffer_size = 2\nclients = [2, 4]\n"
+                                              "[faults]\nslow_sigma = 2.0\n[lora]\nrank = 8\n[strategy]\nname = \"full\"\n"
+                                              "[model]\ntokenizer = \"tok.json\"\n[privacy]\nmode = \"local\"\n");
+  // A missing dataset fails the run later; the warnings come first, from the file alone.
+  const CliResult r = run_cli({file.string(), "--dry-run", "--quiet", "--set", "data.path=/nonexistent"});
+  for (const std::string key : {"partition.beta", "federation.buffer_size", "faults.slow_sigma", "lora.rank",
+                                "model.tokenizer", "privacy.mode"}) {
+    const std::string needle = "key '" + key + "' has no effect because ";
+    const auto first = r.out.find(needle);
+    EXPECT_NE(first, std::string::npos) << needle << "\n" << r.out;
+    // One per run of the sweep (clients=2, clients=4), no more.
+    std::size_t count = 0;
+    for (auto at = r.out.find(needle); at != std::string::npos; at = r.out.find(needle, at + 1)) ++count;
+    EXPECT_EQ(count, 2u) << needle << "\n" << r.out;
+  }
+  EXPECT_TRUE(contains(r.out, "key 'partition.beta' has no effect because partition.scheme = \"shards\" (it applies when "
+                              "partition.scheme = \"dirichlet\") in run clients=2"))
+      << r.out;
+  EXPECT_TRUE(contains(r.out, "key 'federation.buffer_size' has no effect because federation.mode = \"sync\"")) << r.out;
+  EXPECT_TRUE(contains(r.out, "key 'lora.rank' has no effect because strategy.name = \"full\"")) << r.out;
+  for (const std::vector<std::string> strict : {std::vector<std::string>{"--strict"}, {"--set", "strict=true"}}) {
+    std::vector<std::string> args = {file.string(), "--dry-run", "--quiet"};
+    args.insert(args.end(), strict.begin(), strict.end());
+    const CliResult s = run_cli(args);
+    EXPECT_EQ(s.status, 2) << s.out;
+    EXPECT_TRUE(contains(s.out, "has no effect because")) << s.out;
+    EXPECT_TRUE(contains(s.out, "set strict = false to only be warned")) << s.out;
+  }
+  EXPECT_TRUE(output_dir_untouched());
+}
+
+// `--keys` gives each numeric key's range and each conditional key's condition.
+TEST_F(Cli, KeysShowRangesAndWhenEachKeyApplies) {
+  const CliResult r = run_cli({"--keys"});
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "  round_timeout_s (a number, default 3600, range (0, 31536000]: one year)")) << r.out;
+  EXPECT_TRUE(contains(r.out, "  clients (an integer, default 4, range [1, 100000]")) << r.out;
+  EXPECT_TRUE(contains(r.out, "  beta (a number, default 0.5, range (0, 1000000])\n      dirichlet: concentration "
+                              "(smaller = more skewed)\n      applies when partition.scheme = \"dirichlet\"\n"))
+      << r.out;
+  EXPECT_TRUE(contains(r.out, "applies when federation.mode = \"async\"")) << r.out;
+}
+
+// A dry run of the synthetic VQA dataset generated 246 files under output_dir/.cache: now it
+// generates into a temporary directory that it removes, and writes nothing anywhere.
+TEST_F(Cli, DryRunOfSyntheticVqaWritesNothingAnywhere) {
+  const fs::path tmp = dir_ / "tmp";
+  fs::create_directories(tmp);
+  const fs::path file = write("vqa.toml", "name = \"v\"\noutput_dir = \"" + (dir_ / "out").string() +
+                                              "\"\n[model]\narch = \"florence2_tiny\"\n[data]\ndataset = \"synthetic_vqa\"\n"
+                                              "synthetic_domains = 2\nsynthetic_per_domain = 8\ntest_fraction = 0.25\n"
+                                              "[partition]\nscheme = \"by_domain\"\n[federation]\nclients = 2\nrounds = 1\n");
+  const std::string cmd = "TMPDIR=" + shell_quote(tmp.string()) + " " + shell_quote(FEDVLM_CLI) + " " +
+                          shell_quote(file.string()) + " --dry-run --quiet </dev/null 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  EXPECT_TRUE(contains(out, "synthetic_vqa (generated)")) << out;
+  EXPECT_FALSE(fs::exists(dir_ / "out")) << "the dry run wrote under output_dir";
+  EXPECT_TRUE(fs::is_empty(tmp)) << "the dry run left files in TMPDIR";
+}
+
 } // namespace
