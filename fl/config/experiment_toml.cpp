@@ -205,13 +205,13 @@ struct KeyDef {
   /// message points at it; `--keys` prints it. Unset (nan) for keys with no numeric value.
   double lo = std::numeric_limits<double>::quiet_NaN();
   double hi = std::numeric_limits<double>::quiet_NaN();
-  std::string range_note; ///< why the bound is what it is, where that is not obvious
+  std::string range_note{}; ///< why the bound is what it is, where that is not obvious
   bool lo_open = false, hi_open = false; ///< an end that is excluded: (0, 1]
   /// The configurations in which the key acts, e.g. "federation.mode = async" ("" = always);
   /// `--keys` prints it and validate() warns about (or, strict, refuses) a key set outside them.
   const char* applies = "";
-  std::vector<std::string> deciding_keys;
-  std::function<bool(const ExperimentConfig&)> applies_if; ///< empty: always
+  std::vector<std::string> deciding_keys{};
+  std::function<bool(const ExperimentConfig&)> applies_if{}; ///< empty: always
 
   KeyDef in(double low, double high, std::string note = "") && {
     lo = low;
@@ -445,7 +445,7 @@ const std::vector<KeyDef>& schema() {
       real_key("partition.beta", "dirichlet: concentration (smaller = more skewed)", M(c.partition.beta)).in(0, 1e6).open_lo()
           .when("partition.scheme = \"dirichlet\"", {"partition.scheme"},
                 [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::dirichlet; }),
-      {"partition.label_groups", Kind::int_matrix, "by_label_group: label groups, client c takes group c % n",
+      KeyDef{"partition.label_groups", Kind::int_matrix, "by_label_group: label groups, client c takes group c % n",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.partition.label_groups = read_int_matrix(n, w); },
        [](const ExperimentConfig& c) {
          std::string out = "[";

@@ -364,7 +364,7 @@ TEST_F(Cli, KeysWithoutEffectWarnOnceAndStrictRefuses) {
       << r.out;
   EXPECT_TRUE(contains(r.out, "key 'federation.buffer_size' has no effect because federation.mode = \"sync\"")) << r.out;
   EXPECT_TRUE(contains(r.out, "key 'lora.rank' has no effect because strategy.name = \"full\"")) << r.out;
-  for (const std::vector<std::string> strict : {std::vector<std::string>{"--strict"}, {"--set", "strict=true"}}) {
+  for (const std::vector<std::string>& strict : {std::vector<std::string>{"--strict"}, {"--set", "strict=true"}}) {
     std::vector<std::string> args = {file.string(), "--dry-run", "--quiet"};
     args.insert(args.end(), strict.begin(), strict.end());
     const CliResult s = run_cli(args);
