@@ -43,6 +43,21 @@ TEST(Round, QuorumIsTheCeilingOfTheFractionAndAtLeastOne) {
   EXPECT_EQ(quorum_needed(0, 1.0), 1u);
 }
 
+// A round with not one answer stops the run; one answer (even below quorum) does not.
+TEST(Round, ARoundWithoutAnyAnswerIsNamedWithItsClients) {
+  RoundInFlight r;
+  r.round = 3;
+  r.selected = {0, 1, 2};
+  r.failed = {0, 1, 2};
+  EXPECT_EQ(nobody_answered(r).rfind("round 3: none of the 3 selected clients answered (failed or timed out: 0, 1, 2)", 0), 0u)
+      << nobody_answered(r);
+  r.failed = {0, 2};
+  r.updates.emplace(1, update(1, 10, 1.0F, 1.0F));
+  EXPECT_EQ(nobody_answered(r), "");
+  RoundInFlight none; // nobody selected: nothing to say
+  EXPECT_EQ(nobody_answered(none), "");
+}
+
 TEST(Round, SelectionIsASeededSortedSample) {
   const auto a = select_clients(100, 10, 7, 3);
   ASSERT_EQ(a.size(), 10u);
