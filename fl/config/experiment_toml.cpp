@@ -319,7 +319,9 @@ std::string cores_note() {
 
 std::string bound_text(Kind kind, double v) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  if (kind == Kind::integer || kind == Kind::int_list) return std::to_string(static_cast<int64_t>(v));
+  // Whole bounds read as integers (1000000, not 1e+06), for real keys too.
+  if (kind == Kind::integer || kind == Kind::int_list || (v == std::floor(v) && std::fabs(v) < 1e15))
+    return std::to_string(static_cast<int64_t>(v));
   return shortest(v);
 }
 /// "[1, 100000]", "(0, 1]", ">= 0".

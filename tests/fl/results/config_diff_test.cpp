@@ -54,10 +54,10 @@ TEST(ConfigDiff, StateMeaningDifferencesAreTheStrategyModelDataAndPartitionKeys)
     return state_meaning_differences(a, config_values(text, "b"));
   };
   using V = std::vector<std::string>;
-  EXPECT_EQ(changed("name = \"plora\"", "name = \"flora\""), V{"strategy.name: \"plora\" -> \"flora\""});
+  EXPECT_EQ(changed("name = \"plora\"", "name = \"flora\""), V{"strategy.name: 'plora' -> 'flora'"});
   EXPECT_EQ(changed("max_samples = 100", "max_samples = 200"), V{"data.max_samples: 100 -> 200"});
-  EXPECT_EQ(changed("scheme = \"iid\"", "scheme = \"dirichlet\""), V{"partition.scheme: \"iid\" -> \"dirichlet\""});
-  EXPECT_EQ(changed("arch = \"mobilenet_v2\"", "arch = \"resnet18\""), V{"model.arch: \"mobilenet_v2\" -> \"resnet18\""});
+  EXPECT_EQ(changed("scheme = \"iid\"", "scheme = \"dirichlet\""), V{"partition.scheme: 'iid' -> 'dirichlet'"});
+  EXPECT_EQ(changed("arch = \"mobilenet_v2\"", "arch = \"resnet18\""), V{"model.arch: 'mobilenet_v2' -> 'resnet18'"});
   EXPECT_EQ(changed("rank = 4", "rank = 8"), V{"lora.rank: 4 -> 8"});
   EXPECT_EQ(changed("seed = 1", "seed = 2"), V{"seed: 1 -> 2"});
   EXPECT_EQ(changed("clients = 4", "clients = 5"), V{"federation.clients: 4 -> 5"});
