@@ -335,6 +335,13 @@ aggregator_actor::behavior_type aggregator(aggregator_actor_t self, AggregatorCo
       [self](start_atom) -> caf::result<RunDone> {
         auto& s = self->state;
         s.done = self->make_response_promise<RunDone>();
+        if (s.over) {
+          // The interrupt came first (the signal arrived while the run was being set up): its
+          // abort had no promise to answer, so this one is answered now, or the driver would
+          // wait forever.
+          s.done.deliver(make_engine_error(EngineErrc::interrupted, "interrupted before the run started"));
+          return s.done;
+        }
         s.r.round = s.cfg.resume_from.round;
         if (s.r.round > 0) {
           // Resumed: the rounds up to this one are on disk; go on with the next.

@@ -315,6 +315,9 @@ int main(int argc, char** argv) {
                                 : fedvlm::run_experiment(plan, options, stdout);
     std::fflush(stdout);
     if (outcome.interrupted_signal) return 128 + outcome.interrupted_signal;
+    // A signal after the last round (while the results were written, or the table printed):
+    // the run is complete on disk, yet the command was asked to stop and says so.
+    if (const int sig = fedvlm::interrupt_signal()) return 128 + sig;
     return outcome.runs_failed > 0 ? 1 : 0;
   } catch (const UsageError& e) {
     return usage_error(e.what());
