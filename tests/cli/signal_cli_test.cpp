@@ -63,6 +63,13 @@ public:
     }
   }
   void signal(int sig) { ::kill(pid_, sig); }
+  /// True when the process has already ended (then a signal would reach nobody).
+  bool ended() {
+    int st = 0;
+    if (::waitpid(pid_, &st, WNOHANG) != pid_) return false;
+    reaped_ = true;
+    return true;
+  }
   /// Exit status (128 + signal when killed by one), or -1 if it is still running after `seconds`.
   int wait_for(double seconds) {
     const auto until = Clock::now() + std::chrono::duration<double>(seconds);
@@ -141,6 +148,10 @@ TEST_F(Signals, EarlySignalStopsWithinTwoSecondsWhateverThePhase) {
     for (const int after_ms : {0, 30, 150, 400, 800, 1100, 1600}) {
       Process p({file.string(), "--quiet"}, log("early"));
       std::this_thread::sleep_for(std::chrono::milliseconds(after_ms));
+      if (p.ended()) { // the whole run fit in the delay on an idle machine: nothing left to stop
+        fs::remove_all(dir_.path() / "out");
+        continue;
+      }
       p.signal(sig);
       const auto sent = Clock::now();
       const int status = p.wait_for(10);
@@ -148,11 +159,12 @@ TEST_F(Signals, EarlySignalStopsWithinTwoSecondsWhateverThePhase) {
       EXPECT_EQ(status, 128 + sig) << "signal " << sig << " after " << after_ms << " ms: " << read_text_file(log("early"));
       EXPECT_LT(took, 2.0) << "signal " << sig << " after " << after_ms << " ms";
       EXPECT_TRUE(temp_leftovers(dir_.path() / "out").empty());
-      // Where the run had begun, its run.json is whole and says how it ended.
+      // Where the run had begun, its run.json is whole and says how it ended: interrupted, or
+      // completed when the signal came after the last round (the exit status still says it).
       const fs::path run_json = dir_.path() / "out" / "sig" / "run" / "run.json";
       if (fs::exists(run_json)) {
         const std::string j = read_text_file(run_json);
-        EXPECT_NE(j.find("\"interrupted\""), std::string::npos) << j;
+        EXPECT_TRUE(j.find("\"interrupted\"") != std::string::npos || j.find("\"completed\"") != std::string::npos) << j;
         EXPECT_EQ(j.back(), '\n') << j;
       }
       fs::remove_all(dir_.path() / "out");
