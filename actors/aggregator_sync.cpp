@@ -223,7 +223,8 @@ void evaluate_all(aggregator_actor_t self) {
 void close_training(aggregator_actor_t self) {
   auto& st = self->state;
   st.training = false;
-  if (const std::string why = nobody_answered(st.r); !why.empty())
+  if (const std::string why = is_central(st) ? "" : nobody_answered(st.r, st.progress.silent_rounds, st.cfg.federation.rounds);
+      !why.empty())
     return abort_run(self, make_engine_error(EngineErrc::job_failed, why));
   std::string measure_warning;
   const QuorumOutcome quorum = close_training_round(st.cfg, st.r, st.progress.global, &measure_warning);
