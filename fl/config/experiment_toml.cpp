@@ -752,11 +752,17 @@ std::string dir_name_problem(const std::string& s) {
   return "";
 }
 
-/// Keys set (to other than their default) where they do nothing: "key X has no effect because
-/// Y", into `warnings` (each message once), or a ConfigError under `strict`. Runs on the
-/// validated config, so every condition reads settled values.
+/// A key that does nothing in some run: the message, and in how many of the plan's runs.
+struct NoEffect {
+  std::string message;
+  std::size_t runs = 0;
+};
+
+/// Keys set (to other than their default) where they do nothing in run `c`: "key X has no
+/// effect because Y", counted per key into `found`. Runs on the validated config, so every
+/// condition reads settled values.
 void check_keys_have_effect(const ExperimentConfig& c, const std::map<std::string, Where>& where,
-                            std::vector<std::string>& warnings) {
+                            std::map<std::string, NoEffect>& found) {
   const ExperimentConfig defaults;
   for (const auto& k : schema()) {
     if (!k.applies_if || !where.count(k.path) || k.applies_if(c)) continue;
@@ -765,12 +771,23 @@ void check_keys_have_effect(const ExperimentConfig& c, const std::map<std::strin
     std::string because;
     for (const auto& d : k.deciding_keys)
       if (const KeyDef* dk = find_key(d)) because += (because.empty() ? "" : " and ") + d + " = " + dk->get(c);
-    const Where& w = where.at(k.path);
-    const std::string message = w.prefix() + " has no effect because " + because + " (it applies when " + k.applies +
-                                ")" + (c.sweep.empty() ? "" : " in run " + c.run_label);
-    if (c.strict)
+    NoEffect& ne = found[k.path];
+    if (ne.message.empty())
+      ne.message = where.at(k.path).prefix() + " has no effect because " + because + " (it applies when " + k.applies + ")";
+    ++ne.runs;
+  }
+}
+
+/// The warnings for keys that do nothing in every run of the plan (in a sweep, a key that acts
+/// in some runs, e.g. lora.rank beside strategy.name = ["plora", "full"], is meant for those),
+/// each once; under `strict` the first is a ConfigError instead.
+void report_keys_without_effect(ExperimentPlan& plan, const std::map<std::string, NoEffect>& found) {
+  for (const auto& [path, ne] : found) {
+    if (ne.runs < plan.runs.size()) continue;
+    const std::string message = ne.message + (plan.runs.size() > 1 ? " in every run of the sweep" : "");
+    if (plan.runs.front().strict)
       throw ConfigError(message + "; remove the key, or set strict = false to only be warned");
-    if (std::find(warnings.begin(), warnings.end(), message) == warnings.end()) warnings.push_back(message);
+    plan.warnings.push_back(message);
   }
 }
 
@@ -1157,6 +1174,7 @@ ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& sou
   // Walk the grid like an odometer: the last axis varies fastest.
   std::vector<std::size_t> pos(axes.size(), 0);
   std::set<std::string> labels;
+  std::map<std::string, NoEffect> no_effect;
   for (;;) {
     ExperimentConfig c;
     c.source_file = source_name;
@@ -1176,7 +1194,7 @@ ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& sou
       throw ConfigError(file + ": the sweep produces run '" + c.run_label +
                         "' twice: sweep values must be distinct");
     validate(c, where, file);
-    check_keys_have_effect(c, where, plan.warnings);
+    check_keys_have_effect(c, where, no_effect);
     c.resolved_toml = resolved_toml(c);
     plan.runs.push_back(std::move(c));
 
@@ -1185,9 +1203,15 @@ ExperimentPlan plan_from_table(toml::table doc, const std::filesystem::path& sou
       --i;
       if (++pos[i] < axes[i].values.size()) break;
       pos[i] = 0;
-      if (i == 0) return plan;
+      if (i == 0) {
+        report_keys_without_effect(plan, no_effect);
+        return plan;
+      }
     }
-    if (axes.empty()) return plan;
+    if (axes.empty()) {
+      report_keys_without_effect(plan, no_effect);
+      return plan;
+    }
   }
 }
 

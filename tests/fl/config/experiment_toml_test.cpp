@@ -669,6 +669,40 @@ TEST(ExperimentTomlRanges, MoreClientsThanSamplesIsRefusedNamingThePool) {
   EXPECT_EQ(parse_one("[data]\nmax_samples = 100\n[federation]\nclients = 100\n").federation.clients, 100);
 }
 
+// A key that does nothing where it is set: a warning naming why, once; strict refuses. In a
+// sweep, a key that acts in some runs is meant for those and is not warned about.
+TEST(ExperimentTomlNoEffect, KeysWithoutEffectAreWarnedOnceAndStrictRefuses) {
+  struct Case {
+    std::string text, key, because;
+  };
+  const std::vector<Case> cases = {
+      {"[federation]\nstaleness = \"constant\"\n", "federation.staleness", "federation.mode = \"sync\""},
+      {"[partition]\nscheme = \"iid\"\nshards_per_client = 3\n", "partition.shards_per_client", "partition.scheme = \"iid\""},
+      {"[partition]\nscheme = \"shards\"\nbeta = 0.1\n", "partition.beta", "partition.scheme = \"shards\""},
+      {"[data]\nnum_beams = 3\n", "data.num_beams", "data.dataset = \"fashion_mnist\""},
+      {"[faults]\nslow_sigma = 2.0\n", "faults.slow_sigma", "faults.slow_distribution = \"fixed\""},
+      {"[strategy]\nname = \"full\"\n[lora]\nrank = 8\n", "lora.rank", "strategy.name = \"full\""},
+      {"[model]\ntokenizer = \"t.json\"\n", "model.tokenizer", "model.arch = \"mobilenet_v3_small\""},
+      {"[privacy]\nmode = \"local\"\n", "privacy.mode", "privacy.noise_multiplier = 0.0"},
+      {"[train]\noptimizer = \"adamw\"\nmomentum = 0.5\n", "train.momentum", "train.optimizer = \"adamw\""},
+  };
+  for (const auto& c : cases) {
+    const ExperimentPlan plan = parse(c.text);
+    ASSERT_EQ(plan.warnings.size(), 1u) << c.text;
+    EXPECT_NE(plan.warnings[0].find("key '" + c.key + "' has no effect because " + c.because), std::string::npos)
+        << plan.warnings[0];
+    expect_config_error("strict = true\n" + c.text, {"key '" + c.key + "' has no effect", "set strict = false"});
+  }
+  // Where the key acts, or is left at its default, nothing is said.
+  EXPECT_TRUE(parse("[partition]\nscheme = \"dirichlet\"\nbeta = 0.1\n").warnings.empty());
+  EXPECT_TRUE(parse("[partition]\nscheme = \"shards\"\nbeta = 0.5\n").warnings.empty());
+  // A sweep: lora.rank acts in the plora run, so it is meant; beta acts in none of them.
+  const ExperimentPlan sweep = parse("[strategy]\nname = [\"plora\", \"full\"]\n[lora]\nrank = 8\n[partition]\nscheme = \"iid\"\nbeta = 0.2\n");
+  ASSERT_EQ(sweep.warnings.size(), 1u);
+  EXPECT_NE(sweep.warnings[0].find("key 'partition.beta' has no effect"), std::string::npos) << sweep.warnings[0];
+  EXPECT_NE(sweep.warnings[0].find("in every run of the sweep"), std::string::npos) << sweep.warnings[0];
+}
+
 // `--keys` states the range of every numeric key: checked on the listing itself.
 TEST(ExperimentTomlRanges, KeysListingGivesEveryNumericKeyARange) {
   std::istringstream in(describe_experiment_keys());
