@@ -233,6 +233,9 @@ void evaluate_all(aggregator_actor_t self) {
 void close_training(aggregator_actor_t self) {
   auto& st = self->state;
   st.training = false;
+  if (const std::string why = is_central(st) ? "" : nobody_answered(st.r, st.progress.silent_rounds, st.cfg.federation.rounds);
+      !why.empty())
+    return abort_run(self, make_engine_error(EngineErrc::job_failed, why));
   std::string measure_warning;
   const QuorumOutcome quorum = close_training_round(st.cfg, st.r, st.progress.global, &measure_warning);
   if (!quorum.met) {
@@ -344,6 +347,13 @@ aggregator_actor::behavior_type aggregator(aggregator_actor_t self, AggregatorCo
       [self](start_atom) -> caf::result<RunDone> {
         auto& s = self->state;
         s.done = self->make_response_promise<RunDone>();
+        if (s.over) {
+          // The interrupt came first (the signal arrived while the run was being set up): its
+          // abort had no promise to answer, so this one is answered now, or the driver would
+          // wait forever.
+          s.done.deliver(make_engine_error(EngineErrc::interrupted, "interrupted before the run started"));
+          return s.done;
+        }
         s.r.round = s.cfg.resume_from.round;
         if (s.r.round > 0) {
           // Resumed: the rounds up to this one are on disk; go on with the next.

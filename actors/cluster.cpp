@@ -10,6 +10,7 @@
 #include "fl/config/experiment_toml.hpp"
 #include "fl/tasks/federated_task.hpp"
 #include "fl/results/run_checkpoint.hpp"
+#include "fl/runtime/interrupt.hpp"
 
 #include <ATen/ATen.h>
 #include <caf/all.hpp>
@@ -21,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -40,19 +42,6 @@ std::pair<std::string, uint16_t> parse_host_port(const std::string& text) {
   if (colon == 0 || !digits || std::stol(port) > 65535)
     throw std::invalid_argument("\"" + text + "\": expected HOST:PORT with a port in 0..65535, e.g. 127.0.0.1:4242");
   return {text.substr(0, colon), static_cast<uint16_t>(std::stol(port))};
-}
-
-void check_tls_files(const TlsFiles& tls) {
-  if (!tls.enabled()) return;
-  const std::pair<const char*, const std::string*> files[] = {
-      {"--cert", &tls.certificate}, {"--key", &tls.key}, {"--ca", &tls.ca}};
-  for (const auto& [flag, path] : files) {
-    if (path->empty())
-      throw std::invalid_argument(std::string("TLS needs --cert, --key and --ca together; ") + flag + " is missing");
-    std::FILE* f = std::fopen(path->c_str(), "rb");
-    if (!f) throw std::invalid_argument(std::string(flag) + " " + *path + ": cannot be read");
-    std::fclose(f);
-  }
 }
 
 void load_network(caf::actor_system_config& cfg, const TlsFiles& tls) {
@@ -403,9 +392,24 @@ RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettin
   std::vector<client_actor> out;
   std::string failure;
   caf::scoped_actor self{system};
-  self->request(reg, caf::infinite, nodes_atom::value, settings.wait_seconds)
-      .receive([&](std::vector<client_actor>& actors) { out = std::move(actors); },
-               [&](caf::error& err) { failure = system.render(err); });
+  {
+    // Ctrl-C ends the wait for nodes at once: a watcher ends it as the timeout would, and the
+    // stop is reported as an interruption below (not "only 0 of N nodes were ready").
+    std::atomic<bool> answered{false};
+    std::thread watcher([&] {
+      while (!answered.load() && !interrupt_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (!answered.load()) caf::anon_send(reg, wait_over_atom::value);
+    });
+    self->request(reg, caf::infinite, nodes_atom::value, settings.wait_seconds)
+        .receive([&](std::vector<client_actor>& actors) { out = std::move(actors); },
+                 [&](caf::error& err) { failure = system.render(err); });
+    answered.store(true);
+    watcher.join();
+  }
+  if (interrupt_requested()) {
+    self->send_exit(reg, caf::exit_reason::user_shutdown);
+    throw Interrupted{interrupt_signal()};
+  }
   if (!failure.empty()) {
     self->send_exit(reg, caf::exit_reason::user_shutdown); // the nodes that came stop too
     throw std::runtime_error("serve: " + failure);

@@ -34,8 +34,11 @@ struct TlsFiles {
   [[nodiscard]] bool enabled() const { return !certificate.empty() || !key.empty() || !ca.empty(); }
 };
 
-/// Throws std::invalid_argument naming the flag when only some of --cert/--key/--ca are given or
-/// a file cannot be read (before any socket is opened).
+/// Checks the three files up front, before any socket is opened (defined in actors/tls_files.cpp):
+/// all three given, each a readable regular file, --cert a PEM certificate that has not expired,
+/// --key an unencrypted PEM private key that belongs to that certificate, --ca one or more PEM
+/// CA certificates. Throws std::invalid_argument naming the flag, the file and what is wrong:
+/// CAF would otherwise abort on a bad file, or hang in a handshake that can never succeed.
 void check_tls_files(const TlsFiles& tls);
 
 /// Loads CAF's middleman, and its OpenSSL module configured with `tls` when that is enabled.

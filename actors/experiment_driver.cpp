@@ -102,6 +102,14 @@ ResumePoint prepare_resume(const ExperimentConfig& c, const std::filesystem::pat
   const auto wanted = config_values(c.resolved_toml, "the resumed configuration");
   const auto diffs = config_differences(stored, wanted);
   rp.config_changed = !diffs.empty();
+  if (const auto changed = state_meaning_differences(stored, wanted); !changed.empty() && force) {
+    std::string list;
+    for (const auto& d : changed) list += "\n  " + d;
+    throw std::runtime_error("cannot resume " + dir.string() + ", even with --force: these keys decide what its saved "
+                             "state means (strategy, model, data, partition), and continuing under new values would "
+                             "mix two experiments:" + list +
+                             "\n(--force extends a run, e.g. more rounds; start a new run for a new configuration)");
+  }
   if (!diffs.empty() && !force) {
     std::string list;
     for (const auto& d : diffs) list += "\n  " + d;
@@ -154,7 +162,11 @@ public:
         spdlog::warn("comparison table skipped: {}", e.what());
       }
     }
-    if (exporter_ && !outcome.interrupted_signal) exporter_->linger();
+    if (exporter_ && !outcome.interrupted_signal) {
+      exporter_->linger();
+      // Ctrl-C during the linger ends it (every file is written by then): say so in the status.
+      if (const int sig = interrupt_signal()) outcome.interrupted_signal = sig;
+    }
   }
 
   DriverOutcome outcome;

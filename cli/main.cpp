@@ -3,15 +3,21 @@
 #include "actors/experiment_driver.hpp"
 #include "fl/config/experiment_toml.hpp"
 #include "fl/results/results_reader.hpp"
+#include "fl/runtime/interrupt.hpp"
 #include "monitoring/compare_table.hpp"
 #include "monitoring/plots.hpp"
+#include "support/usable_cores.hpp"
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
+#include <utility>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -22,14 +28,15 @@ constexpr const char* kUsage = R"(fedvlm-sim — federated LoRA fine-tuning, sim
 
 Usage:
   fedvlm-sim EXPERIMENT.toml [--dry-run] [--quiet] [--only RUN]... [--set KEY=VALUE]...
-                            [--output-dir DIR] [--resume [--force]]
+                            [--output-dir DIR] [--resume [--force]] [--strict]
   fedvlm-sim resume RUN_DIR [--set KEY=VALUE]... [--force] [--quiet]
   fedvlm-sim serve EXPERIMENT.toml [--listen HOST:PORT] [--nodes N] [--wait SECONDS]
                    [--cert FILE --key FILE --ca FILE | --insecure] [run options]
   fedvlm-sim node --connect HOST:PORT [--slots N] [--wait SECONDS] [--cert FILE --key FILE --ca FILE]
   fedvlm-sim plot RESULTS_DIR... [--out DIR]
   fedvlm-sim compare RESULTS_DIR...
-  fedvlm-sim --keys          every experiment key, with type, default and meaning
+  fedvlm-sim --keys          every experiment key, with type, default, range, meaning and
+                             when it applies
   fedvlm-sim --help
 
 Running an experiment:
@@ -49,7 +56,10 @@ Running an experiment:
   --resume       a run whose directory OUTPUT_DIR/NAME/RUN exists continues there after its
                  newest checkpoint; completed runs are skipped
   --force        with --resume or resume: accept a configuration that differs from the one
-                 the run started with (the differing keys are listed otherwise)
+                 the run started with (the differing keys are listed otherwise); a change
+                 of strategy, model, data or partition is refused even so
+  --strict       a key that has no effect in the chosen configuration (e.g. partition.beta
+                 with scheme = "shards") is an error, not a warning; also strict = true
 
 serve:    runs one run (pick it with --only in a sweep) with its clients on node processes:
           waits up to --wait SECONDS (default 120) for --nodes N (default 1) nodes to connect
@@ -94,6 +104,38 @@ Exit status: 0 success, 1 a run failed, 2 bad usage or a bad experiment file,
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "fedvlm-sim: %s\n(see fedvlm-sim --help)\n", message.c_str());
   return 2;
+}
+
+/// A bad command-line option; main turns it into a usage error (exit 2).
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// `flag`'s value as a whole number in [lo, hi], or a UsageError naming the flag and the range
+/// (never std::stoi's bare "stoi", and no overflow: the digits are counted first).
+long long int_flag(const std::string& flag, const std::string& v, long long lo, long long hi, const std::string& what) {
+  const std::string range = " from " + std::to_string(lo) + " to " + std::to_string(hi);
+  if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
+    throw UsageError(flag + ": expected " + what + range + ", got '" + v + "'");
+  const auto digits = v.find_first_not_of('0');
+  const long long n = digits == std::string::npos ? 0 : v.size() - digits > 18 ? hi + 1 : std::stoll(v);
+  if (n < lo || n > hi) throw UsageError(flag + ": " + v + " is out of range; expected " + what + range);
+  return n;
+}
+
+/// `flag`'s value as seconds in [lo, a year]: waits beyond that are typos, and larger ones
+/// overflow the clocks they are added to.
+double seconds_flag(const std::string& flag, const std::string& v, double lo, bool lo_open) {
+  constexpr double kYear = 365.0 * 24 * 3600;
+  char* end = nullptr;
+  errno = 0;
+  const double s = std::strtod(v.c_str(), &end);
+  const std::string range = std::string(lo_open ? "> " : ">= ") + (lo == 0 ? std::string("0") : std::to_string(lo)) + " and at most a year (31536000)";
+  if (v.empty() || end == v.c_str() || *end != '\0' || std::isnan(s))
+    throw UsageError(flag + ": expected seconds " + range + ", got '" + v + "'");
+  if ((lo_open ? !(s > lo) : !(s >= lo)) || s > kYear)
+    throw UsageError(flag + ": " + v + " is out of range; expected seconds " + range);
+  return s;
 }
 
 /// Consumes `--cert FILE`, `--key FILE` or `--ca FILE` at args[i] into `tls`. Returns false if
@@ -152,6 +194,11 @@ int run_compare(const std::vector<std::string>& args) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // From the first instruction: a shell that starts this in the background ignores SIGINT, and
+  // a signal before the run's own setup would otherwise be lost (or kill without a word).
+  // Until a run starts, nothing is written: a stop signal exits at once.
+  fedvlm::install_interrupt_handlers();
+  fedvlm::exit_at_once_on_interrupt(true);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) return usage_error("no experiment file given");
   if (args[0] == "--help" || args[0] == "-h") {
@@ -176,21 +223,23 @@ int main(int argc, char** argv) {
           if (!error.empty()) return usage_error(error);
         } else if (args[i] == "--connect" && i + 1 < args.size()) connect = args[++i];
         else if (args[i] == "--slots" && i + 1 < args.size()) {
-          const std::string v = args[++i];
-          if (v.empty() || v.size() > 4 || v.find_first_not_of("0123456789") != std::string::npos || std::stoi(v) < 1)
-            return usage_error("--slots: expected a count from 1 to 9999, got " + v);
-          slots = std::stoi(v);
+          // The node's scheduler concurrency: bounded as scheduler.concurrency is.
+          slots = static_cast<int>(int_flag("--slots", args[++i], 1, 4LL * fedvlm::usable_cores(),
+                                            "a job count (4 x this machine's usable cores at most)"));
         } else if (args[i] == "--wait" && i + 1 < args.size()) {
-          const std::string v = args[++i];
-          char* end = nullptr;
-          wait = std::strtod(v.c_str(), &end);
-          if (end == v.c_str() || *end != '\0' || !(wait >= 0)) return usage_error("--wait: expected seconds >= 0, got " + v);
+          wait = seconds_flag("--wait", args[++i], 0, false);
         }
         else return usage_error("node takes --connect HOST:PORT [--cert FILE --key FILE --ca FILE], got " + args[i]);
       }
       if (connect.empty()) return usage_error("node takes --connect HOST:PORT");
       fedvlm::check_tls_files(tls);
-      const auto [host, port] = fedvlm::parse_host_port(connect);
+      std::pair<std::string, uint16_t> host_port;
+      try {
+        host_port = fedvlm::parse_host_port(connect);
+      } catch (const std::invalid_argument& e) {
+        return usage_error("--connect: " + std::string(e.what()));
+      }
+      const auto& [host, port] = host_port; // a node saves nothing: Ctrl-C ends it at once
       return fedvlm::run_node(host, port, tls, wait, slots);
     }
 
@@ -209,6 +258,7 @@ int main(int argc, char** argv) {
         if (!error.empty()) return usage_error(error);
       } else if (a == "--quiet" || a == "-q") quiet = true;
       else if (a == "--force") options.force = true;
+      else if (a == "--strict") overrides.push_back("strict=true");
       else if (!resume && a == "--dry-run") options.dry_run = true;
       else if (!resume && !serve && a == "--resume") options.resume = true;
       else if (serve && a == "--insecure") insecure = true;
@@ -216,16 +266,16 @@ int main(int argc, char** argv) {
         if (i + 1 >= args.size()) return usage_error(a + " needs a value");
         const std::string v = args[++i];
         if (a == "--wait") {
-          char* end = nullptr;
-          const double seconds = std::strtod(v.c_str(), &end);
-          if (end == v.c_str() || *end != '\0' || !(seconds > 0)) return usage_error("--wait: expected seconds > 0, got " + v);
-          options.serve->wait_seconds = seconds;
+          options.serve->wait_seconds = seconds_flag("--wait", v, 0, true);
         } else if (a == "--nodes") {
-          if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || std::stoi(v) < 1)
-            return usage_error("--nodes: expected a count >= 1, got " + v);
-          options.serve->nodes = std::stoi(v);
+          // Each node hosts at least one client, and federation.clients is at most 100000.
+          options.serve->nodes = static_cast<int>(int_flag("--nodes", v, 1, 100000, "a node count"));
         } else {
-          std::tie(options.serve->host, options.serve->port) = fedvlm::parse_host_port(v);
+          try {
+            std::tie(options.serve->host, options.serve->port) = fedvlm::parse_host_port(v);
+          } catch (const std::invalid_argument& e) {
+            return usage_error("--listen: " + std::string(e.what()));
+          }
         }
       }
       else if (!resume && a == "--only") {
@@ -258,11 +308,19 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "fedvlm-sim: %s\n", e.what());
       return 2;
     }
+    for (const auto& warning : plan.warnings) std::fprintf(stderr, "fedvlm-sim: warning: %s\n", warning.c_str());
+    // A dry run writes nothing, so it may end anywhere; a run saves what it has first.
+    if (!options.dry_run) fedvlm::exit_at_once_on_interrupt(false);
     const auto outcome = resume ? fedvlm::resume_run(file, plan, options, stdout)
                                 : fedvlm::run_experiment(plan, options, stdout);
     std::fflush(stdout);
     if (outcome.interrupted_signal) return 128 + outcome.interrupted_signal;
+    // A signal after the last round (while the results were written, or the table printed):
+    // the run is complete on disk, yet the command was asked to stop and says so.
+    if (const int sig = fedvlm::interrupt_signal()) return 128 + sig;
     return outcome.runs_failed > 0 ? 1 : 0;
+  } catch (const UsageError& e) {
+    return usage_error(e.what());
   } catch (const fedvlm::ConfigError& e) { // e.g. an output_dir that cannot be written
     std::fprintf(stderr, "fedvlm-sim: %s\n", e.what());
     return 2;

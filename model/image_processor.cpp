@@ -5,6 +5,8 @@
 
 #include <csetjmp>
 #include <cstdio> // jpeglib.h needs FILE
+#include <optional>
+#include <utility>
 #include <jpeglib.h>
 
 // Static linkage keeps stb's symbols private to this file, so linking Debian's libstb (or
@@ -219,6 +221,23 @@ bool image_size_fits(int64_t width, int64_t height) {
          width * height <= kMaxImagePixels; // each side <= 1.8e8, so the product fits int64
 }
 
+/// The width and height an image's header claims, without decoding: PNG's IHDR (always the
+/// first chunk) read directly, as stb refuses sides over 2^24 without reporting them; the other
+/// formats through stb's header reader. Nothing when the header cannot be read.
+std::optional<std::pair<int64_t, int64_t>> header_size(const std::vector<uint8_t>& b, Format f) {
+  auto be32 = [&](std::size_t at) {
+    return (int64_t{b[at]} << 24) | (int64_t{b[at + 1]} << 16) | (int64_t{b[at + 2]} << 8) | int64_t{b[at + 3]};
+  };
+  if (f == Format::png) {
+    if (b.size() < 24 || std::memcmp(&b[12], "IHDR", 4) != 0) return std::nullopt;
+    return std::make_pair(be32(16), be32(20));
+  }
+  if (b.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) return std::nullopt;
+  int w = 0, h = 0, comp = 0;
+  if (stbi_info_from_memory(b.data(), static_cast<int>(b.size()), &w, &h, &comp) == 0) return std::nullopt;
+  return std::make_pair(int64_t{w}, int64_t{h});
+}
+
 [[noreturn]] void throw_image_too_large(const std::string& name, int64_t width, int64_t height) {
   throw std::runtime_error(name + ": header claims a " + std::to_string(width) + "x" + std::to_string(height) +
                            " image; expected 1 to " + std::to_string(kMaxImagePixels) +
@@ -335,6 +354,11 @@ RgbImage decode_rgb(const std::vector<uint8_t>& bytes, const std::string& name_f
   if (bytes.empty()) throw std::runtime_error(name + ": empty file, expected a PNG or JPEG image");
   const Format f = sniff(bytes);
   if (f == Format::unknown) throw std::runtime_error(name + ": " + describe_unknown(bytes));
+  // The size the header claims is judged first: a header claiming 100000 x 100000 with no
+  // pixel data after it is a bomb or a corrupt file, and "truncated" would send the user
+  // looking for a cut-off download.
+  if (const auto claimed = header_size(bytes, f); claimed && !image_size_fits(claimed->first, claimed->second))
+    throw_image_too_large(name, claimed->first, claimed->second);
   if (f == Format::jpeg && !jpeg_complete(bytes)) {
     throw std::runtime_error(name + ": truncated JPEG (no end-of-image marker after the scan data)");
   }

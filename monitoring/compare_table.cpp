@@ -63,6 +63,7 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
     std::vector<double> acc, prec, rec, f1, loss, gain, epsilon, global_accuracy, rounds_to_target;
     std::map<std::string, std::vector<double>> task_metrics;
     std::vector<int> clients;
+    int unscored = 0; ///< final records without a local test score
   };
   auto key_less = [](const std::pair<std::string, std::map<std::string, std::string>>& a,
                      const std::pair<std::string, std::map<std::string, std::string>>& b) {
@@ -104,6 +105,12 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
     for (const auto& r : run.records)
       if (r.phase != kPhaseBefore && r.round == final_round) finals[r.client] = &r;
     for (const auto& [client, r] : finals) {
+      // A client without a local test split has no scores (null in the files, nan here): they
+      // are left out of the means, which would otherwise all read "nan ± nan".
+      if (!std::isfinite(r->accuracy)) {
+        ++pool.unscored;
+        continue;
+      }
       pool.acc.push_back(r->accuracy);
       pool.prec.push_back(r->precision);
       pool.rec.push_back(r->recall);
@@ -111,7 +118,7 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
       pool.loss.push_back(r->loss);
       for (const auto& [name, value] : r->task_metrics) pool.task_metrics[name].push_back(value);
       const auto b = before.find(client);
-      if (b != before.end()) pool.gain.push_back(r->accuracy - b->second);
+      if (b != before.end() && std::isfinite(b->second)) pool.gain.push_back(r->accuracy - b->second);
     }
     pool.clients.push_back(static_cast<int>(finals.size()));
   }
@@ -127,6 +134,7 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
     row.gain = mean_std(pool.gain);
     row.epsilon = mean_std(pool.epsilon);
     row.global_accuracy = mean_std(pool.global_accuracy);
+    row.no_local_test = pool.acc.empty() && pool.unscored > 0;
     row.rounds_to_target = mean_std(pool.rounds_to_target);
     for (const auto& [name, values] : pool.task_metrics) row.task_metrics[name] = mean_std(values);
     row.min_clients = *std::min_element(pool.clients.begin(), pool.clients.end());
@@ -172,8 +180,9 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
     if (row.max_clients != row.min_clients) clients += "-" + std::to_string(row.max_clients);
     const std::string runs_cell = std::to_string(row.runs) + (row.incomplete.empty() ? "" : " *");
     table.push_back({row.strategy, sweep.empty() ? "-" : sweep, runs_cell, clients,
-                     cell(row.accuracy), cell(row.precision), cell(row.recall), cell(row.f1),
-                     cell(row.loss), cell(row.gain, true), human_bytes(row.bytes_up_per_run)});
+                     row.no_local_test ? "no local test split" : cell(row.accuracy), cell(row.precision),
+                     cell(row.recall), cell(row.f1), cell(row.loss), cell(row.gain, true),
+                     human_bytes(row.bytes_up_per_run)});
     if (any_dp) table.back().push_back(row.epsilon.n > 0 ? cell(row.epsilon) : "-");
     if (any_global) table.back().push_back(cell(row.global_accuracy));
     if (any_target) {

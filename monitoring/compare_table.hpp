@@ -41,6 +41,9 @@ struct ComparisonRow {
   /// Runs of the group that did not complete, e.g. "q/run: interrupted at round 3 of 5": their
   /// "final" round is the last one they reached, and the table says so.
   std::vector<std::string> incomplete;
+  /// Final records exist but none has a local test score (data.test_fraction = 0 with
+  /// evaluation.global_test): the table says "no local test split" instead of nan.
+  bool no_local_test = false;
 };
 
 /// Groups `runs` by strategy and sweep values other than seeds, ordered by strategy and then

@@ -27,7 +27,8 @@ int64_t parse_byte_size(const std::string& text) {
   const char* begin = text.c_str();
   char* end = nullptr;
   const double number = std::strtod(begin, &end);
-  if (end == begin || !std::isfinite(number)) bad(text, "no number");
+  if (end == begin || std::isnan(number)) bad(text, "no number");
+  if (std::isinf(number)) bad(text, "too large"); // 1e400 overflows to inf, as does "inf" itself
   if (number < 0) bad(text, "negative");
   std::string unit;
   for (const char* p = end; *p; ++p)

@@ -200,6 +200,9 @@ struct ExperimentConfig {
   PrivacySettings privacy;
   EvaluationSettings evaluation;
   ClipSettings clip;
+  /// Top-level `strict` (or --strict): a key that has no effect in this configuration is an
+  /// error instead of a warning.
+  bool strict = false;
 
   /// Values this run takes from a sweep axis, key → value as written ("federation.clients" → "4").
   std::map<std::string, std::string> sweep;

@@ -2,15 +2,19 @@
 #include "fl/config/experiment_toml.hpp"
 #include "support/join.hpp"
 #include "support/byte_size.hpp"
+#include "support/usable_cores.hpp"
 #include "fl/runtime/compute_device.hpp"
 #include "fl/config/model_family.hpp"
 #include "fl/config/toml_text_check.hpp"
 
 #include <toml++/toml.h>
 
+
 #include <algorithm>
 #include <charconv>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <limits>
 #include <tuple>
@@ -197,6 +201,42 @@ struct KeyDef {
   const char* help;
   Setter set;
   Getter get;
+  /// The values a numeric key can mean (both ends included), checked as the value is read, so the
+  /// message points at it; `--keys` prints it. Unset (nan) for keys with no numeric value.
+  double lo = std::numeric_limits<double>::quiet_NaN();
+  double hi = std::numeric_limits<double>::quiet_NaN();
+  std::string range_note{}; ///< why the bound is what it is, where that is not obvious
+  bool lo_open = false, hi_open = false; ///< an end that is excluded: (0, 1]
+  /// The configurations in which the key acts, e.g. "federation.mode = async" ("" = always);
+  /// `--keys` prints it and validate() warns about (or, strict, refuses) a key set outside them.
+  const char* applies = "";
+  std::vector<std::string> deciding_keys{};
+  std::function<bool(const ExperimentConfig&)> applies_if{}; ///< empty: always
+
+  KeyDef in(double low, double high, std::string note = "") && {
+    lo = low;
+    hi = high;
+    range_note = std::move(note);
+    return std::move(*this);
+  }
+  KeyDef open_lo() && {
+    lo_open = true;
+    return std::move(*this);
+  }
+  KeyDef open_hi() && {
+    hi_open = true;
+    return std::move(*this);
+  }
+  /// The key acts only where `holds` (on the validated config): `condition` says so in words,
+  /// and `deciding` names the keys whose values it depends on, quoted in the warning.
+  KeyDef when(const char* condition, std::vector<std::string> deciding,
+              std::function<bool(const ExperimentConfig&)> holds) && {
+    applies = condition;
+    deciding_keys = std::move(deciding);
+    applies_if = std::move(holds);
+    return std::move(*this);
+  }
+  [[nodiscard]] bool has_range() const { return !std::isnan(lo); }
 };
 
 // Helpers that build a row from a member accessor, so each key is one line below.
@@ -257,7 +297,67 @@ template <class Parse, class Print> KeyDef enum_key(std::string p, const char* h
           [print](const ExperimentConfig& c) { return quote(print(c)); }};
 }
 
+// -- ranges ---------------------------------------------------------------------
+// Each numeric key is bounded to what it can mean: a bound is not a limit of the type but the
+// point beyond which the value is certainly a mistake (and would hang, overflow or exhaust).
+
+constexpr double kUnbounded = std::numeric_limits<double>::infinity();
+/// Durations: a simulated or real wait longer than a year is a typo, and far larger ones
+/// overflow the clocks' nanosecond counts.
+constexpr double kYearSeconds = 365.0 * 24 * 3600;
+/// Rates and weights applied to float32 tensors (learning rates, decay, FedProx mu): larger
+/// ones overflow float32 on the first step.
+constexpr double kMaxRate = 1e4;
+constexpr double kMaxBatch = 65536;
+/// Each client is an actor holding its own share of the data.
+constexpr double kMaxClients = 100000;
+
+std::string cores_note() {
+  const int n = usable_cores();
+  return "4 x the " + std::to_string(n) + " core" + (n == 1 ? "" : "s") + " this process may use";
+}
+
+std::string bound_text(Kind kind, double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  // Whole bounds read as integers (1000000, not 1e+06), for real keys too.
+  if (kind == Kind::integer || kind == Kind::int_list || (v == std::floor(v) && std::fabs(v) < 1e15))
+    return std::to_string(static_cast<int64_t>(v));
+  return shortest(v);
+}
+/// "[1, 100000]", "(0, 1]", ">= 0".
+std::string range_text(const KeyDef& k) {
+  if (std::isinf(k.hi)) return (k.lo_open ? "> " : ">= ") + bound_text(k.kind, k.lo);
+  return (k.lo_open ? "(" : "[") + bound_text(k.kind, k.lo) + ", " + bound_text(k.kind, k.hi) + (k.hi_open ? ")" : "]");
+}
+bool in_range(const KeyDef& k, double v) {
+  return (k.lo_open ? v > k.lo : v >= k.lo) && (k.hi_open ? v < k.hi : v <= k.hi);
+}
+void check_range_of(const KeyDef& k, const toml::node& n, const Where& w) {
+  std::string got;
+  double v = 0;
+  if (auto i = n.value_exact<int64_t>()) v = static_cast<double>(*i), got = std::to_string(*i);
+  else if (auto d = n.value_exact<double>()) v = *d, got = shortest(*d);
+  else return; // not a number: the setter has judged it
+  if (!in_range(k, v))
+    w.fail("must be in " + range_text(k) + (k.range_note.empty() ? "" : " (" + k.range_note + ")") + ", got " + got);
+}
+/// Sets key `k` from `n`, then checks the value (or each element of an array) against k's range.
+void assign(const KeyDef& k, ExperimentConfig& c, const toml::node& n, const Where& w) {
+  k.set(c, n, w);
+  if (!k.has_range()) return;
+  if (const toml::array* a = n.as_array())
+    for (const auto& e : *a) check_range_of(k, e, w);
+  else
+    check_range_of(k, n, w);
+}
+
 #define M(expr) [](ExperimentConfig& c) -> auto& { return expr; }
+
+/// Whether the strategy trains LoRA adapters (full fine-tuning and linear probes do not).
+bool trains_lora(const ExperimentConfig& c) {
+  const StrategySpec& spec = strategy_spec(c.strategy);
+  return !spec.train_base && !spec.train_head;
+}
 
 /// The arch list of fl/config/model_family, kept alive for the key table's help pointer.
 const char* arch_help() {
@@ -269,62 +369,98 @@ const std::vector<KeyDef>& schema() {
   static const std::vector<KeyDef> keys = {
       string_key("name", "experiment name; results go to OUTPUT_DIR/NAME/RUN", M(c.name)),
       path_key("output_dir", "directory for results (relative to the working directory)", M(c.output_dir)),
-      int_key("seed", "seed of every random choice (partitions, inits, shuffles, dropout)", M(c.seed)),
+      bool_key("strict", "a key that has no effect in the chosen configuration is an error (otherwise a warning); also --strict",
+               M(c.strict)),
+      int_key("seed", "seed of every random choice (partitions, inits, shuffles, dropout)", M(c.seed)).in(0, kUnbounded),
       string_key("device",
                  "\"cpu\", \"cuda\" or \"cuda:N\": where the models run (falls back to cpu with a message "
                  "when this build or machine has no such GPU)",
                  M(c.device)),
-      int_key("threads", "LibTorch intra-op threads (0 = library default)", M(c.threads)),
+      int_key("threads", "LibTorch intra-op threads (0 = library default)", M(c.threads)).in(0, 4.0 * usable_cores(), cores_note()),
 
       string_key("model.arch", arch_help(), M(c.model.arch)),
       path_key("model.weights", "optional .safetensors with torchvision parameter names", M(c.model.weights)),
-      path_key("model.tokenizer", "Florence-2: tokenizer.json or its folder (default: beside model.weights)", M(c.model.tokenizer)),
-      real_key("model.dropout", "classifier dropout probability", M(c.model.dropout)),
+      path_key("model.tokenizer", "Florence-2: tokenizer.json or its folder (default: beside model.weights)", M(c.model.tokenizer))
+          .when("model.arch is a florence2_* model (the others read no text)", {"model.arch"},
+                [](const ExperimentConfig& c) { return model_arch(c.model.arch).data == ModelData::vqa; }),
+      real_key("model.dropout", "classifier dropout probability", M(c.model.dropout)).in(0, 1).open_hi(),
       string_key("model.precision", "Florence-2: float32 | bfloat16 (frozen weights and activations; adapters stay float32)",
                  M(c.model.precision)),
 
       string_key("data.dataset", "fashion_mnist | mnist | cifar10 | vqa_folder (metadata.jsonl + images) | synthetic_vqa", M(c.data.dataset)),
       path_key("data.path", "directory holding the dataset files (default: /usr/share/datasets/fashion-mnist, for mnist /usr/share/datasets/mnist)", M(c.data.path)),
-      int_key("data.max_samples", "cap on the federated sample pool (0 = all)", M(c.data.max_samples)),
-      real_key("data.test_fraction", "share of each client's data held out as its test split", M(c.data.test_fraction)),
-      string_key("data.domain_field", "VQA: metadata.jsonl field naming each sample's domain", M(c.data.domain_field)),
-      string_key("data.prompt_prefix", "VQA: text put before every question", M(c.data.prompt_prefix)),
-      int_key("data.max_answer_tokens", "VQA: answer tokens kept as labels", M(c.data.max_answer_tokens)),
-      int_key("data.max_new_tokens", "VQA: tokens generated when scoring exact match", M(c.data.max_new_tokens)),
-      int_key("data.num_beams", "VQA: beam width for generated answers (1 = greedy; Florence-2 uses 3)", M(c.data.num_beams)),
+      int_key("data.max_samples", "cap on the federated sample pool (0 = all)", M(c.data.max_samples)).in(0, 1e8),
+      real_key("data.test_fraction", "share of each client's data held out as its test split", M(c.data.test_fraction)).in(0, 1).open_hi(),
+      string_key("data.domain_field", "VQA: metadata.jsonl field naming each sample's domain", M(c.data.domain_field))
+          .when("data.dataset = \"vqa_folder\"", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.dataset == "vqa_folder"; }),
+      string_key("data.prompt_prefix", "VQA: text put before every question", M(c.data.prompt_prefix))
+          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
+      int_key("data.max_answer_tokens", "VQA: answer tokens kept as labels", M(c.data.max_answer_tokens)).in(2, 1024, "<s> and </s> at least; Florence-2 reads at most 1024 positions")
+          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
+      int_key("data.max_new_tokens", "VQA: tokens generated when scoring exact match", M(c.data.max_new_tokens)).in(1, 1024, "Florence-2 reads at most 1024 positions")
+          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
+      int_key("data.num_beams", "VQA: beam width for generated answers (1 = greedy; Florence-2 uses 3)", M(c.data.num_beams)).in(1, 64)
+          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
       int_key("data.no_repeat_ngram_size", "VQA: ban repeated n-grams when generating (Florence-2 uses 3; 0 = off)",
-              M(c.data.no_repeat_ngram_size)),
-      int_key("data.synthetic_domains", "synthetic_vqa: number of domains generated", M(c.data.synthetic_domains)),
-      int_key("data.synthetic_per_domain", "synthetic_vqa: samples per domain", M(c.data.synthetic_per_domain)),
+              M(c.data.no_repeat_ngram_size)).in(0, 1024)
+          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
+      int_key("data.synthetic_domains", "synthetic_vqa: number of domains generated", M(c.data.synthetic_domains)).in(1, 1000)
+          .when("data.dataset = \"synthetic_vqa\"", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.dataset == "synthetic_vqa"; }),
+      int_key("data.synthetic_per_domain", "synthetic_vqa: samples per domain", M(c.data.synthetic_per_domain)).in(2, 100000, "a train and a test sample at least")
+          .when("data.dataset = \"synthetic_vqa\"", {"data.dataset"},
+                [](const ExperimentConfig& c) { return c.data.dataset == "synthetic_vqa"; }),
       {"data.class_names", Kind::string_list, "CLIP: the classes' names in label order (default: the dataset's)",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.data.class_names = read_strings(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.data.class_names); }},
 
       bool_key("pretrain.enabled", "train the whole backbone centrally on a public split first (cached)", M(c.pretrain.enabled)),
-      int_key("pretrain.public_samples", "size of the public split, disjoint from client data", M(c.pretrain.public_samples)),
-      int_key("pretrain.epochs", "pretraining epochs", M(c.pretrain.epochs)),
-      real_key("pretrain.lr", "pretraining learning rate (SGD, momentum 0.9)", M(c.pretrain.lr)),
-      int_key("pretrain.batch_size", "pretraining batch size", M(c.pretrain.batch_size)),
+      int_key("pretrain.public_samples", "size of the public split, disjoint from client data", M(c.pretrain.public_samples)).in(0, 1e7)
+          .when("pretrain.enabled = true", {"pretrain.enabled"},
+                [](const ExperimentConfig& c) { return c.pretrain.enabled; }),
+      int_key("pretrain.epochs", "pretraining epochs", M(c.pretrain.epochs)).in(1, 10000)
+          .when("pretrain.enabled = true", {"pretrain.enabled"},
+                [](const ExperimentConfig& c) { return c.pretrain.enabled; }),
+      real_key("pretrain.lr", "pretraining learning rate (SGD, momentum 0.9)", M(c.pretrain.lr)).in(0, kMaxRate).open_lo()
+          .when("pretrain.enabled = true", {"pretrain.enabled"},
+                [](const ExperimentConfig& c) { return c.pretrain.enabled; }),
+      int_key("pretrain.batch_size", "pretraining batch size", M(c.pretrain.batch_size)).in(1, kMaxBatch)
+          .when("pretrain.enabled = true", {"pretrain.enabled"},
+                [](const ExperimentConfig& c) { return c.pretrain.enabled; }),
       path_key("pretrain.cache_dir", "where pretrained checkpoints are cached (relative to output_dir)", M(c.pretrain.cache_dir)),
 
       enum_key("partition.scheme", "iid | shards | dirichlet | by_label_group | by_domain (VQA)",
                [](ExperimentConfig& c, const std::string& s) { c.partition.scheme = partition_scheme_from_string(s); },
                [](const ExperimentConfig& c) { return to_string(c.partition.scheme); }),
-      int_key("partition.shards", "shards: total number of label-sorted shards", M(c.partition.shards)),
-      int_key("partition.shards_per_client", "shards: shards per client", M(c.partition.shards_per_client)),
-      real_key("partition.beta", "dirichlet: concentration (smaller = more skewed)", M(c.partition.beta)),
-      {"partition.label_groups", Kind::int_matrix, "by_label_group: label groups, client c takes group c % n",
+      int_key("partition.shards", "shards: total number of label-sorted shards", M(c.partition.shards)).in(0, 1e7)
+          .when("partition.scheme = \"shards\"", {"partition.scheme"},
+                [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::shards; }),
+      int_key("partition.shards_per_client", "shards: shards per client", M(c.partition.shards_per_client)).in(1, 100000)
+          .when("partition.scheme = \"shards\"", {"partition.scheme"},
+                [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::shards; }),
+      real_key("partition.beta", "dirichlet: concentration (smaller = more skewed)", M(c.partition.beta)).in(0, 1e6).open_lo()
+          .when("partition.scheme = \"dirichlet\"", {"partition.scheme"},
+                [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::dirichlet; }),
+      KeyDef{"partition.label_groups", Kind::int_matrix, "by_label_group: label groups, client c takes group c % n",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.partition.label_groups = read_int_matrix(n, w); },
        [](const ExperimentConfig& c) {
          std::string out = "[";
          for (std::size_t i = 0; i < c.partition.label_groups.size(); ++i)
            out += (i ? ", " : "") + fmt_list(c.partition.label_groups[i]);
          return out + "]";
-       }},
+       }}
+          .when("partition.scheme = \"by_label_group\"", {"partition.scheme"},
+                [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::by_label_group; }),
 
-      int_key("federation.clients", "number of simulated clients", M(c.federation.clients)),
-      int_key("federation.rounds", "communication rounds", M(c.federation.rounds)),
-      int_key("federation.clients_per_round", "clients sampled each round (0 = all)", M(c.federation.clients_per_round)),
+      int_key("federation.clients", "number of simulated clients", M(c.federation.clients)).in(1, kMaxClients, "each client is an actor with data of its own; also at most the samples in the dataset"),
+      int_key("federation.rounds", "communication rounds", M(c.federation.rounds)).in(1, 1e6),
+      int_key("federation.clients_per_round", "clients sampled each round (0 = all)", M(c.federation.clients_per_round)).in(0, kMaxClients),
       enum_key("federation.weighting", "samples (FedAvg by sample count) | uniform (1/K, as the FedVLM equations)",
                [](ExperimentConfig& c, const std::string& s) {
                  if (s == "samples") c.federation.weighting = Weighting::samples;
@@ -332,8 +468,8 @@ const std::vector<KeyDef>& schema() {
                  else throw std::invalid_argument("unknown weighting '" + s + "' (expected samples or uniform)");
                },
                [](const ExperimentConfig& c) { return to_string(c.federation.weighting); }),
-      real_key("federation.quorum", "fraction of selected clients that must answer before the timeout", M(c.federation.quorum)),
-      real_key("federation.round_timeout_s", "seconds a round waits for client updates", M(c.federation.round_timeout_s)),
+      real_key("federation.quorum", "fraction of selected clients that must answer before the timeout", M(c.federation.quorum)).in(0, 1).open_lo(),
+      real_key("federation.round_timeout_s", "seconds a round waits for client updates", M(c.federation.round_timeout_s)).in(0, kYearSeconds, "one year").open_lo(),
       enum_key("federation.mode", "sync (rounds) | async (FedBuff: buffered asynchronous aggregation on a virtual clock)",
                [](ExperimentConfig& c, const std::string& s) {
                  if (s == "sync") c.federation.mode = FederationMode::sync;
@@ -342,7 +478,9 @@ const std::vector<KeyDef>& schema() {
                },
                [](const ExperimentConfig& c) { return to_string(c.federation.mode); }),
       int_key("federation.buffer_size", "async: updates per server aggregation (0 = half the clients, at least 1)",
-              M(c.federation.buffer_size)),
+              M(c.federation.buffer_size)).in(0, kMaxClients)
+          .when("federation.mode = \"async\"", {"federation.mode"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
       enum_key("federation.staleness", "async: weight of an update s versions old: inverse_sqrt 1/sqrt(1+s) | constant | polynomial 1/(1+s)^a",
                [](ExperimentConfig& c, const std::string& s) {
                  if (s == "inverse_sqrt") c.federation.staleness = StalenessRule::inverse_sqrt;
@@ -350,37 +488,53 @@ const std::vector<KeyDef>& schema() {
                  else if (s == "polynomial") c.federation.staleness = StalenessRule::polynomial;
                  else throw std::invalid_argument("unknown staleness rule '" + s + "' (expected inverse_sqrt, constant or polynomial)");
                },
-               [](const ExperimentConfig& c) { return to_string(c.federation.staleness); }),
-      real_key("federation.staleness_exponent", "async, polynomial staleness: the exponent a", M(c.federation.staleness_exponent)),
-      real_key("federation.server_lr", "async: server learning rate on the buffered mean update", M(c.federation.server_lr)),
+               [](const ExperimentConfig& c) { return to_string(c.federation.staleness); })
+          .when("federation.mode = \"async\"", {"federation.mode"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
+      real_key("federation.staleness_exponent", "async, polynomial staleness: the exponent a", M(c.federation.staleness_exponent)).in(0, 100)
+          .when("federation.mode = \"async\" and federation.staleness = \"polynomial\"", {"federation.mode", "federation.staleness"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async && c.federation.staleness == StalenessRule::polynomial; }),
+      real_key("federation.server_lr", "async: server learning rate on the buffered mean update", M(c.federation.server_lr)).in(0, kMaxRate).open_lo()
+          .when("federation.mode = \"async\"", {"federation.mode"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
       real_key("federation.client_seconds", "async: virtual seconds of one local epoch on a client of mean data size",
-               M(c.federation.client_seconds)),
+               M(c.federation.client_seconds)).in(0, kYearSeconds, "one year").open_lo()
+          .when("federation.mode = \"async\"", {"federation.mode"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
       real_key("federation.speed_sigma", "async: clients' lasting speed factors, lognormal with mean 1 and this log-space std (0 = equal)",
-               M(c.federation.speed_sigma)),
+               M(c.federation.speed_sigma)).in(0, 10)
+          .when("federation.mode = \"async\"", {"federation.mode"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
 
       enum_key("strategy.name", "plora | flora | ffa_lora | fedsa_lora | rolora | fedex_lora | stacking | flexlora | hetlora | full | linear_probe | local | centralized",
                [](ExperimentConfig& c, const std::string& s) { c.strategy = strategy_from_string(s); },
                [](const ExperimentConfig& c) { return to_string(c.strategy); }),
-      real_key("strategy.mu", "FedProx proximal term weight, usable with any strategy (0 = off)", M(c.train.prox_mu)),
+      real_key("strategy.mu", "FedProx proximal term weight, usable with any strategy (0 = off)", M(c.train.prox_mu)).in(0, kMaxRate),
       {"strategy.trainable", Kind::string_list,
        "full: the modules whose weights and biases clients train and average, e.g. [\"text_model.**\"] for CLIP's whole text encoder (globs allowed as in lora.targets; default: lora.targets)",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.strategy_trainable = read_strings(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.strategy_trainable); }},
 
-      int_key("lora.rank", "LoRA rank r", M(c.lora.rank)),
-      real_key("lora.alpha", "LoRA alpha (scale = alpha / r)", M(c.lora.alpha)),
-      real_key("lora.dropout", "dropout on the LoRA input", M(c.lora.dropout)),
+      int_key("lora.rank", "LoRA rank r", M(c.lora.rank)).in(1, 4096)
+          .when("the strategy trains LoRA adapters (not full, linear_probe)", {"strategy.name"},
+                [](const ExperimentConfig& c) { return trains_lora(c); }),
+      real_key("lora.alpha", "LoRA alpha (scale = alpha / r)", M(c.lora.alpha)).in(0, 1e6).open_lo()
+          .when("the strategy trains LoRA adapters (not full, linear_probe)", {"strategy.name"},
+                [](const ExperimentConfig& c) { return trains_lora(c); }),
+      real_key("lora.dropout", "dropout on the LoRA input", M(c.lora.dropout)).in(0, 1).open_hi()
+          .when("the strategy trains LoRA adapters (not full, linear_probe)", {"strategy.name"},
+                [](const ExperimentConfig& c) { return trains_lora(c); }),
       {"lora.targets", Kind::string_list, "module names to adapt, e.g. [\"classifier.0\", \"classifier.3\"]",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.lora_targets = read_strings(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.lora_targets); }},
-      {"lora.client_ranks", Kind::int_list,
+      KeyDef{"lora.client_ranks", Kind::int_list,
        "heterogeneous ranks: client k gets client_ranks[k % n] (stacking, flexlora, hetlora, local); replaces rank",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.lora_client_ranks = read_ints(n, w); },
-       [](const ExperimentConfig& c) { return fmt_list(c.lora_client_ranks); }},
+       [](const ExperimentConfig& c) { return fmt_list(c.lora_client_ranks); }}.in(1, 4096),
 
-      int_key("train.local_epochs", "local epochs per round", M(c.train.local_epochs)),
-      int_key("train.batch_size", "local batch size (0 = the client's whole local set: FedSGD's B = infinity)", M(c.train.batch_size)),
-      real_key("train.lr", "local learning rate", M(c.train.lr)),
+      int_key("train.local_epochs", "local epochs per round", M(c.train.local_epochs)).in(1, 10000),
+      int_key("train.batch_size", "local batch size (0 = the client's whole local set: FedSGD's B = infinity)", M(c.train.batch_size)).in(0, kMaxBatch),
+      real_key("train.lr", "local learning rate", M(c.train.lr)).in(0, kMaxRate).open_lo(),
       enum_key("train.optimizer", "sgd | adam | adamw",
                [](ExperimentConfig& c, const std::string& s) {
                  if (s == "sgd") c.train.optimizer = OptimizerKind::sgd;
@@ -389,18 +543,22 @@ const std::vector<KeyDef>& schema() {
                  else throw std::invalid_argument("unknown optimizer '" + s + "' (expected sgd, adam or adamw)");
                },
                [](const ExperimentConfig& c) { return to_string(c.train.optimizer); }),
-      real_key("train.momentum", "SGD momentum", M(c.train.momentum)),
-      real_key("train.weight_decay", "weight decay (L2 in the gradient for sgd and adam, decoupled for adamw)", M(c.train.weight_decay)),
-      real_key("train.adam_eps", "Adam / AdamW epsilon", M(c.train.adam_eps)),
+      real_key("train.momentum", "SGD momentum", M(c.train.momentum)).in(0, 1).open_hi()
+          .when("train.optimizer = \"sgd\"", {"train.optimizer"},
+                [](const ExperimentConfig& c) { return c.train.optimizer == OptimizerKind::sgd; }),
+      real_key("train.weight_decay", "weight decay (L2 in the gradient for sgd and adam, decoupled for adamw)", M(c.train.weight_decay)).in(0, kMaxRate),
+      real_key("train.adam_eps", "Adam / AdamW epsilon", M(c.train.adam_eps)).in(0, 1).open_lo()
+          .when("train.optimizer = \"adam\" or \"adamw\"", {"train.optimizer"},
+                [](const ExperimentConfig& c) { return c.train.optimizer != OptimizerKind::sgd; }),
       bool_key("train.fresh_optimizer", "start every local training with a fresh optimizer (no momentum kept across rounds)",
                M(c.train.fresh_optimizer)),
-      int_key("train.eval_batch_size", "evaluation batch size", M(c.train.eval_batch_size)),
+      int_key("train.eval_batch_size", "evaluation batch size", M(c.train.eval_batch_size)).in(1, kMaxBatch),
 
-      int_key("scheduler.concurrency", "jobs the device scheduler runs at once", M(c.scheduler.concurrency)),
+      int_key("scheduler.concurrency", "jobs the device scheduler runs at once", M(c.scheduler.concurrency)).in(1, 4.0 * usable_cores(), cores_note()),
       int_key("scheduler.batch_clients",
               "clients whose local training runs as one pass (the frozen base once over their batches, each "
               "client's adapters on its own rows); 1 = one client at a time",
-              M(c.scheduler.batch_clients)),
+              M(c.scheduler.batch_clients)).in(1, 1024),
       enum_key("scheduler.memory_budget",
                "memory for the frozen base plus running jobs, e.g. \"20GiB\" (0 = no limit); jobs wait in the queue "
                "while more would not fit, each job's cost measured on the first ones",
@@ -409,7 +567,9 @@ const std::vector<KeyDef>& schema() {
 
       string_key("monitoring.prometheus", "host:port of the Prometheus exporter (absent = off)", M(c.monitoring.prometheus)),
       string_key("monitoring.pushgateway", "Pushgateway URL pushed at each round end (absent = off)", M(c.monitoring.pushgateway)),
-      real_key("monitoring.linger_seconds", "keep the exporter up this long after the run", M(c.monitoring.linger_seconds)),
+      real_key("monitoring.linger_seconds", "keep the exporter up this long after the run", M(c.monitoring.linger_seconds)).in(0, kYearSeconds, "one year")
+          .when("monitoring.prometheus is set (an exporter to keep up)", {"monitoring.prometheus"},
+                [](const ExperimentConfig& c) { return !c.monitoring.prometheus.empty(); }),
 
       {"clip.templates", Kind::string_list, "CLIP: prompt templates, each with one {} for the class name",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.clip.templates = read_strings(n, w); },
@@ -425,8 +585,10 @@ const std::vector<KeyDef>& schema() {
       {"faults.slow_clients", Kind::int_list, "clients that answer late (simulated stragglers)",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.faults.slow_clients = read_ints(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.faults.slow_clients); }},
-      real_key("faults.slow_seconds", "mean delay of a slow client's answer", M(c.faults.slow_seconds)),
-      real_key("faults.slow_fraction", "each selected client is slow in a round with this probability", M(c.faults.slow_fraction)),
+      real_key("faults.slow_seconds", "mean delay of a slow client's answer", M(c.faults.slow_seconds)).in(0, kYearSeconds, "one year")
+          .when("faults.slow_clients is not empty or faults.slow_fraction > 0", {"faults.slow_clients", "faults.slow_fraction"},
+                [](const ExperimentConfig& c) { return !c.faults.slow_clients.empty() || c.faults.slow_fraction > 0; }),
+      real_key("faults.slow_fraction", "each selected client is slow in a round with this probability", M(c.faults.slow_fraction)).in(0, 1),
       enum_key("faults.slow_distribution", "fixed (exactly slow_seconds) | exponential | lognormal (mean slow_seconds)",
                [](ExperimentConfig& c, const std::string& s) {
                  if (s == "fixed") c.faults.slow_distribution = DelayDistribution::fixed;
@@ -434,10 +596,14 @@ const std::vector<KeyDef>& schema() {
                  else if (s == "lognormal") c.faults.slow_distribution = DelayDistribution::lognormal;
                  else throw std::invalid_argument("unknown distribution '" + s + "' (expected fixed, exponential or lognormal)");
                },
-               [](const ExperimentConfig& c) { return to_string(c.faults.slow_distribution); }),
-      real_key("faults.slow_sigma", "lognormal: standard deviation of log(delay)", M(c.faults.slow_sigma)),
+               [](const ExperimentConfig& c) { return to_string(c.faults.slow_distribution); })
+          .when("faults.slow_clients is not empty or faults.slow_fraction > 0", {"faults.slow_clients", "faults.slow_fraction"},
+                [](const ExperimentConfig& c) { return !c.faults.slow_clients.empty() || c.faults.slow_fraction > 0; }),
+      real_key("faults.slow_sigma", "lognormal: standard deviation of log(delay)", M(c.faults.slow_sigma)).in(0, 10).open_lo()
+          .when("faults.slow_distribution = \"lognormal\"", {"faults.slow_distribution"},
+                [](const ExperimentConfig& c) { return c.faults.slow_distribution == DelayDistribution::lognormal; }),
       real_key("faults.dropout_probability", "each selected client drops out of a round with this probability",
-               M(c.faults.dropout_probability)),
+               M(c.faults.dropout_probability)).in(0, 1),
       {"faults.crash_clients", Kind::int_list, "clients whose actor crashes (throws) in crash_rounds; respawned from their last state",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.faults.crash_clients = read_ints(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.faults.crash_clients); }},
@@ -451,29 +617,35 @@ const std::vector<KeyDef>& schema() {
       real_key("evaluation.target_accuracy",
                "record the (interpolated) round at which the global test and the mean client accuracy first reach "
                "this, in (0, 1] (0 = off)",
-               M(c.evaluation.target_accuracy)),
+               M(c.evaluation.target_accuracy)).in(0, 1),
       bool_key("evaluation.stop_at_target",
                "end the run once evaluation.target_accuracy is reached (global test where on, else mean client accuracy)",
                M(c.evaluation.stop_at_target)),
 
       int_key("checkpoint.every", "write a checkpoint after every N-th round and the last (0 = never); see `resume`",
-              M(c.checkpoint.every)),
-      int_key("checkpoint.keep", "newest checkpoints kept per run", M(c.checkpoint.keep)),
+              M(c.checkpoint.every)).in(0, 1e6),
+      int_key("checkpoint.keep", "newest checkpoints kept per run", M(c.checkpoint.keep)).in(1, 1000)
+          .when("checkpoint.every > 0", {"checkpoint.every"},
+                [](const ExperimentConfig& c) { return c.checkpoint.every > 0; }),
 
       real_key("privacy.clip_norm", "DP: clip each client's shared update (change from the global) to this L2 norm (0 = off)",
-               M(c.privacy.clip_norm)),
+               M(c.privacy.clip_norm)).in(0, 1e6),
       real_key("privacy.noise_multiplier", "DP: Gaussian noise std = noise_multiplier x clip_norm (0 = clipping only)",
-               M(c.privacy.noise_multiplier)),
+               M(c.privacy.noise_multiplier)).in(0, 1000),
       enum_key("privacy.mode", "central (noise once on the average: std sigma C / K) | local (noise on every update)",
                [](ExperimentConfig& c, const std::string& s) {
                  if (s == "central") c.privacy.mode = PrivacyMode::central;
                  else if (s == "local") c.privacy.mode = PrivacyMode::local;
                  else throw std::invalid_argument("unknown privacy mode '" + s + "' (expected central or local)");
                },
-               [](const ExperimentConfig& c) { return to_string(c.privacy.mode); }),
-      real_key("privacy.delta", "DP: the delta at which epsilon is reported", M(c.privacy.delta)),
+               [](const ExperimentConfig& c) { return to_string(c.privacy.mode); })
+          .when("privacy.noise_multiplier > 0 (the mode places the noise)", {"privacy.noise_multiplier"},
+                [](const ExperimentConfig& c) { return c.privacy.noise_multiplier > 0; }),
+      real_key("privacy.delta", "DP: the delta at which epsilon is reported", M(c.privacy.delta)).in(0, 1).open_lo().open_hi()
+          .when("privacy.noise_multiplier > 0 (epsilon is reported at delta)", {"privacy.noise_multiplier"},
+                [](const ExperimentConfig& c) { return c.privacy.noise_multiplier > 0; }),
       real_key("privacy.target_epsilon", "DP: stop the run before epsilon would exceed this (0 = no budget)",
-               M(c.privacy.target_epsilon)),
+               M(c.privacy.target_epsilon)).in(0, 1e6),
   };
   return keys;
 }
@@ -587,6 +759,45 @@ std::string dir_name_problem(const std::string& s) {
   return "";
 }
 
+/// A key that does nothing in some run: the message, and in how many of the plan's runs.
+struct NoEffect {
+  std::string message;
+  std::size_t runs = 0;
+};
+
+/// Keys set (to other than their default) where they do nothing in run `c`: "key X has no
+/// effect because Y", counted per key into `found`. Runs on the validated config, so every
+/// condition reads settled values.
+void check_keys_have_effect(const ExperimentConfig& c, const std::map<std::string, Where>& where,
+                            std::map<std::string, NoEffect>& found) {
+  const ExperimentConfig defaults;
+  for (const auto& k : schema()) {
+    if (!k.applies_if || !where.count(k.path) || k.applies_if(c)) continue;
+    // A resolved config.toml (resume) writes every key: a default value is no one's intent.
+    if (k.get(c) == k.get(defaults)) continue;
+    std::string because;
+    for (const auto& d : k.deciding_keys)
+      if (const KeyDef* dk = find_key(d)) because += (because.empty() ? "" : " and ") + d + " = " + dk->get(c);
+    NoEffect& ne = found[k.path];
+    if (ne.message.empty())
+      ne.message = where.at(k.path).prefix() + " has no effect because " + because + " (it applies when " + k.applies + ")";
+    ++ne.runs;
+  }
+}
+
+/// The warnings for keys that do nothing in every run of the plan (in a sweep, a key that acts
+/// in some runs, e.g. lora.rank beside strategy.name = ["plora", "full"], is meant for those),
+/// each once; under `strict` the first is a ConfigError instead.
+void report_keys_without_effect(ExperimentPlan& plan, const std::map<std::string, NoEffect>& found) {
+  for (const auto& [path, ne] : found) {
+    if (ne.runs < plan.runs.size()) continue;
+    const std::string message = ne.message + (plan.runs.size() > 1 ? " in every run of the sweep" : "");
+    if (plan.runs.front().strict)
+      throw ConfigError(message + "; remove the key, or set strict = false to only be warned");
+    plan.warnings.push_back(message);
+  }
+}
+
 /// Cross-key checks. Each names the key at fault.
 void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, const std::string& file) {
   auto fail = [&](const std::string& key, const std::string& reason) {
@@ -680,6 +891,28 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
       fail("pretrain.enabled", "cannot be combined with model.weights: pretraining starts from random weights");
   }
   if (c.federation.clients < 1) fail("federation.clients", "must be >= 1");
+  {
+    // Every client holds samples of its own: there cannot be more clients than samples in the
+    // federated pool. The pool's size is known here for the built-in datasets (their training
+    // splits) and the synthetic one; a vqa_folder's is checked when it is read.
+    int64_t pool = c.data.dataset == "fashion_mnist" ? 60000
+                   : c.data.dataset == "cifar10"     ? 50000
+                   : c.data.dataset == "synthetic_vqa"
+                       ? int64_t{c.data.synthetic_domains} * c.data.synthetic_per_domain
+                       : 0;
+    std::string what = pool > 0 ? "the " + std::to_string(pool) + " training samples of " + c.data.dataset : "";
+    if (pool > 0 && c.pretrain.enabled) {
+      pool -= c.pretrain.public_samples;
+      what += " less pretrain.public_samples (" + std::to_string(c.pretrain.public_samples) + ")";
+    }
+    if (c.data.max_samples > 0 && (pool <= 0 || c.data.max_samples < pool)) {
+      pool = c.data.max_samples;
+      what = "data.max_samples (" + std::to_string(pool) + ")";
+    }
+    if (pool > 0 && c.federation.clients > pool)
+      fail("federation.clients", "is " + std::to_string(c.federation.clients) + ", more clients than samples to give them: " +
+                                     what + " (each client needs at least one)");
+  }
   if (c.federation.rounds < 1) fail("federation.rounds", "must be >= 1");
   if (c.federation.clients_per_round < 0 || c.federation.clients_per_round > c.federation.clients)
     fail("federation.clients_per_round", "must be between 0 (all) and federation.clients (" +
@@ -820,6 +1053,23 @@ std::string resolved_toml(const ExperimentConfig& c) {
   return os.str();
 }
 
+/// toml++ reports a number beyond a double's range (1e400) as one it "could not interpret",
+/// which reads like a typo: say what is wrong with it instead.
+std::string number_error(const std::string& description) {
+  const auto open = description.find('\'');
+  const auto close = open == std::string::npos ? open : description.find('\'', open + 1);
+  if (description.find("could not be interpreted") == std::string::npos || close == std::string::npos)
+    return description;
+  std::string number = description.substr(open + 1, close - open - 1);
+  number.erase(std::remove(number.begin(), number.end(), '_'), number.end());
+  errno = 0;
+  char* end = nullptr;
+  const double v = std::strtod(number.c_str(), &end);
+  if (end == number.c_str() || *end != '\0' || errno != ERANGE || !std::isinf(v)) return description;
+  return "the number " + number + " is too large: the largest a number can be is about 1.8e308 "
+         "(and every key's range is far below that; see fedvlm-sim --keys)";
+}
+
 toml::table parse_toml(std::string_view text, const std::string& file) {
   if (auto bad = non_ascii_outside_strings(text)) throw ConfigError(file + ":" + *bad);
   try {
@@ -827,7 +1077,7 @@ toml::table parse_toml(std::string_view text, const std::string& file) {
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
     throw ConfigError(file + ":" + std::to_string(b.line) + ":" + std::to_string(b.column) +
-                      ": TOML syntax error: " + std::string(e.description()));
+                      ": TOML syntax error: " + number_error(std::string(e.description())));
   }
 }
 
@@ -937,14 +1187,15 @@ ExperimentPlan grid_plan(toml::table doc, const std::filesystem::path& source_na
   // Walk the grid like an odometer: the last axis varies fastest.
   std::vector<std::size_t> pos(axes.size(), 0);
   std::set<std::string> labels;
+  std::map<std::string, NoEffect> no_effect;
   for (;;) {
     ExperimentConfig c;
     c.source_file = source_name;
-    for (const auto& a : fixed) a.def->set(c, *a.node, a.where);
+    for (const auto& a : fixed) assign(*a.def, c, *a.node, a.where);
     std::vector<std::string> parts;
     for (std::size_t i = 0; i < axes.size(); ++i) {
       const toml::node& v = *axes[i].values[pos[i]];
-      axes[i].def->set(c, v, where_of(file, axes[i].def->path, v));
+      assign(*axes[i].def, c, v, where_of(file, axes[i].def->path, v));
       c.sweep[axes[i].def->path] = value_text(v);
       parts.push_back(axis_label(axes[i].def->path) + "=" + label_value(value_text(v)));
     }
@@ -960,6 +1211,7 @@ ExperimentPlan grid_plan(toml::table doc, const std::filesystem::path& source_na
       throw ConfigError(file + ": the sweep produces run '" + c.run_label +
                         "' twice: sweep values must be distinct");
     validate(c, where, file);
+    check_keys_have_effect(c, where, no_effect);
     c.resolved_toml = resolved_toml(c);
     plan.runs.push_back(std::move(c));
 
@@ -968,9 +1220,15 @@ ExperimentPlan grid_plan(toml::table doc, const std::filesystem::path& source_na
       --i;
       if (++pos[i] < axes[i].values.size()) break;
       pos[i] = 0;
-      if (i == 0) return plan;
+      if (i == 0) {
+        report_keys_without_effect(plan, no_effect);
+        return plan;
+      }
     }
-    if (axes.empty()) return plan;
+    if (axes.empty()) {
+      report_keys_without_effect(plan, no_effect);
+      return plan;
+    }
   }
 }
 
@@ -1019,8 +1277,21 @@ ExperimentPlan parse_experiment(std::string_view text, const std::filesystem::pa
 
 ExperimentPlan load_experiment(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
   std::error_code ec;
-  if (std::filesystem::is_directory(file, ec))
+  const auto status = std::filesystem::status(file, ec);
+  if (std::filesystem::is_directory(status))
     throw ConfigError(file.string() + ": is a directory, expected an experiment .toml file");
+  // Judged from its type, before opening: opening a FIFO for reading blocks until a writer
+  // comes, and a device or socket never ends.
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    const auto t = status.type();
+    const char* what = t == std::filesystem::file_type::fifo        ? "a FIFO (named pipe)"
+                       : t == std::filesystem::file_type::socket    ? "a socket"
+                       : t == std::filesystem::file_type::character ? "a character device"
+                       : t == std::filesystem::file_type::block     ? "a block device"
+                                                                    : "a special file";
+    throw ConfigError(file.string() + ": is not a regular file (it is " + what +
+                      "), expected an experiment .toml file");
+  }
   std::ifstream in(file, std::ios::binary);
   if (!in) throw ConfigError(file.string() + ": cannot open the experiment file");
   std::ostringstream ss;
@@ -1047,8 +1318,10 @@ std::string describe_experiment_keys() {
       os << (sec.empty() ? "\n(top level)\n" : "\n[" + sec + "]\n");
       section = sec;
     }
-    os << "  " << short_key(k.path) << " (" << kind_name(k.kind) << ", default " << k.get(defaults)
-       << ")\n      " << k.help << "\n";
+    os << "  " << short_key(k.path) << " (" << kind_name(k.kind) << ", default " << k.get(defaults);
+    if (k.has_range()) os << ", range " << range_text(k) << (k.range_note.empty() ? "" : ": " + k.range_note);
+    os << ")\n      " << k.help << "\n";
+    if (*k.applies != '\0') os << "      applies when " << k.applies << "\n";
   }
   os << "\nA scalar key written as an array is a sweep axis: clients = [2, 4, 6, 8] runs four\n"
         "experiments; several axes run their full grid.\n"

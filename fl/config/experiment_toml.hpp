@@ -26,6 +26,10 @@ public:
 struct ExperimentPlan {
   std::vector<ExperimentConfig> runs;   ///< one per sweep point, in grid order
   std::vector<std::string> sweep_keys;  ///< the swept keys, e.g. {"federation.clients"}
+  /// "FILE:LINE:COL: key 'X' has no effect because ...", once per key (and run, in a sweep),
+  /// for keys set to a value other than their default where they do nothing; the caller shows
+  /// them. With `strict = true` the first of them is a ConfigError instead.
+  std::vector<std::string> warnings;
 };
 
 /// Parses and validates `file`. Throws ConfigError, also for a directory and for a file that

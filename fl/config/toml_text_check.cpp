@@ -18,6 +18,18 @@ std::optional<std::string> non_ascii_outside_strings(std::string_view text) {
     }
     switch (in) {
     case In::code:
+      if (at(i, "\xEF\xBB\xBF")) {
+        // Editors on Windows start UTF-8 files with a byte-order mark; TOML readers accept it
+        // there. Anywhere else it is invisible junk, most likely from files joined together.
+        if (i == 0) {
+          i += 2;
+          column = 0;
+          break;
+        }
+        return std::to_string(line) + ":" + std::to_string(column) +
+               ": a byte-order mark (U+FEFF) in the middle of the file, where nothing can be seen; "
+               "delete it (save the file as UTF-8 without BOM)";
+      }
       if (static_cast<unsigned char>(ch) >= 0x80)
         return std::to_string(line) + ":" + std::to_string(column) +
                ": a non-ASCII character outside a string or comment (TOML allows them only there; quote the value)";

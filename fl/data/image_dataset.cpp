@@ -1,5 +1,6 @@
 // fl/data/image_dataset.cpp — MNIST and Fashion-MNIST (IDX, gzip or plain) and CIFAR-10 (binary) loaders.
 #include "fl/data/image_dataset.hpp"
+#include "fl/runtime/interrupt.hpp"
 
 #include "model/tensor_map.hpp"
 
@@ -137,7 +138,9 @@ class GzReader {
   std::size_t read(uint8_t* dst, std::size_t n) {
     std::size_t got = 0;
     while (got < n) {
-      const auto chunk = static_cast<unsigned>(std::min<std::size_t>(n - got, 1U << 30));
+      // 16 MiB at a time, with Ctrl-C heard in between: a large split takes seconds to inflate.
+      throw_if_interrupted();
+      const auto chunk = static_cast<unsigned>(std::min<std::size_t>(n - got, 1U << 24));
       const int r = gzread(file_, dst + got, chunk);
       if (r < 0) fail();
       if (r == 0) break;

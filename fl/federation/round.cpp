@@ -53,6 +53,22 @@ std::vector<int> round_participants(const RoundSettings& s, int clients, int rou
   return select_clients(clients, s.federation.clients_per_round, s.seed, round);
 }
 
+std::string nobody_answered(const RoundInFlight& r, int& silent_rounds, int total_rounds) {
+  if (!r.updates.empty() || r.selected.empty()) {
+    silent_rounds = 0;
+    return "";
+  }
+  ++silent_rounds;
+  if (silent_rounds < std::min(kSilentRoundsToStop, std::max(1, total_rounds))) return "";
+  std::string failed;
+  for (int id : r.failed) failed += (failed.empty() ? "" : ", ") + std::to_string(id);
+  return "round " + std::to_string(r.round) + ": none of the " + std::to_string(r.selected.size()) +
+         " selected clients answered (failed or timed out: " + failed + "), " +
+         (silent_rounds == 1 ? std::string("the run's only round") : std::to_string(silent_rounds) + " rounds in a row") +
+         ", so no update can be aggregated and nobody trains; see faults.failing_clients, "
+         "faults.dropout_probability, faults.crash_clients and federation.round_timeout_s";
+}
+
 std::size_t quorum_needed(std::size_t selected, double quorum) {
   const auto n = static_cast<std::size_t>(std::ceil(quorum * static_cast<double>(selected) - 1e-9));
   return std::max<std::size_t>(1, n);

@@ -71,6 +71,17 @@ struct RoundInFlight {
 /// Answers a round needs: ceil(quorum × selected), at least one.
 [[nodiscard]] std::size_t quorum_needed(std::size_t selected, double quorum);
 
+/// Rounds in a row without a single answer after which a run stops as failed (fewer when the
+/// run has fewer rounds): random drop-outs may empty one round, but three in a row, or a whole
+/// short run, mean nobody trains, and the run would only evaluate the same model again and end
+/// "completed".
+inline constexpr int kSilentRoundsToStop = 3;
+
+/// Counts `r` in `silent_rounds` (rounds in a row in which not one selected client answered:
+/// all failed, dropped out or timed out; reset by any answer) and returns why the run must
+/// stop once that reaches kSilentRoundsToStop or `total_rounds`, else "".
+[[nodiscard]] std::string nobody_answered(const RoundInFlight& r, int& silent_rounds, int total_rounds);
+
 /// The selected clients that will send a training job (no simulated crash, failure or
 /// drop-out, not lost), in order: the scheduler groups them by this plan.
 [[nodiscard]] std::vector<int> training_plan(const RoundSettings& settings, int round, const std::vector<int>& selected,
@@ -114,6 +125,7 @@ void close_async_round(const RoundSettings& settings, RoundInFlight& r, TensorMa
 struct RunProgress {
   int rounds_completed = 0;
   int rounds_without_quorum = 0;
+  int silent_rounds = 0; ///< rounds in a row without any answer (nobody_answered)
   TensorMap global;
   std::vector<ClientCheckpoint> states; ///< each client's state after the last finished round
   ClientCheckpoint central_state;

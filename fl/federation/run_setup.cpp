@@ -30,6 +30,8 @@
 #include <iomanip>
 #include <sstream>
 
+#include <stdlib.h>
+
 namespace fedvlm {
 
 std::shared_ptr<const ImageDataset> DatasetCache::train_split(const DataSettings& data) { return load(data, DataSplit::train); }
@@ -85,6 +87,32 @@ void fill_clients(RunSetup& setup, const ExperimentConfig& c, const std::vector<
   spec.clients = c.federation.clients;
   spec.seed = c.seed;
   const auto parts = partition_indices(labels, classes, spec);
+  // A split whose share of a client's samples is under half a sample rounds to nothing: the
+  // split code keeps one sample there so that nothing is empty, but that one sample is not the
+  // fraction asked for (test_fraction = 0.0001 would score each client on one image, 0.999
+  // would train it on one). With test_fraction = 0 the global test alone scores the model.
+  if (c.data.test_fraction > 0) {
+    for (const bool test_side : {true, false}) {
+      const double share = test_side ? c.data.test_fraction : 1 - c.data.test_fraction;
+      std::vector<std::size_t> tiny;
+      for (std::size_t k = 0; k < parts.size(); ++k)
+        if (share * static_cast<double>(parts[k].size()) < 0.5) tiny.push_back(k);
+      if (tiny.empty()) continue;
+      std::ostringstream os;
+      os << "data.test_fraction = " << c.data.test_fraction << " leaves " << (test_side ? "the test" : "the training")
+         << " split of " << tiny.size() << " of " << parts.size() << " clients with no sample of its own (under half a "
+         << "sample each): ";
+      for (std::size_t i = 0; i < tiny.size() && i < 8; ++i)
+        os << (i ? ", " : "") << "client " << tiny[i] << " has " << parts[tiny[i]].size() << " samples -> "
+           << share * static_cast<double>(parts[tiny[i]].size());
+      if (tiny.size() > 8) os << ", ...";
+      os << (test_side ? "; raise data.test_fraction (or data.max_samples), or set data.test_fraction = 0 with "
+                         "evaluation.global_test = true to score on the global test only"
+                       : "; lower data.test_fraction, or give the clients more data (data.max_samples, fewer "
+                         "federation.clients)");
+      throw std::invalid_argument(os.str());
+    }
+  }
   for (std::size_t k = 0; k < parts.size(); ++k) {
     LocalSplit split = split_train_test(parts[k], c.data.test_fraction, c.seed + 7919 * (k + 1));
     if (split.train.empty() || (split.test.empty() && c.data.test_fraction > 0))
@@ -182,12 +210,36 @@ void fill_probe_bytes(RunSetup& setup, const ExperimentConfig& c, std::pair<int6
   setup.adapter_bytes = setup.bytes_up_per_client = setup.bytes_down_per_client = (classes * features + classes) * 4;
 }
 
+/// A directory removed with everything in it when this goes out of scope (empty: none).
+struct ScratchDir {
+  std::filesystem::path path;
+  ScratchDir() = default;
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+};
+
 /// A generated folder under output_dir/.cache, made once (in a temp dir renamed into place).
-std::filesystem::path synthetic_vqa_dir(const ExperimentConfig& c) {
+/// A dry run writes nothing anywhere: it reads the cached folder if there is one, and otherwise
+/// generates into `scratch`, a temporary directory removed when the plan is made.
+std::filesystem::path synthetic_vqa_dir(const ExperimentConfig& c, SetupMode mode, ScratchDir& scratch) {
   const std::filesystem::path dir = c.output_dir / ".cache" /
                                     ("synthetic_vqa-d" + std::to_string(c.data.synthetic_domains) + "-n" +
                                      std::to_string(c.data.synthetic_per_domain) + "-s" + std::to_string(c.seed));
   if (std::filesystem::exists(dir / "metadata.jsonl")) return dir;
+  if (mode == SetupMode::plan) {
+    std::string templ = (std::filesystem::temp_directory_path() / "fedvlm-dry-run-XXXXXX").string();
+    if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("cannot create a temporary directory for the dry run");
+    scratch.path = templ;
+    std::vector<std::string> domains;
+    for (int d = 0; d < c.data.synthetic_domains; ++d) domains.push_back("domain_" + std::to_string(d));
+    write_synthetic_vqa_folder(scratch.path / "data", c.data.synthetic_per_domain, domains, c.seed);
+    write_tiny_tokenizer_json(scratch.path / "data" / "tokenizer.json");
+    return scratch.path / "data";
+  }
   std::filesystem::path tmp = dir;
   tmp += ".tmp." + std::to_string(std::hash<std::string>{}(dir.string() + std::to_string(std::rand())));
   std::vector<std::string> domains;
@@ -225,7 +277,8 @@ Florence2Config checkpoint_config(const Florence2Config& named, const Experiment
 
 RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
   RunSetup setup;
-  const std::filesystem::path data_dir = c.data.dataset == "synthetic_vqa" ? synthetic_vqa_dir(c) : c.data.path;
+  ScratchDir scratch;
+  const std::filesystem::path data_dir = c.data.dataset == "synthetic_vqa" ? synthetic_vqa_dir(c, mode, scratch) : c.data.path;
   VqaDataset data;
   try {
     data = load_vqa_folder(data_dir, c.data.domain_field);

@@ -72,6 +72,26 @@ std::vector<std::string> config_differences(const std::map<std::string, std::str
   return out;
 }
 
+std::vector<std::string> state_meaning_differences(const std::map<std::string, std::string>& before,
+                                                   const std::map<std::string, std::string>& after) {
+  static const char* const kSections[] = {"strategy.", "model.", "data.", "partition.", "lora.", "pretrain.", "clip."};
+  static const char* const kKeys[] = {"seed", "federation.clients", "federation.mode"};
+  static const char* const kLocations[] = {"data.path", "model.weights", "model.tokenizer", "pretrain.cache_dir"};
+  auto decides = [](const std::string& key) {
+    for (const char* l : kLocations)
+      if (key == l) return false;
+    for (const char* k : kKeys)
+      if (key == k) return true;
+    for (const char* s : kSections)
+      if (key.rfind(s, 0) == 0) return true;
+    return false;
+  };
+  std::vector<std::string> out;
+  for (const auto& d : config_differences(before, after))
+    if (decides(d.substr(0, d.find(':')))) out.push_back(d);
+  return out;
+}
+
 uint64_t config_fingerprint(const std::map<std::string, std::string>& values) {
   std::string listing;
   for (const auto& [k, v] : values) listing += k + " = " + v + "\n";

@@ -17,6 +17,13 @@ namespace fedvlm {
 [[nodiscard]] std::vector<std::string> config_differences(const std::map<std::string, std::string>& before,
                                                           const std::map<std::string, std::string>& after);
 
+/// The differences (as config_differences) in keys that decide what a run's saved state means:
+/// the strategy, model, data, partition, LoRA shape, pretraining, seed and client count. Such a
+/// change makes a checkpoint another run's, so `--force` (for extending runs) may not accept it.
+/// Keys that only say where files are (data.path, model.weights, ...) are not among them.
+[[nodiscard]] std::vector<std::string> state_meaning_differences(const std::map<std::string, std::string>& before,
+                                                                 const std::map<std::string, std::string>& after);
+
 /// A hash of the key/value listing: equal for configurations that differ only in comments or
 /// layout, different as soon as one value does.
 [[nodiscard]] uint64_t config_fingerprint(const std::map<std::string, std::string>& values);

@@ -266,7 +266,8 @@ std::string format_client_table(const std::vector<ClientRoundRecord>& records) {
     row.train = std::max(row.train, r.train_samples);
     row.test = std::max(row.test, r.test_samples);
     if (r.phase == kPhaseBefore) {
-      row.has_before = true;
+      // A client without a local test split has no accuracy (null, read back as nan).
+      row.has_before = std::isfinite(r.accuracy);
       row.before = r.accuracy;
     } else if (!row.has_after || r.round >= row.after.round) {
       row.has_after = true;
@@ -277,18 +278,25 @@ std::string format_client_table(const std::vector<ClientRoundRecord>& records) {
   const std::vector<std::string> header = {"client", "train", "test", "accuracy before → after",
                                            "F1 after", "loss after", "bytes up", "bytes down"};
   std::vector<std::vector<std::string>> table;
-  auto acc_cell = [](bool has_b, double b, bool has_a, double a) {
+  auto acc_cell = [](bool has_b, double b, bool has_a, double a, bool no_test = false) {
+    // Without a local test split there is nothing to score (evaluation.global_test scores the
+    // global model instead): say so rather than print "nan → nan".
+    if (no_test && !has_b && !has_a) return std::string("no local test split");
     return (has_b ? fixed_decimals(b, 4) : std::string("-")) + " → " + (has_a ? fixed_decimals(a, 4) : std::string("-"));
   };
+  auto score_cell = [](bool has, double v) { return has && std::isfinite(v) ? fixed_decimals(v, 4) : std::string("-"); };
 
   double sum_train = 0, sum_test = 0, sum_up = 0, sum_down = 0;
   double sum_before = 0, sum_after = 0, sum_f1 = 0, sum_loss = 0;
   int n_before = 0, n_after = 0;
+  bool all_without_test = !rows.empty();
   for (const auto& [client, row] : rows) {
+    const bool scored = row.has_after && std::isfinite(row.after.accuracy);
+    all_without_test = all_without_test && row.test == 0;
     table.push_back({std::to_string(client), std::to_string(row.train), std::to_string(row.test),
-                     acc_cell(row.has_before, row.before, row.has_after, row.after.accuracy),
-                     row.has_after ? fixed_decimals(row.after.f1, 4) : "-",
-                     row.has_after ? fixed_decimals(row.after.loss, 4) : "-",
+                     acc_cell(row.has_before, row.before, scored, row.after.accuracy, row.test == 0),
+                     score_cell(scored, row.after.f1),
+                     score_cell(scored, row.after.loss),
                      human_bytes(static_cast<double>(row.up)),
                      human_bytes(static_cast<double>(row.down))});
     sum_train += static_cast<double>(row.train);
@@ -299,7 +307,7 @@ std::string format_client_table(const std::vector<ClientRoundRecord>& records) {
       sum_before += row.before;
       ++n_before;
     }
-    if (row.has_after) {
+    if (scored) {
       sum_after += row.after.accuracy;
       sum_f1 += row.after.f1;
       sum_loss += row.after.loss;
@@ -310,7 +318,7 @@ std::string format_client_table(const std::vector<ClientRoundRecord>& records) {
     const double n = static_cast<double>(rows.size());
     table.push_back({"mean", fixed_decimals(sum_train / n, 1), fixed_decimals(sum_test / n, 1),
                      acc_cell(n_before > 0, n_before ? sum_before / n_before : 0, n_after > 0,
-                              n_after ? sum_after / n_after : 0),
+                              n_after ? sum_after / n_after : 0, all_without_test),
                      n_after ? fixed_decimals(sum_f1 / n_after, 4) : "-",
                      n_after ? fixed_decimals(sum_loss / n_after, 4) : "-", human_bytes(sum_up / n),
                      human_bytes(sum_down / n)});

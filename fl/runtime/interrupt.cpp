@@ -11,9 +11,16 @@ namespace fedvlm {
 namespace {
 
 std::atomic<int> g_signal{0};
+std::atomic<bool> g_exit_at_once{false};
 static_assert(std::atomic<int>::is_always_lock_free, "the handler may only touch lock-free atomics");
 
 extern "C" void on_stop_signal(int sig) {
+  if (g_exit_at_once.load()) {
+    static const char msg[] = "\nfedvlm-sim: interrupted\n";
+    ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    ::_exit(128 + sig);
+  }
   int expected = 0;
   if (!g_signal.compare_exchange_strong(expected, sig)) {
     // Second signal: the user wants out now. Files on disk are complete (atomic renames).
@@ -45,6 +52,11 @@ int interrupt_signal() { return g_signal.load(std::memory_order_relaxed); }
 void request_interrupt(int signal_number) { g_signal.store(signal_number); }
 
 void clear_interrupt() { g_signal.store(0); }
+
+void exit_at_once_on_interrupt(bool on) {
+  g_exit_at_once.store(on);
+  if (const int sig = g_signal.load(); on && sig != 0) ::_exit(128 + sig);
+}
 
 void throw_if_interrupted() {
   if (const int sig = interrupt_signal()) throw Interrupted{sig};

@@ -15,6 +15,12 @@ void install_interrupt_handlers();
 [[nodiscard]] int interrupt_signal();
 [[nodiscard]] inline bool interrupt_requested() { return interrupt_signal() != 0; }
 
+/// While a phase holds nothing to save (reading the experiment file, a dry run that writes
+/// nothing), a stop signal ends the process at once with status 128 + signal instead of only
+/// setting the flag: such phases do not poll it. Turning it on with a signal already received
+/// exits there and then. Off by default; the experiment driver's phases poll the flag.
+void exit_at_once_on_interrupt(bool on);
+
 /// Sets the flag as a signal would (tests, and a programmatic stop).
 void request_interrupt(int signal_number);
 /// Clears the flag (tests; a new command).

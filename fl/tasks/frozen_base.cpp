@@ -1,5 +1,6 @@
 // fl/tasks/frozen_base.cpp — target validation and the trunk-feature cache.
 #include "fl/tasks/frozen_base.hpp"
+#include "fl/runtime/interrupt.hpp"
 #include "support/join.hpp"
 
 #include <ATen/ATen.h>
@@ -52,6 +53,7 @@ FrozenBase::FrozenBase(std::shared_ptr<const ImageClassifier> model, ImageDatase
   ForwardContext eval_ctx; // base model only, eval mode
   std::vector<at::Tensor> parts;
   for (int64_t begin = 0; begin < pool_.size(); begin += cache_batch_size) {
+    throw_if_interrupted(); // the whole pool through the trunk: minutes on a large one
     const int64_t end = std::min(pool_.size(), begin + cache_batch_size);
     parts.push_back(model_->features(pool_.images.slice(0, begin, end), eval_ctx));
   }

@@ -92,7 +92,10 @@ VqaTask::VqaTask(std::shared_ptr<const Florence2> model, std::shared_ptr<const B
   ip.mean = model_->config().image_mean;
   ip.std = model_->config().image_std;
   std::vector<at::Tensor> images;
-  for (std::size_t i = 0; i < data.size(); ++i) images.push_back(load_image_tensor(data.image_path(i), ip));
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    throw_if_interrupted(); // thousands of images take minutes to decode: Ctrl-C must not wait for them
+    images.push_back(load_image_tensor(data.image_path(i), ip));
+  }
   pixels_ = (images.empty() ? at::empty({0, 3, ip.size, ip.size}) : at::stack(images)).to(settings_.device);
 
   // Encoder output size: (1 + grid tokens + prompt) × d per sample.

@@ -294,6 +294,30 @@ TEST_F(Federation, WithoutQuorumTheGlobalIsKept) {
   EXPECT_EQ(out->observer.records.size(), 12u); // every client was still evaluated
 }
 
+// Nobody trains: three rounds in a row in which no selected client answers stop the run as
+// failed, saying why, whether the clients all fail, all drop out or all time out.
+TEST_F(Federation, RoundWithoutAnyAnswerStopsTheRunSayingWhy) {
+  std::vector<ExperimentConfig> cases(3, small_config(StrategyKind::plora));
+  cases[0].faults.failing_clients = {0, 1, 2, 3};
+  cases[1].faults.dropout_probability = 1.0;
+  cases[2].faults.slow_clients = {0, 1, 2, 3};
+  cases[2].faults.slow_seconds = 3.0;
+  cases[2].federation.round_timeout_s = 0.5;
+  for (auto& c : cases) {
+    c.federation.quorum = 0.5;
+    c.federation.rounds = 4; // stopped after 3 silent rounds, before the 4th
+    try {
+      (void)run(c);
+      ADD_FAILURE() << "a run in which nobody answered completed";
+    } catch (const std::runtime_error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("round 3: none of the 4 selected clients answered (failed or timed out: 0, 1, 2, 3), 3 rounds in a row"),
+                std::string::npos) << m;
+      EXPECT_NE(m.find("nobody trains"), std::string::npos) << m;
+    }
+  }
+}
+
 TEST_F(Federation, StragglerPastTheTimeoutIsLeftOut) {
   auto c = small_config(StrategyKind::plora);
   c.faults.slow_clients = {2};

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -151,6 +152,58 @@ TEST_F(Cli, DirectoryOrEmptyFileAsExperimentExitsTwo) {
   EXPECT_TRUE(output_dir_untouched());
 }
 
+// Integer and seconds flags: parsed with a range check naming the flag (no raw "stoi").
+TEST_F(Cli, NumericFlagsOutOfRangeExitTwoNamingTheFlagAndRange) {
+  const fs::path file = write("exp.toml", small_experiment(2, 100));
+  struct Case {
+    std::vector<std::string> args;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {{"serve", file.string(), "--nodes", "99999999999"}, "--nodes: 99999999999 is out of range; expected a node count from 1 to 100000"},
+      {{"serve", file.string(), "--nodes", "99999999999999999999999"}, "--nodes: 99999999999999999999999 is out of range"},
+      {{"serve", file.string(), "--nodes", "0"}, "--nodes: 0 is out of range"},
+      {{"serve", file.string(), "--nodes", "-3"}, "--nodes: expected a node count from 1 to 100000, got '-3'"},
+      {{"serve", file.string(), "--nodes", "4x"}, "--nodes: expected a node count"},
+      {{"serve", file.string(), "--wait", "1e400"}, "--wait: 1e400 is out of range; expected seconds > 0 and at most a year"},
+      {{"serve", file.string(), "--wait", "1e10"}, "--wait: 1e10 is out of range"},
+      {{"serve", file.string(), "--wait", "nan"}, "--wait: expected seconds"},
+      {{"serve", file.string(), "--listen", "127.0.0.1:99999"}, "--listen: \"127.0.0.1:99999\": expected HOST:PORT"},
+      {{"node", "--connect", "127.0.0.1:1", "--slots", "100000"}, "--slots: 100000 is out of range; expected a job count"},
+      {{"node", "--connect", "127.0.0.1:1", "--slots", "0"}, "--slots: 0 is out of range"},
+      {{"node", "--connect", "127.0.0.1:1", "--wait", "-1"}, "--wait: -1 is out of range; expected seconds >= 0"},
+      {{"node", "--connect", "127.0.0.1:99999999999"}, "--connect: \"127.0.0.1:99999999999\": expected HOST:PORT"},
+  };
+  for (const auto& c : cases) {
+    const CliResult r = run_cli(c.args);
+    EXPECT_EQ(r.status, 2) << c.args.back() << ": " << r.out;
+    EXPECT_TRUE(contains(r.out, c.expected)) << r.out;
+    EXPECT_FALSE(contains(r.out, "stoi")) << r.out;
+  }
+  EXPECT_TRUE(output_dir_untouched());
+}
+
+// A FIFO (or any file that is not a regular one) used to block the run forever in open().
+TEST_F(Cli, FifoOrDeviceAsExperimentIsRefusedWithoutBlocking) {
+  const fs::path fifo = dir_ / "exp.toml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // `timeout` frees the test if the CLI blocks; then the status is 124, not 2.
+  std::string cmd = "timeout 20 " + shell_quote(FEDVLM_CLI) + " " + shell_quote(fifo.string()) + " --dry-run </dev/null 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2) << out;
+  EXPECT_TRUE(contains(out, fifo.string() + ": is not a regular file (it is a FIFO (named pipe))")) << out;
+  const CliResult r = run_cli({"/dev/zero", "--dry-run"});
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_TRUE(contains(r.out, "/dev/zero: is not a regular file (it is a character device)")) << r.out;
+}
+
 TEST_F(Cli, BadSetExitsTwoNamingTheOption) {
   const fs::path file = write("exp.toml", small_experiment(2, 100));
   CliResult r = run_cli({file.string(), "--dry-run", "--set", "federation.roundz=3"});
@@ -260,6 +313,103 @@ TEST_F(Cli, DryRunWithImpossibleShardsFailsNamingPartitionShards) {
   EXPECT_NE(r.status, -1) << "did not exit normally: " << r.out;
   EXPECT_TRUE(contains(r.out, "partition.shards")) << r.out;
   EXPECT_TRUE(output_dir_untouched());
+}
+
+// The test split's share rounds to nothing (0.0001 of 50 samples) or the training split's does
+// (0.999): refused naming the clients and their sizes, unless the global test alone scores.
+TEST_F(Cli, SplitsThatRoundToNothingAreRefusedNamingClientsAndSizes) {
+  if (!fs::is_directory(kFashionMnist)) GTEST_SKIP() << kFashionMnist << " is absent";
+  const fs::path file = write("exp.toml", small_experiment(2, 100));
+  for (const std::string f : {"0.0001", "0.005"}) {
+    const CliResult r = run_cli({file.string(), "--dry-run", "--quiet", "--set", "data.test_fraction=" + f});
+    EXPECT_EQ(r.status, 2) << r.out; // a bad experiment, as the file said it
+    EXPECT_TRUE(contains(r.out, "leaves the test split of 2 of 2 clients with no sample of its own")) << r.out;
+    EXPECT_TRUE(contains(r.out, "client 0 has 50 samples")) << r.out;
+    EXPECT_TRUE(contains(r.out, "client 1 has 50 samples")) << r.out;
+  }
+  for (const std::string f : {"0.999", "0.995"}) {
+    const CliResult r = run_cli({file.string(), "--dry-run", "--quiet", "--set", "data.test_fraction=" + f});
+    EXPECT_EQ(r.status, 2) << r.out; // a bad experiment, as the file said it
+    EXPECT_TRUE(contains(r.out, "leaves the training split of 2 of 2 clients")) << r.out;
+  }
+  // One sample in 50 is a test split of one, as asked: accepted; and no split with the global test.
+  EXPECT_EQ(run_cli({file.string(), "--dry-run", "--quiet", "--set", "data.test_fraction=0.02"}).status, 0);
+  const CliResult g = run_cli({file.string(), "--dry-run", "--quiet", "--set", "data.test_fraction=0", "--set",
+                               "evaluation.global_test=true"});
+  EXPECT_EQ(g.status, 0) << g.out;
+  EXPECT_TRUE(output_dir_untouched());
+}
+
+// Keys that would do nothing: a warning naming the key and why, each once; --strict refuses.
+TEST_F(Cli, KeysWithoutEffectWarnOnceAndStrictRefuses) {
+  const fs::path file = write("exp.toml", "name = \"w\"\noutput_dir = \"" + (dir_ / "out").string() +
+                                              "\"\n[partition]\nscheme = \"shards\"\nbeta = 0.1\n"
+                                              "[federation]\nbuffer_size = 2\nclients = [2, 4]\n"
+                                              "[faults]\nslow_sigma = 2.0\n[lora]\nrank = 8\n[strategy]\nname = \"full\"\n"
+                                              "[model]\ntokenizer = \"tok.json\"\n[privacy]\nmode = \"local\"\n");
+  // A missing dataset fails the run later; the warnings come first, from the file alone.
+  const CliResult r = run_cli({file.string(), "--dry-run", "--quiet", "--set", "data.path=/nonexistent"});
+  for (const std::string key : {"partition.beta", "federation.buffer_size", "faults.slow_sigma", "lora.rank",
+                                "model.tokenizer", "privacy.mode"}) {
+    const std::string needle = "key '" + key + "' has no effect because ";
+    const auto first = r.out.find(needle);
+    EXPECT_NE(first, std::string::npos) << needle << "\n" << r.out;
+    // Once, though it does nothing in both runs of the sweep (clients=2, clients=4).
+    std::size_t count = 0;
+    for (auto at = r.out.find(needle); at != std::string::npos; at = r.out.find(needle, at + 1)) ++count;
+    EXPECT_EQ(count, 1u) << needle << "\n" << r.out;
+  }
+  EXPECT_TRUE(contains(r.out, "key 'partition.beta' has no effect because partition.scheme = \"shards\" (it applies when "
+                              "partition.scheme = \"dirichlet\") in every run of the sweep"))
+      << r.out;
+  EXPECT_TRUE(contains(r.out, "key 'federation.buffer_size' has no effect because federation.mode = \"sync\"")) << r.out;
+  EXPECT_TRUE(contains(r.out, "key 'lora.rank' has no effect because strategy.name = \"full\"")) << r.out;
+  for (const std::vector<std::string>& strict : {std::vector<std::string>{"--strict"}, {"--set", "strict=true"}}) {
+    std::vector<std::string> args = {file.string(), "--dry-run", "--quiet"};
+    args.insert(args.end(), strict.begin(), strict.end());
+    const CliResult s = run_cli(args);
+    EXPECT_EQ(s.status, 2) << s.out;
+    EXPECT_TRUE(contains(s.out, "has no effect because")) << s.out;
+    EXPECT_TRUE(contains(s.out, "set strict = false to only be warned")) << s.out;
+  }
+  EXPECT_TRUE(output_dir_untouched());
+}
+
+// `--keys` gives each numeric key's range and each conditional key's condition.
+TEST_F(Cli, KeysShowRangesAndWhenEachKeyApplies) {
+  const CliResult r = run_cli({"--keys"});
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_TRUE(contains(r.out, "  round_timeout_s (a number, default 3600.0, range (0, 31536000]: one year)")) << r.out;
+  EXPECT_TRUE(contains(r.out, "  clients (an integer, default 4, range [1, 100000]")) << r.out;
+  EXPECT_TRUE(contains(r.out, "  beta (a number, default 0.5, range (0, 1000000])\n      dirichlet: concentration "
+                              "(smaller = more skewed)\n      applies when partition.scheme = \"dirichlet\"\n"))
+      << r.out;
+  EXPECT_TRUE(contains(r.out, "applies when federation.mode = \"async\"")) << r.out;
+}
+
+// A dry run of the synthetic VQA dataset generated 246 files under output_dir/.cache: now it
+// generates into a temporary directory that it removes, and writes nothing anywhere.
+TEST_F(Cli, DryRunOfSyntheticVqaWritesNothingAnywhere) {
+  const fs::path tmp = dir_ / "tmp";
+  fs::create_directories(tmp);
+  const fs::path file = write("vqa.toml", "name = \"v\"\noutput_dir = \"" + (dir_ / "out").string() +
+                                              "\"\n[model]\narch = \"florence2_tiny\"\n[data]\ndataset = \"synthetic_vqa\"\n"
+                                              "synthetic_domains = 2\nsynthetic_per_domain = 8\ntest_fraction = 0.25\n"
+                                              "[partition]\nscheme = \"by_domain\"\n[federation]\nclients = 2\nrounds = 1\n");
+  const std::string cmd = "TMPDIR=" + shell_quote(tmp.string()) + " " + shell_quote(FEDVLM_CLI) + " " +
+                          shell_quote(file.string()) + " --dry-run --quiet </dev/null 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  const int status = ::pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+  EXPECT_TRUE(contains(out, "synthetic_vqa (generated)")) << out;
+  EXPECT_FALSE(fs::exists(dir_ / "out")) << "the dry run wrote under output_dir";
+  EXPECT_TRUE(fs::is_empty(tmp)) << "the dry run left files in TMPDIR";
 }
 
 } // namespace

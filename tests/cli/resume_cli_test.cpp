@@ -295,6 +295,16 @@ TEST_F(Resume, ChangedConfigurationIsRefusedNamingTheKeysUnlessForced) {
   EXPECT_EQ(run_to_end({edited.string(), "--resume", "--quiet"}, log("edited")), 1);
   EXPECT_NE(read_text_file(log("edited")).find("lora.rank: 4 -> 2"), std::string::npos) << read_text_file(log("edited"));
 
+  // A change of what the saved state means is refused even with --force, naming the key.
+  for (const std::string set : {"strategy.name=flora", "data.max_samples=300", "partition.scheme=iid", "lora.rank=2"}) {
+    const fs::path l = log("forced-" + set.substr(0, set.find('=')));
+    EXPECT_EQ(run_to_end({"resume", run.string(), "--set", set, "--force", "--quiet"}, l), 1) << read_text_file(l);
+    const std::string m = read_text_file(l);
+    EXPECT_NE(m.find("even with --force"), std::string::npos) << m;
+    EXPECT_NE(m.find(set.substr(0, set.find('=')) + ": "), std::string::npos) << m;
+  }
+  EXPECT_EQ(read_json(run / "run.json")["status"], "interrupted"); // still untouched
+
   // More rounds, accepted with --force: the run goes on to round 6.
   ASSERT_EQ(run_to_end({"resume", run.string(), "--set", "federation.rounds=6", "--force", "--quiet"}, log("forced")), 0)
       << read_text_file(log("forced"));

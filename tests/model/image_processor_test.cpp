@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <utility>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -326,6 +327,45 @@ TEST(ImageProcessor, HugeClaimedPngIsRefusedBeforeDecoding) {
   write_all(dir / "bomb.png", png);
   const std::string m = error_of([&] { (void)decode_rgb(read_all(dir / "bomb.png"), (dir / "bomb.png").string()); });
   EXPECT_NE(m.find("bomb.png: header claims a 20000x20000 image"), std::string::npos) << m;
+}
+
+// A header claiming a huge image with nothing after it (the bytes a fuzzer or a cut-off bomb
+// leaves) is refused for its size, not reported as "truncated": the size is the reason it can
+// never be decoded. Several members: PNG cut right after IHDR, PNG with a side over stb's 2^24
+// limit, JPEG cut right after its start-of-frame.
+TEST(ImageProcessor, HeaderOnlyHugeClaimIsRefusedForItsSizeNotAsTruncated) {
+  TempDir dir;
+  write_png(dir / "tiny.png", at::full({8, 8, 1}, 7, at::kByte));
+  const std::vector<uint8_t> png = read_all(dir / "tiny.png");
+  auto png_claiming = [&](uint32_t w, uint32_t h) {
+    std::vector<uint8_t> b(png.begin(), png.begin() + 33); // signature + the whole IHDR chunk, no IDAT/IEND
+    for (auto [at, v] : {std::pair<std::size_t, uint32_t>{16, w}, {20, h}}) {
+      put_be16(b, at, v >> 16);
+      put_be16(b, at + 2, v & 0xFFFF);
+    }
+    return b;
+  };
+  for (auto [w, h] : {std::pair<uint32_t, uint32_t>{100000, 100000}, {1u << 25, 10}, {20000, 20000}}) {
+    const std::string m = error_of([&] { (void)decode_rgb(png_claiming(w, h), "claim.png"); });
+    EXPECT_NE(m.find("claim.png: header claims a " + std::to_string(w) + "x" + std::to_string(h) + " image"),
+              std::string::npos) << m;
+    EXPECT_EQ(m.find("truncated"), std::string::npos) << m;
+  }
+  // A small claim cut off the same way is still "truncated" (the check is on the size only).
+  EXPECT_NE(error_of([&] { (void)decode_rgb(png_claiming(8, 8), "cut.png"); }).find("cut.png: truncated PNG"),
+            std::string::npos);
+
+  write_jpeg(dir / "tiny.jpg", at::full({8, 8, 3}, 128, at::kByte));
+  std::vector<uint8_t> jpg = read_all(dir / "tiny.jpg");
+  const std::size_t sof = jpeg_marker(jpg, 0xC0);
+  ASSERT_NE(sof, std::string::npos);
+  put_be16(jpg, sof + 5, 60000);
+  put_be16(jpg, sof + 7, 50000);
+  const std::size_t sos = jpeg_marker(jpg, 0xDA);
+  ASSERT_NE(sos, std::string::npos);
+  jpg.resize(sos); // no scan data, no end-of-image marker
+  const std::string m = error_of([&] { (void)decode_rgb(jpg, "claim.jpg"); });
+  EXPECT_NE(m.find("claim.jpg: header claims a 50000x60000 image"), std::string::npos) << m;
 }
 
 } // namespace

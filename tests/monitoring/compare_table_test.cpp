@@ -182,5 +182,32 @@ TEST(CompareTable, FormatsAlignedTable) {
   EXPECT_NE(lines[7].find("clients=10"), std::string::npos) << table;
 }
 
+// Runs scored only on the global test (data.test_fraction = 0) have null client accuracies,
+// read back as nan: the table says "no local test split" and shows the global test, never nan.
+TEST(CompareTable, RunsWithoutALocalTestSplitSayHowTheyWereScored) {
+  const double nan = std::nan("");
+  std::vector<RunResults> rs = {make_run("plora", "2", 0, {{nan, nan, nan, nan, nan, nan}, {nan, nan, nan, nan, nan, nan}}),
+                                make_run("plora", "2", 1, {{nan, nan, nan, nan, nan, nan}, {nan, nan, nan, nan, nan, nan}}),
+                                make_run("flora", "2", 0, {{0.5, 0.9, 0.8, 0.8, 0.8, 0.25}, {nan, nan, nan, nan, nan, nan}})};
+  for (auto& r : rs) {
+    RoundSummary last;
+    last.round = 2;
+    last.global_accuracy = r.info.seed == 0 ? 0.6 : 0.8;
+    r.rounds = {last};
+  }
+  const auto rows = compare_runs(rs);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_FALSE(rows[0].no_local_test); // flora: one client scored
+  EXPECT_EQ(rows[0].accuracy.n, 1u);
+  EXPECT_DOUBLE_EQ(rows[0].accuracy.mean, 0.9);
+  EXPECT_TRUE(rows[1].no_local_test);
+  EXPECT_EQ(rows[1].accuracy.n, 0u);
+  EXPECT_NEAR(rows[1].global_accuracy.mean, 0.7, 1e-12);
+  const std::string table = format_comparison(rs);
+  EXPECT_EQ(table.find("nan"), std::string::npos) << table;
+  EXPECT_NE(table.find("no local test split"), std::string::npos) << table;
+  EXPECT_NE(table.find("0.7000 ± 0.1000"), std::string::npos) << table; // the global test, over the 2 seeds
+}
+
 } // namespace
 } // namespace fedvlm

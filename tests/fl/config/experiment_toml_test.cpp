@@ -4,15 +4,20 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <initializer_list>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace fedvlm {
@@ -477,7 +482,7 @@ TEST(ExperimentTomlSweep, EmptyAxisIsAnError) {
 }
 
 TEST(ExperimentTomlSweep, InvalidPointOfAnAxisNamesTheKey) {
-  expect_config_error("[federation]\nrounds = [3, 0]\n", {"exp.toml:2:", "federation.rounds", ">= 1"});
+  expect_config_error("[federation]\nrounds = [3, 0]\n", {"exp.toml:2:", "federation.rounds", "must be in [1, 1000000], got 0"});
   expect_config_error("[federation]\nclients = [2, \"x\"]\n",
                       {"exp.toml:2:", "federation.clients", "expects an integer"});
 }
@@ -596,6 +601,145 @@ TEST(ExperimentTomlErrors, NonFiniteNumbersAreRejectedWithKeyAndPosition) {
   expect_config_error("[train]\nlr = [0.1, nan]\n", {"exp.toml:2:12: key 'train.lr': must be a finite number"});
 }
 
+// The cores in this process's affinity mask, counted here independently of the code under test.
+int affinity_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+  return CPU_COUNT(&set);
+}
+
+// Numbers beyond what a key can mean used to hang (threads, concurrency), exhaust memory
+// (clients), overflow a clock (durations) or float32 (rates): each numeric key has a range,
+// refused with the range in the message, at the value's position.
+TEST(ExperimentTomlRanges, ValuesBeyondWhatTheKeyMeansAreRefusedWithTheRange) {
+  const std::string cores4 = std::to_string(4 * affinity_cores());
+  expect_config_error("threads = 100000\n", {"exp.toml:1:1: key 'threads': must be in [0, " + cores4 + "]", "cores this process may use", "got 100000"});
+  expect_config_error("[scheduler]\nconcurrency = 100000\n",
+                      {"exp.toml:2:1: key 'scheduler.concurrency': must be in [1, " + cores4 + "]", "got 100000"});
+  expect_config_error("[federation]\nclients = 2147483647\n", {"key 'federation.clients': must be in [1, 100000]", "got 2147483647"});
+  // Durations: at most a year (31536000 s).
+  for (const std::string key : {"federation.round_timeout_s", "federation.client_seconds"})
+    for (const std::string v : {"1e308", "1e10", "31536001"}) {
+      const auto dot = key.find('.');
+      expect_config_error("[" + key.substr(0, dot) + "]\n" + key.substr(dot + 1) + " = " + v + "\n",
+                          {"key '" + key + "': must be in (0, 31536000] (one year), got "});
+    }
+  expect_config_error("[faults]\nslow_seconds = 1e308\n", {"key 'faults.slow_seconds': must be in [0, 31536000] (one year), got 1e+308"});
+  expect_config_error("[monitoring]\nlinger_seconds = 1e9\n", {"key 'monitoring.linger_seconds': must be in [0, 31536000]"});
+  // Exponents and multipliers that make every weight or noise overflow.
+  expect_config_error("[privacy]\nnoise_multiplier = 1e308\n", {"key 'privacy.noise_multiplier': must be in [0, 1000]"});
+  expect_config_error("[federation]\nstaleness_exponent = 1e308\n", {"key 'federation.staleness_exponent': must be in [0, 100]"});
+  // float32 quantities: refused here, not deep inside LibTorch.
+  expect_config_error("[train]\nlr = 1e308\n", {"exp.toml:2:1: key 'train.lr': must be in (0, 10000], got 1e+308"});
+  expect_config_error("[train]\nweight_decay = 1e39\n", {"key 'train.weight_decay': must be in [0, 10000]"});
+  expect_config_error("[train]\nadam_eps = 2\n", {"key 'train.adam_eps': must be in (0, 1], got 2"});
+  expect_config_error("[pretrain]\nlr = 1e5\n", {"key 'pretrain.lr': must be in (0, 10000]"});
+  expect_config_error("[strategy]\nmu = 1e30\n", {"key 'strategy.mu': must be in [0, 10000]"});
+  expect_config_error("[lora]\nalpha = 1e300\n", {"key 'lora.alpha': must be in (0, 1000000]"});
+  // Integer keys, array elements and sweep points alike.
+  expect_config_error("[lora]\nclient_ranks = [4, 100000]\n", {"key 'lora.client_ranks': must be in [1, 4096], got 100000"});
+  expect_config_error("[federation]\nrounds = [3, 99999999]\n", {"exp.toml:2:", "key 'federation.rounds': must be in [1, 1000000], got 99999999"});
+  expect_config_error("[train]\nbatch_size = 10000000\n", {"key 'train.batch_size': must be in [1, 65536]"});
+  // An open end is excluded: 0 is no learning rate, and no more is dropout 1.
+  expect_config_error("[train]\nlr = 0\n", {"key 'train.lr': must be in (0, 10000], got 0"});
+  expect_config_error("[lora]\ndropout = 1.0\n", {"key 'lora.dropout': must be in [0, 1), got 1"});
+}
+
+TEST(ExperimentTomlRanges, TheEndsOfEachRangeAreAccepted) {
+  const int cores4 = 4 * affinity_cores();
+  const ExperimentConfig c = parse_one("threads = " + std::to_string(cores4) +
+                                       "\n[federation]\nround_timeout_s = 31536000\n[train]\nlr = 10000\n"
+                                       "[scheduler]\nconcurrency = " + std::to_string(cores4) + "\n");
+  EXPECT_EQ(c.threads, cores4);
+  EXPECT_EQ(c.scheduler.concurrency, cores4);
+  EXPECT_EQ(c.federation.round_timeout_s, 31536000.0);
+  EXPECT_EQ(c.train.lr, 10000.0);
+}
+
+// The clients share the samples: no more clients than samples (the built-in datasets' training
+// splits, the synthetic set's size, or data.max_samples).
+TEST(ExperimentTomlRanges, MoreClientsThanSamplesIsRefusedNamingThePool) {
+  expect_config_error("[data]\ndataset = \"fashion_mnist\"\n[federation]\nclients = 60001\n",
+                      {"key 'federation.clients'", "60000 training samples of fashion_mnist"});
+  expect_config_error("[data]\ndataset = \"cifar10\"\n[federation]\nclients = 50001\n",
+                      {"key 'federation.clients'", "50000 training samples of cifar10"});
+  expect_config_error("[data]\nmax_samples = 100\n[federation]\nclients = 101\n",
+                      {"key 'federation.clients'", "data.max_samples (100)"});
+  EXPECT_EQ(parse_one("[data]\nmax_samples = 100\n[federation]\nclients = 100\n").federation.clients, 100);
+}
+
+// A key that does nothing where it is set: a warning naming why, once; strict refuses. In a
+// sweep, a key that acts in some runs is meant for those and is not warned about.
+TEST(ExperimentTomlNoEffect, KeysWithoutEffectAreWarnedOnceAndStrictRefuses) {
+  struct Case {
+    std::string text, key, because;
+  };
+  const std::vector<Case> cases = {
+      {"[federation]\nstaleness = \"constant\"\n", "federation.staleness", "federation.mode = \"sync\""},
+      {"[partition]\nscheme = \"iid\"\nshards_per_client = 3\n", "partition.shards_per_client", "partition.scheme = \"iid\""},
+      {"[partition]\nscheme = \"shards\"\nbeta = 0.1\n", "partition.beta", "partition.scheme = \"shards\""},
+      {"[data]\nnum_beams = 3\n", "data.num_beams", "data.dataset = \"fashion_mnist\""},
+      {"[faults]\nslow_sigma = 2.0\n", "faults.slow_sigma", "faults.slow_distribution = \"fixed\""},
+      {"[strategy]\nname = \"full\"\n[lora]\nrank = 8\n", "lora.rank", "strategy.name = \"full\""},
+      {"[model]\ntokenizer = \"t.json\"\n", "model.tokenizer", "model.arch = \"mobilenet_v3_small\""},
+      {"[privacy]\nmode = \"local\"\n", "privacy.mode", "privacy.noise_multiplier = 0.0"},
+      {"[train]\noptimizer = \"adamw\"\nmomentum = 0.5\n", "train.momentum", "train.optimizer = \"adamw\""},
+  };
+  for (const auto& c : cases) {
+    const ExperimentPlan plan = parse(c.text);
+    ASSERT_EQ(plan.warnings.size(), 1u) << c.text;
+    EXPECT_NE(plan.warnings[0].find("key '" + c.key + "' has no effect because " + c.because), std::string::npos)
+        << plan.warnings[0];
+    expect_config_error("strict = true\n" + c.text, {"key '" + c.key + "' has no effect", "set strict = false"});
+  }
+  // Where the key acts, or is left at its default, nothing is said.
+  EXPECT_TRUE(parse("[partition]\nscheme = \"dirichlet\"\nbeta = 0.1\n").warnings.empty());
+  EXPECT_TRUE(parse("[partition]\nscheme = \"shards\"\nbeta = 0.5\n").warnings.empty());
+  // A sweep: lora.rank acts in the plora run, so it is meant; beta acts in none of them.
+  const ExperimentPlan sweep = parse("[strategy]\nname = [\"plora\", \"full\"]\n[lora]\nrank = 8\n[partition]\nscheme = \"iid\"\nbeta = 0.2\n");
+  ASSERT_EQ(sweep.warnings.size(), 1u);
+  EXPECT_NE(sweep.warnings[0].find("key 'partition.beta' has no effect"), std::string::npos) << sweep.warnings[0];
+  EXPECT_NE(sweep.warnings[0].find("in every run of the sweep"), std::string::npos) << sweep.warnings[0];
+}
+
+// `--keys` states the range of every numeric key: checked on the listing itself.
+TEST(ExperimentTomlRanges, KeysListingGivesEveryNumericKeyARange) {
+  std::istringstream in(describe_experiment_keys());
+  std::string line;
+  int numeric = 0;
+  while (std::getline(in, line)) {
+    if (line.find("(an integer,") == std::string::npos && line.find("(a number,") == std::string::npos) continue;
+    ++numeric;
+    EXPECT_NE(line.find(", range "), std::string::npos) << line;
+  }
+  EXPECT_GT(numeric, 40);
+  EXPECT_NE(describe_experiment_keys().find("threads (an integer, default 0, range [0, " + std::to_string(4 * affinity_cores())),
+            std::string::npos);
+}
+
+// Misleading messages: a number beyond a double read as "could not be interpreted", a BOM as a
+// stray non-ASCII character.
+TEST(ExperimentTomlErrors, NumbersBeyondADoubleAreTooLarge) {
+  for (const std::string v : {"1e400", "-1e400", "1_0e999"})
+    expect_config_error("[train]\nlr = " + v + "\n", {"exp.toml:2:", "is too large", "1.8e308"});
+  expect_config_error("[scheduler]\nmemory_budget = \"1e400GiB\"\n", {"key 'scheduler.memory_budget'", "too large"});
+  expect_config_error("[scheduler]\nmemory_budget = \"9e30B\"\n", {"key 'scheduler.memory_budget'", "too large"});
+  // A malformed number is still a syntax error, not "too large".
+  const std::string m = config_error("[train]\nlr = 1e\n");
+  EXPECT_EQ(m.find("too large"), std::string::npos) << m;
+}
+
+TEST(ExperimentTomlErrors, ByteOrderMarkIsAcceptedAtTheStartAndNamedElsewhere) {
+  const std::string bom = "\xEF\xBB\xBF";
+  EXPECT_EQ(parse_one(bom + "seed = 7\n").seed, 7u);
+  EXPECT_EQ(parse_one(bom + "# comment\n[federation]\nrounds = 2\n").federation.rounds, 2);
+  expect_config_error("seed = 7\n" + bom + "[federation]\nrounds = 2\n", {"exp.toml:2:1:", "byte-order mark", "without BOM"});
+  expect_config_error("seed = 7 " + bom + "\n", {"exp.toml:1:10:", "byte-order mark"});
+  // Inside a string it is text like any other.
+  EXPECT_EQ(parse_one("name = \"a" + bom + "b\"\n").name, "a" + bom + "b");
+}
+
 // The run name becomes OUTPUT_DIR/NAME: it must be one directory name that stays inside.
 TEST(ExperimentTomlErrors, RunNameThatEscapesOutputDirIsRejected) {
   for (const std::string name : {"..", ".", "/etc", "../up", "a/b", "a\\\\b", "", "a\\u0000b", "tab\\tname"}) {
@@ -706,7 +850,7 @@ TEST(ExperimentTomlDescribe, MentionsEverySectionAndKeyByShortName) {
   ASSERT_NE(lora, std::string::npos);
   const auto next = d.find("\n[", lora + 1);
   const std::string lora_part = d.substr(lora, next - lora);
-  EXPECT_NE(lora_part.find("  rank (an integer, default 4)"), std::string::npos) << lora_part;
+  EXPECT_NE(lora_part.find("  rank (an integer, default 4, range [1, 4096])"), std::string::npos) << lora_part;
   EXPECT_EQ(d.find("lora.rank"), std::string::npos);
 
   // Every key of the resolved file (which lists every key) is described under its section.
@@ -795,6 +939,37 @@ TEST_F(ExperimentTomlFile, EmptyBlankOrCommentOnlyFileIsRefused) {
   EXPECT_EQ(load_experiment(write("one.toml", "seed = 3\n")).runs.at(0).seed, 3u);
 }
 
+// A FIFO would block the open until a writer came, forever; a device never ends. The type is
+// judged before opening. If the load blocked anyway, a writer is opened to free it and the test fails.
+TEST_F(ExperimentTomlFile, NonRegularFilesAreRefusedWithoutOpening) {
+  const fs::path fifo = dir_ / "exp.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto load = std::async(std::launch::async, [&]() -> std::string {
+    try {
+      (void)load_experiment(fifo);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "accepted";
+  });
+  if (load.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    const int fd = ::open(fifo.c_str(), O_WRONLY); // unblocks the reader
+    if (fd >= 0) ::close(fd);
+    ADD_FAILURE() << "load_experiment blocked on a FIFO";
+  }
+  EXPECT_EQ(load.get(), fifo.string() + ": is not a regular file (it is a FIFO (named pipe)), expected an experiment .toml file");
+  try {
+    (void)load_experiment("/dev/null");
+    ADD_FAILURE() << "/dev/null was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "/dev/null: is not a regular file (it is a character device), expected an experiment .toml file");
+  }
+  // A symlink to a regular file is a regular file.
+  const fs::path real = write("real.toml", "seed = 4\n");
+  fs::create_symlink(real, dir_ / "link.toml");
+  EXPECT_EQ(load_experiment(dir_ / "link.toml").runs.at(0).seed, 4u);
+}
+
 // -- command-line overrides (--set KEY=VALUE) ---------------------------------------------------
 
 ExperimentPlan parse_with(const std::string& text, const std::vector<std::string>& overrides) {
@@ -852,7 +1027,7 @@ TEST(ExperimentTomlOverrides, ErrorsNameTheSetOptionInsteadOfFileAndLine) {
   EXPECT_NE(m.find("--set federation.rounds=three: key 'federation.rounds': expects an integer"), std::string::npos)
       << m;
   m = override_error("[federation]\nrounds = 4\n", {"federation.rounds=0"});
-  EXPECT_NE(m.find("--set federation.rounds=0: key 'federation.rounds': must be >= 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("--set federation.rounds=0: key 'federation.rounds': must be in [1, 1000000], got 0"), std::string::npos) << m;
   m = override_error("", {"train.lr=nan"});
   EXPECT_NE(m.find("--set train.lr=nan: key 'train.lr': must be a finite number"), std::string::npos) << m;
   m = override_error("", {"name=.."});
@@ -941,7 +1116,7 @@ TEST(ExperimentTomlLora, ClientRanksCycleOverClientsForRulesThatAcceptThem) {
   expect_config_error("[strategy]\nname = \"flora\"\n[lora]\nclient_ranks = [2, 4]\n",
                       {"exp.toml:4:", "'lora.client_ranks'", "strategy 'flora'", "stacking, flexlora, hetlora, local"});
   expect_config_error("[strategy]\nname = \"hetlora\"\n[lora]\nclient_ranks = [2, 0]\n",
-                      {"'lora.client_ranks'", ">= 1 (got 0)"});
+                      {"'lora.client_ranks'", "must be in [1, 4096], got 0"});
 }
 
 TEST(ExperimentTomlClip, TemplatesClassNamesAndDefaultTargets) {

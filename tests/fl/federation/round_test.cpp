@@ -43,6 +43,32 @@ TEST(Round, QuorumIsTheCeilingOfTheFractionAndAtLeastOne) {
   EXPECT_EQ(quorum_needed(0, 1.0), 1u);
 }
 
+// Three rounds in a row without one answer stop the run (a short run: all its rounds); one
+// answer, even below quorum, starts the count again.
+TEST(Round, RoundsWithoutAnyAnswerStopTheRunAfterThreeInARow) {
+  RoundInFlight r;
+  r.selected = {0, 1, 2};
+  r.failed = {0, 1, 2};
+  int silent = 0;
+  for (r.round = 1; r.round <= 2; ++r.round) EXPECT_EQ(nobody_answered(r, silent, 10), "") << r.round;
+  const std::string why = nobody_answered(r, silent, 10);
+  EXPECT_EQ(why.rfind("round 3: none of the 3 selected clients answered (failed or timed out: 0, 1, 2), 3 rounds in a row", 0), 0u)
+      << why;
+  EXPECT_EQ(silent, 3);
+  RoundInFlight answered = r; // one answer resets the count
+  answered.failed = {0, 2};
+  answered.updates.emplace(1, update(1, 10, 1.0F, 1.0F));
+  EXPECT_EQ(nobody_answered(answered, silent, 10), "");
+  EXPECT_EQ(silent, 0);
+  // A one-round run stops after its one silent round; nobody selected is no silence.
+  int short_run = 0;
+  r.round = 1;
+  EXPECT_NE(nobody_answered(r, short_run, 1).find("the run's only round"), std::string::npos);
+  int none = 0;
+  EXPECT_EQ(nobody_answered(RoundInFlight{}, none, 1), "");
+  EXPECT_EQ(none, 0);
+}
+
 TEST(Round, SelectionIsASeededSortedSample) {
   const auto a = select_clients(100, 10, 7, 3);
   ASSERT_EQ(a.size(), 10u);

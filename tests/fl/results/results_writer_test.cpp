@@ -623,6 +623,24 @@ TEST_F(ResultsFiles, PythonCsvModuleReadsSameValues) {
   }
 }
 
+// The closing table of a run scored on the global test only (data.test_fraction = 0) read
+// "nan → nan" for every client: it says "no local test split" instead.
+TEST_F(ResultsFiles, ClientTableWithoutLocalTestSplitSaysSo) {
+  std::vector<ClientRoundRecord> records;
+  for (int round = 0; round <= 1; ++round)
+    for (int client = 0; client < 2; ++client) {
+      ClientRoundRecord r = record(client, round);
+      r.accuracy = r.precision = r.recall = r.f1 = r.loss = std::nan("");
+      r.test_samples = 0;
+      records.push_back(r);
+    }
+  const std::string table = format_client_table(records);
+  EXPECT_EQ(table.find("nan"), std::string::npos) << table;
+  std::size_t count = 0;
+  for (auto at = table.find("no local test split"); at != std::string::npos; at = table.find("no local test split", at + 1)) ++count;
+  EXPECT_EQ(count, 3u) << table; // both clients and the mean row
+}
+
 TEST_F(ResultsFiles, ClientTableAlignedWithMeanRow) {
   std::vector<ClientRoundRecord> records;
   for (int round = 0; round <= 2; ++round)
