@@ -274,7 +274,22 @@ const std::vector<KeyDef>& schema() {
                  "\"cpu\", \"cuda\" or \"cuda:N\": where the models run (falls back to cpu with a message "
                  "when this build or machine has no such GPU)",
                  M(c.device)),
-      int_key("threads", "LibTorch intra-op threads (0 = library default)", M(c.threads)),
+      {"threads", Kind::integer,
+       "LibTorch intra-op threads of each scheduler worker: \"auto\" (cores / scheduler.concurrency, at least 1; "
+       "cores from the process's CPU affinity) or an integer >= 1",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) {
+         if (auto s = n.value_exact<std::string>()) {
+           if (*s != "auto") w.fail("expects \"auto\" or an integer >= 1, got \"" + *s + "\"");
+           c.threads = 0;
+           return;
+         }
+         if (!n.value_exact<int64_t>()) w.fail("expects \"auto\" or an integer >= 1");
+         const int64_t v = read_int(n, w);
+         if (v < 1 || v > std::numeric_limits<int>::max())
+           w.fail("expects \"auto\" or an integer >= 1, got " + std::to_string(v));
+         c.threads = static_cast<int>(v);
+       },
+       [](const ExperimentConfig& c) { return c.threads == 0 ? std::string("\"auto\"") : std::to_string(c.threads); }},
 
       string_key("model.arch", arch_help(), M(c.model.arch)),
       path_key("model.weights", "optional .safetensors with torchvision parameter names", M(c.model.weights)),
@@ -594,7 +609,7 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     fail("name", "must be one directory name inside output_dir, got " + quote(c.name) + " (" + why + ")");
   if (!valid_device_name(c.device))
     fail("device", "expected \"cpu\", \"cuda\" or \"cuda:N\", got \"" + c.device + "\"");
-  if (c.threads < 0) fail("threads", "must be >= 0");
+  if (c.threads < 0) fail("threads", "expects \"auto\" or an integer >= 1");
   const ModelArch* arch = nullptr;
   try {
     arch = &model_arch(c.model.arch);
