@@ -58,7 +58,7 @@ int affinity_cores() {
     const int n = CPU_COUNT(&set);
     if (n > 0) return n;
   }
-  return std::max(1u, std::thread::hardware_concurrency());
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 void apply_thread_plan(const ThreadPlan& plan) {

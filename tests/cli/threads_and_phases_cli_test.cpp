@@ -6,12 +6,14 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <regex>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #ifndef FEDVLM_CLI
 #error "FEDVLM_CLI must name the fedvlm-sim binary"
