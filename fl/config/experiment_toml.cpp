@@ -414,7 +414,8 @@ const std::vector<KeyDef>& schema() {
       int_key("scheduler.concurrency", "jobs the device scheduler runs at once", M(c.scheduler.concurrency)),
       int_key("scheduler.batch_clients",
               "clients whose local training runs as one pass (the frozen base once over their batches, each "
-              "client's adapters on its own rows); 1 = one client at a time",
+              "client's adapters on its own rows; full and linear_probe on cnn_mnist, mlp_2nn and probes: the "
+              "clients' own tensors stacked, grouped convolutions and batched matmuls); 1 = one client at a time",
               M(c.scheduler.batch_clients)),
       enum_key("scheduler.memory_budget",
                "memory for the frozen base plus running jobs, e.g. \"20GiB\" (0 = no limit); jobs wait in the queue "
