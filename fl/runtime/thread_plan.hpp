@@ -23,8 +23,9 @@ struct ThreadPlan {
   /// parallelism, so a pool on top would only add threads competing for the same cores.
   int inter_op = 1;
 
-  /// An explicit threads x workers above the cores.
-  [[nodiscard]] bool oversubscribed() const { return intra_op * workers > cores; }
+  /// An explicit threads x workers above the cores ("auto" gives 1 thread a worker at least,
+  /// so more workers than cores is scheduler.concurrency's choice, not the threads').
+  [[nodiscard]] bool oversubscribed() const { return !automatic && intra_op * workers > cores; }
   /// "1 intra-op per worker (2 cores / 2 workers)", with what pretraining takes.
   [[nodiscard]] std::string describe() const;
   /// The warning for an oversubscribed explicit count, naming both values ("" when none).

@@ -241,10 +241,12 @@ bool stackable(const LocalTrainJob& job) {
 std::vector<LocalTrainResult> train_stacked(const FrozenBase& base, std::vector<LocalTrainJob> jobs,
                                             const TrainSettings& settings) {
   std::vector<std::unique_ptr<ClientTrainer>> trainers(jobs.size());
+  std::vector<std::string> first_names; // jobs[0] moves into its trainer before the others are checked
+  if (!jobs.empty())
+    for (const auto& [name, t] : jobs[0].adapters) first_names.push_back(name);
   for (std::size_t k = 0; k < jobs.size(); ++k) {
-    const bool same_names = k == 0 || std::equal(jobs[k].adapters.begin(), jobs[k].adapters.end(),
-                                                 jobs[0].adapters.begin(), jobs[0].adapters.end(),
-                                                 [](const auto& a, const auto& b) { return a.first == b.first; });
+    const bool same_names = std::equal(jobs[k].adapters.begin(), jobs[k].adapters.end(), first_names.begin(),
+                                       first_names.end(), [](const auto& a, const std::string& b) { return a.first == b; });
     if (!stackable(jobs[k]) || !same_names || !base.can_stack(jobs[k].adapters))
       throw std::invalid_argument("train_stacked: client " + std::to_string(jobs[k].client) +
                                   "'s job cannot run stacked with the others (it holds LoRA adapters, other tensors "

@@ -70,10 +70,21 @@ void expect_same_results(const std::vector<LocalTrainResult>& stacked, const std
   }
 }
 
+/// The jobs with their own copy of every tensor: training updates the optimizer state it is
+/// given in place, so two runs from the same jobs must not share it.
+std::vector<LocalTrainJob> copies(const std::vector<LocalTrainJob>& jobs) {
+  std::vector<LocalTrainJob> out = jobs;
+  for (auto& j : out) {
+    j.adapters = tensor_map_clone(j.adapters);
+    j.optimizer_state = tensor_map_clone(j.optimizer_state);
+  }
+  return out;
+}
+
 std::vector<LocalTrainResult> one_by_one(const FrozenBase& base, const std::vector<LocalTrainJob>& jobs,
                                          const TrainSettings& ts) {
   std::vector<LocalTrainResult> out;
-  for (const auto& j : jobs) out.push_back(train_local(base, j, ts, LoraSettings{}));
+  for (const auto& j : copies(jobs)) out.push_back(train_local(base, j, ts, LoraSettings{}));
   return out;
 }
 
@@ -108,7 +119,7 @@ TEST(StackedTraining, CnnMnistFullCopiesEqualOneByOne) {
     ASSERT_FALSE(jobs[k].optimizer_state.empty());
   }
   const auto alone = one_by_one(*base, jobs, ts);
-  const auto stacked = train_stacked(*base, jobs, ts);
+  const auto stacked = train_stacked(*base, copies(jobs), ts);
   expect_same_results(stacked, alone, 1e-5);
   // The tensors really trained (the comparison is not between two unchanged maps).
   EXPECT_GT(max_abs_diff(alone[0].adapters.at("conv1.weight"), jobs[0].adapters.at("conv1.weight")), 1e-4);
@@ -117,7 +128,7 @@ TEST(StackedTraining, CnnMnistFullCopiesEqualOneByOne) {
   // differ by far more than the tolerance, so the check above can fail.
   std::vector<LocalTrainJob> swapped = jobs;
   std::swap(swapped[0].seed, swapped[2].seed);
-  const auto other = train_stacked(*base, swapped, ts);
+  const auto other = train_stacked(*base, copies(swapped), ts);
   EXPECT_GT(max_abs_diff(other[0].adapters.at("fc2.weight"), alone[0].adapters.at("fc2.weight")), 1e-3);
 }
 
@@ -141,7 +152,7 @@ TEST(StackedTraining, Mlp2nnFullCopiesWithAdamThroughTheTask) {
   }
   const auto alone = one_by_one(*base, jobs, ts);
   ClassificationTask task(base);
-  expect_same_results(task.train_group(jobs, ts, LoraSettings{}), alone, 1e-5);
+  expect_same_results(task.train_group(copies(jobs), ts, LoraSettings{}), alone, 1e-5);
 }
 
 // A linear probe on cnn_mnist's cached trunk features, and on features computed per batch
@@ -166,7 +177,7 @@ TEST(StackedTraining, LinearProbesEqualOneByOne) {
     for (int k = 0; k < 3; ++k) jobs.push_back(job_for(probe, k, 30 * k, 30));
     EXPECT_TRUE(base->can_stack(jobs[0].adapters));
     const auto alone = one_by_one(*base, jobs, ts);
-    expect_same_results(train_stacked(*base, jobs, ts), alone, 1e-5);
+    expect_same_results(train_stacked(*base, copies(jobs), ts), alone, 1e-5);
     EXPECT_GT(max_abs_diff(alone[1].adapters.at(kProbeWeight), jobs[1].adapters.at(kProbeWeight)), 1e-4);
   }
 }
