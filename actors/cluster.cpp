@@ -11,6 +11,7 @@
 #include "fl/tasks/federated_task.hpp"
 #include "fl/results/run_checkpoint.hpp"
 #include "fl/runtime/interrupt.hpp"
+#include "fl/runtime/thread_plan.hpp"
 
 #include <ATen/ATen.h>
 #include <caf/all.hpp>
@@ -497,6 +498,10 @@ int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double
     if (plan.runs.size() != 1) throw std::runtime_error("the server sent " + std::to_string(plan.runs.size()) + " runs");
     ExperimentConfig c = plan.runs.front();
     if (slots > 0) c.scheduler.concurrency = slots; // the same results whatever the concurrency
+    const ThreadPlan threads = thread_plan_for(c); // this node's cores, split between its slots
+    apply_thread_plan(threads);
+    spdlog::info("node {}: threads: {}", assignment.node, threads.describe());
+    if (threads.oversubscribed()) spdlog::warn("{}", threads.warning());
     DatasetCache datasets;
     const RunSetup setup = prepare_run(c, datasets, SetupMode::execute);
     ClientCheckpoint central;

@@ -6,6 +6,7 @@
 #include "support/atomic_file.hpp"
 #include "fl/results/config_diff.hpp"
 #include "fl/runtime/interrupt.hpp"
+#include "fl/runtime/thread_plan.hpp"
 #include "fl/results/run_checkpoint.hpp"
 #include "fl/results/observer_list.hpp"
 #include "fl/results/results_reader.hpp"
@@ -23,6 +24,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <fstream>
 #include <memory>
@@ -191,8 +194,12 @@ void PlanRunner::record_interrupt(ResultsWriter& writer, const std::string& run_
 
 bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path& dir, const ResumePoint* resume,
                          bool rethrow) {
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  const Clock::time_point run_start = Clock::now();
   const std::string run_id = resume ? resume->previous.info.run : c.name + "/" + c.run_label;
-  if (c.threads > 0) at::set_num_threads(c.threads);
+  const ThreadPlan threads = thread_plan_for(c);
+  apply_thread_plan(threads);
   std::filesystem::create_directories(dir);
   outcome.run_dirs.push_back(dir);
   RunLogFile log_file(dir / "fedvlm.log");
@@ -223,7 +230,11 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
   if (resume) hooks.resume_from = resume->checkpoint;
   if (resume) hooks.previous_rounds = resume->previous.rounds;
   hooks.serve = options_.serve;
+  // Adapters and checkpoints are written from the aggregator between rounds: that time is the
+  // writing phase, not the rounds'.
+  std::atomic<double> state_write_seconds{0};
   hooks.on_round_state = [&, fingerprint](const RunCheckpoint& state) {
+    const Clock::time_point t0 = Clock::now();
     save_adapters(dir / "adapters", state);
     const int every = c.checkpoint.every;
     if (every > 0 && !options_.serve && (state.round % every == 0 || state.round == c.federation.rounds)) {
@@ -231,6 +242,7 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
       ck.config_hash = fingerprint;
       checkpoint_save(dir, ck, c.checkpoint.keep);
     }
+    state_write_seconds = state_write_seconds + seconds_since(t0); // one aggregator calls this: no race
   };
 
   if (options_.serve)
@@ -241,19 +253,34 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
     spdlog::info("run {} -> {} (resuming after round {})", run_id, dir.string(), resume->checkpoint.round);
   else
     spdlog::info("run {} -> {}", run_id, dir.string());
+  spdlog::info("threads: {}", threads.describe());
+  if (threads.oversubscribed()) spdlog::warn("{}", threads.warning());
   bool stopped = false;
   try {
     const RunSetup setup = prepare_run(c, datasets_, SetupMode::execute);
     spdlog::info("{}", describe_plan(c, setup));
     spdlog::info("{}", setup.task->cache_summary());
+    const double setup_seconds = seconds_since(run_start) - setup.pretrain_seconds;
+    const double written_before_rounds = writer.write_seconds();
+    const Clock::time_point rounds_start = Clock::now();
     const RunDone done = run_federation(c, run_id, setup, observers, hooks);
+    const double federation_seconds = seconds_since(rounds_start);
+    const double written_in_rounds = writer.write_seconds() - written_before_rounds + state_write_seconds;
     progress.clear();
     std::string message = done.note;
     if (done.rounds_without_quorum)
       message += (message.empty() ? "" : "; ") + std::to_string(done.rounds_without_quorum) + " round(s) without quorum";
+    const Clock::time_point finish_start = Clock::now();
     writer.finish(kStatusCompleted, message);
+    const PhaseSeconds phases = {{"setup", setup_seconds},
+                                 {"pretraining", setup.pretrain_seconds},
+                                 {"rounds", std::max(0.0, federation_seconds - written_in_rounds)},
+                                 {"writing", written_in_rounds + seconds_since(finish_start)}};
+    writer.record_phase_seconds(phases);
+    spdlog::info("{}: {}", run_id, format_phase_seconds(phases));
     ++outcome.runs_completed;
-    std::fprintf(out_, "\n%s\n%s\n", run_id.c_str(), format_client_table(writer.records()).c_str());
+    std::fprintf(out_, "\n%s\n%s\nphases: %s\n", run_id.c_str(), format_client_table(writer.records()).c_str(),
+                 format_phase_seconds(phases).c_str());
   } catch (const RunInterrupted& e) {
     progress.clear();
     record_interrupt(writer, run_id, dir, e.what() + std::string("; the round in flight was abandoned"), e.signal_number());

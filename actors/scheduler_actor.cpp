@@ -240,7 +240,8 @@ void accept_train(scheduler_actor_t* self, TrainJobMsg msg) {
   const auto plan = st.plans.find(msg.round);
   const auto pos = plan == st.plans.end() ? std::vector<int>::const_iterator{}
                                           : std::find(plan->second.begin(), plan->second.end(), msg.client);
-  if (k <= 1 || plan == st.plans.end() || pos == plan->second.end() || !groupable(msg.job))
+  if (k <= 1 || plan == st.plans.end() || pos == plan->second.end() ||
+      !(groupable(msg.job) || stackable(msg.job))) // LoRA adapters share a pass; whole copies and probes stack
     return enqueue<TrainJobMsg, TrainDoneMsg>(self, "train", std::move(msg), self->make_response_promise());
   const auto index = static_cast<std::size_t>(pos - plan->second.begin());
   const std::size_t chunk = index / static_cast<std::size_t>(k);

@@ -10,6 +10,10 @@
 // memory of the same data without the clients, to tell what the clients themselves cost.
 // Usage: scaling_bench [CLIENTS,...] [SAMPLES_PER_CLIENT] [ROUNDS] [GROUP]
 #include "actors/run_driver.hpp"
+#include "support/usable_cores.hpp"
+#include "fl/runtime/thread_plan.hpp"
+
+#include <ATen/Parallel.h>
 
 #include <sys/resource.h>
 
@@ -99,6 +103,7 @@ int run_one(int n, int batch, int per_client, int rounds, bool all_data = false)
   c.scheduler.concurrency = 2;
   c.scheduler.batch_clients = batch;
   try {
+    apply_thread_plan(thread_plan_for(c)); // as fedvlm-sim runs it: threads = "auto"
     const RunSetup setup = prepare_run(c, datasets, SetupMode::execute);
     RoundTimes times;
     const RunDone done = run_federation(c, "bench", setup, times);
@@ -109,6 +114,7 @@ int run_one(int n, int batch, int per_client, int rounds, bool all_data = false)
     for (const auto& s : setup.splits) train_samples += static_cast<int64_t>(s.train.size());
     // One-by-one runs c.scheduler.concurrency clients at a time; batched, groups of `batch`.
     const int together = batch > 1 ? batch : c.scheduler.concurrency;
+    at::set_num_threads(usable_cores()); // the limit: one loop alone, every core
     const double limit = limit_seconds_per_round(setup, c, together);
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);

@@ -197,7 +197,97 @@ void check_classes(const char* arch, int64_t num_classes) {
                                 std::to_string(num_classes));
 }
 
+// -- several clients' copies in one pass ----------------------------------------------------------
+
+/// Client k's `key` (its own copy, else the shared one) stacked on a leading dimension K.
+at::Tensor stacked_tensor(const ImageClassifier& net, const std::vector<const TensorMap*>& clients,
+                          const std::string& key) {
+  const auto shared = net.state().find(key);
+  if (shared == net.state().end()) throw std::invalid_argument(net.name() + ": state has no tensor '" + key + "'");
+  std::vector<at::Tensor> parts;
+  parts.reserve(clients.size());
+  for (const TensorMap* c : clients) {
+    const auto own = c->find(key);
+    parts.push_back(own == c->end() ? shared->second : own->second);
+  }
+  return at::stack(parts, 0);
+}
+
+/// x (K, B, in) through each client's Linear: (K, B, out).
+at::Tensor stacked_linear(const at::Tensor& x, const ImageClassifier& net, const std::vector<const TensorMap*>& clients,
+                          const std::string& layer) {
+  const at::Tensor w = stacked_tensor(net, clients, layer + ".weight"); // (K, out, in)
+  const at::Tensor b = stacked_tensor(net, clients, layer + ".bias");   // (K, out)
+  return at::baddbmm(b.unsqueeze(1), x, w.transpose(1, 2));
+}
+
+/// Client k's Bernoulli(1 - p) mask of `sizes` from its generator, stacked: (K, sizes...).
+at::Tensor stacked_masks(at::IntArrayRef sizes, double p, const std::vector<at::Generator>& generators,
+                         const at::Tensor& like) {
+  std::vector<at::Tensor> masks;
+  masks.reserve(generators.size());
+  for (const at::Generator& g : generators) masks.push_back(cpu_drawn_mask(sizes, 1.0 - p, g, like));
+  return at::stack(masks, 0);
+}
+
+/// (K, B, C, H, W) → (B, K·C, H, W): the clients' channels side by side, for groups = K.
+at::Tensor channels_side_by_side(const at::Tensor& x) {
+  return x.transpose(0, 1).reshape({x.size(1), x.size(0) * x.size(2), x.size(3), x.size(4)});
+}
+
+/// A grouped convolution with each client's own kernel: x (B, K·Cin, H, W) → (B, K·Cout, H', W').
+at::Tensor stacked_conv(const at::Tensor& x, const ImageClassifier& net, const std::vector<const TensorMap*>& clients,
+                        const std::string& layer) {
+  const at::Tensor w = stacked_tensor(net, clients, layer + ".weight"); // (K, Cout, Cin, kh, kw)
+  const at::Tensor b = stacked_tensor(net, clients, layer + ".bias");   // (K, Cout)
+  const int64_t k = w.size(0);
+  const std::vector<int64_t> ones = {1, 1}, zeros = {0, 0};
+  return at::conv2d(x, w.flatten(0, 1), b.flatten(), /*stride=*/ones, /*padding=*/zeros, /*dilation=*/ones, k);
+}
+
 } // namespace
+
+at::Tensor classic_net_stacked_logits(const ImageClassifier& net, const std::vector<const TensorMap*>& clients,
+                                      const at::Tensor& input, bool dropout_active,
+                                      const std::vector<at::Generator>& generators) {
+  const std::string& arch = net.name();
+  const auto k = static_cast<int64_t>(clients.size());
+  if (arch != "cnn_mnist" && arch != "mlp_2nn")
+    throw std::invalid_argument("classic_net_stacked_logits: " + arch + " is not a classic net (cnn_mnist, mlp_2nn)");
+  if (k < 1 || input.size(0) != k)
+    throw std::invalid_argument("classic_net_stacked_logits: " + std::to_string(k) + " clients, input " +
+                                tensor_shape_string(input.sizes()));
+  const bool cnn = arch == "cnn_mnist";
+  const bool drop = cnn && dropout_active;
+  if (drop && static_cast<int64_t>(generators.size()) != k)
+    throw std::invalid_argument("classic_net_stacked_logits: dropout needs one generator per client");
+  at::Tensor feats; // (K, B, F)
+  if (input.dim() == 3) {
+    feats = input;
+  } else {
+    if (input.dim() != 5 || input.size(2) != kImageChannels || input.size(3) != kImageSide || input.size(4) != kImageSide)
+      throw std::invalid_argument(arch + ": expected stacked images (K, B, 1, 28, 28), got " +
+                                  tensor_shape_string(input.sizes()));
+    const int64_t b = input.size(1);
+    if (cnn) {
+      at::Tensor x = stacked_conv(channels_side_by_side(input), net, clients, "conv1"); // (B, K·10, 24, 24)
+      x = at::relu(at::max_pool2d(x, {2, 2}));
+      x = stacked_conv(x, net, clients, "conv2"); // (B, K·20, 8, 8)
+      if (drop) { // Dropout2d: one draw per (sample, channel), client by client
+        const at::Tensor m = stacked_masks({b, x.size(1) / k, 1, 1}, kDropout, generators, x); // (K, B, 20, 1, 1)
+        x = x * channels_side_by_side(m).div_(1.0 - kDropout);
+      }
+      x = at::relu(at::max_pool2d(x, {2, 2}));                          // (B, K·20, 4, 4)
+      x = x.reshape({b, k, -1}).transpose(0, 1);                        // (K, B, 320)
+      feats = at::relu(stacked_linear(x, net, clients, "fc1"));         // (K, B, 50)
+    } else {
+      const at::Tensor x = input.reshape({k, b, -1});                   // (K, B, 784)
+      feats = at::relu(stacked_linear(at::relu(stacked_linear(x, net, clients, "fc1")), net, clients, "fc2"));
+    }
+  }
+  if (drop) feats = feats * stacked_masks({feats.size(1), feats.size(2)}, kDropout, generators, feats) / (1.0 - kDropout);
+  return stacked_linear(feats, net, clients, cnn ? "fc2" : "fc3");
+}
 
 const std::vector<std::string>& classic_net_names() {
   static const std::vector<std::string> names{"cnn_mnist", "cnn_fedavg", "mlp_2nn"};

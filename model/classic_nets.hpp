@@ -60,6 +60,19 @@ namespace fedvlm {
 /// Throws std::invalid_argument when num_classes < 1.
 [[nodiscard]] std::shared_ptr<ImageClassifier> make_mlp_2nn(int64_t num_classes, uint64_t seed);
 
+/// K clients' own copies of a classic net in one pass (what vectorising over clients does): the
+/// convolutions as one grouped convolution (groups = K) over the clients' channels side by side,
+/// the Linears as batched matmuls. `input` is images (K, B, 1, 28, 28), or trunk features
+/// (K, B, F) for the head alone; `clients[k]` holds client k's tensors by state name, and any
+/// name it lacks is the shared one of `net`. Returns logits (K, B, classes). With
+/// `dropout_active`, client k's masks come from `generators[k]` in the order net.forward draws
+/// them alone, so each client's logits equal its own forward up to float rounding. Throws
+/// std::invalid_argument when `net` is not a classic net or the shapes do not fit.
+[[nodiscard]] at::Tensor classic_net_stacked_logits(const ImageClassifier& net,
+                                                    const std::vector<const TensorMap*>& clients,
+                                                    const at::Tensor& input, bool dropout_active,
+                                                    const std::vector<at::Generator>& generators);
+
 /// Any of them by name (one of classic_net_names()). Throws std::invalid_argument naming the
 /// valid architectures for an unknown `arch`.
 [[nodiscard]] std::shared_ptr<ImageClassifier> make_classic_net(const std::string& arch,

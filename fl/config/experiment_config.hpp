@@ -178,7 +178,7 @@ struct ExperimentConfig {
   std::filesystem::path output_dir = "results";
   uint64_t seed = 0;
   std::string device = "cpu";
-  int threads = 0; ///< LibTorch intra-op threads (0 = library default)
+  int threads = 0; ///< LibTorch intra-op threads per worker; 0 = "auto" (fl/runtime/thread_plan.hpp)
 
   ModelSettings model;
   DataSettings data;

@@ -376,7 +376,23 @@ const std::vector<KeyDef>& schema() {
                  "\"cpu\", \"cuda\" or \"cuda:N\": where the models run (falls back to cpu with a message "
                  "when this build or machine has no such GPU)",
                  M(c.device)),
-      int_key("threads", "LibTorch intra-op threads (0 = library default)", M(c.threads)).in(0, 4.0 * usable_cores(), cores_note()),
+      KeyDef{"threads", Kind::integer,
+       "LibTorch intra-op threads of each scheduler worker: \"auto\" (cores / scheduler.concurrency, at least 1; "
+       "cores from the process's CPU affinity) or an integer >= 1",
+       [](ExperimentConfig& c, const toml::node& n, const Where& w) {
+         if (auto s = n.value_exact<std::string>()) {
+           if (*s != "auto") w.fail("expects \"auto\" or an integer >= 1, got \"" + *s + "\"");
+           c.threads = 0;
+           return;
+         }
+         if (!n.value_exact<int64_t>()) w.fail("expects \"auto\" or an integer >= 1");
+         const int64_t v = read_int(n, w);
+         if (v < 1 || v > std::numeric_limits<int>::max())
+           w.fail("expects \"auto\" or an integer >= 1, got " + std::to_string(v));
+         c.threads = static_cast<int>(v);
+       },
+       [](const ExperimentConfig& c) { return c.threads == 0 ? std::string("\"auto\"") : std::to_string(c.threads); }}
+          .in(1, 4.0 * usable_cores(), cores_note()),
 
       string_key("model.arch", arch_help(), M(c.model.arch)),
       path_key("model.weights", "optional .safetensors with torchvision parameter names", M(c.model.weights)),
@@ -557,7 +573,8 @@ const std::vector<KeyDef>& schema() {
       int_key("scheduler.concurrency", "jobs the device scheduler runs at once", M(c.scheduler.concurrency)).in(1, 4.0 * usable_cores(), cores_note()),
       int_key("scheduler.batch_clients",
               "clients whose local training runs as one pass (the frozen base once over their batches, each "
-              "client's adapters on its own rows); 1 = one client at a time",
+              "client's adapters on its own rows; full and linear_probe on cnn_mnist, mlp_2nn and probes: the "
+              "clients' own tensors stacked, grouped convolutions and batched matmuls); 1 = one client at a time",
               M(c.scheduler.batch_clients)).in(1, 1024),
       enum_key("scheduler.memory_budget",
                "memory for the frozen base plus running jobs, e.g. \"20GiB\" (0 = no limit); jobs wait in the queue "
@@ -812,7 +829,7 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
     fail("name", "must be one directory name inside output_dir, got " + quote(c.name) + " (" + why + ")");
   if (!valid_device_name(c.device))
     fail("device", "expected \"cpu\", \"cuda\" or \"cuda:N\", got \"" + c.device + "\"");
-  if (c.threads < 0) fail("threads", "must be >= 0");
+  if (c.threads < 0) fail("threads", "expects \"auto\" or an integer >= 1");
   const ModelArch* arch = nullptr;
   try {
     arch = &model_arch(c.model.arch);

@@ -1,5 +1,6 @@
 // fl/federation/run_setup.cpp — dataset split (public / federated pool), partitions, model, pretraining cache.
 #include "fl/federation/run_setup.hpp"
+#include "support/usable_cores.hpp"
 #include "model/florence2_tokens.hpp"
 #include "model/clip_tiny_tokenizer.hpp"
 
@@ -14,6 +15,7 @@
 #include "fl/tasks/clip_pretrain.hpp"
 #include "fl/tasks/clip_task.hpp"
 #include "fl/runtime/compute_device.hpp"
+#include "fl/runtime/thread_plan.hpp"
 #include "fl/tasks/full_fine_tuning.hpp"
 #include "fl/tasks/lora_target_globs.hpp"
 #include "model/classic_nets.hpp"
@@ -26,6 +28,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <functional>
 #include <iomanip>
 #include <sstream>
@@ -277,6 +280,7 @@ Florence2Config checkpoint_config(const Florence2Config& named, const Experiment
 
 RunSetup prepare_vqa_run(const ExperimentConfig& c, SetupMode mode) {
   RunSetup setup;
+  setup.threads = thread_plan_for(c);
   ScratchDir scratch;
   const std::filesystem::path data_dir = c.data.dataset == "synthetic_vqa" ? synthetic_vqa_dir(c, mode, scratch) : c.data.path;
   VqaDataset data;
@@ -389,6 +393,7 @@ ImagePools image_pools(RunSetup& setup, const ExperimentConfig& c, DatasetCache&
 /// here on the public split, or random), every pool image encoded once by the frozen vision tower.
 RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMode mode) {
   RunSetup setup;
+  setup.threads = thread_plan_for(c);
   ImagePools pools = image_pools(setup, c, datasets, mode);
   std::vector<std::string> class_names = c.data.class_names.empty() ? pools.full->class_names : c.data.class_names;
   if (static_cast<int64_t>(class_names.size()) != pools.full->num_classes())
@@ -474,8 +479,11 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
     const std::filesystem::path cache = resolved_cache_dir(c) / ("pretrain-" + c.model.arch + "-" + hex16(std::hash<std::string>{}(key)) + ".safetensors");
     check_writable_dir(cache.parent_path(), "pretrain.cache_dir");
     ClipPretrainReport report;
+    const ScopedIntraOpThreads pretrain_threads(setup.threads.pretrain);
+    const auto t0 = std::chrono::steady_clock::now();
     weights = clip_pretrain_cached(cache, cfg, tokenizer, pub_pixels, pub.labels, class_names, captions, ps, c.seed,
                                    &report, [](int e, double loss) { spdlog::info("CLIP pretrain epoch {}: loss {:.4f}", e, loss); });
+    setup.pretrain_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     setup.model_origin = (report.from_cache ? "pretrained, cached " : "pretrained now, cached to ") + cache.string();
   } else {
     spdlog::warn("{} starts from random weights (no model.weights, pretraining off)", c.model.arch);
@@ -487,11 +495,16 @@ RunSetup prepare_clip_run(const ExperimentConfig& c, DatasetCache& datasets, Set
 
 } // namespace
 
+ThreadPlan thread_plan_for(const ExperimentConfig& c) {
+  return plan_threads(c.threads, c.scheduler.concurrency, usable_cores());
+}
+
 RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMode mode) {
   const ModelFamily family = model_arch(c.model.arch).family;
   if (family == ModelFamily::florence2) return prepare_vqa_run(c, mode);
   if (family == ModelFamily::clip) return prepare_clip_run(c, datasets, mode);
   RunSetup setup;
+  setup.threads = thread_plan_for(c);
   ImagePools pools = image_pools(setup, c, datasets, mode);
   const auto& full = pools.full;
   const std::vector<int64_t>& public_idx = pools.public_idx;
@@ -568,10 +581,13 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
         spdlog::info("pretraining {} on {} public samples for {} epochs (cached afterwards in {})",
                      c.model.arch, public_n, c.pretrain.epochs, ckpt.string());
         const ImageDataset pub = full->subset(public_idx);
+        const ScopedIntraOpThreads pretrain_threads(setup.threads.pretrain);
         const PretrainReport rep = pretrain_classifier(*model, pub, c.pretrain, c.seed, [](int e, double loss) {
           spdlog::info("pretrain epoch {}: loss {:.4f}", e, loss);
         });
-        spdlog::info("pretraining done in {:.1f} s ({} steps)", rep.seconds, rep.steps);
+        spdlog::info("pretraining done in {:.1f} s ({} steps, {} intra-op threads)", rep.seconds, rep.steps,
+                     setup.threads.pretrain);
+        setup.pretrain_seconds = rep.seconds;
         // A diverged pretraining must not be cached, or every later run would reload it.
         require_finite_weights(model->state(), "pretraining (lower pretrain.lr)");
         safetensors_save(ckpt, model->state(), {{"fedvlm.pretrain_key", key}});
@@ -602,7 +618,9 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
      << c.data.test_fraction * 100 << "% local test\n"
      << "  rounds       " << c.federation.rounds << " x " << c.train.local_epochs << " local epochs, "
      << (c.federation.clients_per_round ? std::to_string(c.federation.clients_per_round) : std::string("all"))
-     << " clients per round, " << to_string(c.federation.weighting) << " weighting\n";
+     << " clients per round, " << to_string(c.federation.weighting) << " weighting\n"
+     << "  threads      " << s.threads.describe() << "\n";
+  if (s.threads.oversubscribed()) os << "  warning      " << s.threads.warning() << "\n";
   if (spec.train_base) os << "  trained      every tensor of";
   else if (spec.train_head) os << "  trained      a linear probe on the frozen features";
   else

@@ -7,6 +7,7 @@
 #include "fl/data/image_dataset.hpp"
 #include "fl/config/output_paths.hpp" // check_output_paths: what prepare_run's callers check first
 #include "fl/data/partition.hpp"
+#include "fl/runtime/thread_plan.hpp"
 
 #include <map>
 #include <memory>
@@ -50,7 +51,12 @@ struct RunSetup {
   std::string model_origin;          ///< "random init", "weights FILE", "pretrained (cached FILE)", ...
   std::shared_ptr<const FederatedTask> task; ///< execute mode only
   std::vector<int64_t> global_test; ///< pool indices of the official test split (evaluation.global_test)
+  ThreadPlan threads;               ///< the run's LibTorch threads (thread_plan_for)
+  double pretrain_seconds = 0;      ///< execute mode: pretraining (or loading its cached result) took
 };
+
+/// The threads of `config`'s run on the cores this process may use (fl/runtime/thread_plan.hpp).
+[[nodiscard]] ThreadPlan thread_plan_for(const ExperimentConfig& config);
 
 /// Builds the setup of one run. Throws std::runtime_error / std::invalid_argument whose message
 /// names the key or file at fault.

@@ -185,11 +185,39 @@ void ResultsWriter::finish(std::string status, std::string message, std::string 
   write_files_locked(max_round, true);
 }
 
-void ResultsWriter::write_files_locked(int max_round, bool final_write) {
+void ResultsWriter::record_phase_seconds(PhaseSeconds phases) {
+  std::lock_guard<std::mutex> io(io_mutex_);
+  int max_round;
+  {
+    std::lock_guard<std::mutex> lock(data_mutex_);
+    phase_seconds_ = std::move(phases);
+    max_round = last_finished_round_;
+  }
+  write_files_locked(max_round, true, true);
+}
+
+double ResultsWriter::write_seconds() {
+  std::lock_guard<std::mutex> io(io_mutex_);
+  return write_seconds_;
+}
+
+std::string format_phase_seconds(const PhaseSeconds& phases) {
+  std::string out;
+  char buf[32];
+  for (const auto& [name, seconds] : phases) {
+    std::snprintf(buf, sizeof buf, " %.1f s", seconds);
+    out += (out.empty() ? "" : ", ") + name + buf;
+  }
+  return out;
+}
+
+void ResultsWriter::write_files_locked(int max_round, bool final_write, bool run_json_only) {
+  const auto started = std::chrono::steady_clock::now();
   // Snapshot under the data lock, then format and write without it.
   std::vector<ClientRoundRecord> records;
   std::vector<RoundSummary> rounds;
   std::string status, message, finished_at, resume_command;
+  PhaseSeconds phases;
   int last_round = -1;
   {
     std::lock_guard<std::mutex> lock(data_mutex_);
@@ -200,21 +228,9 @@ void ResultsWriter::write_files_locked(int max_round, bool final_write) {
     message = message_;
     finished_at = finished_at_;
     resume_command = resume_command_;
+    phases = phase_seconds_;
     last_round = last_finished_round_;
   }
-
-  std::string jsonl, rounds_jsonl;
-  std::set<std::string> task_metrics; // the union over records: a CSV column each
-  for (const auto& r : records) {
-    jsonl += record_json(r).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
-    for (const auto& [name, value] : r.task_metrics) task_metrics.insert(name);
-  }
-  for (const auto& s : rounds) rounds_jsonl += summary_json(s).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
-  const std::string csv = csv_table(records, client_record_field_list(), task_metrics,
-                                    [](const ClientRoundRecord& r) -> const auto& { return r.task_metrics; });
-  static const std::map<std::string, double> kNoExtra;
-  const std::string rounds_csv =
-      csv_table(rounds, round_summary_field_list(), {}, [](const RoundSummary&) -> const auto& { return kNoExtra; });
 
   json run{{"experiment", info_.experiment},
            {"run", info_.run},
@@ -241,13 +257,37 @@ void ResultsWriter::write_files_locked(int max_round, bool final_write) {
     run["rounds_to_target"] = {{"global_test", value(last.global_rounds_to_target)},
                                {"mean_client", value(last.mean_rounds_to_target)}};
   }
+  if (!phases.empty()) {
+    json p = json::object();
+    for (const auto& [name, seconds] : phases) p[name] = seconds;
+    run["phase_seconds"] = p;
+  }
+  const auto run_json_write = [&] {
+    atomic_write_file(dir_ / "run.json", run.dump(2, ' ', false, kReplaceBadUtf8) + '\n');
+    write_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
+  if (run_json_only) return run_json_write();
+
+  std::string jsonl, rounds_jsonl;
+  std::set<std::string> task_metrics; // the union over records: a CSV column each
+  for (const auto& r : records) {
+    jsonl += record_json(r).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
+    for (const auto& [name, value] : r.task_metrics) task_metrics.insert(name);
+  }
+  for (const auto& s : rounds) rounds_jsonl += summary_json(s).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
+  const std::string csv = csv_table(records, client_record_field_list(), task_metrics,
+                                    [](const ClientRoundRecord& r) -> const auto& { return r.task_metrics; });
+  static const std::map<std::string, double> kNoExtra;
+  const std::string rounds_csv =
+      csv_table(rounds, round_summary_field_list(), {}, [](const RoundSummary&) -> const auto& { return kNoExtra; });
+
 
   // Data files first, run.json last: a directory with run.json always has all five files.
   atomic_write_file(dir_ / "metrics.jsonl", jsonl);
   atomic_write_file(dir_ / "metrics.csv", csv);
   atomic_write_file(dir_ / "rounds.jsonl", rounds_jsonl);
   atomic_write_file(dir_ / "rounds.csv", rounds_csv);
-  atomic_write_file(dir_ / "run.json", run.dump(2, ' ', false, kReplaceBadUtf8) + '\n');
+  run_json_write();
 }
 
 std::string format_client_table(const std::vector<ClientRoundRecord>& records) {

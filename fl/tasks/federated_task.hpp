@@ -7,6 +7,7 @@
 
 #include "fl/tasks/local_training.hpp"
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -77,12 +78,22 @@ public:
                                     const LoraSettings& lora, int64_t batch_size) const override {
     return evaluate_local(*base_, adapters, indices, lora, batch_size);
   }
-  /// One pass over the union of the clients' batches when every job is groupable().
+  /// One pass over the union of the clients' batches when every job is groupable(); the
+  /// clients' own tensors stacked (train_stacked) when every job is a full copy or a probe this
+  /// model can stack; else one after the other.
   [[nodiscard]] std::vector<LocalTrainResult> train_group(std::vector<LocalTrainJob> jobs, const TrainSettings& settings,
                                                           const LoraSettings& lora) const override {
-    for (const auto& job : jobs)
-      if (!groupable(job)) return FederatedTask::train_group(std::move(jobs), settings, lora);
-    return train_adapters_grouped(classification_loss(*base_), std::move(jobs), settings, lora, base_->device());
+    bool lora_only = true, whole = true;
+    for (const auto& job : jobs) {
+      lora_only = lora_only && groupable(job);
+      whole = whole && stackable(job) && base_->can_stack(job.adapters) &&
+              job.adapters.size() == jobs.front().adapters.size() &&
+              std::equal(job.adapters.begin(), job.adapters.end(), jobs.front().adapters.begin(),
+                         [](const auto& a, const auto& b) { return a.first == b.first; });
+    }
+    if (lora_only) return train_adapters_grouped(classification_loss(*base_), std::move(jobs), settings, lora, base_->device());
+    if (whole) return train_stacked(*base_, std::move(jobs), settings);
+    return FederatedTask::train_group(std::move(jobs), settings, lora);
   }
 
 private:

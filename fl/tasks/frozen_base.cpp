@@ -3,7 +3,11 @@
 #include "fl/runtime/interrupt.hpp"
 #include "support/join.hpp"
 
+#include "model/classic_nets.hpp"
+
 #include <ATen/ATen.h>
+
+#include <algorithm>
 
 #include <stdexcept>
 
@@ -88,6 +92,48 @@ at::Tensor FrozenBase::logits(const at::Tensor& any_indices, const ForwardContex
 
 at::Tensor FrozenBase::labels(const at::Tensor& indices) const {
   return pool_.labels.index_select(0, indices.to(device_));
+}
+
+bool FrozenBase::can_stack(const TensorMap& tensors) const {
+  if (tensors.empty()) return false;
+  if (tensors.count(kProbeWeight)) return tensors.size() == 2 && tensors.count(kProbeBias) == 1;
+  const auto& names = classic_net_names();
+  if (std::find(names.begin(), names.end(), model_->name()) == names.end()) return false;
+  for (const auto& [name, t] : tensors) {
+    const auto base = model_->state().find(name);
+    if (base == model_->state().end() || !base->second.sizes().equals(t.sizes())) return false;
+  }
+  return true;
+}
+
+at::Tensor FrozenBase::stacked_logits(const std::vector<at::Tensor>& indices, const std::vector<const TensorMap*>& clients,
+                                      bool dropout_active, const std::vector<at::Generator>& generators) const {
+  if (indices.size() != clients.size() || clients.empty())
+    throw std::invalid_argument("FrozenBase::stacked_logits: " + std::to_string(indices.size()) + " index sets for " +
+                                std::to_string(clients.size()) + " clients");
+  std::vector<at::Tensor> on_device;
+  for (const at::Tensor& i : indices) on_device.push_back(i.to(device_));
+  const auto frozen_features = [&] {
+    std::vector<at::Tensor> parts;
+    at::NoGradGuard no_grad;
+    for (const at::Tensor& i : on_device)
+      parts.push_back(features_.defined() ? features_.index_select(0, i)
+                                          : model_->features(pool_.images.index_select(0, i), ForwardContext{}));
+    return at::stack(parts, 0); // (K, B, F)
+  };
+  if (clients.front()->count(kProbeWeight)) {
+    std::vector<at::Tensor> w, b;
+    for (const TensorMap* c : clients) {
+      w.push_back(c->at(kProbeWeight));
+      b.push_back(c->at(kProbeBias));
+    }
+    return at::baddbmm(at::stack(b, 0).unsqueeze(1), frozen_features(), at::stack(w, 0).transpose(1, 2));
+  }
+  if (features_.defined()) // every trained tensor is in the head: the trunk's cached output
+    return classic_net_stacked_logits(*model_, clients, frozen_features(), dropout_active, generators);
+  std::vector<at::Tensor> images;
+  for (const at::Tensor& i : on_device) images.push_back(pool_.images.index_select(0, i));
+  return classic_net_stacked_logits(*model_, clients, at::stack(images, 0), dropout_active, generators);
 }
 
 } // namespace fedvlm

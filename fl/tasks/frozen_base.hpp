@@ -52,6 +52,17 @@ public:
   [[nodiscard]] at::Tensor logits(const at::Tensor& indices, const ForwardContext& ctx) const;
   [[nodiscard]] at::Tensor labels(const at::Tensor& indices) const;
 
+  /// Whether stacked_logits can run clients holding `tensors` (all alike): a linear probe, or
+  /// full copies of base tensors of a classic net (cnn_mnist, mlp_2nn).
+  [[nodiscard]] bool can_stack(const TensorMap& tensors) const;
+  /// K clients' logits in one pass, (K, B, classes): client k's samples `indices[k]` (B each)
+  /// under its own tensors `clients[k]` — a probe as one batched matmul over the frozen
+  /// features, a classic net's copies as model/classic_nets.hpp classic_net_stacked_logits.
+  /// Each client's logits equal logits() with its tensors alone, up to float rounding.
+  [[nodiscard]] at::Tensor stacked_logits(const std::vector<at::Tensor>& indices,
+                                          const std::vector<const TensorMap*>& clients, bool dropout_active,
+                                          const std::vector<at::Generator>& generators) const;
+
 private:
   std::shared_ptr<const ImageClassifier> model_;
   ImageDataset pool_;

@@ -7,7 +7,9 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -224,6 +226,72 @@ std::vector<LocalTrainResult> train_adapters_grouped(const GroupedLoss& grouped,
     total.backward(); // each client's parameters get the gradient of its own loss only
     for (std::size_t k : active) trainers[k]->step(opt);
   }
+  for (std::size_t k = 0; k < trainers.size(); ++k) results[k] = trainers[k]->finish();
+  return results;
+}
+
+bool stackable(const LocalTrainJob& job) {
+  if (job.indices.empty() || job.trainable.empty() || job.adapters.empty()) return false;
+  for (const auto& [name, t] : job.adapters) {
+    const bool adapter = ends_with(name, kLoraA) || ends_with(name, kLoraB) || ends_with(name, kLoraDelta);
+    if (adapter) return false;
+  }
+  return true;
+}
+
+std::vector<LocalTrainResult> train_stacked(const FrozenBase& base, std::vector<LocalTrainJob> jobs,
+                                            const TrainSettings& settings) {
+  std::vector<std::unique_ptr<ClientTrainer>> trainers(jobs.size());
+  std::vector<std::string> first_names; // jobs[0] moves into its trainer before the others are checked
+  if (!jobs.empty())
+    for (const auto& [name, t] : jobs[0].adapters) first_names.push_back(name);
+  for (std::size_t k = 0; k < jobs.size(); ++k) {
+    const bool same_names = std::equal(jobs[k].adapters.begin(), jobs[k].adapters.end(), first_names.begin(),
+                                       first_names.end(), [](const auto& a, const std::string& b) { return a.first == b; });
+    if (!stackable(jobs[k]) || !same_names || !base.can_stack(jobs[k].adapters))
+      throw std::invalid_argument("train_stacked: client " + std::to_string(jobs[k].client) +
+                                  "'s job cannot run stacked with the others (it holds LoRA adapters, other tensors "
+                                  "than the first job, or tensors this model cannot stack)");
+    trainers[k] = std::make_unique<ClientTrainer>(std::move(jobs[k]), settings, base.device());
+  }
+  const OptimizerSettings opt = optimizer_settings(settings);
+  for (;;) {
+    throw_if_interrupted();
+    std::vector<std::size_t> active;
+    for (std::size_t k = 0; k < trainers.size(); ++k)
+      if (!trainers[k]->done()) active.push_back(k);
+    if (active.empty()) break;
+    // Every client's next batch first (its epoch order comes before its dropout masks, as alone).
+    std::vector<at::Tensor> batches;
+    std::map<int64_t, std::vector<std::size_t>> by_rows; // a stacked pass needs equal batch rows
+    for (std::size_t i = 0; i < active.size(); ++i) {
+      batches.push_back(trainers[active[i]]->next_batch());
+      by_rows[batches.back().size(0)].push_back(i);
+    }
+    std::vector<at::Tensor> losses(active.size());
+    for (const auto& [rows, members] : by_rows) {
+      std::vector<at::Tensor> indices;
+      std::vector<const TensorMap*> tensors;
+      std::vector<at::Generator> generators;
+      for (std::size_t i : members) {
+        indices.push_back(batches[i]);
+        tensors.push_back(&trainers[active[i]]->params());
+        generators.push_back(trainers[active[i]]->generator());
+      }
+      const at::Tensor logits = base.stacked_logits(indices, tensors, /*dropout_active=*/true, generators);
+      for (std::size_t j = 0; j < members.size(); ++j)
+        losses[members[j]] = at::cross_entropy_loss(logits[static_cast<int64_t>(j)], base.labels(indices[j]));
+    }
+    at::Tensor total;
+    for (std::size_t i = 0; i < active.size(); ++i) {
+      const at::Tensor loss = trainers[active[i]]->objective(losses[i]);
+      total = total.defined() ? total + loss : loss;
+    }
+    for (std::size_t k : active) trainers[k]->zero_grad();
+    total.backward(); // each client's tensors get the gradient of its own loss only
+    for (std::size_t k : active) trainers[k]->step(opt);
+  }
+  std::vector<LocalTrainResult> results(trainers.size());
   for (std::size_t k = 0; k < trainers.size(); ++k) results[k] = trainers[k]->finish();
   return results;
 }

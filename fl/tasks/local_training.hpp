@@ -112,6 +112,23 @@ struct GroupedLoss {
                                                                    const LoraSettings& lora,
                                                                    c10::Device device = c10::kCPU);
 
+/// True when `job` holds whole tensors of its own rather than LoRA adapters — a linear probe
+/// ("probe.weight", "probe.bias") or copies of base tensors (full fine-tuning) — and has
+/// something to train: what train_stacked may run with others.
+[[nodiscard]] bool stackable(const LocalTrainJob& job);
+
+/// Full fine-tuning and linear probes of several clients at once (scheduler.batch_clients on
+/// the small models): each step stacks the active clients' own tensors on a leading dimension
+/// and runs them in one pass (FrozenBase::stacked_logits: grouped convolutions, batched
+/// matmuls), one backward through the sum of their losses, then each client's own optimizer
+/// step. Clients whose current batch has the same number of rows share a pass; each draws its
+/// epoch orders and dropout masks from its own generator in the same sequence as alone, so the
+/// results equal train_local one by one up to float rounding. Throws std::invalid_argument when
+/// a job is not stackable(), the jobs hold different tensor names, or `base` cannot stack them
+/// (FrozenBase::can_stack); NonFiniteLossError as train_adapters.
+[[nodiscard]] std::vector<LocalTrainResult> train_stacked(const FrozenBase& base, std::vector<LocalTrainJob> jobs,
+                                                          const TrainSettings& settings);
+
 /// Eval mode (no dropout, BatchNorm running statistics), no autograd.
 [[nodiscard]] EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters,
                                         const std::vector<int64_t>& indices,

@@ -1140,3 +1140,64 @@ TEST(ExperimentTomlClip, TemplatesClassNamesAndDefaultTargets) {
 
 } // namespace
 } // namespace fedvlm
+
+namespace fedvlm {
+namespace {
+
+// threads: "auto" (stored as 0, the engine splits the cores) or an explicit count >= 1.
+TEST(ExperimentTomlThreads, AutoIsTheDefaultAndReadsBack) {
+  const ExperimentConfig d = parse_one("name = \"t\"\n");
+  EXPECT_EQ(d.threads, 0);
+  EXPECT_NE(d.resolved_toml.find("threads = \"auto\""), std::string::npos) << d.resolved_toml;
+  EXPECT_EQ(parse_one("threads = \"auto\"\n").threads, 0);
+  EXPECT_EQ(parse_one("threads = 3\n").threads, 3);
+  EXPECT_EQ(parse_one("threads = 1\n").threads, 1);
+  // The resolved file reads back to the same count.
+  const ExperimentConfig three = parse_one("threads = 3\n");
+  EXPECT_NE(three.resolved_toml.find("threads = 3\n"), std::string::npos) << three.resolved_toml;
+  EXPECT_EQ(parse_experiment(three.resolved_toml, "resolved.toml").runs.at(0).threads, 3);
+  EXPECT_EQ(parse_experiment(d.resolved_toml, "resolved.toml").runs.at(0).threads, 0);
+  // --set takes the bare word and the number.
+  EXPECT_EQ(parse_experiment("threads = 2\n", "exp.toml", {"threads=auto"}).runs.at(0).threads, 0);
+  EXPECT_EQ(parse_experiment("", "exp.toml", {"threads=4"}).runs.at(0).threads, 4);
+}
+
+TEST(ExperimentTomlThreads, AnythingElseIsRefusedWithTheKeyAndWhatIsExpected) {
+  expect_config_error("threads = 0\n", {"exp.toml:1:1: key 'threads'", "\"auto\" or an integer >= 1", "got 0"});
+  expect_config_error("threads = -2\n", {"key 'threads'", "got -2"});
+  expect_config_error("threads = \"many\"\n", {"key 'threads'", "got \"many\""});
+  expect_config_error("threads = 1.5\n", {"key 'threads'", "\"auto\" or an integer >= 1"});
+  expect_config_error("threads = 4294967297\n", {"key 'threads'", "got 4294967297"});
+}
+
+TEST(ExperimentTomlThreads, AutoAndCountsCanBeSwept) {
+  const ExperimentPlan plan = parse("threads = [\"auto\", 1]\n");
+  ASSERT_EQ(plan.runs.size(), 2u);
+  EXPECT_EQ(plan.runs[0].threads, 0);
+  EXPECT_EQ(plan.runs[0].run_label, "threads=auto");
+  EXPECT_EQ(plan.runs[1].threads, 1);
+  EXPECT_EQ(plan.runs[1].run_label, "threads=1");
+}
+
+TEST(ExperimentTomlThreads, NoShippedExperimentFixesThreadsWithoutSayingWhy) {
+  // A fixed count beside scheduler.concurrency oversubscribed small machines (issue 19); a file
+  // that still sets one must give its reason in a comment on the line or the line before.
+  const fs::path dir = fs::path(FEDVLM_SOURCE_DIR) / "experiments";
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".toml") continue;
+    ++files;
+    std::istringstream in(testing::read_text_file(entry.path()));
+    std::string line, previous;
+    while (std::getline(in, line)) {
+      if (line.rfind("threads", 0) == 0 && line.find("\"auto\"") == std::string::npos)
+        EXPECT_TRUE(line.find('#') != std::string::npos || previous.rfind("#", 0) == 0)
+            << entry.path() << ": '" << line << "' fixes the threads without a comment saying why";
+      previous = line;
+    }
+  }
+  EXPECT_GE(files, 1);
+}
+
+} // namespace
+} // namespace fedvlm
