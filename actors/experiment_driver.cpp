@@ -101,8 +101,15 @@ ResumePoint prepare_resume(const ExperimentConfig& c, const std::filesystem::pat
   if (!in) throw std::runtime_error("cannot resume " + dir.string() + ": " + stored_file.string() + " is missing");
   std::ostringstream text;
   text << in.rdbuf();
-  const auto stored = config_values(text.str(), stored_file.string());
+  auto stored = config_values(text.str(), stored_file.string());
   const auto wanted = config_values(c.resolved_toml, "the resumed configuration");
+  // A key this version added is missing from an older run's config.toml: it meant its default.
+  const auto defaults = config_values(default_resolved_toml(), "the defaults");
+  for (const auto& [key, value] : wanted)
+    if (!stored.count(key)) {
+      const auto d = defaults.find(key);
+      if (d != defaults.end() && d->second == value) stored.emplace(key, value);
+    }
   const auto diffs = config_differences(stored, wanted);
   rp.config_changed = !diffs.empty();
   if (const auto changed = state_meaning_differences(stored, wanted); !changed.empty() && force) {

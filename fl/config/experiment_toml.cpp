@@ -549,7 +549,7 @@ const std::vector<KeyDef>& schema() {
        [](const ExperimentConfig& c) { return fmt_list(c.lora_client_ranks); }}.in(1, 4096),
 
       int_key("train.local_epochs", "local epochs per round", M(c.train.local_epochs)).in(1, 10000),
-      int_key("train.batch_size", "local batch size (0 = the client's whole local set: FedSGD's B = infinity)", M(c.train.batch_size)).in(0, kMaxBatch),
+      int_key("train.batch_size", "local batch size (0 = the client's whole local set: FedSGD's B = infinity)", M(c.train.batch_size)).in(0, kMaxBatch, "0 for the client's whole local set"),
       real_key("train.lr", "local learning rate", M(c.train.lr)).in(0, kMaxRate).open_lo(),
       enum_key("train.optimizer", "sgd | adam | adamw",
                [](ExperimentConfig& c, const std::string& s) {
@@ -634,7 +634,7 @@ const std::vector<KeyDef>& schema() {
       real_key("evaluation.target_accuracy",
                "record the (interpolated) round at which the global test and the mean client accuracy first reach "
                "this, in (0, 1] (0 = off)",
-               M(c.evaluation.target_accuracy)).in(0, 1),
+               M(c.evaluation.target_accuracy)).in(0, 1, "0 = off"),
       bool_key("evaluation.stop_at_target",
                "end the run once evaluation.target_accuracy is reached (global test where on, else mean client accuracy)",
                M(c.evaluation.stop_at_target)),
@@ -1070,6 +1070,7 @@ std::string resolved_toml(const ExperimentConfig& c) {
   return os.str();
 }
 
+
 /// toml++ reports a number beyond a double's range (1e400) as one it "could not interpret",
 /// which reads like a typo: say what is wrong with it instead.
 std::string number_error(const std::string& description) {
@@ -1346,5 +1347,7 @@ std::string describe_experiment_keys() {
         "a bare word is a string), e.g. --set federation.rounds=3 --set 'federation.clients=[2, 4]'.\n";
   return os.str();
 }
+
+std::string default_resolved_toml() { return resolved_toml(ExperimentConfig{}); }
 
 } // namespace fedvlm

@@ -53,4 +53,8 @@ struct ExperimentPlan {
 /// Every key with its type, default and meaning, for `--help` and the README.
 [[nodiscard]] std::string describe_experiment_keys();
 
+/// Every key at its default, as a run's resolved config.toml writes it: what a key that a run
+/// written by an older version lacks meant (resume reads it so).
+[[nodiscard]] std::string default_resolved_toml();
+
 } // namespace fedvlm

@@ -295,6 +295,31 @@ TEST_F(Resume, ChangedConfigurationIsRefusedNamingTheKeysUnlessForced) {
   EXPECT_EQ(run_to_end({edited.string(), "--resume", "--quiet"}, log("edited")), 1);
   EXPECT_NE(read_text_file(log("edited")).find("lora.rank: 4 -> 2"), std::string::npos) << read_text_file(log("edited"));
 
+  // A run written by an older version lacks the keys added since (strict, the target keys): they
+  // read as their defaults, so only the key really changed is named.
+  {
+    const std::string current = read_text_file(run / "config.toml");
+    std::string older;
+    std::istringstream lines(current);
+    int dropped = 0;
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("strict = ", 0) == 0 || line.rfind("target_accuracy = ", 0) == 0 ||
+          line.rfind("stop_at_target = ", 0) == 0) {
+        ++dropped;
+        continue;
+      }
+      older += line + "\n";
+    }
+    ASSERT_EQ(dropped, 3) << current;
+    write_text_file(run / "config.toml", older);
+    EXPECT_EQ(run_to_end({"resume", run.string(), "--set", "train.lr=0.1"}, log("older")), 1);
+    const std::string m = read_text_file(log("older"));
+    EXPECT_NE(m.find("train.lr: 0.05 -> 0.1"), std::string::npos) << m;
+    EXPECT_EQ(m.find("strict"), std::string::npos) << m;
+    EXPECT_EQ(m.find("target_accuracy"), std::string::npos) << m;
+    write_text_file(run / "config.toml", current);
+  }
+
   // A change of what the saved state means is refused even with --force, naming the key.
   for (const std::string set : {"strategy.name=flora", "data.max_samples=300", "partition.scheme=iid", "lora.rank=2"}) {
     const fs::path l = log("forced-" + set.substr(0, set.find('=')));

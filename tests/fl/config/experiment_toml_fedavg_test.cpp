@@ -67,7 +67,7 @@ TEST(ExperimentTomlFedAvg, TargetAccuracyIsOptionalAndChecked) {
   EXPECT_TRUE(c.evaluation.stop_at_target);
   expect_round_trip(c);
   EXPECT_EQ(parse_one("[evaluation]\ntarget_accuracy = 1\n").evaluation.target_accuracy, 1.0);
-  expect_config_error("[evaluation]\ntarget_accuracy = 1.5\n", {"exp.toml:2:", "'evaluation.target_accuracy'", "(0, 1]"});
+  expect_config_error("[evaluation]\ntarget_accuracy = 1.5\n", {"exp.toml:2:", "'evaluation.target_accuracy'", "[0, 1] (0 = off)"});
   expect_config_error("[evaluation]\ntarget_accuracy = -0.5\n", {"exp.toml:2:", "'evaluation.target_accuracy'"});
   expect_config_error("[evaluation]\ntarget_accuracy = \"99%\"\n", {"'evaluation.target_accuracy'", "a number"});
   expect_config_error("[evaluation]\nstop_at_target = true\n", {"exp.toml:2:", "'evaluation.stop_at_target'", "target_accuracy"});

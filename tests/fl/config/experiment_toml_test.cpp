@@ -614,7 +614,7 @@ int affinity_cores() {
 // refused with the range in the message, at the value's position.
 TEST(ExperimentTomlRanges, ValuesBeyondWhatTheKeyMeansAreRefusedWithTheRange) {
   const std::string cores4 = std::to_string(4 * affinity_cores());
-  expect_config_error("threads = 100000\n", {"exp.toml:1:1: key 'threads': must be in [0, " + cores4 + "]", "cores this process may use", "got 100000"});
+  expect_config_error("threads = 100000\n", {"exp.toml:1:1: key 'threads': must be in [1, " + cores4 + "]", "cores this process may use", "got 100000"});
   expect_config_error("[scheduler]\nconcurrency = 100000\n",
                       {"exp.toml:2:1: key 'scheduler.concurrency': must be in [1, " + cores4 + "]", "got 100000"});
   expect_config_error("[federation]\nclients = 2147483647\n", {"key 'federation.clients': must be in [1, 100000]", "got 2147483647"});
@@ -640,7 +640,7 @@ TEST(ExperimentTomlRanges, ValuesBeyondWhatTheKeyMeansAreRefusedWithTheRange) {
   // Integer keys, array elements and sweep points alike.
   expect_config_error("[lora]\nclient_ranks = [4, 100000]\n", {"key 'lora.client_ranks': must be in [1, 4096], got 100000"});
   expect_config_error("[federation]\nrounds = [3, 99999999]\n", {"exp.toml:2:", "key 'federation.rounds': must be in [1, 1000000], got 99999999"});
-  expect_config_error("[train]\nbatch_size = 10000000\n", {"key 'train.batch_size': must be in [1, 65536]"});
+  expect_config_error("[train]\nbatch_size = 10000000\n", {"key 'train.batch_size': must be in [0, 65536]"});
   // An open end is excluded: 0 is no learning rate, and no more is dropout 1.
   expect_config_error("[train]\nlr = 0\n", {"key 'train.lr': must be in (0, 10000], got 0"});
   expect_config_error("[lora]\ndropout = 1.0\n", {"key 'lora.dropout': must be in [0, 1), got 1"});
@@ -714,7 +714,7 @@ TEST(ExperimentTomlRanges, KeysListingGivesEveryNumericKeyARange) {
     EXPECT_NE(line.find(", range "), std::string::npos) << line;
   }
   EXPECT_GT(numeric, 40);
-  EXPECT_NE(describe_experiment_keys().find("threads (an integer, default 0, range [0, " + std::to_string(4 * affinity_cores())),
+  EXPECT_NE(describe_experiment_keys().find("threads (an integer, default \"auto\", range [1, " + std::to_string(4 * affinity_cores())),
             std::string::npos);
 }
 
