@@ -145,6 +145,14 @@ LocalTrainResult untouched(LocalTrainJob& job) {
   return result;
 }
 
+
+/// The trainers (by index) whose epochs are not over: the clients a grouped or stacked step serves.
+std::vector<std::size_t> unfinished(const std::vector<std::unique_ptr<ClientTrainer>>& trainers) {
+  std::vector<std::size_t> active;
+  for (std::size_t k = 0; k < trainers.size(); ++k)
+    if (!trainers[k]->done()) active.push_back(k);
+  return active;
+}
 } // namespace
 
 GroupedLoss classification_loss(const FrozenBase& base) {
@@ -198,9 +206,7 @@ std::vector<LocalTrainResult> train_adapters_grouped(const GroupedLoss& grouped,
   const OptimizerSettings opt = optimizer_settings(settings);
   for (;;) {
     throw_if_interrupted();
-    std::vector<std::size_t> active;
-    for (std::size_t k = 0; k < trainers.size(); ++k)
-      if (!trainers[k]->done()) active.push_back(k);
+    const std::vector<std::size_t> active = unfinished(trainers);
     if (active.empty()) break;
     ClientRows rows;
     std::vector<at::Tensor> batches;
@@ -257,9 +263,7 @@ std::vector<LocalTrainResult> train_stacked(const FrozenBase& base, std::vector<
   const OptimizerSettings opt = optimizer_settings(settings);
   for (;;) {
     throw_if_interrupted();
-    std::vector<std::size_t> active;
-    for (std::size_t k = 0; k < trainers.size(); ++k)
-      if (!trainers[k]->done()) active.push_back(k);
+    const std::vector<std::size_t> active = unfinished(trainers);
     if (active.empty()) break;
     // Every client's next batch first (its epoch order comes before its dropout masks, as alone).
     std::vector<at::Tensor> batches;
