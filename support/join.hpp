@@ -1,6 +1,7 @@
 // support/join.hpp — a list as text ("0, 3, 7"): the one way lists of ids, names and labels are written.
 #pragma once
 
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -29,6 +30,23 @@ template <class Range>
     if constexpr (std::is_arithmetic_v<T>) return std::to_string(item);
     else return std::string(item);
   });
+}
+
+/// "a, b or c": `items` as a sentence offers choices, each through `text(item)`.
+template <class Range, class Text> [[nodiscard]] std::string join_choices(const Range& items, Text&& text) {
+  std::string out;
+  const std::size_t n = static_cast<std::size_t>(std::distance(std::begin(items), std::end(items)));
+  std::size_t i = 0;
+  for (const auto& item : items) {
+    out += (i == 0 ? "" : i + 1 == n ? " or " : ", ") + std::string(text(item));
+    ++i;
+  }
+  return out;
+}
+
+/// "name (meaning)", or "name" where the meaning is empty: a choice in a help text.
+[[nodiscard]] inline std::string named_with_meaning(const char* name, const char* meaning) {
+  return *meaning == '\0' ? std::string(name) : std::string(name) + " (" + meaning + ")";
 }
 
 } // namespace fedvlm

@@ -4,9 +4,11 @@
 // works with these structs and never sees TOML.
 #pragma once
 
+#include "fl/data/dataset_table.hpp"
 #include "fl/data/partition.hpp"
 #include "fl/config/strategy.hpp"
 #include "model/lora.hpp"
+#include "support/enum_names.hpp"
 
 #include <algorithm>
 
@@ -31,8 +33,8 @@ struct ModelSettings {
 };
 
 struct DataSettings {
-  std::string dataset = "fashion_mnist"; ///< fashion_mnist | mnist | cifar10 | vqa_folder | synthetic_vqa
-  std::filesystem::path path = "/usr/share/datasets/fashion-mnist"; ///< mnist: /usr/share/datasets/mnist unless set
+  std::string dataset = "fashion_mnist"; ///< a row of fl/data/dataset_table
+  std::filesystem::path path = "/usr/share/datasets/fashion-mnist"; ///< unless set, the dataset row's default path
   int64_t max_samples = 0; ///< cap on the federated pool (0 = every training sample left)
   double test_fraction = 0.2;
   // -- VQA (Florence-2) ---------------------------------------------------------
@@ -47,7 +49,10 @@ struct DataSettings {
   // -- CLIP ------------------------------------------------------------------------
   std::vector<std::string> class_names; ///< the classes' names in label order (empty: the dataset's)
 
-  [[nodiscard]] bool is_vqa() const { return dataset == "vqa_folder" || dataset == "synthetic_vqa"; }
+  [[nodiscard]] bool is_vqa() const {
+    const DatasetRow* row = find_dataset(dataset);
+    return row != nullptr && row->vqa;
+  }
 };
 
 struct PretrainSettings {
@@ -212,12 +217,13 @@ struct ExperimentConfig {
   std::string resolved_toml;
 };
 
-[[nodiscard]] std::string to_string(OptimizerKind kind);
-[[nodiscard]] std::string to_string(Weighting weighting);
-[[nodiscard]] std::string to_string(DelayDistribution distribution);
-[[nodiscard]] std::string to_string(FederationMode mode);
-[[nodiscard]] std::string to_string(StalenessRule rule);
-[[nodiscard]] std::string to_string(PrivacyMode mode);
+/// Each enum's names (and meanings, for help texts), written once: fl/config/config_enums.cpp.
+[[nodiscard]] const EnumNames<OptimizerKind>& enum_names(OptimizerKind);
+[[nodiscard]] const EnumNames<Weighting>& enum_names(Weighting);
+[[nodiscard]] const EnumNames<DelayDistribution>& enum_names(DelayDistribution);
+[[nodiscard]] const EnumNames<FederationMode>& enum_names(FederationMode);
+[[nodiscard]] const EnumNames<StalenessRule>& enum_names(StalenessRule);
+[[nodiscard]] const EnumNames<PrivacyMode>& enum_names(PrivacyMode);
 
 inline int client_lora_rank(const ExperimentConfig& c, int client) {
   if (client < 0 || c.lora_client_ranks.empty()) return static_cast<int>(c.lora.rank);

@@ -4,6 +4,7 @@
 // [federation] yields four runs; several axes yield their full grid, in file order.
 #pragma once
 
+#include "fl/config/config_error.hpp"
 #include "fl/config/experiment_config.hpp"
 
 #include <filesystem>
@@ -17,11 +18,6 @@ namespace fedvlm {
 /// The most runs one experiment file may expand to (the product of its sweep axes' lengths).
 inline constexpr std::size_t kMaxSweepRuns = 10000;
 
-/// A bad experiment file. what() reads "FILE:LINE:COL: key 'section.key' ...: reason".
-class ConfigError : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
-};
 
 struct ExperimentPlan {
   std::vector<ExperimentConfig> runs;   ///< one per sweep point, in grid order

@@ -1,6 +1,5 @@
 // fl/config/strategy.cpp — the strategy table: pLoRA, FLoRA (FedIT), FFA-LoRA, FedSA-LoRA, RoLoRA, FedEx-LoRA, stacking, FlexLoRA, HetLoRA, local, centralized.
 #include "fl/config/strategy.hpp"
-#include "support/join.hpp"
 #include "model/name_affixes.hpp"
 
 #include "model/lora.hpp"
@@ -62,13 +61,18 @@ std::vector<std::string> strategy_names() {
   return names;
 }
 
-StrategyKind strategy_from_string(const std::string& name) {
-  for (const auto& s : kStrategies)
-    if (name == s.name) return s.kind;
-  throw std::invalid_argument("unknown strategy '" + name + "' (expected one of: " + join(strategy_names()) + ")");
+const EnumNames<StrategyKind>& enum_names(StrategyKind) {
+  static const EnumNames<StrategyKind> names = [] {
+    EnumNames<StrategyKind> out;
+    for (const auto& s : kStrategies) out.push_back({s.kind, s.name});
+    return out;
+  }();
+  return names;
 }
 
-std::string to_string(StrategyKind kind) { return strategy_spec(kind).name; }
+StrategyKind strategy_from_string(const std::string& name) {
+  return parse_name(enum_names(StrategyKind{}), name, "strategy");
+}
 
 TensorKind tensor_kind(const std::string& name) {
   if (name == kProbeWeight || name == kProbeBias) return TensorKind::head;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "model/tensor_map.hpp"
+#include "support/enum_names.hpp"
 
 #include <string>
 #include <vector>
@@ -71,7 +72,8 @@ struct StrategySpec {
 [[nodiscard]] StrategySpec spec_in_round(const StrategySpec& spec, int round);
 /// Throws std::invalid_argument listing the valid names.
 [[nodiscard]] StrategyKind strategy_from_string(const std::string& name);
-[[nodiscard]] std::string to_string(StrategyKind kind);
+/// The strategies' names, in the table's order (to_string and parsing read it).
+[[nodiscard]] const EnumNames<StrategyKind>& enum_names(StrategyKind);
 [[nodiscard]] std::vector<std::string> strategy_names();
 
 /// Adapter tensors this strategy lets a client optimise.

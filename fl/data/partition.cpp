@@ -336,24 +336,19 @@ LocalSplit split_train_test(const std::vector<int64_t>& indices, double test_fra
   return split;
 }
 
-std::string to_string(PartitionScheme scheme) {
-  switch (scheme) {
-  case PartitionScheme::iid: return "iid";
-  case PartitionScheme::shards: return "shards";
-  case PartitionScheme::dirichlet: return "dirichlet";
-  case PartitionScheme::by_label_group: return "by_label_group";
-  case PartitionScheme::by_domain: return "by_domain";
-  }
-  return "unknown(" + std::to_string(static_cast<int>(scheme)) + ")";
+const EnumNames<PartitionScheme>& enum_names(PartitionScheme) {
+  static const EnumNames<PartitionScheme> names = {
+      {PartitionScheme::iid, "iid"},
+      {PartitionScheme::shards, "shards"},
+      {PartitionScheme::dirichlet, "dirichlet"},
+      {PartitionScheme::by_label_group, "by_label_group"},
+      {PartitionScheme::by_domain, "by_domain", "VQA"},
+  };
+  return names;
 }
 
 PartitionScheme partition_scheme_from_string(const std::string& name) {
-  for (const auto s : {PartitionScheme::iid, PartitionScheme::shards, PartitionScheme::dirichlet,
-                       PartitionScheme::by_label_group, PartitionScheme::by_domain}) {
-    if (to_string(s) == name) return s;
-  }
-  fail("unknown partition scheme \"" + name +
-       "\"; valid names: iid, shards, dirichlet, by_label_group, by_domain");
+  return parse_name(enum_names(PartitionScheme{}), name, "partition scheme");
 }
 
 } // namespace fedvlm

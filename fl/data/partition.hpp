@@ -3,6 +3,8 @@
 // Pure functions over label vectors: deterministic in the seed, no LibTorch, no actors.
 #pragma once
 
+#include "support/enum_names.hpp"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -47,7 +49,8 @@ struct LocalSplit {
 [[nodiscard]] LocalSplit split_train_test(const std::vector<int64_t>& indices,
                                           double test_fraction, uint64_t seed);
 
-[[nodiscard]] std::string to_string(PartitionScheme scheme);
+/// The schemes' names: to_string, parsing and the `partition.scheme` help text read it.
+[[nodiscard]] const EnumNames<PartitionScheme>& enum_names(PartitionScheme);
 /// Throws std::invalid_argument listing the valid names.
 [[nodiscard]] PartitionScheme partition_scheme_from_string(const std::string& name);
 

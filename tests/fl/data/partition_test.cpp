@@ -426,7 +426,7 @@ TEST(PartitionSchemeNames, RoundTrip) {
 
 TEST(PartitionSchemeNames, UnknownNameListsValidNames) {
   expect_invalid([] { (void)partition_scheme_from_string("IID"); }, "iid, shards, dirichlet, by_label_group");
-  expect_invalid([] { (void)partition_scheme_from_string("pathological"); }, "\"pathological\"");
+  expect_invalid([] { (void)partition_scheme_from_string("pathological"); }, "'pathological'");
 }
 
 } // namespace
