@@ -305,28 +305,34 @@ std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
   if (!model.contains("merges") || !model["merges"].is_array()) {
     throw std::runtime_error(impl->source + ": model.merges is missing or not an array");
   }
-  const json& merges = model["merges"];
-  for (std::size_t i = 0; i < merges.size(); ++i) {
-    const json& m = merges[i];
-    // Older files write "a b"; tokenizers ≥ 0.20 writes ["a", "b"] (tokens may hold spaces).
-    if (m.is_string()) {
-      const auto s = m.get<std::string>();
-      const auto sp = s.find(' ');
-      if (sp == std::string::npos || sp == 0 || sp + 1 >= s.size() ||
-          s.find(' ', sp + 1) != std::string::npos) {
-        throw std::runtime_error(impl->source + ": merges[" + std::to_string(i) + "] \"" + s +
-                                 "\" is not two tokens separated by one space");
-      }
-      impl->add_merge(s.substr(0, sp), s.substr(sp + 1), i);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      impl->add_merge(m[0].get<std::string>(), m[1].get<std::string>(), i);
-    } else {
-      throw std::runtime_error(impl->source + ": merges[" + std::to_string(i) +
-                               "] is neither \"a b\" nor [\"a\", \"b\"]");
-    }
-  }
+  for_each_json_merge(model["merges"], impl->source,
+                      [&impl](const std::string& x, const std::string& y, std::size_t rank, const std::string&) {
+                        impl->add_merge(x, y, rank);
+                      });
   impl->finish();
   return impl;
+}
+
+/// The tokens special_tokens_map.json names (strings or {"content": ...}, also in lists), and
+/// BART's five, which the slow tokenizer never splits.
+std::unordered_set<std::string> special_tokens(const fs::path& dir) {
+  std::unordered_set<std::string> specials{"<s>", "<pad>", "</s>", "<unk>", "<mask>"};
+  const fs::path map_file = dir / "special_tokens_map.json";
+  if (!fs::is_regular_file(map_file)) return specials;
+  const json m = parse_tokenizer_json(map_file, "expected special_tokens_map.json");
+  const auto take = [&](const json& v) {
+    if (v.is_string()) specials.insert(v.get<std::string>());
+    if (v.is_object() && v.contains("content") && v["content"].is_string()) specials.insert(v["content"].get<std::string>());
+  };
+  if (!m.is_object()) return specials;
+  for (const auto& [key, v] : m.items()) {
+    if (v.is_array()) {
+      for (const auto& e : v) take(e);
+    } else {
+      take(v);
+    }
+  }
+  return specials;
 }
 
 std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
@@ -347,27 +353,7 @@ std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
   load_vocab(*impl, parse_tokenizer_json(vocab_file, "expected vocab.json: {token: id}"),
                     impl->source);
 
-  // The slow tokenizer never splits its special tokens; BART's five are always special.
-  std::unordered_set<std::string> specials{"<s>", "<pad>", "</s>", "<unk>", "<mask>"};
-  const fs::path map_file = dir / "special_tokens_map.json";
-  if (fs::is_regular_file(map_file)) {
-    const json m = parse_tokenizer_json(map_file, "expected special_tokens_map.json");
-    const auto take = [&](const json& v) {
-      if (v.is_string()) specials.insert(v.get<std::string>());
-      if (v.is_object() && v.contains("content") && v["content"].is_string()) {
-        specials.insert(v["content"].get<std::string>());
-      }
-    };
-    if (m.is_object()) {
-      for (const auto& [key, v] : m.items()) {
-        if (v.is_array()) {
-          for (const auto& e : v) take(e);
-        } else {
-          take(v);
-        }
-      }
-    }
-  }
+  std::unordered_set<std::string> specials = special_tokens(dir);
   const fs::path added_file = dir / "added_tokens.json";
   if (fs::is_regular_file(added_file)) {
     impl->source = added_file.string();
@@ -393,22 +379,8 @@ std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
   }
 
   impl->source = merges_file.string();
-  std::istringstream lines(read_tokenizer_file(merges_file, "expected merges.txt"));
-  std::string line;
-  std::size_t line_no = 0;
-  std::size_t rank = 0;
-  while (std::getline(lines, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
-    const auto sp = line.find(' ');
-    if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() ||
-        line.find(' ', sp + 1) != std::string::npos) {
-      throw std::runtime_error(impl->source + ":" + std::to_string(line_no) + ": \"" + line +
-                               "\" is not two tokens separated by one space");
-    }
-    impl->add_merge(line.substr(0, sp), line.substr(sp + 1), rank++);
-  }
+  for_each_merges_txt_line(merges_file, [&impl](const std::string& x, const std::string& y, std::size_t rank,
+                                                 const std::string&) { impl->add_merge(x, y, rank); });
   impl->source = vocab_file.string();
   impl->finish();
   return impl;

@@ -37,6 +37,53 @@ void for_each_vocab_entry(const nlohmann::json& vocab, const std::string& where,
   }
 }
 
+namespace {
+
+/// "a b" split at its one space; false when it is not two tokens separated by one space.
+bool split_merge(const std::string& s, std::string& a, std::string& b) {
+  const auto sp = s.find(' ');
+  if (sp == std::string::npos || sp == 0 || sp + 1 >= s.size() || s.find(' ', sp + 1) != std::string::npos) return false;
+  a = s.substr(0, sp);
+  b = s.substr(sp + 1);
+  return true;
+}
+
+} // namespace
+
+void for_each_json_merge(const nlohmann::json& merges, const std::string& source, const AddMerge& add) {
+  std::string a, b;
+  for (std::size_t i = 0; i < merges.size(); ++i) {
+    const nlohmann::json& m = merges[i];
+    const std::string where = source + ": model.merges[" + std::to_string(i) + "]";
+    if (m.is_string()) {
+      if (!split_merge(m.get<std::string>(), a, b))
+        throw std::runtime_error(where + " \"" + printable_ascii(m.get<std::string>()) +
+                                 "\" is not two tokens separated by one space");
+      add(a, b, i, where);
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      add(m[0].get<std::string>(), m[1].get<std::string>(), i, where);
+    } else {
+      throw std::runtime_error(where + " is neither \"a b\" nor [\"a\", \"b\"]");
+    }
+  }
+}
+
+void for_each_merges_txt_line(const std::filesystem::path& file, const AddMerge& add) {
+  std::istringstream lines(read_tokenizer_file(file, "expected merges.txt"));
+  std::string line, a, b;
+  std::size_t line_no = 0;
+  std::size_t rank = 0;
+  while (std::getline(lines, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
+    const std::string where = file.string() + ":" + std::to_string(line_no);
+    if (!split_merge(line, a, b))
+      throw std::runtime_error(where + ": \"" + printable_ascii(line) + "\" is not two tokens separated by one space");
+    add(a, b, rank++, where);
+  }
+}
+
 std::shared_ptr<pcre2_code> compile_pretokenizer_regex(const char* pattern, uint32_t options, const std::string& who_what) {
   int err = 0;
   PCRE2_SIZE err_off = 0;

@@ -29,6 +29,19 @@ namespace fedvlm {
 void for_each_vocab_entry(const nlohmann::json& vocab, const std::string& where,
                           const std::function<void(const std::string&, int64_t)>& set_token);
 
+/// One merge: the pair, its rank (its place in the file) and where it was written, for messages.
+using AddMerge = std::function<void(const std::string& a, const std::string& b, std::size_t rank, const std::string& where)>;
+
+/// Calls `add` for every merge of a tokenizer.json's model.merges, in order: "a b" (older
+/// files) or ["a", "b"] (tokenizers >= 0.20, whose tokens may hold spaces); `where` is
+/// "SOURCE: model.merges[i]". Throws std::runtime_error naming the entry that is neither.
+void for_each_json_merge(const nlohmann::json& merges, const std::string& source, const AddMerge& add);
+
+/// Calls `add` for every line of a merges.txt, in order ("#version" first line and blank lines
+/// skipped); `where` is "FILE:LINE". Throws std::runtime_error naming the line that is not
+/// two tokens separated by one space.
+void for_each_merges_txt_line(const std::filesystem::path& file, const AddMerge& add);
+
 /// `pattern` compiled with `options` and JIT-compiled where possible. Throws std::runtime_error
 /// "WHO: PCRE2 cannot compile WHAT: MESSAGE".
 [[nodiscard]] std::shared_ptr<pcre2_code> compile_pretokenizer_regex(const char* pattern, uint32_t options,

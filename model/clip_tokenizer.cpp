@@ -341,25 +341,8 @@ std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
   if (!model.contains("merges") || !model["merges"].is_array()) {
     throw std::runtime_error(src + ": model.merges is missing or not an array");
   }
-  const json& merges = model["merges"];
-  for (std::size_t i = 0; i < merges.size(); ++i) {
-    const json& m = merges[i];
-    const std::string where = src + ": model.merges[" + std::to_string(i) + "]";
-    // Older files write "a b"; tokenizers >= 0.20 writes ["a", "b"].
-    if (m.is_string()) {
-      const auto s = m.get<std::string>();
-      const auto sp = s.find(' ');
-      if (sp == std::string::npos || sp == 0 || sp + 1 >= s.size() ||
-          s.find(' ', sp + 1) != std::string::npos) {
-        throw std::runtime_error(where + " \"" + s + "\" is not two tokens separated by one space");
-      }
-      impl->add_merge(s.substr(0, sp), s.substr(sp + 1), i, where);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      impl->add_merge(m[0].get<std::string>(), m[1].get<std::string>(), i, where);
-    } else {
-      throw std::runtime_error(where + " is neither \"a b\" nor [\"a\", \"b\"]");
-    }
-  }
+  for_each_json_merge(model["merges"], src, [&impl](const std::string& x, const std::string& y, std::size_t rank,
+                                                   const std::string& where) { impl->add_merge(x, y, rank, where); });
 
   const auto padding = j.find("padding");
   if (padding != j.end() && padding->is_object()) {
@@ -398,24 +381,8 @@ std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
   load_vocab(*impl, parse_tokenizer_json(vocab_file, "expected vocab.json: {token: id}"),
                     impl->source);
 
-  impl->source = merges_file.string();
-  std::istringstream lines(read_tokenizer_file(merges_file, "expected merges.txt"));
-  std::string line;
-  std::size_t line_no = 0;
-  std::size_t rank = 0;
-  while (std::getline(lines, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
-    const std::string where = impl->source + ":" + std::to_string(line_no);
-    const auto sp = line.find(' ');
-    if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() ||
-        line.find(' ', sp + 1) != std::string::npos) {
-      throw std::runtime_error(where + ": \"" + printable_ascii(line) +
-                               "\" is not two tokens separated by one space");
-    }
-    impl->add_merge(line.substr(0, sp), line.substr(sp + 1), rank++, where);
-  }
+  for_each_merges_txt_line(merges_file, [&impl](const std::string& x, const std::string& y, std::size_t rank,
+                                                 const std::string& where) { impl->add_merge(x, y, rank, where); });
   impl->source = vocab_file.string();
   read_special_tokens_map(*impl, dir);
   impl->finish(impl->source);

@@ -83,6 +83,53 @@ std::vector<int64_t> VqaDataset::domain_ids() const {
   return ids;
 }
 
+namespace {
+
+/// One metadata.jsonl line's sample: its image (which must exist inside `dir`), question,
+/// answer (or RLAIF-V's "chosen") and domain.
+VqaSample sample_from_line(const LineContext& ctx, const json& obj, const fs::path& dir, const std::string& domain_field) {
+  std::error_code ec;
+VqaSample s;
+  s.image_file = ctx.string_field(obj, "file_name");
+  s.question = ctx.string_field(obj, "question");
+  if (obj.contains("answer") && !obj["answer"].is_null()) {
+    s.answer = ctx.string_field(obj, "answer");
+  } else if (obj.contains("chosen") && !obj["chosen"].is_null()) {
+    s.answer = ctx.string_field(obj, "chosen");
+  } else {
+    ctx.fail("missing field \"answer\" (or \"chosen\")");
+  }
+  if (domain_field.empty()) {
+    s.domain = "default";
+  } else {
+    const auto it = obj.find(domain_field);
+    if (it == obj.end() || it->is_null()) {
+      ctx.fail("missing domain field \"" + domain_field +
+               "\" (pass another domain field name, or an empty one for a single domain)");
+    }
+    if (it->is_string()) {
+      s.domain = it->get<std::string>();
+    } else if (it->is_number_integer()) {
+      s.domain = std::to_string(it->get<int64_t>());
+    } else {
+      ctx.fail("domain field \"" + domain_field + "\" must be a string or an integer, got " +
+               json_type(*it));
+    }
+  }
+  if (!safe_relative(s.image_file)) {
+    ctx.fail("file_name \"" + s.image_file +
+             "\" must be a relative path inside the folder (no leading '/', no '..')");
+  }
+  const fs::path image = dir / s.image_file;
+  if (!fs::is_regular_file(image, ec)) {
+    ctx.fail("image file \"" + s.image_file + "\" does not exist (looked for " +
+             image.string() + ")");
+  }
+  return s;
+}
+
+} // namespace
+
 VqaDataset load_vqa_folder(const fs::path& dir, const std::string& domain_field) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
@@ -121,42 +168,7 @@ VqaDataset load_vqa_folder(const fs::path& dir, const std::string& domain_field)
     }
     if (!obj.is_object()) ctx.fail("expected a JSON object, got " + json_type(obj));
 
-    VqaSample s;
-    s.image_file = ctx.string_field(obj, "file_name");
-    s.question = ctx.string_field(obj, "question");
-    if (obj.contains("answer") && !obj["answer"].is_null()) {
-      s.answer = ctx.string_field(obj, "answer");
-    } else if (obj.contains("chosen") && !obj["chosen"].is_null()) {
-      s.answer = ctx.string_field(obj, "chosen");
-    } else {
-      ctx.fail("missing field \"answer\" (or \"chosen\")");
-    }
-    if (domain_field.empty()) {
-      s.domain = "default";
-    } else {
-      const auto it = obj.find(domain_field);
-      if (it == obj.end() || it->is_null()) {
-        ctx.fail("missing domain field \"" + domain_field +
-                 "\" (pass another domain field name, or an empty one for a single domain)");
-      }
-      if (it->is_string()) {
-        s.domain = it->get<std::string>();
-      } else if (it->is_number_integer()) {
-        s.domain = std::to_string(it->get<int64_t>());
-      } else {
-        ctx.fail("domain field \"" + domain_field + "\" must be a string or an integer, got " +
-                 json_type(*it));
-      }
-    }
-    if (!safe_relative(s.image_file)) {
-      ctx.fail("file_name \"" + s.image_file +
-               "\" must be a relative path inside the folder (no leading '/', no '..')");
-    }
-    const fs::path image = dir / s.image_file;
-    if (!fs::is_regular_file(image, ec)) {
-      ctx.fail("image file \"" + s.image_file + "\" does not exist (looked for " +
-               image.string() + ")");
-    }
+    VqaSample s = sample_from_line(ctx, obj, dir, domain_field);
     domains.insert(s.domain);
     ds.samples.push_back(std::move(s));
   }

@@ -25,13 +25,10 @@ at::Tensor soft_cross_entropy(const at::Tensor& logits, const at::Tensor& target
   return -(target * at::log_softmax(logits, 1)).sum(1).mean();
 }
 
-} // namespace
-
-TensorMap clip_pretrain(const ClipConfig& config, const ClipTokenizer& tokenizer, const ClipPixelSource& pixels,
-                        const at::Tensor& labels, const std::vector<std::string>& class_names,
-                        const std::vector<std::string>& templates, const ClipPretrainSettings& settings,
-                        uint64_t seed, ClipPretrainReport* report, const std::function<void(int, double)>& on_epoch) {
-  const auto t0 = std::chrono::steady_clock::now();
+/// Refuses inputs pretraining cannot use, naming what is wrong.
+void check_pretrain_inputs(const ClipConfig& config, const ClipPixelSource& pixels, const at::Tensor& labels,
+                           const std::vector<std::string>& class_names, const std::vector<std::string>& templates,
+                           const ClipPretrainSettings& settings) {
   clip_config_check(config);
   const int64_t n = labels.dim() == 1 ? labels.size(0) : 0;
   if (n < 2 || pixels.size() != n)
@@ -43,12 +40,40 @@ TensorMap clip_pretrain(const ClipConfig& config, const ClipTokenizer& tokenizer
   if (settings.epochs < 1 || settings.batch_size < 2 || !(settings.lr > 0))
     throw std::invalid_argument("clip_pretrain: expected epochs >= 1, batch_size >= 2 and lr > 0");
   const int64_t classes = static_cast<int64_t>(class_names.size());
-  const int64_t T = static_cast<int64_t>(templates.size());
   const at::Tensor lab_all = labels.to(at::kLong);
   if (lab_all.min().item<int64_t>() < 0 || lab_all.max().item<int64_t>() >= classes)
     throw std::invalid_argument("clip_pretrain: labels must lie in [0, " + std::to_string(classes) +
                                 ") (one per class name), got [" + std::to_string(lab_all.min().item<int64_t>()) +
                                 ", " + std::to_string(lab_all.max().item<int64_t>()) + "]");
+}
+
+/// The symmetric contrastive loss of one batch: every image against its batch's captions, a
+/// caption of the same class counting as a match.
+at::Tensor batch_loss(const TensorMap& w, const ClipConfig& config, const ClipPixelSource& pixels, const at::Tensor& ids,
+                      const at::Tensor& idx, const at::Tensor& lab, const at::Tensor& rows) {
+  const ForwardContext ctx; // CLIP has no dropout; nothing else to switch
+  // Encode each distinct caption once, then spread it over the batch.
+  const auto unique = at::_unique(rows, /*sorted=*/true, /*return_inverse=*/true);
+  const at::Tensor txt =
+      clip_encode_text(w, config, ids.index_select(0, std::get<0>(unique)), ctx).index_select(0, std::get<1>(unique));
+  const at::Tensor img = clip_encode_image(w, config, pixels.pixels(idx), ctx); // preprocessed now
+  const at::Tensor logits = clip_logits(img, txt, w.at("logit_scale"));
+  const at::Tensor same = lab.unsqueeze(1).eq(lab.unsqueeze(0)).to(logits.scalar_type());
+  const at::Tensor target = same / same.sum(1, /*keepdim=*/true); // symmetric relation: one matrix
+  return 0.5 * (soft_cross_entropy(logits, target) + soft_cross_entropy(logits.t(), target));
+}
+
+} // namespace
+
+TensorMap clip_pretrain(const ClipConfig& config, const ClipTokenizer& tokenizer, const ClipPixelSource& pixels,
+                        const at::Tensor& labels, const std::vector<std::string>& class_names,
+                        const std::vector<std::string>& templates, const ClipPretrainSettings& settings,
+                        uint64_t seed, ClipPretrainReport* report, const std::function<void(int, double)>& on_epoch) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_pretrain_inputs(config, pixels, labels, class_names, templates, settings);
+  const int64_t n = labels.size(0);
+  const int64_t T = static_cast<int64_t>(templates.size());
+  const at::Tensor lab_all = labels.to(at::kLong);
   std::vector<std::string> prompts; // class-major: row c·T + t
   for (const auto& c : class_names)
     for (const auto& t : templates) prompts.push_back(clip_fill_template(t, c));
@@ -70,7 +95,6 @@ TensorMap clip_pretrain(const ClipConfig& config, const ClipTokenizer& tokenizer
   without_decay.weight_decay = 0;
   TensorMap opt_state;
   const double max_scale = std::log(100.0);
-  const ForwardContext ctx; // CLIP has no dropout; nothing else to switch
 
   ClipPretrainReport rep;
   for (int epoch = 0; epoch < settings.epochs; ++epoch) {
@@ -82,15 +106,7 @@ TensorMap clip_pretrain(const ClipConfig& config, const ClipTokenizer& tokenizer
       const at::Tensor idx = order.slice(0, begin, std::min(n, begin + settings.batch_size));
       const at::Tensor lab = lab_all.index_select(0, idx);
       const at::Tensor rows = lab * T + (idx + epoch).remainder(T); // each sample's caption
-      // Encode each distinct caption once, then spread it over the batch.
-      const auto unique = at::_unique(rows, /*sorted=*/true, /*return_inverse=*/true);
-      const at::Tensor txt =
-          clip_encode_text(w, config, ids.index_select(0, std::get<0>(unique)), ctx).index_select(0, std::get<1>(unique));
-      const at::Tensor img = clip_encode_image(w, config, pixels.pixels(idx), ctx); // preprocessed now
-      const at::Tensor logits = clip_logits(img, txt, w.at("logit_scale"));
-      const at::Tensor same = lab.unsqueeze(1).eq(lab.unsqueeze(0)).to(logits.scalar_type());
-      const at::Tensor target = same / same.sum(1, /*keepdim=*/true); // symmetric relation: one matrix
-      const at::Tensor loss = 0.5 * (soft_cross_entropy(logits, target) + soft_cross_entropy(logits.t(), target));
+      const at::Tensor loss = batch_loss(w, config, pixels, ids, idx, lab, rows);
       const double value = loss.item<double>();
       if (!std::isfinite(value))
         throw std::runtime_error("clip_pretrain: loss became " + std::to_string(value) + " at epoch " +
