@@ -4,7 +4,6 @@
 #include "actors/client_actor.hpp"
 #include "fl/federation/starting_state.hpp"
 
-#include <algorithm>
 
 namespace fedvlm {
 
@@ -13,9 +12,7 @@ SchedulerConfig scheduler_config(const ExperimentConfig& c, const RunSetup& setu
   sched.task = setup.task;
   sched.train = c.train;
   sched.lora = c.lora;
-  sched.concurrency = c.scheduler.concurrency;
-  sched.memory_budget = c.scheduler.memory_budget;
-  sched.batch_clients = c.scheduler.batch_clients;
+  sched.limits = c.scheduler;
   sched.observer = observer;
   return sched;
 }
@@ -23,21 +20,9 @@ SchedulerConfig scheduler_config(const ExperimentConfig& c, const RunSetup& setu
 client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& c, const RunSetup& setup,
                             caf::actor scheduler, int id, const ClientCheckpoint& state, bool on_node) {
   ClientConfig cc;
-  cc.id = id;
-  if (id == kSharedInit) {
-    for (const auto& s : setup.splits) cc.split.train.insert(cc.split.train.end(), s.train.begin(), s.train.end());
-    std::sort(cc.split.train.begin(), cc.split.train.end());
-  } else {
-    cc.split = setup.splits[static_cast<std::size_t>(id)];
-    cc.faults = c.faults;
-    cc.privacy = c.privacy;
-  }
+  static_cast<ClientSettings&>(cc) = client_settings(c, setup.splits, id, on_node);
   cc.initial_adapters = state.adapters;
   cc.initial_optimizer_state = state.optimizer_state;
-  cc.strategy = c.strategy;
-  cc.run_seed = c.seed;
-  cc.lora_alpha = c.lora.alpha;
-  cc.keeps_factors = on_node;
   cc.scheduler = std::move(scheduler);
   return spawn_client(system, std::move(cc));
 }

@@ -236,7 +236,7 @@ void enqueue_group(scheduler_actor_t* self, std::map<int, scheduler_state::HeldT
 /// A training job: held for its chunk of the round's plan when grouping applies, else queued.
 void accept_train(scheduler_actor_t* self, TrainJobMsg msg) {
   auto& st = self->state;
-  const int k = st.cfg.batch_clients;
+  const int k = st.cfg.limits.batch_clients;
   const auto plan = st.plans.find(msg.round);
   const auto pos = plan == st.plans.end() ? std::vector<int>::const_iterator{}
                                           : std::find(plan->second.begin(), plan->second.end(), msg.client);
@@ -258,8 +258,8 @@ void accept_train(scheduler_actor_t* self, TrainJobMsg msg) {
 
 caf::behavior scheduler(scheduler_actor_t* self, SchedulerConfig cfg) {
   self->state.cfg = cfg;
-  self->state.admission.emplace(cfg.memory_budget, cfg.task->shared_bytes());
-  for (int i = 0; i < cfg.concurrency; ++i) {
+  self->state.admission.emplace(cfg.limits.memory_budget, cfg.task->shared_bytes());
+  for (int i = 0; i < cfg.limits.concurrency; ++i) {
     auto w = self->spawn<caf::detached + caf::linked>(worker, cfg);
     self->state.workers.push_back(w);
     self->state.idle.push_back(w);
@@ -271,7 +271,7 @@ caf::behavior scheduler(scheduler_actor_t* self, SchedulerConfig cfg) {
         st.plans.erase(st.plans.begin(), st.plans.lower_bound(round - 1)); // rounds long over
         st.plans[round] = std::move(clients);
         // A planned client whose job never comes (its actor died) must not hold the others.
-        if (st.cfg.batch_clients > 1) self->delayed_send(self, std::chrono::seconds(30), flush_atom::value, round);
+        if (st.cfg.limits.batch_clients > 1) self->delayed_send(self, std::chrono::seconds(30), flush_atom::value, round);
       },
       [self](flush_atom, int round) {
         auto& st = self->state;
@@ -292,7 +292,7 @@ caf::behavior scheduler(scheduler_actor_t* self, SchedulerConfig cfg) {
 } // namespace
 
 caf::actor spawn_scheduler(caf::actor_system& system, SchedulerConfig config) {
-  (void)MemoryAdmission(config.memory_budget, config.task->shared_bytes()); // refuse before spawning
+  (void)MemoryAdmission(config.limits.memory_budget, config.task->shared_bytes()); // refuse before spawning
   return system.spawn(scheduler, std::move(config));
 }
 

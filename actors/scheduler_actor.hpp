@@ -15,13 +15,11 @@ struct SchedulerConfig {
   std::shared_ptr<const FederatedTask> task; ///< the one frozen base model and the sample pool
   TrainSettings train;
   LoraSettings lora;
-  int concurrency = 1;
-  /// Bytes the task's shared part plus the running jobs may take; 0 = no limit
-  /// (fl/runtime/memory_admission.hpp: jobs of a kind not yet measured run alone).
-  int64_t memory_budget = 0;
-  /// Clients trained in one pass (FederatedTask::train_group); 1 = one at a time. Groups are
-  /// consecutive chunks of the round's plan (plan_atom), complete before they start.
-  int batch_clients = 1;
+  /// Workers, memory budget and clients per pass, as the experiment's [scheduler] says. A budget
+  /// (0 = no limit) bounds the task's shared part plus the running jobs
+  /// (fl/runtime/memory_admission.hpp: jobs of a kind not yet measured run alone); groups of
+  /// batch_clients are consecutive chunks of the round's plan (plan_atom), complete before they start.
+  SchedulerSettings limits;
   RunObserver* observer = nullptr; ///< outlives the actor system
 };
 

@@ -1,5 +1,6 @@
 // fl/federation/client_round.cpp — a client's training job, its (privatized) update and its own drift.
 #include "fl/federation/client_round.hpp"
+#include "fl/federation/starting_state.hpp" // kSharedInit
 
 #include "fl/aggregation/aggregation_error.hpp"
 #include "fl/aggregation/round_aggregation.hpp"
@@ -12,6 +13,24 @@
 #include <limits>
 
 namespace fedvlm {
+
+ClientSettings client_settings(const ExperimentConfig& c, const std::vector<LocalSplit>& splits, int id, bool on_node) {
+  ClientSettings cs;
+  cs.id = id;
+  if (id == kSharedInit) {
+    for (const auto& s : splits) cs.split.train.insert(cs.split.train.end(), s.train.begin(), s.train.end());
+    std::sort(cs.split.train.begin(), cs.split.train.end());
+  } else {
+    cs.split = splits.at(static_cast<std::size_t>(id));
+    cs.faults = c.faults;
+    cs.privacy = c.privacy;
+  }
+  cs.strategy = c.strategy;
+  cs.run_seed = c.seed;
+  cs.lora_alpha = c.lora.alpha;
+  cs.keeps_factors = on_node;
+  return cs;
+}
 
 LocalTrainJob training_job(const ClientSettings& client, const StrategySpec& spec, const TensorMap& adapters,
                            TensorMap optimizer_state, int key) {

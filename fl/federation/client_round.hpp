@@ -30,6 +30,12 @@ struct ClientSettings {
   bool keeps_factors = false;
 };
 
+/// Client `id`'s settings from the experiment, in one place: its split, the strategy and seed,
+/// its simulated faults and privacy, and whether it sits on a node (serve). `id` = kSharedInit
+/// is the centralized trainer: every client's training samples, no faults, no privacy.
+[[nodiscard]] ClientSettings client_settings(const ExperimentConfig& config, const std::vector<LocalSplit>& splits, int id,
+                                             bool on_node);
+
 /// One local training from `adapters` under `spec`. `key` is the round (sync) or the job
 /// counter (async) that keys the training stream.
 [[nodiscard]] LocalTrainJob training_job(const ClientSettings& client, const StrategySpec& spec, const TensorMap& adapters,

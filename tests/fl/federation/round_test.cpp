@@ -395,5 +395,37 @@ TEST(StartingState, ACheckpointMissingAClientOrOfAnotherShapeIsRefused) {
   }
 }
 
+TEST(ClientRound, SettingsComeFromTheExperimentInOnePlace) {
+  ExperimentConfig c;
+  c.seed = 77;
+  c.strategy = StrategyKind::flora;
+  c.lora.alpha = 12;
+  c.faults.failing_clients = {1};
+  c.privacy.clip_norm = 0.5;
+  std::vector<LocalSplit> splits(3);
+  splits[0].train = {7, 2};
+  splits[1].train = {5, 9};
+  splits[1].test = {3};
+  splits[2].train = {1};
+  const ClientSettings one = client_settings(c, splits, 1, /*on_node=*/true);
+  EXPECT_EQ(one.id, 1);
+  EXPECT_EQ(one.split.train, (std::vector<int64_t>{5, 9}));
+  EXPECT_EQ(one.split.test, (std::vector<int64_t>{3}));
+  EXPECT_EQ(one.strategy, StrategyKind::flora);
+  EXPECT_EQ(one.run_seed, 77u);
+  EXPECT_DOUBLE_EQ(one.lora_alpha, 12);
+  EXPECT_EQ(one.faults.failing_clients, (std::vector<int>{1}));
+  EXPECT_DOUBLE_EQ(one.privacy.clip_norm, 0.5);
+  EXPECT_TRUE(one.keeps_factors);
+  // The centralized trainer: every client's training samples, sorted; no faults, no privacy.
+  const ClientSettings central = client_settings(c, splits, kSharedInit, false);
+  EXPECT_EQ(central.split.train, (std::vector<int64_t>{1, 2, 5, 7, 9}));
+  EXPECT_TRUE(central.split.test.empty());
+  EXPECT_TRUE(central.faults.failing_clients.empty());
+  EXPECT_DOUBLE_EQ(central.privacy.clip_norm, 0);
+  EXPECT_FALSE(central.keeps_factors);
+  EXPECT_THROW((void)client_settings(c, splits, 3, false), std::out_of_range);
+}
+
 } // namespace
 } // namespace fedvlm

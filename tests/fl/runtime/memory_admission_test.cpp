@@ -146,10 +146,10 @@ int most_at_once(const std::shared_ptr<MemoryHungryTask>& task, int64_t budget, 
   caf::actor_system system{cfg};
   SchedulerConfig sc;
   sc.task = task;
-  sc.concurrency = 3;
-  sc.memory_budget = budget;
+  sc.limits.concurrency = 3;
+  sc.limits.memory_budget = budget;
   sc.observer = &log;
-  sc.batch_clients = batch_clients;
+  sc.limits.batch_clients = batch_clients;
   caf::actor scheduler = spawn_scheduler(system, sc);
   caf::scoped_actor self{system};
   std::vector<int> plan(static_cast<std::size_t>(jobs));
@@ -204,7 +204,7 @@ TEST(SchedulerMemoryBudget, ABudgetBelowTheSharedBaseIsRefusedBeforeAnyJob) {
   caf::actor_system system{cfg};
   SchedulerConfig sc;
   sc.task = task;
-  sc.memory_budget = 2 * MiB;
+  sc.limits.memory_budget = 2 * MiB;
   EXPECT_THROW((void)spawn_scheduler(system, sc), std::invalid_argument);
 }
 
