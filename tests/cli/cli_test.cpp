@@ -171,7 +171,8 @@ TEST_F(Cli, NumericFlagsOutOfRangeExitTwoNamingTheFlagAndRange) {
       {{"serve", file.string(), "--listen", "127.0.0.1:99999"}, "--listen: \"127.0.0.1:99999\": expected HOST:PORT"},
       {{"node", "--connect", "127.0.0.1:1", "--slots", "100000"}, "--slots: 100000 is out of range; expected a job count"},
       {{"node", "--connect", "127.0.0.1:1", "--slots", "0"}, "--slots: 0 is out of range"},
-      {{"node", "--connect", "127.0.0.1:1", "--wait", "-1"}, "--wait: -1 is out of range; expected seconds >= 0"},
+      {{"node", "--connect", "127.0.0.1:1", "--wait", "-1"}, "--wait: -1 is out of range; expected seconds > 0"},
+      {{"node", "--connect", "127.0.0.1:1", "--wait", "0"}, "--wait: 0 is out of range; expected seconds > 0"},
       {{"node", "--connect", "127.0.0.1:99999999999"}, "--connect: \"127.0.0.1:99999999999\": expected HOST:PORT"},
   };
   for (const auto& c : cases) {
