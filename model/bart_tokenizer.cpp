@@ -395,18 +395,8 @@ std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
 BartTokenizer::BartTokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
 BartTokenizer BartTokenizer::load(const fs::path& file_or_dir) {
-  std::error_code ec;
-  if (fs::is_directory(file_or_dir, ec)) {
-    const fs::path tj = file_or_dir / "tokenizer.json";
-    if (fs::is_regular_file(tj)) return BartTokenizer(load_tokenizer_json(tj));
-    return BartTokenizer(load_vocab_merges(file_or_dir));
-  }
-  if (!fs::exists(file_or_dir, ec)) {
-    throw std::runtime_error(file_or_dir.string() +
-                             ": not found; expected a tokenizer.json file or a directory with "
-                             "tokenizer.json or vocab.json + merges.txt");
-  }
-  return BartTokenizer(load_tokenizer_json(file_or_dir));
+  const TokenizerSource source = locate_tokenizer(file_or_dir);
+  return BartTokenizer(source.json ? load_tokenizer_json(source.path) : load_vocab_merges(source.path));
 }
 
 std::vector<int64_t> BartTokenizer::encode(std::string_view text, bool add_special_tokens) const {

@@ -50,6 +50,20 @@ bool split_merge(const std::string& s, std::string& a, std::string& b) {
 
 } // namespace
 
+TokenizerSource locate_tokenizer(const std::filesystem::path& file_or_dir) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file_or_dir, ec)) {
+    const std::filesystem::path tj = file_or_dir / "tokenizer.json";
+    if (std::filesystem::is_regular_file(tj)) return {tj, true};
+    return {file_or_dir, false};
+  }
+  if (!std::filesystem::exists(file_or_dir, ec))
+    throw std::runtime_error(file_or_dir.string() +
+                             ": not found; expected a tokenizer.json file or a directory with "
+                             "tokenizer.json or vocab.json + merges.txt");
+  return {file_or_dir, true};
+}
+
 void for_each_json_merge(const nlohmann::json& merges, const std::string& source, const AddMerge& add) {
   std::string a, b;
   for (std::size_t i = 0; i < merges.size(); ++i) {

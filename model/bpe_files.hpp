@@ -29,6 +29,15 @@ namespace fedvlm {
 void for_each_vocab_entry(const nlohmann::json& vocab, const std::string& where,
                           const std::function<void(const std::string&, int64_t)>& set_token);
 
+/// Where a tokenizer is read from: a tokenizer.json (`json`: the file, or the one in a folder),
+/// else a folder's vocab.json + merges.txt (`path` the folder).
+struct TokenizerSource {
+  std::filesystem::path path;
+  bool json = true;
+};
+/// Throws std::runtime_error "PATH: not found; expected ..." when there is nothing at `file_or_dir`.
+[[nodiscard]] TokenizerSource locate_tokenizer(const std::filesystem::path& file_or_dir);
+
 /// One merge: the pair, its rank (its place in the file) and where it was written, for messages.
 using AddMerge = std::function<void(const std::string& a, const std::string& b, std::size_t rank, const std::string& where)>;
 

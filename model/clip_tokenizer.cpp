@@ -398,18 +398,8 @@ std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
 ClipTokenizer::ClipTokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
 ClipTokenizer ClipTokenizer::load(const fs::path& file_or_dir) {
-  std::error_code ec;
-  if (fs::is_directory(file_or_dir, ec)) {
-    const fs::path tj = file_or_dir / "tokenizer.json";
-    if (fs::is_regular_file(tj)) return ClipTokenizer(load_tokenizer_json(tj));
-    return ClipTokenizer(load_vocab_merges(file_or_dir));
-  }
-  if (!fs::exists(file_or_dir, ec)) {
-    throw std::runtime_error(file_or_dir.string() +
-                             ": not found; expected a tokenizer.json file or a directory with "
-                             "tokenizer.json or vocab.json + merges.txt");
-  }
-  return ClipTokenizer(load_tokenizer_json(file_or_dir));
+  const TokenizerSource source = locate_tokenizer(file_or_dir);
+  return ClipTokenizer(source.json ? load_tokenizer_json(source.path) : load_vocab_merges(source.path));
 }
 
 std::string ClipTokenizer::clean_text(std::string_view text) {

@@ -5,6 +5,8 @@
 #include "model/name_affixes.hpp"
 #include "model/safetensors.hpp"
 
+#include "support/join.hpp"
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -34,14 +36,6 @@ const std::vector<std::string>& tied_embedding_names() {
   return names;
 }
 
-// "3 missing: a, b, c, ..." — enough names to act on without flooding a log line.
-void append_list(std::ostringstream& os, const char* what, const std::vector<std::string>& items) {
-  constexpr size_t kShown = 5;
-  if (items.empty()) return;
-  os << "; " << items.size() << ' ' << what << ": ";
-  for (size_t i = 0; i < items.size() && i < kShown; ++i) os << (i ? ", " : "") << items[i];
-  if (items.size() > kShown) os << ", ... (" << items.size() - kShown << " more)";
-}
 
 std::map<std::string, std::vector<int64_t>> all_shapes(const Florence2Config& c) {
   auto shapes = davit_parameter_shapes(c.vision, c.projection);
@@ -238,9 +232,9 @@ void Florence2::load_state_checked(const TensorMap& state, const std::string& la
   if (!missing.empty() || !unexpected.empty() || !misshaped.empty()) {
     std::ostringstream os;
     os << who << ": state does not fit the model";
-    append_list(os, "missing", missing);
-    append_list(os, "unexpected", unexpected);
-    append_list(os, "mis-shaped", misshaped);
+    os << excerpt_of("missing", missing);
+    os << excerpt_of("unexpected", unexpected);
+    os << excerpt_of("mis-shaped", misshaped);
     throw std::runtime_error(os.str());
   }
   // Everything was checked before anything changes: a bad checkpoint leaves the model intact.

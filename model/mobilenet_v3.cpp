@@ -1,6 +1,8 @@
 // model/mobilenet_v3.cpp — MobileNetV3 as a TensorMap of torchvision-named weights and an ATen forward.
 #include "model/mobilenet_v3.hpp"
 
+#include "support/join.hpp"
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -351,14 +353,6 @@ void validate(const MobileNetV3Config& config) {
                                 std::to_string(config.dropout));
 }
 
-// "3 missing: a, b, c, ..." — enough names to act on without flooding a log line.
-void append_list(std::ostringstream& os, const char* what, const std::vector<std::string>& items) {
-  constexpr size_t kShown = 5;
-  if (items.empty()) return;
-  os << "; " << items.size() << ' ' << what << ": ";
-  for (size_t i = 0; i < items.size() && i < kShown; ++i) os << (i ? ", " : "") << items[i];
-  if (items.size() > kShown) os << ", ... (" << items.size() - kShown << " more)";
-}
 
 } // namespace
 
@@ -392,9 +386,9 @@ void mobilenet_v3_load_state(ImageClassifier& model, const TensorMap& state) {
   if (!missing.empty() || !unexpected.empty() || !misshaped.empty()) {
     std::ostringstream os;
     os << "mobilenet_v3_load_state: checkpoint does not fit " << model.name();
-    append_list(os, "missing", missing);
-    append_list(os, "unexpected", unexpected);
-    append_list(os, "mis-shaped", misshaped);
+    os << excerpt_of("missing", missing);
+    os << excerpt_of("unexpected", unexpected);
+    os << excerpt_of("mis-shaped", misshaped);
     throw std::runtime_error(os.str());
   }
 

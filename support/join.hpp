@@ -6,6 +6,9 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
+#include <algorithm>
+#include <cstddef>
 
 namespace fedvlm {
 
@@ -47,6 +50,17 @@ template <class Range, class Text> [[nodiscard]] std::string join_choices(const 
 /// "name (meaning)", or "name" where the meaning is empty: a choice in a help text.
 [[nodiscard]] inline std::string named_with_meaning(const char* name, const char* meaning) {
   return *meaning == '\0' ? std::string(name) : std::string(name) + " (" + meaning + ")";
+}
+
+/// "; 3 missing: a, b, c" (at most five names, then "... (n more)"); "" for no items: enough
+/// names to act on without flooding a log line.
+[[nodiscard]] inline std::string excerpt_of(const char* what, const std::vector<std::string>& items) {
+  constexpr std::size_t kShown = 5;
+  if (items.empty()) return "";
+  const std::vector<std::string> shown(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(std::min(items.size(), kShown)));
+  std::string out = "; " + std::to_string(items.size()) + " " + what + ": " + join(shown);
+  if (items.size() > kShown) out += ", ... (" + std::to_string(items.size() - kShown) + " more)";
+  return out;
 }
 
 } // namespace fedvlm
