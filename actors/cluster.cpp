@@ -120,17 +120,31 @@ void watch_node(registry_actor_t self, int node) {
   self->monitor(it->second);
 }
 
+/// A node that prepared another setup than the server: told why (its process ends saying so),
+/// its clients stopped, and its block left vacant for a node that matches to join and take.
+void refuse_node(registry_actor_t self, const NodeReady& r, const std::string& why) {
+  auto& s = self->state;
+  const std::string text = "node " + std::to_string(r.node) + " (clients " +
+                           id_list(s.assignment[static_cast<std::size_t>(r.node)]) +
+                           ") prepared another run than the server and is refused: " + why +
+                           "; the run waits for a node that matches (fedvlm-sim node --connect ...)";
+  spdlog::error("{}", text);
+  if (const auto it = s.reporters.find(r.node); it != s.reporters.end() && it->second)
+    caf::anon_send(it->second, refused_atom::value, text); // the reporter is not typed
+  for (const auto& a : r.actors) self->send_exit(a, caf::exit_reason::user_shutdown);
+  s.ready.erase(r.node);
+  s.vacant.insert(r.node);
+}
+
 /// A node that joined after the run started, ready with the clients of a lost node: they go back
-/// to the aggregator. One that prepared another setup is stopped and its block stays vacant.
+/// to the aggregator. One that prepared another setup is refused and its block stays vacant.
 void rejoined(registry_actor_t self, NodeReady& r) {
   auto& s = self->state;
   const auto& ids = s.assignment[static_cast<std::size_t>(r.node)];
   if (r.setup_fingerprint != s.fingerprint || r.actors.size() != ids.size()) {
-    spdlog::error("node {} rejoined with another setup, refused: {}", r.node,
-                  r.setup_fingerprint != s.fingerprint ? describe_setup_difference(s.fingerprint, r.setup_fingerprint)
-                                                       : "another number of clients");
-    for (const auto& a : r.actors) self->send_exit(a, caf::exit_reason::user_shutdown);
-    s.vacant.insert(r.node);
+    refuse_node(self, r,
+                r.setup_fingerprint != s.fingerprint ? describe_setup_difference(s.fingerprint, r.setup_fingerprint)
+                                                     : "another number of clients");
     return;
   }
   spdlog::info("node {} rejoined: it hosts clients {} again", r.node, id_list(ids));
@@ -211,10 +225,10 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
           if (r.node >= 0 && r.node < s.expected) rejoined(self, r);
           return;
         }
-        // A node taking over one lost before the run started is checked like the first.
-        if (r.setup_fingerprint != s.fingerprint)
-          s.failure = "node " + std::to_string(r.node) + " prepared another run than the server: " +
-                      describe_setup_difference(s.fingerprint, r.setup_fingerprint);
+        // A node taking over one lost (or refused) before the run started is checked like the
+        // first. One whose files differ is refused and the run waits for one that matches.
+        if (r.node >= 0 && r.node < s.expected && r.setup_fingerprint != s.fingerprint)
+          refuse_node(self, r, describe_setup_difference(s.fingerprint, r.setup_fingerprint));
         else if (r.node < 0 || r.node >= s.expected ||
                  r.actors.size() != s.assignment[static_cast<std::size_t>(r.node)].size())
           s.failure = "node " + std::to_string(r.node) + " reported " + std::to_string(r.actors.size()) +
@@ -302,6 +316,13 @@ private:
 caf::behavior node_reporter(caf::event_based_actor* self, registry_actor registry, const NodeStatsCollector* collector) {
   self->send(self, tick_atom::value);
   return {
+      // The server refused this node (its files differ): said here, and the node ends (run_node
+      // watches this actor).
+      [=](refused_atom, const std::string& why) {
+        std::fprintf(stderr, "fedvlm-sim node: refused by the server: %s\n", why.c_str());
+        std::fflush(stderr);
+        self->quit(caf::make_error(caf::sec::invalid_argument, why));
+      },
       [=](tick_atom) {
         if (collector->node() >= 0) self->send(registry, node_stats_atom::value, collector->snapshot());
         self->delayed_send(self, std::chrono::milliseconds(500), tick_atom::value);
@@ -585,10 +606,15 @@ int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double
     hosted = ready.actors;
     spdlog::info("node {}: hosting clients {} of run {}", assignment.node, id_list(assignment.clients), c.name);
     self->monitor(reg);
+    self->monitor(link.reporter);
     self->send(reg, ready_atom::value, std::move(ready));
-    // Serve until the server's registry goes away (the run ended, or the server stopped).
+    // Serve until the server's registry goes away (the run ended, or the server stopped), or
+    // the server refuses this node (its reporter ends, having said why).
     bool server_gone = false;
-    self->receive_while([&] { return !server_gone; })([&](caf::down_msg&) { server_gone = true; });
+    self->receive_while([&] { return !server_gone; })([&](caf::down_msg& dm) {
+      server_gone = true;
+      if (dm.source == link.reporter.address()) failure = "refused by the server";
+    });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fedvlm-sim node: %s\n", e.what());
     failure = e.what();

@@ -64,6 +64,8 @@ using join_atom = caf::atom_constant<caf::atom("join")>;
 using wait_over_atom = caf::atom_constant<caf::atom("waitover")>;
 /// Node → registry: a liveness probe while the node waits for its assignment.
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
+/// Registry → a node's reporter: (refused_atom, why) — its setup differs from the server's.
+using refused_atom = caf::atom_constant<caf::atom("refused")>;
 using ready_atom = caf::atom_constant<caf::atom("ready")>;
 using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 /// Server → registry: (aggregator_atom, aggregator) — whom to hand back the clients of a lost
