@@ -7,7 +7,8 @@
 #   scripts/launch/local_slurm.sh stop DIR
 #
 # Needs root (slurmd runs jobs as their user) and munge's key (/etc/munge/munge.key, made when
-# the package is installed). Prints why and exits 3 when a daemon does not come up.
+# the package is installed). LOCAL_SLURM_PORT (default 6817): slurmctld's port, slurmd's the next.
+# Prints why and exits 3 when a daemon does not come up.
 set -euo pipefail
 cmd=${1:?start|stop}; dir=$(realpath -m "${2:?DIR}")
 conf=$dir/slurm.conf
@@ -19,6 +20,7 @@ fi
 command -v slurmctld > /dev/null || { echo "local_slurm: slurm-wlm is not installed (apt-get install slurm-wlm)"; exit 3; }
 mkdir -p "$dir/spool/ctld" "$dir/spool/d" "$dir/log" /run/munge
 host=$(hostname -s)
+ctld_port=${LOCAL_SLURM_PORT:-6817}
 cpus=$(( $(nproc) * 4 )) # a server and its nodes mostly wait on each other: 4 tasks a core
 mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 2 ))
 cat > "$conf" <<CONF
@@ -38,8 +40,8 @@ SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd.log
-SlurmctldPort=6817
-SlurmdPort=6818
+SlurmctldPort=$ctld_port
+SlurmdPort=$((ctld_port + 1))
 ReturnToService=2
 SlurmdParameters=config_overrides
 MpiDefault=none
