@@ -183,7 +183,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
           const int k = known->second;
           const auto slot = static_cast<std::size_t>(k);
           if (s.reporters[k].address() != reporter.address())
-            spdlog::info("node {} asked again over a fresh connection", k + 1);
+            spdlog::info("node {} asked again over a fresh connection", k);
           s.reporters[k] = reporter;
           if (!s.assignment.empty())
             return NodeAssignment{k, s.config, s.assignment[slot], s.fingerprint};
