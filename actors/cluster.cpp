@@ -27,7 +27,9 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -78,6 +80,7 @@ struct registry_state {
   caf::actor aggregator;                  ///< told when a node takes lost clients back
   RunObserver* observer = nullptr;        ///< hears the nodes' scheduler figures
   std::map<int, caf::actor> reporters;    ///< each node's reporter actor, from its join
+  std::map<uint64_t, int> tokens;         ///< each node's join token → its place
   std::map<caf::actor_addr, int> node_of; ///< reporter → node index, once the node is ready
   std::set<int> vacant;                   ///< nodes lost: their block waits for a node to join
   static inline const char* name = "fedvlm.registry";
@@ -117,17 +120,31 @@ void watch_node(registry_actor_t self, int node) {
   self->monitor(it->second);
 }
 
+/// A node that prepared another setup than the server: told why (its process ends saying so),
+/// its clients stopped, and its block left vacant for a node that matches to join and take.
+void refuse_node(registry_actor_t self, const NodeReady& r, const std::string& why) {
+  auto& s = self->state;
+  const std::string text = "node " + std::to_string(r.node) + " (clients " +
+                           id_list(s.assignment[static_cast<std::size_t>(r.node)]) +
+                           ") prepared another run than the server and is refused: " + why +
+                           "; the run waits for a node that matches (fedvlm-sim node --connect ...)";
+  spdlog::error("{}", text);
+  if (const auto it = s.reporters.find(r.node); it != s.reporters.end() && it->second)
+    caf::anon_send(it->second, refused_atom::value, text); // the reporter is not typed
+  for (const auto& a : r.actors) self->send_exit(a, caf::exit_reason::user_shutdown);
+  s.ready.erase(r.node);
+  s.vacant.insert(r.node);
+}
+
 /// A node that joined after the run started, ready with the clients of a lost node: they go back
-/// to the aggregator. One that prepared another setup is stopped and its block stays vacant.
+/// to the aggregator. One that prepared another setup is refused and its block stays vacant.
 void rejoined(registry_actor_t self, NodeReady& r) {
   auto& s = self->state;
   const auto& ids = s.assignment[static_cast<std::size_t>(r.node)];
   if (r.setup_fingerprint != s.fingerprint || r.actors.size() != ids.size()) {
-    spdlog::error("node {} rejoined with another setup, refused: {}", r.node,
-                  r.setup_fingerprint != s.fingerprint ? describe_setup_difference(s.fingerprint, r.setup_fingerprint)
-                                                       : "another number of clients");
-    for (const auto& a : r.actors) self->send_exit(a, caf::exit_reason::user_shutdown);
-    s.vacant.insert(r.node);
+    refuse_node(self, r,
+                r.setup_fingerprint != s.fingerprint ? describe_setup_difference(s.fingerprint, r.setup_fingerprint)
+                                                     : "another number of clients");
     return;
   }
   spdlog::info("node {} rejoined: it hosts clients {} again", r.node, id_list(ids));
@@ -158,12 +175,16 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
   st.config = std::move(config);
   st.fingerprint = fingerprint;
   return {
-      [self](join_atom, int slots, caf::actor& reporter) -> caf::result<NodeAssignment> {
+      [self](join_atom, int slots, caf::actor& reporter, uint64_t token) -> caf::result<NodeAssignment> {
         auto& s = self->state;
-        // A node asking again (its earlier answer did not reach it): the same place.
-        for (const auto& [k, known] : s.reporters) {
-          if (!reporter || known.address() != reporter.address()) continue;
+        // A node asking again (its earlier answer did not reach it, or it opened a fresh
+        // connection because the first went silent): the same place, its new reporter kept.
+        if (const auto known = s.tokens.find(token); known != s.tokens.end() && !s.ready.count(known->second)) {
+          const int k = known->second;
           const auto slot = static_cast<std::size_t>(k);
+          if (s.reporters[k].address() != reporter.address())
+            spdlog::info("node {} asked again over a fresh connection", k);
+          s.reporters[k] = reporter;
           if (!s.assignment.empty())
             return NodeAssignment{k, s.config, s.assignment[slot], s.fingerprint};
           s.joins[slot] = self->make_response_promise<NodeAssignment>();
@@ -174,6 +195,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
           const int k = *s.vacant.begin();
           s.vacant.erase(s.vacant.begin());
           s.reporters[k] = reporter;
+          s.tokens[token] = k;
           spdlog::info("a node joined to take over node {} (clients {})", k,
                        id_list(s.assignment[static_cast<std::size_t>(k)]));
           return NodeAssignment{k, s.config, s.assignment[static_cast<std::size_t>(k)], s.fingerprint};
@@ -185,6 +207,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
         s.joins.push_back(self->make_response_promise<NodeAssignment>());
         s.slots.push_back(slots);
         s.reporters[static_cast<int>(s.joins.size()) - 1] = reporter;
+        s.tokens[token] = static_cast<int>(s.joins.size()) - 1;
         auto rp = s.joins.back();
         spdlog::info("node {} of {} joined{}", s.joins.size(), s.expected,
                      slots > 0 ? " with " + std::to_string(slots) + " slots" : std::string());
@@ -202,10 +225,10 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
           if (r.node >= 0 && r.node < s.expected) rejoined(self, r);
           return;
         }
-        // A node taking over one lost before the run started is checked like the first.
-        if (r.setup_fingerprint != s.fingerprint)
-          s.failure = "node " + std::to_string(r.node) + " prepared another run than the server: " +
-                      describe_setup_difference(s.fingerprint, r.setup_fingerprint);
+        // A node taking over one lost (or refused) before the run started is checked like the
+        // first. One whose files differ is refused and the run waits for one that matches.
+        if (r.node >= 0 && r.node < s.expected && r.setup_fingerprint != s.fingerprint)
+          refuse_node(self, r, describe_setup_difference(s.fingerprint, r.setup_fingerprint));
         else if (r.node < 0 || r.node >= s.expected ||
                  r.actors.size() != s.assignment[static_cast<std::size_t>(r.node)].size())
           s.failure = "node " + std::to_string(r.node) + " reported " + std::to_string(r.actors.size()) +
@@ -216,6 +239,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
         }
         maybe_answer(self);
       },
+      [self](probe_atom) { return static_cast<int>(self->state.joins.size()); },
       [self](aggregator_atom, caf::actor& aggregator) { self->state.aggregator = std::move(aggregator); },
       [self](node_stats_atom, const NodeSchedulerStats& stats) {
         if (self->state.observer && stats.node >= 0 && stats.node < self->state.expected)
@@ -292,11 +316,65 @@ private:
 caf::behavior node_reporter(caf::event_based_actor* self, registry_actor registry, const NodeStatsCollector* collector) {
   self->send(self, tick_atom::value);
   return {
+      // The server refused this node (its files differ): said here, and the node ends (run_node
+      // watches this actor).
+      [=](refused_atom, const std::string& why) {
+        std::fprintf(stderr, "fedvlm-sim node: refused by the server: %s\n", why.c_str());
+        std::fflush(stderr);
+        self->quit(caf::make_error(caf::sec::invalid_argument, why));
+      },
       [=](tick_atom) {
         if (collector->node() >= 0) self->send(registry, node_stats_atom::value, collector->snapshot());
         self->delayed_send(self, std::chrono::milliseconds(500), tick_atom::value);
       },
   };
+}
+
+/// One connection of a node to the server's registry, with its own actor system: inside one
+/// system CAF keeps one connection per peer, so a fresh connection needs a fresh system.
+struct NodeLink {
+  std::unique_ptr<caf::actor_system_config> cfg;
+  std::unique_ptr<caf::actor_system> system;
+  std::unique_ptr<caf::scoped_actor> self;
+  registry_actor registry;
+  caf::actor reporter;
+
+  NodeLink() = default;
+  NodeLink(const NodeLink&) = delete;
+  NodeLink& operator=(const NodeLink&) = delete;
+  ~NodeLink() { close(); }
+  /// Stops the reporter (it would keep the system alive) and ends the system.
+  void close() {
+    if (self && reporter) (*self)->send_exit(reporter, caf::exit_reason::user_shutdown);
+    reporter = caf::actor{};
+    registry = registry_actor{};
+    self.reset();
+    system.reset();
+    cfg.reset();
+  }
+};
+
+/// Opens `link` (closed before): a system, the registry at host:port, a reporter. Empty when it
+/// worked, otherwise what went wrong.
+std::string node_link_open(NodeLink& link, const std::string& host, uint16_t port, const TlsFiles& tls,
+                           const NodeStatsCollector& collector) {
+  link.close();
+  link.cfg = std::make_unique<caf::actor_system_config>();
+  load_network(*link.cfg, tls);
+  link.cfg->set("scheduler.max-threads", static_cast<size_t>(2));
+  register_message_types(*link.cfg);
+  link.system = std::make_unique<caf::actor_system>(*link.cfg);
+  auto reg = tls.enabled() ? caf::openssl::remote_actor<registry_actor>(*link.system, host, port)
+                           : link.system->middleman().remote_actor<registry_actor>(host, port);
+  if (!reg) {
+    const std::string err = link.system->render(reg.error());
+    link.close();
+    return err;
+  }
+  link.registry = *reg;
+  link.self = std::make_unique<caf::scoped_actor>(*link.system);
+  link.reporter = link.system->spawn(node_reporter, link.registry, &collector);
+  return {};
 }
 
 } // namespace
@@ -446,50 +524,62 @@ int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double
                  host.c_str(), static_cast<unsigned>(port), wait_seconds);
     return 1;
   }
-  caf::actor_system_config cfg;
-  load_network(cfg, tls);
-  cfg.set("scheduler.max-threads", static_cast<size_t>(2));
-  register_message_types(cfg);
   NodeStatsCollector collector; // the node's scheduler reports here: it must outlive the actor system
-  caf::actor_system system{cfg};
-  auto reg = tls.enabled() ? caf::openssl::remote_actor<registry_actor>(system, host, port)
-                           : system.middleman().remote_actor<registry_actor>(host, port);
-  if (!reg) {
+  NodeLink link;
+  if (const std::string err = node_link_open(link, host, port, tls, collector); !err.empty()) {
     std::fprintf(stderr, "fedvlm-sim node: cannot reach a server at %s:%u%s: %s\n", host.c_str(),
                  static_cast<unsigned>(port),
                  tls.enabled() ? " over TLS (is it serving with --cert/--key/--ca, and are both certificates "
                                  "signed by the CAs the two sides trust?)"
                                : "",
-                 system.render(reg.error()).c_str());
+                 err.c_str());
     return 1;
   }
-  caf::scoped_actor self{system};
   NodeAssignment assignment;
   std::string failure;
-  const caf::actor reporter = system.spawn(node_reporter, *reg, &collector);
-  // The answer comes once every node has joined. Asked again every few seconds (the registry
-  // answers a repeated join from the same node with the same place), for as long as --wait.
-  // Over TLS, CAF 0.17 sometimes leaves a connection silent when several nodes connect at the
-  // same instant; such a node gives up with a message instead of waiting forever.
+  // The answer comes once every node has joined: asked again every few seconds with the same
+  // token (the registry answers it with the same place), for as long as --wait. When a probe
+  // gets no answer either, the connection went silent (seen over TLS with CAF 0.17 when several
+  // nodes connect at the same instant: the node's connection is closed on both sides right after
+  // its join reached the server, and nothing tells this side): the node opens a fresh one.
+  std::random_device entropy;
+  const uint64_t token = (static_cast<uint64_t>(entropy()) << 32) ^ entropy();
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(
                                                               std::max(wait_seconds, 10.0) * 1000));
   for (bool answered = false; !answered && failure.empty();) {
-    self->request(*reg, std::chrono::seconds(3), join_atom::value, slots, reporter)
+    if (!link.system) {
+      if (const std::string err = node_link_open(link, host, port, tls, collector); !err.empty()) {
+        failure = "a fresh connection failed: " + err;
+        break;
+      }
+    }
+    bool timed_out = false;
+    (*link.self)->request(link.registry, std::chrono::seconds(3), join_atom::value, slots, link.reporter, token)
         .receive([&](NodeAssignment& a) { assignment = std::move(a), answered = true; },
                  [&](caf::error& err) {
-                   if (err != caf::sec::request_timeout) failure = system.render(err);
-                   else if (std::chrono::steady_clock::now() >= give_up)
-                     failure = "no answer within --wait" + std::string(tls.enabled()
-                                   ? " (over TLS, a connection opened at the same instant as another node's can stay "
-                                     "silent with CAF 0.17: start this node again, a moment apart from the others)"
-                                   : "");
+                   if (err != caf::sec::request_timeout) failure = link.system->render(err);
+                   else timed_out = true;
                  });
+    if (!timed_out) continue;
+    if (std::chrono::steady_clock::now() >= give_up) {
+      failure = "no answer within --wait";
+      break;
+    }
+    bool alive = false;
+    (*link.self)->request(link.registry, std::chrono::seconds(3), probe_atom::value)
+        .receive([&](int) { alive = true; }, [&](caf::error&) {});
+    if (!alive) {
+      spdlog::warn("node: the connection to {}:{} went silent; opening a fresh one", host, port);
+      link.close();
+    }
   }
   if (!failure.empty()) {
     std::fprintf(stderr, "fedvlm-sim node: the server refused: %s\n", failure.c_str());
-    self->send_exit(reporter, caf::exit_reason::user_shutdown);
     return 1;
   }
+  caf::actor_system& system = *link.system;
+  caf::scoped_actor& self = *link.self;
+  const registry_actor reg = link.registry;
   std::vector<client_actor> hosted;
   caf::actor scheduler;
   collector.set_node(assignment.node);
@@ -515,18 +605,22 @@ int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double
           spawn_run_client(system, c, setup, scheduler, id, states.at(static_cast<std::size_t>(id)), /*on_node=*/true));
     hosted = ready.actors;
     spdlog::info("node {}: hosting clients {} of run {}", assignment.node, id_list(assignment.clients), c.name);
-    self->monitor(*reg);
-    self->send(*reg, ready_atom::value, std::move(ready));
-    // Serve until the server's registry goes away (the run ended, or the server stopped).
+    self->monitor(reg);
+    self->monitor(link.reporter);
+    self->send(reg, ready_atom::value, std::move(ready));
+    // Serve until the server's registry goes away (the run ended, or the server stopped), or
+    // the server refuses this node (its reporter ends, having said why).
     bool server_gone = false;
-    self->receive_while([&] { return !server_gone; })([&](caf::down_msg&) { server_gone = true; });
+    self->receive_while([&] { return !server_gone; })([&](caf::down_msg& dm) {
+      server_gone = true;
+      if (dm.source == link.reporter.address()) failure = "refused by the server";
+    });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fedvlm-sim node: %s\n", e.what());
     failure = e.what();
   }
   for (const auto& a : hosted) self->send_exit(a, caf::exit_reason::user_shutdown);
   if (scheduler) self->send_exit(scheduler, caf::exit_reason::user_shutdown);
-  self->send_exit(reporter, caf::exit_reason::user_shutdown);
   return failure.empty() ? 0 : 1;
 }
 

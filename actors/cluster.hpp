@@ -86,8 +86,9 @@ struct RemoteClients {
 
 /// Server: publishes the registry on settings.host:port (loopback by default), waits for
 /// settings.nodes nodes to join and report ready, and returns every client's actor by id.
-/// Throws std::runtime_error when the port cannot be bound, when not enough nodes came within
-/// settings.wait_seconds (saying how many did), or when a node prepared another setup. The
+/// Throws std::runtime_error when the port cannot be bound, or when not enough nodes were ready
+/// within settings.wait_seconds (saying how many). A node that prepared another setup is refused
+/// (the log and the node say which part differs) and its block waits for a node that matches. The
 /// registry stays published while `system` lives (nodes watch it to know when to stop).
 /// `observer` (may be null; outlives the system) hears every node's scheduler figures.
 [[nodiscard]] RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettings& settings,
@@ -96,7 +97,9 @@ struct RemoteClients {
                                                   RunObserver* observer = nullptr);
 
 /// Node: connects to host:port (waiting up to wait_seconds for the server to listen: it may
-/// still be loading its data), hosts the clients it is given until the server goes away.
+/// still be loading its data), hosts the clients it is given until the server goes away. A
+/// connection that stops carrying messages while the node waits to join (no answer to a probe
+/// within 3 s) is replaced by a fresh one, joining again with the same token.
 /// Returns the process exit code; errors are printed to stderr.
 /// `slots` > 0: this node's job slots — its weight in the assignment and its scheduler's
 /// concurrency (otherwise the configuration's).

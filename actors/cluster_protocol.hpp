@@ -62,6 +62,10 @@ typename Inspector::result_type inspect(Inspector& f, NodeReady& x) {
 using join_atom = caf::atom_constant<caf::atom("join")>;
 /// Registry → itself: the time for nodes to join is over.
 using wait_over_atom = caf::atom_constant<caf::atom("waitover")>;
+/// Node → registry: a liveness probe while the node waits for its assignment.
+using probe_atom = caf::atom_constant<caf::atom("probe")>;
+/// Registry → a node's reporter: (refused_atom, why) — its setup differs from the server's.
+using refused_atom = caf::atom_constant<caf::atom("refused")>;
 using ready_atom = caf::atom_constant<caf::atom("ready")>;
 using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 /// Server → registry: (aggregator_atom, aggregator) — whom to hand back the clients of a lost
@@ -73,11 +77,14 @@ using node_stats_atom = caf::atom_constant<caf::atom("nodestats")>;
 /// The server's registry, as nodes and the server see it; a node built with another protocol is
 /// refused when it connects (CAF compares the interfaces).
 using registry_actor = caf::typed_actor<
-    // Node: join with this many job slots (its weight in the assignment; 0 = 1) and its reporter
-    // actor (watched once the node is ready: when it goes down the node is lost); answered once
-    // every node joined, or at once when taking over a lost node's clients. A node asking again
-    // with the same reporter (an answer lost over TLS) gets the same place.
-    caf::replies_to<join_atom, int, caf::actor>::with<NodeAssignment>,
+    // Node: join with this many job slots (its weight in the assignment; 0 = 1), its reporter
+    // actor (watched once the node is ready: when it goes down the node is lost) and a join token
+    // (random, drawn once per node process); answered once every node joined, or at once when
+    // taking over a lost node's clients. A node asking again with the same token — over the same
+    // connection, or over a fresh one when the first went silent — gets the same place.
+    caf::replies_to<join_atom, int, caf::actor, uint64_t>::with<NodeAssignment>,
+    // Node: is this connection still carrying messages? Answered with the nodes joined so far.
+    caf::replies_to<probe_atom>::with<int>,
     // Node: its clients are up (or, with another setup fingerprint, it is refused).
     caf::reacts_to<ready_atom, NodeReady>,
     // Node: its scheduler's figures, twice a second.

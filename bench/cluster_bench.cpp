@@ -6,15 +6,27 @@
 // each, from rounds.jsonl, and the bytes per round the server's connections to its nodes really
 // carried (TCP_INFO) beside the tensor bytes the records compute. Run it with TLS=1 in the
 // environment to do the served run over mutual TLS (certificates made with openssl).
+//
+// SHAPED=MBIT[:DELAY_MS] (root, iproute2) adds a third run: the server and each node in their own
+// network namespace, joined by veth pairs shaped to MBIT Mbit/s and DELAY_MS one-way delay with
+// `tc netem` (a kernel without netem: `tbf`, bandwidth only, delay 0, said in the output), and
+// prints its seconds per round beside a model of the round built from the loopback run:
+//   t_shaped = t_loopback + k x RTT + (bytes to a node + bytes from a node) / bandwidth
+// (nothing overlapped; and a lower figure where a node's transfers overlap its clients' training
+// but for one client's share)
+// with RTT = 2 x DELAY_MS, k = 2 request/answer exchanges a round (train, evaluate) and the bytes
+// per node link the loopback run counted on its sockets (TCP_INFO; both nodes' links in parallel).
 // Usage: cluster_bench [CLIENTS] [ROUNDS] [LOCAL_EPOCHS]
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -118,6 +130,52 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "the served run failed; see %s\n", (dir / "served.log").c_str());
     return 1;
   }
+  // The shaped run: namespaces S (server), A and B (nodes); veth S<->A and S<->B.
+  const char* shaped_env = std::getenv("SHAPED");
+  double mbit = 0, delay_ms = 0;
+  std::string shaper;
+  if (shaped_env && *shaped_env) {
+    mbit = std::atof(shaped_env);
+    if (const char* colon = std::strchr(shaped_env, ':')) delay_ms = std::atof(colon + 1);
+    if (mbit <= 0) {
+      std::fprintf(stderr, "SHAPED=%s: expected MBIT[:DELAY_MS] with MBIT > 0\n", shaped_env);
+      return 2;
+    }
+    config("shaped");
+    const std::string p = "fb" + std::to_string(::getpid() % 100000), rate = std::to_string(mbit) + "mbit";
+    // tbf's bucket: 10 ms of the rate (at least 4 KiB), so that a round's few tens of KB are
+    // paced by the rate and not passed at once from a full bucket.
+    const long long burst = std::max(4096LL, static_cast<long long>(mbit * 1e6 / 8 / 100));
+    const std::string links[] = {"$S:" + p + "sa", "$A:" + p + "as", "$S:" + p + "sb", "$B:" + p + "bs"};
+    std::string each;
+    for (const auto& l : links) each += " " + l;
+    const std::string listen = tls ? " --listen 10.78.1.1:4242" + server_tls : " --listen 10.78.1.1:4242 --insecure";
+    std::ofstream(dir / "shaped.sh")
+        << certs << "S=" << p << "s A=" << p << "a B=" << p << "b\n"
+        << "cleanup() { ip netns del $S; ip netns del $A; ip netns del $B; } 2>/dev/null; trap cleanup EXIT\n"
+        << "set -e; for n in $S $A $B; do ip netns add $n; ip -n $n link set lo up; done\n"
+        << "ip link add " << p << "sa netns $S type veth peer name " << p << "as netns $A\n"
+        << "ip link add " << p << "sb netns $S type veth peer name " << p << "bs netns $B\n"
+        << "ip -n $S addr add 10.78.1.1/24 dev " << p << "sa; ip -n $A addr add 10.78.1.2/24 dev " << p << "as\n"
+        << "ip -n $S addr add 10.78.2.1/24 dev " << p << "sb; ip -n $B addr add 10.78.2.2/24 dev " << p << "bs\n"
+        << "for d in" << each << "; do ip -n ${d%%:*} link set ${d#*:} up; done\n"
+        << "ip -n $A route add default via 10.78.1.1; ip -n $B route add default via 10.78.2.1\n"
+        << "shape=netem; for d in" << each << "; do\n"
+        << "  ip netns exec ${d%%:*} tc qdisc add dev ${d#*:} root netem delay " << delay_ms << "ms rate " << rate
+        << " 2>/dev/null || { shape=tbf; ip netns exec ${d%%:*} tc qdisc add dev ${d#*:} root tbf rate " << rate
+        << " burst " << burst << " latency 2s; }\ndone; echo $shape > '" << (dir / "shape.txt").string() << "'; set +e\n"
+        << "ip netns exec $S '" << cli.string() << "' serve '" << (dir / "bench.toml").string() << "'" << listen
+        << " --nodes 2 --quiet > '" << (dir / "shaped.log").string() << "' 2>&1 & s=$!; sleep 1\n"
+        << "ip netns exec $A '" << cli.string() << "' node --connect 10.78.1.1:4242" << node_tls << " > /dev/null 2>&1 &\n"
+        << "ip netns exec $B '" << cli.string() << "' node --connect 10.78.1.1:4242" << node_tls << " > /dev/null 2>&1 &\n"
+        << "wait $s; rc=$?; wait; exit $rc\n";
+    if (std::system(("timeout 600 bash '" + (dir / "shaped.sh").string() + "'").c_str()) != 0) {
+      std::fprintf(stderr, "the shaped run failed (root and iproute2 needed); see %s\n", (dir / "shaped.log").c_str());
+      return 1;
+    }
+    std::ifstream(dir / "shape.txt") >> shaper;
+    if (shaper != "netem") delay_ms = 0; // tbf shapes bandwidth only
+  }
   const fs::path a = dir / "single" / "bench" / "run", b = dir / "served" / "bench" / "run";
   const double one = mean_round_seconds(a), two = mean_round_seconds(b);
   std::printf("%d clients, %d rounds of %d local epochs (mlp_2nn, pLoRA), seconds per round after the first:\n",
@@ -129,6 +187,24 @@ int main(int argc, char** argv) {
   std::printf("bytes per round (server side)   on the wire   computed tensors\n");
   std::printf("  sent to the nodes         : %11.0f   %11.0f  (%.2fx)\n", bytes[0], bytes[2], bytes[0] / bytes[2]);
   std::printf("  received from the nodes   : %11.0f   %11.0f  (%.2fx)\n", bytes[1], bytes[3], bytes[1] / bytes[3]);
+  if (!shaper.empty()) {
+    const fs::path c = dir / "shaped" / "bench" / "run";
+    const double shaped = mean_round_seconds(c);
+    // Each node's link carries about half of what the server's connections carried.
+    const double link_bytes = (bytes[0] + bytes[1]) / 2;
+    const double rtt = 2 * delay_ms / 1000, transfer = link_bytes * 8 / (mbit * 1e6);
+    // Upper: nothing overlaps. Lower: a node's transfers overlap its clients' training but for
+    // the first client's download and the last one's upload (its share of the bytes).
+    const double model = two + 2 * rtt + transfer, per_node = std::max(1, clients / 2);
+    const double overlapped = two + 2 * rtt + transfer / per_node;
+    std::printf("shaped links (%s: %.1f Mbit/s, %.0f ms one way%s), server and nodes in their own namespaces:\n",
+                shaper.c_str(), mbit, delay_ms, shaper == "netem" ? "" : "; this kernel has no netem: no delay");
+    std::printf("  measured                  : %8.3f s  (same metrics: %s)\n", shaped, same_metrics(a, c) ? "yes" : "NO");
+    std::printf("  model, nothing overlapped : %8.3f s  = %.3f (loopback round) + 2 x %.3f (RTT) + %.0f B x 8 / %.1f Mbit/s"
+                " (%.3f s)\n", model, two, rtt, link_bytes, mbit, transfer);
+    std::printf("  model, transfers overlap  : %8.3f s  (only 1 of a node's %.0f clients' transfers in the way)\n", overlapped,
+                per_node);
+  }
   fs::remove_all(dir);
   return 0;
 }
