@@ -6,6 +6,7 @@
 #include "actors/aggregator_state.hpp"
 #include "fl/federation/async_server.hpp"
 #include "fl/federation/round.hpp"
+#include "fl/results/incremental_checkpoint.hpp"
 #include "fl/runtime/interrupt.hpp"
 #include "support/join.hpp"
 
@@ -134,6 +135,10 @@ void collect_states(aggregator_actor_t self) {
               auto& s = self->state;
               if (s.r.round != round || !s.snapshot_waiting.erase(id)) return;
               ClientCheckpoint& slot = id < 0 ? s.progress.central_state : s.progress.states[static_cast<std::size_t>(id)];
+              // What did not change stays the tensor held before (or the global's): held once,
+              // and the checkpoint sees at a glance what to leave out.
+              share_unchanged(snap.adapters, slot.adapters, &s.progress.global);
+              share_unchanged(snap.optimizer_state, slot.optimizer_state, nullptr);
               slot.adapters = std::move(snap.adapters);
               slot.optimizer_state = std::move(snap.optimizer_state);
               if (s.snapshot_waiting.empty()) next_round_or_done(self);

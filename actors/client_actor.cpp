@@ -54,7 +54,11 @@ client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
           return make_engine_error(EngineErrc::simulated_fault,
                                    "client " + std::to_string(st.cfg.id) +
                                        (faults.fails ? " failed (simulated failing client)" : " dropped out (simulated drop-out)"));
-        TrainJobMsg msg{st.cfg.id, round, training_job(st.cfg, spec, st.adapters, std::move(st.optimizer_state), round)};
+        // Training updates the optimizer state in place: it gets a copy, so that the tensors this
+        // client held (and a snapshot or checkpoint may share) never change.
+        TensorMap optimizer_state = tensor_map_clone(st.optimizer_state);
+        st.optimizer_state.clear();
+        TrainJobMsg msg{st.cfg.id, round, training_job(st.cfg, spec, st.adapters, std::move(optimizer_state), round)};
         TensorMap received = msg.job.prox_reference; // what the update is measured from (DP clipping)
         auto rp = self->make_response_promise<ClientUpdate>();
         self->request(st.cfg.scheduler, caf::infinite, std::move(msg))

@@ -3,10 +3,12 @@
 #include "support/join.hpp"
 
 #include "actors/run_driver.hpp"
+#include "support/allocator.hpp"
 #include "support/atomic_file.hpp"
 #include "fl/results/config_diff.hpp"
 #include "fl/runtime/interrupt.hpp"
 #include "fl/runtime/thread_plan.hpp"
+#include "fl/results/incremental_checkpoint.hpp"
 #include "fl/results/run_checkpoint.hpp"
 #include "fl/results/observer_list.hpp"
 #include "fl/results/results_reader.hpp"
@@ -28,6 +30,7 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -76,9 +79,31 @@ std::filesystem::path fresh_run_dir(const ExperimentConfig& c) {
 }
 
 /// Each client's adapters (its personalised model) and the last global matrices, after a round.
-void save_adapters(const std::filesystem::path& dir, const RunCheckpoint& state) {
-  for (const auto& cs : state.clients)
-    if (cs.id >= 0) safetensors_save(dir / ("client_" + std::to_string(cs.id) + ".safetensors"), cs.adapters);
+/// `written` holds what each client's file holds (by id). After a round (`all` false) a file is
+/// rewritten only where the client's own tensors changed — not where only tensors it takes from
+/// the global (pLoRA's B_g, equal to global.safetensors) did — so a round writes the clients
+/// that trained, not the population. With `all`, every file not up to date is written: the
+/// files at the end of a run are the same as if each had been rewritten every round.
+void save_adapters(const std::filesystem::path& dir, const RunCheckpoint& state, std::map<int, TensorMap>& written,
+                   bool all) {
+  auto from_global = [&state](const std::string& name, const at::Tensor& t) {
+    auto g = state.global.find(name);
+    return g != state.global.end() && same_bytes(t, g->second);
+  };
+  auto up_to_date = [&](const TensorMap& on_disk, const TensorMap& now) {
+    if (all) return same_tensor_maps(on_disk, now);
+    if (on_disk.size() != now.size()) return false;
+    for (auto a = on_disk.begin(), b = now.begin(); a != on_disk.end(); ++a, ++b)
+      if (a->first != b->first || (!same_bytes(a->second, b->second) && !from_global(b->first, b->second))) return false;
+    return true;
+  };
+  for (const auto& cs : state.clients) {
+    if (cs.id < 0) continue;
+    auto it = written.find(cs.id);
+    if (it != written.end() && up_to_date(it->second, cs.adapters)) continue;
+    safetensors_save(dir / ("client_" + std::to_string(cs.id) + ".safetensors"), cs.adapters);
+    written[cs.id] = cs.adapters;
+  }
   if (!state.global.empty()) safetensors_save(dir / "global.safetensors", state.global);
 }
 
@@ -240,14 +265,23 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
   // Adapters and checkpoints are written from the aggregator between rounds: that time is the
   // writing phase, not the rounds'.
   std::atomic<double> state_write_seconds{0};
+  std::map<int, TensorMap> adapters_written;
+  RunCheckpoint last_state; // the newest round's state (tensors shared): adapters/ brought up to date at the end
+  CheckpointWriter checkpoints(dir, c.checkpoint.keep, c.checkpoint.full_every);
+  auto bring_adapters_up_to_date = [&] {
+    const Clock::time_point t0 = Clock::now();
+    if (last_state.round > 0) save_adapters(dir / "adapters", last_state, adapters_written, true);
+    state_write_seconds = state_write_seconds + seconds_since(t0);
+  };
   hooks.on_round_state = [&, fingerprint](const RunCheckpoint& state) {
     const Clock::time_point t0 = Clock::now();
-    save_adapters(dir / "adapters", state);
+    save_adapters(dir / "adapters", state, adapters_written, false);
+    last_state = state;
     const int every = c.checkpoint.every;
     if (every > 0 && !options_.serve && (state.round % every == 0 || state.round == c.federation.rounds)) {
       RunCheckpoint ck = state;
       ck.config_hash = fingerprint;
-      checkpoint_save(dir, ck, c.checkpoint.keep);
+      checkpoints.save(ck);
     }
     state_write_seconds = state_write_seconds + seconds_since(t0); // one aggregator calls this: no race
   };
@@ -261,6 +295,7 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
   else
     spdlog::info("run {} -> {}", run_id, dir.string());
   spdlog::info("threads: {}", threads.describe());
+  spdlog::info("allocator: {}", allocator_description());
   if (threads.oversubscribed()) spdlog::warn("{}", threads.warning());
   bool stopped = false;
   try {
@@ -271,6 +306,7 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
     const double written_before_rounds = writer.write_seconds();
     const Clock::time_point rounds_start = Clock::now();
     const RunDone done = run_federation(c, run_id, setup, observers, hooks);
+    bring_adapters_up_to_date();
     const double federation_seconds = seconds_since(rounds_start);
     const double written_in_rounds = writer.write_seconds() - written_before_rounds + state_write_seconds;
     progress.clear();
@@ -289,6 +325,7 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
     std::fprintf(out_, "\n%s\n%s\nphases: %s\n", run_id.c_str(), format_client_table(writer.records()).c_str(),
                  format_phase_seconds(phases).c_str());
   } catch (const RunInterrupted& e) {
+    bring_adapters_up_to_date(); // the finished rounds' files, whole
     progress.clear();
     record_interrupt(writer, run_id, dir, e.what() + std::string("; the round in flight was abandoned"), e.signal_number());
     stopped = true;

@@ -8,20 +8,40 @@
 // resident memory (each configuration runs in a process of its own) and all the adapters.
 // Last, one client holding all the samples of the largest client count ("1, all data"): the
 // memory of the same data without the clients, to tell what the clients themselves cost.
+// Every row runs twice: with the allocator fedvlm-sim picks (jemalloc where Debian's libjemalloc2
+// is installed: support/allocator.hpp) and with glibc's malloc (FEDVLM_ALLOCATOR=system).
 // Usage: scaling_bench [CLIENTS,...] [SAMPLES_PER_CLIENT] [ROUNDS] [GROUP]
+//
+// The population axis: scaling_bench --population [CLIENTS,...] [ROUNDS] (default
+// 100,1000,10000 and 3) runs the `fedvlm-sim` beside this binary on a tiny experiment (mlp_2nn
+// with rank-4 pLoRA on Fashion-MNIST, IID, 5 samples a client, 10 clients a round, results and
+// checkpoints written as a user's run writes them) once with 2 rounds and once with 2 + ROUNDS,
+// each in a process of its own, and prints from the difference seconds per round and bytes
+// written per round (what is written once a run — setup, the first files, bringing adapters/
+// up to date at the end — cancels out) (the write() bytes of the process, /proc/PID/io wchar: results, adapters/,
+// checkpoints), then the setup phase (run.json), the peak resident memory and that memory per
+// client above the 100-client run's.
 #include "actors/run_driver.hpp"
+#include "support/allocator.hpp"
 #include "support/usable_cores.hpp"
 #include "fl/runtime/thread_plan.hpp"
 
 #include <ATen/Parallel.h>
 
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <unistd.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -118,7 +138,8 @@ int run_one(int n, int batch, int per_client, int rounds, bool all_data = false)
     const double limit = limit_seconds_per_round(setup, c, together);
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
-    std::printf("%8d %11s %9.3f %9.3f %11.0f %9.3f %11.2f %13.1f %12.2f\n", n,
+    const std::string malloc_name = allocator_description().rfind("jemalloc", 0) == 0 ? "jemalloc" : "glibc";
+    std::printf("%8d %8s %11s %9.3f %9.3f %11.0f %9.3f %11.2f %13.1f %12.2f\n", n, malloc_name.c_str(),
                 all_data ? "all data" : batch > 1 ? ("batch " + std::to_string(batch)).c_str() : "one-by-one", round_s, train_s,
                 static_cast<double>(train_samples) / train_s, limit, train_s / limit,
                 static_cast<double>(usage.ru_maxrss) / 1024.0, static_cast<double>(adapters) / (1 << 20));
@@ -129,30 +150,116 @@ int run_one(int n, int batch, int per_client, int rounds, bool all_data = false)
   }
 }
 
+/// One run of the CLI on the population experiment: wall seconds, write() bytes, peak RSS, setup.
+struct PopulationRun {
+  double seconds = 0, setup_seconds = 0;
+  double bytes_written = 0;
+  double peak_rss_mib = 0;
+};
+
+PopulationRun run_population(const std::filesystem::path& cli, const std::filesystem::path& dir, int clients, int rounds) {
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path toml = dir / "population.toml";
+  std::ofstream(toml) << "name = \"population\"\nseed = 0\n"
+                      << "[model]\narch = \"mlp_2nn\"\n[pretrain]\nenabled = false\n"
+                      << "[data]\ndataset = \"fashion_mnist\"\npath = \"/usr/share/datasets/fashion-mnist\"\n"
+                      << "max_samples = " << 5 * clients << "\ntest_fraction = 0.4\n"
+                      << "[partition]\nscheme = \"iid\"\n"
+                      << "[federation]\nclients = " << clients << "\nrounds = " << rounds
+                      << "\nclients_per_round = " << std::min(10, clients) << "\n"
+                      << "[strategy]\nname = \"plora\"\n[lora]\nrank = 4\ntargets = [\"fc1\", \"fc2\", \"fc3\"]\n"
+                      << "[train]\nlr = 0.01\nlocal_epochs = 1\nbatch_size = 10\n[scheduler]\nconcurrency = 2\n";
+  const std::string out_dir = (dir / "out").string(), toml_s = toml.string(), cli_s = cli.string();
+  const std::string log = (dir / "cli.log").string();
+  std::vector<char*> argv = {const_cast<char*>(cli_s.c_str()), const_cast<char*>(toml_s.c_str()),
+                             const_cast<char*>("--quiet"), const_cast<char*>("--output-dir"),
+                             const_cast<char*>(out_dir.c_str()), nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = 0;
+  const auto start = std::chrono::steady_clock::now();
+  if (posix_spawn(&pid, cli_s.c_str(), &actions, nullptr, argv.data(), environ) != 0)
+    throw std::runtime_error("cannot start " + cli_s);
+  posix_spawn_file_actions_destroy(&actions);
+  // Wait without reaping, so that /proc/PID/io still holds the process's counters.
+  siginfo_t info{};
+  waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT);
+  PopulationRun r;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::ifstream io("/proc/" + std::to_string(pid) + "/io");
+  for (std::string key; io >> key;) {
+    double value = 0;
+    io >> value;
+    if (key == "wchar:") r.bytes_written = value;
+  }
+  int status = 0;
+  rusage usage{};
+  wait4(pid, &status, 0, &usage);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error("clients=" + std::to_string(clients) + ": fedvlm-sim failed, see " + log);
+  r.peak_rss_mib = static_cast<double>(usage.ru_maxrss) / 1024.0;
+  const nlohmann::json run = nlohmann::json::parse(std::ifstream(dir / "out" / "population" / "run" / "run.json"));
+  r.setup_seconds = run.at("phase_seconds").at("setup").get<double>();
+  return r;
+}
+
+int population_main(const std::vector<int>& counts, int rounds) {
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe");
+  const std::filesystem::path cli = self.parent_path() / "fedvlm-sim";
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("population_bench." + std::to_string(getpid()));
+  std::printf("%8s %9s %11s %9s %13s %14s\n", "clients", "s/round", "MB/round", "setup s", "peak RSS MiB",
+              "KiB per client");
+  std::fflush(stdout);
+  double base_rss = 0;
+  int base_clients = 0;
+  for (const int n : counts) {
+    const PopulationRun one = run_population(cli, dir, n, 2);
+    const PopulationRun more = run_population(cli, dir, n, 2 + rounds);
+    if (base_clients == 0) base_rss = more.peak_rss_mib, base_clients = n;
+    const double per_client = n > base_clients ? (more.peak_rss_mib - base_rss) * 1024.0 / (n - base_clients) : 0.0;
+    std::printf("%8d %9.3f %11.3f %9.2f %13.1f %14.1f\n", n, (more.seconds - one.seconds) / rounds,
+                (more.bytes_written - one.bytes_written) / rounds / 1e6, more.setup_seconds, more.peak_rss_mib, per_client);
+    std::fflush(stdout);
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}
+
 int main(int argc, char** argv) {
-  if ((argc == 6 || argc == 7) && std::string(argv[1]) == "--one")
+  if (argc >= 2 && std::string(argv[1]) == "--population")
+    return population_main(parse_list(argc > 2 ? argv[2] : "100,1000,10000"), argc > 3 ? std::stoi(argv[3]) : 3);
+  if ((argc == 6 || argc == 7) && std::string(argv[1]) == "--one") {
+    allocator_reexec(argv); // as fedvlm-sim runs: jemalloc where installed, unless FEDVLM_ALLOCATOR=system
     return run_one(std::stoi(argv[2]), std::stoi(argv[3]), std::stoi(argv[4]), std::stoi(argv[5]), argc == 7);
+  }
   const std::vector<int> counts = parse_list(argc > 1 ? argv[1] : "1,2,4,8,16,40");
   const int per_client = argc > 2 ? std::stoi(argv[2]) : 200;
   const int rounds = argc > 3 ? std::stoi(argv[3]) : 2;
   const int group = argc > 4 ? std::stoi(argv[4]) : 8;
-  std::printf("%8s %11s %9s %9s %11s %9s %11s %13s %12s\n", "clients", "mode", "s/round", "train s", "samples/s",
+  std::printf("%8s %8s %11s %9s %9s %11s %9s %11s %13s %12s\n", "clients", "malloc", "mode", "s/round", "train s", "samples/s",
               "limit s", "train/limit", "peak RSS MiB", "adapters MiB");
   std::fflush(stdout);
   // Each configuration in a fresh process, so its peak resident memory is its own.
+  // Both allocators: the default (jemalloc where installed) and glibc's malloc.
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  for (int n : counts)
-    for (const int batch : {1, std::min(n, group)}) {
-      const std::string cmd = "'" + self + "' --one " + std::to_string(n) + " " + std::to_string(batch) + " " +
-                              std::to_string(per_client) + " " + std::to_string(rounds);
+  for (const std::string env : {"env -u FEDVLM_ALLOCATOR ",
+                                "env -u LD_PRELOAD -u FEDVLM_ALLOCATOR_PRELOADED FEDVLM_ALLOCATOR=system "}) {
+    for (int n : counts)
+      for (const int batch : {1, std::min(n, group)}) {
+        const std::string cmd = env + "'" + self + "' --one " + std::to_string(n) + " " + std::to_string(batch) + " " +
+                                std::to_string(per_client) + " " + std::to_string(rounds);
+        if (std::system(cmd.c_str()) != 0) return 1;
+        if (std::min(n, group) == 1) break; // batches of one client: the same run again
+      }
+    const int most = *std::max_element(counts.begin(), counts.end());
+    if (most > 1) {
+      const std::string cmd = env + "'" + self + "' --one 1 1 " + std::to_string(most * per_client) + " " +
+                              std::to_string(rounds) + " all-data";
       if (std::system(cmd.c_str()) != 0) return 1;
-      if (std::min(n, group) == 1) break; // batches of one client: the same run again
     }
-  const int most = *std::max_element(counts.begin(), counts.end());
-  if (most > 1) {
-    const std::string cmd = "'" + self + "' --one 1 1 " + std::to_string(most * per_client) + " " +
-                            std::to_string(rounds) + " all-data";
-    if (std::system(cmd.c_str()) != 0) return 1;
   }
   return 0;
 }

@@ -3,6 +3,7 @@
 #include "actors/experiment_driver.hpp"
 #include "cli/command_line.hpp"
 #include "fl/config/experiment_toml.hpp"
+#include "support/allocator.hpp"
 #include "fl/results/results_reader.hpp"
 #include "fl/runtime/interrupt.hpp"
 #include "monitoring/compare_table.hpp"
@@ -186,6 +187,9 @@ int dispatch(const std::vector<std::string>& args) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // Before anything else: where libjemalloc2 is installed, run again with it preloaded (glibc's
+  // heap fragments under interleaved jobs; support/allocator.hpp). FEDVLM_ALLOCATOR=system opts out.
+  fedvlm::allocator_reexec(argv);
   // From the first instruction: a shell that starts this in the background ignores SIGINT, and
   // a signal before the run's own setup would otherwise be lost (or kill without a word).
   // Until a run starts, nothing is written: a stop signal exits at once.

@@ -9,6 +9,7 @@ packages=(
   build-essential cmake ninja-build
   libcaf-dev libtorch-dev libtomlplusplus-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev zlib1g-dev libpcre2-dev libstb-dev libjpeg-dev libgtest-dev
+  libjemalloc2  # run time only: fedvlm-sim re-execs itself with it preloaded (support/allocator.hpp)
   libopenblas0-openmp  # Debian's LibTorch otherwise runs on the reference BLAS: ~10x slower
   dataset-fashion-mnist gnuplot-nox curl
 )

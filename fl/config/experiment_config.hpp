@@ -150,6 +150,8 @@ struct PrivacySettings {
 struct CheckpointSettings {
   int every = 1; ///< write one after every N-th finished round (and after the last); 0 = never
   int keep = 2;  ///< newest checkpoints kept; older ones are deleted
+  /// Every N-th checkpoint is full; the ones between hold only what changed since (1 = all full).
+  int full_every = 10;
 };
 
 /// CLIP's zero-shot classifier: the prompts each class name is put into.

@@ -377,6 +377,12 @@ const std::vector<KeyDef>& schema() {
       int_key("checkpoint.keep", "newest checkpoints kept per run", M(c.checkpoint.keep)).in(1, 1000)
           .when("checkpoint.every > 0", {"checkpoint.every"},
                 [](const ExperimentConfig& c) { return c.checkpoint.every > 0; }),
+      int_key("checkpoint.full_every",
+              "every N-th checkpoint holds the whole state; those between hold only the clients (and tensors) that "
+              "changed since (1 = every one whole)",
+              M(c.checkpoint.full_every)).in(1, 1e6)
+          .when("checkpoint.every > 0", {"checkpoint.every"},
+                [](const ExperimentConfig& c) { return c.checkpoint.every > 0; }),
 
       real_key("privacy.clip_norm", "DP: clip each client's shared update (change from the global) to this L2 norm (0 = off)",
                M(c.privacy.clip_norm)).in(0, 1e6),

@@ -19,7 +19,7 @@ namespace fedvlm {
 namespace {
 
 constexpr char kMagic[8] = {'F', 'E', 'D', 'V', 'L', 'M', 'C', 'K'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2; // 2: a CheckpointDeltaInfo follows the RunCheckpoint
 constexpr std::size_t kHeaderSize = sizeof kMagic + sizeof(uint32_t) + 2 * sizeof(uint64_t);
 
 template <class T>
@@ -52,11 +52,11 @@ uint64_t config_hash(std::string_view text, uint64_t start) {
   return h;
 }
 
-std::string checkpoint_encode(const RunCheckpoint& checkpoint) {
+std::string checkpoint_encode(const StoredCheckpoint& stored) {
   std::vector<char> payload;
   caf::binary_serializer sink{nullptr, payload};
-  auto copy = checkpoint; // inspect() takes mutable references; tensors are shared, not copied
-  if (auto err = sink(copy)) throw std::runtime_error("cannot serialize checkpoint: " + render(err));
+  auto copy = stored; // inspect() takes mutable references; tensors are shared, not copied
+  if (auto err = sink(copy.state, copy.info)) throw std::runtime_error("cannot serialize checkpoint: " + render(err));
   const std::string_view body(payload.data(), payload.size());
   std::string out(kMagic, sizeof kMagic);
   put<uint32_t>(out, kVersion);
@@ -66,15 +66,21 @@ std::string checkpoint_encode(const RunCheckpoint& checkpoint) {
   return out;
 }
 
-RunCheckpoint checkpoint_decode(std::string_view bytes, const std::string& origin) {
-  auto fail = [&](const std::string& why) -> RunCheckpoint {
+std::string checkpoint_encode(const RunCheckpoint& checkpoint) {
+  StoredCheckpoint stored;
+  stored.state = checkpoint;
+  return checkpoint_encode(stored);
+}
+
+StoredCheckpoint stored_checkpoint_decode(std::string_view bytes, const std::string& origin) {
+  auto fail = [&](const std::string& why) -> StoredCheckpoint {
     throw std::runtime_error(origin + ": not a usable fedvlm-sim checkpoint: " + why);
   };
   if (bytes.size() < kHeaderSize || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
     return fail("missing the FEDVLMCK header");
   const auto version = get<uint32_t>(bytes, sizeof kMagic);
-  if (version != kVersion)
-    return fail("format version " + std::to_string(version) + ", this build reads version " +
+  if (version < 1 || version > kVersion)
+    return fail("format version " + std::to_string(version) + ", this build reads versions 1 to " +
                 std::to_string(kVersion));
   const auto size = get<uint64_t>(bytes, sizeof kMagic + 4);
   const auto sum = get<uint64_t>(bytes, sizeof kMagic + 12);
@@ -83,11 +89,21 @@ RunCheckpoint checkpoint_decode(std::string_view bytes, const std::string& origi
                 std::to_string(size) + " (truncated?)");
   const std::string_view body = bytes.substr(kHeaderSize);
   if (config_hash(body) != sum) return fail("checksum mismatch (the file is corrupt)");
-  RunCheckpoint out;
+  StoredCheckpoint out;
   caf::binary_deserializer source{static_cast<caf::execution_unit*>(nullptr), body.data(), body.size()};
-  if (auto err = source(out)) return fail(render(err));
+  if (auto err = source(out.state)) return fail(render(err));
+  if (version >= 2)
+    if (auto err = source(out.info)) return fail(render(err));
   if (source.remaining() != 0) return fail(std::to_string(source.remaining()) + " trailing bytes");
   return out;
+}
+
+RunCheckpoint checkpoint_decode(std::string_view bytes, const std::string& origin) {
+  StoredCheckpoint stored = stored_checkpoint_decode(bytes, origin);
+  if (stored.info.base_round != 0)
+    throw std::runtime_error(origin + ": a delta over the checkpoint of round " + std::to_string(stored.info.base_round) +
+                             ": read it with checkpoint_load, which loads that one too");
+  return std::move(stored.state);
 }
 
 std::filesystem::path checkpoint_path(const std::filesystem::path& run_dir, int round) {
@@ -95,8 +111,6 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& run_dir, int 
   std::snprintf(name, sizeof name, "round_%06d.ckpt", round);
   return run_dir / "checkpoints" / name;
 }
-
-namespace {
 
 std::vector<std::filesystem::path> checkpoint_files(const std::filesystem::path& run_dir) {
   std::vector<std::filesystem::path> files;
@@ -111,8 +125,6 @@ std::vector<std::filesystem::path> checkpoint_files(const std::filesystem::path&
   std::sort(files.begin(), files.end()); // zero-padded: name order is round order
   return files;
 }
-
-} // namespace
 
 void checkpoint_save(const std::filesystem::path& run_dir, const RunCheckpoint& checkpoint, int keep) {
   const auto file = checkpoint_path(run_dir, checkpoint.round);
@@ -129,15 +141,6 @@ std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::pa
   auto files = checkpoint_files(run_dir);
   if (files.empty()) return std::nullopt;
   return files.back();
-}
-
-RunCheckpoint checkpoint_load(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open checkpoint " + file.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const std::string bytes = ss.str();
-  return checkpoint_decode(bytes, file.string());
 }
 
 } // namespace fedvlm

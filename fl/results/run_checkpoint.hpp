@@ -52,21 +52,61 @@ typename Inspector::result_type inspect(Inspector& f, RunCheckpoint& x) {
            x.rounds_without_quorum, x.global, x.clients, x.crashes);
 }
 
+/// Of one client in a delta: the tensors not stored because they equal the base's or the global's.
+struct KeptTensors {
+  int id = 0;
+  std::vector<std::string> adapters_from_base;
+  std::vector<std::string> optimizer_from_base;
+  std::vector<std::string> adapters_from_global; ///< adapters[name] = global[name]
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, KeptTensors& x) {
+  return f(caf::meta::type_name("KeptTensors"), x.id, x.adapters_from_base, x.optimizer_from_base,
+           x.adapters_from_global);
+}
+
+/// What makes a checkpoint a delta: base_round 0 means a full checkpoint.
+struct CheckpointDeltaInfo {
+  int base_round = 0;
+  /// The ids of the clients in the base, in order (a delta leaves unchanged clients out).
+  std::vector<int> client_ids;
+  std::vector<KeptTensors> kept; ///< one per client stored in the delta, same order
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, CheckpointDeltaInfo& x) {
+  return f(caf::meta::type_name("CheckpointDeltaInfo"), x.base_round, x.client_ids, x.kept);
+}
+
+/// A checkpoint as stored: `state` is whole when info.base_round == 0, else only what changed.
+struct StoredCheckpoint {
+  RunCheckpoint state;
+  CheckpointDeltaInfo info;
+};
+
 /// FNV-1a (64 bit) of the resolved configuration text (or any bytes); `start` continues an
 /// earlier hash over more bytes.
 [[nodiscard]] uint64_t config_hash(std::string_view resolved_toml, uint64_t start = 0xcbf29ce484222325ULL);
 
+/// A full checkpoint's file bytes (version 2, base_round 0).
 [[nodiscard]] std::string checkpoint_encode(const RunCheckpoint& checkpoint);
-/// Throws std::runtime_error naming `origin` and what is wrong (magic, version, size, checksum,
-/// a tensor whose shape and byte count disagree).
+/// A full checkpoint from its file bytes. Throws std::runtime_error naming `origin` and what is
+/// wrong (magic, version, size, checksum, a tensor whose shape and byte count disagree, a delta
+/// that needs its base: read those with checkpoint_load).
 [[nodiscard]] RunCheckpoint checkpoint_decode(std::string_view bytes, const std::string& origin);
+
+/// Full or delta, as stored (version 2; version 1 reads as full).
+[[nodiscard]] std::string checkpoint_encode(const StoredCheckpoint& stored);
+[[nodiscard]] StoredCheckpoint stored_checkpoint_decode(std::string_view bytes, const std::string& origin);
 
 /// RUN_DIR/checkpoints/round_NNNNNN.ckpt
 [[nodiscard]] std::filesystem::path checkpoint_path(const std::filesystem::path& run_dir, int round);
-/// Writes the checkpoint atomically, then deletes all but the `keep` newest (keep >= 1).
+/// Writes the checkpoint (full) atomically, then deletes all but the `keep` newest (keep >= 1).
 void checkpoint_save(const std::filesystem::path& run_dir, const RunCheckpoint& checkpoint, int keep);
+/// A run's checkpoint files, oldest first.
+[[nodiscard]] std::vector<std::filesystem::path> checkpoint_files(const std::filesystem::path& run_dir);
 /// The newest checkpoint file of a run, if any.
 [[nodiscard]] std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run_dir);
-[[nodiscard]] RunCheckpoint checkpoint_load(const std::filesystem::path& file);
 
 } // namespace fedvlm

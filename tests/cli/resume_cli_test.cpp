@@ -1,5 +1,6 @@
 // tests/cli/resume_cli_test.cpp — runs that survive, as a user meets them: kill -9 and resume, Ctrl-C, SIGTERM, changed configs, sweeps.
 #include "fl/results/results_reader.hpp"
+#include "fl/results/run_checkpoint.hpp"
 #include "tests/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -150,7 +151,12 @@ TEST_F(Resume, KillNineInRoundThreeThenResumeGivesIdenticalResults) {
     EXPECT_EQ(read_json(killed / "run.json")["status"], "running"); // what kill -9 leaves
     EXPECT_EQ(read_json(killed / "run.json")["last_finished_round"], 2);
     EXPECT_FALSE(fs::exists(killed / "checkpoints" / "round_000003.ckpt"));
-    EXPECT_TRUE(fs::exists(killed / "adapters" / "client_3.safetensors")); // rewritten every round
+    EXPECT_TRUE(fs::exists(killed / "adapters" / "client_3.safetensors"));
+    // The resume starts from a delta (checkpoint.full_every = 10: round 1 is full, round 2 holds
+    // what changed since), so it is tested across an incremental checkpoint.
+    const std::string round2 = read_text_file(killed / "checkpoints" / "round_000002.ckpt");
+    EXPECT_EQ(stored_checkpoint_decode(round2, "round 2").info.base_round, 1);
+    EXPECT_LT(round2.size(), read_text_file(killed / "checkpoints" / "round_000001.ckpt").size());
     // The log was flushed line by line: round 2's summary is on disk although the process
     // never got to close the file.
     EXPECT_NE(read_text_file(killed / "fedvlm.log").find("round 2/4"), std::string::npos);

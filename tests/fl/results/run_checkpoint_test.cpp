@@ -1,4 +1,5 @@
 // tests/fl/results/run_checkpoint_test.cpp — checkpoint files: exact round trip, size from the shapes, damage detected, rotation.
+#include "fl/results/incremental_checkpoint.hpp"
 #include "fl/results/run_checkpoint.hpp"
 #include "model/tensor_wire.hpp"
 #include "tests/test_support.hpp"

@@ -1,0 +1,239 @@
+// fl/results/incremental_checkpoint.cpp — deltas over the last full checkpoint, their resolution, the writer.
+#include "fl/results/incremental_checkpoint.hpp"
+
+#include "support/atomic_file.hpp"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+namespace fedvlm {
+
+bool same_bytes(const at::Tensor& a, const at::Tensor& b) {
+  if (!a.defined() || !b.defined()) return a.defined() == b.defined();
+  if (a.unsafeGetTensorImpl() == b.unsafeGetTensorImpl()) return true;
+  if (a.scalar_type() != b.scalar_type() || !a.sizes().equals(b.sizes())) return false;
+  if (!a.device().is_cpu() || !b.device().is_cpu()) return false; // compared on the host only
+  const at::Tensor ca = a.contiguous(), cb = b.contiguous();
+  return std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0;
+}
+
+bool same_tensor_maps(const TensorMap& a, const TensorMap& b) {
+  if (a.size() != b.size()) return false;
+  for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib)
+    if (ia->first != ib->first || !same_bytes(ia->second, ib->second)) return false;
+  return true;
+}
+
+void share_unchanged(TensorMap& fresh, const TensorMap& previous, const TensorMap* global) {
+  for (auto& [name, t] : fresh) {
+    auto p = previous.find(name);
+    if (p != previous.end() && same_bytes(t, p->second)) {
+      t = p->second;
+      continue;
+    }
+    if (!global) continue;
+    auto g = global->find(name);
+    if (g != global->end() && same_bytes(t, g->second)) t = g->second;
+  }
+}
+
+namespace {
+
+/// `current` less the tensors equal to `base`'s (named in `from_base`) or, where `global` is
+/// given, to global's of the same name (named in `from_global`).
+TensorMap strip(const TensorMap& current, const TensorMap& base, const TensorMap* global,
+                std::vector<std::string>& from_base, std::vector<std::string>* from_global) {
+  TensorMap stored;
+  for (const auto& [name, t] : current) {
+    auto b = base.find(name);
+    if (b != base.end() && same_bytes(t, b->second)) {
+      from_base.push_back(name);
+      continue;
+    }
+    if (global) {
+      auto g = global->find(name);
+      if (g != global->end() && same_bytes(t, g->second)) {
+        from_global->push_back(name);
+        continue;
+      }
+    }
+    stored.emplace(name, t);
+  }
+  return stored;
+}
+
+/// `stored` with the named tensors put back from `base` (and `global`).
+TensorMap unstrip(TensorMap stored, const TensorMap& base, const TensorMap* global,
+                  const std::vector<std::string>& from_base, const std::vector<std::string>* from_global,
+                  const std::string& what) {
+  for (const auto& name : from_base) {
+    auto b = base.find(name);
+    if (b == base.end()) throw std::runtime_error(what + ": tensor " + name + " is not in the base checkpoint");
+    stored[name] = b->second;
+  }
+  if (global)
+    for (const auto& name : *from_global) {
+      auto g = global->find(name);
+      if (g == global->end()) throw std::runtime_error(what + ": tensor " + name + " is not in the global matrices");
+      stored[name] = g->second;
+    }
+  return stored;
+}
+
+} // namespace
+
+StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint& current) {
+  if (base.clients.size() != current.clients.size())
+    throw std::invalid_argument("checkpoint_delta: " + std::to_string(current.clients.size()) + " clients, the base has " +
+                                std::to_string(base.clients.size()));
+  StoredCheckpoint out;
+  out.info.base_round = base.round;
+  out.state = current;
+  out.state.clients.clear();
+  for (std::size_t i = 0; i < current.clients.size(); ++i) {
+    const ClientCheckpoint& now = current.clients[i];
+    const ClientCheckpoint& then = base.clients[i];
+    if (now.id != then.id)
+      throw std::invalid_argument("checkpoint_delta: client " + std::to_string(now.id) + " where the base has " +
+                                  std::to_string(then.id));
+    out.info.client_ids.push_back(now.id);
+    if (same_tensor_maps(now.adapters, then.adapters) && same_tensor_maps(now.optimizer_state, then.optimizer_state)) continue;
+    KeptTensors kept;
+    kept.id = now.id;
+    ClientCheckpoint changed;
+    changed.id = now.id;
+    changed.adapters = strip(now.adapters, then.adapters, &current.global, kept.adapters_from_base, &kept.adapters_from_global);
+    changed.optimizer_state = strip(now.optimizer_state, then.optimizer_state, nullptr, kept.optimizer_from_base, nullptr);
+    out.state.clients.push_back(std::move(changed));
+    out.info.kept.push_back(std::move(kept));
+  }
+  return out;
+}
+
+RunCheckpoint checkpoint_resolve(const RunCheckpoint& base, const StoredCheckpoint& delta, const std::string& origin) {
+  if (delta.info.base_round == 0) return delta.state;
+  if (base.round != delta.info.base_round)
+    throw std::runtime_error(origin + ": a delta over round " + std::to_string(delta.info.base_round) +
+                             ", given the checkpoint of round " + std::to_string(base.round));
+  if (delta.info.kept.size() != delta.state.clients.size())
+    throw std::runtime_error(origin + ": " + std::to_string(delta.state.clients.size()) + " clients stored, " +
+                             std::to_string(delta.info.kept.size()) + " lists of kept tensors");
+  std::map<int, const ClientCheckpoint*> in_base;
+  for (const auto& cs : base.clients) in_base[cs.id] = &cs;
+  std::map<int, std::size_t> changed;
+  for (std::size_t i = 0; i < delta.state.clients.size(); ++i) changed[delta.state.clients[i].id] = i;
+  RunCheckpoint out = delta.state;
+  out.clients.clear();
+  for (const int id : delta.info.client_ids) {
+    auto b = in_base.find(id);
+    if (b == in_base.end())
+      throw std::runtime_error(origin + ": client " + std::to_string(id) + " is not in the checkpoint of round " +
+                               std::to_string(base.round));
+    auto c = changed.find(id);
+    if (c == changed.end()) {
+      out.clients.push_back(*b->second);
+      continue;
+    }
+    const ClientCheckpoint& stored = delta.state.clients[c->second];
+    const KeptTensors& kept = delta.info.kept[c->second];
+    const std::string what = origin + ": client " + std::to_string(id);
+    ClientCheckpoint cs;
+    cs.id = id;
+    cs.adapters = unstrip(stored.adapters, b->second->adapters, &delta.state.global, kept.adapters_from_base,
+                          &kept.adapters_from_global, what);
+    cs.optimizer_state = unstrip(stored.optimizer_state, b->second->optimizer_state, nullptr, kept.optimizer_from_base,
+                                 nullptr, what);
+    out.clients.push_back(std::move(cs));
+  }
+  return out;
+}
+
+namespace {
+
+StoredCheckpoint read_stored(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open checkpoint " + file.string());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return stored_checkpoint_decode(ss.str(), file.string());
+}
+
+/// The round of a checkpoint file name round_NNNNNN.ckpt.
+int round_of(const std::filesystem::path& file) { return std::stoi(file.stem().string().substr(6)); }
+
+} // namespace
+
+RunCheckpoint checkpoint_load(const std::filesystem::path& file) {
+  StoredCheckpoint stored = read_stored(file);
+  if (stored.info.base_round == 0) return std::move(stored.state);
+  const std::filesystem::path base_file = file.parent_path() / checkpoint_path("", stored.info.base_round).filename();
+  if (!std::filesystem::exists(base_file))
+    throw std::runtime_error(file.string() + ": a delta over the checkpoint of round " +
+                             std::to_string(stored.info.base_round) + ", and " + base_file.string() + " is missing");
+  StoredCheckpoint base = read_stored(base_file);
+  if (base.info.base_round != 0)
+    throw std::runtime_error(base_file.string() + ": the base of " + file.string() + " is itself a delta");
+  return checkpoint_resolve(base.state, stored, file.string());
+}
+
+CheckpointWriter::CheckpointWriter(std::filesystem::path run_dir, int keep, int full_every)
+    : run_dir_(std::move(run_dir)), keep_(std::max(1, keep)), full_every_(std::max(1, full_every)) {}
+
+void CheckpointWriter::save(const RunCheckpoint& state) {
+  const auto file = checkpoint_path(run_dir_, state.round);
+  std::error_code ec;
+  std::filesystem::create_directories(file.parent_path(), ec);
+  if (ec) throw std::runtime_error("cannot create " + file.parent_path().string() + ": " + ec.message());
+  bool full = !have_base_ || deltas_since_full_ + 1 >= full_every_ || base_.clients.size() != state.clients.size();
+  StoredCheckpoint stored;
+  if (!full) {
+    try {
+      stored = checkpoint_delta(base_, state);
+    } catch (const std::invalid_argument&) {
+      full = true; // other clients than the base's: start a new base
+    }
+  }
+  if (full) {
+    stored = StoredCheckpoint{};
+    stored.state = state;
+  }
+  const std::string bytes = checkpoint_encode(stored);
+  atomic_write_file(file, bytes);
+  last_bytes_ = bytes.size();
+  if (full) {
+    base_ = state;
+    have_base_ = true;
+    deltas_since_full_ = 0;
+  } else {
+    ++deltas_since_full_;
+  }
+  bases_[state.round] = full ? 0 : base_.round;
+  // Keep the `keep` newest and the full ones they need. A file an earlier process wrote may
+  // need any older one: while one is kept, nothing older goes.
+  const auto files = checkpoint_files(run_dir_);
+  if (files.size() <= static_cast<std::size_t>(keep_)) return;
+  const std::size_t first_kept = files.size() - static_cast<std::size_t>(keep_);
+  std::set<int> needed;
+  bool unknown = false;
+  for (std::size_t i = first_kept; i < files.size(); ++i) {
+    auto it = bases_.find(round_of(files[i]));
+    if (it == bases_.end()) unknown = true;
+    else if (it->second > 0) needed.insert(it->second);
+  }
+  if (unknown) return;
+  for (std::size_t i = 0; i < first_kept; ++i) {
+    const int round = round_of(files[i]);
+    if (needed.count(round)) continue;
+    std::filesystem::remove(files[i], ec);
+    bases_.erase(round);
+  }
+}
+
+} // namespace fedvlm

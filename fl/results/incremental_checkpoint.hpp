@@ -1,0 +1,77 @@
+// fl/results/incremental_checkpoint.hpp — checkpoints that hold only what changed since the last full one.
+//
+// A round's checkpoint used to hold every client's adapters and optimizer state, so a run of
+// 10,000 clients with 10 a round wrote 10,000 clients' state after every round. Here most
+// checkpoints are deltas over the last full one (its "base"):
+//   - a client whose state equals its state in the base is left out;
+//   - of a client that changed, a tensor equal (byte for byte) to its tensor in the base, or to
+//     the global tensor of the same name (pLoRA's B_g after the download), is named, not stored;
+//   - everything else (the round, the global, fault state, changed tensors) is stored whole.
+// Every `full_every`-th checkpoint is full again (compaction), so a delta never grows past the
+// clients that changed in `full_every` rounds and loading reads at most two files. Loading a
+// delta and its base gives back exactly the state that was saved (checked in tests), so a
+// resume from a delta is byte-identical to a resume from a full checkpoint.
+//
+// The file format (version 2: a delta's base and kept tensors follow the RunCheckpoint) is in
+// run_checkpoint.hpp.
+#pragma once
+
+#include "fl/results/run_checkpoint.hpp"
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+namespace fedvlm {
+
+/// Two tensors with the same dtype, shape and bytes (the same tensor, or CPU copies). Unlike
+/// at::equal, -0.0 and 0.0 differ and a NaN equals itself: what a file would hold.
+[[nodiscard]] bool same_bytes(const at::Tensor& a, const at::Tensor& b);
+/// The same names, each with same_bytes tensors.
+[[nodiscard]] bool same_tensor_maps(const TensorMap& a, const TensorMap& b);
+
+/// Replaces each tensor of `fresh` that has the same bytes as `previous`'s of the same name (or,
+/// where given, `global`'s) by that one, so that state that did not change is held once and
+/// checkpoint_delta recognises it without comparing bytes. Safe because no holder of a client's
+/// state changes a tensor in place (training works on copies).
+void share_unchanged(TensorMap& fresh, const TensorMap& previous, const TensorMap* global);
+
+/// `current` as a delta over the full checkpoint `base`. Throws std::invalid_argument when
+/// `current` has clients `base` has not, or in another order (then write a full one).
+[[nodiscard]] StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint& current);
+
+/// The state `delta` was made from, given its base (round delta.info.base_round). Throws
+/// std::runtime_error naming `origin` when they do not fit (a tensor named but absent, ...).
+[[nodiscard]] RunCheckpoint checkpoint_resolve(const RunCheckpoint& base, const StoredCheckpoint& delta,
+                                               const std::string& origin);
+
+/// A checkpoint file's state: a delta is resolved with its base (RUN_DIR/checkpoints beside it).
+/// Throws std::runtime_error naming the file (and the base, when that is missing or damaged).
+[[nodiscard]] RunCheckpoint checkpoint_load(const std::filesystem::path& file);
+
+/// Writes a run's checkpoints: a full one first and after every `full_every - 1` deltas
+/// (full_every = 1: every one full), deltas over the last full one in between. Keeps the
+/// `keep` newest files and the full one they need; deletes the rest.
+class CheckpointWriter {
+public:
+  CheckpointWriter(std::filesystem::path run_dir, int keep, int full_every);
+
+  /// Writes `state` (atomically) as RUN_DIR/checkpoints/round_NNNNNN.ckpt.
+  void save(const RunCheckpoint& state);
+
+  /// Bytes of the last file written.
+  [[nodiscard]] std::size_t last_bytes() const { return last_bytes_; }
+  [[nodiscard]] bool last_was_full() const { return deltas_since_full_ == 0; }
+
+private:
+  std::filesystem::path run_dir_;
+  int keep_;
+  int full_every_;
+  RunCheckpoint base_; ///< the last full checkpoint written (tensors shared, not copied)
+  bool have_base_ = false;
+  int deltas_since_full_ = 0;
+  std::size_t last_bytes_ = 0;
+  std::map<int, int> bases_; ///< round → its base round (0: full), of the files this writer wrote
+};
+
+} // namespace fedvlm
