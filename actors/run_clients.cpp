@@ -31,6 +31,7 @@ client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig&
     cc.split = setup.splits[static_cast<std::size_t>(id)];
     cc.faults = c.faults;
     cc.privacy = c.privacy;
+    cc.compression = c.compression;
   }
   cc.initial_adapters = state.adapters;
   cc.initial_optimizer_state = state.optimizer_state;

@@ -6,6 +6,7 @@
 #include "fl/runtime/compute_device.hpp"
 #include "fl/config/model_family.hpp"
 #include "fl/config/toml_text_check.hpp"
+#include "fl/config/device_trace.hpp"
 
 #include <toml++/toml.h>
 
@@ -44,6 +45,16 @@ std::string to_string(StalenessRule r) {
   return "?";
 }
 std::string to_string(PrivacyMode m) { return m == PrivacyMode::central ? "central" : "local"; }
+std::string to_string(CompressionKind kind) {
+  switch (kind) {
+  case CompressionKind::none: return "none";
+  case CompressionKind::float16: return "float16";
+  case CompressionKind::int8: return "int8";
+  case CompressionKind::int8_row: return "int8_row";
+  case CompressionKind::topk: return "topk";
+  }
+  return "none";
+}
 std::string to_string(DelayDistribution d) {
   switch (d) {
   case DelayDistribution::fixed: return "fixed";
@@ -485,7 +496,7 @@ const std::vector<KeyDef>& schema() {
                },
                [](const ExperimentConfig& c) { return to_string(c.federation.weighting); }),
       real_key("federation.quorum", "fraction of selected clients that must answer before the timeout", M(c.federation.quorum)).in(0, 1).open_lo(),
-      real_key("federation.round_timeout_s", "seconds a round waits for client updates", M(c.federation.round_timeout_s)).in(0, kYearSeconds, "one year").open_lo(),
+      real_key("federation.round_timeout_s", "wall seconds a round waits for a client that does not answer at all (a lost node); simulated stragglers: round_deadline_s", M(c.federation.round_timeout_s)).in(0, kYearSeconds, "one year").open_lo(),
       enum_key("federation.mode", "sync (rounds) | async (FedBuff: buffered asynchronous aggregation on a virtual clock)",
                [](ExperimentConfig& c, const std::string& s) {
                  if (s == "sync") c.federation.mode = FederationMode::sync;
@@ -513,14 +524,44 @@ const std::vector<KeyDef>& schema() {
       real_key("federation.server_lr", "async: server learning rate on the buffered mean update", M(c.federation.server_lr)).in(0, kMaxRate).open_lo()
           .when("federation.mode = \"async\"", {"federation.mode"},
                 [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
-      real_key("federation.client_seconds", "async: virtual seconds of one local epoch on a client of mean data size",
-               M(c.federation.client_seconds)).in(0, kYearSeconds, "one year").open_lo()
-          .when("federation.mode = \"async\"", {"federation.mode"},
-                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
-      real_key("federation.speed_sigma", "async: clients' lasting speed factors, lognormal with mean 1 and this log-space std (0 = equal)",
-               M(c.federation.speed_sigma)).in(0, 10)
-          .when("federation.mode = \"async\"", {"federation.mode"},
-                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
+      real_key("federation.client_seconds", "virtual clock: simulated seconds of one local epoch on a client of mean data size",
+               M(c.federation.client_seconds)).in(0, kYearSeconds, "one year").open_lo(),
+      real_key("federation.speed_sigma", "virtual clock: clients' lasting speed factors, lognormal with mean 1 and this log-space std (0 = equal)",
+               M(c.federation.speed_sigma)).in(0, 10),
+      real_key("federation.round_deadline_s", "sync: simulated seconds after which a round closes; clients that would finish later are dropped (0 = none)",
+               M(c.federation.round_deadline_s)).in(0, kYearSeconds, "one year")
+          .when("federation.mode = \"sync\"", {"federation.mode"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::sync; }),
+      real_key("federation.overcommit", "sync: select ceil(clients_per_round x this) available clients, keep the first clients_per_round to finish",
+               M(c.federation.overcommit)).in(1, 10)
+          .when("federation.mode = \"sync\" and federation.clients_per_round > 0", {"federation.mode", "federation.clients_per_round"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::sync && c.federation.clients_per_round > 0; }),
+      real_key("network.down_mbps", "virtual clock: clients' mean download bandwidth, Mbit/s (0 = unlimited)", M(c.network.down_mbps)).in(0, 1e6),
+      real_key("network.up_mbps", "virtual clock: clients' mean upload bandwidth, Mbit/s (0 = unlimited)", M(c.network.up_mbps)).in(0, 1e6),
+      real_key("network.latency_s", "virtual clock: one-way latency of each transfer, seconds", M(c.network.latency_s)).in(0, 3600),
+      real_key("network.bandwidth_sigma", "virtual clock: clients' lasting bandwidth factors, lognormal with mean 1 and this log-space std (0 = equal)",
+               M(c.network.bandwidth_sigma)).in(0, 10),
+      path_key("network.trace", "CSV of devices: speed factor, down/up Mbit/s, latency, availability windows (README); replaces the keys above and federation.speed_sigma",
+               M(c.network.trace)),
+      real_key("network.trace_period_s", "network.trace: its availability windows repeat with this period (0 = they do not)",
+               M(c.network.trace_period_s)).in(0, kYearSeconds, "one year")
+          .when("network.trace is set", {"network.trace"}, [](const ExperimentConfig& c) { return !c.network.trace.empty(); }),
+      enum_key("compression.up", "what clients send up: none | float16 | int8 (one scale per tensor) | int8_row (a scale per row) | topk (the largest entries of the update)",
+               [](ExperimentConfig& c, const std::string& s) {
+                 if (s == "none") c.compression.up = CompressionKind::none;
+                 else if (s == "float16") c.compression.up = CompressionKind::float16;
+                 else if (s == "int8") c.compression.up = CompressionKind::int8;
+                 else if (s == "int8_row") c.compression.up = CompressionKind::int8_row;
+                 else if (s == "topk") c.compression.up = CompressionKind::topk;
+                 else throw std::invalid_argument("unknown compression '" + s + "' (expected none, float16, int8, int8_row or topk)");
+               },
+               [](const ExperimentConfig& c) { return to_string(c.compression.up); }),
+      real_key("compression.topk_fraction", "topk: the share of each tensor's update entries sent", M(c.compression.topk_fraction)).in(0, 1).open_lo()
+          .when("compression.up = \"topk\"", {"compression.up"},
+                [](const ExperimentConfig& c) { return c.compression.up == CompressionKind::topk; }),
+      bool_key("compression.error_feedback", "topk: keep what was not sent on the client and add it to the next update", M(c.compression.error_feedback))
+          .when("compression.up = \"topk\"", {"compression.up"},
+                [](const ExperimentConfig& c) { return c.compression.up == CompressionKind::topk; }),
 
       enum_key("strategy.name", "plora | flora | ffa_lora | fedsa_lora | rolora | fedex_lora | stacking | flexlora | hetlora | full | linear_probe | local | centralized",
                [](ExperimentConfig& c, const std::string& s) { c.strategy = strategy_from_string(s); },
@@ -936,6 +977,16 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
                                              std::to_string(c.federation.clients) + ")");
   if (c.federation.quorum <= 0 || c.federation.quorum > 1) fail("federation.quorum", "must be in (0, 1]");
   positive("federation.round_timeout_s", c.federation.round_timeout_s);
+  if (c.federation.round_deadline_s < 0) fail("federation.round_deadline_s", "must be >= 0 simulated seconds (0 = no deadline)");
+  if (!(c.federation.overcommit >= 1) || c.federation.overcommit > 10) fail("federation.overcommit", "must be in [1, 10]");
+  if (!(c.compression.topk_fraction > 0) || c.compression.topk_fraction > 1) fail("compression.topk_fraction", "must be in (0, 1]");
+  if (!c.network.trace.empty()) {
+    try {
+      c.network.devices = read_device_trace(c.network.trace);
+    } catch (const std::invalid_argument& e) {
+      fail("network.trace", e.what());
+    }
+  }
   if (c.partition.scheme == PartitionScheme::shards) {
     if (c.partition.shards == 0) c.partition.shards = c.federation.clients * c.partition.shards_per_client;
     if (c.partition.shards_per_client < 1) fail("partition.shards_per_client", "must be >= 1");
@@ -1048,6 +1099,7 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
       fail("federation.mode", "async runs model slow clients (faults.slow_*, federation.speed_sigma) but not failing, "
                               "dropping out or crashing ones");
     if (c.federation.quorum != 1.0) fail("federation.quorum", "has no meaning in async mode (no rounds wait for clients)");
+    if (c.compression.up != CompressionKind::none) fail("compression.up", "is for synchronous rounds; async updates travel uncompressed");
   }
   if (c.checkpoint.keep < 1) fail("checkpoint.keep", "must be >= 1");
   c.partition.clients = c.federation.clients;
