@@ -282,6 +282,11 @@ void train_round(aggregator_actor_t self, int round) {
   select_round(st.cfg, *st.clock, st.r, round, st.virtual_now);
   if (!central) // who will send a training job: the scheduler groups them in this order
     caf::anon_send(st.cfg.scheduler, plan_atom::value, round, training_plan(st.cfg, round, st.r.selected, st.lost));
+  if (st.r.selected.empty()) { // no client available on the virtual clock: the round closes empty
+    spdlog::warn("{}: round {}: no client is available at {} simulated s (network.trace windows)", st.cfg.run, round,
+                 st.virtual_now);
+    return finish_training_if_complete(self);
+  }
   for (int id : st.r.selected) {
     if (st.lost.count(id)) {
       client_failed(self, id, "down since an earlier round (its node was lost)");

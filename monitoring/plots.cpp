@@ -342,11 +342,16 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
     for (std::size_t i = 0; i < with_records.size(); ++i) {
       if (i) data += "\n\n";
       data += "# " + labels[i] + "\n";
+      std::string block;
+      int run_points = 0;
       for (const RoundSummary& s : with_records[i]->rounds) {
         if (!std::isfinite(x(s)) || !std::isfinite(s.mean_accuracy)) continue;
-        data += num(x(s)) + " " + num(s.mean_accuracy) + "\n";
-        ++points;
+        block += num(x(s)) + " " + num(s.mean_accuracy) + "\n";
+        ++run_points;
       }
+      if (run_points < 2) continue; // files from before the virtual clock: no curve
+      data += block;
+      points += run_points;
     }
     if (points == 0) return;
     atomic_write_file(out_dir / (stem + ".dat"), data);

@@ -981,6 +981,9 @@ void validate(ExperimentConfig& c, const std::map<std::string, Where>& where, co
   if (!(c.federation.overcommit >= 1) || c.federation.overcommit > 10) fail("federation.overcommit", "must be in [1, 10]");
   if (!(c.compression.topk_fraction > 0) || c.compression.topk_fraction > 1) fail("compression.topk_fraction", "must be in (0, 1]");
   if (!c.network.trace.empty()) {
+    // Relative to the experiment file (resolved, so the run's config.toml names the same file).
+    if (c.network.trace.is_relative() && !std::filesystem::path(file).parent_path().empty())
+      c.network.trace = std::filesystem::absolute(std::filesystem::path(file).parent_path() / c.network.trace).lexically_normal();
     try {
       c.network.devices = read_device_trace(c.network.trace);
     } catch (const std::invalid_argument& e) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <stdexcept>
@@ -97,6 +98,17 @@ bool ClientClock::available(int client, double from, double to) const {
   return false;
 }
 
+double ClientClock::next_available(double now) const {
+  double best = std::numeric_limits<double>::infinity();
+  for (const ClientLink& l : links_)
+    for (const auto& [a, b] : l.windows) {
+      double start = a;
+      if (period_ > 0) start += std::floor((now - a) / period_ + 1) * period_; // the next repeat after now
+      if (start > now) best = std::min(best, start);
+    }
+  return best;
+}
+
 std::vector<int> sample_clients(const std::vector<int>& candidates, int count, uint64_t seed, int round) {
   std::vector<int> ids = candidates;
   if (count <= 0 || count >= static_cast<int>(ids.size())) return ids;
@@ -152,6 +164,13 @@ RoundTiming time_round(const FederationSettings& f, const ClientClock& clock, do
     last = std::max(last, order[i].first);
   }
   std::sort(t.kept.begin(), t.kept.end());
+  if (finish.empty() && wanted == 0 && !any_failed) {
+    // Nobody could be selected: the server waits for a window to open (or its deadline).
+    const double next = clock.next_available(now);
+    t.duration = f.round_deadline_s > 0 ? std::min(f.round_deadline_s, std::isfinite(next) ? next - now : f.round_deadline_s)
+                                        : (std::isfinite(next) ? next - now : 0.0);
+    return t;
+  }
   const bool short_of_answers = t.kept.size() < wanted && (any_failed || !t.dropped.empty());
   if (f.round_deadline_s > 0 && (deadline_dropped || short_of_answers)) t.duration = f.round_deadline_s;
   else t.duration = last;

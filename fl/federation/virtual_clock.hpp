@@ -46,6 +46,9 @@ public:
   [[nodiscard]] double job_seconds(int client, int job, int64_t bytes_down, int64_t bytes_up) const;
   /// Whether `client` is available during all of [from, to] (periodic windows with trace_period_s).
   [[nodiscard]] bool available(int client, double from, double to) const;
+  /// The earliest time after `now` at which some client becomes available (a window opens);
+  /// infinity when none ever does.
+  [[nodiscard]] double next_available(double now) const;
   /// Client k's lasting speed factor (lognormal, mean 1; exactly 1 when speed_sigma is 0; the trace's).
   [[nodiscard]] double speed_factor(int client) const { return link(client).speed_factor; }
   [[nodiscard]] const ClientLink& link(int client) const;
@@ -87,7 +90,8 @@ struct RoundTiming {
 /// it finishes is dropped (it went offline), then one that finishes after round_deadline_s (> 0),
 /// then with overcommit all but the first `wanted` to finish (ties by client id). The round
 /// lasts until its last kept answer, or until the deadline when the deadline dropped someone or
-/// fewer than `wanted` (or fewer than selected: `any_failed`) answers came.
+/// fewer than `wanted` (or fewer than selected: `any_failed`) answers came. A round that
+/// selected nobody (no client available) lasts until a client's window opens, or the deadline.
 [[nodiscard]] RoundTiming time_round(const FederationSettings& federation, const ClientClock& clock, double now,
                                      const std::map<int, double>& finish, std::size_t wanted, bool any_failed);
 

@@ -126,8 +126,10 @@ TEST(VirtualClock, TheDeadlineDropsLateClientsAndTheRoundLastsUntilIt) {
   EXPECT_NE(t.dropped.at(1).find("round_deadline_s"), std::string::npos);
   EXPECT_DOUBLE_EQ(t.duration, 10); // the server waited until the deadline
   f.round_deadline_s = 20;
-  t = time_round(f, clock, 0, finish, 4, /*any_failed=*/true); // someone never answered: wait it out
+  t = time_round(f, clock, 0, finish, 5, /*any_failed=*/true); // a fifth never answered: wait it out
   EXPECT_DOUBLE_EQ(t.duration, 20);
+  t = time_round(f, clock, 0, finish, 4, false); // all answered in time: the last answer
+  EXPECT_DOUBLE_EQ(t.duration, 12);
 }
 
 TEST(VirtualClock, OvercommitKeepsTheFirstToFinish) {
@@ -138,6 +140,24 @@ TEST(VirtualClock, OvercommitKeepsTheFirstToFinish) {
   EXPECT_EQ(t.kept, (std::vector<int>{0, 2, 4})); // 3, 5, 5 (a tie by client id)
   EXPECT_EQ(t.dropped.size(), 2u);
   EXPECT_DOUBLE_EQ(t.duration, 5);
+}
+
+TEST(VirtualClock, WhenNobodyIsAvailableTheRoundWaitsForTheNextWindow) {
+  NetworkSettings n;
+  n.devices = parse_device_trace("client,speed_factor,down_mbps,up_mbps,latency_s,available\n"
+                                 "0,1,0,0,0,100-200 300-400\n1,1,0,0,0,250-260\n",
+                                 "t.csv");
+  const ClientClock once(FederationSettings{}, n, 1, FaultSettings{}, 1, {5, 5});
+  EXPECT_EQ(once.next_available(0), 100);
+  EXPECT_EQ(once.next_available(210), 250);
+  EXPECT_TRUE(std::isinf(once.next_available(400)));
+  n.trace_period_s = 1000;
+  const ClientClock daily(FederationSettings{}, n, 1, FaultSettings{}, 1, {5, 5});
+  EXPECT_EQ(daily.next_available(400), 1100);
+  FederationSettings f;
+  EXPECT_DOUBLE_EQ(time_round(f, daily, 410, {}, 0, false).duration, 1100 - 410);
+  f.round_deadline_s = 60;
+  EXPECT_DOUBLE_EQ(time_round(f, daily, 410, {}, 0, false).duration, 60);
 }
 
 TEST(VirtualClock, AClientThatGoesOfflineBeforeFinishingIsDropped) {
