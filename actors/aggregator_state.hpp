@@ -34,6 +34,9 @@ struct aggregator_state {
   std::set<int> eval_waiting; ///< clients asked to evaluate this round that have not answered
   std::set<int> snapshot_waiting; ///< clients asked for their state that have not answered
   std::unique_ptr<AsyncServer> async; ///< asynchronous mode, from its first round
+  std::unique_ptr<ClientClock> clock; ///< synchronous mode's virtual clock (fl/federation/virtual_clock.hpp)
+  double virtual_now = 0;              ///< simulated seconds since the run started, after the last round
+  int64_t bytes_total = 0;             ///< bytes up and down since the run started, after the last round
   std::optional<TargetTracker> target; ///< evaluation.target_accuracy
   static inline const char* name = "fedvlm.aggregator";
 };

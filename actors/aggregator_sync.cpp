@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <set>
@@ -185,9 +186,14 @@ void report_round(aggregator_actor_t self, const EvalResult* global_eval) {
     records.push_back(client_record(st.cfg, st.r, ev, seconds));
     if (st.cfg.observer) st.cfg.observer->client_evaluated(records.back());
   }
-  const std::optional<double> virtual_now =
-      st.async ? std::optional<double>(st.async->now()) : std::nullopt;
+  const double before = st.virtual_now;
+  if (st.async) st.virtual_now = st.async->now();
+  else if (!is_async(st) && st.r.round > 0) st.virtual_now += st.r.virtual_duration;
+  const std::optional<double> virtual_now = st.async || !is_async(st) ? std::optional<double>(st.virtual_now) : std::nullopt;
   RoundSummary sum = round_summary(st.cfg, st.r, records, global_eval, seconds, virtual_now);
+  for (const ClientRoundRecord& rec : records) st.bytes_total += rec.bytes_up + rec.bytes_down;
+  sum.cumulative_bytes = st.bytes_total;
+  if (virtual_now) sum.round_virtual_seconds = st.virtual_now - before;
   if (st.cfg.wire_meter) {
     const WireBytes wire = st.cfg.wire_meter();
     sum.wire_bytes_sent = wire.sent;
@@ -238,6 +244,12 @@ void evaluate_all(aggregator_actor_t self) {
 void close_training(aggregator_actor_t self) {
   auto& st = self->state;
   st.training = false;
+  if (!is_central(st)) {
+    // The virtual clock decides who made it: nothing waited for a simulated straggler.
+    const RoundTiming timing = clock_round(st.cfg, *st.clock, st.r, st.virtual_now);
+    for (const auto& [id, why] : timing.dropped)
+      spdlog::warn("{}: round {}: client {} left out of this round: {}", st.cfg.run, st.r.round, id, why);
+  }
   if (const std::string why = is_central(st) ? "" : nobody_answered(st.r, st.progress.silent_rounds, st.cfg.federation.rounds);
       !why.empty())
     return abort_run(self, make_engine_error(EngineErrc::job_failed, why));
@@ -269,11 +281,17 @@ void train_round(aggregator_actor_t self, int round) {
   st.r.updates.clear();
   st.r.failed.clear();
   st.r.measure = AggregationMeasure{};
+  st.r.virtual_duration = 0;
   if (st.cfg.observer) st.cfg.observer->round_started(st.cfg.run, round, st.cfg.federation.rounds);
   const bool central = is_central(st);
-  st.r.selected = round_participants(st.cfg, static_cast<int>(st.cfg.clients.size()), round);
+  select_round(st.cfg, *st.clock, st.r, round, st.virtual_now);
   if (!central) // who will send a training job: the scheduler groups them in this order
     caf::anon_send(st.cfg.scheduler, plan_atom::value, round, training_plan(st.cfg, round, st.r.selected, st.lost));
+  if (st.r.selected.empty()) { // no client available on the virtual clock: the round closes empty
+    spdlog::warn("{}: round {}: no client is available at {} simulated s (network.trace windows)", st.cfg.run, round,
+                 st.virtual_now);
+    return finish_training_if_complete(self);
+  }
   for (int id : st.r.selected) {
     if (st.lost.count(id)) {
       client_failed(self, id, "down since an earlier round (its node was lost)");
@@ -315,6 +333,16 @@ aggregator_actor::behavior_type aggregator(aggregator_actor_t self, AggregatorCo
   st.progress.rounds_without_quorum = st.cfg.resume_from.rounds_without_quorum;
   st.progress.crashes = st.cfg.resume_from.crashes;
   st.progress.crashes.resize(st.cfg.clients.size(), 0);
+  std::vector<int64_t> samples = st.cfg.train_samples; // a client without a size counts as the first's
+  if (samples.size() < st.cfg.clients.size()) samples.resize(st.cfg.clients.size(), samples.empty() ? 1 : samples.front());
+  st.clock = std::make_unique<ClientClock>(st.cfg.federation, st.cfg.network, st.cfg.local_epochs, st.cfg.faults, st.cfg.seed,
+                                          std::move(samples));
+  // A resumed run's clock and byte count go on from its last finished round's summary.
+  for (const RoundSummary& prev : st.cfg.previous_rounds)
+    if (prev.round == st.cfg.resume_from.round && st.cfg.resume_from.round > 0) {
+      if (std::isfinite(prev.virtual_seconds)) st.virtual_now = prev.virtual_seconds;
+      st.bytes_total = prev.cumulative_bytes;
+    }
   if (st.cfg.target_accuracy > 0) st.target.emplace(st.cfg.target_accuracy, !st.cfg.global_test.empty(), st.cfg.previous_rounds);
   for (const auto& c : st.cfg.clients) self->monitor(c);
   // A bug that throws here must still answer the driver, which would otherwise wait forever.

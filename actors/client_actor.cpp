@@ -11,7 +11,6 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <limits>
 #include <map>
 #include <stdexcept>
@@ -26,13 +25,13 @@ struct client_state {
   ClientConfig cfg;
   TensorMap adapters;
   TensorMap optimizer_state;
-  /// Answers a straggler holds back, by the round they belong to.
-  std::map<int, std::pair<ClientUpdate, caf::typed_response_promise<ClientUpdate>>> held;
   /// Asynchronous mode: finished local trainings by job, applied on (commit_atom, job).
   std::map<int, LocalTrainResult> pending;
   /// keeps_factors: its adapters as they went into the last aggregation, and that round.
   TensorMap measured;
   int measured_round = -1;
+  /// compression.up = "topk" with error feedback: what its last update did not send.
+  TensorMap residual;
   static inline const char* name = "fedvlm.client";
 };
 
@@ -68,16 +67,11 @@ client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
                   s.adapters = std::move(done.result.adapters);
                   s.optimizer_state = std::move(done.result.optimizer_state);
                   bool kept = false;
-                  ClientUpdate up = synchronous_update(s.cfg, round, done.result, s.adapters, received, delay_s, s.measured, kept);
+                  ClientUpdate up = synchronous_update(s.cfg, round, done.result, s.adapters, received, delay_s, s.measured, kept,
+                                                       s.residual);
                   if (kept) s.measured_round = round;
-                  if (delay_s > 0) {
-                    // A straggler: hold the answer back, as a slow device or link would.
-                    auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::duration<double>(delay_s));
-                    s.held[round] = {std::move(up), rp};
-                    self->delayed_send(self, delay, late_atom::value, round);
-                    return;
-                  }
+                  // A straggler answers at once: its delay is on the virtual clock, which the
+                  // aggregator reads (fl/federation/virtual_clock.hpp); nothing sleeps.
                   rp.deliver(std::move(up));
                 },
                 [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
@@ -113,12 +107,6 @@ client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
       [self](snapshot_atom) {
         return AdapterSnapshot{self->state.cfg.id, tensor_map_clone(self->state.adapters),
                                tensor_map_clone(self->state.optimizer_state)};
-      },
-      [self](late_atom, int round) {
-        auto it = self->state.held.find(round);
-        if (it == self->state.held.end()) return;
-        it->second.second.deliver(std::move(it->second.first));
-        self->state.held.erase(it);
       },
       [self](eval_atom, GlobalDown& down) -> caf::result<ClientEval> {
         auto& st = self->state;

@@ -25,7 +25,6 @@ namespace fedvlm {
 using start_atom = caf::atom_constant<caf::atom("start")>;
 using train_atom = caf::atom_constant<caf::atom("train")>;
 using eval_atom = caf::atom_constant<caf::atom("eval")>;
-using late_atom = caf::atom_constant<caf::atom("late")>;
 using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 /// Aggregator → client, asynchronous mode: (async_train_atom, job, GlobalDown latest) starts a
 /// local training from the latest global; its result waits until (commit_atom, job) says the
@@ -143,8 +142,6 @@ using client_actor = caf::typed_actor<
     // Asynchronous mode: train job `job` from `latest`; its result waits for (commit_atom, job).
     caf::replies_to<async_train_atom, int, GlobalDown>::with<ClientUpdate>, caf::reacts_to<commit_atom, int>,
     // A copy of its private state (one process only: never asked of a client on a node).
-    caf::replies_to<snapshot_atom>::with<AdapterSnapshot>,
-    // To itself: a straggler's answer held back for round `round` goes out now.
-    caf::reacts_to<late_atom, int>>;
+    caf::replies_to<snapshot_atom>::with<AdapterSnapshot>>;
 
 } // namespace fedvlm

@@ -60,7 +60,7 @@ std::string cell(const MeanStd& m, bool sign = false) {
 std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
   struct Pool {
     ComparisonRow row;
-    std::vector<double> acc, prec, rec, f1, loss, gain, epsilon, global_accuracy, rounds_to_target;
+    std::vector<double> acc, prec, rec, f1, loss, gain, epsilon, global_accuracy, rounds_to_target, seconds_to_target, bytes_to_target, p10, worst;
     std::map<std::string, std::vector<double>> task_metrics;
     std::vector<int> clients;
     int unscored = 0; ///< final records without a local test score
@@ -86,11 +86,17 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
     if (!run.rounds.empty() && std::isfinite(run.rounds.back().epsilon)) pool.epsilon.push_back(run.rounds.back().epsilon);
     if (!run.rounds.empty() && std::isfinite(run.rounds.back().global_accuracy))
       pool.global_accuracy.push_back(run.rounds.back().global_accuracy);
+    if (!run.rounds.empty() && std::isfinite(run.rounds.back().p10_accuracy)) {
+      pool.p10.push_back(run.rounds.back().p10_accuracy);
+      pool.worst.push_back(run.rounds.back().min_accuracy);
+    }
     if (!run.rounds.empty() && std::isfinite(run.rounds.back().target_accuracy)) {
       const RoundSummary& last = run.rounds.back();
       const double r = std::isfinite(last.global_accuracy) ? last.global_rounds_to_target : last.mean_rounds_to_target;
       if (std::isfinite(r)) pool.rounds_to_target.push_back(r);
       else ++pool.row.target_not_reached;
+      if (std::isfinite(r) && std::isfinite(last.virtual_seconds_to_target)) pool.seconds_to_target.push_back(last.virtual_seconds_to_target);
+      if (std::isfinite(r) && std::isfinite(last.bytes_to_target)) pool.bytes_to_target.push_back(last.bytes_to_target);
     }
 
     int final_round = -1;
@@ -136,6 +142,10 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
     row.global_accuracy = mean_std(pool.global_accuracy);
     row.no_local_test = pool.acc.empty() && pool.unscored > 0;
     row.rounds_to_target = mean_std(pool.rounds_to_target);
+    row.p10_accuracy = mean_std(pool.p10);
+    row.worst_accuracy = mean_std(pool.worst);
+    row.seconds_to_target = mean_std(pool.seconds_to_target);
+    row.bytes_to_target = mean_std(pool.bytes_to_target);
     for (const auto& [name, values] : pool.task_metrics) row.task_metrics[name] = mean_std(values);
     row.min_clients = *std::min_element(pool.clients.begin(), pool.clients.end());
     row.max_clients = *std::max_element(pool.clients.begin(), pool.clients.end());
@@ -161,9 +171,11 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
   if (any_dp) header.push_back("ε spent");
   const bool any_global = std::any_of(rows.begin(), rows.end(), [](const ComparisonRow& r) { return r.global_accuracy.n > 0; });
   if (any_global) header.push_back("global test acc");
+  const bool any_p10 = std::any_of(rows.begin(), rows.end(), [](const ComparisonRow& r) { return r.p10_accuracy.n > 0; });
+  if (any_p10) header.insert(header.end(), {"p10 client acc", "worst client acc"});
   const bool any_target =
       std::any_of(rows.begin(), rows.end(), [](const ComparisonRow& r) { return r.rounds_to_target.n > 0 || r.target_not_reached > 0; });
-  if (any_target) header.push_back("rounds to target");
+  if (any_target) header.insert(header.end(), {"rounds to target", "sim. hours to target", "bytes to target"});
   std::set<std::string> task_metrics;
   for (const auto& row : rows)
     for (const auto& [name, m] : row.task_metrics) task_metrics.insert(name);
@@ -185,6 +197,10 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
                      human_bytes(row.bytes_up_per_run)});
     if (any_dp) table.back().push_back(row.epsilon.n > 0 ? cell(row.epsilon) : "-");
     if (any_global) table.back().push_back(cell(row.global_accuracy));
+    if (any_p10) {
+      table.back().push_back(row.p10_accuracy.n > 0 ? cell(row.p10_accuracy) : "-");
+      table.back().push_back(row.worst_accuracy.n > 0 ? cell(row.worst_accuracy) : "-");
+    }
     if (any_target) {
       std::string c = row.rounds_to_target.n == 0 ? std::string(row.target_not_reached ? "not reached" : "-")
                                                   : fixed_decimals(row.rounds_to_target.mean, 2) + " ± " +
@@ -192,6 +208,10 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
       if (row.rounds_to_target.n > 0 && row.target_not_reached > 0)
         c += " (" + std::to_string(row.target_not_reached) + " not reached)";
       table.back().push_back(c);
+      table.back().push_back(row.seconds_to_target.n == 0 ? "-"
+                                                          : fixed_decimals(row.seconds_to_target.mean / 3600, 3) + " ± " +
+                                                                fixed_decimals(row.seconds_to_target.std / 3600, 3));
+      table.back().push_back(row.bytes_to_target.n == 0 ? "-" : human_bytes(row.bytes_to_target.mean));
     }
     for (const auto& name : task_metrics) {
       const auto it = row.task_metrics.find(name);
@@ -210,9 +230,12 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
       "gain = final − before accuracy per client; bytes up/run = a run's total upload, mean over "
       "the group's runs.\n";
   if (any_global) out += "global test acc = the global model on the official test split, mean ± std over runs.\n";
+  if (any_p10)
+    out += "p10 / worst client acc = the 10th percentile and the lowest of a run's final client accuracies, mean ± std over runs.\n";
   if (any_target)
     out += "rounds to target = first round at which evaluation.target_accuracy was reached (monotone curve, linear "
-           "interpolation; global test where measured, else mean client accuracy), mean ± std over the runs that reached it.\n";
+           "interpolation; global test where measured, else mean client accuracy), mean ± std over the runs that reached it; "
+           "sim. hours and bytes to target = the virtual clock and the bytes up and down at that crossing (bytes: mean over runs).\n";
   out += render(header);
   std::size_t total = 0;
   for (auto w : width) total += w;

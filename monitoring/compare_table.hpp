@@ -30,9 +30,14 @@ struct ComparisonRow {
   /// evaluation.global_test: the global model's accuracy on the official test split in each
   /// run's final round, over the group's runs (n = 0: none measured)
   MeanStd global_accuracy;
+  /// Each run's final round: the 10th percentile and the worst of its clients' accuracies, over
+  /// the group's runs (n = 0: not in the files, written before p10 was recorded).
+  MeanStd p10_accuracy, worst_accuracy;
   /// evaluation.target_accuracy: rounds to target (global test where measured, else the mean
   /// client accuracy) over the runs that reached it; `target_not_reached` runs did not.
   MeanStd rounds_to_target;
+  /// ... and the simulated seconds and cumulative bytes at that crossing (the virtual clock).
+  MeanStd seconds_to_target, bytes_to_target;
   int target_not_reached = 0;
   /// The task's own metrics (e.g. exact_match), by name, pooled like accuracy
   std::map<std::string, MeanStd> task_metrics;

@@ -36,7 +36,7 @@ constexpr std::array<MetricFamily, kMetricCount> kFamilies = {{
      "aggregation; stat = mean|max.",
      "run, strategy, stat"},
     {M::virtual_seconds, "fedvlm_virtual_seconds", K::gauge,
-     "Asynchronous mode: the virtual clock at the last aggregation (simulated seconds).", kRun},
+     "The virtual clock after the last round or aggregation (simulated seconds; sync rounds too).", kRun},
     {M::global_test, "fedvlm_global_test", K::gauge,
      "evaluation.global_test: the global model on the dataset's official test split after the last round; "
      "stat = accuracy|loss.",
@@ -46,7 +46,7 @@ constexpr std::array<MetricFamily, kMetricCount> kFamilies = {{
      "curve, linear interpolation); curve = global_test|mean_client; absent until reached.",
      "run, strategy, curve"},
     {M::round_accuracy, "fedvlm_round_accuracy", K::gauge,
-     "Accuracy over clients after the last round; stat = mean|min|max.", "run, strategy, stat"},
+     "Accuracy over clients after the last round; stat = mean|min|max|p10 (min: the worst client, p10: the 10th percentile).", "run, strategy, stat"},
     {M::round_sent, "fedvlm_round_sent_bytes", K::gauge, "Bytes all clients sent to the aggregator in the latest round.",
      kRun},
     {M::round_received, "fedvlm_round_received_bytes", K::gauge,

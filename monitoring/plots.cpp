@@ -333,6 +333,38 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
                 labels, "1:2", round_xtics(max_round) + target_lines);
   }
 
+  // The virtual clock: mean client accuracy against simulated hours and against the bytes
+  // up and down so far (time- and bytes-to-accuracy), one line per run.
+  auto accuracy_against = [&](const std::string& stem, const std::string& title, const std::string& xlabel,
+                              const std::function<double(const RoundSummary&)>& x) {
+    std::string data = "# mean client accuracy against " + xlabel + ", one block per run\n# columns: x mean_accuracy\n";
+    int points = 0;
+    for (std::size_t i = 0; i < with_records.size(); ++i) {
+      if (i) data += "\n\n";
+      data += "# " + labels[i] + "\n";
+      std::string block;
+      int run_points = 0;
+      for (const RoundSummary& s : with_records[i]->rounds) {
+        if (!std::isfinite(x(s)) || !std::isfinite(s.mean_accuracy)) continue;
+        block += num(x(s)) + " " + num(s.mean_accuracy) + "\n";
+        ++run_points;
+      }
+      if (run_points < 2) continue; // files from before the virtual clock: no curve
+      data += block;
+      points += run_points;
+    }
+    if (points == 0) return;
+    atomic_write_file(out_dir / (stem + ".dat"), data);
+    script.plot(stem + ".png", title, xlabel, "mean client accuracy", stem + ".dat", labels, "1:2", target_lines);
+  };
+  accuracy_against("accuracy_vs_simulated_hours", "Mean client accuracy against simulated time (the virtual clock)",
+                   "simulated hours", [](const RoundSummary& s) { return s.virtual_seconds / 3600; });
+  accuracy_against("accuracy_vs_bytes", "Mean client accuracy against the bytes up and down so far", "bytes (up + down)",
+                   [](const RoundSummary& s) {
+                     return s.round == 0 || s.cumulative_bytes > 0 ? static_cast<double>(s.cumulative_bytes)
+                                                                  : std::numeric_limits<double>::quiet_NaN();
+                   });
+
   // One line per run of a per-round value; no plot when no run has any.
   auto per_run_plot = [&](const std::string& stem, const std::string& title, const std::string& what,
                           const std::string& ylabel, const std::function<std::map<int, double>(const RunResults&)>& values,

@@ -378,6 +378,7 @@ void PrometheusExporter::round_finished(const RoundSummary& s) {
   impl_->gauge(Metric::round_accuracy).Add(stat("mean")).Set(s.mean_accuracy);
   impl_->gauge(Metric::round_accuracy).Add(stat("min")).Set(s.min_accuracy);
   impl_->gauge(Metric::round_accuracy).Add(stat("max")).Set(s.max_accuracy);
+  if (std::isfinite(s.p10_accuracy)) impl_->gauge(Metric::round_accuracy).Add(stat("p10")).Set(s.p10_accuracy);
   impl_->histogram(Metric::round_duration).Add(labels, kRoundBuckets).Observe(s.seconds);
   impl_->request_push();
 }

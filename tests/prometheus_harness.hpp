@@ -468,6 +468,7 @@ inline void feed_synthetic_run(RunObserver& o, const std::string& run = "t",
     s.min_accuracy = 0.5;
     s.max_accuracy = 0.5 + 0.125 * (clients - 1) * r / rounds;
     s.mean_accuracy = (s.min_accuracy + s.max_accuracy) / 2;
+    s.p10_accuracy = s.min_accuracy + 0.1 * (s.max_accuracy - s.min_accuracy);
     s.seconds = 0.5 + r;
     s.clients_failed = r % 2;
     s.clients_late = 1;

@@ -23,6 +23,17 @@ const EnumNames<Weighting>& enum_names(Weighting) {
   return names;
 }
 
+const EnumNames<CompressionKind>& enum_names(CompressionKind) {
+  static const EnumNames<CompressionKind> names = {
+      {CompressionKind::none, "none"},
+      {CompressionKind::float16, "float16"},
+      {CompressionKind::int8, "int8", "one scale per tensor"},
+      {CompressionKind::int8_row, "int8_row", "a scale per row"},
+      {CompressionKind::topk, "topk", "the largest entries of the update"},
+  };
+  return names;
+}
+
 const EnumNames<FederationMode>& enum_names(FederationMode) {
   static const EnumNames<FederationMode> names = {
       {FederationMode::sync, "sync", "rounds"},

@@ -3,6 +3,7 @@
 // A single key's range was checked as it was read (the schema's `.in()`); these relate keys to
 // each other, to the model and dataset tables, and to the strategy.
 #include "fl/config/experiment_checks.hpp"
+#include "fl/config/device_trace.hpp"
 #include "fl/config/model_family.hpp"
 #include "fl/data/dataset_table.hpp"
 #include "fl/runtime/compute_device.hpp"
@@ -251,6 +252,22 @@ void check_async(const Checking& k) {
     k.fail("federation.mode", "async runs model slow clients (faults.slow_*, federation.speed_sigma) but not failing, "
                               "dropping out or crashing ones");
   if (c.federation.quorum != 1.0) k.fail("federation.quorum", "has no meaning in async mode (no rounds wait for clients)");
+  if (c.compression.up != CompressionKind::none)
+    k.fail("compression.up", "is for synchronous rounds; async updates travel uncompressed");
+}
+
+/// network.trace: read once here, relative to the experiment file (resolved, so the run's
+/// config.toml names the same file), each device checked by the trace reader.
+void check_network(const Checking& k) {
+  NetworkSettings& n = k.c.network;
+  if (n.trace.empty()) return;
+  if (n.trace.is_relative() && !std::filesystem::path(k.file).parent_path().empty())
+    n.trace = std::filesystem::absolute(std::filesystem::path(k.file).parent_path() / n.trace).lexically_normal();
+  try {
+    n.devices = read_device_trace(n.trace);
+  } catch (const std::invalid_argument& e) {
+    k.fail("network.trace", e.what());
+  }
 }
 
 } // namespace
@@ -267,6 +284,7 @@ void validate(ExperimentConfig& c, const KeyPlaces& where, const std::string& fi
   check_faults(k);
   check_privacy(k);
   check_async(k);
+  check_network(k);
   c.partition.clients = c.federation.clients;
   c.partition.seed = c.seed;
 }

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace fedvlm {
@@ -84,6 +85,39 @@ struct FederationSettings {
   double server_lr = 1.0;       ///< FedBuff's server learning rate on the buffered mean update
   double client_seconds = 1.0;  ///< virtual seconds of one local epoch on a client of mean data size
   double speed_sigma = 0.0;     ///< clients' lasting speed factors: lognormal, mean 1, this log-space std (0: equal)
+  // -- the virtual clock of synchronous rounds (fl/federation/virtual_clock.hpp) --
+  double round_deadline_s = 0;  ///< simulated seconds; clients that would finish later are dropped (0: no deadline)
+  double overcommit = 1.0;      ///< select ceil(clients_per_round × this), keep the first clients_per_round to finish
+};
+
+/// How a client's shared update is encoded on its way up (fl/aggregation/compression.hpp).
+enum class CompressionKind { none, float16, int8, int8_row, topk };
+
+struct CompressionSettings {
+  CompressionKind up = CompressionKind::none;
+  double topk_fraction = 0.1; ///< topk: the share of each tensor's entries sent
+  bool error_feedback = true; ///< topk: what was not sent is kept on the client and added next round
+};
+
+/// One device of a trace file (fl/config/device_trace.hpp): its compute and its link.
+struct DeviceProfile {
+  double speed_factor = 1; ///< multiplies its compute time (2: takes twice as long as the mean device)
+  double down_mbps = 0;    ///< download bandwidth in Mbit/s (0: unlimited)
+  double up_mbps = 0;      ///< upload bandwidth in Mbit/s (0: unlimited)
+  double latency_s = 0;    ///< one-way latency of each transfer
+  /// Availability windows [start, end) in simulated seconds, ascending; empty: always available.
+  std::vector<std::pair<double, double>> windows;
+};
+
+/// Clients' links (and, from a trace, their devices and availability) on the virtual clock.
+struct NetworkSettings {
+  double down_mbps = 0;       ///< mean download bandwidth, Mbit/s (0: unlimited, transfers take no time)
+  double up_mbps = 0;         ///< mean upload bandwidth, Mbit/s (0: unlimited)
+  double latency_s = 0;       ///< one-way latency per transfer
+  double bandwidth_sigma = 0; ///< clients' lasting bandwidth factors: lognormal, mean 1, this log-space std
+  std::filesystem::path trace; ///< CSV of devices (replaces the above and federation.speed_sigma); empty: none
+  double trace_period_s = 0;  ///< availability windows repeat with this period (0: they do not)
+  std::vector<DeviceProfile> devices; ///< the trace's rows (read at validation); client k is row k mod rows
 };
 
 
@@ -192,6 +226,8 @@ struct ExperimentConfig {
   PretrainSettings pretrain;
   PartitionSpec partition;      ///< clients and seed are filled from federation / seed
   FederationSettings federation;
+  NetworkSettings network;
+  CompressionSettings compression;
   StrategyKind strategy = StrategyKind::plora;
   LoraSettings lora;
   std::vector<std::string> lora_targets = {"classifier.0", "classifier.3"};
@@ -222,6 +258,7 @@ struct ExperimentConfig {
 /// Each enum's names (and meanings, for help texts), written once: fl/config/config_enums.cpp.
 [[nodiscard]] const EnumNames<OptimizerKind>& enum_names(OptimizerKind);
 [[nodiscard]] const EnumNames<Weighting>& enum_names(Weighting);
+[[nodiscard]] const EnumNames<CompressionKind>& enum_names(CompressionKind);
 [[nodiscard]] const EnumNames<DelayDistribution>& enum_names(DelayDistribution);
 [[nodiscard]] const EnumNames<FederationMode>& enum_names(FederationMode);
 [[nodiscard]] const EnumNames<StalenessRule>& enum_names(StalenessRule);

@@ -247,7 +247,7 @@ const std::vector<KeyDef>& schema() {
       int_key("federation.clients_per_round", "clients sampled each round (0 = all)", M(c.federation.clients_per_round)).in(0, kMaxClients),
       enum_key("federation.weighting", "", "weighting", M(c.federation.weighting)),
       real_key("federation.quorum", "fraction of selected clients that must answer before the timeout", M(c.federation.quorum)).in(0, 1).open_lo(),
-      real_key("federation.round_timeout_s", "seconds a round waits for client updates", M(c.federation.round_timeout_s)).in(0, kYearSeconds, "one year").open_lo(),
+      real_key("federation.round_timeout_s", "wall seconds a round waits for a client that does not answer at all (a lost node); simulated stragglers: round_deadline_s", M(c.federation.round_timeout_s)).in(0, kYearSeconds, "one year").open_lo(),
       enum_key("federation.mode", "", "mode", M(c.federation.mode)),
       int_key("federation.buffer_size", "async: updates per server aggregation (0 = half the clients, at least 1)",
               M(c.federation.buffer_size)).in(0, kMaxClients)
@@ -262,14 +262,35 @@ const std::vector<KeyDef>& schema() {
       real_key("federation.server_lr", "async: server learning rate on the buffered mean update", M(c.federation.server_lr)).in(0, kMaxRate).open_lo()
           .when("federation.mode = \"async\"", {"federation.mode"},
                 [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
-      real_key("federation.client_seconds", "async: virtual seconds of one local epoch on a client of mean data size",
-               M(c.federation.client_seconds)).in(0, kYearSeconds, "one year").open_lo()
-          .when("federation.mode = \"async\"", {"federation.mode"},
-                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
-      real_key("federation.speed_sigma", "async: clients' lasting speed factors, lognormal with mean 1 and this log-space std (0 = equal)",
-               M(c.federation.speed_sigma)).in(0, 10)
-          .when("federation.mode = \"async\"", {"federation.mode"},
-                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
+      real_key("federation.client_seconds", "virtual clock: simulated seconds of one local epoch on a client of mean data size",
+               M(c.federation.client_seconds)).in(0, kYearSeconds, "one year").open_lo(),
+      real_key("federation.speed_sigma", "virtual clock: clients' lasting speed factors, lognormal with mean 1 and this log-space std (0 = equal)",
+               M(c.federation.speed_sigma)).in(0, 10),
+      real_key("federation.round_deadline_s", "sync: simulated seconds after which a round closes; clients that would finish later are dropped (0 = none)",
+               M(c.federation.round_deadline_s)).in(0, kYearSeconds, "one year")
+          .when("federation.mode = \"sync\"", {"federation.mode"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::sync; }),
+      real_key("federation.overcommit", "sync: select ceil(clients_per_round x this) available clients, keep the first clients_per_round to finish",
+               M(c.federation.overcommit)).in(1, 10)
+          .when("federation.mode = \"sync\" and federation.clients_per_round > 0", {"federation.mode", "federation.clients_per_round"},
+                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::sync && c.federation.clients_per_round > 0; }),
+      real_key("network.down_mbps", "virtual clock: clients' mean download bandwidth, Mbit/s (0 = unlimited)", M(c.network.down_mbps)).in(0, 1e6),
+      real_key("network.up_mbps", "virtual clock: clients' mean upload bandwidth, Mbit/s (0 = unlimited)", M(c.network.up_mbps)).in(0, 1e6),
+      real_key("network.latency_s", "virtual clock: one-way latency of each transfer, seconds", M(c.network.latency_s)).in(0, 3600),
+      real_key("network.bandwidth_sigma", "virtual clock: clients' lasting bandwidth factors, lognormal with mean 1 and this log-space std (0 = equal)",
+               M(c.network.bandwidth_sigma)).in(0, 10),
+      path_key("network.trace", "CSV of devices: speed factor, down/up Mbit/s, latency, availability windows (README); replaces the keys above and federation.speed_sigma",
+               M(c.network.trace)),
+      real_key("network.trace_period_s", "network.trace: its availability windows repeat with this period (0 = they do not)",
+               M(c.network.trace_period_s)).in(0, kYearSeconds, "one year")
+          .when("network.trace is set", {"network.trace"}, [](const ExperimentConfig& c) { return !c.network.trace.empty(); }),
+      enum_key("compression.up", "what clients send up: ", "compression", M(c.compression.up)),
+      real_key("compression.topk_fraction", "topk: the share of each tensor's update entries sent", M(c.compression.topk_fraction)).in(0, 1).open_lo()
+          .when("compression.up = \"topk\"", {"compression.up"},
+                [](const ExperimentConfig& c) { return c.compression.up == CompressionKind::topk; }),
+      bool_key("compression.error_feedback", "topk: keep what was not sent on the client and add it to the next update", M(c.compression.error_feedback))
+          .when("compression.up = \"topk\"", {"compression.up"},
+                [](const ExperimentConfig& c) { return c.compression.up == CompressionKind::topk; }),
 
       enum_key("strategy.name", "", "strategy", M(c.strategy)),
       real_key("strategy.mu", "FedProx proximal term weight, usable with any strategy (0 = off)", M(c.train.prox_mu)).in(0, kMaxRate),

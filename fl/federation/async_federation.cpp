@@ -28,36 +28,6 @@ int effective_buffer_size(const FederationSettings& f) {
   return f.buffer_size > 0 ? f.buffer_size : std::max(1, f.clients / 2);
 }
 
-namespace {
-
-/// Uniform in (0, 1) from the top 53 bits (std's distributions differ between libraries).
-double uniform01(std::mt19937_64& rng) { return (static_cast<double>(rng() >> 11) + 0.5) / 9007199254740992.0; }
-
-} // namespace
-
-ClientClock::ClientClock(const FederationSettings& federation, int local_epochs, const FaultSettings& faults, uint64_t run_seed,
-                         std::vector<int64_t> train_samples)
-    : federation_(federation), epochs_(local_epochs), faults_(faults), seed_(run_seed), samples_(std::move(train_samples)) {
-  if (!samples_.empty())
-    mean_samples_ = std::max(1.0, static_cast<double>(std::accumulate(samples_.begin(), samples_.end(), int64_t{0})) /
-                                      static_cast<double>(samples_.size()));
-  for (std::size_t k = 0; k < samples_.size(); ++k) {
-    if (federation.speed_sigma <= 0) {
-      speed_.push_back(1.0);
-      continue;
-    }
-    std::mt19937_64 rng(job_seed(seed_, static_cast<int>(k), 0, Stream::client_speed));
-    speed_.push_back(draw_delay(DelayDistribution::lognormal, 1.0, federation.speed_sigma, uniform01(rng), uniform01(rng)));
-  }
-}
-
-double ClientClock::duration(int client, int job) const {
-  const auto k = static_cast<std::size_t>(client);
-  if (k >= samples_.size()) throw std::out_of_range("ClientClock: no client " + std::to_string(client));
-  const double work = federation_.client_seconds * epochs_ * static_cast<double>(samples_[k]) / mean_samples_;
-  return work * speed_[k] + draw_client_faults(faults_, seed_, client, job).delay_seconds;
-}
-
 void AsyncTimeline::start(const AsyncJob& job) {
   if (!jobs_.emplace(std::make_pair(job.end, job.client), job).second)
     throw std::logic_error("AsyncTimeline: client " + std::to_string(job.client) + " already has a job ending then");

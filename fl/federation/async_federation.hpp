@@ -10,6 +10,7 @@
 
 #include "fl/aggregation/aggregate.hpp"
 #include "fl/config/experiment_config.hpp"
+#include "fl/federation/virtual_clock.hpp"
 #include "model/tensor_map.hpp"
 
 #include <cstdint>
@@ -24,30 +25,6 @@ namespace fedvlm {
 
 /// Updates per aggregation: buffer_size, or half the clients (at least one) when it is 0.
 [[nodiscard]] int effective_buffer_size(const FederationSettings& federation);
-
-/// Virtual durations of the clients' local trainings.
-class ClientClock {
-public:
-  /// `train_samples[k]`: client k's local training samples.
-  ClientClock(const FederationSettings& federation, int local_epochs, const FaultSettings& faults, uint64_t run_seed,
-              std::vector<int64_t> train_samples);
-
-  /// Seconds client `client`'s `job`-th local training (1, 2, ...) takes: client_seconds ×
-  /// local epochs × its data size over the mean × its lasting speed factor, plus a straggler
-  /// delay where [faults] slow_* draws one for (client, job).
-  [[nodiscard]] double duration(int client, int job) const;
-  /// Client k's lasting speed factor (lognormal, mean 1; exactly 1 when speed_sigma is 0).
-  [[nodiscard]] double speed_factor(int client) const { return speed_[static_cast<std::size_t>(client)]; }
-
-private:
-  FederationSettings federation_;
-  int epochs_;
-  FaultSettings faults_;
-  uint64_t seed_;
-  std::vector<int64_t> samples_;
-  double mean_samples_ = 1;
-  std::vector<double> speed_;
-};
 
 /// One local training in flight, from its start to its virtual end.
 struct AsyncJob {

@@ -6,7 +6,7 @@ namespace fedvlm {
 AsyncServer::AsyncServer(const RoundSettings& settings, int clients, int version)
     : settings_(settings),
       clients_(clients),
-      clock_(settings.federation, settings.local_epochs, settings.faults, settings.seed, settings.train_samples),
+      clock_(settings.federation, settings.network, settings.local_epochs, settings.faults, settings.seed, settings.train_samples),
       jobs_started_(static_cast<std::size_t>(clients), 0),
       version_(version) {}
 
@@ -19,7 +19,9 @@ std::vector<int> AsyncServer::first_clients() {
 
 int AsyncServer::start(int client, const TensorMap& global) {
   const int job = ++jobs_started_[static_cast<std::size_t>(client)];
-  timeline_.start({client, job, version_, timeline_.now() + clock_.duration(client, job)});
+  // The global down, the same shapes up (averaging rules only): transfers on the client's links.
+  const auto bytes = static_cast<int64_t>(tensor_map_bytes(global));
+  timeline_.start({client, job, version_, timeline_.now() + clock_.job_seconds(client, job, bytes, bytes)});
   base_[client] = global;
   return job;
 }

@@ -3,6 +3,7 @@
 #include "fl/federation/starting_state.hpp" // kSharedInit
 
 #include "fl/aggregation/aggregation_error.hpp"
+#include "fl/aggregation/compression.hpp"
 #include "fl/aggregation/round_aggregation.hpp"
 #include "fl/privacy/differential_privacy.hpp"
 #include "fl/runtime/random_streams.hpp"
@@ -24,6 +25,7 @@ ClientSettings client_settings(const ExperimentConfig& c, const std::vector<Loca
     cs.split = splits.at(static_cast<std::size_t>(id));
     cs.faults = c.faults;
     cs.privacy = c.privacy;
+    cs.compression = c.compression;
   }
   cs.strategy = c.strategy;
   cs.run_seed = c.seed;
@@ -59,7 +61,7 @@ void privatize_update(const ClientSettings& client, int round, const TensorMap& 
 
 ClientUpdate synchronous_update(const ClientSettings& client, int round, const LocalTrainResult& trained,
                                 const TensorMap& adapters, const TensorMap& received, double delay_seconds,
-                                TensorMap& kept_measure, bool& kept) {
+                                TensorMap& kept_measure, bool& kept, TensorMap& residual) {
   const StrategySpec sp = spec_in_round(strategy_spec(client.strategy), round);
   kept = false;
   ClientUpdate up;
@@ -68,7 +70,8 @@ ClientUpdate synchronous_update(const ClientSettings& client, int round, const L
   up.samples = trained.samples;
   up.tensors = tensor_map_clone(shared_part(sp, adapters));
   privatize_update(client, round, received, up.tensors);
-  up.bytes = static_cast<int64_t>(tensor_map_bytes(up.tensors));
+  if (client.compression.up == CompressionKind::none) up.bytes = static_cast<int64_t>(tensor_map_bytes(up.tensors));
+  else up.bytes = compress_update(up.tensors, received, residual, client.compression);
   up.train_loss = trained.mean_loss;
   up.delay_seconds = delay_seconds;
   if (sp.share_a || sp.share_b) {

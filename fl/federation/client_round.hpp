@@ -23,6 +23,7 @@ struct ClientSettings {
   uint64_t run_seed = 0;
   FaultSettings faults;        ///< simulated drop-outs, stragglers and crashes (fl/federation/client_faults.hpp)
   PrivacySettings privacy;     ///< clipping (and local noise) of the shared update
+  CompressionSettings compression; ///< how the shared update is encoded on its way up
   double lora_alpha = 8.0;     ///< scale α/r of its products (drift it measures itself)
   /// The client is on a node (serve): nothing but what the strategy shares leaves it. Its update
   /// carries `measured` only when that holds no other tensor; under a personalised strategy it
@@ -45,12 +46,14 @@ struct ClientSettings {
 /// and in local mode noised with std σ·C from the client's own privacy stream.
 void privatize_update(const ClientSettings& client, int round, const TensorMap& received, TensorMap& update);
 
-/// What the client sends after training `round` into `adapters`: the shared part (privatized),
-/// its bytes and loss, and what the aggregation error measures. A client that keeps its factors
-/// and has private tensors moves that measure into `kept_measure` instead of sending it.
+/// What the client sends after training `round` into `adapters`: the shared part (privatized,
+/// then compressed with [compression]: `residual` holds topk's error feedback between rounds),
+/// its bytes (encoded) and loss, and what the aggregation error measures (the tensors as
+/// decoded, so it includes what compression lost). A client that keeps its factors and has
+/// private tensors moves that measure into `kept_measure` instead of sending it.
 [[nodiscard]] ClientUpdate synchronous_update(const ClientSettings& client, int round, const LocalTrainResult& trained,
                                               const TensorMap& adapters, const TensorMap& received, double delay_seconds,
-                                              TensorMap& kept_measure, bool& kept);
+                                              TensorMap& kept_measure, bool& kept, TensorMap& residual);
 
 /// Asynchronous mode: the shared part of job `job`'s result, as sent.
 [[nodiscard]] ClientUpdate asynchronous_update(const ClientSettings& client, int job, const LocalTrainResult& trained);

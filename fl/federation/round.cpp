@@ -24,6 +24,7 @@ RoundSettings round_settings(const ExperimentConfig& c, const std::string& run_i
   s.run = run_id;
   s.strategy = c.strategy;
   s.federation = c.federation;
+  s.network = c.network;
   s.privacy = c.privacy;
   s.lora_alpha = c.lora.alpha;
   for (int k = 0; k < c.federation.clients; ++k) s.client_ranks.push_back(client_lora_rank(c, k));
@@ -37,15 +38,33 @@ RoundSettings round_settings(const ExperimentConfig& c, const std::string& run_i
 std::vector<int> select_clients(int clients, int per_round, uint64_t seed, int round) {
   std::vector<int> ids(static_cast<std::size_t>(clients));
   std::iota(ids.begin(), ids.end(), 0);
-  if (per_round <= 0 || per_round >= clients) return ids;
-  std::mt19937_64 rng(job_seed(seed, -1, round, Stream::selection));
-  for (std::size_t i = ids.size() - 1; i > 0; --i) {
-    std::uniform_int_distribution<std::size_t> pick(0, i);
-    std::swap(ids[i], ids[pick(rng)]);
+  return sample_clients(ids, per_round, seed, round);
+}
+
+void select_round(const RoundSettings& s, const ClientClock& clock, RoundInFlight& r, int round, double now) {
+  if (strategy_spec(s.strategy).centralized) {
+    r.selected = {-1};
+    r.wanted = 1;
+    return;
   }
-  ids.resize(static_cast<std::size_t>(per_round));
-  std::sort(ids.begin(), ids.end());
-  return ids;
+  int wanted = 0;
+  r.selected = select_on_clock(s.federation, clock, s.seed, round, now, wanted);
+  r.wanted = static_cast<std::size_t>(wanted);
+}
+
+RoundTiming clock_round(const RoundSettings& s, const ClientClock& clock, RoundInFlight& r, double now) {
+  std::map<int, double> finish;
+  for (const auto& [id, up] : r.updates)
+    if (id >= 0) finish[id] = clock.job_seconds(id, r.round, up.bytes, up.bytes);
+  if (finish.empty() && !r.updates.empty()) return {}; // the centralized trainer: no clients' clock
+  const std::size_t wanted = r.wanted > 0 ? r.wanted : r.selected.size();
+  RoundTiming t = time_round(s.federation, clock, now, finish, wanted, !r.failed.empty());
+  for (const auto& [id, why] : t.dropped) {
+    r.updates.erase(id);
+    r.failed.insert(id);
+  }
+  r.virtual_duration = t.duration;
+  return t;
 }
 
 std::vector<int> round_participants(const RoundSettings& s, int clients, int round) {
@@ -66,7 +85,7 @@ std::string nobody_answered(const RoundInFlight& r, int& silent_rounds, int tota
          " selected clients answered (failed or timed out: " + failed + "), " +
          (silent_rounds == 1 ? std::string("the run's only round") : std::to_string(silent_rounds) + " rounds in a row") +
          ", so no update can be aggregated and nobody trains; see faults.failing_clients, "
-         "faults.dropout_probability, faults.crash_clients and federation.round_timeout_s";
+         "faults.dropout_probability, faults.crash_clients, federation.round_deadline_s and federation.round_timeout_s";
 }
 
 std::size_t quorum_needed(std::size_t selected, double quorum) {
@@ -130,7 +149,7 @@ AggregationMeasure measure_round(const RoundSettings& s, const RoundInFlight& r,
 QuorumOutcome close_training_round(const RoundSettings& s, RoundInFlight& r, TensorMap& global, std::string* measure_warning) {
   r.result = RoundAggregate{};
   QuorumOutcome out;
-  out.needed = quorum_needed(r.selected.size(), s.federation.quorum);
+  out.needed = quorum_needed(r.wanted > 0 ? r.wanted : r.selected.size(), s.federation.quorum);
   if (r.updates.size() < out.needed) return out;
   out.met = true;
   std::vector<ClientContribution> parts;
@@ -196,6 +215,15 @@ ClientRoundRecord client_record(const RoundSettings& s, const RoundInFlight& rf,
   return r;
 }
 
+double percentile(std::vector<double> values, double q) {
+  if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
+  std::sort(values.begin(), values.end());
+  const double at = q * static_cast<double>(values.size() - 1);
+  const auto lo = static_cast<std::size_t>(std::floor(at));
+  const std::size_t hi = std::min(lo + 1, values.size() - 1);
+  return values[lo] + (values[hi] - values[lo]) * (at - static_cast<double>(lo));
+}
+
 RoundSummary round_summary(const RoundSettings& s, const RoundInFlight& r, const std::vector<ClientRoundRecord>& records,
                            const EvalResult* global_eval, double seconds, std::optional<double> virtual_now) {
   RoundSummary sum;
@@ -212,8 +240,8 @@ RoundSummary round_summary(const RoundSettings& s, const RoundInFlight& r, const
   sum.aggregation_error = r.measure.error;
   if (r.round > 0) sum.epsilon = epsilon_after_rounds(s.privacy, s.federation, r.round);
   sum.aggregation_error_by_layer = r.measure.error_by_layer;
+  if (virtual_now) sum.virtual_seconds = *virtual_now;
   if (virtual_now && r.round > 0) {
-    sum.virtual_seconds = *virtual_now;
     double total = 0, most = 0;
     for (const auto& c : r.buffer) {
       total += c.staleness;
@@ -242,6 +270,10 @@ RoundSummary round_summary(const RoundSettings& s, const RoundInFlight& r, const
   }
   if (scored > 0) {
     sum.mean_accuracy = acc_sum / scored;
+    std::vector<double> accuracies;
+    for (const ClientRoundRecord& rec : records)
+      if (rec.test_samples > 0) accuracies.push_back(rec.accuracy);
+    sum.p10_accuracy = percentile(accuracies, 0.1);
   } else {
     const double none = records.empty() ? 0.0 : std::numeric_limits<double>::quiet_NaN();
     sum.mean_accuracy = sum.min_accuracy = sum.max_accuracy = none;

@@ -11,6 +11,7 @@
 #include "fl/config/strategy.hpp"
 #include "fl/federation/client_exchange.hpp"
 #include "fl/federation/run_setup.hpp"
+#include "fl/federation/virtual_clock.hpp"
 #include "fl/results/run_checkpoint.hpp"
 #include "fl/results/run_records.hpp"
 
@@ -30,6 +31,7 @@ struct RoundSettings {
   std::string run;
   StrategyKind strategy = StrategyKind::plora;
   FederationSettings federation;
+  NetworkSettings network;        ///< clients' links, devices and availability on the virtual clock
   PrivacySettings privacy;        ///< central noise on the average, ε per round, the budget
   double lora_alpha = 8.0;        ///< scale α/r of the products the aggregation rules combine
   std::vector<int> client_ranks;  ///< index = client id: the rank each client's download has
@@ -60,6 +62,8 @@ struct RoundInFlight {
   RoundAggregate result;               ///< what each client downloads
   AggregationMeasure measure;
   std::vector<CommittedUpdate> buffer; ///< asynchronous mode: this aggregation's commits
+  std::size_t wanted = 0;              ///< updates the round keeps (federation.overcommit); 0: all selected
+  double virtual_duration = 0;         ///< the round's simulated seconds (fl/federation/virtual_clock.hpp)
 };
 
 /// Clients taking part in `round`: all, or a seeded sample of `per_round`, ascending.
@@ -67,6 +71,16 @@ struct RoundInFlight {
 
 /// Who takes part in `round`: the centralized trainer alone (-1), or select_clients.
 [[nodiscard]] std::vector<int> round_participants(const RoundSettings& settings, int clients, int round);
+
+/// Synchronous mode: who `round` selects at virtual time `now` (the centralized trainer alone,
+/// or select_on_clock); r.selected and r.wanted get it.
+void select_round(const RoundSettings& settings, const ClientClock& clock, RoundInFlight& r, int round, double now);
+
+/// Synchronous mode, every selected client answered or failed: when each answer would have
+/// arrived on the virtual clock (its job_seconds, downloading and uploading what it sends),
+/// which the round keeps (time_round), and r.virtual_duration. Dropped updates leave r.updates
+/// for r.failed. Returns the timing (its `dropped` says why each was left out).
+RoundTiming clock_round(const RoundSettings& settings, const ClientClock& clock, RoundInFlight& r, double now);
 
 /// Answers a round needs: ceil(quorum × selected), at least one.
 [[nodiscard]] std::size_t quorum_needed(std::size_t selected, double quorum);
@@ -115,7 +129,10 @@ void close_async_round(const RoundSettings& settings, RoundInFlight& r, TensorMa
 [[nodiscard]] ClientRoundRecord client_record(const RoundSettings& settings, const RoundInFlight& r,
                                               const ClientEval& ev, double seconds);
 
-/// The round's summary over the clients' records; `virtual_now` is asynchronous mode's clock.
+/// The q-quantile of `values` (q in [0, 1]), linear between order statistics (numpy's default); NaN when empty.
+[[nodiscard]] double percentile(std::vector<double> values, double q);
+
+/// The round's summary over the clients' records; `virtual_now` is the virtual clock after the round.
 /// Wire bytes are the caller's (they come from the sockets).
 [[nodiscard]] RoundSummary round_summary(const RoundSettings& settings, const RoundInFlight& r,
                                          const std::vector<ClientRoundRecord>& records, const EvalResult* global_eval,

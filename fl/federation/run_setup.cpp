@@ -4,6 +4,7 @@
 // setup_clip.cpp); what they share is fl/federation/setup_parts.
 #include "fl/federation/run_setup.hpp"
 #include "fl/federation/setup_families.hpp"
+#include "fl/aggregation/compression.hpp"
 #include "fl/config/model_family.hpp"
 #include "fl/config/strategy.hpp"
 #include "support/join.hpp"
@@ -93,6 +94,16 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
       if (first.share_base) os << " " << name << ".weight/.bias";
   if (first.share_head) os << " probe.weight probe.bias (a linear classifier on the frozen features)";
   if (!shares_anything(spec)) os << " nothing";
+  if (c.compression.up != CompressionKind::none && shares_anything(spec)) {
+    std::vector<std::vector<int64_t>> shapes; // what one client sends up, float32
+    for (const auto& [name, shape] : s.targets) {
+      if (first.share_a) shapes.push_back({max_lora_rank(c), shape.in_features});
+      if (first.share_b) shapes.push_back({shape.out_features, max_lora_rank(c)});
+    }
+    if (shapes.empty()) shapes.push_back({s.bytes_up_per_client / 4}); // base copies or a probe: as one tensor
+    os << "\n  compressed   " << to_string(c.compression.up) << " up: " << encoded_bytes(shapes, c.compression)
+       << " B per client instead of " << s.bytes_up_per_client << " B";
+  }
   os << "\n  clients      id  train  test  " << (c.data.is_vqa() ? "domains" : "labels") << " (count per " << (c.data.is_vqa() ? "domain" : "class") << ")\n";
   for (std::size_t k = 0; k < s.splits.size(); ++k) {
     os << "               " << std::setw(2) << k << " " << std::setw(6) << s.splits[k].train.size() << " "

@@ -51,13 +51,18 @@ const std::vector<RecordField<RoundSummary>>& round_summary_field_list() {
       {"virtual_seconds", &S::virtual_seconds, true},
       {"mean_staleness", &S::mean_staleness, true},
       {"max_staleness", &S::max_staleness, true},
+      {"round_virtual_seconds", &S::round_virtual_seconds, true},
+      {"cumulative_bytes", &S::cumulative_bytes, true},
       {"global_accuracy", &S::global_accuracy, true},
       {"global_loss", &S::global_loss, true},
       {"wire_bytes_sent", &S::wire_bytes_sent, true},
       {"wire_bytes_received", &S::wire_bytes_received, true},
+      {"p10_accuracy", &S::p10_accuracy, true},
       {"target_accuracy", &S::target_accuracy, true},
       {"global_rounds_to_target", &S::global_rounds_to_target, true},
       {"mean_rounds_to_target", &S::mean_rounds_to_target, true},
+      {"virtual_seconds_to_target", &S::virtual_seconds_to_target, true},
+      {"bytes_to_target", &S::bytes_to_target, true},
   };
   return fields;
 }

@@ -256,6 +256,8 @@ void ResultsWriter::write_files_locked(int max_round, bool final_write, bool run
     run["target_accuracy"] = last.target_accuracy;
     run["rounds_to_target"] = {{"global_test", value(last.global_rounds_to_target)},
                                {"mean_client", value(last.mean_rounds_to_target)}};
+    run["virtual_seconds_to_target"] = value(last.virtual_seconds_to_target);
+    run["bytes_to_target"] = value(last.bytes_to_target);
   }
   if (!phases.empty()) {
     json p = json::object();

@@ -22,6 +22,12 @@ namespace fedvlm {
 /// Throws std::invalid_argument when rounds do not increase.
 [[nodiscard]] std::optional<double> rounds_to_target(const std::vector<std::pair<int, double>>& curve, double target);
 
+/// The value of a per-round quantity (simulated seconds, cumulative bytes) at fractional round
+/// `round`: `points` (round, value) in increasing round order, non-finite values skipped;
+/// linear between the measured rounds around it, the value itself at a measured round. NaN
+/// when `round` lies outside the measured rounds.
+[[nodiscard]] double value_at_round(const std::vector<std::pair<int, double>>& points, double round);
+
 /// evaluation.target_accuracy over a run: the global test and mean client accuracy curves so
 /// far, and their rounds to target written into each round's summary.
 class TargetTracker {
@@ -30,8 +36,8 @@ public:
   /// client accuracy). `earlier`: a resumed run's summaries, whose rounds come first.
   TargetTracker(double target, bool watch_global, const std::vector<RoundSummary>& earlier = {});
 
-  /// Adds `sum`'s accuracies and sets its target_accuracy and *_rounds_to_target (NaN while not
-  /// reached). Returns true when the watched curve reaches the target in this round.
+  /// Adds `sum`'s accuracies and sets its target_accuracy, *_rounds_to_target and the watched
+  /// curve's virtual_seconds_to_target and bytes_to_target (NaN while not reached). Returns true when the watched curve reaches the target in this round.
   bool record(RoundSummary& sum);
 
   [[nodiscard]] bool reached() const { return reached_at_.has_value(); }
@@ -45,6 +51,7 @@ private:
   bool watch_global_;
   std::vector<RoundSummary> earlier_;
   std::vector<std::pair<int, double>> global_, mean_;
+  std::vector<std::pair<int, double>> seconds_, bytes_; ///< the virtual clock and bytes per round
   std::optional<double> reached_at_;
 };
 

@@ -54,6 +54,9 @@ struct RoundSummary {
   int clients_failed = 0; ///< selected but no update: failing, dropped out, crashed or timed out
   int clients_late = 0;   ///< answered, but late (simulated stragglers)
   double mean_accuracy = 0, min_accuracy = 0, max_accuracy = 0;
+  /// The 10th percentile of the clients' accuracies (linear between order statistics, as
+  /// numpy's default): what the worst-off tenth of the clients get; min_accuracy is the worst.
+  double p10_accuracy = std::numeric_limits<double>::quiet_NaN();
   double seconds = 0;
   /// Strategies whose clients all hold one product (FLoRA/FedIT, FFA-LoRA):
   /// ‖Σ p_k B_k A_k − aggregated product‖_F / ‖Σ p_k B_k A_k‖_F, mean over adapted layers, and
@@ -67,6 +70,11 @@ struct RoundSummary {
   double virtual_seconds = std::numeric_limits<double>::quiet_NaN();
   double mean_staleness = std::numeric_limits<double>::quiet_NaN();
   double max_staleness = std::numeric_limits<double>::quiet_NaN();
+  /// The virtual clock (fl/federation/virtual_clock.hpp): this round's simulated seconds (sync:
+  /// until its last kept answer or its deadline; async: since the previous aggregation), and
+  /// the bytes up and down of every client since the run started; NaN / 0 before round 0.
+  double round_virtual_seconds = std::numeric_limits<double>::quiet_NaN();
+  int64_t cumulative_bytes = 0;
   /// evaluation.global_test: the global model on the dataset's official test split; NaN when off.
   double global_accuracy = std::numeric_limits<double>::quiet_NaN();
   double global_loss = std::numeric_limits<double>::quiet_NaN();
@@ -75,6 +83,11 @@ struct RoundSummary {
   double target_accuracy = std::numeric_limits<double>::quiet_NaN();
   double global_rounds_to_target = std::numeric_limits<double>::quiet_NaN();
   double mean_rounds_to_target = std::numeric_limits<double>::quiet_NaN();
+  /// The watched curve's crossing (global test where on, else mean client) on the virtual clock:
+  /// the simulated seconds and the cumulative bytes at that fractional round, each linearly
+  /// interpolated between the rounds around it; NaN until reached.
+  double virtual_seconds_to_target = std::numeric_limits<double>::quiet_NaN();
+  double bytes_to_target = std::numeric_limits<double>::quiet_NaN();
   /// Clients on other processes (serve): the bytes the server's connections to its nodes carried
   /// since the previous round's summary, as the kernel counted them (CAF's headers, every
   /// message of the round, TLS records included); 0 in one process, where nothing crosses a network.

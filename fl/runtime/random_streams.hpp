@@ -15,7 +15,8 @@ enum class Stream : uint64_t {
   adapter_init = 3,  ///< lora_A at the start (round 0) and fresh adapters (round >= 1)
   faults = 5,        ///< simulated drop-outs, stragglers, delays
   privacy_noise = 6, ///< DP noise: per client (local mode) or the server's (client -1, central)
-  client_speed = 7,  ///< asynchronous mode: how long a client's local training takes on the virtual clock
+  client_speed = 7,  ///< the virtual clock: how long a client's local training takes
+  client_link = 8,   ///< the virtual clock: a client's lasting bandwidth factor
 };
 
 /// A seed for one purpose of one client (-1: the server or a shared draw) in one round, mixing

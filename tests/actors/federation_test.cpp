@@ -3,6 +3,7 @@
 #include "actors/aggregator_actor.hpp"
 #include "actors/run_driver.hpp"
 #include "fl/federation/client_faults.hpp"
+#include "fl/config/device_trace.hpp"
 #include "fl/tasks/federated_task.hpp"
 #include "fl/privacy/privacy_budget.hpp"
 #include "fl/config/strategy.hpp"
@@ -302,7 +303,7 @@ TEST_F(Federation, RoundWithoutAnyAnswerStopsTheRunSayingWhy) {
   cases[1].faults.dropout_probability = 1.0;
   cases[2].faults.slow_clients = {0, 1, 2, 3};
   cases[2].faults.slow_seconds = 3.0;
-  cases[2].federation.round_timeout_s = 0.5;
+  cases[2].federation.round_deadline_s = 2.0; // simulated: nothing waits 3 s for them
   for (auto& c : cases) {
     c.federation.quorum = 0.5;
     c.federation.rounds = 4; // stopped after 3 silent rounds, before the 4th
@@ -318,17 +319,102 @@ TEST_F(Federation, RoundWithoutAnyAnswerStopsTheRunSayingWhy) {
   }
 }
 
-TEST_F(Federation, StragglerPastTheTimeoutIsLeftOut) {
+TEST_F(Federation, StragglerPastTheDeadlineIsLeftOut) {
   auto c = small_config(StrategyKind::plora);
   c.faults.slow_clients = {2};
   c.faults.slow_seconds = 3.0;
-  c.federation.round_timeout_s = 1.0;
+  c.federation.round_deadline_s = 2.5; // simulated seconds: the others compute 1 s each
   c.federation.quorum = 0.5;
   c.federation.rounds = 1;
   const auto out = run(c);
   EXPECT_FALSE(out->observer.at(2, 1).participated);
   EXPECT_TRUE(out->observer.at(3, 1).participated);
   EXPECT_EQ(out->observer.rounds.back().clients_answered, 3);
+}
+
+// Stragglers a day late cost no wall time (a run that slept for them, or waited for the
+// 3600 s wall timeout, would not finish): the virtual clock decides who makes the deadline, so
+// the metrics are the same with 1 and 2 workers, and a resumed run goes on with the same clock.
+TEST_F(Federation, StragglersAreVirtualReproducibleAndResumeExactly) {
+  auto c = small_config(StrategyKind::plora);
+  c.federation.rounds = 3;
+  c.faults.slow_fraction = 0.5;
+  c.faults.slow_seconds = 86400;
+  c.faults.slow_distribution = DelayDistribution::exponential;
+  c.federation.round_deadline_s = 43200;
+  c.federation.quorum = 0.25; // aggregate what made the deadline
+  c.network.up_mbps = 1;
+  c.network.down_mbps = 4;
+  c.network.latency_s = 0.05;
+  std::map<int, std::string> saved;
+  RunHooks keep;
+  keep.on_round_state = [&](const RunCheckpoint& ck) { saved[ck.round] = checkpoint_encode(ck); };
+  const auto two = run(c, keep);
+  c.scheduler.concurrency = 1;
+  const auto one = run(c);
+  ASSERT_EQ(two->observer.rounds.size(), 4u);
+  ASSERT_EQ(one->observer.rounds.size(), 4u);
+  int dropped = 0, kept = 0;
+  double clock = 0;
+  int64_t bytes = 0;
+  for (int round = 1; round <= 3; ++round) {
+    const auto& a = two->observer.rounds[static_cast<std::size_t>(round)];
+    const auto& b = one->observer.rounds[static_cast<std::size_t>(round)];
+    EXPECT_EQ(a.virtual_seconds, b.virtual_seconds) << round;
+    EXPECT_EQ(a.clients_failed, b.clients_failed) << round;
+    EXPECT_DOUBLE_EQ(a.virtual_seconds, clock + a.round_virtual_seconds) << round;
+    clock = a.virtual_seconds;
+    dropped += a.clients_failed;
+    kept += a.clients_answered;
+    if (a.clients_failed > 0) EXPECT_DOUBLE_EQ(a.round_virtual_seconds, 43200) << "waited until the deadline";
+    else EXPECT_LT(a.round_virtual_seconds, 43200);
+    for (int k = 0; k < 4; ++k) {
+      const auto& ra = two->observer.at(k, round);
+      EXPECT_EQ(ra.accuracy, one->observer.at(k, round).accuracy) << k << " " << round;
+      EXPECT_EQ(ra.participated, one->observer.at(k, round).participated) << k << " " << round;
+      bytes += ra.bytes_up + ra.bytes_down;
+    }
+    EXPECT_EQ(a.cumulative_bytes, bytes) << round;
+  }
+  EXPECT_GT(dropped, 0) << "exponential delays of mean 1 day: some pass a 12 h deadline";
+  EXPECT_GT(kept, 0);
+
+  RunHooks from1;
+  from1.resume_from = checkpoint_decode(saved.at(1), "round 1");
+  from1.previous_rounds = {two->observer.rounds[0], two->observer.rounds[1]};
+  c.scheduler.concurrency = 2;
+  const auto resumed = run(c, from1);
+  ASSERT_EQ(resumed->observer.rounds.size(), 2u);
+  for (const auto& r : resumed->observer.rounds) {
+    const auto& w = two->observer.rounds[static_cast<std::size_t>(r.round)];
+    EXPECT_EQ(r.virtual_seconds, w.virtual_seconds) << r.round;
+    EXPECT_EQ(r.cumulative_bytes, w.cumulative_bytes) << r.round;
+    EXPECT_EQ(r.mean_accuracy, w.mean_accuracy) << r.round;
+  }
+}
+
+// A device trace: clients offline at the start are never selected, the others run on their
+// devices' speeds and links, and overcommit keeps the first to finish.
+TEST_F(Federation, ATraceDrivenRunSelectsOnlyAvailableClients) {
+  auto c = small_config(StrategyKind::flora);
+  c.federation.rounds = 2;
+  c.federation.clients_per_round = 1;
+  c.federation.overcommit = 2.0; // 2 selected, the first to finish kept
+  c.network.devices = parse_device_trace("client,speed_factor,down_mbps,up_mbps,latency_s,available\n"
+                                         "0,1.0,10,2,0.02,*\n"
+                                         "1,3.0,1,0.5,0.2,*\n"
+                                         "2,1.0,10,2,0.02,1000000-2000000\n",
+                                         "trace");
+  const auto out = run(c);
+  ASSERT_EQ(out->observer.rounds.size(), 3u);
+  for (int round = 1; round <= 2; ++round) {
+    const auto& sum = out->observer.rounds[static_cast<std::size_t>(round)];
+    EXPECT_EQ(sum.clients_selected, 2) << round; // of the available 0, 1, 3
+    EXPECT_EQ(sum.clients_answered, 1) << round;
+    EXPECT_FALSE(out->observer.at(2, round).participated) << "client 2 is offline until 1e6 s";
+    EXPECT_FALSE(out->observer.at(1, round).participated) << "device 1 is 3x slower on slower links";
+    EXPECT_GT(sum.round_virtual_seconds, 1.0) << round; // 1 s of compute plus its transfers
+  }
 }
 
 TEST_F(Federation, PartialParticipationSamplesClientsPerRound) {

@@ -50,6 +50,12 @@ fs::path write_run(const fs::path& root, const std::string& seed, bool reached) 
     s.global_accuracy = reached ? acc[round] : 0.5;
     s.target_accuracy = 0.9;
     if (reached && round >= 3) s.global_rounds_to_target = 2 + 0.1 / 0.15;
+    s.virtual_seconds = 3600.0 * round;
+    s.cumulative_bytes = int64_t{1000} * round;
+    if (reached && round >= 3) {
+      s.virtual_seconds_to_target = 3600.0 * (2 + 0.1 / 0.15);
+      s.bytes_to_target = 1000.0 * (2 + 0.1 / 0.15);
+    }
     w.round_finished(s);
   }
   w.finish(kStatusCompleted);
@@ -65,6 +71,8 @@ TEST(RoundsToTargetOutputs, RunJsonRoundsJsonlAndCompare) {
   EXPECT_DOUBLE_EQ(run.at("target_accuracy").get<double>(), 0.9);
   EXPECT_NEAR(run.at("rounds_to_target").at("global_test").get<double>(), 2 + 0.1 / 0.15, 1e-12);
   EXPECT_TRUE(run.at("rounds_to_target").at("mean_client").is_null());
+  EXPECT_NEAR(run.at("virtual_seconds_to_target").get<double>(), 3600.0 * (2 + 0.1 / 0.15), 1e-6);
+  EXPECT_NEAR(run.at("bytes_to_target").get<double>(), 1000.0 * (2 + 0.1 / 0.15), 1e-9);
 
   // rounds.jsonl: null until the round that reached it, then the round, read back exactly.
   const RunResults back = load_run(reached);
@@ -85,6 +93,12 @@ TEST(RoundsToTargetOutputs, RunJsonRoundsJsonlAndCompare) {
   const std::string table = format_comparison(runs);
   EXPECT_NE(table.find("rounds to target"), std::string::npos) << table;
   EXPECT_NE(table.find("2.67 ± 0.00 (1 not reached)"), std::string::npos) << table;
+  EXPECT_NEAR(rows[0].seconds_to_target.mean, 3600.0 * (2 + 0.1 / 0.15), 1e-6);
+  EXPECT_NEAR(rows[0].bytes_to_target.mean, 1000.0 * (2 + 0.1 / 0.15), 1e-9);
+  EXPECT_NE(table.find("sim. hours to target"), std::string::npos) << table;
+  EXPECT_NE(table.find("2.667 ± 0.000"), std::string::npos) << table; // hours
+  EXPECT_EQ(back.rounds[4].cumulative_bytes, 4000);
+  EXPECT_EQ(back.rounds[4].virtual_seconds, 4 * 3600.0);
   // Runs without a target get no such column.
   RunResults plain = runs[0];
   for (auto& s : plain.rounds) s.target_accuracy = NAN;
@@ -127,6 +141,13 @@ TEST(RoundsToTargetOutputs, PlotDrawsTheTargetAsAHorizontalLine) {
   EXPECT_NE(script.find(arrow, global), std::string::npos) << script;
   EXPECT_EQ(script.find("\nset arrow"), script.find("\n" + arrow)) << "no other arrows";
   EXPECT_NE(script.find("unset arrow"), std::string::npos);
+  // Accuracy against simulated hours and against bytes: one point per round (mean accuracy 0 here).
+  ASSERT_NE(script.find("# accuracy_vs_simulated_hours.png"), std::string::npos) << script;
+  ASSERT_NE(script.find("# accuracy_vs_bytes.png"), std::string::npos) << script;
+  const std::string hours = fedvlm::testing::read_text_file(out / "accuracy_vs_simulated_hours.dat");
+  const std::string bytes = fedvlm::testing::read_text_file(out / "accuracy_vs_bytes.dat");
+  EXPECT_NE(hours.find("\n0 0\n1 0\n2 0\n3 0\n4 0\n"), std::string::npos) << hours;
+  EXPECT_NE(bytes.find("\n0 0\n1000 0\n2000 0\n3000 0\n4000 0\n"), std::string::npos) << bytes;
 }
 
 } // namespace

@@ -669,6 +669,37 @@ TEST(ExperimentTomlRanges, MoreClientsThanSamplesIsRefusedNamingThePool) {
   EXPECT_EQ(parse_one("[data]\nmax_samples = 100\n[federation]\nclients = 100\n").federation.clients, 100);
 }
 
+// The virtual clock's keys: ranges, the trace read and checked with the experiment, compression.
+TEST(ExperimentTomlDeployment, DeadlineOvercommitTraceAndCompressionAreValidatedAtTheEdge) {
+  expect_config_error("[federation]\novercommit = 0.5\n", {"key 'federation.overcommit': must be in [1, 10]"});
+  expect_config_error("[federation]\nround_deadline_s = -1\n", {"key 'federation.round_deadline_s'"});
+  expect_config_error("[network]\nup_mbps = -2\n", {"key 'network.up_mbps'"});
+  expect_config_error("[compression]\nup = \"int4\"\n", {"key 'compression.up'", "expected none, float16, int8, int8_row or topk"});
+  expect_config_error("[compression]\nup = \"topk\"\ntopk_fraction = 0\n", {"key 'compression.topk_fraction'"});
+  expect_config_error("[federation]\nmode = \"async\"\n[compression]\nup = \"int8\"\n", {"key 'compression.up'", "synchronous"});
+  const ExperimentConfig c = parse_one("[federation]\nclients_per_round = 2\novercommit = 1.5\nround_deadline_s = 600\n"
+                                       "[network]\ndown_mbps = 20\nlatency_s = 0.1\n[compression]\nup = \"int8_row\"\n");
+  EXPECT_EQ(c.federation.overcommit, 1.5);
+  EXPECT_EQ(c.federation.round_deadline_s, 600);
+  EXPECT_EQ(c.network.down_mbps, 20);
+  EXPECT_EQ(c.network.latency_s, 0.1);
+  EXPECT_EQ(c.compression.up, CompressionKind::int8_row);
+  EXPECT_NE(parse("[compression]\ntopk_fraction = 0.2\n").warnings.at(0).find("has no effect because compression.up = \"none\""),
+            std::string::npos);
+
+  fedvlm::testing::TempDir tmp("fedvlm-trace");
+  const fs::path good = tmp.path() / "devices.csv", bad = tmp.path() / "bad.csv";
+  fedvlm::testing::write_text_file(good, "client,speed_factor,down_mbps,up_mbps,latency_s,available\n0,2,10,1,0.05,*\n1,1,5,1,0,0-60\n");
+  fedvlm::testing::write_text_file(bad, "client,speed_factor,down_mbps,up_mbps,latency_s,available\n0,2,10,1,0.05,later\n");
+  const ExperimentConfig traced = parse_one("[network]\ntrace = \"" + good.string() + "\"\n");
+  ASSERT_EQ(traced.network.devices.size(), 2u);
+  EXPECT_EQ(traced.network.devices[0].speed_factor, 2);
+  EXPECT_EQ(traced.network.devices[1].windows, (std::vector<std::pair<double, double>>{{0, 60}}));
+  expect_config_error("[network]\ntrace = \"" + bad.string() + "\"\n",
+                      {"key 'network.trace'", bad.string() + ":2: column available"});
+  expect_config_error("[network]\ntrace = \"" + (tmp.path() / "none.csv").string() + "\"\n", {"key 'network.trace'", "cannot be read"});
+}
+
 // A key that does nothing where it is set: a warning naming why, once; strict refuses. In a
 // sweep, a key that acts in some runs is meant for those and is not warned about.
 TEST(ExperimentTomlNoEffect, KeysWithoutEffectAreWarnedOnceAndStrictRefuses) {

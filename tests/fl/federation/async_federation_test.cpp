@@ -35,28 +35,28 @@ TEST(AsyncBuffer, DefaultIsHalfTheClients) {
 TEST(AsyncClock, DurationScalesWithDataEpochsAndSpeed) {
   FederationSettings f;
   f.client_seconds = 2.0;
-  const ClientClock clock(f, /*local_epochs=*/3, FaultSettings{}, /*seed=*/1, {10, 30});
+  const ClientClock clock(f, NetworkSettings{}, /*local_epochs=*/3, FaultSettings{}, /*seed=*/1, {10, 30});
   // Mean data 20: client 0 has half of it, client 1 one and a half.
-  EXPECT_DOUBLE_EQ(clock.duration(0, 1), 2.0 * 3 * 0.5);
-  EXPECT_DOUBLE_EQ(clock.duration(1, 5), 2.0 * 3 * 1.5);
-  EXPECT_THROW((void)clock.duration(2, 1), std::out_of_range);
+  EXPECT_DOUBLE_EQ(clock.compute_seconds(0, 1), 2.0 * 3 * 0.5);
+  EXPECT_DOUBLE_EQ(clock.compute_seconds(1, 5), 2.0 * 3 * 1.5);
+  EXPECT_THROW((void)clock.compute_seconds(2, 1), std::out_of_range);
 
   f.speed_sigma = 1.0;
-  const ClientClock varied(f, 1, FaultSettings{}, 1, {20, 20, 20, 20});
-  const ClientClock again(f, 1, FaultSettings{}, 1, {20, 20, 20, 20});
+  const ClientClock varied(f, NetworkSettings{}, 1, FaultSettings{}, 1, {20, 20, 20, 20});
+  const ClientClock again(f, NetworkSettings{}, 1, FaultSettings{}, 1, {20, 20, 20, 20});
   EXPECT_NE(varied.speed_factor(0), varied.speed_factor(1)); // lasting per-client factors
   for (int k = 0; k < 4; ++k) {
     EXPECT_GT(varied.speed_factor(k), 0);
     EXPECT_DOUBLE_EQ(varied.speed_factor(k), again.speed_factor(k)); // from the seed
-    EXPECT_DOUBLE_EQ(varied.duration(k, 1), varied.duration(k, 2));  // no stragglers: the same each job
+    EXPECT_DOUBLE_EQ(varied.compute_seconds(k, 1), varied.compute_seconds(k, 2));  // no stragglers: the same each job
   }
 
   FaultSettings slow;
   slow.slow_clients = {1};
   slow.slow_seconds = 4.0;
-  const ClientClock stragglers(FederationSettings{}, 1, slow, 1, {20, 20});
-  EXPECT_DOUBLE_EQ(stragglers.duration(0, 1), 1.0);
-  EXPECT_DOUBLE_EQ(stragglers.duration(1, 1), 1.0 + 4.0); // a fixed delay on the virtual clock
+  const ClientClock stragglers(FederationSettings{}, NetworkSettings{}, 1, slow, 1, {20, 20});
+  EXPECT_DOUBLE_EQ(stragglers.compute_seconds(0, 1), 1.0);
+  EXPECT_DOUBLE_EQ(stragglers.compute_seconds(1, 1), 1.0 + 4.0); // a fixed delay on the virtual clock
 }
 
 TEST(AsyncTimeline, EarliestEndFirstTiesByClient) {

@@ -2,6 +2,7 @@
 #include "fl/federation/async_server.hpp"
 #include "fl/federation/client_round.hpp"
 #include "fl/federation/round.hpp"
+#include "fl/aggregation/compression.hpp"
 #include "fl/federation/starting_state.hpp"
 
 #include <ATen/ATen.h>
@@ -317,9 +318,9 @@ TEST(ClientRound, TheUpdateCarriesOnlyTheSharedFactorsAndTheirBytes) {
   LocalTrainResult trained;
   trained.samples = 3;
   trained.mean_loss = 0.25;
-  TensorMap kept;
+  TensorMap kept, residual;
   bool was_kept = true;
-  const ClientUpdate up = synchronous_update(c, 1, trained, adapters, {}, 0.5, kept, was_kept);
+  const ClientUpdate up = synchronous_update(c, 1, trained, adapters, {}, 0.5, kept, was_kept, residual);
   EXPECT_FALSE(was_kept);
   ASSERT_EQ(up.tensors.size(), 1u);
   EXPECT_TRUE(up.tensors.count("fc.lora_B"));
@@ -328,7 +329,7 @@ TEST(ClientRound, TheUpdateCarriesOnlyTheSharedFactorsAndTheirBytes) {
   EXPECT_DOUBLE_EQ(up.delay_seconds, 0.5);
   EXPECT_EQ(up.measured.size(), 2u); // the whole adapters, for the drift
   c.keeps_factors = true;            // on a node: the private A stays here
-  const ClientUpdate on_node = synchronous_update(c, 1, trained, adapters, {}, 0, kept, was_kept);
+  const ClientUpdate on_node = synchronous_update(c, 1, trained, adapters, {}, 0, kept, was_kept, residual);
   EXPECT_TRUE(was_kept);
   EXPECT_TRUE(on_node.measured.empty());
   EXPECT_EQ(kept.size(), 2u);
@@ -336,6 +337,24 @@ TEST(ClientRound, TheUpdateCarriesOnlyTheSharedFactorsAndTheirBytes) {
   EXPECT_EQ(job.indices, c.split.train);
   EXPECT_EQ(job.trainable, (std::set<std::string>{"fc.lora_A", "fc.lora_B"}));
   EXPECT_EQ(job.prox_reference.size(), 1u); // FedProx pulls towards what was received: the shared B
+}
+
+TEST(ClientRound, ACompressedUpdateCountsItsEncodedBytesAndIsMeasuredAsDecoded) {
+  ClientSettings c;
+  c.strategy = StrategyKind::plora;
+  c.compression.up = CompressionKind::int8;
+  const TensorMap adapters = {{"fc.lora_A", at::ones({2, 3})}, {"fc.lora_B", at::arange(8, at::kFloat).reshape({4, 2}) / 7.0}};
+  const TensorMap received = {{"fc.lora_B", at::zeros({4, 2})}};
+  LocalTrainResult trained;
+  TensorMap kept, residual;
+  bool was_kept = false;
+  const ClientUpdate up = synchronous_update(c, 1, trained, adapters, received, 0, kept, was_kept, residual);
+  EXPECT_EQ(up.bytes, 8 + 4); // 8 int8 entries and one float32 scale
+  // Scale 1/127: every entry on the int8 grid, within half a step of the trained value.
+  const at::Tensor sent = up.tensors.at("fc.lora_B");
+  EXPECT_LE((sent - adapters.at("fc.lora_B")).abs().max().item<double>(), 0.5 / 127 + 1e-7);
+  EXPECT_TRUE(at::equal(up.measured.at("fc.lora_B"), sent)); // the aggregation error sees what arrived
+  EXPECT_TRUE(residual.empty()); // no error feedback outside topk
 }
 
 TEST(ClientRound, ClippingBoundsTheChangeFromWhatWasReceived) {
@@ -428,4 +447,26 @@ TEST(ClientRound, SettingsComeFromTheExperimentInOnePlace) {
 }
 
 } // namespace
+TEST(Round, P10AndWorstClientAccuracy) {
+  // numpy.percentile([1, 2, 3, 4, 5], 10) = 1.4; of one value, the value.
+  EXPECT_DOUBLE_EQ(percentile({5, 1, 4, 2, 3}, 0.1), 1.4);
+  EXPECT_DOUBLE_EQ(percentile({0.7}, 0.1), 0.7);
+  EXPECT_TRUE(std::isnan(percentile({}, 0.1)));
+  RoundSettings s;
+  RoundInFlight r;
+  r.round = 1;
+  std::vector<ClientRoundRecord> records;
+  for (int k = 0; k < 11; ++k) {
+    ClientRoundRecord rec;
+    rec.client = k;
+    rec.accuracy = 0.1 * (10 - k); // 1.0, 0.9, ..., 0.0
+    rec.test_samples = 10;
+    records.push_back(rec);
+  }
+  records.back().test_samples = 0; // not scored: left out (accuracies 0.1 .. 1.0 remain)
+  const RoundSummary sum = round_summary(s, r, records, nullptr, 0, std::nullopt);
+  EXPECT_NEAR(sum.p10_accuracy, 0.19, 1e-12); // 0.1 + 0.9 x (0.2 - 0.1)
+  EXPECT_NEAR(sum.min_accuracy, 0.1, 1e-12);
+}
+
 } // namespace fedvlm

@@ -374,10 +374,11 @@ TEST_F(ResultsFiles, RoundsCsvHeaderAndRowExact) {
   ASSERT_EQ(csv.size(), 2u);
   EXPECT_EQ(csv[0], "run,strategy,round,total_rounds,clients_answered,clients_selected,clients_failed,clients_late,"
                     "mean_accuracy,min_accuracy,max_accuracy,seconds,aggregation_error,epsilon,virtual_seconds,"
-                    "mean_staleness,max_staleness,global_accuracy,global_loss,wire_bytes_sent,wire_bytes_received,"
-                    "target_accuracy,global_rounds_to_target,mean_rounds_to_target");
+                    "mean_staleness,max_staleness,round_virtual_seconds,cumulative_bytes,global_accuracy,global_loss,"
+                    "wire_bytes_sent,wire_bytes_received,p10_accuracy,target_accuracy,global_rounds_to_target,"
+                    "mean_rounds_to_target,virtual_seconds_to_target,bytes_to_target");
   EXPECT_EQ(csv[1], "\"exp/clients=3,strategy=plora,seed=0\",plora,1,2,3,3,1,1,0.61,0.51,0.71,2.5,0.125,1.5,nan,"
-                    "nan,nan,0.5625,1,1007,2009,nan,nan,nan");
+                    "nan,nan,nan,0,0.5625,1,1007,2009,nan,nan,nan,nan,nan,nan");
 }
 
 // A task metric is a column of its own; rows without it (another task's, or the "before" row

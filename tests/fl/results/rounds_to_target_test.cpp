@@ -123,5 +123,34 @@ TEST(TargetTracker, AResumedRunStartsFromItsEarlierRounds) {
   EXPECT_FALSE(mean.reached());
 }
 
+TEST(ValueAtRound, InterpolatesBetweenMeasuredRounds) {
+  const Curve seconds{{0, 0}, {1, 100}, {2, NAN}, {3, 400}};
+  EXPECT_EQ(value_at_round(seconds, 1), 100);
+  EXPECT_DOUBLE_EQ(value_at_round(seconds, 0.25), 25);
+  EXPECT_DOUBLE_EQ(value_at_round(seconds, 2.5), 100 + 300 * 1.5 / 2); // round 2 unmeasured: from 1 to 3
+  EXPECT_TRUE(std::isnan(value_at_round(seconds, 3.5)));
+  EXPECT_TRUE(std::isnan(value_at_round({}, 1)));
+}
+
+TEST(TargetTracker, TheCrossingOnTheVirtualClockAndInBytes) {
+  // Mean client accuracy 0.5, 0.7, 0.9 at 0, 600, 1800 simulated s and 0, 1000, 3000 bytes:
+  // 0.8 is reached at round 1.5, so at 1200 s and 2000 bytes.
+  TargetTracker t(0.8, /*watch_global=*/false);
+  const double acc[] = {0.5, 0.7, 0.9}, secs[] = {0, 600, 1800};
+  const int64_t bytes[] = {0, 1000, 3000};
+  RoundSummary last;
+  for (int round = 0; round <= 2; ++round) {
+    RoundSummary s = summary(round, NAN, acc[round]);
+    s.virtual_seconds = secs[round];
+    s.cumulative_bytes = bytes[round];
+    EXPECT_EQ(t.record(s), round == 2);
+    if (round < 2) EXPECT_TRUE(std::isnan(s.virtual_seconds_to_target));
+    last = s;
+  }
+  EXPECT_DOUBLE_EQ(last.mean_rounds_to_target, 1.5);
+  EXPECT_DOUBLE_EQ(last.virtual_seconds_to_target, 1200);
+  EXPECT_DOUBLE_EQ(last.bytes_to_target, 2000);
+}
+
 } // namespace
 } // namespace fedvlm
