@@ -21,7 +21,8 @@ SchedulerConfig scheduler_config(const ExperimentConfig& c, const RunSetup& setu
 }
 
 client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& c, const RunSetup& setup,
-                            caf::actor scheduler, int id, const ClientCheckpoint& state, bool on_node) {
+                            caf::actor scheduler, int id, const ClientCheckpoint& state, bool on_node,
+                            std::function<void(int, const ClientCheckpoint&)> save_state) {
   ClientConfig cc;
   cc.id = id;
   if (id == kSharedInit) {
@@ -38,6 +39,7 @@ client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig&
   cc.run_seed = c.seed;
   cc.lora_alpha = c.lora.alpha;
   cc.keeps_factors = on_node;
+  cc.save_state = std::move(save_state);
   cc.scheduler = std::move(scheduler);
   return spawn_client(system, std::move(cc));
 }

@@ -31,8 +31,10 @@ Usage:
                             [--output-dir DIR] [--resume [--force]] [--strict]
   fedvlm-sim resume RUN_DIR [--set KEY=VALUE]... [--force] [--quiet]
   fedvlm-sim serve EXPERIMENT.toml [--listen HOST:PORT] [--nodes N] [--wait SECONDS]
-                   [--cert FILE --key FILE --ca FILE | --insecure] [run options]
-  fedvlm-sim node --connect HOST:PORT [--slots N] [--wait SECONDS] [--cert FILE --key FILE --ca FILE]
+                   [--cert FILE --key FILE --ca FILE | --insecure] [--resume [--restart-missing-clients]]
+                   [run options]
+  fedvlm-sim node --connect HOST:PORT [--slots N] [--wait SECONDS] [--state DIR]
+                  [--cert FILE --key FILE --ca FILE]
   fedvlm-sim plot RESULTS_DIR... [--out DIR]
   fedvlm-sim compare RESULTS_DIR...
   fedvlm-sim --keys          every experiment key, with type, default, range, meaning and
@@ -71,6 +73,12 @@ node:     connects to a server (waiting up to --wait SECONDS, default 60, for it
           differs is refused), hosts its clients until the server ends. A node that joins after
           one was lost takes over that node's clients. --slots N: this node runs N jobs at once
           (its scheduler's concurrency) and gets clients in proportion to its slots.
+          --state DIR: its clients save their state there after every round the server
+          checkpoints (checkpoint.every), and restore it when the server resumes.
+serve --resume: continues the served run after the newest round the server checkpointed;
+          the nodes restore their clients from their --state; a node without them is refused
+          (naming its clients) unless --restart-missing-clients starts them again from their
+          starting state (said in the log and in run.json).
 --cert FILE --key FILE --ca FILE
           mutual TLS: this side's PEM certificate and key, and the CA that signed the other
           side's; a peer whose certificate that CA did not sign is refused. A --listen address
@@ -217,6 +225,7 @@ int main(int argc, char** argv) {
       fedvlm::TlsFiles tls;
       double wait = 60;
       int slots = 0;
+      std::string state_dir; // issue 21 resume: --state DIR
       for (std::size_t i = 1; i < args.size(); ++i) {
         std::string error;
         if (parse_tls_option(args, i, tls, error)) {
@@ -228,6 +237,8 @@ int main(int argc, char** argv) {
                                             "a job count (4 x this machine's usable cores at most)"));
         } else if (args[i] == "--wait" && i + 1 < args.size()) {
           wait = seconds_flag("--wait", args[++i], 0, false);
+        } else if (args[i] == "--state" && i + 1 < args.size()) { // issue 21 resume
+          state_dir = args[++i];
         }
         else return usage_error("node takes --connect HOST:PORT [--cert FILE --key FILE --ca FILE], got " + args[i]);
       }
@@ -240,7 +251,7 @@ int main(int argc, char** argv) {
         return usage_error("--connect: " + std::string(e.what()));
       }
       const auto& [host, port] = host_port; // a node saves nothing: Ctrl-C ends it at once
-      return fedvlm::run_node(host, port, tls, wait, slots);
+      return fedvlm::run_node(host, port, tls, wait, slots, state_dir);
     }
 
     const bool resume = args[0] == "resume";
@@ -260,7 +271,8 @@ int main(int argc, char** argv) {
       else if (a == "--force") options.force = true;
       else if (a == "--strict") overrides.push_back("strict=true");
       else if (!resume && a == "--dry-run") options.dry_run = true;
-      else if (!resume && !serve && a == "--resume") options.resume = true;
+      else if (!resume && a == "--resume") options.resume = true; // serve too (issue 21 resume)
+      else if (serve && a == "--restart-missing-clients") options.serve->restart_missing_clients = true; // issue 21
       else if (serve && a == "--insecure") insecure = true;
       else if (serve && (a == "--listen" || a == "--nodes" || a == "--wait")) {
         if (i + 1 >= args.size()) return usage_error(a + " needs a value");
