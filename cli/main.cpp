@@ -309,6 +309,8 @@ int main(int argc, char** argv) {
                            "--insecure to use plain TCP anyway on a network you trust");
     }
     if (options.force && !resume && !options.resume) return usage_error("--force goes with --resume or resume");
+    if (serve && options.serve->restart_missing_clients && !options.resume) // issue 21 resume
+      return usage_error("--restart-missing-clients goes with serve --resume");
     if (resume && !std::filesystem::is_regular_file(std::filesystem::path(file) / "run.json"))
       return usage_error("resume: " + file + " is not a run directory (it has no run.json)");
     options.interactive = !quiet && ::isatty(STDERR_FILENO);
