@@ -50,6 +50,10 @@ struct AggregatorConfig : RoundSettings {
   /// moments) stays there. It is never requested after a round, so the round state handed to
   /// on_round_state and RunDone hold no client state, only the global (and a local central trainer).
   bool clients_keep_state = false;
+  /// With clients_keep_state: after each round checkpoint_due(round, node_save_every, rounds)
+  /// names, every client (not lost) is asked to save its state on its node (save_atom) before
+  /// on_round_state, so the server's checkpoint of a round comes after the nodes'. 0: never.
+  int node_save_every = 0;
   /// Spawns a replacement for a client whose actor died, from its state after the last finished
   /// round. Empty: a crashed client stays down.
   std::function<client_actor(int client, const ClientCheckpoint& state)> respawn;

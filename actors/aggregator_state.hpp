@@ -33,6 +33,9 @@ struct aggregator_state {
   clock_type::time_point round_started;
   std::set<int> eval_waiting; ///< clients asked to evaluate this round that have not answered
   std::set<int> snapshot_waiting; ///< clients asked for their state that have not answered
+  std::set<int> save_waiting;     ///< clients on nodes asked to save their state (save_atom)
+  int saved_round = 0;            ///< the last round the clients on nodes were asked to save
+  std::set<int> unsaved_said;     ///< clients on nodes whose failure to save was said (once each)
   std::unique_ptr<AsyncServer> async; ///< asynchronous mode, from its first round
   std::unique_ptr<ClientClock> clock; ///< synchronous mode's virtual clock (fl/federation/virtual_clock.hpp)
   double virtual_now = 0;              ///< simulated seconds since the run started, after the last round

@@ -6,6 +6,7 @@
 #include "actors/aggregator_state.hpp"
 #include "fl/federation/async_server.hpp"
 #include "fl/federation/round.hpp"
+#include "fl/results/client_checkpoint.hpp"
 #include "fl/results/incremental_checkpoint.hpp"
 #include "fl/runtime/interrupt.hpp"
 #include "support/join.hpp"
@@ -97,10 +98,40 @@ void advance(aggregator_actor_t self) {
   st.done.deliver(st.summary);
 }
 
+void next_round_or_done(aggregator_actor_t self);
+
+/// Clients on nodes (serve): each saves its own state after the round in its node's directory;
+/// then the round goes on (a client that could not is said in the log: a resume refuses its node).
+void save_on_nodes(aggregator_actor_t self) {
+  auto& st = self->state;
+  st.saved_round = st.r.round;
+  st.save_waiting.clear();
+  for (std::size_t id = 0; id < st.cfg.clients.size(); ++id)
+    if (!st.lost.count(static_cast<int>(id))) st.save_waiting.insert(static_cast<int>(id));
+  if (st.save_waiting.empty()) return next_round_or_done(self);
+  const int round = st.r.round;
+  const auto settle = [self, round](int id, const std::string& why) {
+    auto& s = self->state;
+    if (s.r.round != round || !s.save_waiting.erase(id)) return;
+    if (!why.empty() && s.unsaved_said.insert(id).second)
+      spdlog::warn("{}: round {}: client {} did not save its state on its node ({}): a resume from this round "
+                   "or a later one refuses its node (said once)", s.cfg.run, round, id, why);
+    if (s.save_waiting.empty()) next_round_or_done(self);
+  };
+  const std::set<int> ids = st.save_waiting;
+  for (int id : ids)
+    self->request(st.cfg.clients[static_cast<std::size_t>(id)], timeout_of(st.cfg), save_atom::value, round)
+        .then([settle, id](bool saved) { settle(id, saved ? "" : "the node runs without --state"); },
+              [settle, id](caf::error& err) { settle(id, describe_error(err)); });
+}
+
 /// The round's state is complete: hand it to the driver (adapters, checkpoint), then go on.
 void next_round_or_done(aggregator_actor_t self) {
   auto& st = self->state;
   if (st.over) return;
+  if (st.cfg.clients_keep_state && st.saved_round != st.r.round &&
+      checkpoint_due(st.r.round, st.cfg.node_save_every, st.cfg.federation.rounds))
+    return save_on_nodes(self);
   if (st.r.round > 0 && st.cfg.on_round_state) {
     try {
       st.cfg.on_round_state(round_checkpoint(st.cfg, st.progress, st.r.round, st.cfg.resume_from.config_hash,

@@ -108,6 +108,16 @@ client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
         return AdapterSnapshot{self->state.cfg.id, tensor_map_clone(self->state.adapters),
                                tensor_map_clone(self->state.optimizer_state)};
       },
+      [self](save_atom, int round) -> caf::result<bool> {
+        auto& st = self->state;
+        if (!st.cfg.save_state) return false;
+        try {
+          st.cfg.save_state(round, ClientCheckpoint{st.cfg.id, st.adapters, st.optimizer_state});
+        } catch (const std::exception& e) {
+          return caf::make_error(caf::sec::runtime_error, e.what());
+        }
+        return true;
+      },
       [self](eval_atom, GlobalDown& down) -> caf::result<ClientEval> {
         auto& st = self->state;
         const double drift = own_drift(st.cfg, down, st.measured, st.measured_round);

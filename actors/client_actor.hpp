@@ -6,10 +6,13 @@
 #include "fl/data/partition.hpp"
 #include "fl/config/strategy.hpp"
 #include "fl/federation/client_round.hpp"
+#include "fl/results/run_checkpoint.hpp"
 #include "model/tensor_map.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
+
+#include <functional>
 
 namespace fedvlm {
 
@@ -18,6 +21,9 @@ struct ClientConfig : ClientSettings {
   TensorMap initial_adapters;  ///< A from its own (or the shared) seed, B = 0; or resumed state
   TensorMap initial_optimizer_state; ///< empty for a fresh client
   caf::actor scheduler;
+  /// On a node with a state directory: writes the client's state after a round (save_atom);
+  /// empty: nothing is saved and save_atom answers false.
+  std::function<void(int round, const ClientCheckpoint& state)> save_state;
 };
 
 /// The client_actor interface (actors/messages.hpp): (train_atom, round) → ClientUpdate and

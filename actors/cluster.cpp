@@ -9,6 +9,7 @@
 #include "actors/scheduler_actor.hpp"
 #include "fl/config/experiment_toml.hpp"
 #include "fl/tasks/federated_task.hpp"
+#include "fl/results/client_checkpoint.hpp"
 #include "fl/results/run_checkpoint.hpp"
 #include "fl/runtime/interrupt.hpp"
 #include "fl/runtime/thread_plan.hpp"
@@ -25,6 +26,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -83,6 +85,11 @@ struct registry_state {
   std::map<uint64_t, int> tokens;         ///< each node's join token → its place
   std::map<caf::actor_addr, int> node_of; ///< reporter → node index, once the node is ready
   std::set<int> vacant;                   ///< nodes lost: their block waits for a node to join
+  // -- resuming -------------------------------------------------------------------
+  int resume_round = 0;                   ///< > 0: the nodes restore their clients' states of this round
+  bool restart_missing = false;           ///< a node lacking them: its clients start again (not refused)
+  /// Clients that started again from their starting state (read by the server once answered).
+  std::shared_ptr<std::set<int>> restarted;
   static inline const char* name = "fedvlm.registry";
 };
 
@@ -122,11 +129,12 @@ void watch_node(registry_actor_t self, int node) {
 
 /// A node that prepared another setup than the server: told why (its process ends saying so),
 /// its clients stopped, and its block left vacant for a node that matches to join and take.
-void refuse_node(registry_actor_t self, const NodeReady& r, const std::string& why) {
+void refuse_node(registry_actor_t self, const NodeReady& r, const std::string& why,
+                 const std::string& what = "prepared another run than the server") {
   auto& s = self->state;
   const std::string text = "node " + std::to_string(r.node) + " (clients " +
-                           id_list(s.assignment[static_cast<std::size_t>(r.node)]) +
-                           ") prepared another run than the server and is refused: " + why +
+                           id_list(s.assignment[static_cast<std::size_t>(r.node)]) + ") " + what +
+                           " and is refused: " + why +
                            "; the run waits for a node that matches (fedvlm-sim node --connect ...)";
   spdlog::error("{}", text);
   if (const auto it = s.reporters.find(r.node); it != s.reporters.end() && it->second)
@@ -134,6 +142,26 @@ void refuse_node(registry_actor_t self, const NodeReady& r, const std::string& w
   for (const auto& a : r.actors) self->send_exit(a, caf::exit_reason::user_shutdown);
   s.ready.erase(r.node);
   s.vacant.insert(r.node);
+}
+
+/// Resuming: a node whose clients had no saved state is refused naming them, or (with
+/// restart_missing) they start again from their starting state, said in the log. False: refused.
+bool accept_missing_states(registry_actor_t self, const NodeReady& r) {
+  auto& s = self->state;
+  if (r.without_state.empty()) return true;
+  const std::string ids = id_list(r.without_state);
+  if (!s.restart_missing) {
+    refuse_node(self, r,
+                "it has no saved state of clients " + ids + " after round " + std::to_string(s.resume_round) +
+                    " to resume from (start it with --state DIR holding them, or serve with "
+                    "--restart-missing-clients to start them again from their starting state)",
+                "cannot resume its clients");
+    return false;
+  }
+  spdlog::warn("node {}: clients {} have no saved state after round {}: they start again from their starting "
+               "state (--restart-missing-clients)", r.node, ids, s.resume_round);
+  s.restarted->insert(r.without_state.begin(), r.without_state.end());
+  return true;
 }
 
 /// A node that joined after the run started, ready with the clients of a lost node: they go back
@@ -155,9 +183,13 @@ void rejoined(registry_actor_t self, NodeReady& r) {
 
 registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::string config, int clients,
                                        SetupFingerprint fingerprint,
-                       RunObserver* observer) {
+                       RunObserver* observer, int resume_round, bool restart_missing,
+                                       std::shared_ptr<std::set<int>> restarted) {
   auto& st = self->state;
   st.observer = observer;
+  st.resume_round = resume_round;
+  st.restart_missing = restart_missing;
+  st.restarted = std::move(restarted);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& s = self->state;
     const auto it = s.node_of.find(dm.source);
@@ -186,7 +218,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
             spdlog::info("node {} asked again over a fresh connection", k);
           s.reporters[k] = reporter;
           if (!s.assignment.empty())
-            return NodeAssignment{k, s.config, s.assignment[slot], s.fingerprint};
+            return NodeAssignment{k, s.config, s.assignment[slot], s.fingerprint, s.started ? 0 : s.resume_round};
           s.joins[slot] = self->make_response_promise<NodeAssignment>();
           s.slots[slot] = slots;
           return s.joins[slot];
@@ -198,7 +230,9 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
           s.tokens[token] = k;
           spdlog::info("a node joined to take over node {} (clients {})", k,
                        id_list(s.assignment[static_cast<std::size_t>(k)]));
-          return NodeAssignment{k, s.config, s.assignment[static_cast<std::size_t>(k)], s.fingerprint};
+          // Once the run is under way a lost node's clients start again from their starting state.
+          return NodeAssignment{k, s.config, s.assignment[static_cast<std::size_t>(k)], s.fingerprint,
+                                s.started ? 0 : s.resume_round};
         }
         if (static_cast<int>(s.joins.size()) >= s.expected)
           return caf::make_error(caf::sec::invalid_argument,
@@ -215,7 +249,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
           s.assignment = assign_clients(s.clients, s.slots);
           for (int k = 0; k < s.expected; ++k)
             s.joins[static_cast<std::size_t>(k)].deliver(
-                NodeAssignment{k, s.config, s.assignment[static_cast<std::size_t>(k)], s.fingerprint});
+                NodeAssignment{k, s.config, s.assignment[static_cast<std::size_t>(k)], s.fingerprint, s.resume_round});
         }
         return rp;
       },
@@ -233,7 +267,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
                  r.actors.size() != s.assignment[static_cast<std::size_t>(r.node)].size())
           s.failure = "node " + std::to_string(r.node) + " reported " + std::to_string(r.actors.size()) +
                       " clients for another assignment";
-        else {
+        else if (accept_missing_states(self, r)) {
           watch_node(self, r.node);
           s.ready[r.node] = std::move(r);
         }
@@ -267,6 +301,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
 }
 
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using SaveState = std::function<void(int, const ClientCheckpoint&)>;
 
 /// A node's scheduler events, totalled for the server (NodeSchedulerStats).
 class NodeStatsCollector : public RunObserverBase {
@@ -454,8 +489,10 @@ std::vector<std::vector<int>> assign_clients(int clients, const std::vector<int>
 RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettings& settings,
                                     const std::string& config_toml, int clients,
                                     const SetupFingerprint& setup_fingerprint,
-                                    RunObserver* observer) {
-  const registry_actor reg = system.spawn(registry, settings.nodes, config_toml, clients, setup_fingerprint, observer);
+                                    RunObserver* observer, int resume_round) {
+  auto restarted = std::make_shared<std::set<int>>();
+  const registry_actor reg = system.spawn(registry, settings.nodes, config_toml, clients, setup_fingerprint, observer,
+                                          resume_round, settings.restart_missing_clients, restarted);
   const bool tls = settings.tls.enabled();
   auto port = tls ? caf::openssl::publish(reg, settings.port, settings.host.c_str(), /*reuse=*/true)
                   : system.middleman().publish(reg, settings.port, settings.host.c_str(), /*reuse_addr=*/true);
@@ -493,7 +530,7 @@ RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettin
     self->send_exit(reg, caf::exit_reason::user_shutdown); // the nodes that came stop too
     throw std::runtime_error("serve: " + failure);
   }
-  return {std::move(out), reg, *port};
+  return {std::move(out), reg, *port, std::vector<int>(restarted->begin(), restarted->end())};
 }
 
 bool wait_for_listener(const std::string& host, uint16_t port, double seconds) {
@@ -518,7 +555,8 @@ bool wait_for_listener(const std::string& host, uint16_t port, double seconds) {
   }
 }
 
-int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double wait_seconds, int slots) {
+int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double wait_seconds, int slots,
+             const std::string& state_dir) {
   if (!wait_for_listener(host, port, wait_seconds)) {
     std::fprintf(stderr, "fedvlm-sim node: no server listens at %s:%u (waited %.0f s; start it with fedvlm-sim serve)\n",
                  host.c_str(), static_cast<unsigned>(port), wait_seconds);
@@ -595,14 +633,33 @@ int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double
     DatasetCache datasets;
     const RunSetup setup = prepare_run(c, datasets, SetupMode::execute);
     ClientCheckpoint central;
-    const std::vector<ClientCheckpoint> states = starting_states(c, setup, {}, central);
-    scheduler = spawn_scheduler(system, scheduler_config(c, setup, &collector));
+    std::vector<ClientCheckpoint> states = starting_states(c, setup, {}, central);
+    const std::string run_id = c.name + "/" + c.run_label;
     NodeReady ready;
     ready.node = assignment.node;
     ready.setup_fingerprint = run_setup_fingerprint(setup);
+    if (assignment.resume_round > 0) // the states saved after that round, where this node has them
+      for (int id : assignment.clients) {
+        auto saved = state_dir.empty() ? std::nullopt : client_state_load(state_dir, run_id, id, assignment.resume_round);
+        if (saved) states.at(static_cast<std::size_t>(id)) = std::move(*saved);
+        else ready.without_state.push_back(id);
+      }
+    if (assignment.resume_round > 0)
+      spdlog::info("node {}: resuming after round {}: {}", assignment.node, assignment.resume_round,
+                   ready.without_state.empty() ? "every client's saved state found in " + state_dir
+                                               : "no saved state of clients " + id_list(ready.without_state) +
+                                                     (state_dir.empty() ? " (no --state)" : " in " + state_dir));
+    SaveState save; // each client's state after the rounds the server checkpoints, under --state
+    if (!state_dir.empty())
+      save = [state_dir, run_id, hash = config_hash(assignment.config_toml),
+              keep = std::max(2, c.checkpoint.keep)](int round, const ClientCheckpoint& state) {
+        // One more than the server keeps: the server writes its checkpoint of a round after the nodes.
+        client_state_save(state_dir, run_id, hash, round, state, keep + 1);
+      };
+    scheduler = spawn_scheduler(system, scheduler_config(c, setup, &collector));
     for (int id : assignment.clients)
-      ready.actors.push_back(
-          spawn_run_client(system, c, setup, scheduler, id, states.at(static_cast<std::size_t>(id)), /*on_node=*/true));
+      ready.actors.push_back(spawn_run_client(system, c, setup, scheduler, id, states.at(static_cast<std::size_t>(id)),
+                                              /*on_node=*/true, save));
     hosted = ready.actors;
     spdlog::info("node {}: hosting clients {} of run {}", assignment.node, id_list(assignment.clients), c.name);
     self->monitor(reg);

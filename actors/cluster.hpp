@@ -53,6 +53,10 @@ struct ServeSettings {
   int nodes = 1;
   double wait_seconds = 120; ///< for every node to join and be ready
   TlsFiles tls;
+  /// Resuming (serve --resume): a node whose clients have no saved state after the resume round
+  /// is refused, naming them; with this set, they start from their starting state instead
+  /// (said in the log and in run.json).
+  bool restart_missing_clients = false;
 };
 
 /// "HOST:PORT" → (host, port). Throws std::invalid_argument saying what was expected.
@@ -82,6 +86,7 @@ struct RemoteClients {
   std::vector<client_actor> clients; ///< by client id
   registry_actor registry;
   uint16_t port = 0; ///< where the server listens: its connections to the nodes are on it
+  std::vector<int> restarted; ///< resuming: clients that started again from their starting state
 };
 
 /// Server: publishes the registry on settings.host:port (loopback by default), waits for
@@ -91,10 +96,12 @@ struct RemoteClients {
 /// (the log and the node say which part differs) and its block waits for a node that matches. The
 /// registry stays published while `system` lives (nodes watch it to know when to stop).
 /// `observer` (may be null; outlives the system) hears every node's scheduler figures.
+/// `resume_round` > 0: the nodes restore their clients' states saved after that round (a node
+/// lacking them is refused, naming its clients, unless settings.restart_missing_clients).
 [[nodiscard]] RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettings& settings,
                                                   const std::string& config_toml, int clients,
                                                   const SetupFingerprint& setup_fingerprint,
-                                                  RunObserver* observer = nullptr);
+                                                  RunObserver* observer = nullptr, int resume_round = 0);
 
 /// Node: connects to host:port (waiting up to wait_seconds for the server to listen: it may
 /// still be loading its data), hosts the clients it is given until the server goes away. A
@@ -103,7 +110,10 @@ struct RemoteClients {
 /// Returns the process exit code; errors are printed to stderr.
 /// `slots` > 0: this node's job slots — its weight in the assignment and its scheduler's
 /// concurrency (otherwise the configuration's).
-int run_node(const std::string& host, uint16_t port, const TlsFiles& tls = {}, double wait_seconds = 60, int slots = 0);
+/// `state_dir` (non-empty): where its clients save their states after the rounds the server
+/// checkpoints (fl/results/client_checkpoint.hpp), and restore them from when the run resumes.
+int run_node(const std::string& host, uint16_t port, const TlsFiles& tls = {}, double wait_seconds = 60, int slots = 0,
+             const std::string& state_dir = {});
 
 /// True once a TCP connection to host:port succeeds (then closed), false when none did within
 /// `seconds`; tries every 200 ms.

@@ -36,6 +36,7 @@ struct NodeAssignment {
   std::string config_toml;  ///< the resolved configuration (every key)
   std::vector<int> clients; ///< ascending ids
   SetupFingerprint setup_fingerprint; ///< the server's run_setup_fingerprint: the node must match it
+  int resume_round = 0; ///< > 0: the run resumes after this round; the clients start from their saved states
 };
 
 /// Node → server: its clients' actors, in the order of the assignment.
@@ -43,11 +44,15 @@ struct NodeReady {
   int node = 0;
   std::vector<client_actor> actors;
   SetupFingerprint setup_fingerprint;
+  /// Resuming: the clients that had no saved state after the resume round on this node (it was
+  /// started without --state, or on another machine): they start from their starting state.
+  std::vector<int> without_state;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, NodeAssignment& x) {
-  return f(caf::meta::type_name("NodeAssignment"), x.node, x.config_toml, x.clients, x.setup_fingerprint);
+  return f(caf::meta::type_name("NodeAssignment"), x.node, x.config_toml, x.clients, x.setup_fingerprint,
+           x.resume_round);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, NodeSchedulerStats& x) {
@@ -56,7 +61,7 @@ typename Inspector::result_type inspect(Inspector& f, NodeSchedulerStats& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, NodeReady& x) {
-  return f(caf::meta::type_name("NodeReady"), x.node, x.actors, x.setup_fingerprint);
+  return f(caf::meta::type_name("NodeReady"), x.node, x.actors, x.setup_fingerprint, x.without_state);
 }
 
 using join_atom = caf::atom_constant<caf::atom("join")>;

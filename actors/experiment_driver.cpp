@@ -8,6 +8,7 @@
 #include "fl/results/config_diff.hpp"
 #include "fl/runtime/interrupt.hpp"
 #include "fl/runtime/thread_plan.hpp"
+#include "fl/results/client_checkpoint.hpp"
 #include "fl/results/incremental_checkpoint.hpp"
 #include "fl/results/run_checkpoint.hpp"
 #include "fl/results/observer_list.hpp"
@@ -278,7 +279,7 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
     save_adapters(dir / "adapters", state, adapters_written, false);
     last_state = state;
     const int every = c.checkpoint.every;
-    if (every > 0 && !options_.serve && (state.round % every == 0 || state.round == c.federation.rounds)) {
+    if (checkpoint_due(state.round, every, c.federation.rounds)) {
       RunCheckpoint ck = state;
       ck.config_hash = fingerprint;
       checkpoints.save(ck);
@@ -288,8 +289,8 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
 
   if (options_.serve)
     spdlog::info("run {}: the clients' adapters and optimizer state stay on the nodes: adapters/ gets only "
-                 "global.safetensors and no checkpoints are written (a run on several processes does not resume)",
-                 run_id);
+                 "global.safetensors; checkpoints/ holds the round and the global, each node (--state DIR) "
+                 "its clients' states", run_id);
   if (resume)
     spdlog::info("run {} -> {} (resuming after round {})", run_id, dir.string(), resume->checkpoint.round);
   else

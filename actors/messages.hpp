@@ -26,6 +26,10 @@ using start_atom = caf::atom_constant<caf::atom("start")>;
 using train_atom = caf::atom_constant<caf::atom("train")>;
 using eval_atom = caf::atom_constant<caf::atom("eval")>;
 using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
+/// Aggregator → client on a node (serve): (save_atom, round) — write your private state after
+/// `round` into the node's own directory; answers whether it was written (false: the node has no
+/// --state directory).
+using save_atom = caf::atom_constant<caf::atom("save")>;
 /// Aggregator → client, asynchronous mode: (async_train_atom, job, GlobalDown latest) starts a
 /// local training from the latest global; its result waits until (commit_atom, job) says the
 /// virtual clock reached its end.
@@ -72,7 +76,8 @@ struct EvalJobMsg {
 struct RunDone {
   int rounds_completed = 0;
   int rounds_without_quorum = 0;
-  std::string note;                ///< why the run ended before federation.rounds (a privacy budget), or empty
+  std::string note;                ///< why the run ended before federation.rounds (a privacy budget), clients a
+                                   ///< served resume started again, or empty
   TensorMap global;                ///< the last aggregated shared matrices (empty for local)
   std::vector<TensorMap> adapters; ///< each client's final adapters, by client id (empty when they stay on nodes)
 };
@@ -142,6 +147,8 @@ using client_actor = caf::typed_actor<
     // Asynchronous mode: train job `job` from `latest`; its result waits for (commit_atom, job).
     caf::replies_to<async_train_atom, int, GlobalDown>::with<ClientUpdate>, caf::reacts_to<commit_atom, int>,
     // A copy of its private state (one process only: never asked of a client on a node).
-    caf::replies_to<snapshot_atom>::with<AdapterSnapshot>>;
+    caf::replies_to<snapshot_atom>::with<AdapterSnapshot>,
+    // On a node: save its private state after this round where the node keeps it.
+    caf::replies_to<save_atom, int>::with<bool>>;
 
 } // namespace fedvlm

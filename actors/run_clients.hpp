@@ -10,6 +10,8 @@
 
 #include <caf/fwd.hpp>
 
+#include <functional>
+
 namespace fedvlm {
 
 /// The device scheduler's settings for a run.
@@ -17,9 +19,11 @@ namespace fedvlm {
                                                RunObserver* observer);
 
 /// Client `id`'s actor (kSharedInit: the centralized trainer) from `state`, training through
-/// `scheduler`. `on_node`: it runs on a node (serve) and keeps its private factors there.
+/// `scheduler`. `on_node`: it runs on a node (serve) and keeps its private factors there;
+/// `save_state` (a node with --state): where it writes its state when the server asks.
 [[nodiscard]] client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& config,
                                           const RunSetup& setup, caf::actor scheduler, int id,
-                                          const ClientCheckpoint& state, bool on_node = false);
+                                          const ClientCheckpoint& state, bool on_node = false,
+                                          std::function<void(int, const ClientCheckpoint&)> save_state = {});
 
 } // namespace fedvlm

@@ -1,5 +1,6 @@
 // actors/run_driver.cpp — wires the actors of one run and waits for the aggregator's RunDone.
 #include "actors/run_driver.hpp"
+#include "support/join.hpp"
 #include "actors/message_types.hpp"
 #include "actors/messages.hpp"
 
@@ -75,16 +76,27 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   if (!setup.task) throw std::logic_error("run_federation needs a setup prepared in execute mode");
   const StrategySpec& spec = strategy_spec(c.strategy);
   ClientCheckpoint central_state;
-  const std::vector<ClientCheckpoint> states = starting_states(c, setup, hooks.resume_from, central_state);
+  const RunCheckpoint& from = hooks.resume_from;
+  const bool without_clients =
+      std::none_of(from.clients.begin(), from.clients.end(), [](const ClientCheckpoint& cs) { return cs.id >= 0; });
+  if (!hooks.serve && from.round > 0 && without_clients)
+    throw std::runtime_error("the checkpoint of round " + std::to_string(from.round) +
+                             " holds no client's state: this was a served run, whose clients' states are on its "
+                             "nodes; resume it with fedvlm-sim serve EXPERIMENT.toml --resume (the nodes with their "
+                             "--state)");
+  // Served: the clients' states come from the nodes' own checkpoints; a centralized trainer's
+  // (it runs here) from the server's.
+  const std::vector<ClientCheckpoint> states =
+      starting_states(c, setup, hooks.serve ? RunCheckpoint{} : from, central_state);
+  if (hooks.serve)
+    for (const auto& cs : from.clients)
+      if (cs.id == kSharedInit) central_state = cs;
 
   caf::actor_system_config sys_cfg;
   // Heavy work runs on the scheduler's detached workers; the cooperative threads only relay.
   sys_cfg.set("scheduler.max-threads", static_cast<size_t>(2));
   register_message_types(sys_cfg);
-  if (hooks.serve) {
-    if (hooks.resume_from.round > 0) throw std::runtime_error("serve: runs on several processes cannot resume yet");
-    load_network(sys_cfg, hooks.serve->tls);
-  }
+  if (hooks.serve) load_network(sys_cfg, hooks.serve->tls);
   caf::actor_system system{sys_cfg};
 
   caf::actor scheduler = spawn_scheduler(system, scheduler_config(c, setup, &observer));
@@ -115,11 +127,12 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   // Clients on other processes (serve), or here.
   const RemoteClients cluster =
       hooks.serve ? gather_remote_clients(system, *hooks.serve, c.resolved_toml, c.federation.clients,
-                                          run_setup_fingerprint(setup), &observer)
+                                          run_setup_fingerprint(setup), &observer, hooks.resume_from.round)
                   : RemoteClients{};
   const std::vector<client_actor>& remote = cluster.clients;
   if (remote.empty()) agg.respawn = spawn_with_state; // a remote client that dies stays down until its node rejoins
   agg.clients_keep_state = !remote.empty();          // private state stays on the nodes
+  if (!remote.empty()) agg.node_save_every = c.checkpoint.every; // each node saves its clients' states
   if (!remote.empty())
     agg.wire_meter = [meter = std::make_shared<WireTrafficMeter>(cluster.port)] { return meter->take(); };
   for (int k = 0; k < c.federation.clients; ++k)
@@ -148,6 +161,10 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   observer.run_finished(run_id);
   if (const int sig = interrupt_signal()) throw RunInterrupted(sig);
   if (!failure.empty()) throw std::runtime_error("run " + run_id + " failed: " + failure);
+  if (!cluster.restarted.empty()) // serve --resume --restart-missing-clients: said in run.json's message
+    done.note += (done.note.empty() ? "" : "; ") + std::string("clients ") + join(cluster.restarted) +
+                 " started again from their starting state at the resume after round " +
+                 std::to_string(hooks.resume_from.round) + " (their node had no saved state)";
   return done;
 }
 

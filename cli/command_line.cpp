@@ -60,10 +60,12 @@ const std::vector<OptionRow>& option_rows() {
       {"--strict", nullptr, nullptr, {kRun, kResume, kServe},
        [](CommandLine& l, const std::string&) { l.overrides.push_back("strict=true"); }},
       {"--quiet", "-q", nullptr, {kRun, kResume, kServe}, [](CommandLine& l, const std::string&) { l.quiet = true; }},
-      {"--force", nullptr, nullptr, {kRun, kResume},
+      {"--force", nullptr, nullptr, {kRun, kResume, kServe},
        [](CommandLine& l, const std::string&) { l.options.force = true; }},
       {"--dry-run", nullptr, nullptr, {kRun, kServe}, [](CommandLine& l, const std::string&) { l.options.dry_run = true; }},
-      {"--resume", nullptr, nullptr, {kRun}, [](CommandLine& l, const std::string&) { l.options.resume = true; }},
+      {"--resume", nullptr, nullptr, {kRun, kServe}, [](CommandLine& l, const std::string&) { l.options.resume = true; }},
+      {"--restart-missing-clients", nullptr, nullptr, {kServe},
+       [](CommandLine& l, const std::string&) { l.options.serve->restart_missing_clients = true; }},
       {"--only", nullptr, "a run label", {kRun, kServe}, [](CommandLine& l, const std::string& v) { l.options.only.push_back(v); }},
       {"--listen", nullptr, "HOST:PORT", {kServe},
        [](CommandLine& l, const std::string& v) {
@@ -85,6 +87,7 @@ const std::vector<OptionRow>& option_rows() {
          (void)host_port_flag("--connect", v); // checked here, parsed again by the node
          l.connect = v;
        }},
+      {"--state", nullptr, "a directory", {kNode}, [](CommandLine& l, const std::string& v) { l.state_dir = v; }},
       {"--slots", nullptr, "a job count", {kNode},
        [](CommandLine& l, const std::string& v) {
          // The node's scheduler concurrency: bounded as scheduler.concurrency is.
@@ -132,6 +135,8 @@ void check_together(CommandLine& l) {
   }
   if (l.options.force && c != Command::resume && !l.options.resume)
     throw UsageError("--force goes with --resume or resume");
+  if (c == Command::serve && l.options.serve->restart_missing_clients && !l.options.resume)
+    throw UsageError("--restart-missing-clients goes with serve --resume");
 }
 
 } // namespace

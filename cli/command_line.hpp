@@ -29,6 +29,7 @@ struct CommandLine {
   TlsFiles tls;          ///< serve and node: --cert, --key, --ca
   double wait_seconds = 0; ///< serve: for the nodes to join (default 120); node: for the server (default 60)
   int slots = 0;           ///< node: jobs at once (0 = the server's scheduler.concurrency)
+  std::string state_dir;   ///< node: where its clients keep their state for a resumed served run
 };
 
 /// One flag: `value` says what follows it ("a directory"; nullptr for a switch), for "--flag

@@ -34,8 +34,10 @@ Usage:
                             [--output-dir DIR] [--resume [--force]] [--strict]
   fedvlm-sim resume RUN_DIR [--set KEY=VALUE]... [--force] [--quiet]
   fedvlm-sim serve EXPERIMENT.toml [--listen HOST:PORT] [--nodes N] [--wait SECONDS]
-                   [--cert FILE --key FILE --ca FILE | --insecure] [run options]
-  fedvlm-sim node --connect HOST:PORT [--slots N] [--wait SECONDS] [--cert FILE --key FILE --ca FILE]
+                   [--cert FILE --key FILE --ca FILE | --insecure] [--resume [--restart-missing-clients]]
+                   [run options]
+  fedvlm-sim node --connect HOST:PORT [--slots N] [--wait SECONDS] [--state DIR]
+                  [--cert FILE --key FILE --ca FILE]
   fedvlm-sim plot RESULTS_DIR... [--out DIR]
   fedvlm-sim compare RESULTS_DIR...
   fedvlm-sim --keys          every experiment key, with type, default, range, meaning and
@@ -75,6 +77,12 @@ node:     connects to a server (waiting up to --wait SECONDS, default 60, for it
           one was lost takes over that node's clients. --slots N: this node runs N jobs at once
           (its scheduler's concurrency) and gets clients in proportion to its slots.
           --wait takes seconds > 0 (and at most a year) for serve and node alike.
+          --state DIR: its clients save their state there after every round the server
+          checkpoints (checkpoint.every), and restore it when the server resumes.
+serve --resume: continues the served run after the newest round the server checkpointed;
+          the nodes restore their clients from their --state; a node without them is refused
+          (naming its clients) unless --restart-missing-clients starts them again from their
+          starting state (said in the log and in run.json).
 --cert FILE --key FILE --ca FILE
           mutual TLS: this side's PEM certificate and key, and the CA that signed the other
           side's; a peer whose certificate that CA did not sign is refused. A --listen address
@@ -141,7 +149,7 @@ int run_node_command(const std::vector<std::string>& args) {
   const cli::CommandLine line = cli::parse_command_line(cli::Command::node, args);
   fedvlm::check_tls_files(line.tls);
   const auto [host, port] = fedvlm::parse_host_port(line.connect);
-  return fedvlm::run_node(host, port, line.tls, line.wait_seconds, line.slots);
+  return fedvlm::run_node(host, port, line.tls, line.wait_seconds, line.slots, line.state_dir);
 }
 
 /// A run, `resume` or `serve`: loads the experiment (or the run's config.toml) and runs it.

@@ -1,5 +1,6 @@
 // tests/actors/cluster_test.cpp — serve + nodes: assignment, setup fingerprints, and a real multi-process run.
 #include "actors/cluster.hpp"
+#include "fl/results/client_checkpoint.hpp"
 #include "tests/test_support.hpp"
 
 #include <ATen/ATen.h>
@@ -320,7 +321,13 @@ TEST(Cluster, AKilledNodesClientsAreLeftOutUntilANewNodeTakesThemBack) {
   EXPECT_EQ(rounds.back().at("clients_answered"), 5) << served;
   EXPECT_TRUE(fs::exists(run / "adapters" / "global.safetensors"));
   EXPECT_FALSE(fs::exists(run / "adapters" / "client_0.safetensors")) << "private state must stay on the nodes";
-  EXPECT_FALSE(fs::exists(run / "checkpoints")) << "private state must stay on the nodes";
+  // The server checkpoints the round and the global only (the nodes ran without --state).
+  const auto server_ck = latest_checkpoint(run);
+  ASSERT_TRUE(server_ck.has_value());
+  const RunCheckpoint ck = checkpoint_load(*server_ck);
+  EXPECT_EQ(ck.round, 30);
+  EXPECT_FALSE(ck.global.empty());
+  EXPECT_TRUE(ck.clients.empty()) << "private state must stay on the nodes";
 }
 
 // Each node's scheduler reaches the server's Prometheus exporter with a node label (scraped
@@ -484,6 +491,139 @@ TEST(Cluster, ServerWithoutNodesGivesUpWithAClearMessage) {
   EXPECT_NE(rc, 0);
   const std::string text = testing::read_text_file(log);
   EXPECT_NE(text.find("only 0 of 2 nodes were ready in time"), std::string::npos) << text;
+}
+
+/// A served run (5 clients, 6 rounds, client 0 a straggler so that rounds last) whose server is
+/// killed with -9 in round 4 or later; the two nodes save their clients' states in `state` and
+/// end when the server goes away. Returns the server's log.
+std::string served_run_killed(const fs::path& dir, const fs::path& file, const std::string& at) {
+  const std::string cli = FEDVLM_CLI, log = (dir / "serve.log").string(), state = (dir / "state").string();
+  const std::string script =
+      "timeout 120 '" + cli + "' serve '" + file.string() + "' --listen " + at + " --nodes 2 --wait 60 --quiet > '" +
+      log + "' 2>&1 & server=$!; sleep 1; "
+      "timeout 120 '" + cli + "' node --connect " + at + " --state '" + state + "' > '" + log + ".a' 2>&1 & "
+      "timeout 120 '" + cli + "' node --connect " + at + " --state '" + state + "' > '" + log + ".b' 2>&1 & "
+      "for i in $(seq 1 3000); do grep -q 'round 3/' '" + log + "' && break; sleep 0.02; done; sleep 0.15; "
+      "kill -9 $(pgrep -P $server); wait; exit 0";
+  EXPECT_EQ(run_script(dir, script), 0);
+  return testing::read_text_file(log);
+}
+
+std::string resume_config(const fs::path& out) {
+  std::string text = config(out);
+  text.replace(text.find("rounds = 2"), 10, "rounds = 6");
+  text.replace(text.find("lr = 0.05"), 9, "lr = 0.01\nlocal_epochs = 10");
+  return text + "[faults]\nslow_clients = [0]\nslow_seconds = 0.3\n";
+}
+
+// kill -9 of the server mid-run, then serve --resume with the nodes started again on their
+// --state: the run continues after the last round both sides saved and ends with the metrics of
+// a run never stopped (the single-process run, which a served run matches byte for byte).
+TEST(Cluster, AServedRunWhoseServerWasKilledResumesWithTheUninterruptedMetrics) {
+  if (!fs::exists(kFashion / "train-images-idx3-ubyte.gz")) GTEST_SKIP() << "Fashion-MNIST not installed";
+  testing::TempDir tmp("fedvlm-cluster");
+  const fs::path file = tmp.path() / "cluster.toml";
+  const std::string cli = FEDVLM_CLI;
+  testing::write_text_file(file, resume_config(tmp.path() / "single"));
+  ASSERT_EQ(std::system(("'" + cli + "' '" + file.string() + "' --quiet > /dev/null 2>&1").c_str()), 0);
+  testing::write_text_file(file, resume_config(tmp.path() / "served"));
+  const std::string at = "127.0.0.1:" + std::to_string(free_port());
+  const std::string first = served_run_killed(tmp.path(), file, at);
+  const fs::path run = tmp.path() / "served" / "cluster" / "run";
+  const auto saved = latest_checkpoint(run);
+  ASSERT_TRUE(saved.has_value()) << first;
+  const int round = checkpoint_load(*saved).round;
+  ASSERT_GE(round, 3);
+  ASSERT_LT(round, 6) << "the server was to be killed before the run ended";
+  // Every client saved its state on its node after that round.
+  for (int id = 0; id < 5; ++id) ASSERT_TRUE(client_state_load(tmp.path() / "state", "cluster/run", id, round)) << id;
+
+  const std::string log = (tmp.path() / "resume.log").string(), state = (tmp.path() / "state").string();
+  const std::string script =
+      "timeout 120 '" + cli + "' serve '" + file.string() + "' --listen " + at + " --nodes 2 --wait 60 --resume > '" +
+      log + "' 2>&1 & server=$!; sleep 1; "
+      "timeout 120 '" + cli + "' node --connect " + at + " --state '" + state + "' > '" + log + ".a' 2>&1 & "
+      "timeout 120 '" + cli + "' node --connect " + at + " --state '" + state + "' > '" + log + ".b' 2>&1 & "
+      "wait $server; rc=$?; wait; exit $rc";
+  ASSERT_EQ(run_script(tmp.path(), script), 0) << testing::read_text_file(log);
+  const std::string resumed = testing::read_text_file(log);
+  EXPECT_NE(resumed.find("resuming after round " + std::to_string(round)), std::string::npos) << resumed;
+  const std::string nodes = testing::read_text_file(log + ".a") + testing::read_text_file(log + ".b");
+  EXPECT_NE(nodes.find("resuming after round " + std::to_string(round) + ": every client's saved state found"),
+            std::string::npos) << nodes;
+  const auto single = records_without_times(tmp.path() / "single" / "cluster" / "run");
+  const auto served = records_without_times(run);
+  ASSERT_EQ(single.size(), 5u * 7u);
+  ASSERT_EQ(served.size(), single.size());
+  for (std::size_t i = 0; i < single.size(); ++i) EXPECT_EQ(served[i], single[i]) << i;
+  const auto info = nlohmann::json::parse(testing::read_text_file(run / "run.json"));
+  EXPECT_EQ(info.at("status"), "completed");
+  EXPECT_EQ(info.at("resumed_from_round"), round);
+}
+
+// Resuming, a node that comes back without its clients' saved states (another machine, no
+// --state) is refused, naming them; a node with them takes its place and the metrics are those
+// of a run never stopped. With --restart-missing-clients such clients start again from their
+// starting state instead, said in the log and in run.json.
+TEST(Cluster, AResumedNodeWithoutItsStatesIsRefusedNamingItsClientsOrRestartsThemWhenAsked) {
+  if (!fs::exists(kFashion / "train-images-idx3-ubyte.gz")) GTEST_SKIP() << "Fashion-MNIST not installed";
+  testing::TempDir tmp("fedvlm-cluster");
+  const fs::path file = tmp.path() / "cluster.toml";
+  const std::string cli = FEDVLM_CLI;
+  testing::write_text_file(file, resume_config(tmp.path() / "single"));
+  ASSERT_EQ(std::system(("'" + cli + "' '" + file.string() + "' --quiet > /dev/null 2>&1").c_str()), 0);
+  testing::write_text_file(file, resume_config(tmp.path() / "served"));
+  const std::string at = "127.0.0.1:" + std::to_string(free_port());
+  (void)served_run_killed(tmp.path(), file, at);
+  const fs::path run = tmp.path() / "served" / "cluster" / "run";
+  // A copy of the interrupted run for the second resume, with the same paths: swapped in later.
+  const fs::path copy = tmp.path() / "copy";
+  fs::copy(run, copy, fs::copy_options::recursive);
+  fs::copy(tmp.path() / "state", tmp.path() / "state_copy", fs::copy_options::recursive); // the nodes' too
+
+  const std::string log = (tmp.path() / "resume.log").string(), state = (tmp.path() / "state").string();
+  const std::string empty = (tmp.path() / "empty").string();
+  const std::string script =
+      "timeout 120 '" + cli + "' serve '" + file.string() + "' --listen " + at + " --nodes 2 --wait 60 --resume > '" +
+      log + "' 2>&1 & server=$!; sleep 1; "
+      "timeout 120 '" + cli + "' node --connect " + at + " --state '" + state + "' > '" + log + ".a' 2>&1 & "
+      "timeout 120 '" + cli + "' node --connect " + at + " --state '" + empty + "' > '" + log + ".b' 2>&1 & "
+      "for i in $(seq 1 3000); do grep -q 'is refused' '" + log + "' && break; sleep 0.02; done; "
+      "timeout 120 '" + cli + "' node --connect " + at + " --state '" + state + "' > '" + log + ".c' 2>&1 & "
+      "wait $server; rc=$?; wait; exit $rc";
+  ASSERT_EQ(run_script(tmp.path(), script), 0) << testing::read_text_file(log);
+  const std::string resumed = testing::read_text_file(log);
+  const std::regex refused(R"(node [01] \(clients ([0-9, ]+)\) cannot resume its clients and is refused: it has no )"
+                           R"(saved state of clients ([0-9, ]+) after round)");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(resumed, m, refused)) << resumed;
+  EXPECT_EQ(m[1].str(), m[2].str()); // every client of its block named
+  EXPECT_NE(testing::read_text_file(log + ".b").find("refused by the server"), std::string::npos);
+  const auto single = records_without_times(tmp.path() / "single" / "cluster" / "run");
+  const auto served = records_without_times(run);
+  ASSERT_EQ(served.size(), single.size());
+  for (std::size_t i = 0; i < single.size(); ++i) EXPECT_EQ(served[i], single[i]) << i;
+
+  // Again from the copy, with --restart-missing-clients: the node without states is taken.
+  fs::remove_all(run);
+  fs::rename(copy, run);
+  const std::string script2 =
+      "timeout 120 '" + cli + "' serve '" + file.string() + "' --listen " + at +
+      " --nodes 2 --wait 60 --resume --restart-missing-clients > '" + log + "2' 2>&1 & server=$!; sleep 1; "
+      "timeout 120 '" + cli + "' node --connect " + at + " --state '" + (tmp.path() / "state_copy").string() + "' > '" +
+      log + "2.a' 2>&1 & "
+      "timeout 120 '" + cli + "' node --connect " + at + " > '" + log + "2.b' 2>&1 & "
+      "wait $server; rc=$?; wait; exit $rc";
+  ASSERT_EQ(run_script(tmp.path(), script2), 0) << testing::read_text_file(log + "2");
+  const std::string restarted = testing::read_text_file(log + "2");
+  const std::regex said(R"(clients ([0-9, ]+) have no saved state after round [0-9]+: they start again from their )"
+                        R"(starting state)");
+  ASSERT_TRUE(std::regex_search(restarted, m, said)) << restarted;
+  EXPECT_TRUE(m[1].str() == "0, 1, 2" || m[1].str() == "3, 4") << m[1].str(); // one node's block
+  const auto info = nlohmann::json::parse(testing::read_text_file(run / "run.json"));
+  EXPECT_EQ(info.at("status"), "completed");
+  EXPECT_NE(info.at("message").get<std::string>().find("clients " + m[1].str() + " started again from their starting state"),
+            std::string::npos) << info.dump();
 }
 
 } // namespace

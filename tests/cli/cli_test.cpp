@@ -174,6 +174,7 @@ TEST_F(Cli, NumericFlagsOutOfRangeExitTwoNamingTheFlagAndRange) {
       {{"node", "--connect", "127.0.0.1:1", "--wait", "-1"}, "--wait: -1 is out of range; expected seconds > 0"},
       {{"node", "--connect", "127.0.0.1:1", "--wait", "0"}, "--wait: 0 is out of range; expected seconds > 0"},
       {{"node", "--connect", "127.0.0.1:99999999999"}, "--connect: \"127.0.0.1:99999999999\": expected HOST:PORT"},
+      {{"serve", file.string(), "--restart-missing-clients"}, "--restart-missing-clients goes with serve --resume"},
   };
   for (const auto& c : cases) {
     const CliResult r = run_cli(c.args);

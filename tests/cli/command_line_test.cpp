@@ -29,8 +29,10 @@ std::vector<std::string> with(Command c, std::vector<std::string> extra) {
   std::vector<std::string> args;
   if (c == Command::node) args = {"--connect", "127.0.0.1:1"};
   else args = {"exp.toml"};
-  if (c == Command::run || c == Command::resume)
-    if (std::find(extra.begin(), extra.end(), "--force") != extra.end() && c == Command::run) args.push_back("--resume");
+  // --force and --restart-missing-clients go with --resume where a command takes it.
+  const bool needs_resume = std::find(extra.begin(), extra.end(), "--force") != extra.end() ||
+                            std::find(extra.begin(), extra.end(), "--restart-missing-clients") != extra.end();
+  if (needs_resume && (c == Command::run || c == Command::serve)) args.push_back("--resume");
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
