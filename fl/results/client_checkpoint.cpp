@@ -1,5 +1,6 @@
 // fl/results/client_checkpoint.cpp — a served run's client states in the nodes' own directories.
 #include "fl/results/client_checkpoint.hpp"
+#include "fl/results/incremental_checkpoint.hpp"
 
 #include <cstdio>
 #include <stdexcept>

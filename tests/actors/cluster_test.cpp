@@ -1,6 +1,7 @@
 // tests/actors/cluster_test.cpp — serve + nodes: assignment, setup fingerprints, and a real multi-process run.
 #include "actors/cluster.hpp"
 #include "fl/results/client_checkpoint.hpp"
+#include "fl/results/incremental_checkpoint.hpp"
 #include "tests/test_support.hpp"
 
 #include <ATen/ATen.h>
