@@ -205,43 +205,20 @@ std::string round_xtics(int max_round) {
   return max_round <= 20 ? "set xtics 1\n" : std::string();
 }
 
-} // namespace
+/// What the figures of one write_plots call share: the runs that have records, their labels in
+/// shared plots, the target lines, the folder, the sweep values and the script being written.
+struct Figures {
+  std::vector<const RunResults*> runs;
+  fs::path out_dir;
+  Script script;
+  std::map<std::string, std::set<std::string>> values; ///< swept key -> its values over the runs
+  std::vector<std::string> labels;                      ///< per run, in `runs` order
+  std::string target_lines;                             ///< gnuplot arrows at each target accuracy
 
-std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs::path& out_dir) {
-  const std::string gnuplot = find_on_path("gnuplot");
-  if (gnuplot.empty())
-    throw std::runtime_error(
-        "gnuplot not found on PATH; install it (e.g. `apt-get install gnuplot-nox`) to write plots");
-
-  std::vector<const RunResults*> with_records;
-  for (const auto& run : runs)
-    if (!run.records.empty()) with_records.push_back(&run);
-    else spdlog::warn("plots: run {} ({}) has no records, skipped", run.info.run, run.dir.string());
-  if (with_records.empty())
-    throw std::runtime_error("nothing to plot: none of the " + std::to_string(runs.size()) +
-                             " runs has any metrics record");
-
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  if (ec) throw std::runtime_error("cannot create " + out_dir.string() + ": " + ec.message());
-
-  Script script(
-      "# Written by fedvlm-sim. Redraw the PNGs with: cd <this folder> && gnuplot plots.gp\n"
-      "# Data files: one `index` block per line of a plot; '#' lines say what each holds.\n"
-      "if (strstrt(GPVAL_TERMINALS, \"pngcairo\") > 0) {\n"
-      "  set terminal pngcairo size 1000,600 noenhanced\n"
-      "} else {\n"
-      "  set terminal png size 1000,600 noenhanced\n"
-      "}\n"
-      "set grid\n"
-      // x range = data range plus a margin: first/last points (round 0, the smallest sweep
-      // value) stay off the frame, and no empty "round -1" appears.
-      "set autoscale xfix\n"
-      "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\n");
-
-  // Per run: one line per client.
+  /// Per run: accuracy and loss, one line per client.
+  void per_client() {
   std::set<std::string> used;
-  for (const RunResults* run : with_records) {
+  for (const RunResults* run : runs) {
     // The "run_" prefix keeps a run called "comparison" or "sweep_x" off the shared plots' names.
     const std::string base =
         "run_" + slug(run->info.run.empty() ? run->dir.filename().string() : run->info.run);
@@ -276,20 +253,22 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
                 name + ".dat", series, "1:3", round_xtics(max_round));
   }
 
+  }
+
+  /// Each run's label in the shared plots, and the target lines (evaluation.target_accuracy).
+  void label_runs() {
   // Labels: strategy plus the sweep values that differ between runs (seeds included: without
   // them two seeds of one configuration would look identical).
-  std::map<std::string, std::set<std::string>> values;
-  for (const RunResults* run : with_records)
+  for (const RunResults* run : runs)
     for (const auto& [k, v] : run->info.sweep) values[k].insert(v);
   std::set<std::string> varying;
   for (const auto& [k, vs] : values) {
     bool everywhere = true;
-    for (const RunResults* run : with_records) everywhere &= run->info.sweep.count(k) > 0;
+    for (const RunResults* run : runs) everywhere &= run->info.sweep.count(k) > 0;
     if (!is_strategy_key(k) && (vs.size() > 1 || !everywhere)) varying.insert(k);
   }
   const auto short_names = short_sweep_names(varying);
-  std::vector<std::string> labels;
-  for (const RunResults* run : with_records) {
+  for (const RunResults* run : runs) {
     std::string label = run->info.strategy.empty() ? "?" : run->info.strategy;
     for (const auto& [k, v] : run->info.sweep)
       if (varying.count(k)) label += " " + short_names.at(k) + "=" + v;
@@ -297,32 +276,35 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
   }
   for (std::size_t i = 0; i < labels.size(); ++i) {
     const bool duplicate = std::count(labels.begin(), labels.end(), labels[i]) > 1;
-    if (duplicate) labels[i] += " (" + with_records[i]->info.run + ")";
-    if (const std::string note = with_records[i]->incomplete_note(); !note.empty()) labels[i] += " [" + note + "]";
+    if (duplicate) labels[i] += " (" + runs[i]->info.run + ")";
+    if (const std::string note = runs[i]->incomplete_note(); !note.empty()) labels[i] += " [" + note + "]";
   }
 
   // evaluation.target_accuracy: a dashed horizontal line at each target the runs aimed for.
-  std::string target_lines;
   {
     std::set<double> targets;
-    for (const RunResults* run : with_records)
+    for (const RunResults* run : runs)
       if (!run->rounds.empty() && std::isfinite(run->rounds.back().target_accuracy)) targets.insert(run->rounds.back().target_accuracy);
     for (const double t : targets)
       target_lines += "set arrow from graph 0, first " + num(t) + " to graph 1, first " + num(t) +
                       " nohead dashtype 2 linewidth 2 linecolor rgb \"red\"\n";
   }
 
+  }
+
+  /// Mean client accuracy per round, one line per run.
+  void comparison() {
   {
     std::string data = "# mean client accuracy per round, one block per run\n"
                        "# columns: round mean_accuracy clients\n";
     int max_round = 0;
-    for (std::size_t i = 0; i < with_records.size(); ++i) {
+    for (std::size_t i = 0; i < runs.size(); ++i) {
       if (i) data += "\n\n";
       data += "# " + labels[i] + "\n";
       std::map<int, int> counts;
-      for (const auto& [client, rounds] : by_client_round(*with_records[i]))
+      for (const auto& [client, rounds] : by_client_round(*runs[i]))
         for (const auto& [round, r] : rounds) ++counts[round];
-      for (const auto& [round, mean] : mean_accuracy_by_round(*with_records[i])) {
+      for (const auto& [round, mean] : mean_accuracy_by_round(*runs[i])) {
         data += std::to_string(round) + " " + num(mean) + " " + std::to_string(counts[round]) + "\n";
         max_round = std::max(max_round, round);
       }
@@ -333,18 +315,19 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
                 labels, "1:2", round_xtics(max_round) + target_lines);
   }
 
-  // The virtual clock: mean client accuracy against simulated hours and against the bytes
-  // up and down so far (time- and bytes-to-accuracy), one line per run.
-  auto accuracy_against = [&](const std::string& stem, const std::string& title, const std::string& xlabel,
-                              const std::function<double(const RoundSummary&)>& x) {
+  }
+
+  /// Mean client accuracy against `x` of each round, one line per run; no plot without two points.
+  void accuracy_against(const std::string& stem, const std::string& title, const std::string& xlabel,
+                        const std::function<double(const RoundSummary&)>& x) {
     std::string data = "# mean client accuracy against " + xlabel + ", one block per run\n# columns: x mean_accuracy\n";
     int points = 0;
-    for (std::size_t i = 0; i < with_records.size(); ++i) {
+    for (std::size_t i = 0; i < runs.size(); ++i) {
       if (i) data += "\n\n";
       data += "# " + labels[i] + "\n";
       std::string block;
       int run_points = 0;
-      for (const RoundSummary& s : with_records[i]->rounds) {
+      for (const RoundSummary& s : runs[i]->rounds) {
         if (!std::isfinite(x(s)) || !std::isfinite(s.mean_accuracy)) continue;
         block += num(x(s)) + " " + num(s.mean_accuracy) + "\n";
         ++run_points;
@@ -356,7 +339,11 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
     if (points == 0) return;
     atomic_write_file(out_dir / (stem + ".dat"), data);
     script.plot(stem + ".png", title, xlabel, "mean client accuracy", stem + ".dat", labels, "1:2", target_lines);
-  };
+  }
+
+  /// The virtual clock: mean client accuracy against simulated hours and against the bytes up
+  /// and down so far (time- and bytes-to-accuracy), one line per run.
+  void against_clock_and_bytes() {
   accuracy_against("accuracy_vs_simulated_hours", "Mean client accuracy against simulated time (the virtual clock)",
                    "simulated hours", [](const RoundSummary& s) { return s.virtual_seconds / 3600; });
   accuracy_against("accuracy_vs_bytes", "Mean client accuracy against the bytes up and down so far", "bytes (up + down)",
@@ -365,16 +352,18 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
                                                                   : std::numeric_limits<double>::quiet_NaN();
                    });
 
+  }
+
   // One line per run of a per-round value; no plot when no run has any.
-  auto per_run_plot = [&](const std::string& stem, const std::string& title, const std::string& what,
-                          const std::string& ylabel, const std::function<std::map<int, double>(const RunResults&)>& values,
-                          const std::string& extra_settings = {}) {
+  void per_run_plot(const std::string& stem, const std::string& title, const std::string& what,
+                    const std::string& ylabel, const std::function<std::map<int, double>(const RunResults&)>& value_of,
+                    const std::string& extra_settings = {}) {
     std::string data = "# " + what + " per round, one block per run\n# columns: round value\n";
     int max_round = 0, points = 0;
-    for (std::size_t i = 0; i < with_records.size(); ++i) {
+    for (std::size_t i = 0; i < runs.size(); ++i) {
       if (i) data += "\n\n";
       data += "# " + labels[i] + "\n";
-      for (const auto& [round, v] : values(*with_records[i])) {
+      for (const auto& [round, v] : value_of(*runs[i])) {
         if (!std::isfinite(v)) continue;
         data += std::to_string(round) + " " + num(v) + "\n";
         max_round = std::max(max_round, round);
@@ -384,8 +373,10 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
     if (points == 0) return;
     atomic_write_file(out_dir / (stem + ".dat"), data);
     script.plot(stem + ".png", title, "round", ylabel, stem + ".dat", labels, "1:2", round_xtics(max_round) + extra_settings);
-  };
+  }
 
+  /// Per-round values, one line per run: what aggregation loses, the global test, the task's metrics.
+  void per_round_values() {
   // What aggregation loses per round: the aggregation error where every client holds one
   // product, else the mean drift of the clients that took part (fl/aggregation/aggregation_error.hpp).
   per_run_plot("comparison_aggregation_error",
@@ -412,7 +403,7 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
 
   // The task's own metrics (VQA: exact_match), mean over the clients evaluated each round.
   std::set<std::string> task_metrics;
-  for (const RunResults* run : with_records)
+  for (const RunResults* run : runs)
     for (const auto& r : run->records)
       for (const auto& [name, v] : r.task_metrics) task_metrics.insert(name);
   for (const std::string& metric : task_metrics)
@@ -424,10 +415,13 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
                    });
                  });
 
-  // Differential privacy: final accuracy against the ε each run spent, one point per run.
+  }
+
+  /// Differential privacy: final accuracy against the epsilon each run spent, one point per run.
+  void accuracy_vs_epsilon() {
   {
     std::map<std::string, std::vector<std::pair<double, double>>> points;
-    for (const RunResults* run : with_records) {
+    for (const RunResults* run : runs) {
       if (run->rounds.empty() || !std::isfinite(run->rounds.back().epsilon)) continue;
       const auto means = mean_accuracy_by_round(*run);
       if (means.empty()) continue;
@@ -450,7 +444,10 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
     }
   }
 
-  // Sweep summaries: numeric keys with at least two values.
+  }
+
+  /// Sweep summaries: final mean accuracy against each numeric swept key with two values or more.
+  void sweep_summaries() {
   for (const auto& [key, vs] : values) {
     if (is_seed_key(key) || is_strategy_key(key) || vs.size() < 2) continue;
     bool numeric = true;
@@ -460,7 +457,7 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
 
     // strategy → x → final mean accuracies of the runs there (seeds, other keys averaged).
     std::map<std::string, std::map<double, std::vector<double>>> points;
-    for (const RunResults* run : with_records) {
+    for (const RunResults* run : runs) {
       const auto it = run->info.sweep.find(key);
       if (it == run->info.sweep.end() || !parse_number(it->second, x)) continue;
       const auto means = mean_accuracy_by_round(*run);
@@ -503,6 +500,12 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
                 "final mean client accuracy", name + ".dat", series, "1:2", settings);
   }
 
+  }
+};
+
+/// Runs gnuplot on the script in `out_dir`; the PNGs it wrote, each checked to exist.
+std::vector<fs::path> run_gnuplot(const std::string& gnuplot, const Script& script, const fs::path& out_dir) {
+  std::error_code ec;
   const std::string script_name = "plots.gp";
   atomic_write_file(out_dir / script_name, script.text());
   // Stale PNGs from an earlier call must not pass for new ones.
@@ -526,6 +529,50 @@ std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs:
     pngs.push_back(p);
   }
   return pngs;
+}
+
+
+} // namespace
+
+std::vector<fs::path> write_plots(const std::vector<RunResults>& runs, const fs::path& out_dir) {
+  const std::string gnuplot = find_on_path("gnuplot");
+  if (gnuplot.empty())
+    throw std::runtime_error(
+        "gnuplot not found on PATH; install it (e.g. `apt-get install gnuplot-nox`) to write plots");
+
+  std::vector<const RunResults*> with_records;
+  for (const auto& run : runs)
+    if (!run.records.empty()) with_records.push_back(&run);
+    else spdlog::warn("plots: run {} ({}) has no records, skipped", run.info.run, run.dir.string());
+  if (with_records.empty())
+    throw std::runtime_error("nothing to plot: none of the " + std::to_string(runs.size()) +
+                             " runs has any metrics record");
+
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) throw std::runtime_error("cannot create " + out_dir.string() + ": " + ec.message());
+
+  Figures figures{with_records, out_dir, Script(
+      "# Written by fedvlm-sim. Redraw the PNGs with: cd <this folder> && gnuplot plots.gp\n"
+      "# Data files: one `index` block per line of a plot; '#' lines say what each holds.\n"
+      "if (strstrt(GPVAL_TERMINALS, \"pngcairo\") > 0) {\n"
+      "  set terminal pngcairo size 1000,600 noenhanced\n"
+      "} else {\n"
+      "  set terminal png size 1000,600 noenhanced\n"
+      "}\n"
+      "set grid\n"
+      // x range = data range plus a margin: first/last points (round 0, the smallest sweep
+      // value) stay off the frame, and no empty "round -1" appears.
+      "set autoscale xfix\n"
+      "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\n"), {}, {}, {}};
+  figures.per_client();
+  figures.label_runs();
+  figures.comparison();
+  figures.against_clock_and_bytes();
+  figures.per_round_values();
+  figures.accuracy_vs_epsilon();
+  figures.sweep_summaries();
+  return run_gnuplot(gnuplot, figures.script, out_dir);
 }
 
 } // namespace fedvlm
