@@ -55,16 +55,126 @@ std::string cell(const MeanStd& m, bool sign = false) {
   return fixed_decimals(m.mean, 4, sign) + " ± " + fixed_decimals(m.std, 4);
 }
 
+/// One group's values (a strategy and its sweep values, seeds pooled) before the means.
+struct Pool {
+  ComparisonRow row;
+  std::vector<double> acc, prec, rec, f1, loss, gain, epsilon, global_accuracy, rounds_to_target, seconds_to_target, bytes_to_target, p10, worst;
+  std::map<std::string, std::vector<double>> task_metrics;
+  std::vector<int> clients;
+  int unscored = 0; ///< final records without a local test score
+};
+
+/// Adds one run's final round (and its run-level figures) to its group's pool.
+void add_run(Pool& pool, const std::map<std::string, std::string>& sweep, const RunResults& run) {
+  pool.row.strategy = run.info.strategy;
+  pool.row.sweep = sweep;
+  ++pool.row.runs;
+  if (const std::string note = run.incomplete_note(); !note.empty())
+    pool.row.incomplete.push_back(run.info.run + ": " + note);
+  if (!run.rounds.empty() && std::isfinite(run.rounds.back().epsilon)) pool.epsilon.push_back(run.rounds.back().epsilon);
+  if (!run.rounds.empty() && std::isfinite(run.rounds.back().global_accuracy))
+    pool.global_accuracy.push_back(run.rounds.back().global_accuracy);
+  if (!run.rounds.empty() && std::isfinite(run.rounds.back().p10_accuracy)) {
+    pool.p10.push_back(run.rounds.back().p10_accuracy);
+    pool.worst.push_back(run.rounds.back().min_accuracy);
+  }
+  if (!run.rounds.empty() && std::isfinite(run.rounds.back().target_accuracy)) {
+    const RoundSummary& last = run.rounds.back();
+    const double r = std::isfinite(last.global_accuracy) ? last.global_rounds_to_target : last.mean_rounds_to_target;
+    if (std::isfinite(r)) pool.rounds_to_target.push_back(r);
+    else ++pool.row.target_not_reached;
+    if (std::isfinite(r) && std::isfinite(last.virtual_seconds_to_target)) pool.seconds_to_target.push_back(last.virtual_seconds_to_target);
+    if (std::isfinite(r) && std::isfinite(last.bytes_to_target)) pool.bytes_to_target.push_back(last.bytes_to_target);
+  }
+
+  int final_round = -1;
+  std::map<int, double> before; // client → accuracy
+  for (const auto& r : run.records) {
+    pool.row.bytes_up_total += r.bytes_up;
+    if (r.phase == kPhaseBefore) before[r.client] = r.accuracy;
+    else final_round = std::max(final_round, r.round);
+  }
+  // A client evaluated twice in the final round (a retried actor) counts once: the last.
+  std::map<int, const ClientRoundRecord*> finals;
+  for (const auto& r : run.records)
+    if (r.phase != kPhaseBefore && r.round == final_round) finals[r.client] = &r;
+  for (const auto& [client, r] : finals) {
+    // A client without a local test split has no scores (null in the files, nan here): they
+    // are left out of the means, which would otherwise all read "nan ± nan".
+    if (!std::isfinite(r->accuracy)) {
+      ++pool.unscored;
+      continue;
+    }
+    pool.acc.push_back(r->accuracy);
+    pool.prec.push_back(r->precision);
+    pool.rec.push_back(r->recall);
+    pool.f1.push_back(r->f1);
+    pool.loss.push_back(r->loss);
+    for (const auto& [name, value] : r->task_metrics) pool.task_metrics[name].push_back(value);
+    const auto b = before.find(client);
+    if (b != before.end() && std::isfinite(b->second)) pool.gain.push_back(r->accuracy - b->second);
+  }
+  pool.clients.push_back(static_cast<int>(finals.size()));
+}
+
+/// The group's row: means and standard deviations of its pooled values.
+ComparisonRow row_of(const Pool& pool) {
+  ComparisonRow row = pool.row;
+  row.accuracy = mean_std(pool.acc);
+  row.precision = mean_std(pool.prec);
+  row.recall = mean_std(pool.rec);
+  row.f1 = mean_std(pool.f1);
+  row.loss = mean_std(pool.loss);
+  row.gain = mean_std(pool.gain);
+  row.epsilon = mean_std(pool.epsilon);
+  row.global_accuracy = mean_std(pool.global_accuracy);
+  row.no_local_test = pool.acc.empty() && pool.unscored > 0;
+  row.rounds_to_target = mean_std(pool.rounds_to_target);
+  row.p10_accuracy = mean_std(pool.p10);
+  row.worst_accuracy = mean_std(pool.worst);
+  row.seconds_to_target = mean_std(pool.seconds_to_target);
+  row.bytes_to_target = mean_std(pool.bytes_to_target);
+  for (const auto& [name, values] : pool.task_metrics) row.task_metrics[name] = mean_std(values);
+  row.min_clients = *std::min_element(pool.clients.begin(), pool.clients.end());
+  row.max_clients = *std::max_element(pool.clients.begin(), pool.clients.end());
+  row.bytes_up_per_run = static_cast<double>(row.bytes_up_total) / row.runs;
+  return row;
+}
+
+/// Rounds, simulated hours and bytes to the target: mean ± std over the runs that reached it.
+std::vector<std::string> target_cells(const ComparisonRow& row) {
+  std::string rounds = row.rounds_to_target.n == 0 ? std::string(row.target_not_reached ? "not reached" : "-")
+                                                   : fixed_decimals(row.rounds_to_target.mean, 2) + " ± " +
+                                                         fixed_decimals(row.rounds_to_target.std, 2);
+  if (row.rounds_to_target.n > 0 && row.target_not_reached > 0)
+    rounds += " (" + std::to_string(row.target_not_reached) + " not reached)";
+  const std::string hours = row.seconds_to_target.n == 0 ? "-"
+                                                         : fixed_decimals(row.seconds_to_target.mean / 3600, 3) + " ± " +
+                                                               fixed_decimals(row.seconds_to_target.std / 3600, 3);
+  return {rounds, hours, row.bytes_to_target.n == 0 ? "-" : human_bytes(row.bytes_to_target.mean)};
+}
+
+/// What the table's columns mean, the optional ones only where the table has them.
+std::string legend(bool any_global, bool any_p10, bool any_target) {
+  std::string out =
+      "Final round, grouped by strategy and sweep values other than seeds.\n"
+      "mean ± std: population std over all client final values of the group's runs, pooled "
+      "(clients × seeds).\n"
+      "gain = final − before accuracy per client; bytes up/run = a run's total upload, mean over "
+      "the group's runs.\n";
+  if (any_global) out += "global test acc = the global model on the official test split, mean ± std over runs.\n";
+  if (any_p10)
+    out += "p10 / worst client acc = the 10th percentile and the lowest of a run's final client accuracies, mean ± std over runs.\n";
+  if (any_target)
+    out += "rounds to target = first round at which evaluation.target_accuracy was reached (monotone curve, linear "
+           "interpolation; global test where measured, else mean client accuracy), mean ± std over the runs that reached it; "
+           "sim. hours and bytes to target = the virtual clock and the bytes up and down at that crossing (bytes: mean over runs).\n";
+  return out;
+}
+
 } // namespace
 
 std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
-  struct Pool {
-    ComparisonRow row;
-    std::vector<double> acc, prec, rec, f1, loss, gain, epsilon, global_accuracy, rounds_to_target, seconds_to_target, bytes_to_target, p10, worst;
-    std::map<std::string, std::vector<double>> task_metrics;
-    std::vector<int> clients;
-    int unscored = 0; ///< final records without a local test score
-  };
   auto key_less = [](const std::pair<std::string, std::map<std::string, std::string>>& a,
                      const std::pair<std::string, std::map<std::string, std::string>>& b) {
     if (a.first != b.first) return a.first < b.first;
@@ -72,86 +182,15 @@ std::vector<ComparisonRow> compare_runs(const std::vector<RunResults>& runs) {
   };
   std::map<std::pair<std::string, std::map<std::string, std::string>>, Pool, decltype(key_less)>
       groups(key_less);
-
   for (const auto& run : runs) {
     std::map<std::string, std::string> sweep;
     for (const auto& [k, v] : run.info.sweep)
       if (!is_seed_key(k)) sweep[k] = v;
     Pool& pool = groups[{run.info.strategy, sweep}];
-    pool.row.strategy = run.info.strategy;
-    pool.row.sweep = sweep;
-    ++pool.row.runs;
-    if (const std::string note = run.incomplete_note(); !note.empty())
-      pool.row.incomplete.push_back(run.info.run + ": " + note);
-    if (!run.rounds.empty() && std::isfinite(run.rounds.back().epsilon)) pool.epsilon.push_back(run.rounds.back().epsilon);
-    if (!run.rounds.empty() && std::isfinite(run.rounds.back().global_accuracy))
-      pool.global_accuracy.push_back(run.rounds.back().global_accuracy);
-    if (!run.rounds.empty() && std::isfinite(run.rounds.back().p10_accuracy)) {
-      pool.p10.push_back(run.rounds.back().p10_accuracy);
-      pool.worst.push_back(run.rounds.back().min_accuracy);
-    }
-    if (!run.rounds.empty() && std::isfinite(run.rounds.back().target_accuracy)) {
-      const RoundSummary& last = run.rounds.back();
-      const double r = std::isfinite(last.global_accuracy) ? last.global_rounds_to_target : last.mean_rounds_to_target;
-      if (std::isfinite(r)) pool.rounds_to_target.push_back(r);
-      else ++pool.row.target_not_reached;
-      if (std::isfinite(r) && std::isfinite(last.virtual_seconds_to_target)) pool.seconds_to_target.push_back(last.virtual_seconds_to_target);
-      if (std::isfinite(r) && std::isfinite(last.bytes_to_target)) pool.bytes_to_target.push_back(last.bytes_to_target);
-    }
-
-    int final_round = -1;
-    std::map<int, double> before; // client → accuracy
-    for (const auto& r : run.records) {
-      pool.row.bytes_up_total += r.bytes_up;
-      if (r.phase == kPhaseBefore) before[r.client] = r.accuracy;
-      else final_round = std::max(final_round, r.round);
-    }
-    // A client evaluated twice in the final round (a retried actor) counts once: the last.
-    std::map<int, const ClientRoundRecord*> finals;
-    for (const auto& r : run.records)
-      if (r.phase != kPhaseBefore && r.round == final_round) finals[r.client] = &r;
-    for (const auto& [client, r] : finals) {
-      // A client without a local test split has no scores (null in the files, nan here): they
-      // are left out of the means, which would otherwise all read "nan ± nan".
-      if (!std::isfinite(r->accuracy)) {
-        ++pool.unscored;
-        continue;
-      }
-      pool.acc.push_back(r->accuracy);
-      pool.prec.push_back(r->precision);
-      pool.rec.push_back(r->recall);
-      pool.f1.push_back(r->f1);
-      pool.loss.push_back(r->loss);
-      for (const auto& [name, value] : r->task_metrics) pool.task_metrics[name].push_back(value);
-      const auto b = before.find(client);
-      if (b != before.end() && std::isfinite(b->second)) pool.gain.push_back(r->accuracy - b->second);
-    }
-    pool.clients.push_back(static_cast<int>(finals.size()));
+    add_run(pool, sweep, run);
   }
-
   std::vector<ComparisonRow> rows;
-  for (auto& [key, pool] : groups) {
-    ComparisonRow row = pool.row;
-    row.accuracy = mean_std(pool.acc);
-    row.precision = mean_std(pool.prec);
-    row.recall = mean_std(pool.rec);
-    row.f1 = mean_std(pool.f1);
-    row.loss = mean_std(pool.loss);
-    row.gain = mean_std(pool.gain);
-    row.epsilon = mean_std(pool.epsilon);
-    row.global_accuracy = mean_std(pool.global_accuracy);
-    row.no_local_test = pool.acc.empty() && pool.unscored > 0;
-    row.rounds_to_target = mean_std(pool.rounds_to_target);
-    row.p10_accuracy = mean_std(pool.p10);
-    row.worst_accuracy = mean_std(pool.worst);
-    row.seconds_to_target = mean_std(pool.seconds_to_target);
-    row.bytes_to_target = mean_std(pool.bytes_to_target);
-    for (const auto& [name, values] : pool.task_metrics) row.task_metrics[name] = mean_std(values);
-    row.min_clients = *std::min_element(pool.clients.begin(), pool.clients.end());
-    row.max_clients = *std::max_element(pool.clients.begin(), pool.clients.end());
-    row.bytes_up_per_run = static_cast<double>(row.bytes_up_total) / row.runs;
-    rows.push_back(std::move(row));
-  }
+  for (const auto& [key, pool] : groups) rows.push_back(row_of(pool));
   return rows;
 }
 
@@ -202,16 +241,8 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
       table.back().push_back(row.worst_accuracy.n > 0 ? cell(row.worst_accuracy) : "-");
     }
     if (any_target) {
-      std::string c = row.rounds_to_target.n == 0 ? std::string(row.target_not_reached ? "not reached" : "-")
-                                                  : fixed_decimals(row.rounds_to_target.mean, 2) + " ± " +
-                                                        fixed_decimals(row.rounds_to_target.std, 2);
-      if (row.rounds_to_target.n > 0 && row.target_not_reached > 0)
-        c += " (" + std::to_string(row.target_not_reached) + " not reached)";
-      table.back().push_back(c);
-      table.back().push_back(row.seconds_to_target.n == 0 ? "-"
-                                                          : fixed_decimals(row.seconds_to_target.mean / 3600, 3) + " ± " +
-                                                                fixed_decimals(row.seconds_to_target.std / 3600, 3));
-      table.back().push_back(row.bytes_to_target.n == 0 ? "-" : human_bytes(row.bytes_to_target.mean));
+      const auto cells = target_cells(row);
+      table.back().insert(table.back().end(), cells.begin(), cells.end());
     }
     for (const auto& name : task_metrics) {
       const auto it = row.task_metrics.find(name);
@@ -223,19 +254,7 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
   // Strategy and sweep names left-aligned, numbers right-aligned.
   auto render = [&](const std::vector<std::string>& cells) { return render_columns(cells, width, 2); };
 
-  std::string out =
-      "Final round, grouped by strategy and sweep values other than seeds.\n"
-      "mean ± std: population std over all client final values of the group's runs, pooled "
-      "(clients × seeds).\n"
-      "gain = final − before accuracy per client; bytes up/run = a run's total upload, mean over "
-      "the group's runs.\n";
-  if (any_global) out += "global test acc = the global model on the official test split, mean ± std over runs.\n";
-  if (any_p10)
-    out += "p10 / worst client acc = the 10th percentile and the lowest of a run's final client accuracies, mean ± std over runs.\n";
-  if (any_target)
-    out += "rounds to target = first round at which evaluation.target_accuracy was reached (monotone curve, linear "
-           "interpolation; global test where measured, else mean client accuracy), mean ± std over the runs that reached it; "
-           "sim. hours and bytes to target = the virtual clock and the bytes up and down at that crossing (bytes: mean over runs).\n";
+  std::string out = legend(any_global, any_p10, any_target);
   out += render(header);
   std::size_t total = 0;
   for (auto w : width) total += w;
