@@ -133,6 +133,32 @@ bool trains_lora(const ExperimentConfig& c) {
 }
 
 
+/// A condition under which keys act, shared by several rows.
+struct Applies {
+  const char* condition;
+  std::vector<std::string> deciding;
+  std::function<bool(const ExperimentConfig&)> holds;
+};
+
+const Applies kVqaData{"a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
+                 [](const ExperimentConfig& c) { return c.data.is_vqa(); }};
+const Applies kSyntheticVqa{"data.dataset = \"synthetic_vqa\"", {"data.dataset"},
+                 [](const ExperimentConfig& c) { return c.data.dataset == "synthetic_vqa"; }};
+const Applies kPretraining{"pretrain.enabled = true", {"pretrain.enabled"},
+                 [](const ExperimentConfig& c) { return c.pretrain.enabled; }};
+const Applies kShards{"partition.scheme = \"shards\"", {"partition.scheme"},
+                 [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::shards; }};
+const Applies kAsync{"federation.mode = \"async\"", {"federation.mode"},
+                 [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }};
+const Applies kTopk{"compression.up = \"topk\"", {"compression.up"},
+                 [](const ExperimentConfig& c) { return c.compression.up == CompressionKind::topk; }};
+const Applies kTrainsLora{"the strategy trains LoRA adapters (not full, linear_probe)", {"strategy.name"},
+                 [](const ExperimentConfig& c) { return trains_lora(c); }};
+const Applies kSlowClients{"faults.slow_clients is not empty or faults.slow_fraction > 0", {"faults.slow_clients", "faults.slow_fraction"},
+                 [](const ExperimentConfig& c) { return !c.faults.slow_clients.empty() || c.faults.slow_fraction > 0; }};
+const Applies kCheckpoints{"checkpoint.every > 0", {"checkpoint.every"},
+                 [](const ExperimentConfig& c) { return c.checkpoint.every > 0; }};
+
 } // namespace
 
 const std::vector<KeyDef>& schema() {
@@ -181,53 +207,40 @@ const std::vector<KeyDef>& schema() {
           .when("data.dataset = \"vqa_folder\"", {"data.dataset"},
                 [](const ExperimentConfig& c) { return c.data.dataset == "vqa_folder"; }),
       string_key("data.prompt_prefix", "VQA: text put before every question", M(c.data.prompt_prefix))
-          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
-                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
+          .when(kVqaData),
       int_key("data.max_answer_tokens", "VQA: answer tokens kept as labels", M(c.data.max_answer_tokens)).in(2, 1024, "<s> and </s> at least; Florence-2 reads at most 1024 positions")
-          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
-                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
+          .when(kVqaData),
       int_key("data.max_new_tokens", "VQA: tokens generated when scoring exact match", M(c.data.max_new_tokens)).in(1, 1024, "Florence-2 reads at most 1024 positions")
-          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
-                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
+          .when(kVqaData),
       int_key("data.num_beams", "VQA: beam width for generated answers (1 = greedy; Florence-2 uses 3)", M(c.data.num_beams)).in(1, 64)
-          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
-                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
+          .when(kVqaData),
       int_key("data.no_repeat_ngram_size", "VQA: ban repeated n-grams when generating (Florence-2 uses 3; 0 = off)",
               M(c.data.no_repeat_ngram_size)).in(0, 1024)
-          .when("a VQA dataset (vqa_folder, synthetic_vqa)", {"data.dataset"},
-                [](const ExperimentConfig& c) { return c.data.is_vqa(); }),
+          .when(kVqaData),
       int_key("data.synthetic_domains", "synthetic_vqa: number of domains generated", M(c.data.synthetic_domains)).in(1, 1000)
-          .when("data.dataset = \"synthetic_vqa\"", {"data.dataset"},
-                [](const ExperimentConfig& c) { return c.data.dataset == "synthetic_vqa"; }),
+          .when(kSyntheticVqa),
       int_key("data.synthetic_per_domain", "synthetic_vqa: samples per domain", M(c.data.synthetic_per_domain)).in(2, 100000, "a train and a test sample at least")
-          .when("data.dataset = \"synthetic_vqa\"", {"data.dataset"},
-                [](const ExperimentConfig& c) { return c.data.dataset == "synthetic_vqa"; }),
+          .when(kSyntheticVqa),
       {"data.class_names", Kind::string_list, "CLIP: the classes' names in label order (default: the dataset's)",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.data.class_names = read_strings(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.data.class_names); }},
 
       bool_key("pretrain.enabled", "train the whole backbone centrally on a public split first (cached)", M(c.pretrain.enabled)),
       int_key("pretrain.public_samples", "size of the public split, disjoint from client data", M(c.pretrain.public_samples)).in(0, 1e7)
-          .when("pretrain.enabled = true", {"pretrain.enabled"},
-                [](const ExperimentConfig& c) { return c.pretrain.enabled; }),
+          .when(kPretraining),
       int_key("pretrain.epochs", "pretraining epochs", M(c.pretrain.epochs)).in(1, 10000)
-          .when("pretrain.enabled = true", {"pretrain.enabled"},
-                [](const ExperimentConfig& c) { return c.pretrain.enabled; }),
+          .when(kPretraining),
       real_key("pretrain.lr", "pretraining learning rate (SGD, momentum 0.9)", M(c.pretrain.lr)).in(0, kMaxRate).open_lo()
-          .when("pretrain.enabled = true", {"pretrain.enabled"},
-                [](const ExperimentConfig& c) { return c.pretrain.enabled; }),
+          .when(kPretraining),
       int_key("pretrain.batch_size", "pretraining batch size", M(c.pretrain.batch_size)).in(1, kMaxBatch)
-          .when("pretrain.enabled = true", {"pretrain.enabled"},
-                [](const ExperimentConfig& c) { return c.pretrain.enabled; }),
+          .when(kPretraining),
       path_key("pretrain.cache_dir", "where pretrained checkpoints are cached (relative to output_dir)", M(c.pretrain.cache_dir)),
 
       enum_key("partition.scheme", "", "partition scheme", M(c.partition.scheme)),
       int_key("partition.shards", "shards: total number of label-sorted shards", M(c.partition.shards)).in(0, 1e7)
-          .when("partition.scheme = \"shards\"", {"partition.scheme"},
-                [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::shards; }),
+          .when(kShards),
       int_key("partition.shards_per_client", "shards: shards per client", M(c.partition.shards_per_client)).in(1, 100000)
-          .when("partition.scheme = \"shards\"", {"partition.scheme"},
-                [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::shards; }),
+          .when(kShards),
       real_key("partition.beta", "dirichlet: concentration (smaller = more skewed)", M(c.partition.beta)).in(0, 1e6).open_lo()
           .when("partition.scheme = \"dirichlet\"", {"partition.scheme"},
                 [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::dirichlet; }),
@@ -251,17 +264,14 @@ const std::vector<KeyDef>& schema() {
       enum_key("federation.mode", "", "mode", M(c.federation.mode)),
       int_key("federation.buffer_size", "async: updates per server aggregation (0 = half the clients, at least 1)",
               M(c.federation.buffer_size)).in(0, kMaxClients)
-          .when("federation.mode = \"async\"", {"federation.mode"},
-                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
+          .when(kAsync),
       enum_key("federation.staleness", "async: weight of an update s versions old: ", "staleness rule", M(c.federation.staleness))
-          .when("federation.mode = \"async\"", {"federation.mode"},
-                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
+          .when(kAsync),
       real_key("federation.staleness_exponent", "async, polynomial staleness: the exponent a", M(c.federation.staleness_exponent)).in(0, 100)
           .when("federation.mode = \"async\" and federation.staleness = \"polynomial\"", {"federation.mode", "federation.staleness"},
                 [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async && c.federation.staleness == StalenessRule::polynomial; }),
       real_key("federation.server_lr", "async: server learning rate on the buffered mean update", M(c.federation.server_lr)).in(0, kMaxRate).open_lo()
-          .when("federation.mode = \"async\"", {"federation.mode"},
-                [](const ExperimentConfig& c) { return c.federation.mode == FederationMode::async; }),
+          .when(kAsync),
       real_key("federation.client_seconds", "virtual clock: simulated seconds of one local epoch on a client of mean data size",
                M(c.federation.client_seconds)).in(0, kYearSeconds, "one year").open_lo(),
       real_key("federation.speed_sigma", "virtual clock: clients' lasting speed factors, lognormal with mean 1 and this log-space std (0 = equal)",
@@ -286,11 +296,9 @@ const std::vector<KeyDef>& schema() {
           .when("network.trace is set", {"network.trace"}, [](const ExperimentConfig& c) { return !c.network.trace.empty(); }),
       enum_key("compression.up", "what clients send up: ", "compression", M(c.compression.up)),
       real_key("compression.topk_fraction", "topk: the share of each tensor's update entries sent", M(c.compression.topk_fraction)).in(0, 1).open_lo()
-          .when("compression.up = \"topk\"", {"compression.up"},
-                [](const ExperimentConfig& c) { return c.compression.up == CompressionKind::topk; }),
+          .when(kTopk),
       bool_key("compression.error_feedback", "topk: keep what was not sent on the client and add it to the next update", M(c.compression.error_feedback))
-          .when("compression.up = \"topk\"", {"compression.up"},
-                [](const ExperimentConfig& c) { return c.compression.up == CompressionKind::topk; }),
+          .when(kTopk),
 
       enum_key("strategy.name", "", "strategy", M(c.strategy)),
       real_key("strategy.mu", "FedProx proximal term weight, usable with any strategy (0 = off)", M(c.train.prox_mu)).in(0, kMaxRate),
@@ -300,14 +308,11 @@ const std::vector<KeyDef>& schema() {
        [](const ExperimentConfig& c) { return fmt_list(c.strategy_trainable); }},
 
       int_key("lora.rank", "LoRA rank r", M(c.lora.rank)).in(1, 4096)
-          .when("the strategy trains LoRA adapters (not full, linear_probe)", {"strategy.name"},
-                [](const ExperimentConfig& c) { return trains_lora(c); }),
+          .when(kTrainsLora),
       real_key("lora.alpha", "LoRA alpha (scale = alpha / r)", M(c.lora.alpha)).in(0, 1e6).open_lo()
-          .when("the strategy trains LoRA adapters (not full, linear_probe)", {"strategy.name"},
-                [](const ExperimentConfig& c) { return trains_lora(c); }),
+          .when(kTrainsLora),
       real_key("lora.dropout", "dropout on the LoRA input", M(c.lora.dropout)).in(0, 1).open_hi()
-          .when("the strategy trains LoRA adapters (not full, linear_probe)", {"strategy.name"},
-                [](const ExperimentConfig& c) { return trains_lora(c); }),
+          .when(kTrainsLora),
       {"lora.targets", Kind::string_list, "module names to adapt, e.g. [\"classifier.0\", \"classifier.3\"]",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.lora_targets = read_strings(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.lora_targets); }},
@@ -364,12 +369,10 @@ const std::vector<KeyDef>& schema() {
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.faults.slow_clients = read_ints(n, w); },
        [](const ExperimentConfig& c) { return fmt_list(c.faults.slow_clients); }},
       real_key("faults.slow_seconds", "mean delay of a slow client's answer", M(c.faults.slow_seconds)).in(0, kYearSeconds, "one year")
-          .when("faults.slow_clients is not empty or faults.slow_fraction > 0", {"faults.slow_clients", "faults.slow_fraction"},
-                [](const ExperimentConfig& c) { return !c.faults.slow_clients.empty() || c.faults.slow_fraction > 0; }),
+          .when(kSlowClients),
       real_key("faults.slow_fraction", "each selected client is slow in a round with this probability", M(c.faults.slow_fraction)).in(0, 1),
       enum_key("faults.slow_distribution", "", "distribution", M(c.faults.slow_distribution))
-          .when("faults.slow_clients is not empty or faults.slow_fraction > 0", {"faults.slow_clients", "faults.slow_fraction"},
-                [](const ExperimentConfig& c) { return !c.faults.slow_clients.empty() || c.faults.slow_fraction > 0; }),
+          .when(kSlowClients),
       real_key("faults.slow_sigma", "lognormal: standard deviation of log(delay)", M(c.faults.slow_sigma)).in(0, 10).open_lo()
           .when("faults.slow_distribution = \"lognormal\"", {"faults.slow_distribution"},
                 [](const ExperimentConfig& c) { return c.faults.slow_distribution == DelayDistribution::lognormal; }),
@@ -396,14 +399,12 @@ const std::vector<KeyDef>& schema() {
       int_key("checkpoint.every", "write a checkpoint after every N-th round and the last (0 = never); see `resume`",
               M(c.checkpoint.every)).in(0, 1e6),
       int_key("checkpoint.keep", "newest checkpoints kept per run", M(c.checkpoint.keep)).in(1, 1000)
-          .when("checkpoint.every > 0", {"checkpoint.every"},
-                [](const ExperimentConfig& c) { return c.checkpoint.every > 0; }),
+          .when(kCheckpoints),
       int_key("checkpoint.full_every",
               "every N-th checkpoint holds the whole state; those between hold only the clients (and tensors) that "
               "changed since (1 = every one whole)",
               M(c.checkpoint.full_every)).in(1, 1e6)
-          .when("checkpoint.every > 0", {"checkpoint.every"},
-                [](const ExperimentConfig& c) { return c.checkpoint.every > 0; }),
+          .when(kCheckpoints),
 
       real_key("privacy.clip_norm", "DP: clip each client's shared update (change from the global) to this L2 norm (0 = off)",
                M(c.privacy.clip_norm)).in(0, 1e6),

@@ -58,6 +58,10 @@ struct KeyDef {
     applies_if = std::move(holds);
     return std::move(*this);
   }
+  /// The same from a named condition shared by several keys.
+  template <class Condition> KeyDef when(const Condition& c) && {
+    return std::move(*this).when(c.condition, c.deciding, c.holds);
+  }
   [[nodiscard]] bool has_range() const { return !std::isnan(lo); }
 };
 
