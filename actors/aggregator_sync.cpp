@@ -353,9 +353,9 @@ void train_round(aggregator_actor_t self, int round) {
   }
 }
 
-aggregator_actor::behavior_type aggregator(aggregator_actor_t self, AggregatorConfig cfg) {
-  auto& st = self->state;
-  st.cfg = std::move(cfg);
+/// The state the run starts from: the clients' and the global's (fresh or resumed), the
+/// crash counts, and the virtual clock and byte count going on from the last finished round.
+void start_from_resume_point(aggregator_state& st) {
   st.progress.states = st.cfg.initial_states;
   st.progress.states.resize(st.cfg.clients.size());
   st.progress.central_state = st.cfg.central_state;
@@ -374,6 +374,12 @@ aggregator_actor::behavior_type aggregator(aggregator_actor_t self, AggregatorCo
       if (std::isfinite(prev.virtual_seconds)) st.virtual_now = prev.virtual_seconds;
       st.bytes_total = prev.cumulative_bytes;
     }
+}
+
+aggregator_actor::behavior_type aggregator(aggregator_actor_t self, AggregatorConfig cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  start_from_resume_point(st);
   if (st.cfg.target_accuracy > 0) st.target.emplace(st.cfg.target_accuracy, !st.cfg.global_test.empty(), st.cfg.previous_rounds);
   for (const auto& c : st.cfg.clients) self->monitor(c);
   // A bug that throws here must still answer the driver, which would otherwise wait forever.

@@ -65,6 +65,29 @@ private:
   std::thread thread_;
 };
 
+/// Each client's state at the start (and the centralized trainer's into `central_state`): fresh,
+/// or from the checkpoint resumed. Served: the clients' states come from the nodes' own
+/// checkpoints, a centralized trainer's (it runs here) from the server's; a served run's
+/// checkpoint resumed in one process is refused, saying how to resume it.
+std::vector<ClientCheckpoint> run_starting_states(const ExperimentConfig& c, const RunSetup& setup, const RunHooks& hooks,
+                                                  ClientCheckpoint& central_state) {
+  const RunCheckpoint& from = hooks.resume_from;
+  const bool without_clients =
+      std::none_of(from.clients.begin(), from.clients.end(), [](const ClientCheckpoint& cs) { return cs.id >= 0; });
+  if (!hooks.serve && from.round > 0 && without_clients)
+    throw std::runtime_error("the checkpoint of round " + std::to_string(from.round) +
+                             " holds no client's state: this was a served run, whose clients' states are on its "
+                             "nodes; resume it with fedvlm-sim serve EXPERIMENT.toml --resume (the nodes with their "
+                             "--state)");
+  // Served: the clients' states come from the nodes' own checkpoints; a centralized trainer's
+  // (it runs here) from the server's.
+  std::vector<ClientCheckpoint> states = starting_states(c, setup, hooks.serve ? RunCheckpoint{} : from, central_state);
+  if (hooks.serve)
+    for (const auto& cs : from.clients)
+      if (cs.id == kSharedInit) central_state = cs;
+  return states;
+}
+
 } // namespace
 
 RunInterrupted::RunInterrupted(int signal_number)
@@ -76,21 +99,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   if (!setup.task) throw std::logic_error("run_federation needs a setup prepared in execute mode");
   const StrategySpec& spec = strategy_spec(c.strategy);
   ClientCheckpoint central_state;
-  const RunCheckpoint& from = hooks.resume_from;
-  const bool without_clients =
-      std::none_of(from.clients.begin(), from.clients.end(), [](const ClientCheckpoint& cs) { return cs.id >= 0; });
-  if (!hooks.serve && from.round > 0 && without_clients)
-    throw std::runtime_error("the checkpoint of round " + std::to_string(from.round) +
-                             " holds no client's state: this was a served run, whose clients' states are on its "
-                             "nodes; resume it with fedvlm-sim serve EXPERIMENT.toml --resume (the nodes with their "
-                             "--state)");
-  // Served: the clients' states come from the nodes' own checkpoints; a centralized trainer's
-  // (it runs here) from the server's.
-  const std::vector<ClientCheckpoint> states =
-      starting_states(c, setup, hooks.serve ? RunCheckpoint{} : from, central_state);
-  if (hooks.serve)
-    for (const auto& cs : from.clients)
-      if (cs.id == kSharedInit) central_state = cs;
+  const std::vector<ClientCheckpoint> states = run_starting_states(c, setup, hooks, central_state);
 
   caf::actor_system_config sys_cfg;
   // Heavy work runs on the scheduler's detached workers; the cooperative threads only relay.
