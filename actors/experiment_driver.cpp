@@ -225,6 +225,79 @@ void PlanRunner::record_interrupt(ResultsWriter& writer, const std::string& run_
   std::fprintf(out_, "\n%s: %s\nresume with: %s\n", run_id.c_str(), msg.c_str(), resume_command(dir).c_str());
 }
 
+namespace {
+
+/// What run.json says of the run from the start.
+RunInfo run_info(const ExperimentConfig& c, const std::string& run_id, const ResumePoint* resume) {
+  RunInfo info;
+  info.experiment = c.name;
+  info.run = run_id;
+  info.strategy = to_string(c.strategy);
+  info.sweep = resume ? resume->previous.info.sweep : c.sweep;
+  info.clients = c.federation.clients;
+  info.rounds = c.federation.rounds;
+  info.seed = c.seed;
+  info.resumed_from_round = resume ? resume->checkpoint.round : 0;
+  return info;
+}
+
+/// Writes adapters/ and the checkpoints after each finished round, from the aggregator's thread:
+/// only the clients whose own tensors changed, the tensors taken from the global brought up to
+/// date at the end (or on a stop). Its time is the writing phase, not the rounds'.
+class RoundStateWriter {
+public:
+  RoundStateWriter(const std::filesystem::path& dir, const ExperimentConfig& c, uint64_t fingerprint)
+      : dir_(dir), every_(c.checkpoint.every), rounds_(c.federation.rounds), fingerprint_(fingerprint),
+        checkpoints_(dir, c.checkpoint.keep, c.checkpoint.full_every) {}
+
+  void on_round(const RunCheckpoint& state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    save_adapters(dir_ / "adapters", state, adapters_written_, false);
+    last_state_ = state;
+    if (checkpoint_due(state.round, every_, rounds_)) {
+      RunCheckpoint ck = state;
+      ck.config_hash = fingerprint_;
+      checkpoints_.save(ck);
+    }
+    add_seconds(t0); // one aggregator calls this: no race
+  }
+  void bring_adapters_up_to_date() {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (last_state_.round > 0) save_adapters(dir_ / "adapters", last_state_, adapters_written_, true);
+    add_seconds(t0);
+  }
+  [[nodiscard]] double seconds() const { return seconds_; }
+
+private:
+  void add_seconds(std::chrono::steady_clock::time_point t0) {
+    seconds_ = seconds_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  std::filesystem::path dir_;
+  int every_, rounds_;
+  uint64_t fingerprint_;
+  CheckpointWriter checkpoints_;
+  std::map<int, TensorMap> adapters_written_;
+  RunCheckpoint last_state_; ///< the newest round's state (tensors shared)
+  std::atomic<double> seconds_{0};
+};
+
+void log_run_start(const std::string& run_id, const std::filesystem::path& dir, const ResumePoint* resume,
+                   const ThreadPlan& threads, bool served) {
+  if (served)
+    spdlog::info("run {}: the clients' adapters and optimizer state stay on the nodes: adapters/ gets only "
+                 "global.safetensors; checkpoints/ holds the round and the global, each node (--state DIR) "
+                 "its clients' states", run_id);
+  if (resume)
+    spdlog::info("run {} -> {} (resuming after round {})", run_id, dir.string(), resume->checkpoint.round);
+  else
+    spdlog::info("run {} -> {}", run_id, dir.string());
+  spdlog::info("threads: {}", threads.describe());
+  spdlog::info("allocator: {}", allocator_description());
+  if (threads.oversubscribed()) spdlog::warn("{}", threads.warning());
+}
+
+} // namespace
+
 bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path& dir, const ResumePoint* resume,
                          bool rethrow) {
   using Clock = std::chrono::steady_clock;
@@ -240,16 +313,7 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
   if (!resume || resume->config_changed) atomic_write_file(dir / "config.toml", c.resolved_toml);
   const uint64_t fingerprint = config_fingerprint(config_values(c.resolved_toml, (dir / "config.toml").string()));
 
-  RunInfo info;
-  info.experiment = c.name;
-  info.run = run_id;
-  info.strategy = to_string(c.strategy);
-  info.sweep = resume ? resume->previous.info.sweep : c.sweep;
-  info.clients = c.federation.clients;
-  info.rounds = c.federation.rounds;
-  info.seed = c.seed;
-  info.resumed_from_round = resume ? resume->checkpoint.round : 0;
-  ResultsWriter writer(dir, info);
+  ResultsWriter writer(dir, run_info(c, run_id, resume));
   // Without a checkpoint the run starts again from round 0: nothing on disk is kept.
   if (resume) writer.restore(resume->previous.records, resume->previous.rounds,
                              resume->checkpoint.round > 0 ? resume->checkpoint.round : -1);
@@ -263,41 +327,10 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
   if (resume) hooks.resume_from = resume->checkpoint;
   if (resume) hooks.previous_rounds = resume->previous.rounds;
   hooks.serve = options_.serve;
-  // Adapters and checkpoints are written from the aggregator between rounds: that time is the
-  // writing phase, not the rounds'.
-  std::atomic<double> state_write_seconds{0};
-  std::map<int, TensorMap> adapters_written;
-  RunCheckpoint last_state; // the newest round's state (tensors shared): adapters/ brought up to date at the end
-  CheckpointWriter checkpoints(dir, c.checkpoint.keep, c.checkpoint.full_every);
-  auto bring_adapters_up_to_date = [&] {
-    const Clock::time_point t0 = Clock::now();
-    if (last_state.round > 0) save_adapters(dir / "adapters", last_state, adapters_written, true);
-    state_write_seconds = state_write_seconds + seconds_since(t0);
-  };
-  hooks.on_round_state = [&, fingerprint](const RunCheckpoint& state) {
-    const Clock::time_point t0 = Clock::now();
-    save_adapters(dir / "adapters", state, adapters_written, false);
-    last_state = state;
-    const int every = c.checkpoint.every;
-    if (checkpoint_due(state.round, every, c.federation.rounds)) {
-      RunCheckpoint ck = state;
-      ck.config_hash = fingerprint;
-      checkpoints.save(ck);
-    }
-    state_write_seconds = state_write_seconds + seconds_since(t0); // one aggregator calls this: no race
-  };
+  RoundStateWriter state_writer(dir, c, fingerprint);
+  hooks.on_round_state = [&state_writer](const RunCheckpoint& state) { state_writer.on_round(state); };
 
-  if (options_.serve)
-    spdlog::info("run {}: the clients' adapters and optimizer state stay on the nodes: adapters/ gets only "
-                 "global.safetensors; checkpoints/ holds the round and the global, each node (--state DIR) "
-                 "its clients' states", run_id);
-  if (resume)
-    spdlog::info("run {} -> {} (resuming after round {})", run_id, dir.string(), resume->checkpoint.round);
-  else
-    spdlog::info("run {} -> {}", run_id, dir.string());
-  spdlog::info("threads: {}", threads.describe());
-  spdlog::info("allocator: {}", allocator_description());
-  if (threads.oversubscribed()) spdlog::warn("{}", threads.warning());
+  log_run_start(run_id, dir, resume, threads, options_.serve.has_value());
   bool stopped = false;
   try {
     const RunSetup setup = prepare_run(c, datasets_, SetupMode::execute);
@@ -307,9 +340,9 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
     const double written_before_rounds = writer.write_seconds();
     const Clock::time_point rounds_start = Clock::now();
     const RunDone done = run_federation(c, run_id, setup, observers, hooks);
-    bring_adapters_up_to_date();
+    state_writer.bring_adapters_up_to_date();
     const double federation_seconds = seconds_since(rounds_start);
-    const double written_in_rounds = writer.write_seconds() - written_before_rounds + state_write_seconds;
+    const double written_in_rounds = writer.write_seconds() - written_before_rounds + state_writer.seconds();
     progress.clear();
     std::string message = done.note;
     if (done.rounds_without_quorum)
@@ -326,7 +359,7 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
     std::fprintf(out_, "\n%s\n%s\nphases: %s\n", run_id.c_str(), format_client_table(writer.records()).c_str(),
                  format_phase_seconds(phases).c_str());
   } catch (const RunInterrupted& e) {
-    bring_adapters_up_to_date(); // the finished rounds' files, whole
+    state_writer.bring_adapters_up_to_date(); // the finished rounds' files, whole
     progress.clear();
     record_interrupt(writer, run_id, dir, e.what() + std::string("; the round in flight was abandoned"), e.signal_number());
     stopped = true;
