@@ -181,6 +181,20 @@ void rejoined(registry_actor_t self, NodeReady& r) {
   s.ready[r.node] = std::move(r);
 }
 
+/// A node went away: its place is vacant and its clients are left out until a node takes it.
+void node_lost(registry_actor_t self, const caf::down_msg& dm) {
+  auto& s = self->state;
+  const auto it = s.node_of.find(dm.source);
+  if (it == s.node_of.end()) return;
+  const int k = it->second;
+  s.node_of.erase(it);
+  s.ready.erase(k);
+  s.vacant.insert(k);
+  spdlog::warn("node {} was lost ({}): clients {} are left out until a node joins to take them back "
+                 "(fedvlm-sim node --connect ...)", k, self->system().render(dm.reason),
+                 id_list(s.assignment[static_cast<std::size_t>(k)]));
+}
+
 registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::string config, int clients,
                                        SetupFingerprint fingerprint,
                        RunObserver* observer, int resume_round, bool restart_missing,
@@ -190,18 +204,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
   st.resume_round = resume_round;
   st.restart_missing = restart_missing;
   st.restarted = std::move(restarted);
-  self->set_down_handler([self](caf::down_msg& dm) {
-    auto& s = self->state;
-    const auto it = s.node_of.find(dm.source);
-    if (it == s.node_of.end()) return;
-    const int k = it->second;
-    s.node_of.erase(it);
-    s.ready.erase(k);
-    s.vacant.insert(k);
-    spdlog::warn("node {} was lost ({}): clients {} are left out until a node joins to take them back "
-                   "(fedvlm-sim node --connect ...)", k, self->system().render(dm.reason),
-                   id_list(s.assignment[static_cast<std::size_t>(k)]));
-  });
+  self->set_down_handler([self](caf::down_msg& dm) { node_lost(self, dm); });
   st.expected = nodes;
   st.clients = clients;
   st.config = std::move(config);

@@ -81,6 +81,83 @@ bool same_metrics(const fs::path& a, const fs::path& b) {
   return strip(lines(a / "metrics.jsonl")) == strip(lines(b / "metrics.jsonl"));
 }
 
+/// A CA, a server and a node certificate made with openssl (a shell snippet), and the options
+/// that use them.
+struct TlsScripts {
+  std::string certs, server_tls, node_tls;
+};
+TlsScripts tls_scripts(const fs::path& dir) {
+  TlsScripts t;
+  const std::string d = "'" + dir.string() + "'/";
+  const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  t.certs = "set -e; openssl req -x509 " + key + " -days 2 -subj /CN=ca -keyout " + d + "ca.key -out " + d +
+          "ca.pem 2>/dev/null\nfor n in server node; do openssl req " + key + " -subj /CN=$n -keyout " + d +
+          "$n.key -out " + d + "$n.csr 2>/dev/null; openssl x509 -req -in " + d + "$n.csr -CA " + d + "ca.pem -CAkey " +
+          d + "ca.key -set_serial 1 -days 2 -out " + d + "$n.pem 2>/dev/null; done\nset +e\n";
+  t.server_tls = " --cert " + d + "server.pem --key " + d + "server.key --ca " + d + "ca.pem";
+  t.node_tls = " --cert " + d + "node.pem --key " + d + "node.key --ca " + d + "ca.pem";
+  return t;
+}
+
+/// The served run again with the server and its two nodes in their own network namespaces,
+/// joined by veth pairs shaped to `mbit` (netem with `delay_ms` where the kernel has it, else tbf).
+bool run_shaped(const fs::path& dir, const fs::path& cli, const TlsScripts& t, bool tls, double mbit, double delay_ms) {
+  const std::string p = "fb" + std::to_string(::getpid() % 100000), rate = std::to_string(mbit) + "mbit";
+  // tbf's bucket: 10 ms of the rate (at least 4 KiB), so that a round's few tens of KB are
+  // paced by the rate and not passed at once from a full bucket.
+  const long long burst = std::max(4096LL, static_cast<long long>(mbit * 1e6 / 8 / 100));
+  const std::string links[] = {"$S:" + p + "sa", "$A:" + p + "as", "$S:" + p + "sb", "$B:" + p + "bs"};
+  std::string each;
+  for (const auto& l : links) each += " " + l;
+  const std::string listen = tls ? " --listen 10.78.1.1:4242" + t.server_tls : " --listen 10.78.1.1:4242 --insecure";
+  std::ofstream(dir / "shaped.sh")
+      << t.certs << "S=" << p << "s A=" << p << "a B=" << p << "b\n"
+      << "cleanup() { ip netns del $S; ip netns del $A; ip netns del $B; } 2>/dev/null; trap cleanup EXIT\n"
+      << "set -e; for n in $S $A $B; do ip netns add $n; ip -n $n link set lo up; done\n"
+      << "ip link add " << p << "sa netns $S type veth peer name " << p << "as netns $A\n"
+      << "ip link add " << p << "sb netns $S type veth peer name " << p << "bs netns $B\n"
+      << "ip -n $S addr add 10.78.1.1/24 dev " << p << "sa; ip -n $A addr add 10.78.1.2/24 dev " << p << "as\n"
+      << "ip -n $S addr add 10.78.2.1/24 dev " << p << "sb; ip -n $B addr add 10.78.2.2/24 dev " << p << "bs\n"
+      << "for d in" << each << "; do ip -n ${d%%:*} link set ${d#*:} up; done\n"
+      << "ip -n $A route add default via 10.78.1.1; ip -n $B route add default via 10.78.2.1\n"
+      << "shape=netem; for d in" << each << "; do\n"
+      << "  ip netns exec ${d%%:*} tc qdisc add dev ${d#*:} root netem delay " << delay_ms << "ms rate " << rate
+      << " 2>/dev/null || { shape=tbf; ip netns exec ${d%%:*} tc qdisc add dev ${d#*:} root tbf rate " << rate
+      << " burst " << burst << " latency 2s; }\ndone; echo $shape > '" << (dir / "shape.txt").string() << "'; set +e\n"
+      << "ip netns exec $S '" << cli.string() << "' serve '" << (dir / "bench.toml").string() << "'" << listen
+      << " --nodes 2 --quiet > '" << (dir / "shaped.log").string() << "' 2>&1 & s=$!; sleep 1\n"
+      << "ip netns exec $A '" << cli.string() << "' node --connect 10.78.1.1:4242" << t.node_tls << " > /dev/null 2>&1 &\n"
+      << "ip netns exec $B '" << cli.string() << "' node --connect 10.78.1.1:4242" << t.node_tls << " > /dev/null 2>&1 &\n"
+      << "wait $s; rc=$?; wait; exit $rc\n";
+  if (std::system(("timeout 600 bash '" + (dir / "shaped.sh").string() + "'").c_str()) != 0) {
+    std::fprintf(stderr, "the shaped run failed (root and iproute2 needed); see %s\n", (dir / "shaped.log").c_str());
+    return false;
+  }
+  return true;
+}
+
+/// The shaped run's seconds per round beside a model of it: the loopback round plus the RTTs
+/// and the bytes over the link, with or without transfers overlapping training.
+void print_shaped(const fs::path& dir, const fs::path& a, double two, const std::array<double, 4>& bytes,
+                  const std::string& shaper, double mbit, double delay_ms, int clients) {
+  const fs::path c = dir / "shaped" / "bench" / "run";
+  const double shaped = mean_round_seconds(c);
+  // Each node's link carries about half of what the server's connections carried.
+  const double link_bytes = (bytes[0] + bytes[1]) / 2;
+  const double rtt = 2 * delay_ms / 1000, transfer = link_bytes * 8 / (mbit * 1e6);
+  // Upper: nothing overlaps. Lower: a node's transfers overlap its clients' training but for
+  // the first client's download and the last one's upload (its share of the bytes).
+  const double model = two + 2 * rtt + transfer, per_node = std::max(1, clients / 2);
+  const double overlapped = two + 2 * rtt + transfer / per_node;
+  std::printf("shaped links (%s: %.1f Mbit/s, %.0f ms one way%s), server and nodes in their own namespaces:\n",
+              shaper.c_str(), mbit, delay_ms, shaper == "netem" ? "" : "; this kernel has no netem: no delay");
+  std::printf("  measured                  : %8.3f s  (same metrics: %s)\n", shaped, same_metrics(a, c) ? "yes" : "NO");
+  std::printf("  model, nothing overlapped : %8.3f s  = %.3f (loopback round) + 2 x %.3f (RTT) + %.0f B x 8 / %.1f Mbit/s"
+              " (%.3f s)\n", model, two, rtt, link_bytes, mbit, transfer);
+  std::printf("  model, transfers overlap  : %8.3f s  (only 1 of a node's %.0f clients' transfers in the way)\n", overlapped,
+              per_node);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -109,17 +186,10 @@ int main(int argc, char** argv) {
   config("served");
   const bool tls = std::getenv("TLS") && std::string(std::getenv("TLS")) == "1";
   const std::string at = "127.0.0.1:" + std::to_string(47000 + ::getpid() % 1000);
-  std::string certs, server_tls, node_tls;
-  if (tls) {
-    const std::string d = "'" + dir.string() + "'/";
-    const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    certs = "set -e; openssl req -x509 " + key + " -days 2 -subj /CN=ca -keyout " + d + "ca.key -out " + d +
-            "ca.pem 2>/dev/null\nfor n in server node; do openssl req " + key + " -subj /CN=$n -keyout " + d +
-            "$n.key -out " + d + "$n.csr 2>/dev/null; openssl x509 -req -in " + d + "$n.csr -CA " + d + "ca.pem -CAkey " +
-            d + "ca.key -set_serial 1 -days 2 -out " + d + "$n.pem 2>/dev/null; done\nset +e\n";
-    server_tls = " --cert " + d + "server.pem --key " + d + "server.key --ca " + d + "ca.pem";
-    node_tls = " --cert " + d + "node.pem --key " + d + "node.key --ca " + d + "ca.pem";
-  }
+  const TlsScripts t = tls ? tls_scripts(dir) : TlsScripts{};
+  const std::string& certs = t.certs;
+  const std::string& server_tls = t.server_tls;
+  const std::string& node_tls = t.node_tls;
   std::ofstream(dir / "run.sh") << certs << "'" << cli.string() << "' serve '" << (dir / "bench.toml").string()
                                 << "' --listen " << at << " --nodes 2 --quiet" << server_tls << " > '"
                                 << (dir / "served.log").string() << "' 2>&1 & s=$!; sleep 1\n"
@@ -142,37 +212,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     config("shaped");
-    const std::string p = "fb" + std::to_string(::getpid() % 100000), rate = std::to_string(mbit) + "mbit";
-    // tbf's bucket: 10 ms of the rate (at least 4 KiB), so that a round's few tens of KB are
-    // paced by the rate and not passed at once from a full bucket.
-    const long long burst = std::max(4096LL, static_cast<long long>(mbit * 1e6 / 8 / 100));
-    const std::string links[] = {"$S:" + p + "sa", "$A:" + p + "as", "$S:" + p + "sb", "$B:" + p + "bs"};
-    std::string each;
-    for (const auto& l : links) each += " " + l;
-    const std::string listen = tls ? " --listen 10.78.1.1:4242" + server_tls : " --listen 10.78.1.1:4242 --insecure";
-    std::ofstream(dir / "shaped.sh")
-        << certs << "S=" << p << "s A=" << p << "a B=" << p << "b\n"
-        << "cleanup() { ip netns del $S; ip netns del $A; ip netns del $B; } 2>/dev/null; trap cleanup EXIT\n"
-        << "set -e; for n in $S $A $B; do ip netns add $n; ip -n $n link set lo up; done\n"
-        << "ip link add " << p << "sa netns $S type veth peer name " << p << "as netns $A\n"
-        << "ip link add " << p << "sb netns $S type veth peer name " << p << "bs netns $B\n"
-        << "ip -n $S addr add 10.78.1.1/24 dev " << p << "sa; ip -n $A addr add 10.78.1.2/24 dev " << p << "as\n"
-        << "ip -n $S addr add 10.78.2.1/24 dev " << p << "sb; ip -n $B addr add 10.78.2.2/24 dev " << p << "bs\n"
-        << "for d in" << each << "; do ip -n ${d%%:*} link set ${d#*:} up; done\n"
-        << "ip -n $A route add default via 10.78.1.1; ip -n $B route add default via 10.78.2.1\n"
-        << "shape=netem; for d in" << each << "; do\n"
-        << "  ip netns exec ${d%%:*} tc qdisc add dev ${d#*:} root netem delay " << delay_ms << "ms rate " << rate
-        << " 2>/dev/null || { shape=tbf; ip netns exec ${d%%:*} tc qdisc add dev ${d#*:} root tbf rate " << rate
-        << " burst " << burst << " latency 2s; }\ndone; echo $shape > '" << (dir / "shape.txt").string() << "'; set +e\n"
-        << "ip netns exec $S '" << cli.string() << "' serve '" << (dir / "bench.toml").string() << "'" << listen
-        << " --nodes 2 --quiet > '" << (dir / "shaped.log").string() << "' 2>&1 & s=$!; sleep 1\n"
-        << "ip netns exec $A '" << cli.string() << "' node --connect 10.78.1.1:4242" << node_tls << " > /dev/null 2>&1 &\n"
-        << "ip netns exec $B '" << cli.string() << "' node --connect 10.78.1.1:4242" << node_tls << " > /dev/null 2>&1 &\n"
-        << "wait $s; rc=$?; wait; exit $rc\n";
-    if (std::system(("timeout 600 bash '" + (dir / "shaped.sh").string() + "'").c_str()) != 0) {
-      std::fprintf(stderr, "the shaped run failed (root and iproute2 needed); see %s\n", (dir / "shaped.log").c_str());
-      return 1;
-    }
+    if (!run_shaped(dir, cli, t, tls, mbit, delay_ms)) return 1;
     std::ifstream(dir / "shape.txt") >> shaper;
     if (shaper != "netem") delay_ms = 0; // tbf shapes bandwidth only
   }
@@ -187,24 +227,7 @@ int main(int argc, char** argv) {
   std::printf("bytes per round (server side)   on the wire   computed tensors\n");
   std::printf("  sent to the nodes         : %11.0f   %11.0f  (%.2fx)\n", bytes[0], bytes[2], bytes[0] / bytes[2]);
   std::printf("  received from the nodes   : %11.0f   %11.0f  (%.2fx)\n", bytes[1], bytes[3], bytes[1] / bytes[3]);
-  if (!shaper.empty()) {
-    const fs::path c = dir / "shaped" / "bench" / "run";
-    const double shaped = mean_round_seconds(c);
-    // Each node's link carries about half of what the server's connections carried.
-    const double link_bytes = (bytes[0] + bytes[1]) / 2;
-    const double rtt = 2 * delay_ms / 1000, transfer = link_bytes * 8 / (mbit * 1e6);
-    // Upper: nothing overlaps. Lower: a node's transfers overlap its clients' training but for
-    // the first client's download and the last one's upload (its share of the bytes).
-    const double model = two + 2 * rtt + transfer, per_node = std::max(1, clients / 2);
-    const double overlapped = two + 2 * rtt + transfer / per_node;
-    std::printf("shaped links (%s: %.1f Mbit/s, %.0f ms one way%s), server and nodes in their own namespaces:\n",
-                shaper.c_str(), mbit, delay_ms, shaper == "netem" ? "" : "; this kernel has no netem: no delay");
-    std::printf("  measured                  : %8.3f s  (same metrics: %s)\n", shaped, same_metrics(a, c) ? "yes" : "NO");
-    std::printf("  model, nothing overlapped : %8.3f s  = %.3f (loopback round) + 2 x %.3f (RTT) + %.0f B x 8 / %.1f Mbit/s"
-                " (%.3f s)\n", model, two, rtt, link_bytes, mbit, transfer);
-    std::printf("  model, transfers overlap  : %8.3f s  (only 1 of a node's %.0f clients' transfers in the way)\n", overlapped,
-                per_node);
-  }
+  if (!shaper.empty()) print_shaped(dir, a, two, bytes, shaper, mbit, delay_ms, clients);
   fs::remove_all(dir);
   return 0;
 }
