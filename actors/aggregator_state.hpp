@@ -47,12 +47,29 @@ struct aggregator_state {
 using aggregator_actor_t = aggregator_actor::stateful_pointer<aggregator_state>;
 
 
+/// The centralized strategy: one trainer, every client evaluates.
+inline bool is_central(const aggregator_state& st) { return strategy_spec(st.cfg.strategy).centralized; }
+/// FedBuff: buffered asynchronous aggregation on the virtual clock.
+inline bool is_async(const aggregator_state& st) { return st.cfg.federation.mode == FederationMode::async; }
+
 /// How long a client has to answer a request.
 [[nodiscard]] std::chrono::milliseconds timeout_of(const AggregatorConfig& cfg);
 /// Ends the run with `err`: a job failed for real, or the state could not be saved.
 void abort_run(aggregator_actor_t self, caf::error err);
+/// A client actor died: put a new one in its place, from its state after the last finished round.
+void respawn_client(aggregator_actor_t self, int id, const std::string& reason);
+/// One selected client will not send an update this round.
+void client_failed(aggregator_actor_t self, int id, const std::string& why);
+/// The next round, or RunDone after the last (or before a round that would exceed the privacy budget).
+void advance(aggregator_actor_t self);
+
+// The end of a synchronous round (actors/aggregator_round_end.cpp).
 /// Sends every client its download for evaluation; the round is reported once all answered.
 void evaluate_all(aggregator_actor_t self);
+/// The round's evaluations are in: score the global model too where asked, then report.
+void finish_round(aggregator_actor_t self);
+/// The round's state is complete: hand it to the driver (adapters, checkpoint), then go on.
+void next_round_or_done(aggregator_actor_t self);
 /// The next asynchronous aggregation (actors/aggregator_async.cpp; the rest is actors/aggregator_sync.cpp).
 void async_round(aggregator_actor_t self);
 

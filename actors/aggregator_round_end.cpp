@@ -1,0 +1,198 @@
+// actors/aggregator_round_end.cpp — the end of a synchronous round as message handlers: evaluation, the round's report, the clients' states, the hand-off to the driver.
+#include "actors/aggregator_actor.hpp"
+
+#include "actors/aggregator_state.hpp"
+#include "actors/engine_errors.hpp"
+#include "actors/messages.hpp"
+#include "fl/federation/round.hpp"
+#include "fl/results/client_checkpoint.hpp"
+#include "fl/results/incremental_checkpoint.hpp"
+#include "fl/runtime/interrupt.hpp"
+#include "support/join.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <set>
+
+namespace fedvlm {
+namespace aggregator_detail {
+
+/// Clients on nodes (serve): each saves its own state after the round in its node's directory;
+/// then the round goes on (a client that could not is said in the log: a resume refuses its node).
+void save_on_nodes(aggregator_actor_t self) {
+  auto& st = self->state;
+  st.saved_round = st.r.round;
+  st.save_waiting.clear();
+  for (std::size_t id = 0; id < st.cfg.clients.size(); ++id)
+    if (!st.lost.count(static_cast<int>(id))) st.save_waiting.insert(static_cast<int>(id));
+  if (st.save_waiting.empty()) return next_round_or_done(self);
+  const int round = st.r.round;
+  const auto settle = [self, round](int id, const std::string& why) {
+    auto& s = self->state;
+    if (s.r.round != round || !s.save_waiting.erase(id)) return;
+    if (!why.empty() && s.unsaved_said.insert(id).second)
+      spdlog::warn("{}: round {}: client {} did not save its state on its node ({}): a resume from this round "
+                   "or a later one refuses its node (said once)", s.cfg.run, round, id, why);
+    if (s.save_waiting.empty()) next_round_or_done(self);
+  };
+  const std::set<int> ids = st.save_waiting;
+  for (int id : ids)
+    self->request(st.cfg.clients[static_cast<std::size_t>(id)], timeout_of(st.cfg), save_atom::value, round)
+        .then([settle, id](bool saved) { settle(id, saved ? "" : "the node runs without --state"); },
+              [settle, id](caf::error& err) { settle(id, describe_error(err)); });
+}
+
+/// The round's state is complete: hand it to the driver (adapters, checkpoint), then go on.
+void next_round_or_done(aggregator_actor_t self) {
+  auto& st = self->state;
+  if (st.over) return;
+  if (st.cfg.clients_keep_state && st.saved_round != st.r.round &&
+      checkpoint_due(st.r.round, st.cfg.node_save_every, st.cfg.federation.rounds))
+    return save_on_nodes(self);
+  if (st.r.round > 0 && st.cfg.on_round_state) {
+    try {
+      st.cfg.on_round_state(round_checkpoint(st.cfg, st.progress, st.r.round, st.cfg.resume_from.config_hash,
+                                            !st.cfg.clients_keep_state));
+    } catch (const std::exception& e) {
+      abort_run(self, make_engine_error(EngineErrc::job_failed,
+                                        "saving the state after round " + std::to_string(st.r.round) + " failed: " + e.what()));
+      return;
+    }
+  }
+  advance(self);
+}
+
+/// Every client's private state after the round, for checkpoints, adapters/ and respawns.
+void collect_states(aggregator_actor_t self) {
+  auto& st = self->state;
+  if (st.r.round == 0) {
+    next_round_or_done(self);
+    return;
+  }
+  std::vector<std::pair<int, client_actor>> targets;
+  for (std::size_t id = 0; id < st.cfg.clients.size() && !st.cfg.clients_keep_state; ++id)
+    if (!st.lost.count(static_cast<int>(id))) targets.emplace_back(static_cast<int>(id), st.cfg.clients[id]);
+  if (is_central(st)) targets.emplace_back(-1, st.cfg.central_trainer);
+  st.snapshot_waiting.clear();
+  for (const auto& [id, target] : targets) st.snapshot_waiting.insert(id);
+  if (targets.empty()) return next_round_or_done(self);
+  const int round = st.r.round;
+  for (const auto& [id, target] : targets) {
+    self->request(target, timeout_of(st.cfg), snapshot_atom::value)
+        .then(
+            [self, id = id, round](AdapterSnapshot& snap) {
+              auto& s = self->state;
+              if (s.r.round != round || !s.snapshot_waiting.erase(id)) return;
+              ClientCheckpoint& slot = id < 0 ? s.progress.central_state : s.progress.states[static_cast<std::size_t>(id)];
+              // What did not change stays the tensor held before (or the global's): held once,
+              // and the checkpoint sees at a glance what to leave out.
+              share_unchanged(snap.adapters, slot.adapters, &s.progress.global);
+              share_unchanged(snap.optimizer_state, slot.optimizer_state, nullptr);
+              slot.adapters = std::move(snap.adapters);
+              slot.optimizer_state = std::move(snap.optimizer_state);
+              if (s.snapshot_waiting.empty()) next_round_or_done(self);
+            },
+            [self, id = id, round](caf::error& err) {
+              auto& s = self->state;
+              if (s.r.round != round || !s.snapshot_waiting.erase(id)) return;
+              spdlog::warn("{}: round {}: no state from client {} ({}): keeping its previous one", s.cfg.run,
+                           s.r.round, id, describe_error(err));
+              if (s.snapshot_waiting.empty()) next_round_or_done(self);
+            });
+  }
+}
+
+void report_round(aggregator_actor_t self, const EvalResult* global_eval);
+
+/// The round's evaluations are in: score the global model too where asked, then report.
+void finish_round(aggregator_actor_t self) {
+  auto& st = self->state;
+  if (st.over) return;
+  if (st.cfg.global_test.empty()) return report_round(self, nullptr);
+  EvalJobMsg msg;
+  msg.client = -1;
+  msg.round = st.r.round;
+  msg.adapters = st.cfg.global_template;
+  for (const auto& [name, t] : st.progress.global) msg.adapters[name] = t;
+  msg.indices = st.cfg.global_test;
+  self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
+      .then([self](EvalResult& r) { report_round(self, &r); },
+            [self](caf::error& err) {
+              if (stops_the_run(err)) return abort_run(self, err);
+              spdlog::warn("{}: round {}: the global model was not scored: {}", self->state.cfg.run, self->state.r.round,
+                           describe_error(err));
+              report_round(self, nullptr);
+            });
+}
+
+void report_round(aggregator_actor_t self, const EvalResult* global_eval) {
+  auto& st = self->state;
+  if (st.over) return;
+  const double seconds = std::chrono::duration<double>(clock_type::now() - st.round_started).count();
+  std::vector<ClientRoundRecord> records;
+  for (const auto& [id, ev] : st.r.evals) {
+    records.push_back(client_record(st.cfg, st.r, ev, seconds));
+    if (st.cfg.observer) st.cfg.observer->client_evaluated(records.back());
+  }
+  const double before = st.virtual_now;
+  if (st.async) st.virtual_now = st.async->now();
+  else if (!is_async(st) && st.r.round > 0) st.virtual_now += st.r.virtual_duration;
+  const std::optional<double> virtual_now = st.async || !is_async(st) ? std::optional<double>(st.virtual_now) : std::nullopt;
+  RoundSummary sum = round_summary(st.cfg, st.r, records, global_eval, seconds, virtual_now);
+  for (const ClientRoundRecord& rec : records) st.bytes_total += rec.bytes_up + rec.bytes_down;
+  sum.cumulative_bytes = st.bytes_total;
+  if (virtual_now) sum.round_virtual_seconds = st.virtual_now - before;
+  if (st.cfg.wire_meter) {
+    const WireBytes wire = st.cfg.wire_meter();
+    sum.wire_bytes_sent = wire.sent;
+    sum.wire_bytes_received = wire.received;
+  }
+  if (st.target && st.target->record(sum))
+    spdlog::info("{}: round {}: the {} accuracy reached evaluation.target_accuracy = {} at round {:.2f}", st.cfg.run,
+                 sum.round, st.target->watches_global() ? "global test" : "mean client", st.target->target(),
+                 st.target->reached_at());
+  if (st.cfg.observer) st.cfg.observer->round_finished(sum);
+  if (st.r.round > 0) st.progress.rounds_completed = st.r.round;
+  collect_states(self);
+}
+
+/// Sends every client its download for evaluation; finish_round once all have answered or failed.
+void evaluate_all(aggregator_actor_t self) {
+  auto& st = self->state;
+  st.r.evals.clear();
+  st.eval_waiting.clear();
+  for (int id = 0; id < static_cast<int>(st.cfg.clients.size()); ++id)
+    if (!st.lost.count(id)) st.eval_waiting.insert(id);
+  if (st.eval_waiting.empty()) return finish_round(self);
+  const int round = st.r.round;
+  for (std::size_t id = 0; id < st.cfg.clients.size(); ++id) {
+    if (st.lost.count(static_cast<int>(id))) continue;
+    GlobalDown down;
+    down.round = st.r.round;
+    down.tensors = st.r.result.download_for(static_cast<int>(id));
+    down.bytes = static_cast<int64_t>(tensor_map_bytes(down.tensors));
+    self->request(st.cfg.clients[id], timeout_of(st.cfg), eval_atom::value, std::move(down))
+        .then(
+            [self, id, round](ClientEval& ev) {
+              auto& s = self->state;
+              if (s.r.round != round || !s.eval_waiting.erase(static_cast<int>(id))) return;
+              s.r.evals.emplace(ev.client, std::move(ev));
+              if (s.eval_waiting.empty()) finish_round(self);
+            },
+            [self, id, round](caf::error& err) {
+              auto& s = self->state;
+              if (stops_the_run(err)) return abort_run(self, err);
+              if (s.r.round != round || !s.eval_waiting.erase(static_cast<int>(id))) return;
+              spdlog::warn("{}: round {}: client {} did not evaluate: {}", s.cfg.run, s.r.round, id, describe_error(err));
+              if (s.eval_waiting.empty()) finish_round(self);
+            });
+  }
+}
+
+} // namespace aggregator_detail
+} // namespace fedvlm
