@@ -1,6 +1,6 @@
 // tests/actors/cluster_netns_test.cpp — a server and two nodes in their own Linux network
 // namespaces, joined by veth pairs and shaped links, over mutual TLS on a non-loopback address.
-#include "tests/test_support.hpp"
+#include "tests/served_run_support.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -19,27 +19,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kFashion = "/usr/share/datasets/fashion-mnist";
+const fs::path& kFashion = testing::kFashionMnist;
+using testing::records_without_times;
 
-std::vector<nlohmann::json> records_without_times(const fs::path& run_dir) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(run_dir / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    nlohmann::json j = nlohmann::json::parse(line);
-    j.erase("round_seconds");
-    out.push_back(j);
-  }
-  return out;
-}
+std::string config(const fs::path& out) { return testing::small_served_config(out, "netns", 4, 300); }
 
-std::string config(const fs::path& out) {
-  return "name = \"netns\"\nseed = 1\noutput_dir = \"" + out.string() + "\"\n"
-         "[data]\npath = \"" + kFashion.string() + "\"\nmax_samples = 300\n"
-         "[model]\narch = \"mlp_2nn\"\n[pretrain]\nenabled = false\n"
-         "[partition]\nscheme = \"shards\"\nshards = 8\nshards_per_client = 2\n"
-         "[federation]\nclients = 4\nrounds = 2\n[strategy]\nname = \"plora\"\n"
-         "[lora]\ntargets = [\"fc1\", \"fc3\"]\n[train]\nlr = 0.05\n";
-}
+
 
 /// Bash that makes the CA and the server's and nodes' certificates in the current directory.
 std::string certificates() {

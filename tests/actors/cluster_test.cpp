@@ -2,7 +2,7 @@
 #include "actors/cluster.hpp"
 #include "fl/results/client_checkpoint.hpp"
 #include "fl/results/incremental_checkpoint.hpp"
-#include "tests/test_support.hpp"
+#include "tests/served_run_support.hpp"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -106,50 +106,17 @@ TEST(Cluster, WeightsFingerprintSeesEveryByte) {
   EXPECT_EQ(tensor_map_fingerprint(t), tensor_map_fingerprint(tc));
 }
 
-/// A port nothing listens on right now.
-uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    throw std::runtime_error("no free port");
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
-const fs::path kFashion = "/usr/share/datasets/fashion-mnist";
+const fs::path& kFashion = testing::kFashionMnist;
+using testing::free_port;
+using testing::records_without_times;
 
-/// Runs `script` with bash from a file (no quoting through std::system's shell); its exit status.
-int run_script(const fs::path& dir, const std::string& script) {
-  const fs::path file = dir / "script.sh";
-  testing::write_text_file(file, script);
-  const int status = std::system(("timeout 180 bash '" + file.string() + "'").c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+std::string config(const fs::path& out) { return testing::small_served_config(out, "cluster", 5, 400); }
 
-std::vector<nlohmann::json> records_without_times(const fs::path& run_dir) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(run_dir / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    nlohmann::json j = nlohmann::json::parse(line);
-    j.erase("round_seconds");
-    out.push_back(j);
-  }
-  return out;
-}
+int run_script(const fs::path& dir, const std::string& script) { return testing::run_script(dir, script, 180); }
 
-std::string config(const fs::path& out) {
-  return "name = \"cluster\"\nseed = 1\noutput_dir = \"" + out.string() + "\"\n"
-         "[data]\npath = \"" + kFashion.string() + "\"\nmax_samples = 400\n"
-         "[model]\narch = \"mlp_2nn\"\n[pretrain]\nenabled = false\n"
-         "[partition]\nscheme = \"shards\"\nshards = 10\nshards_per_client = 2\n"
-         "[federation]\nclients = 5\nrounds = 2\n[strategy]\nname = \"plora\"\n"
-         "[lora]\ntargets = [\"fc1\", \"fc3\"]\n[train]\nlr = 0.05\n";
-}
+
+
 
 // The same seed gives the same metrics with one process, or a server and 2 node processes
 // (clients 0-2 on one, 3-4 on the other), exchanging B matrices over CAF's network layer.

@@ -1,6 +1,6 @@
 // tests/scripts/launch_test.cpp — the launchers of scripts/launch/ start a real served run:
 // hosts.sh over a stand-in for ssh, slurm.sbatch under a one-machine Slurm where one can start.
-#include "tests/test_support.hpp"
+#include "tests/served_run_support.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -23,47 +23,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kFashion = "/usr/share/datasets/fashion-mnist";
+const fs::path& kFashion = testing::kFashionMnist;
+using testing::free_port;
+using testing::records_without_times;
 
-uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    throw std::runtime_error("no free port");
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+std::string config(const fs::path& out) { return testing::small_served_config(out, "launch", 4, 300); }
 
-int run_script(const fs::path& dir, const std::string& script) {
-  const fs::path file = dir / "script.sh";
-  testing::write_text_file(file, script);
-  const int status = std::system(("timeout 240 bash '" + file.string() + "'").c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+int run_script(const fs::path& dir, const std::string& script) { return testing::run_script(dir, script, 240); }
 
-std::vector<nlohmann::json> records_without_times(const fs::path& run_dir) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(run_dir / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    nlohmann::json j = nlohmann::json::parse(line);
-    j.erase("round_seconds");
-    out.push_back(j);
-  }
-  return out;
-}
 
-std::string config(const fs::path& out) {
-  return "name = \"launch\"\nseed = 1\noutput_dir = \"" + out.string() + "\"\n"
-         "[data]\npath = \"" + kFashion.string() + "\"\nmax_samples = 300\n"
-         "[model]\narch = \"mlp_2nn\"\n[pretrain]\nenabled = false\n"
-         "[partition]\nscheme = \"shards\"\nshards = 8\nshards_per_client = 2\n"
-         "[federation]\nclients = 4\nrounds = 2\n[strategy]\nname = \"plora\"\n"
-         "[lora]\ntargets = [\"fc1\", \"fc3\"]\n[train]\nlr = 0.05\n";
-}
+
+
 
 /// The single-process run's metrics, for the launched run to match.
 std::vector<nlohmann::json> single_process_records(const fs::path& dir) {
