@@ -3,6 +3,7 @@
 
 #include "model/bpe_files.hpp"
 #include "model/byte_level.hpp"
+#include "model/token_table.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -31,8 +32,6 @@ constexpr const char* kGpt2Pattern =
 // Above this many cached words new words are encoded but not remembered, so a long run over
 // varied text cannot grow memory without bound (HF uses the same policy).
 constexpr std::size_t kMaxCacheWords = 100000;
-// Token ids index a table; the largest vocabularies in use hold about 256k tokens.
-constexpr int64_t kMaxTokenId = int64_t{1} << 22;
 
 bool is_ascii_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
@@ -55,8 +54,8 @@ std::shared_ptr<pcre2_code> compile_gpt2_regex() {
 // Impl
 // ---------------------------------------------------------------------------------------------
 
-struct BartTokenizer::Impl {
-  enum Kind : uint8_t { kNone = 0, kBpe = 1, kAdded = 2, kSpecial = 3 };
+struct BartTokenizer::Impl : TokenTable {
+  enum Kind : uint8_t { kNone = kNoToken, kBpe = 1, kAdded = 2, kSpecial = 3 };
   struct Added {
     int64_t id = 0;
     bool lstrip = false;
@@ -67,11 +66,6 @@ struct BartTokenizer::Impl {
     std::unordered_map<std::string, std::vector<int64_t>> words;
   };
 
-  std::string source; // for error messages
-  std::unordered_map<std::string, int64_t> vocab;
-  std::vector<std::string> id_to_token;
-  std::vector<uint8_t> kind;
-  BpeMerges merges;
   std::array<int64_t, 256> byte_ids{};
   std::unordered_map<std::string, Added> added;
   std::vector<std::size_t> added_lengths; // distinct lengths, longest first
@@ -80,31 +74,6 @@ struct BartTokenizer::Impl {
   int64_t bos = -1, pad = -1, eos = -1, unk = -1;
   std::shared_ptr<pcre2_code> regex;
   std::shared_ptr<Cache> cache = std::make_shared<Cache>();
-
-  void set_token(int64_t id, const std::string& tok, Kind k) {
-    // Ids index a table sized by the largest: a corrupt id must not allocate gigabytes.
-    if (id < 0 || id >= kMaxTokenId) {
-      throw std::runtime_error(source + ": token '" + tok + "' has invalid id " + std::to_string(id) +
-                               "; expected 0 to " + std::to_string(kMaxTokenId - 1));
-    }
-    const auto uid = static_cast<std::size_t>(id);
-    if (uid >= id_to_token.size()) {
-      id_to_token.resize(uid + 1);
-      kind.resize(uid + 1, kNone);
-    }
-    if (kind[uid] != kNone && id_to_token[uid] != tok) {
-      throw std::runtime_error(source + ": id " + std::to_string(id) + " is used by both '" +
-                               id_to_token[uid] + "' and '" + tok + "'");
-    }
-    const auto it = vocab.find(tok);
-    if (it != vocab.end() && it->second != id) {
-      throw std::runtime_error(source + ": token '" + tok + "' has two ids, " +
-                               std::to_string(it->second) + " and " + std::to_string(id));
-    }
-    vocab[tok] = id;
-    id_to_token[uid] = tok;
-    kind[uid] = std::max(kind[uid], static_cast<uint8_t>(k));
-  }
 
   void add_added(const std::string& content, int64_t id, bool special, bool lstrip,
                  bool rstrip) {
@@ -117,23 +86,6 @@ struct BartTokenizer::Impl {
       added_lengths.push_back(content.size());
       std::sort(added_lengths.rbegin(), added_lengths.rend());
     }
-  }
-
-  void add_merge(const std::string& a, const std::string& b, std::size_t index) {
-    const auto ia = vocab.find(a);
-    const auto ib = vocab.find(b);
-    const auto iab = vocab.find(a + b);
-    const auto where = source + ": merge " + std::to_string(index) + " ('" + a + "' '" + b + "')";
-    if (ia == vocab.end() || ib == vocab.end()) {
-      throw std::runtime_error(where + " uses a token missing from the vocabulary");
-    }
-    if (iab == vocab.end()) {
-      throw std::runtime_error(where + ": the merged token '" + a + b +
-                               "' is missing from the vocabulary");
-    }
-    // The first occurrence wins, as in HF (later duplicates would only lower priority).
-    merges.emplace(bpe_pair_key(ia->second, ib->second),
-                   BpeMerge{static_cast<int32_t>(index), iab->second});
   }
 
   // Resolves ids that encode() needs; called once the tables are complete.
@@ -306,8 +258,8 @@ std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
     throw std::runtime_error(impl->source + ": model.merges is missing or not an array");
   }
   for_each_json_merge(model["merges"], impl->source,
-                      [&impl](const std::string& x, const std::string& y, std::size_t rank, const std::string&) {
-                        impl->add_merge(x, y, rank);
+                      [&impl](const std::string& x, const std::string& y, std::size_t rank, const std::string& where) {
+                        impl->add_merge(x, y, rank, where);
                       });
   impl->finish();
   return impl;
@@ -380,7 +332,7 @@ std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
 
   impl->source = merges_file.string();
   for_each_merges_txt_line(merges_file, [&impl](const std::string& x, const std::string& y, std::size_t rank,
-                                                 const std::string&) { impl->add_merge(x, y, rank); });
+                                                 const std::string& where) { impl->add_merge(x, y, rank, where); });
   impl->source = vocab_file.string();
   impl->finish();
   return impl;
@@ -449,8 +401,7 @@ std::string BartTokenizer::decode(const std::vector<int64_t>& ids, bool skip_spe
   const Impl& im = *impl_;
   std::string bytes;
   for (const int64_t id : ids) {
-    if (id < 0 || static_cast<std::size_t>(id) >= im.kind.size() ||
-        im.kind[static_cast<std::size_t>(id)] == Impl::kNone) {
+    if (!im.holds(id)) {
       throw std::out_of_range(im.source + ": decode: id " + std::to_string(id) +
                               " names no token (vocab size " + std::to_string(vocab_size()) +
                               ")");
@@ -467,27 +418,10 @@ std::string BartTokenizer::decode(const std::vector<int64_t>& ids, bool skip_spe
   return utf8_lossy(bytes);
 }
 
-int64_t BartTokenizer::token_id(std::string_view token) const {
-  const auto it = impl_->vocab.find(std::string(token));
-  if (it == impl_->vocab.end()) {
-    throw std::out_of_range(impl_->source + ": no token '" + std::string(token) + "'");
-  }
-  return it->second;
-}
-
-bool BartTokenizer::has_token(std::string_view token) const {
-  return impl_->vocab.count(std::string(token)) > 0;
-}
-
-std::string BartTokenizer::id_to_token(int64_t id) const {
-  if (id < 0 || static_cast<std::size_t>(id) >= impl_->kind.size() ||
-      impl_->kind[static_cast<std::size_t>(id)] == Impl::kNone) {
-    throw std::out_of_range(impl_->source + ": no token with id " + std::to_string(id));
-  }
-  return impl_->id_to_token[static_cast<std::size_t>(id)];
-}
-
-int64_t BartTokenizer::vocab_size() const { return static_cast<int64_t>(impl_->kind.size()); }
+int64_t BartTokenizer::token_id(std::string_view token) const { return impl_->token_id(token); }
+bool BartTokenizer::has_token(std::string_view token) const { return impl_->has_token(token); }
+std::string BartTokenizer::id_to_token(int64_t id) const { return impl_->token_at(id); }
+int64_t BartTokenizer::vocab_size() const { return impl_->size(); }
 int64_t BartTokenizer::bos_id() const { return impl_->bos; }
 int64_t BartTokenizer::pad_id() const { return impl_->pad; }
 int64_t BartTokenizer::eos_id() const { return impl_->eos; }

@@ -3,6 +3,7 @@
 
 #include "model/bpe_files.hpp"
 #include "model/byte_level.hpp"
+#include "model/token_table.hpp"
 #include "model/json_error.hpp"
 
 #include <nlohmann/json.hpp>
@@ -31,8 +32,6 @@ constexpr const char* kClipPattern =
 
 // Above this many cached words new words are encoded but not remembered (as in BartTokenizer).
 constexpr std::size_t kMaxCacheWords = 100000;
-// Token ids index a table; a corrupt id must not allocate gigabytes.
-constexpr int64_t kMaxTokenId = int64_t{1} << 22;
 
 // -- Unicode tables -----------------------------------------------------------------------------
 
@@ -111,18 +110,13 @@ std::shared_ptr<pcre2_code> compile_clip_regex() {
 // Impl
 // ---------------------------------------------------------------------------------------------
 
-struct ClipTokenizer::Impl {
-  enum Kind : uint8_t { kNone = 0, kBpe = 1, kSpecial = 2 };
+struct ClipTokenizer::Impl : TokenTable {
+  enum Kind : uint8_t { kNone = kNoToken, kBpe = 1, kSpecial = 2 };
   struct Cache {
     std::mutex mu;
     std::unordered_map<std::string, std::vector<int64_t>> words;
   };
 
-  std::string source; // the file errors name
-  std::unordered_map<std::string, int64_t> vocab;
-  std::vector<std::string> id_to_token;
-  std::vector<uint8_t> kind;
-  BpeMerges merges;
   std::array<int64_t, 256> byte_ids{};     // byte symbol
   std::array<int64_t, 256> byte_eow_ids{}; // byte symbol + </w>
   int64_t sot = -1, eot = -1, pad = -1;
@@ -130,54 +124,6 @@ struct ClipTokenizer::Impl {
   int64_t pad_token_id = -1; // tokenizer.json padding.pad_id when it gives no pad_token
   std::shared_ptr<pcre2_code> regex;
   std::shared_ptr<Cache> cache = std::make_shared<Cache>();
-
-  void set_token(int64_t id, const std::string& tok, Kind k) {
-    if (id < 0 || id >= kMaxTokenId) {
-      throw std::runtime_error(source + ": token '" + tok + "' has invalid id " +
-                               std::to_string(id) + "; expected 0 to " +
-                               std::to_string(kMaxTokenId - 1));
-    }
-    const auto uid = static_cast<std::size_t>(id);
-    if (uid >= id_to_token.size()) {
-      id_to_token.resize(uid + 1);
-      kind.resize(uid + 1, kNone);
-    }
-    if (kind[uid] != kNone && id_to_token[uid] != tok) {
-      throw std::runtime_error(source + ": id " + std::to_string(id) + " is used by both '" +
-                               id_to_token[uid] + "' and '" + tok + "'");
-    }
-    const auto it = vocab.find(tok);
-    if (it != vocab.end() && it->second != id) {
-      throw std::runtime_error(source + ": token '" + tok + "' has two ids, " +
-                               std::to_string(it->second) + " and " + std::to_string(id));
-    }
-    vocab[tok] = id;
-    id_to_token[uid] = tok;
-    kind[uid] = std::max(kind[uid], static_cast<uint8_t>(k));
-  }
-
-  // `where` names the merge for messages ("tokenizer.json: merges[3]", "merges.txt:4").
-  void add_merge(const std::string& a, const std::string& b, std::size_t rank,
-                 const std::string& where) {
-    const auto ia = vocab.find(a);
-    const auto ib = vocab.find(b);
-    const auto iab = vocab.find(a + b);
-    const auto what = where + ": merge '" + a + "' '" + b + "'";
-    if (ia == vocab.end() || ib == vocab.end()) {
-      throw std::runtime_error(what + ": '" + (ia == vocab.end() ? a : b) +
-                               "' is not in the vocabulary");
-    }
-    if (iab == vocab.end()) {
-      throw std::runtime_error(what + ": the merged token '" + a + b +
-                               "' is not in the vocabulary");
-    }
-    if (rank > static_cast<std::size_t>(std::numeric_limits<int32_t>::max())) {
-      throw std::runtime_error(what + ": too many merges");
-    }
-    // The first occurrence of a pair keeps its rank (as HF `tokenizers`).
-    merges.emplace(bpe_pair_key(ia->second, ib->second),
-                   BpeMerge{static_cast<int32_t>(rank), iab->second});
-  }
 
   // Resolves what encode() needs once the tables are complete; `vocab_file` names the file
   // holding the vocabulary in messages.
@@ -203,8 +149,7 @@ struct ClipTokenizer::Impl {
     if (!pad_token.empty()) {
       pad = need(pad_token, "the pad token");
     } else if (pad_token_id >= 0) {
-      if (static_cast<std::size_t>(pad_token_id) >= kind.size() ||
-          kind[static_cast<std::size_t>(pad_token_id)] == kNone) {
+      if (!holds(pad_token_id)) {
         throw std::runtime_error(vocab_file + ": padding.pad_id " +
                                  std::to_string(pad_token_id) + " names no token");
       }
@@ -475,8 +420,7 @@ std::string ClipTokenizer::decode(const std::vector<int64_t>& ids, bool skip_spe
   std::string bytes;
   const std::string_view eow = kClipEow;
   for (const int64_t id : ids) {
-    if (id < 0 || static_cast<std::size_t>(id) >= im.kind.size() ||
-        im.kind[static_cast<std::size_t>(id)] == Impl::kNone) {
+    if (!im.holds(id)) {
       throw std::out_of_range(im.source + ": decode: id " + std::to_string(id) +
                               " names no token (vocab size " + std::to_string(vocab_size()) + ")");
     }
@@ -498,27 +442,10 @@ std::string ClipTokenizer::decode(const std::vector<int64_t>& ids, bool skip_spe
   return text.substr(first, last - first + 1);
 }
 
-int64_t ClipTokenizer::token_id(std::string_view token) const {
-  const auto it = impl_->vocab.find(std::string(token));
-  if (it == impl_->vocab.end()) {
-    throw std::out_of_range(impl_->source + ": no token '" + std::string(token) + "'");
-  }
-  return it->second;
-}
-
-bool ClipTokenizer::has_token(std::string_view token) const {
-  return impl_->vocab.count(std::string(token)) > 0;
-}
-
-std::string ClipTokenizer::id_to_token(int64_t id) const {
-  if (id < 0 || static_cast<std::size_t>(id) >= impl_->kind.size() ||
-      impl_->kind[static_cast<std::size_t>(id)] == Impl::kNone) {
-    throw std::out_of_range(impl_->source + ": no token with id " + std::to_string(id));
-  }
-  return impl_->id_to_token[static_cast<std::size_t>(id)];
-}
-
-int64_t ClipTokenizer::vocab_size() const { return static_cast<int64_t>(impl_->kind.size()); }
+int64_t ClipTokenizer::token_id(std::string_view token) const { return impl_->token_id(token); }
+bool ClipTokenizer::has_token(std::string_view token) const { return impl_->has_token(token); }
+std::string ClipTokenizer::id_to_token(int64_t id) const { return impl_->token_at(id); }
+int64_t ClipTokenizer::vocab_size() const { return impl_->size(); }
 int64_t ClipTokenizer::bos_id() const { return impl_->sot; }
 int64_t ClipTokenizer::eos_id() const { return impl_->eot; }
 int64_t ClipTokenizer::pad_id() const { return impl_->pad; }

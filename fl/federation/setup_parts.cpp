@@ -3,6 +3,7 @@
 #include "fl/config/output_paths.hpp"
 #include "fl/config/strategy.hpp"
 #include "fl/runtime/compute_device.hpp"
+#include "fl/tasks/evaluation_pass.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -22,12 +23,7 @@ std::string hex16(uint64_t v) {
   return os.str();
 }
 
-std::vector<int64_t> to_vector(const at::Tensor& t) {
-  const at::Tensor c = t.contiguous();
-  return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
-}
 } // namespace
-
 
 void fill_clients(RunSetup& setup, const ExperimentConfig& c, const std::vector<int64_t>& labels, int64_t classes) {
   PartitionSpec spec = c.partition;
@@ -139,7 +135,7 @@ ImagePools image_pools(RunSetup& setup, const ExperimentConfig& c, DatasetCache&
 
   // The public split and the federated pool are disjoint: one seeded permutation, cut in two.
   auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed);
-  const std::vector<int64_t> order = to_vector(at::randperm(full->size(), gen, at::kLong));
+  const std::vector<int64_t> order = tensor_to_ids(at::randperm(full->size(), gen, at::kLong));
   const int64_t public_n = c.pretrain.enabled ? c.pretrain.public_samples : 0;
   if (public_n >= full->size())
     throw std::invalid_argument("pretrain.public_samples (" + std::to_string(public_n) +

@@ -1,6 +1,7 @@
 // fl/tasks/clip_task.cpp — cached image features, prompt ids, zero-shot logits, training and evaluation.
 #include "fl/tasks/clip_task.hpp"
 
+#include "fl/tasks/evaluation_pass.hpp"
 #include "fl/tasks/full_fine_tuning.hpp"
 #include "fl/runtime/interrupt.hpp"
 
@@ -11,11 +12,6 @@
 
 namespace fedvlm {
 namespace {
-
-std::vector<int64_t> to_vector(const at::Tensor& t) {
-  const at::Tensor c = t.to(at::kCPU).to(at::kLong).contiguous();
-  return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
-}
 
 bool in_text_tower(const std::string& module) {
   return module.rfind("text_model.", 0) == 0 || module == "text_projection";
@@ -61,7 +57,7 @@ at::Tensor clip_tokenize_prompts(const ClipTokenizer& tokenizer, const ClipConfi
   if (prompts.empty()) return out;
   std::vector<int64_t> pooled;
   try {
-    pooled = to_vector(clip_text_pool_positions(config.text, out));
+    pooled = tensor_to_ids(clip_text_pool_positions(config.text, out));
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string(e.what()) + "; expected text.eos_token_id to be the tokenizer's eos id " +
                                 std::to_string(tokenizer.eos_id()));
@@ -224,28 +220,20 @@ EvalResult ClipZeroShotTask::evaluate(const TensorMap& adapters, const std::vect
                                       const LoraSettings& lora, int64_t batch_size) const {
   EvalResult result;
   if (indices.empty()) return result;
-  if (batch_size < 1) throw std::invalid_argument("ClipZeroShotTask::evaluate: batch_size must be >= 1");
-  at::NoGradGuard no_grad;
-  const TensorMap on_device = tensor_map_to(adapters, device_);
-  ForwardContext ctx;
-  ctx.adapters = &on_device;
-  ctx.lora = lora;
+  const EvaluationPass pass(adapters, lora, device_);
+  const ForwardContext& ctx = pass.context();
   const bool probe = adapters.count(kProbeWeight) > 0;
   const at::Tensor text = probe ? at::Tensor() : class_embeddings(ctx);
-  const at::Tensor all = at::tensor(indices, at::kLong).to(device_);
-  const int64_t n = all.size(0);
+  const auto n = static_cast<int64_t>(indices.size());
   std::vector<int64_t> y_true, y_pred;
   double loss_sum = 0;
-  for (int64_t b = 0; b < n; b += batch_size) {
-    throw_if_interrupted();
-    const at::Tensor batch = all.slice(0, b, std::min(n, b + batch_size));
+  pass.for_each_batch(indices, batch_size, device_, [&](const at::Tensor& batch) {
     const at::Tensor lg = probe ? probe_logits(image_features_.index_select(0, batch), ctx) : logits(batch, text);
     const at::Tensor lab = labels_.index_select(0, batch);
     loss_sum += at::cross_entropy_loss(lg, lab, {}, at::Reduction::Sum).item<double>();
-    const std::vector<int64_t> p = to_vector(lg.argmax(1)), t = to_vector(lab);
-    y_pred.insert(y_pred.end(), p.begin(), p.end());
-    y_true.insert(y_true.end(), t.begin(), t.end());
-  }
+    append_ids(y_pred, lg.argmax(1));
+    append_ids(y_true, lab);
+  });
   result.metrics = classification_metrics(y_true, y_pred);
   result.loss = loss_sum / static_cast<double>(n);
   return result;

@@ -1,6 +1,8 @@
 // fl/tasks/local_training.cpp — local LoRA training and evaluation on the shared frozen base.
 #include "fl/tasks/local_training.hpp"
 
+#include "fl/tasks/evaluation_pass.hpp"
+
 #include "fl/runtime/interrupt.hpp"
 #include "model/name_affixes.hpp"
 
@@ -305,28 +307,19 @@ EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters,
                           int64_t batch_size) {
   EvalResult result;
   if (indices.empty()) return result;
-  at::NoGradGuard no_grad;
-  const TensorMap on_device = tensor_map_to(adapters, base.device());
-  ForwardContext ctx;
-  ctx.adapters = &on_device;
-  ctx.lora = lora;
-  const at::Tensor all = at::tensor(indices, at::kLong);
-  const int64_t n = all.size(0);
+  const EvaluationPass pass(adapters, lora, base.device());
+  const auto n = static_cast<int64_t>(indices.size());
   std::vector<int64_t> y_true, y_pred;
   y_true.reserve(indices.size());
   y_pred.reserve(indices.size());
   double loss_sum = 0;
-  for (int64_t begin = 0; begin < n; begin += batch_size) {
-    throw_if_interrupted();
-    const at::Tensor batch = all.slice(0, begin, std::min(n, begin + batch_size));
-    const at::Tensor logits = base.logits(batch, ctx);
+  pass.for_each_batch(indices, batch_size, at::kCPU, [&](const at::Tensor& batch) {
+    const at::Tensor logits = base.logits(batch, pass.context());
     const at::Tensor labels = base.labels(batch);
     loss_sum += at::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum).item<double>();
-    const at::Tensor pred = logits.argmax(1).to(at::kCPU).contiguous();
-    const at::Tensor lab = labels.to(at::kCPU).contiguous();
-    y_pred.insert(y_pred.end(), pred.data_ptr<int64_t>(), pred.data_ptr<int64_t>() + pred.numel());
-    y_true.insert(y_true.end(), lab.data_ptr<int64_t>(), lab.data_ptr<int64_t>() + lab.numel());
-  }
+    append_ids(y_pred, logits.argmax(1));
+    append_ids(y_true, labels);
+  });
   result.metrics = classification_metrics(y_true, y_pred);
   result.loss = loss_sum / static_cast<double>(n);
   return result;

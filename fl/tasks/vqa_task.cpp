@@ -1,6 +1,8 @@
 // fl/tasks/vqa_task.cpp — tokenised VQA pool, encoder cache, teacher-forced training, token metrics.
 #include "fl/tasks/vqa_task.hpp"
 
+#include "fl/tasks/evaluation_pass.hpp"
+
 #include "fl/runtime/interrupt.hpp"
 
 #include "model/image_processor.hpp"
@@ -36,10 +38,6 @@ at::Tensor pad_rows(const std::vector<std::vector<int64_t>>& rows, int64_t fill)
   return out;
 }
 
-std::vector<int64_t> to_vector(const at::Tensor& t) {
-  const at::Tensor c = t.to(at::kCPU).contiguous();
-  return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
-}
 
 } // namespace
 
@@ -164,19 +162,12 @@ EvalResult VqaTask::evaluate(const TensorMap& adapters, const std::vector<int64_
                              const LoraSettings& lora, int64_t batch_size) const {
   EvalResult result;
   if (indices.empty()) return result;
-  at::NoGradGuard no_grad;
-  const TensorMap on_device = tensor_map_to(adapters, settings_.device);
-  ForwardContext ctx;
-  ctx.adapters = &on_device;
-  ctx.lora = lora;
-  const at::Tensor all = at::tensor(indices, at::kLong);
-  const int64_t n = all.size(0);
+  const EvaluationPass pass(adapters, lora, settings_.device);
+  const ForwardContext& ctx = pass.context();
   std::vector<int64_t> y_true, y_pred;
   double loss_sum = 0;
   int64_t tokens = 0, exact = 0;
-  for (int64_t b = 0; b < n; b += batch_size) {
-    throw_if_interrupted();
-    const at::Tensor batch = all.slice(0, b, std::min(n, b + batch_size));
+  pass.for_each_batch(indices, batch_size, at::kCPU, [&](const at::Tensor& batch) {
     const at::Tensor enc = encoder_hidden(batch);
     const at::Tensor lab = labels(batch);
     const at::Tensor logits = model_->decode_logits(enc, lab, ctx);
@@ -184,21 +175,19 @@ EvalResult VqaTask::evaluate(const TensorMap& adapters, const std::vector<int64_
     const int64_t count = mask.sum().item<int64_t>();
     loss_sum += model_->loss(logits, lab).item<double>() * static_cast<double>(count);
     tokens += count;
-    const std::vector<int64_t> t = to_vector(lab.masked_select(mask));
-    const std::vector<int64_t> p = to_vector(logits.argmax(-1).masked_select(mask));
-    y_true.insert(y_true.end(), t.begin(), t.end());
-    y_pred.insert(y_pred.end(), p.begin(), p.end());
+    append_ids(y_true, lab.masked_select(mask));
+    append_ids(y_pred, logits.argmax(-1).masked_select(mask));
 
     const at::Tensor generated = model_->generate(enc, ctx, settings_.generation);
-    const std::vector<int64_t> rows = to_vector(batch);
+    const std::vector<int64_t> rows = tensor_to_ids(batch);
     for (int64_t r = 0; r < generated.size(0); ++r) {
-      const std::string text = tokenizer_->decode(to_vector(generated[r]), /*skip_special_tokens=*/true);
+      const std::string text = tokenizer_->decode(tensor_to_ids(generated[r]), /*skip_special_tokens=*/true);
       exact += normalize_answer(text) == normalize_answer(answers_[static_cast<std::size_t>(rows[static_cast<std::size_t>(r)])]);
     }
-  }
+  });
   result.metrics = classification_metrics(y_true, y_pred);
   result.loss = tokens > 0 ? loss_sum / static_cast<double>(tokens) : 0.0;
-  result.task_metrics[kExactMatch] = static_cast<double>(exact) / static_cast<double>(n);
+  result.task_metrics[kExactMatch] = static_cast<double>(exact) / static_cast<double>(indices.size());
   return result;
 }
 
