@@ -1,4 +1,4 @@
-// fl/results/record_fields.cpp — the field lists of ClientRoundRecord and RoundSummary.
+// fl/results/record_fields.cpp — the field lists of ClientRoundRecord, RoundSummary and RunInfo.
 #include "fl/results/record_fields.hpp"
 
 #include <algorithm>
@@ -63,6 +63,20 @@ const std::vector<RecordField<RoundSummary>>& round_summary_field_list() {
       {"mean_rounds_to_target", &S::mean_rounds_to_target, true},
       {"virtual_seconds_to_target", &S::virtual_seconds_to_target, true},
       {"bytes_to_target", &S::bytes_to_target, true},
+  };
+  return fields;
+}
+
+const std::vector<RecordField<RunInfo>>& run_info_field_list() {
+  using I = RunInfo;
+  static const std::vector<RecordField<I>> fields = {
+      {"experiment", &I::experiment},
+      {"run", &I::run},
+      {"strategy", &I::strategy},
+      {"clients", &I::clients},
+      {"rounds", &I::rounds},
+      {"seed", &I::seed},
+      {"resumed_from_round", &I::resumed_from_round, true},
   };
   return fields;
 }

@@ -1,4 +1,4 @@
-// fl/results/record_fields.hpp — the one list of a results record's named fields: JSON keys, CSV columns, reader.
+// fl/results/record_fields.hpp — the one list of a results record's named fields: JSON keys, CSV columns, reader (run.json's too).
 //
 // The results writer, the results reader and the CSV header all walk these lists, so a new
 // field of ClientRoundRecord or RoundSummary is one line here, not one line in each of them.
@@ -17,7 +17,7 @@ namespace fedvlm {
 
 template <class Record>
 struct RecordField {
-  using Member = std::variant<std::string Record::*, int Record::*, int64_t Record::*, double Record::*, bool Record::*>;
+  using Member = std::variant<std::string Record::*, int Record::*, int64_t Record::*, uint64_t Record::*, double Record::*, bool Record::*>;
   const char* name;
   Member member;
   /// Added after the first results format: files written before lack it, and the reader
@@ -29,6 +29,9 @@ struct RecordField {
 [[nodiscard]] const std::vector<RecordField<ClientRoundRecord>>& client_record_field_list();
 /// RoundSummary's scalar fields in struct order (aggregation_error_by_layer is a map: JSON only).
 [[nodiscard]] const std::vector<RecordField<RoundSummary>>& round_summary_field_list();
+
+/// RunInfo's scalar fields in run.json (the sweep is a map: written and read beside them).
+[[nodiscard]] const std::vector<RecordField<RunInfo>>& run_info_field_list();
 
 /// Calls `visit(name, value)` for every field of `record`, value as its typed member.
 template <class Record, class Visit>

@@ -54,6 +54,13 @@ int64_t get_int(const json& obj, const char* name, const Origin& at) {
   return v.get<int64_t>();
 }
 
+uint64_t get_uint64(const json& obj, const char* name, const Origin& at) {
+  const json& v = field(obj, name, at);
+  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
+    fail(at, std::string("field \"") + name + "\" must be a non-negative integer, got " + v.dump());
+  return v.get<uint64_t>();
+}
+
 int get_int32(const json& obj, const char* name, const Origin& at) {
   const int64_t v = get_int(obj, name, at);
   if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max())
@@ -122,6 +129,7 @@ Record parse_fields(const json& j, const std::vector<RecordField<Record>>& field
           if constexpr (std::is_same_v<T, std::string>) v = get_string(j, f.name, at);
           else if constexpr (std::is_same_v<T, int>) v = get_int32(j, f.name, at);
           else if constexpr (std::is_same_v<T, int64_t>) v = get_int(j, f.name, at);
+          else if constexpr (std::is_same_v<T, uint64_t>) v = get_uint64(j, f.name, at);
           else if constexpr (std::is_same_v<T, double>) v = get_double(j, f.name, at);
           else v = get_bool(j, f.name, at);
         },
@@ -173,15 +181,7 @@ RunResults load_run(const fs::path& run_dir) {
   const fs::path run_json = run_dir / "run.json";
   const Origin at{run_json};
   const json j = parse_object(read_file_text(run_json), at);
-  out.info.experiment = get_string(j, "experiment", at);
-  out.info.run = get_string(j, "run", at);
-  out.info.strategy = get_string(j, "strategy", at);
-  out.info.clients = get_int32(j, "clients", at);
-  out.info.rounds = get_int32(j, "rounds", at);
-  const json& seed = field(j, "seed", at);
-  if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<int64_t>() >= 0))
-    fail(at, "field \"seed\" must be a non-negative integer, got " + seed.dump());
-  out.info.seed = seed.get<uint64_t>();
+  out.info = parse_fields(j, run_info_field_list(), at);
   const json& sweep = field(j, "sweep", at);
   if (!sweep.is_object()) fail(at, "field \"sweep\" must be an object, got " + sweep.dump());
   for (const auto& [key, value] : sweep.items()) {

@@ -74,6 +74,7 @@ std::string csv_field(const std::string& s) {
 std::string csv_cell(const std::string& v) { return csv_field(v); }
 std::string csv_cell(int v) { return std::to_string(v); }
 std::string csv_cell(int64_t v) { return std::to_string(v); }
+std::string csv_cell(uint64_t v) { return std::to_string(v); }
 std::string csv_cell(double v) { return number_text(v); }
 std::string csv_cell(bool v) { return v ? "true" : "false"; }
 
@@ -232,23 +233,17 @@ void ResultsWriter::write_files_locked(int max_round, bool final_write, bool run
     last_round = last_finished_round_;
   }
 
-  json run{{"experiment", info_.experiment},
-           {"run", info_.run},
-           {"strategy", info_.strategy},
-           {"sweep", info_.sweep},
-           {"clients", info_.clients},
-           {"rounds", info_.rounds},
-           {"seed", info_.seed},
-           {"status", status},
-           {"message", message},
-           {"started_at", started_at_},
-           {"updated_at", utc_timestamp_now()},
-           {"finished_at", finished_at.empty() ? json(nullptr) : json(finished_at)},
-           {"rounds_finished", static_cast<int>(rounds.size())},
-           {"last_finished_round", last_round < 0 ? json(nullptr) : json(last_round)},
-           {"resumed_from_round", info_.resumed_from_round},
-           {"resume_command", resume_command.empty() ? json(nullptr) : json(resume_command)},
-           {"records", static_cast<int64_t>(records.size())}};
+  json run = fields_json(info_, run_info_field_list());
+  run["sweep"] = info_.sweep;
+  run.update({{"status", status},
+              {"message", message},
+              {"started_at", started_at_},
+              {"updated_at", utc_timestamp_now()},
+              {"finished_at", finished_at.empty() ? json(nullptr) : json(finished_at)},
+              {"rounds_finished", static_cast<int>(rounds.size())},
+              {"last_finished_round", last_round < 0 ? json(nullptr) : json(last_round)},
+              {"resume_command", resume_command.empty() ? json(nullptr) : json(resume_command)},
+              {"records", static_cast<int64_t>(records.size())}});
   // evaluation.target_accuracy: the rounds to target as of the last finished round (null: not reached).
   if (!rounds.empty() && std::isfinite(rounds.back().target_accuracy)) {
     const RoundSummary& last = rounds.back();

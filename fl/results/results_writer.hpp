@@ -24,18 +24,6 @@
 
 namespace fedvlm {
 
-/// What identifies a run in a sweep; stored in run.json.
-struct RunInfo {
-  std::string experiment;
-  std::string run; ///< run id
-  std::string strategy;
-  std::map<std::string, std::string> sweep; ///< swept key → value as text ("federation.clients" → "4")
-  int clients = 0;
-  int rounds = 0;
-  uint64_t seed = 0;
-  int resumed_from_round = 0; ///< > 0: this process continued the run after that round
-};
-
 /// Status values written to run.json.
 inline const std::string kStatusRunning = "running";
 inline const std::string kStatusCompleted = "completed";

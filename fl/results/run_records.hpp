@@ -11,6 +11,18 @@
 
 namespace fedvlm {
 
+/// What identifies a run in a sweep; stored in run.json (its fields: run_info_field_list()).
+struct RunInfo {
+  std::string experiment;
+  std::string run; ///< run id
+  std::string strategy;
+  std::map<std::string, std::string> sweep; ///< swept key → value as text ("federation.clients" → "4")
+  int clients = 0;
+  int rounds = 0;
+  uint64_t seed = 0;
+  int resumed_from_round = 0; ///< > 0: this process continued the run after that round
+};
+
 /// Phase of an evaluation: "before" is the pre-fine-tuning baseline (round 0), "round" the rest.
 inline const std::string kPhaseBefore = "before";
 inline const std::string kPhaseRound = "round";

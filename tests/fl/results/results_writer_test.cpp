@@ -316,8 +316,10 @@ TEST_F(ResultsFiles, NoTemporaryFilesLeft) {
 }
 
 TEST_F(ResultsFiles, RoundTripThroughLoadResults) {
+  RunInfo want = info();
+  want.resumed_from_round = 1; // every field away from its default, so a field not read back shows
   {
-    ResultsWriter w(dir_ / "run", info());
+    ResultsWriter w(dir_ / "run", want);
     feed_all(w);
     w.finish(kStatusCompleted);
   }
@@ -326,7 +328,6 @@ TEST_F(ResultsFiles, RoundTripThroughLoadResults) {
   const RunResults& got = runs[0];
   EXPECT_EQ(got.dir, dir_ / "run");
   EXPECT_EQ(got.status, "completed");
-  const RunInfo want = info();
   EXPECT_EQ(got.info.experiment, want.experiment);
   EXPECT_EQ(got.info.run, want.run);
   EXPECT_EQ(got.info.strategy, want.strategy);
@@ -334,6 +335,12 @@ TEST_F(ResultsFiles, RoundTripThroughLoadResults) {
   EXPECT_EQ(got.info.clients, want.clients);
   EXPECT_EQ(got.info.rounds, want.rounds);
   EXPECT_EQ(got.info.seed, want.seed);
+  EXPECT_EQ(got.info.resumed_from_round, 1);
+  // run.json holds these keys and no other identity of the run: one list writes and reads them.
+  const json j = json::parse(testing::read_text_file(dir_ / "run" / "run.json"));
+  for (const char* key : {"experiment", "run", "strategy", "clients", "rounds", "seed", "resumed_from_round", "sweep"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["seed"].get<uint64_t>(), 18446744073709551615ull);
   ASSERT_EQ(got.records.size(), 9u);
   for (std::size_t i = 0; i < 9; ++i)
     expect_same(got.records[i], record(static_cast<int>(i % 3), static_cast<int>(i / 3)));
