@@ -195,6 +195,39 @@ void node_lost(registry_actor_t self, const caf::down_msg& dm) {
                  id_list(s.assignment[static_cast<std::size_t>(k)]));
 }
 
+/// Asks each ready node's reporter for its figures now and hands them to the observer; answers
+/// with how many nodes answered within 2 s.
+caf::result<int> final_node_stats(registry_actor_t self) {
+  auto rp = self->make_response_promise<int>();
+  auto& s = self->state;
+  if (s.node_of.empty()) {
+    rp.deliver(0);
+    return rp;
+  }
+  struct Tally {
+    std::size_t pending = 0;
+    int answered = 0;
+  };
+  auto tally = std::make_shared<Tally>();
+  tally->pending = s.node_of.size();
+  auto one_done = [rp, tally](bool answered) mutable {
+    tally->answered += answered ? 1 : 0;
+    if (--tally->pending == 0) rp.deliver(tally->answered);
+  };
+  for (const auto& [addr, node] : s.node_of) {
+    const caf::actor reporter = s.reporters[node];
+    self->request(reporter, std::chrono::seconds(2), final_stats_atom::value)
+        .then(
+            [self, one_done](const NodeSchedulerStats& stats) mutable {
+              if (self->state.observer && stats.node >= 0 && stats.node < self->state.expected)
+                self->state.observer->node_scheduler(stats);
+              one_done(true);
+            },
+            [one_done](caf::error&) mutable { one_done(false); });
+  }
+  return rp;
+}
+
 registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::string config, int clients,
                                        SetupFingerprint fingerprint,
                        RunObserver* observer, int resume_round, bool restart_missing,
@@ -282,6 +315,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
         if (self->state.observer && stats.node >= 0 && stats.node < self->state.expected)
           self->state.observer->node_scheduler(stats);
       },
+      [self](final_stats_atom) -> caf::result<int> { return final_node_stats(self); },
       [self](nodes_atom, double wait_seconds) -> caf::result<std::vector<client_actor>> {
         auto& s = self->state;
         s.waiter = self->make_response_promise<std::vector<client_actor>>();

@@ -98,6 +98,8 @@ caf::behavior node_reporter(caf::event_based_actor* self, registry_actor registr
         std::fflush(stderr);
         self->quit(caf::make_error(caf::sec::invalid_argument, why));
       },
+      // The server's last look at this node's figures, at the end of the run.
+      [=](final_stats_atom) { return collector->snapshot(); },
       [=](tick_atom) {
         if (collector->node() >= 0) self->send(registry, node_stats_atom::value, collector->snapshot());
         self->delayed_send(self, std::chrono::milliseconds(500), tick_atom::value);

@@ -78,6 +78,9 @@ using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 using aggregator_atom = caf::atom_constant<caf::atom("aggr")>;
 /// Node → registry: (node_stats_atom, NodeSchedulerStats) twice a second, for the exporter.
 using node_stats_atom = caf::atom_constant<caf::atom("nodestats")>;
+/// Server → registry → each ready node's reporter: the scheduler's figures now (the run ended:
+/// the last twice-a-second report may be up to half a second old).
+using final_stats_atom = caf::atom_constant<caf::atom("finalstats")>;
 
 /// The server's registry, as nodes and the server see it; a node built with another protocol is
 /// refused when it connects (CAF compares the interfaces).
@@ -94,6 +97,9 @@ using registry_actor = caf::typed_actor<
     caf::reacts_to<ready_atom, NodeReady>,
     // Node: its scheduler's figures, twice a second.
     caf::reacts_to<node_stats_atom, NodeSchedulerStats>,
+    // Server, at the end of the run: every ready node's figures now, to the exporter; answered
+    // with how many nodes answered (a node that does not within 2 s is left out).
+    caf::replies_to<final_stats_atom>::with<int>,
     // Server: every client's actor by id once all nodes are ready, or an error after `seconds`.
     caf::replies_to<nodes_atom, double>::with<std::vector<client_actor>>,
     // Server: the aggregator to hand back a lost node's clients to.

@@ -165,7 +165,12 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
     self->send_exit(scheduler, caf::exit_reason::user_shutdown);
     std::lock_guard<std::mutex> lock(spawned_mutex);
     for (const auto& a : spawned) self->send_exit(a, caf::exit_reason::user_shutdown);
-    if (cluster.registry) self->send_exit(cluster.registry, caf::exit_reason::user_shutdown); // nodes stop
+    if (cluster.registry) {
+      // The nodes' last figures reach the exporter before the nodes stop.
+      self->request(cluster.registry, std::chrono::seconds(3), final_stats_atom::value)
+          .receive([](int) {}, [](caf::error&) {});
+      self->send_exit(cluster.registry, caf::exit_reason::user_shutdown); // nodes stop
+    }
   }
   observer.run_finished(run_id);
   if (const int sig = interrupt_signal()) throw RunInterrupted(sig);
