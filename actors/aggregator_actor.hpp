@@ -31,7 +31,7 @@ struct AggregatorConfig : RoundSettings {
   double target_accuracy = 0;
   bool stop_at_target = false;
   std::vector<RoundSummary> previous_rounds;
-  caf::actor scheduler;
+  scheduler_actor scheduler;
   std::vector<client_actor> clients; ///< index = client id
   client_actor central_trainer;      ///< centralized strategy only
   RunObserver* observer = nullptr; ///< outlives the actor system

@@ -281,7 +281,7 @@ int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double
   caf::scoped_actor& self = *link.self;
   const registry_actor reg = link.registry;
   std::vector<client_actor> hosted;
-  caf::actor scheduler;
+  scheduler_actor scheduler;
   collector.set_node(assignment.node);
   try {
     const ExperimentPlan plan = parse_experiment(assignment.config_toml, "the server's configuration");

@@ -151,4 +151,13 @@ using client_actor = caf::typed_actor<
     // On a node: save its private state after this round where the node keeps it.
     caf::replies_to<save_atom, int>::with<bool>>;
 
+/// The device scheduler as clients and the aggregator see it (actors/scheduler_actor.hpp): a
+/// training or an evaluation job, answered when a worker ran it; a round's training order, so
+/// scheduler.batch_clients groups never depend on arrival order; and its own flush of a round's
+/// groups that waited too long.
+using scheduler_actor = caf::typed_actor<caf::replies_to<TrainJobMsg>::with<TrainDoneMsg>,
+                                         caf::replies_to<EvalJobMsg>::with<EvalResult>,
+                                         caf::reacts_to<plan_atom, int, std::vector<int>>,
+                                         caf::reacts_to<flush_atom, int>>;
+
 } // namespace fedvlm

@@ -18,7 +18,7 @@ SchedulerConfig scheduler_config(const ExperimentConfig& c, const RunSetup& setu
 }
 
 client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& c, const RunSetup& setup,
-                            caf::actor scheduler, int id, const ClientCheckpoint& state, bool on_node,
+                            scheduler_actor scheduler, int id, const ClientCheckpoint& state, bool on_node,
                             std::function<void(int, const ClientCheckpoint&)> save_state) {
   ClientConfig cc;
   static_cast<ClientSettings&>(cc) = client_settings(c, setup.splits, id, on_node);

@@ -22,7 +22,7 @@ namespace fedvlm {
 /// `scheduler`. `on_node`: it runs on a node (serve) and keeps its private factors there;
 /// `save_state` (a node with --state): where it writes its state when the server asks.
 [[nodiscard]] client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& config,
-                                          const RunSetup& setup, caf::actor scheduler, int id,
+                                          const RunSetup& setup, scheduler_actor scheduler, int id,
                                           const ClientCheckpoint& state, bool on_node = false,
                                           std::function<void(int, const ClientCheckpoint&)> save_state = {});
 

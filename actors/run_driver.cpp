@@ -108,7 +108,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   if (hooks.serve) load_network(sys_cfg, hooks.serve->tls);
   caf::actor_system system{sys_cfg};
 
-  caf::actor scheduler = spawn_scheduler(system, scheduler_config(c, setup, &observer));
+  scheduler_actor scheduler = spawn_scheduler(system, scheduler_config(c, setup, &observer));
 
   // Every client actor ever spawned, respawns included, so that all are stopped at the end.
   std::mutex spawned_mutex;

@@ -118,7 +118,7 @@ struct scheduler_state {
   }
 };
 
-using scheduler_actor_t = caf::stateful_actor<scheduler_state>;
+using scheduler_self = scheduler_actor::stateful_pointer<scheduler_state>;
 
 void report_admission(scheduler_state& st) {
   if (!st.cfg.observer || !st.admission->limited()) return;
@@ -127,7 +127,7 @@ void report_admission(scheduler_state& st) {
 }
 
 /// Starts queued jobs, in arrival order, while a worker is idle and the budget admits the next.
-void dispatch(scheduler_actor_t* self) {
+void dispatch(scheduler_self self) {
   auto& st = self->state;
   while (!st.idle.empty() && !st.queue.empty() && st.admits(st.queue.front().kind, st.queue.front().count)) {
     caf::actor w = st.idle.back();
@@ -185,7 +185,7 @@ void dispatch(scheduler_actor_t* self) {
 
 /// Queues `msg` for a worker; its reply (or error) answers `rp`.
 template <class Msg, class Reply>
-void enqueue(scheduler_actor_t* self, const char* kind, Msg msg, caf::response_promise rp) {
+void enqueue(scheduler_self self, const char* kind, Msg msg, caf::response_promise rp) {
   self->state.queue.push_back(PendingJob{
       kind, 1, clock_type::now(),
       [self, rp, msg = std::move(msg)](caf::actor w, std::function<void()> done) mutable {
@@ -204,7 +204,7 @@ void enqueue(scheduler_actor_t* self, const char* kind, Msg msg, caf::response_p
 }
 
 /// Queues one pass over the held jobs of `chunk` (sorted by client), answering each client.
-void enqueue_group(scheduler_actor_t* self, std::map<int, scheduler_state::HeldTrain> chunk) {
+void enqueue_group(scheduler_self self, std::map<int, scheduler_state::HeldTrain> chunk) {
   if (chunk.size() == 1) { // a chunk of one: the ordinary job
     auto& h = chunk.begin()->second;
     return enqueue<TrainJobMsg, TrainDoneMsg>(self, "train", std::move(h.msg), h.rp);
@@ -234,7 +234,7 @@ void enqueue_group(scheduler_actor_t* self, std::map<int, scheduler_state::HeldT
 }
 
 /// A training job: held for its chunk of the round's plan when grouping applies, else queued.
-void accept_train(scheduler_actor_t* self, TrainJobMsg msg) {
+void accept_train(scheduler_self self, TrainJobMsg msg, caf::response_promise rp) {
   auto& st = self->state;
   const int k = st.cfg.limits.batch_clients;
   const auto plan = st.plans.find(msg.round);
@@ -242,13 +242,13 @@ void accept_train(scheduler_actor_t* self, TrainJobMsg msg) {
                                           : std::find(plan->second.begin(), plan->second.end(), msg.client);
   if (k <= 1 || plan == st.plans.end() || pos == plan->second.end() ||
       !(groupable(msg.job) || stackable(msg.job))) // LoRA adapters share a pass; whole copies and probes stack
-    return enqueue<TrainJobMsg, TrainDoneMsg>(self, "train", std::move(msg), self->make_response_promise());
+    return enqueue<TrainJobMsg, TrainDoneMsg>(self, "train", std::move(msg), std::move(rp));
   const auto index = static_cast<std::size_t>(pos - plan->second.begin());
   const std::size_t chunk = index / static_cast<std::size_t>(k);
   const std::size_t size = std::min(plan->second.size(), (chunk + 1) * static_cast<std::size_t>(k)) - chunk * static_cast<std::size_t>(k);
   const int round = msg.round, client = msg.client;
   auto& members = st.held[round][chunk];
-  members.emplace(client, scheduler_state::HeldTrain{std::move(msg), self->make_response_promise()});
+  members.emplace(client, scheduler_state::HeldTrain{std::move(msg), std::move(rp)});
   if (members.size() < size) return;
   auto complete = std::move(members);
   st.held[round].erase(chunk);
@@ -256,7 +256,7 @@ void accept_train(scheduler_actor_t* self, TrainJobMsg msg) {
   enqueue_group(self, std::move(complete));
 }
 
-caf::behavior scheduler(scheduler_actor_t* self, SchedulerConfig cfg) {
+scheduler_actor::behavior_type scheduler(scheduler_self self, SchedulerConfig cfg) {
   self->state.cfg = cfg;
   self->state.admission.emplace(cfg.limits.memory_budget, cfg.task->shared_bytes());
   for (int i = 0; i < cfg.limits.concurrency; ++i) {
@@ -265,7 +265,11 @@ caf::behavior scheduler(scheduler_actor_t* self, SchedulerConfig cfg) {
     self->state.idle.push_back(w);
   }
   return {
-      [self](TrainJobMsg& msg) { accept_train(self, std::move(msg)); },
+      [self](TrainJobMsg& msg) -> caf::result<TrainDoneMsg> {
+        auto rp = self->make_response_promise<TrainDoneMsg>();
+        accept_train(self, std::move(msg), rp); // answered by a worker, now or once its group is complete
+        return rp;
+      },
       [self](plan_atom, int round, std::vector<int>& clients) {
         auto& st = self->state;
         st.plans.erase(st.plans.begin(), st.plans.lower_bound(round - 1)); // rounds long over
@@ -285,13 +289,17 @@ caf::behavior scheduler(scheduler_actor_t* self, SchedulerConfig cfg) {
           enqueue_group(self, std::move(members));
         }
       },
-      [self](EvalJobMsg& msg) { enqueue<EvalJobMsg, EvalResult>(self, "eval", std::move(msg), self->make_response_promise()); },
+      [self](EvalJobMsg& msg) -> caf::result<EvalResult> {
+        auto rp = self->make_response_promise<EvalResult>();
+        enqueue<EvalJobMsg, EvalResult>(self, "eval", std::move(msg), rp);
+        return rp;
+      },
   };
 }
 
 } // namespace
 
-caf::actor spawn_scheduler(caf::actor_system& system, SchedulerConfig config) {
+scheduler_actor spawn_scheduler(caf::actor_system& system, SchedulerConfig config) {
   (void)MemoryAdmission(config.limits.memory_budget, config.task->shared_bytes()); // refuse before spawning
   return system.spawn(scheduler, std::move(config));
 }

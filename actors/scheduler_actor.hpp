@@ -1,6 +1,7 @@
 // actors/scheduler_actor.hpp — the device scheduler: owns the one frozen base, runs jobs under a limit.
 #pragma once
 
+#include "actors/messages.hpp"
 #include "fl/config/experiment_config.hpp"
 #include "fl/tasks/federated_task.hpp"
 #include "fl/results/run_records.hpp"
@@ -29,6 +30,6 @@ struct SchedulerConfig {
 /// budget, the job at the head of the queue starts only when MemoryAdmission admits it, and
 /// each job that runs alone is measured (its peak resident memory above the start).
 /// Throws std::invalid_argument when the task's shared part alone is over the budget.
-caf::actor spawn_scheduler(caf::actor_system& system, SchedulerConfig config);
+scheduler_actor spawn_scheduler(caf::actor_system& system, SchedulerConfig config);
 
 } // namespace fedvlm

@@ -150,7 +150,7 @@ int most_at_once(const std::shared_ptr<MemoryHungryTask>& task, int64_t budget, 
   sc.limits.memory_budget = budget;
   sc.observer = &log;
   sc.limits.batch_clients = batch_clients;
-  caf::actor scheduler = spawn_scheduler(system, sc);
+  scheduler_actor scheduler = spawn_scheduler(system, sc);
   caf::scoped_actor self{system};
   std::vector<int> plan(static_cast<std::size_t>(jobs));
   std::iota(plan.begin(), plan.end(), 0);
