@@ -205,9 +205,6 @@ bool find_byte_level(const json& pt, bool& add_prefix_space) {
 }
 
 
-void load_vocab(Impl& impl, const json& vocab, const std::string& where) {
-  for_each_vocab_entry(vocab, where, [&impl](const std::string& tok, int64_t id) { impl.set_token(id, tok, Impl::kBpe); });
-}
 
 std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
   auto impl = std::make_shared<Impl>();
@@ -237,7 +234,7 @@ std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
   if (!model.contains("vocab")) {
     throw std::runtime_error(impl->source + ": model.vocab is missing");
   }
-  load_vocab(*impl, model["vocab"], impl->source + ": model.vocab");
+  read_vocab(*impl, model["vocab"], impl->source + ": model.vocab", Impl::kBpe);
 
   if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
     const json& at = j["added_tokens"];
@@ -289,21 +286,8 @@ std::unordered_set<std::string> special_tokens(const fs::path& dir) {
 
 std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
   auto impl = std::make_shared<Impl>();
-  const fs::path vocab_file = dir / "vocab.json";
-  const fs::path merges_file = dir / "merges.txt";
-  impl->source = vocab_file.string();
-  if (!fs::is_regular_file(vocab_file)) {
-    throw std::runtime_error(dir.string() +
-                             ": no tokenizer.json and no vocab.json; expected a Hugging Face "
-                             "tokenizer.json or vocab.json + merges.txt");
-  }
-  if (!fs::is_regular_file(merges_file)) {
-    throw std::runtime_error(merges_file.string() +
-                             ": missing; expected merges.txt next to vocab.json (or a "
-                             "tokenizer.json)");
-  }
-  load_vocab(*impl, parse_tokenizer_json(vocab_file, "expected vocab.json: {token: id}"),
-                    impl->source);
+  const fs::path merges_file = read_vocab_json(*impl, dir, Impl::kBpe);
+  const std::string vocab_source = impl->source;
 
   std::unordered_set<std::string> specials = special_tokens(dir);
   const fs::path added_file = dir / "added_tokens.json";
@@ -320,7 +304,7 @@ std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
       // BartTokenizer (slow) always builds <mask> with lstrip=True.
       impl->add_added(tok, id.get<int64_t>(), specials.count(tok) > 0, tok == "<mask>", false);
     }
-    impl->source = vocab_file.string();
+    impl->source = vocab_source;
   }
   for (const auto& s : specials) {
     const auto it = impl->vocab.find(s);
@@ -330,10 +314,7 @@ std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
     }
   }
 
-  impl->source = merges_file.string();
-  for_each_merges_txt_line(merges_file, [&impl](const std::string& x, const std::string& y, std::size_t rank,
-                                                 const std::string& where) { impl->add_merge(x, y, rank, where); });
-  impl->source = vocab_file.string();
+  read_merges_txt(*impl, merges_file);
   impl->finish();
   return impl;
 }

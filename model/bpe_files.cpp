@@ -111,4 +111,26 @@ std::shared_ptr<pcre2_code> compile_pretokenizer_regex(const char* pattern, uint
   return {code, [](pcre2_code* c) { pcre2_code_free(c); }};
 }
 
+void read_vocab(TokenTable& table, const nlohmann::json& vocab, const std::string& where, uint8_t kind) {
+  for_each_vocab_entry(vocab, where, [&table, kind](const std::string& tok, int64_t id) { table.set_token(id, tok, kind); });
+}
+
+std::filesystem::path read_vocab_json(TokenTable& table, const std::filesystem::path& dir, uint8_t kind) {
+  const std::filesystem::path vocab_file = dir / "vocab.json", merges_file = dir / "merges.txt";
+  table.source = vocab_file.string();
+  if (!std::filesystem::is_regular_file(vocab_file))
+    throw std::runtime_error(dir.string() + ": no tokenizer.json and no vocab.json; expected a Hugging Face "
+                                            "tokenizer.json or vocab.json + merges.txt");
+  if (!std::filesystem::is_regular_file(merges_file))
+    throw std::runtime_error(merges_file.string() + ": missing; expected merges.txt next to vocab.json (or a "
+                                                    "tokenizer.json)");
+  read_vocab(table, parse_tokenizer_json(vocab_file, "expected vocab.json: {token: id}"), table.source, kind);
+  return merges_file;
+}
+
+void read_merges_txt(TokenTable& table, const std::filesystem::path& merges_file) {
+  for_each_merges_txt_line(merges_file, [&table](const std::string& a, const std::string& b, std::size_t rank,
+                                                 const std::string& where) { table.add_merge(a, b, rank, where); });
+}
+
 } // namespace fedvlm

@@ -6,6 +6,8 @@
 #endif
 #include <pcre2.h>
 
+#include "model/token_table.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -28,6 +30,20 @@ namespace fedvlm {
 /// token 'T' is not an integer".
 void for_each_vocab_entry(const nlohmann::json& vocab, const std::string& where,
                           const std::function<void(const std::string&, int64_t)>& set_token);
+
+/// Every entry of a vocabulary object {token: id} into `table` as a token of `kind`
+/// (for_each_vocab_entry's and TokenTable::set_token's errors).
+void read_vocab(TokenTable& table, const nlohmann::json& vocab, const std::string& where, uint8_t kind);
+
+/// A folder's vocab.json read into `table` as tokens of `kind` (the table's source becomes that
+/// file); returns the merges.txt beside it, to be read with read_merges_txt once the vocabulary
+/// is complete. Throws std::runtime_error "DIR: no tokenizer.json and no vocab.json; expected ..."
+/// or "DIR/merges.txt: missing; expected merges.txt next to vocab.json ...".
+[[nodiscard]] std::filesystem::path read_vocab_json(TokenTable& table, const std::filesystem::path& dir, uint8_t kind);
+
+/// Every rule of a merges.txt added to `table`, in rank order (for_each_merges_txt_line's and
+/// TokenTable::add_merge's errors).
+void read_merges_txt(TokenTable& table, const std::filesystem::path& merges_file);
 
 /// Where a tokenizer is read from: a tokenizer.json (`json`: the file, or the one in a folder),
 /// else a folder's vocab.json + merges.txt (`path` the folder).

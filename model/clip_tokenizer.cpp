@@ -234,9 +234,6 @@ void read_special_tokens_map(Impl& impl, const fs::path& dir) {
   }
 }
 
-void load_vocab(Impl& impl, const json& vocab, const std::string& where) {
-  for_each_vocab_entry(vocab, where, [&impl](const std::string& tok, int64_t id) { impl.set_token(id, tok, Impl::kBpe); });
-}
 
 std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
   auto impl = std::make_shared<Impl>();
@@ -264,7 +261,7 @@ std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
                              "; CLIP's BPE uses none");
   }
   if (!model.contains("vocab")) throw std::runtime_error(src + ": model.vocab is missing");
-  load_vocab(*impl, model["vocab"], src + ": model.vocab");
+  read_vocab(*impl, model["vocab"], src + ": model.vocab", Impl::kBpe);
 
   if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
     const json& at = j["added_tokens"];
@@ -310,25 +307,8 @@ std::shared_ptr<Impl> load_tokenizer_json(const fs::path& file) {
 
 std::shared_ptr<Impl> load_vocab_merges(const fs::path& dir) {
   auto impl = std::make_shared<Impl>();
-  const fs::path vocab_file = dir / "vocab.json";
-  const fs::path merges_file = dir / "merges.txt";
-  impl->source = vocab_file.string();
-  if (!fs::is_regular_file(vocab_file)) {
-    throw std::runtime_error(dir.string() +
-                             ": no tokenizer.json and no vocab.json; expected a Hugging Face "
-                             "tokenizer.json or vocab.json + merges.txt");
-  }
-  if (!fs::is_regular_file(merges_file)) {
-    throw std::runtime_error(merges_file.string() +
-                             ": missing; expected merges.txt next to vocab.json (or a "
-                             "tokenizer.json)");
-  }
-  load_vocab(*impl, parse_tokenizer_json(vocab_file, "expected vocab.json: {token: id}"),
-                    impl->source);
-
-  for_each_merges_txt_line(merges_file, [&impl](const std::string& x, const std::string& y, std::size_t rank,
-                                                 const std::string& where) { impl->add_merge(x, y, rank, where); });
-  impl->source = vocab_file.string();
+  const fs::path merges_file = read_vocab_json(*impl, dir, Impl::kBpe);
+  read_merges_txt(*impl, merges_file);
   read_special_tokens_map(*impl, dir);
   impl->finish(impl->source);
   return impl;
