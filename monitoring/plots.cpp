@@ -2,6 +2,7 @@
 #include "monitoring/plots.hpp"
 
 #include "support/atomic_file.hpp"
+#include "support/join.hpp"
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -491,10 +492,7 @@ struct Figures {
     for (const auto& [strategy, xs] : points)
       for (const auto& [xv, accs] : xs) xs_all.insert(xv);
     if (xs_all.size() <= 20) {
-      settings += "set xtics (";
-      for (auto it = xs_all.begin(); it != xs_all.end(); ++it)
-        settings += (it == xs_all.begin() ? "" : ", ") + num(*it);
-      settings += ")\n";
+      settings += "set xtics (" + join_with(xs_all, ", ", num) + ")\n";
     }
     script.plot(name + ".png", "Final mean client accuracy vs " + key, key,
                 "final mean client accuracy", name + ".dat", series, "1:2", settings);

@@ -8,6 +8,7 @@
 #include "fl/privacy/privacy_budget.hpp"
 #include "fl/results/record_fields.hpp"
 #include "fl/runtime/random_streams.hpp"
+#include "support/join.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -79,8 +80,7 @@ std::string nobody_answered(const RoundInFlight& r, int& silent_rounds, int tota
   }
   ++silent_rounds;
   if (silent_rounds < std::min(kSilentRoundsToStop, std::max(1, total_rounds))) return "";
-  std::string failed;
-  for (int id : r.failed) failed += (failed.empty() ? "" : ", ") + std::to_string(id);
+  const std::string failed = join(r.failed);
   return "round " + std::to_string(r.round) + ": none of the " + std::to_string(r.selected.size()) +
          " selected clients answered (failed or timed out: " + failed + "), " +
          (silent_rounds == 1 ? std::string("the run's only round") : std::to_string(silent_rounds) + " rounds in a row") +
