@@ -518,19 +518,21 @@ void roll_back_remote_clients(caf::actor_system& system, RemoteClients& cluster,
   // Every client takes back its state of `round`: the surviving nodes' held later ones, and a
   // node that joined restored it already (restoring it again changes nothing).
   std::vector<int> missing;
-  std::string failure;
+  std::vector<std::string> failures;
   caf::scoped_actor self{system};
   for (std::size_t id = 0; id < cluster.clients.size(); ++id) {
     if (cluster.record->restarted.count(static_cast<int>(id))) continue; // --restart-missing-clients
     self->request(cluster.clients[id], std::chrono::seconds(60), restore_atom::value, round)
         .receive([&](bool restored) { if (!restored) missing.push_back(static_cast<int>(id)); },
-                 [&](caf::error& err) { failure += "; client " + std::to_string(id) + ": " + system.render(err); });
+                 [&](caf::error& err) { failures.push_back("client " + std::to_string(id) + ": " + system.render(err)); });
   }
-  if (!missing.empty() || !failure.empty())
+  if (!missing.empty())
+    failures.insert(failures.begin(), "no saved state of clients " + id_list(missing) + " of that round on their nodes");
+  if (!failures.empty())
     throw std::runtime_error("serve: rolling back to round " + std::to_string(round) + " after losing a node: " +
-                             (missing.empty() ? "" : "no saved state of clients " + id_list(missing) + " of that round on their nodes") +
-                             failure);
-  spdlog::info("every client took back its state of round {}: the run goes on with round {}", round, round + 1);
+                             join(failures, "; "));
+  if (round > 0) spdlog::info("every client took back its state of round {}: the run goes on with round {}", round, round + 1);
+  else spdlog::info("every client took back its starting state: the run starts again from round 0");
 }
 
 } // namespace fedvlm
