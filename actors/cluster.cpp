@@ -511,8 +511,14 @@ RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettin
 
 void roll_back_remote_clients(caf::actor_system& system, RemoteClients& cluster, int lost_client, int lost_round,
                               int round, double wait_seconds) {
+  // The registry writes the record while it waits: clients restarted now (--restart-missing-
+  // clients) have nothing to restore; those of earlier waits may.
+  std::set<int> restarted_before;
+  std::swap(restarted_before, cluster.record->restarted);
   caf::anon_send(cluster.registry, rollback_atom::value, lost_client, lost_round, round);
   cluster.clients = await_clients(system, cluster.registry, wait_seconds);
+  const std::set<int> restarted_now = cluster.record->restarted;
+  cluster.record->restarted.insert(restarted_before.begin(), restarted_before.end());
   cluster.restarted.assign(cluster.record->restarted.begin(), cluster.record->restarted.end());
   cluster.nodes_keep_state = cluster.record->nodes_keep_state;
   // Every client takes back its state of `round`: the surviving nodes' held later ones, and a
@@ -521,7 +527,7 @@ void roll_back_remote_clients(caf::actor_system& system, RemoteClients& cluster,
   std::vector<std::string> failures;
   caf::scoped_actor self{system};
   for (std::size_t id = 0; id < cluster.clients.size(); ++id) {
-    if (cluster.record->restarted.count(static_cast<int>(id))) continue; // --restart-missing-clients
+    if (restarted_now.count(static_cast<int>(id))) continue; // --restart-missing-clients
     self->request(cluster.clients[id], std::chrono::seconds(60), restore_atom::value, round)
         .receive([&](bool restored) { if (!restored) missing.push_back(static_cast<int>(id)); },
                  [&](caf::error& err) { failures.push_back("client " + std::to_string(id) + ": " + system.render(err)); });
