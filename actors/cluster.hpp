@@ -133,7 +133,8 @@ void roll_back_remote_clients(caf::actor_system& system, RemoteClients& cluster,
 /// `slots` > 0: this node's job slots — its weight in the assignment and its scheduler's
 /// concurrency (otherwise the configuration's).
 /// `state_dir` (non-empty): where its clients save their states after the rounds the server
-/// checkpoints (fl/results/client_checkpoint.hpp), and restore them from when the run resumes.
+/// checkpoints (fl/results/client_checkpoint.hpp), and restore them from when the run resumes or
+/// rolls back after losing a node (the server knows from NodeReady::keeps_state).
 int run_node(const std::string& host, uint16_t port, const TlsFiles& tls = {}, double wait_seconds = 60, int slots = 0,
              const std::string& state_dir = {});
 
