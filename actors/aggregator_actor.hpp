@@ -57,6 +57,11 @@ struct AggregatorConfig : RoundSettings {
   /// Spawns a replacement for a client whose actor died, from its state after the last finished
   /// round. Empty: a crashed client stays down.
   std::function<client_actor(int client, const ClientCheckpoint& state)> respawn;
+  /// Set (serve, every node keeping its clients' states): a client whose node was lost (its
+  /// actor down as unreachable) stops the run at once — this is called with the client and the
+  /// round in flight, then start_atom is answered with EngineErrc::node_lost — so that the driver
+  /// can roll back to the newest round every node saved. Empty: such a client stays down.
+  std::function<void(int client, int round)> on_node_lost;
   /// Called on the aggregator's thread after every finished round (>= 1) with the whole state,
   /// before the next round starts: the driver writes adapters and checkpoints here. An
   /// exception stops the run.
@@ -83,7 +88,8 @@ using aggregator_actor = caf::typed_actor<
 /// answers than the quorum, the round's aggregation is skipped and the previous global matrices
 /// stay. Simulated faults count as failed clients; a job that fails for real (non-finite loss,
 /// an exception) stops the run with that error. A client actor that dies is respawned, or without
-/// `respawn` left out until (rejoin_atom, ids, actors) hands in new actors for it.
+/// `respawn` left out until (rejoin_atom, ids, actors) hands in new actors for it — or, with
+/// `on_node_lost`, stops the run when its node was lost.
 [[nodiscard]] aggregator_actor spawn_aggregator(caf::actor_system& system, AggregatorConfig config);
 
 

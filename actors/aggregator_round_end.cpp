@@ -187,6 +187,7 @@ void evaluate_all(aggregator_actor_t self) {
             [self, id, round](caf::error& err) {
               auto& s = self->state;
               if (stops_the_run(err)) return abort_run(self, err);
+              if (node_gone(s.cfg, err)) return stop_for_lost_node(self, static_cast<int>(id), describe_error(err));
               if (s.r.round != round || !s.eval_waiting.erase(static_cast<int>(id))) return;
               spdlog::warn("{}: round {}: client {} did not evaluate: {}", s.cfg.run, s.r.round, id, describe_error(err));
               if (s.eval_waiting.empty()) finish_round(self);

@@ -6,6 +6,7 @@
 #include "fl/federation/round.hpp"
 #include "fl/results/rounds_to_target.hpp"
 
+#include <caf/error.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
@@ -22,6 +23,7 @@ struct aggregator_state {
   AggregatorConfig cfg;
   caf::typed_response_promise<RunDone> done;
   bool over = false; ///< RunDone or an error was delivered: ignore late answers
+  caf::error stop_error; ///< a lost node stopped the run (on_node_lost), maybe before start_atom came
   RunDone summary;  ///< what start_atom is answered with; its counters are progress's
   RunProgress progress;
   /// Clients down for good (their node was lost, nothing to respawn them): asked nothing more,
@@ -58,6 +60,10 @@ inline bool is_async(const aggregator_state& st) { return st.cfg.federation.mode
 void abort_run(aggregator_actor_t self, caf::error err);
 /// A client actor died: put a new one in its place, from its state after the last finished round.
 void respawn_client(aggregator_actor_t self, int id, const std::string& reason);
+/// With on_node_lost: `err` says the client's node is gone (the run stops to roll back).
+[[nodiscard]] bool node_gone(const AggregatorConfig& cfg, const caf::error& err);
+/// A client's node was lost and the driver rolls the run back: the round in flight stops.
+void stop_for_lost_node(aggregator_actor_t self, int client, const std::string& why);
 /// One selected client will not send an update this round.
 void client_failed(aggregator_actor_t self, int id, const std::string& why);
 /// The next round, or RunDone after the last (or before a round that would exceed the privacy budget).

@@ -60,6 +60,24 @@ void respawn_client(aggregator_actor_t self, int id, const std::string& reason) 
 
 void finish_training_if_complete(aggregator_actor_t self);
 
+bool node_gone(const AggregatorConfig& cfg, const caf::error& err) {
+  return cfg.on_node_lost && err == caf::exit_reason::remote_link_unreachable;
+}
+
+/// A client's node was lost and the driver rolls the run back (AggregatorConfig::on_node_lost):
+/// the round in flight stops here, nothing of it is reported or saved.
+void stop_for_lost_node(aggregator_actor_t self, int client, const std::string& why) {
+  auto& st = self->state;
+  if (st.over) return;
+  st.over = true;
+  spdlog::warn("{}: round {}: client {} is down with its node ({}): stopping the round to roll back", st.cfg.run,
+               st.r.round, client, why);
+  st.cfg.on_node_lost(client, st.r.round);
+  st.stop_error = make_engine_error(EngineErrc::node_lost, "client " + std::to_string(client) +
+                                                               "'s node was lost in round " + std::to_string(st.r.round));
+  st.done.deliver(st.stop_error); // before start_atom came: answered there
+}
+
 /// One selected client will not send an update this round.
 void client_failed(aggregator_actor_t self, int id, const std::string& why) {
   auto& st = self->state;
@@ -167,6 +185,7 @@ void train_round(aggregator_actor_t self, int round) {
               auto& s = self->state;
               if (s.over || s.r.round != round) return;
               if (stops_the_run(err)) return abort_run(self, err);
+              if (node_gone(s.cfg, err)) return stop_for_lost_node(self, id, describe_error(err));
               const uint8_t code = engine_error_code(err);
               // Not one of ours and not a timeout: the client's actor died. Respawn it now, so
               // it is back before this round's evaluation.
@@ -227,6 +246,8 @@ aggregator_actor::behavior_type aggregator(aggregator_actor_t self, AggregatorCo
       if (s.cfg.clients[id].address() != dm.source) continue;
       const std::string why = describe_error(dm.reason);
       const int client = static_cast<int>(id);
+      if (s.cfg.on_node_lost && dm.reason == caf::exit_reason::remote_link_unreachable)
+        return stop_for_lost_node(self, client, why);
       respawn_client(self, client, why);
       client_failed(self, client, why);
       if (!s.lost.count(client)) continue;
@@ -246,7 +267,8 @@ aggregator_actor::behavior_type aggregator(aggregator_actor_t self, AggregatorCo
           // The interrupt came first (the signal arrived while the run was being set up): its
           // abort had no promise to answer, so this one is answered now, or the driver would
           // wait forever.
-          s.done.deliver(make_engine_error(EngineErrc::interrupted, "interrupted before the run started"));
+          s.done.deliver(s.stop_error ? s.stop_error
+                                      : make_engine_error(EngineErrc::interrupted, "interrupted before the run started"));
           return s.done;
         }
         s.r.round = s.cfg.resume_from.round;

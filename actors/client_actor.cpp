@@ -32,6 +32,8 @@ struct client_state {
   int measured_round = -1;
   /// compression.up = "topk" with error feedback: what its last update did not send.
   TensorMap residual;
+  /// How often restore_atom took back a saved state: a training begun before one is stale.
+  int restores = 0;
   static inline const char* name = "fedvlm.client";
 };
 
@@ -62,8 +64,12 @@ client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
         auto rp = self->make_response_promise<ClientUpdate>();
         self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
             .then(
-                [self, rp, round, delay_s = faults.delay_seconds, received](TrainDoneMsg& done) mutable {
+                [self, rp, round, delay_s = faults.delay_seconds, received, restores = st.restores](TrainDoneMsg& done) mutable {
                   auto& s = self->state;
+                  if (s.restores != restores) { // begun before the state was taken back: dropped
+                    rp.deliver(make_engine_error(EngineErrc::simulated_fault, "a training begun before a restore"));
+                    return;
+                  }
                   s.adapters = std::move(done.result.adapters);
                   s.optimizer_state = std::move(done.result.optimizer_state);
                   bool kept = false;
@@ -87,8 +93,12 @@ client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
         auto rp = self->make_response_promise<ClientUpdate>();
         self->request(st.cfg.scheduler, caf::infinite, std::move(msg))
             .then(
-                [self, rp, job](TrainDoneMsg& done) mutable {
+                [self, rp, job, restores = st.restores](TrainDoneMsg& done) mutable {
                   auto& s = self->state;
+                  if (s.restores != restores) { // begun before the state was taken back: dropped
+                    rp.deliver(make_engine_error(EngineErrc::simulated_fault, "a training begun before a restore"));
+                    return;
+                  }
                   ClientUpdate up = asynchronous_update(s.cfg, job, done.result);
                   s.pending[job] = std::move(done.result);
                   rp.deliver(std::move(up));
@@ -116,6 +126,22 @@ client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
         } catch (const std::exception& e) {
           return caf::make_error(caf::sec::runtime_error, e.what());
         }
+        return true;
+      },
+      [self](restore_atom, int round) -> caf::result<bool> {
+        auto& st = self->state;
+        std::optional<ClientCheckpoint> saved;
+        if (round == 0) saved = ClientCheckpoint{st.cfg.id, st.cfg.initial_adapters, st.cfg.initial_optimizer_state};
+        else if (st.cfg.load_state) saved = st.cfg.load_state(round); // throws on a damaged file: an error answer
+        if (!saved) return false;
+        // As a client spawned from that state holds it: nothing of the rounds after it is left.
+        st.adapters = std::move(saved->adapters);
+        st.optimizer_state = std::move(saved->optimizer_state);
+        st.pending.clear();
+        st.measured.clear();
+        st.measured_round = -1;
+        st.residual.clear();
+        ++st.restores;
         return true;
       },
       [self](eval_atom, GlobalDown& down) -> caf::result<ClientEval> {

@@ -13,6 +13,7 @@
 #include <caf/fwd.hpp>
 
 #include <functional>
+#include <optional>
 
 namespace fedvlm {
 
@@ -24,6 +25,9 @@ struct ClientConfig : ClientSettings {
   /// On a node with a state directory: writes the client's state after a round (save_atom);
   /// empty: nothing is saved and save_atom answers false.
   std::function<void(int round, const ClientCheckpoint& state)> save_state;
+  /// On a node with a state directory: the state saved after a round, if there is one
+  /// (restore_atom); empty: restore_atom answers false for every round but 0.
+  std::function<std::optional<ClientCheckpoint>(int round)> load_state;
 };
 
 /// The client_actor interface (actors/messages.hpp): (train_atom, round) → ClientUpdate and
@@ -31,6 +35,8 @@ struct ClientConfig : ClientSettings {
 /// A GlobalDown is merged by apply_download (fl/aggregation/round_aggregation.hpp): shared tensors replaced,
 /// private ones kept, residuals and stacked products added to lora_delta.
 /// (snapshot_atom) → AdapterSnapshot returns a copy of its adapters and optimizer state.
+/// (restore_atom, round) → bool takes back the state saved after `round` (0: the initial one),
+/// as a client spawned from it would hold it; a training begun before answers with an error.
 /// Simulated faults: a failing or dropped-out client answers train with an EngineErrc
 /// simulated_fault error; a crashing one throws, so its actor dies as a real one would.
 client_actor spawn_client(caf::actor_system& system, ClientConfig config);

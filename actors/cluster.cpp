@@ -63,6 +63,12 @@ bool is_loopback(const std::string& host) {
   return host == "127.0.0.1" || host == "localhost" || host == "::1";
 }
 
+/// What the registry found while gathering, read by the server once answered.
+struct GatherRecord {
+  std::set<int> restarted;       ///< clients that started again from their starting state
+  bool nodes_keep_state = false; ///< every node joined with --state
+};
+
 namespace {
 
 struct registry_state {
@@ -85,11 +91,18 @@ struct registry_state {
   std::map<uint64_t, int> tokens;         ///< each node's join token → its place
   std::map<caf::actor_addr, int> node_of; ///< reporter → node index, once the node is ready
   std::set<int> vacant;                   ///< nodes lost: their block waits for a node to join
+  // -- rolling back after a lost node (ServeSettings::roll_back_lost_nodes) ----------
+  bool roll_back = false;                 ///< the server rolls back when a node keeping state is lost
+  bool nodes_keep_state = false;          ///< every node ready when the run (re)started kept state
+  bool awaiting_rollback = false;         ///< a node was lost: joins wait for the round to restore
+  /// Joins held until the server says the round (rollback_atom): the place and its promise.
+  std::vector<std::pair<int, caf::typed_response_promise<NodeAssignment>>> deferred;
+  int rollbacks = 0;                      ///< how often the run rolled back
+  int wait_number = 0;                    ///< the server's waits (nodes_atom), counted
   // -- resuming -------------------------------------------------------------------
   int resume_round = 0;                   ///< > 0: the nodes restore their clients' states of this round
   bool restart_missing = false;           ///< a node lacking them: its clients start again (not refused)
-  /// Clients that started again from their starting state (read by the server once answered).
-  std::shared_ptr<std::set<int>> restarted;
+  std::shared_ptr<GatherRecord> record;   ///< read by the server once answered
   static inline const char* name = "fedvlm.registry";
 };
 
@@ -111,6 +124,8 @@ void maybe_answer(registry_actor_t self) {
       by_id[static_cast<std::size_t>(st.assignment[static_cast<std::size_t>(node)][i])] = r.actors[i];
   st.waiting = false;
   st.started = true;
+  st.nodes_keep_state = std::all_of(st.ready.begin(), st.ready.end(), [](const auto& r) { return r.second.keeps_state; });
+  st.record->nodes_keep_state = st.nodes_keep_state;
   st.waiter.deliver(std::move(by_id));
 }
 
@@ -160,7 +175,7 @@ bool accept_missing_states(registry_actor_t self, const NodeReady& r) {
   }
   spdlog::warn("node {}: clients {} have no saved state after round {}: they start again from their starting "
                "state (--restart-missing-clients)", r.node, ids, s.resume_round);
-  s.restarted->insert(r.without_state.begin(), r.without_state.end());
+  s.record->restarted.insert(r.without_state.begin(), r.without_state.end());
   return true;
 }
 
@@ -190,6 +205,13 @@ void node_lost(registry_actor_t self, const caf::down_msg& dm) {
   s.node_of.erase(it);
   s.ready.erase(k);
   s.vacant.insert(k);
+  if (s.started && s.roll_back && s.nodes_keep_state) { // the server rolls back (rollback_atom)
+    s.awaiting_rollback = true;
+    spdlog::warn("node {} was lost ({}): the run stops its round to roll back to the newest round every node saved; "
+                 "a node that joins takes clients {} with their states of that round", k,
+                 self->system().render(dm.reason), id_list(s.assignment[static_cast<std::size_t>(k)]));
+    return;
+  }
   spdlog::warn("node {} was lost ({}): clients {} are left out until a node joins to take them back "
                  "(fedvlm-sim node --connect ...)", k, self->system().render(dm.reason),
                  id_list(s.assignment[static_cast<std::size_t>(k)]));
@@ -228,15 +250,68 @@ caf::result<int> final_node_stats(registry_actor_t self) {
   return rp;
 }
 
+/// The assignment of place `k` to a node that takes it: the clients restore the resume round's
+/// states until the run is under way, then start from their starting states; held while the
+/// server has yet to say the round it rolls back to.
+caf::result<NodeAssignment> assign_place(registry_actor_t self, int k) {
+  auto& s = self->state;
+  if (s.awaiting_rollback) {
+    s.deferred.emplace_back(k, self->make_response_promise<NodeAssignment>());
+    return s.deferred.back().second;
+  }
+  return NodeAssignment{k, s.config, s.assignment[static_cast<std::size_t>(k)], s.fingerprint,
+                        s.started ? 0 : s.resume_round};
+}
+
+/// The server rolls back to `round` after client `client`'s node was lost in `lost_round`: that
+/// node's place is vacant (if its loss was not seen yet), the nodes that join restore `round`,
+/// and the held joins are answered.
+void roll_back(registry_actor_t self, int client, int lost_round, int round) {
+  auto& s = self->state;
+  int k = -1;
+  for (std::size_t n = 0; n < s.assignment.size(); ++n)
+    if (std::count(s.assignment[n].begin(), s.assignment[n].end(), client)) k = static_cast<int>(n);
+  if (k < 0) return;
+  if (s.ready.erase(k)) { // its down message is still on the way: ignored when it comes
+    for (auto it = s.node_of.begin(); it != s.node_of.end();) it = it->second == k ? s.node_of.erase(it) : std::next(it);
+    s.vacant.insert(k);
+  }
+  s.started = false;
+  s.awaiting_rollback = false;
+  s.resume_round = round;
+  ++s.rollbacks;
+  spdlog::warn("node {} (clients {}) lost in round {}: rolling back to round {} and waiting for a node with their "
+               "states (fedvlm-sim node --connect HOST:PORT --state DIR)", k, id_list(s.assignment[static_cast<std::size_t>(k)]),
+               lost_round, round);
+  for (auto& [place, rp] : s.deferred) rp.deliver(NodeAssignment{place, s.config, s.assignment[static_cast<std::size_t>(place)], s.fingerprint, round});
+  s.deferred.clear();
+}
+
+/// The time of the server's wait `wait` (0: whichever is under way) is over: answered with why.
+void wait_over(registry_actor_t self, int wait) {
+  auto& s = self->state;
+  if (!s.waiting || (wait != 0 && wait != s.wait_number)) return; // an earlier wait's
+  if (s.rollbacks > 0)
+    s.failure = "the run rolled back to round " + std::to_string(s.resume_round) +
+                " after losing a node, and no node with its clients' saved states took its place in time "
+                "(start one with: fedvlm-sim node --connect HOST:PORT --state DIR)";
+  else
+    s.failure = "only " + std::to_string(s.ready.size()) + " of " + std::to_string(s.expected) +
+                " nodes were ready in time (" + std::to_string(s.joins.size()) +
+                " joined); start them with: fedvlm-sim node --connect HOST:PORT";
+  maybe_answer(self);
+}
+
 registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::string config, int clients,
                                        SetupFingerprint fingerprint,
-                       RunObserver* observer, int resume_round, bool restart_missing,
-                                       std::shared_ptr<std::set<int>> restarted) {
+                                       RunObserver* observer, int resume_round, const ServeSettings& settings,
+                                       std::shared_ptr<GatherRecord> record) {
   auto& st = self->state;
   st.observer = observer;
   st.resume_round = resume_round;
-  st.restart_missing = restart_missing;
-  st.restarted = std::move(restarted);
+  st.restart_missing = settings.restart_missing_clients;
+  st.roll_back = settings.roll_back_lost_nodes;
+  st.record = std::move(record);
   self->set_down_handler([self](caf::down_msg& dm) { node_lost(self, dm); });
   st.expected = nodes;
   st.clients = clients;
@@ -253,8 +328,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
           if (s.reporters[k].address() != reporter.address())
             spdlog::info("node {} asked again over a fresh connection", k);
           s.reporters[k] = reporter;
-          if (!s.assignment.empty())
-            return NodeAssignment{k, s.config, s.assignment[slot], s.fingerprint, s.started ? 0 : s.resume_round};
+          if (!s.assignment.empty()) return assign_place(self, k);
           s.joins[slot] = self->make_response_promise<NodeAssignment>();
           s.slots[slot] = slots;
           return s.joins[slot];
@@ -266,9 +340,9 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
           s.tokens[token] = k;
           spdlog::info("a node joined to take over node {} (clients {})", k,
                        id_list(s.assignment[static_cast<std::size_t>(k)]));
-          // Once the run is under way a lost node's clients start again from their starting state.
-          return NodeAssignment{k, s.config, s.assignment[static_cast<std::size_t>(k)], s.fingerprint,
-                                s.started ? 0 : s.resume_round};
+          // Once the run is under way a lost node's clients start again from their starting
+          // state, unless the run rolls back to a round they saved.
+          return assign_place(self, k);
         }
         if (static_cast<int>(s.joins.size()) >= s.expected)
           return caf::make_error(caf::sec::invalid_argument,
@@ -311,6 +385,7 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
       },
       [self](probe_atom) { return static_cast<int>(self->state.joins.size()); },
       [self](aggregator_atom, caf::actor& aggregator) { self->state.aggregator = std::move(aggregator); },
+      [self](rollback_atom, int client, int lost_round, int round) { roll_back(self, client, lost_round, round); },
       [self](node_stats_atom, const NodeSchedulerStats& stats) {
         if (self->state.observer && stats.node >= 0 && stats.node < self->state.expected)
           self->state.observer->node_scheduler(stats);
@@ -321,19 +396,12 @@ registry_actor::behavior_type registry(registry_actor_t self, int nodes, std::st
         s.waiter = self->make_response_promise<std::vector<client_actor>>();
         s.waiting = true;
         self->delayed_send(self, std::chrono::milliseconds(static_cast<int64_t>(wait_seconds * 1000)),
-                           wait_over_atom::value);
+                           wait_over_atom::value, ++s.wait_number);
         auto rp = s.waiter;
         maybe_answer(self);
         return rp;
       },
-      [self](wait_over_atom) {
-        auto& s = self->state;
-        if (!s.waiting) return;
-        s.failure = "only " + std::to_string(s.ready.size()) + " of " + std::to_string(s.expected) +
-                    " nodes were ready in time (" + std::to_string(s.joins.size()) +
-                    " joined); start them with: fedvlm-sim node --connect HOST:PORT";
-        maybe_answer(self);
-      },
+      [self](wait_over_atom, int wait) { wait_over(self, wait); },
   };
 }
 
@@ -411,37 +479,23 @@ std::vector<std::vector<int>> assign_clients(int clients, const std::vector<int>
   return out;
 }
 
-RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettings& settings,
-                                    const std::string& config_toml, int clients,
-                                    const SetupFingerprint& setup_fingerprint,
-                                    RunObserver* observer, int resume_round) {
-  auto restarted = std::make_shared<std::set<int>>();
-  const registry_actor reg = system.spawn(registry, settings.nodes, config_toml, clients, setup_fingerprint, observer,
-                                          resume_round, settings.restart_missing_clients, restarted);
-  const bool tls = settings.tls.enabled();
-  auto port = tls ? caf::openssl::publish(reg, settings.port, settings.host.c_str(), /*reuse=*/true)
-                  : system.middleman().publish(reg, settings.port, settings.host.c_str(), /*reuse_addr=*/true);
-  if (!port)
-    throw std::runtime_error("cannot listen on " + settings.host + ":" + std::to_string(settings.port) + ": " +
-                             system.render(port.error()));
-  spdlog::info("serving on {}:{} ({}): waiting for {} node(s) (fedvlm-sim node --connect {}:{}{})", settings.host,
-               *port, tls ? "mutual TLS, nodes need a certificate signed by " + settings.tls.ca : "plain TCP",
-               settings.nodes, settings.host, *port, tls ? " --cert F --key F --ca F" : "");
-  std::fprintf(stderr, "listening on %s:%u%s\n", settings.host.c_str(), static_cast<unsigned>(*port),
-               tls ? " (TLS)" : "");
-  std::fflush(stderr);
+namespace {
+
+/// Asks the registry for every client's actor once all nodes are ready (nodes_atom). Ctrl-C ends
+/// the wait at once: a watcher ends it as the timeout would, and the stop is reported as an
+/// interruption (not "only 0 of N nodes were ready"). Throws Interrupted, or std::runtime_error
+/// saying why the nodes did not come; the registry is stopped then (the nodes that came stop too).
+std::vector<client_actor> await_clients(caf::actor_system& system, const registry_actor& reg, double wait_seconds) {
   std::vector<client_actor> out;
   std::string failure;
   caf::scoped_actor self{system};
   {
-    // Ctrl-C ends the wait for nodes at once: a watcher ends it as the timeout would, and the
-    // stop is reported as an interruption below (not "only 0 of N nodes were ready").
     std::atomic<bool> answered{false};
     std::thread watcher([&] {
       while (!answered.load() && !interrupt_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      if (!answered.load()) caf::anon_send(reg, wait_over_atom::value);
+      if (!answered.load()) caf::anon_send(reg, wait_over_atom::value, 0);
     });
-    self->request(reg, caf::infinite, nodes_atom::value, settings.wait_seconds)
+    self->request(reg, caf::infinite, nodes_atom::value, wait_seconds)
         .receive([&](std::vector<client_actor>& actors) { out = std::move(actors); },
                  [&](caf::error& err) { failure = system.render(err); });
     answered.store(true);
@@ -455,7 +509,70 @@ RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettin
     self->send_exit(reg, caf::exit_reason::user_shutdown); // the nodes that came stop too
     throw std::runtime_error("serve: " + failure);
   }
-  return {std::move(out), reg, *port, std::vector<int>(restarted->begin(), restarted->end())};
+  return out;
+}
+
+} // namespace
+
+RemoteClients gather_remote_clients(caf::actor_system& system, const ServeSettings& settings,
+                                    const std::string& config_toml, int clients,
+                                    const SetupFingerprint& setup_fingerprint,
+                                    RunObserver* observer, int resume_round) {
+  auto record = std::make_shared<GatherRecord>();
+  const registry_actor reg = system.spawn(registry, settings.nodes, config_toml, clients, setup_fingerprint, observer,
+                                          resume_round, settings, record);
+  const bool tls = settings.tls.enabled();
+  auto port = tls ? caf::openssl::publish(reg, settings.port, settings.host.c_str(), /*reuse=*/true)
+                  : system.middleman().publish(reg, settings.port, settings.host.c_str(), /*reuse_addr=*/true);
+  if (!port)
+    throw std::runtime_error("cannot listen on " + settings.host + ":" + std::to_string(settings.port) + ": " +
+                             system.render(port.error()));
+  spdlog::info("serving on {}:{} ({}): waiting for {} node(s) (fedvlm-sim node --connect {}:{}{})", settings.host,
+               *port, tls ? "mutual TLS, nodes need a certificate signed by " + settings.tls.ca : "plain TCP",
+               settings.nodes, settings.host, *port, tls ? " --cert F --key F --ca F" : "");
+  std::fprintf(stderr, "listening on %s:%u%s\n", settings.host.c_str(), static_cast<unsigned>(*port),
+               tls ? " (TLS)" : "");
+  std::fflush(stderr);
+  RemoteClients out;
+  out.clients = await_clients(system, reg, settings.wait_seconds);
+  out.registry = reg;
+  out.port = *port;
+  out.restarted.assign(record->restarted.begin(), record->restarted.end());
+  out.nodes_keep_state = record->nodes_keep_state;
+  out.record = std::move(record);
+  return out;
+}
+
+void roll_back_remote_clients(caf::actor_system& system, RemoteClients& cluster, int lost_client, int lost_round,
+                              int round, double wait_seconds) {
+  // The registry writes the record while it waits: clients restarted now (--restart-missing-
+  // clients) have nothing to restore; those of earlier waits may.
+  std::set<int> restarted_before;
+  std::swap(restarted_before, cluster.record->restarted);
+  caf::anon_send(cluster.registry, rollback_atom::value, lost_client, lost_round, round);
+  cluster.clients = await_clients(system, cluster.registry, wait_seconds);
+  const std::set<int> restarted_now = cluster.record->restarted;
+  cluster.record->restarted.insert(restarted_before.begin(), restarted_before.end());
+  cluster.restarted.assign(cluster.record->restarted.begin(), cluster.record->restarted.end());
+  cluster.nodes_keep_state = cluster.record->nodes_keep_state;
+  // Every client takes back its state of `round`: the surviving nodes' held later ones, and a
+  // node that joined restored it already (restoring it again changes nothing).
+  std::vector<int> missing;
+  std::vector<std::string> failures;
+  caf::scoped_actor self{system};
+  for (std::size_t id = 0; id < cluster.clients.size(); ++id) {
+    if (restarted_now.count(static_cast<int>(id))) continue; // --restart-missing-clients
+    self->request(cluster.clients[id], std::chrono::seconds(60), restore_atom::value, round)
+        .receive([&](bool restored) { if (!restored) missing.push_back(static_cast<int>(id)); },
+                 [&](caf::error& err) { failures.push_back("client " + std::to_string(id) + ": " + system.render(err)); });
+  }
+  if (!missing.empty())
+    failures.insert(failures.begin(), "no saved state of clients " + id_list(missing) + " of that round on their nodes");
+  if (!failures.empty())
+    throw std::runtime_error("serve: rolling back to round " + std::to_string(round) + " after losing a node: " +
+                             join(failures, "; "));
+  if (round > 0) spdlog::info("every client took back its state of round {}: the run goes on with round {}", round, round + 1);
+  else spdlog::info("every client took back its starting state: the run starts again from round 0");
 }
 
 } // namespace fedvlm

@@ -19,6 +19,7 @@
 #include <caf/meta/type_name.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,11 @@ struct ServeSettings {
   /// is refused, naming them; with this set, they start from their starting state instead
   /// (said in the log and in run.json).
   bool restart_missing_clients = false;
+  /// Set by the run driver (synchronous runs): when a node is lost and every node keeps its
+  /// clients' states (joined with --state), the registry holds a node that joins to take the
+  /// lost block until the server says which round to restore (rollback_atom), instead of handing
+  /// it the clients' starting states.
+  bool roll_back_lost_nodes = false;
 };
 
 /// "HOST:PORT" → (host, port). Throws std::invalid_argument saying what was expected.
@@ -78,15 +84,22 @@ struct ServeSettings {
 /// at most one. Slots <= 0 count as 1.
 [[nodiscard]] std::vector<std::vector<int>> assign_clients(int clients, const std::vector<int>& slots);
 
+struct GatherRecord;
+
 /// The clients a server gathered, and the registry the nodes watch: stop it when the run ends,
 /// and the nodes stop too. While the run is under way the registry watches the nodes: when one
-/// is lost, a node that joins later takes over its clients (from their starting state) and the
-/// registry hands their new actors to the aggregator (send it aggregator_atom first).
+/// is lost, a node that joins later takes over its clients — from their starting state, and the
+/// registry hands their new actors to the aggregator (send it aggregator_atom first); or, where
+/// the run rolls back (roll_back_remote_clients), from their states saved after the round
+/// rolled back to.
 struct RemoteClients {
   std::vector<client_actor> clients; ///< by client id
   registry_actor registry;
   uint16_t port = 0; ///< where the server listens: its connections to the nodes are on it
   std::vector<int> restarted; ///< resuming: clients that started again from their starting state
+  /// Every node joined with --state: it saves its clients' states after the checkpointed rounds.
+  bool nodes_keep_state = false;
+  std::shared_ptr<GatherRecord> record; ///< what the registry found (internal)
 };
 
 /// Server: publishes the registry on settings.host:port (loopback by default), waits for
@@ -103,6 +116,15 @@ struct RemoteClients {
                                                   const SetupFingerprint& setup_fingerprint,
                                                   RunObserver* observer = nullptr, int resume_round = 0);
 
+/// Server, after client `lost_client`'s node was lost in round `lost_round` (the aggregator
+/// stopped): its block waits (up to `wait_seconds`) for a node to join and restore its clients'
+/// states saved after `round` (0: their starting states); then every client — the surviving
+/// nodes' too — takes back its state of `round` (restore_atom), and `cluster` holds every
+/// client's actor again. Throws std::runtime_error when no node took the block in time, or a
+/// client has no saved state of that round; Interrupted on a stop signal.
+void roll_back_remote_clients(caf::actor_system& system, RemoteClients& cluster, int lost_client, int lost_round,
+                              int round, double wait_seconds);
+
 /// Node: connects to host:port (waiting up to wait_seconds for the server to listen: it may
 /// still be loading its data), hosts the clients it is given until the server goes away. A
 /// connection that stops carrying messages while the node waits to join (no answer to a probe
@@ -111,7 +133,8 @@ struct RemoteClients {
 /// `slots` > 0: this node's job slots — its weight in the assignment and its scheduler's
 /// concurrency (otherwise the configuration's).
 /// `state_dir` (non-empty): where its clients save their states after the rounds the server
-/// checkpoints (fl/results/client_checkpoint.hpp), and restore them from when the run resumes.
+/// checkpoints (fl/results/client_checkpoint.hpp), and restore them from when the run resumes or
+/// rolls back after losing a node (the server knows from NodeReady::keeps_state).
 int run_node(const std::string& host, uint16_t port, const TlsFiles& tls = {}, double wait_seconds = 60, int slots = 0,
              const std::string& state_dir = {});
 

@@ -31,6 +31,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -42,6 +43,7 @@ namespace {
 
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using SaveState = std::function<void(int, const ClientCheckpoint&)>;
+using LoadState = std::function<std::optional<ClientCheckpoint>(int)>;
 
 /// A node's scheduler events, totalled for the server (NodeSchedulerStats).
 class NodeStatsCollector : public RunObserverBase {
@@ -229,6 +231,15 @@ SaveState state_saver(const std::string& state_dir, const std::string& run_id, c
   return save;
 }
 
+/// What reads a client's state saved after a round back from --state, when the server rolls the
+/// run back after losing a node (none without --state).
+std::function<LoadState(int)> state_loader(const std::string& state_dir, const std::string& run_id) {
+  return [state_dir, run_id](int id) -> LoadState {
+    if (state_dir.empty()) return {};
+    return [state_dir, run_id, id](int round) { return client_state_load(state_dir, run_id, id, round); };
+  };
+}
+
 } // namespace
 
 bool wait_for_listener(const std::string& host, uint16_t port, double seconds) {
@@ -302,10 +313,12 @@ int run_node(const std::string& host, uint16_t port, const TlsFiles& tls, double
     ready.setup_fingerprint = run_setup_fingerprint(setup);
     restore_saved_states(states, ready, assignment, state_dir, run_id);
     const SaveState save = state_saver(state_dir, run_id, assignment.config_toml, c.checkpoint.keep);
+    const auto load = state_loader(state_dir, run_id);
+    ready.keeps_state = !state_dir.empty();
     scheduler = spawn_scheduler(system, scheduler_config(c, setup, &collector));
     for (int id : assignment.clients)
       ready.actors.push_back(spawn_run_client(system, c, setup, scheduler, id, states.at(static_cast<std::size_t>(id)),
-                                              /*on_node=*/true, save));
+                                              /*on_node=*/true, save, load(id)));
     hosted = ready.actors;
     spdlog::info("node {}: hosting clients {} of run {}", assignment.node, join(assignment.clients), c.name);
     self->monitor(reg);

@@ -47,6 +47,9 @@ struct NodeReady {
   /// Resuming: the clients that had no saved state after the resume round on this node (it was
   /// started without --state, or on another machine): they start from their starting state.
   std::vector<int> without_state;
+  /// It keeps its clients' states (--state): when it is lost, the run can roll back to the
+  /// newest round every node saved instead of restarting its clients.
+  bool keeps_state = false;
 };
 
 template <class Inspector>
@@ -61,11 +64,13 @@ typename Inspector::result_type inspect(Inspector& f, NodeSchedulerStats& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, NodeReady& x) {
-  return f(caf::meta::type_name("NodeReady"), x.node, x.actors, x.setup_fingerprint, x.without_state);
+  return f(caf::meta::type_name("NodeReady"), x.node, x.actors, x.setup_fingerprint, x.without_state,
+           x.keeps_state);
 }
 
 using join_atom = caf::atom_constant<caf::atom("join")>;
-/// Registry → itself: the time for nodes to join is over.
+/// Registry → itself: (wait_over_atom, wait) — the time of wait `wait` (counted from 1) for nodes
+/// to join is over; wait 0: whatever wait is under way (a stop signal).
 using wait_over_atom = caf::atom_constant<caf::atom("waitover")>;
 /// Node → registry: a liveness probe while the node waits for its assignment.
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
@@ -76,6 +81,10 @@ using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 /// Server → registry: (aggregator_atom, aggregator) — whom to hand back the clients of a lost
 /// node when another node joins to take them over.
 using aggregator_atom = caf::atom_constant<caf::atom("aggr")>;
+/// Server → registry: (rollback_atom, client, lost_round, round) — client `client`'s node was
+/// lost in `lost_round` and the run rolls back to `round`: its block waits for a node that
+/// restores its clients' states of that round; ask (nodes_atom, seconds) for the clients again.
+using rollback_atom = caf::atom_constant<caf::atom("rollback")>;
 /// Node → registry: (node_stats_atom, NodeSchedulerStats) twice a second, for the exporter.
 using node_stats_atom = caf::atom_constant<caf::atom("nodestats")>;
 /// Server → registry → each ready node's reporter: the scheduler's figures now (the run ended:
@@ -103,6 +112,8 @@ using registry_actor = caf::typed_actor<
     // Server: every client's actor by id once all nodes are ready, or an error after `seconds`.
     caf::replies_to<nodes_atom, double>::with<std::vector<client_actor>>,
     // Server: the aggregator to hand back a lost node's clients to.
-    caf::reacts_to<aggregator_atom, caf::actor>, caf::reacts_to<wait_over_atom>>;
+    caf::reacts_to<aggregator_atom, caf::actor>, caf::reacts_to<wait_over_atom, int>,
+    // Server: a node was lost and the run rolls back (rollback_atom above).
+    caf::reacts_to<rollback_atom, int, int, int>>;
 
 } // namespace fedvlm

@@ -18,6 +18,7 @@ enum class EngineErrc : uint8_t {
   non_finite_loss = 2, ///< training produced inf / nan: stops the run
   job_failed = 3,      ///< an exception in training or evaluation: stops the run
   interrupted = 4,     ///< SIGINT / SIGTERM seen by a job
+  node_lost = 5,       ///< a node keeping its clients' states was lost: the served run rolls back
 };
 
 constexpr caf::atom_value kEngineErrorCategory = caf::atom("fedvlm");

@@ -248,7 +248,7 @@ class RoundStateWriter {
 public:
   RoundStateWriter(const std::filesystem::path& dir, const ExperimentConfig& c, uint64_t fingerprint)
       : dir_(dir), every_(c.checkpoint.every), rounds_(c.federation.rounds), fingerprint_(fingerprint),
-        checkpoints_(dir, c.checkpoint.keep, c.checkpoint.full_every) {}
+        keep_(c.checkpoint.keep), full_every_(c.checkpoint.full_every), checkpoints_(dir, keep_, full_every_) {}
 
   void on_round(const RunCheckpoint& state) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -267,6 +267,9 @@ public:
     add_seconds(t0);
   }
   [[nodiscard]] double seconds() const { return seconds_; }
+  /// The run rolled back to its newest checkpoint (a served run that lost a node): the next
+  /// checkpoint is written as by a resumed run, full and over nothing of the rounds dropped.
+  void roll_back() { checkpoints_ = CheckpointWriter(dir_, keep_, full_every_); }
 
 private:
   void add_seconds(std::chrono::steady_clock::time_point t0) {
@@ -275,11 +278,32 @@ private:
   std::filesystem::path dir_;
   int every_, rounds_;
   uint64_t fingerprint_;
+  int keep_, full_every_;
   CheckpointWriter checkpoints_;
   std::map<int, TensorMap> adapters_written_;
   RunCheckpoint last_state_; ///< the newest round's state (tensors shared)
   std::atomic<double> seconds_{0};
 };
+
+/// Where the run starts (fresh or `resume`), and what it does after each round and when a
+/// served run loses a node.
+RunHooks run_hooks(const ResumePoint* resume, const std::optional<ServeSettings>& serve, ResultsWriter& writer,
+                   RoundStateWriter& state_writer) {
+  RunHooks hooks;
+  if (resume) hooks.resume_from = resume->checkpoint;
+  if (resume) hooks.previous_rounds = resume->previous.rounds;
+  hooks.serve = serve;
+  hooks.on_round_state = [&state_writer](const RunCheckpoint& state) { state_writer.on_round(state); };
+  if (serve) // a lost node: back to the newest checkpoint, its later rounds dropped from the records
+    hooks.roll_back = [&writer, &state_writer] {
+      RollBackPoint point;
+      if (const auto file = latest_checkpoint(writer.dir())) point.checkpoint = checkpoint_load(*file);
+      point.rounds = writer.roll_back(point.checkpoint.round > 0 ? point.checkpoint.round : -1);
+      state_writer.roll_back();
+      return point;
+    };
+  return hooks;
+}
 
 void log_run_start(const std::string& run_id, const std::filesystem::path& dir, const ResumePoint* resume,
                    const ThreadPlan& threads, bool served) {
@@ -323,12 +347,8 @@ bool PlanRunner::execute(const ExperimentConfig& c, const std::filesystem::path&
   observers.add(exporter_.get());
   observers.add(&progress);
 
-  RunHooks hooks;
-  if (resume) hooks.resume_from = resume->checkpoint;
-  if (resume) hooks.previous_rounds = resume->previous.rounds;
-  hooks.serve = options_.serve;
   RoundStateWriter state_writer(dir, c, fingerprint);
-  hooks.on_round_state = [&state_writer](const RunCheckpoint& state) { state_writer.on_round(state); };
+  const RunHooks hooks = run_hooks(resume, options_.serve, writer, state_writer);
 
   log_run_start(run_id, dir, resume, threads, options_.serve.has_value());
   bool stopped = false;

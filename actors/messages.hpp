@@ -30,6 +30,10 @@ using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 /// `round` into the node's own directory; answers whether it was written (false: the node has no
 /// --state directory).
 using save_atom = caf::atom_constant<caf::atom("save")>;
+/// Server → client on a node (serve, rolling back after a lost node): (restore_atom, round) —
+/// take back your private state saved after `round` (round 0: your state when spawned); answers
+/// whether the node had it. Answers of trainings begun before are dropped.
+using restore_atom = caf::atom_constant<caf::atom("restore")>;
 /// Aggregator → client, asynchronous mode: (async_train_atom, job, GlobalDown latest) starts a
 /// local training from the latest global; its result waits until (commit_atom, job) says the
 /// virtual clock reached its end.
@@ -149,7 +153,9 @@ using client_actor = caf::typed_actor<
     // A copy of its private state (one process only: never asked of a client on a node).
     caf::replies_to<snapshot_atom>::with<AdapterSnapshot>,
     // On a node: save its private state after this round where the node keeps it.
-    caf::replies_to<save_atom, int>::with<bool>>;
+    caf::replies_to<save_atom, int>::with<bool>,
+    // On a node: take back its private state saved after this round (the run rolls back).
+    caf::replies_to<restore_atom, int>::with<bool>>;
 
 /// The device scheduler as clients and the aggregator see it (actors/scheduler_actor.hpp): a
 /// training or an evaluation job, answered when a worker ran it; a round's training order, so

@@ -11,6 +11,7 @@
 #include <caf/fwd.hpp>
 
 #include <functional>
+#include <optional>
 
 namespace fedvlm {
 
@@ -20,10 +21,12 @@ namespace fedvlm {
 
 /// Client `id`'s actor (kSharedInit: the centralized trainer) from `state`, training through
 /// `scheduler`. `on_node`: it runs on a node (serve) and keeps its private factors there;
-/// `save_state` (a node with --state): where it writes its state when the server asks.
+/// `save_state` (a node with --state): where it writes its state when the server asks;
+/// `load_state`: where it reads back a saved state when the server rolls the run back.
 [[nodiscard]] client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig& config,
                                           const RunSetup& setup, scheduler_actor scheduler, int id,
                                           const ClientCheckpoint& state, bool on_node = false,
-                                          std::function<void(int, const ClientCheckpoint&)> save_state = {});
+                                          std::function<void(int, const ClientCheckpoint&)> save_state = {},
+                                          std::function<std::optional<ClientCheckpoint>(int)> load_state = {});
 
 } // namespace fedvlm

@@ -94,12 +94,86 @@ RunInterrupted::RunInterrupted(int signal_number)
     : std::runtime_error(std::string("interrupted by ") + (signal_number == SIGTERM ? "SIGTERM" : "SIGINT")),
       signal_(signal_number) {}
 
+namespace {
+
+/// The aggregator's settings for a run that starts (or goes on) from `from`.
+AggregatorConfig aggregator_config(const ExperimentConfig& c, const std::string& run_id, const RunSetup& setup,
+                                   RunObserver& observer, scheduler_actor scheduler, const RunCheckpoint& from,
+                                   const std::vector<RoundSummary>& previous, const RunHooks& hooks) {
+  AggregatorConfig agg;
+  static_cast<RoundSettings&>(agg) = round_settings(c, run_id, setup);
+  agg.global_test = setup.global_test;
+  if (!agg.global_test.empty()) agg.global_template = initial_adapters(c, setup, kSharedInit);
+  agg.target_accuracy = c.evaluation.target_accuracy;
+  agg.stop_at_target = c.evaluation.stop_at_target;
+  agg.previous_rounds = previous;
+  agg.scheduler = std::move(scheduler);
+  agg.observer = &observer;
+  agg.resume_from = from;
+  agg.on_round_state = hooks.on_round_state;
+  return agg;
+}
+
+/// The node lost in a served run that rolls back: one of its clients and the round it was lost in.
+struct LostNode {
+  int client = -1;
+  int round = 0;
+};
+
+/// Runs the aggregator until RunDone (into `done`); the error that stopped it otherwise.
+std::string run_aggregator(caf::actor_system& system, AggregatorConfig agg, const RemoteClients& cluster,
+                           RunDone& done) {
+  aggregator_actor aggregator = spawn_aggregator(system, std::move(agg));
+  if (cluster.registry)
+    caf::anon_send(cluster.registry, aggregator_atom::value, caf::actor_cast<caf::actor>(aggregator));
+  std::string failure;
+  InterruptWatcher watcher(caf::actor_cast<caf::actor>(aggregator));
+  caf::scoped_actor self{system};
+  self->request(aggregator, caf::infinite, start_atom::value)
+      .receive([&](RunDone& d) { done = std::move(d); }, [&](caf::error& err) { failure = describe_error(err); });
+  self->send_exit(aggregator, caf::exit_reason::user_shutdown);
+  return failure;
+}
+
+/// A served centralized run's trainer state in `from` (it runs on the server), else `initial`.
+ClientCheckpoint central_state_of(const RunCheckpoint& from, const ClientCheckpoint& initial) {
+  for (const auto& cs : from.clients)
+    if (cs.id == kSharedInit) return cs;
+  return initial;
+}
+
+/// The end of a run: the scheduler, every client spawned here and the registry (the nodes stop).
+void stop_actors(caf::actor_system& system, const scheduler_actor& scheduler, const std::vector<client_actor>& spawned,
+                 const registry_actor& registry) {
+  caf::scoped_actor self{system};
+  self->send_exit(scheduler, caf::exit_reason::user_shutdown);
+  for (const auto& a : spawned) self->send_exit(a, caf::exit_reason::user_shutdown);
+  if (registry) {
+    // The nodes' last figures reach the exporter before the nodes stop.
+    self->request(registry, std::chrono::seconds(3), final_stats_atom::value).receive([](int) {}, [](caf::error&) {});
+    self->send_exit(registry, caf::exit_reason::user_shutdown); // nodes stop
+  }
+}
+
+/// What run.json's message says of a served run: its roll-backs after a lost node, and the clients
+/// that serve --resume --restart-missing-clients started again.
+void add_served_notes(RunDone& done, const std::string& rolled_back, const std::vector<int>& restarted, int resume_round) {
+  if (!rolled_back.empty()) done.note += (done.note.empty() ? "" : "; ") + rolled_back + " (its clients' states restored)";
+  if (!restarted.empty())
+    done.note += (done.note.empty() ? "" : "; ") + std::string("clients ") + join(restarted) +
+                 " started again from their starting state at the resume after round " + std::to_string(resume_round) +
+                 " (their node had no saved state)";
+}
+
+} // namespace
+
 RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, const RunSetup& setup,
                        RunObserver& observer, const RunHooks& hooks) {
   if (!setup.task) throw std::logic_error("run_federation needs a setup prepared in execute mode");
   const StrategySpec& spec = strategy_spec(c.strategy);
   ClientCheckpoint central_state;
   const std::vector<ClientCheckpoint> states = run_starting_states(c, setup, hooks, central_state);
+  const ClientCheckpoint initial_central = central_state;
 
   caf::actor_system_config sys_cfg;
   // Heavy work runs on the scheduler's detached workers; the cooperative threads only relay.
@@ -120,65 +194,62 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
     return a;
   };
 
-  AggregatorConfig agg;
-  static_cast<RoundSettings&>(agg) = round_settings(c, run_id, setup);
-  agg.global_test = setup.global_test;
-  if (!agg.global_test.empty()) agg.global_template = initial_adapters(c, setup, kSharedInit);
-  agg.target_accuracy = c.evaluation.target_accuracy;
-  agg.stop_at_target = c.evaluation.stop_at_target;
-  agg.previous_rounds = hooks.previous_rounds;
-  agg.scheduler = scheduler;
-  agg.observer = &observer;
-  agg.resume_from = hooks.resume_from;
-  agg.initial_states = states;
-  agg.central_state = central_state;
-  agg.on_round_state = hooks.on_round_state;
-  // Clients on other processes (serve), or here.
-  const RemoteClients cluster =
-      hooks.serve ? gather_remote_clients(system, *hooks.serve, c.resolved_toml, c.federation.clients,
-                                          run_setup_fingerprint(setup), &observer, hooks.resume_from.round)
-                  : RemoteClients{};
-  const std::vector<client_actor>& remote = cluster.clients;
-  if (remote.empty()) agg.respawn = spawn_with_state; // a remote client that dies stays down until its node rejoins
-  agg.clients_keep_state = !remote.empty();          // private state stays on the nodes
-  if (!remote.empty()) agg.node_save_every = c.checkpoint.every; // each node saves its clients' states
-  if (!remote.empty())
-    agg.wire_meter = [meter = std::make_shared<WireTrafficMeter>(cluster.port)] { return meter->take(); };
-  for (int k = 0; k < c.federation.clients; ++k)
-    agg.clients.push_back(remote.empty() ? spawn_with_state(k, states[static_cast<std::size_t>(k)])
-                                         : remote[static_cast<std::size_t>(k)]);
-  if (spec.centralized) agg.central_trainer = spawn_with_state(kSharedInit, central_state);
-  aggregator_actor aggregator = spawn_aggregator(system, std::move(agg));
-  if (cluster.registry)
-    caf::anon_send(cluster.registry, aggregator_atom::value, caf::actor_cast<caf::actor>(aggregator));
+  // Clients on other processes (serve), or here. A served synchronous run rolls back when a node
+  // keeping its clients' states is lost (the registry holds a node that joins meanwhile).
+  std::optional<ServeSettings> serve = hooks.serve;
+  if (serve) serve->roll_back_lost_nodes = hooks.roll_back && c.federation.mode == FederationMode::sync;
+  RemoteClients cluster = serve ? gather_remote_clients(system, *serve, c.resolved_toml, c.federation.clients,
+                                                        run_setup_fingerprint(setup), &observer, hooks.resume_from.round)
+                                : RemoteClients{};
+  const bool served = static_cast<bool>(cluster.registry);
+  std::vector<client_actor> local;
+  if (!served)
+    for (int k = 0; k < c.federation.clients; ++k) local.push_back(spawn_with_state(k, states[static_cast<std::size_t>(k)]));
+  const auto wire_meter = served ? std::make_shared<WireTrafficMeter>(cluster.port) : nullptr;
 
   observer.run_started(run_id, spec.name, c.federation.clients, c.federation.rounds);
   RunDone done;
-  std::string failure;
-  {
-    InterruptWatcher watcher(caf::actor_cast<caf::actor>(aggregator));
-    caf::scoped_actor self{system};
-    self->request(aggregator, caf::infinite, start_atom::value)
-        .receive([&](RunDone& d) { done = std::move(d); },
-                 [&](caf::error& err) { failure = describe_error(err); });
-    self->send_exit(aggregator, caf::exit_reason::user_shutdown);
-    self->send_exit(scheduler, caf::exit_reason::user_shutdown);
-    std::lock_guard<std::mutex> lock(spawned_mutex);
-    for (const auto& a : spawned) self->send_exit(a, caf::exit_reason::user_shutdown);
-    if (cluster.registry) {
-      // The nodes' last figures reach the exporter before the nodes stop.
-      self->request(cluster.registry, std::chrono::seconds(3), final_stats_atom::value)
-          .receive([](int) {}, [](caf::error&) {});
-      self->send_exit(cluster.registry, caf::exit_reason::user_shutdown); // nodes stop
+  std::string failure, rolled_back;
+  RunCheckpoint from = hooks.resume_from;
+  std::vector<RoundSummary> previous = hooks.previous_rounds;
+  for (;;) {
+    AggregatorConfig agg = aggregator_config(c, run_id, setup, observer, scheduler, from, previous, hooks);
+    agg.initial_states = states;
+    agg.central_state = central_state;
+    agg.clients = served ? cluster.clients : local;
+    if (!served) agg.respawn = spawn_with_state; // a remote client that dies stays down until its node rejoins
+    agg.clients_keep_state = served;                      // private state stays on the nodes
+    if (served) agg.node_save_every = c.checkpoint.every; // each node saves its clients' states
+    if (wire_meter) agg.wire_meter = [wire_meter] { return wire_meter->take(); };
+    if (spec.centralized) agg.central_trainer = spawn_with_state(kSharedInit, central_state);
+    LostNode lost;
+    if (serve && serve->roll_back_lost_nodes && cluster.nodes_keep_state)
+      agg.on_node_lost = [&lost](int client, int round) { lost = LostNode{client, round}; };
+    failure = run_aggregator(system, std::move(agg), cluster, done);
+    if (lost.client < 0 || interrupt_signal()) break;
+    try { // back to the newest round every node saved, once a node took the lost clients
+      const RollBackPoint point = hooks.roll_back();
+      roll_back_remote_clients(system, cluster, lost.client, lost.round, point.checkpoint.round, serve->wait_seconds);
+      rolled_back += (rolled_back.empty() ? "" : "; ") + std::string("a node was lost in round ") +
+                     std::to_string(lost.round) + ", the run rolled back to round " + std::to_string(point.checkpoint.round);
+      from = point.checkpoint;
+      previous = point.rounds;
+      central_state = central_state_of(from, initial_central);
+    } catch (const Interrupted&) {
+      break;
+    } catch (const std::exception& e) {
+      failure = e.what();
+      break;
     }
+  }
+  {
+    std::lock_guard<std::mutex> lock(spawned_mutex);
+    stop_actors(system, scheduler, spawned, cluster.registry);
   }
   observer.run_finished(run_id);
   if (const int sig = interrupt_signal()) throw RunInterrupted(sig);
   if (!failure.empty()) throw std::runtime_error("run " + run_id + " failed: " + failure);
-  if (!cluster.restarted.empty()) // serve --resume --restart-missing-clients: said in run.json's message
-    done.note += (done.note.empty() ? "" : "; ") + std::string("clients ") + join(cluster.restarted) +
-                 " started again from their starting state at the resume after round " +
-                 std::to_string(hooks.resume_from.round) + " (their node had no saved state)";
+  add_served_notes(done, rolled_back, cluster.restarted, hooks.resume_from.round);
   return done;
 }
 

@@ -19,6 +19,12 @@
 
 namespace fedvlm {
 
+/// Where a served run goes on after losing a node: the newest round every node saved.
+struct RollBackPoint {
+  RunCheckpoint checkpoint;          ///< the server's checkpoint of that round (round 0: none, from the start)
+  std::vector<RoundSummary> rounds;  ///< the round summaries up to it
+};
+
 /// Where a run starts and where its state goes after each round.
 struct RunHooks {
   /// round 0: a fresh run. Otherwise a checkpoint to continue from (its clients must match the
@@ -31,6 +37,13 @@ struct RunHooks {
   /// Set: the clients run on other processes (actors/cluster.hpp) that join this one; only
   /// fresh runs (resume_from round 0).
   std::optional<ServeSettings> serve;
+  /// Served synchronous runs whose nodes all keep their clients' states (--state): called when
+  /// a node was lost; drops the records of the rounds after the server's newest checkpoint and
+  /// returns it. The run then waits (serve.wait_seconds) for a node to take the lost clients
+  /// with their states of that round, every client takes back that state, and the rounds after
+  /// it run again: the records end as those of a run that lost nothing. Empty: a lost node's
+  /// clients are left out until a node takes them back from their starting state.
+  std::function<RollBackPoint()> roll_back;
 };
 
 /// SIGINT / SIGTERM stopped the run; the rounds before the one in flight are complete.

@@ -59,6 +59,19 @@ inline std::vector<nlohmann::json> records_without_times(const std::filesystem::
   return out;
 }
 
+/// A run's rounds.jsonl summaries without their wall times and the bytes CAF put on the wire
+/// (which count connections and retries, not the run).
+inline std::vector<nlohmann::json> rounds_without_times(const std::filesystem::path& run_dir) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run_dir / "rounds.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    for (const char* key : {"seconds", "wire_bytes_sent", "wire_bytes_received"}) j.erase(key);
+    out.push_back(j);
+  }
+  return out;
+}
+
 /// A small pLoRA run on Fashion-MNIST (mlp_2nn, two shards per client, 2 rounds) named `name`.
 inline std::string small_served_config(const std::filesystem::path& out, const std::string& name, int clients,
                                        int max_samples) {

@@ -172,6 +172,22 @@ void ResultsWriter::restore(const std::vector<ClientRoundRecord>& records, const
   write_files_locked(last_round, false);
 }
 
+std::vector<RoundSummary> ResultsWriter::roll_back(int last_round) {
+  std::lock_guard<std::mutex> io(io_mutex_);
+  std::vector<RoundSummary> kept;
+  {
+    std::lock_guard<std::mutex> lock(data_mutex_);
+    records_.erase(std::remove_if(records_.begin(), records_.end(),
+                                  [last_round](const ClientRoundRecord& r) { return r.round > last_round; }),
+                   records_.end());
+    rounds_.erase(rounds_.upper_bound(last_round), rounds_.end());
+    for (const auto& [round, s] : rounds_) kept.push_back(s);
+    last_finished_round_ = rounds_.empty() ? -1 : rounds_.rbegin()->first;
+  }
+  write_files_locked(last_round, false);
+  return kept;
+}
+
 void ResultsWriter::finish(std::string status, std::string message, std::string resume_command) {
   std::lock_guard<std::mutex> io(io_mutex_);
   int max_round;

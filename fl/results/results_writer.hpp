@@ -59,6 +59,11 @@ public:
   void restore(const std::vector<ClientRoundRecord>& records, const std::vector<RoundSummary>& rounds,
                int last_round);
 
+  /// A served run rolled back after losing a node: the records and summaries of the rounds after
+  /// `last_round` (-1: every round) are dropped and the files rewritten, as restore() leaves them
+  /// for a resume from that round. Returns the summaries kept, in round order.
+  std::vector<RoundSummary> roll_back(int last_round);
+
   /// Writes the records of every finished round and run.json with `status` (kStatusCompleted,
   /// kStatusFailed, kStatusInterrupted), `message` (e.g. the exception text of a failed run) and
   /// the end time; `resume_command`, when given, tells the user how to continue. Records of a

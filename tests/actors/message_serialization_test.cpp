@@ -147,6 +147,22 @@ TEST(MessageSerialization, JobsResultsAndEvaluationsKeepEveryField) {
   EXPECT_TRUE(rdb.adapters[1].empty());
 }
 
+// A node's report crosses the network with what a resume and a roll-back read from it: the
+// clients it has no saved state of, and whether it keeps its clients' states (--state).
+TEST(MessageSerialization, NodeReadySaysWhetherTheNodeKeepsState) {
+  NodeReady r;
+  r.node = 1;
+  r.setup_fingerprint = {1, 2, 3};
+  r.without_state = {3, 4};
+  r.keeps_state = true;
+  const NodeReady back = round_trip(r);
+  EXPECT_EQ(back.node, 1);
+  EXPECT_EQ(back.setup_fingerprint, r.setup_fingerprint);
+  EXPECT_EQ(back.without_state, r.without_state);
+  EXPECT_TRUE(back.keeps_state);
+  EXPECT_FALSE(round_trip(NodeReady{}).keeps_state);
+}
+
 // The registry CAF's middleman needs: a remote peer's message is rebuilt from its type name.
 // Every type of the one list (the list registration walks) is named, rebuilt from its name,
 // and survives the binary round trip a peer's message takes; the count is the 15 types the

@@ -265,6 +265,36 @@ TEST_F(ResultsFiles, RestoreKeepsTheRoundsACheckpointCovers) {
   EXPECT_EQ(lines(dir_ / "metrics.jsonl").size(), 0u);
 }
 
+// A served run that lost a node rolls back to its newest checkpoint: the later rounds (and the
+// records of the round in flight) are dropped, and running them again leaves the files of a run
+// that never rolled back.
+TEST_F(ResultsFiles, RollBackDropsTheLaterRoundsAndTheRerunEndsAsIfNothingHappened) {
+  const fs::path whole = dir_ / "whole", rolled = dir_ / "rolled";
+  ResultsWriter w(whole, info());
+  feed_all(w);
+  w.finish(kStatusCompleted);
+
+  ResultsWriter r(rolled, info());
+  feed_all(r);                             // rounds 0, 1, 2 finished
+  r.client_evaluated(record(1, 3));        // round 3 in flight when the node was lost
+  const std::vector<RoundSummary> kept = r.roll_back(1);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept.front().round, 1);
+  EXPECT_EQ(lines(rolled / "metrics.jsonl").size(), 6u); // rounds 0 and 1 of three clients
+  EXPECT_EQ(lines(rolled / "rounds.jsonl").size(), 1u);
+  EXPECT_EQ(run_json(rolled).at("last_finished_round"), 1);
+  for (int client : {0, 2, 1}) r.client_evaluated(record(client, 2)); // round 2 again
+  r.round_finished(summary(2));
+  r.finish(kStatusCompleted);
+  EXPECT_EQ(read(rolled / "metrics.jsonl"), read(whole / "metrics.jsonl"));
+  EXPECT_EQ(read(rolled / "rounds.jsonl"), read(whole / "rounds.jsonl"));
+  EXPECT_EQ(read(rolled / "metrics.csv"), read(whole / "metrics.csv"));
+
+  EXPECT_TRUE(r.roll_back(-1).empty()); // no checkpoint: back to before round 0
+  EXPECT_EQ(lines(rolled / "metrics.jsonl").size(), 0u);
+  EXPECT_TRUE(run_json(rolled).at("last_finished_round").is_null());
+}
+
 TEST_F(ResultsFiles, CsvHeaderAndRowExactWithQuoting) {
   ResultsWriter w(dir_, info());
   ClientRoundRecord r;
