@@ -157,12 +157,15 @@ void stop_actors(caf::actor_system& system, const scheduler_actor& scheduler, co
 
 /// What run.json's message says of a served run: its roll-backs after a lost node, and the clients
 /// that serve --resume --restart-missing-clients started again.
-void add_served_notes(RunDone& done, const std::string& rolled_back, const std::vector<int>& restarted, int resume_round) {
-  if (!rolled_back.empty()) done.note += (done.note.empty() ? "" : "; ") + rolled_back + " (its clients' states restored)";
+void add_served_notes(RunDone& done, const std::vector<std::string>& rolled_back, const std::vector<int>& restarted,
+                      int resume_round) {
+  std::vector<std::string> notes;
+  if (!done.note.empty()) notes.push_back(done.note);
+  if (!rolled_back.empty()) notes.push_back(join(rolled_back, "; ") + " (its clients' states restored)");
   if (!restarted.empty())
-    done.note += (done.note.empty() ? "" : "; ") + std::string("clients ") + join(restarted) +
-                 " started again from their starting state at the resume after round " + std::to_string(resume_round) +
-                 " (their node had no saved state)";
+    notes.push_back("clients " + join(restarted) + " started again from their starting state at the resume after round " +
+                    std::to_string(resume_round) + " (their node had no saved state)");
+  done.note = join(notes, "; ");
 }
 
 } // namespace
@@ -209,7 +212,8 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
 
   observer.run_started(run_id, spec.name, c.federation.clients, c.federation.rounds);
   RunDone done;
-  std::string failure, rolled_back;
+  std::string failure;
+  std::vector<std::string> rolled_back; // one line per roll-back, for run.json
   RunCheckpoint from = hooks.resume_from;
   std::vector<RoundSummary> previous = hooks.previous_rounds;
   for (;;) {
@@ -230,8 +234,8 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
     try { // back to the newest round every node saved, once a node took the lost clients
       const RollBackPoint point = hooks.roll_back();
       roll_back_remote_clients(system, cluster, lost.client, lost.round, point.checkpoint.round, serve->wait_seconds);
-      rolled_back += (rolled_back.empty() ? "" : "; ") + std::string("a node was lost in round ") +
-                     std::to_string(lost.round) + ", the run rolled back to round " + std::to_string(point.checkpoint.round);
+      rolled_back.push_back("a node was lost in round " + std::to_string(lost.round) + ", the run rolled back to round " +
+                            std::to_string(point.checkpoint.round));
       from = point.checkpoint;
       previous = point.rounds;
       central_state = central_state_of(from, initial_central);
