@@ -7,6 +7,7 @@
 #pragma once
 
 #include "fl/federation/client_exchange.hpp"
+#include "fl/federation/holdout.hpp"
 #include "fl/tasks/local_training.hpp"
 #include "model/tensor_map.hpp"
 #include "model/tensor_wire.hpp"
@@ -94,7 +95,7 @@ struct AdapterSnapshot {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, LocalTrainJob& x) {
   return f(caf::meta::type_name("LocalTrainJob"), x.adapters, x.optimizer_state, x.trainable, x.prox_reference,
-           x.indices, x.seed, x.client, x.round);
+           x.indices, x.seed, x.client, x.round, x.max_steps);
 }
 
 template <class Inspector>
@@ -125,6 +126,17 @@ typename Inspector::result_type inspect(Inspector& f, TrainGroupDoneMsg& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, EvalJobMsg& x) {
   return f(caf::meta::type_name("EvalJobMsg"), x.client, x.round, x.adapters, x.indices);
+}
+
+/// Aggregator → scheduler: NewcomerJob → NewcomerScore (evaluation.holdout_clients).
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, NewcomerJob& x) {
+  return f(caf::meta::type_name("NewcomerJob"), x.start, x.adapt_steps, x.test);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, NewcomerScore& x) {
+  return f(caf::meta::type_name("NewcomerScore"), x.client, x.round, x.before, x.after);
 }
 
 template <class Inspector>

@@ -124,6 +124,9 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   static_cast<RoundSettings&>(agg) = round_settings(c, run_id, setup);
   agg.global_test = setup.global_test;
   if (!agg.global_test.empty()) agg.global_template = initial_adapters(c, setup, kSharedInit);
+  agg.holdout = holdout_clients(c, setup);
+  agg.holdout_every = c.evaluation.holdout_every;
+  agg.adapt_steps = c.evaluation.adapt_steps;
   agg.target_accuracy = c.evaluation.target_accuracy;
   agg.stop_at_target = c.evaluation.stop_at_target;
   agg.previous_rounds = hooks.previous_rounds;
@@ -135,7 +138,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   agg.on_round_state = hooks.on_round_state;
   // Clients on other processes (serve), or here.
   const RemoteClients cluster =
-      hooks.serve ? gather_remote_clients(system, *hooks.serve, c.resolved_toml, c.federation.clients,
+      hooks.serve ? gather_remote_clients(system, *hooks.serve, c.resolved_toml, training_clients(c),
                                           run_setup_fingerprint(setup), &observer, hooks.resume_from.round)
                   : RemoteClients{};
   const std::vector<client_actor>& remote = cluster.clients;
@@ -144,7 +147,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   if (!remote.empty()) agg.node_save_every = c.checkpoint.every; // each node saves its clients' states
   if (!remote.empty())
     agg.wire_meter = [meter = std::make_shared<WireTrafficMeter>(cluster.port)] { return meter->take(); };
-  for (int k = 0; k < c.federation.clients; ++k)
+  for (int k = 0; k < training_clients(c); ++k)
     agg.clients.push_back(remote.empty() ? spawn_with_state(k, states[static_cast<std::size_t>(k)])
                                          : remote[static_cast<std::size_t>(k)]);
   if (spec.centralized) agg.central_trainer = spawn_with_state(kSharedInit, central_state);
