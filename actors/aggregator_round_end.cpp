@@ -95,6 +95,7 @@ void collect_states(aggregator_actor_t self) {
               share_unchanged(snap.optimizer_state, slot.optimizer_state, nullptr);
               slot.adapters = std::move(snap.adapters);
               slot.optimizer_state = std::move(snap.optimizer_state);
+              slot.residual = std::move(snap.residual);
               if (s.snapshot_waiting.empty()) next_round_or_done(self);
             },
             [self, id = id, round](caf::error& err) {

@@ -88,6 +88,7 @@ struct AdapterSnapshot {
   int client = 0;
   TensorMap adapters;
   TensorMap optimizer_state;
+  TensorMap residual; ///< compression.up = "topk": what its updates have not sent yet
 };
 
 // -- field lists (CAF 0.17 inspect: the order is the wire format) -------------------------------
@@ -146,7 +147,7 @@ typename Inspector::result_type inspect(Inspector& f, RunDone& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, AdapterSnapshot& x) {
-  return f(caf::meta::type_name("AdapterSnapshot"), x.client, x.adapters, x.optimizer_state);
+  return f(caf::meta::type_name("AdapterSnapshot"), x.client, x.adapters, x.optimizer_state, x.residual);
 }
 
 /// A client as the aggregator sees it, in this process or on a node across the network; CAF
