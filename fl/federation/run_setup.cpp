@@ -112,8 +112,9 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
        << std::setw(5) << split.test.size() << "  ";
     for (std::size_t cl = 0; k < s.label_counts.size() && cl < s.label_counts[k].size(); ++cl)
       if (s.label_counts[k][cl] > 0) os << cl << ":" << s.label_counts[k][cl] << " ";
-    os << (held ? " (holdout: never trains; a new client every " + std::to_string(c.evaluation.holdout_every) +
-                      " rounds, " + std::to_string(c.evaluation.adapt_steps) + " adaptation steps)"
+    os << (held ? " (holdout: never trains; scored as a new client, holdout_every = " +
+                      std::to_string(c.evaluation.holdout_every) + ", adapt_steps = " +
+                      std::to_string(c.evaluation.adapt_steps) + ")"
                 : std::string())
        << "\n";
   }

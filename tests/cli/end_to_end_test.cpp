@@ -115,6 +115,10 @@ TEST(EndToEnd, HoldoutClientsAreScoredAsNewClientsInTheRoundFilesAndCompare) {
                   "[federation]\nclients = 3\nrounds = 3\n[strategy]\nname = \"plora\"\n"
                   "[lora]\ntargets = [\"fc2\", \"fc3\"]\n[train]\nbatch_size = 20\nlr = 0.05\n"
                   "[evaluation]\nholdout_clients = 1\nholdout_every = 2\nadapt_steps = 4\n");
+  const auto plan = run_cli((dir.path() / "holdout.toml").string() + " --dry-run");
+  ASSERT_EQ(plan.status, 0) << plan.output;
+  EXPECT_NE(plan.output.find(" (holdout: never trains; scored as a new client, holdout_every = 2, adapt_steps = 4)"),
+            std::string::npos) << plan.output;
   const auto ran = run_cli((dir.path() / "holdout.toml").string() + " --quiet");
   ASSERT_EQ(ran.status, 0) << ran.output;
   const auto run_dir = dir.path() / "holdout" / "run";
