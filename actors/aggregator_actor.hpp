@@ -26,6 +26,12 @@ struct AggregatorConfig : RoundSettings {
   /// shared initial adapters) overlaid with the global tensors on these pool indices.
   std::vector<int64_t> global_test;
   TensorMap global_template;
+  /// evaluation.holdout_clients: after the rounds holdout_due names, the scheduler scores each
+  /// of these new clients with the global tensors, before and after `adapt_steps` local steps
+  /// (fl/federation/holdout.hpp); never selected, never sent anything else.
+  std::vector<HoldoutClient> holdout;
+  int holdout_every = 1;
+  int adapt_steps = 0;
   /// evaluation.target_accuracy (0 = off) and stop_at_target: rounds to target in every round's
   /// summary; stop once reached. A resumed run's curves start from `previous_rounds`.
   double target_accuracy = 0;

@@ -95,6 +95,7 @@ void collect_states(aggregator_actor_t self) {
               share_unchanged(snap.optimizer_state, slot.optimizer_state, nullptr);
               slot.adapters = std::move(snap.adapters);
               slot.optimizer_state = std::move(snap.optimizer_state);
+              slot.residual = std::move(snap.residual);
               if (s.snapshot_waiting.empty()) next_round_or_done(self);
             },
             [self, id = id, round](caf::error& err) {
@@ -108,9 +109,46 @@ void collect_states(aggregator_actor_t self) {
 }
 
 void report_round(aggregator_actor_t self, const EvalResult* global_eval);
+void score_global(aggregator_actor_t self);
 
-/// The round's evaluations are in: score the global model too where asked, then report.
+/// evaluation.holdout_clients: the scheduler scores each new client (global tensors, fresh
+/// private ones) before and after adapting; then the global model.
+void score_holdout(aggregator_actor_t self) {
+  auto& st = self->state;
+  st.holdout_scores.clear();
+  st.holdout_waiting.clear();
+  if (st.cfg.holdout.empty() || !holdout_due(st.r.round, st.cfg.holdout_every, st.cfg.federation.rounds))
+    return score_global(self);
+  for (const HoldoutClient& h : st.cfg.holdout) st.holdout_waiting.insert(h.settings.id);
+  const int round = st.r.round;
+  for (const HoldoutClient& h : st.cfg.holdout) {
+    const int id = h.settings.id;
+    self->request(st.cfg.scheduler, caf::infinite, newcomer_job(h, st.progress.global, st.cfg.adapt_steps, round))
+        .then(
+            [self, id, round](NewcomerScore& score) {
+              auto& s = self->state;
+              if (s.r.round != round || !s.holdout_waiting.erase(id)) return;
+              s.holdout_scores.push_back(std::move(score));
+              if (s.holdout_waiting.empty()) score_global(self);
+            },
+            [self, id, round](caf::error& err) {
+              auto& s = self->state;
+              if (stops_the_run(err)) return abort_run(self, err);
+              if (s.r.round != round || !s.holdout_waiting.erase(id)) return;
+              spdlog::warn("{}: round {}: holdout client {} was not scored: {}", s.cfg.run, round, id, describe_error(err));
+              if (s.holdout_waiting.empty()) score_global(self);
+            });
+  }
+}
+
+/// The round's evaluations are in: score the holdout clients and the global model too where
+/// asked, then report.
 void finish_round(aggregator_actor_t self) {
+  if (self->state.over) return;
+  score_holdout(self);
+}
+
+void score_global(aggregator_actor_t self) {
   auto& st = self->state;
   if (st.over) return;
   if (st.cfg.global_test.empty()) return report_round(self, nullptr);
@@ -144,6 +182,7 @@ void report_round(aggregator_actor_t self, const EvalResult* global_eval) {
   else if (!is_async(st) && st.r.round > 0) st.virtual_now += st.r.virtual_duration;
   const std::optional<double> virtual_now = st.async || !is_async(st) ? std::optional<double>(st.virtual_now) : std::nullopt;
   RoundSummary sum = round_summary(st.cfg, st.r, records, global_eval, seconds, virtual_now);
+  summarize_holdout(st.holdout_scores, sum);
   for (const ClientRoundRecord& rec : records) st.bytes_total += rec.bytes_up + rec.bytes_down;
   sum.cumulative_bytes = st.bytes_total;
   if (virtual_now) sum.round_virtual_seconds = st.virtual_now - before;

@@ -34,6 +34,8 @@ struct aggregator_state {
   bool training = false;
   clock_type::time_point round_started;
   std::set<int> eval_waiting; ///< clients asked to evaluate this round that have not answered
+  std::set<int> holdout_waiting; ///< holdout clients being scored this round (evaluation.holdout_clients)
+  std::vector<NewcomerScore> holdout_scores; ///< their scores this round
   std::set<int> snapshot_waiting; ///< clients asked for their state that have not answered
   std::set<int> save_waiting;     ///< clients on nodes asked to save their state (save_atom)
   int saved_round = 0;            ///< the last round the clients on nodes were asked to save

@@ -42,6 +42,7 @@ using client_actor_t = client_actor::stateful_pointer<client_state>;
 client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
   self->state.adapters = cfg.initial_adapters;
   self->state.optimizer_state = cfg.initial_optimizer_state;
+  self->state.residual = cfg.initial_residual;
   self->state.cfg = std::move(cfg);
   return {
       [self](train_atom, int round) -> caf::result<ClientUpdate> {
@@ -116,13 +117,13 @@ client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
       },
       [self](snapshot_atom) {
         return AdapterSnapshot{self->state.cfg.id, tensor_map_clone(self->state.adapters),
-                               tensor_map_clone(self->state.optimizer_state)};
+                               tensor_map_clone(self->state.optimizer_state), tensor_map_clone(self->state.residual)};
       },
       [self](save_atom, int round) -> caf::result<bool> {
         auto& st = self->state;
         if (!st.cfg.save_state) return false;
         try {
-          st.cfg.save_state(round, ClientCheckpoint{st.cfg.id, st.adapters, st.optimizer_state});
+          st.cfg.save_state(round, ClientCheckpoint{st.cfg.id, st.adapters, st.optimizer_state, st.residual});
         } catch (const std::exception& e) {
           return caf::make_error(caf::sec::runtime_error, e.what());
         }

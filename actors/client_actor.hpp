@@ -21,6 +21,7 @@ namespace fedvlm {
 struct ClientConfig : ClientSettings {
   TensorMap initial_adapters;  ///< A from its own (or the shared) seed, B = 0; or resumed state
   TensorMap initial_optimizer_state; ///< empty for a fresh client
+  TensorMap initial_residual;        ///< compression.up = "topk": from a checkpoint; empty for a fresh client
   scheduler_actor scheduler;
   /// On a node with a state directory: writes the client's state after a round (save_atom);
   /// empty: nothing is saved and save_atom answers false.

@@ -29,6 +29,8 @@ void for_each_message_type(Visitor&& visit) {
   visit(message_type_tag<TrainGroupDoneMsg>{}, "fedvlm::TrainGroupDoneMsg");
   visit(message_type_tag<EvalJobMsg>{}, "fedvlm::EvalJobMsg");
   visit(message_type_tag<EvalResult>{}, "fedvlm::EvalResult");
+  visit(message_type_tag<NewcomerJob>{}, "fedvlm::NewcomerJob");
+  visit(message_type_tag<NewcomerScore>{}, "fedvlm::NewcomerScore");
   visit(message_type_tag<RunDone>{}, "fedvlm::RunDone");
   visit(message_type_tag<AdapterSnapshot>{}, "fedvlm::AdapterSnapshot");
   visit(message_type_tag<NodeAssignment>{}, "fedvlm::NodeAssignment");

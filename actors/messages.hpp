@@ -7,6 +7,7 @@
 #pragma once
 
 #include "fl/federation/client_exchange.hpp"
+#include "fl/federation/holdout.hpp"
 #include "fl/tasks/local_training.hpp"
 #include "model/tensor_map.hpp"
 #include "model/tensor_wire.hpp"
@@ -91,6 +92,7 @@ struct AdapterSnapshot {
   int client = 0;
   TensorMap adapters;
   TensorMap optimizer_state;
+  TensorMap residual; ///< compression.up = "topk": what its updates have not sent yet
 };
 
 // -- field lists (CAF 0.17 inspect: the order is the wire format) -------------------------------
@@ -98,7 +100,7 @@ struct AdapterSnapshot {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, LocalTrainJob& x) {
   return f(caf::meta::type_name("LocalTrainJob"), x.adapters, x.optimizer_state, x.trainable, x.prox_reference,
-           x.indices, x.seed, x.client, x.round);
+           x.indices, x.seed, x.client, x.round, x.max_steps);
 }
 
 template <class Inspector>
@@ -131,6 +133,17 @@ typename Inspector::result_type inspect(Inspector& f, EvalJobMsg& x) {
   return f(caf::meta::type_name("EvalJobMsg"), x.client, x.round, x.adapters, x.indices);
 }
 
+/// Aggregator → scheduler: NewcomerJob → NewcomerScore (evaluation.holdout_clients).
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, NewcomerJob& x) {
+  return f(caf::meta::type_name("NewcomerJob"), x.start, x.adapt_steps, x.test);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, NewcomerScore& x) {
+  return f(caf::meta::type_name("NewcomerScore"), x.client, x.round, x.before, x.after);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, RunDone& x) {
   return f(caf::meta::type_name("RunDone"), x.rounds_completed, x.rounds_without_quorum, x.note, x.global, x.adapters);
@@ -138,7 +151,7 @@ typename Inspector::result_type inspect(Inspector& f, RunDone& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, AdapterSnapshot& x) {
-  return f(caf::meta::type_name("AdapterSnapshot"), x.client, x.adapters, x.optimizer_state);
+  return f(caf::meta::type_name("AdapterSnapshot"), x.client, x.adapters, x.optimizer_state, x.residual);
 }
 
 /// A client as the aggregator sees it, in this process or on a node across the network; CAF
@@ -158,11 +171,12 @@ using client_actor = caf::typed_actor<
     caf::replies_to<restore_atom, int>::with<bool>>;
 
 /// The device scheduler as clients and the aggregator see it (actors/scheduler_actor.hpp): a
-/// training or an evaluation job, answered when a worker ran it; a round's training order, so
+/// training or an evaluation job, a new client's score (evaluation.holdout_clients), answered when a worker ran it; a round's training order, so
 /// scheduler.batch_clients groups never depend on arrival order; and its own flush of a round's
 /// groups that waited too long.
 using scheduler_actor = caf::typed_actor<caf::replies_to<TrainJobMsg>::with<TrainDoneMsg>,
                                          caf::replies_to<EvalJobMsg>::with<EvalResult>,
+                                         caf::replies_to<NewcomerJob>::with<NewcomerScore>,
                                          caf::reacts_to<plan_atom, int, std::vector<int>>,
                                          caf::reacts_to<flush_atom, int>>;
 

@@ -25,6 +25,7 @@ client_actor spawn_run_client(caf::actor_system& system, const ExperimentConfig&
   static_cast<ClientSettings&>(cc) = client_settings(c, setup.splits, id, on_node);
   cc.initial_adapters = state.adapters;
   cc.initial_optimizer_state = state.optimizer_state;
+  cc.initial_residual = state.residual;
   cc.save_state = std::move(save_state);
   cc.load_state = std::move(load_state);
   cc.scheduler = std::move(scheduler);

@@ -104,6 +104,9 @@ AggregatorConfig aggregator_config(const ExperimentConfig& c, const std::string&
   static_cast<RoundSettings&>(agg) = round_settings(c, run_id, setup);
   agg.global_test = setup.global_test;
   if (!agg.global_test.empty()) agg.global_template = initial_adapters(c, setup, kSharedInit);
+  agg.holdout = holdout_clients(c, setup);
+  agg.holdout_every = c.evaluation.holdout_every;
+  agg.adapt_steps = c.evaluation.adapt_steps;
   agg.target_accuracy = c.evaluation.target_accuracy;
   agg.stop_at_target = c.evaluation.stop_at_target;
   agg.previous_rounds = previous;
@@ -112,6 +115,14 @@ AggregatorConfig aggregator_config(const ExperimentConfig& c, const std::string&
   agg.resume_from = from;
   agg.on_round_state = hooks.on_round_state;
   return agg;
+}
+
+/// The run's actor system: heavy work runs on the scheduler's detached workers, so two
+/// cooperative threads only relay; a served run's network (TLS where set).
+void configure_actor_system(caf::actor_system_config& cfg, const RunHooks& hooks) {
+  cfg.set("scheduler.max-threads", static_cast<size_t>(2));
+  register_message_types(cfg);
+  if (hooks.serve) load_network(cfg, hooks.serve->tls);
 }
 
 /// The node lost in a served run that rolls back: one of its clients and the round it was lost in.
@@ -179,10 +190,7 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   const ClientCheckpoint initial_central = central_state;
 
   caf::actor_system_config sys_cfg;
-  // Heavy work runs on the scheduler's detached workers; the cooperative threads only relay.
-  sys_cfg.set("scheduler.max-threads", static_cast<size_t>(2));
-  register_message_types(sys_cfg);
-  if (hooks.serve) load_network(sys_cfg, hooks.serve->tls);
+  configure_actor_system(sys_cfg, hooks);
   caf::actor_system system{sys_cfg};
 
   scheduler_actor scheduler = spawn_scheduler(system, scheduler_config(c, setup, &observer));
@@ -201,13 +209,13 @@ RunDone run_federation(const ExperimentConfig& c, const std::string& run_id, con
   // keeping its clients' states is lost (the registry holds a node that joins meanwhile).
   std::optional<ServeSettings> serve = hooks.serve;
   if (serve) serve->roll_back_lost_nodes = hooks.roll_back && c.federation.mode == FederationMode::sync;
-  RemoteClients cluster = serve ? gather_remote_clients(system, *serve, c.resolved_toml, c.federation.clients,
+  RemoteClients cluster = serve ? gather_remote_clients(system, *serve, c.resolved_toml, training_clients(c),
                                                         run_setup_fingerprint(setup), &observer, hooks.resume_from.round)
                                 : RemoteClients{};
   const bool served = static_cast<bool>(cluster.registry);
   std::vector<client_actor> local;
   if (!served)
-    for (int k = 0; k < c.federation.clients; ++k) local.push_back(spawn_with_state(k, states[static_cast<std::size_t>(k)]));
+    for (int k = 0; k < training_clients(c); ++k) local.push_back(spawn_with_state(k, states[static_cast<std::size_t>(k)]));
   const auto wire_meter = served ? std::make_shared<WireTrafficMeter>(cluster.port) : nullptr;
 
   observer.run_started(run_id, spec.name, c.federation.clients, c.federation.rounds);

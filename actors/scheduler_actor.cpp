@@ -65,6 +65,12 @@ caf::behavior worker(caf::event_based_actor* self, SchedulerConfig cfg) {
         const std::string what = "clients " + who + " (one pass), round " + std::to_string(msg.jobs.front().round) + ": training";
         return guarded(what.c_str(), [&] { return TrainGroupDoneMsg{cfg.task->train_group(std::move(jobs), cfg.train, cfg.lora)}; });
       },
+      [cfg](NewcomerJob& job) {
+        use_own_stream(cfg.task->device());
+        const std::string what = "holdout client " + std::to_string(job.start.client) + ", round " +
+                                 std::to_string(job.start.round) + ": adaptation and evaluation";
+        return guarded(what.c_str(), [&] { return evaluate_newcomer(*cfg.task, job, cfg.train, cfg.lora); });
+      },
       [cfg](EvalJobMsg& msg) {
         use_own_stream(cfg.task->device());
         const std::string what = "client " + std::to_string(msg.client) + ", round " + std::to_string(msg.round) + ": evaluation";
@@ -292,6 +298,11 @@ scheduler_actor::behavior_type scheduler(scheduler_self self, SchedulerConfig cf
       [self](EvalJobMsg& msg) -> caf::result<EvalResult> {
         auto rp = self->make_response_promise<EvalResult>();
         enqueue<EvalJobMsg, EvalResult>(self, "eval", std::move(msg), rp);
+        return rp;
+      },
+      [self](NewcomerJob& job) -> caf::result<NewcomerScore> {
+        auto rp = self->make_response_promise<NewcomerScore>();
+        enqueue<NewcomerJob, NewcomerScore>(self, "holdout", std::move(job), rp);
         return rp;
       },
   };

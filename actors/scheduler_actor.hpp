@@ -25,8 +25,9 @@ struct SchedulerConfig {
 };
 
 /// Spawns the scheduler and its `concurrency` detached workers (one thread each, so a long
-/// training step never blocks CAF's cooperative scheduler). Accepts TrainJobMsg → TrainDoneMsg
-/// and EvalJobMsg → EvalResult; queues jobs beyond the limit in arrival order. With a memory
+/// training step never blocks CAF's cooperative scheduler). Accepts TrainJobMsg → TrainDoneMsg,
+/// EvalJobMsg → EvalResult and NewcomerJob → NewcomerScore (fl/federation/holdout.hpp); queues
+/// jobs beyond the limit in arrival order. With a memory
 /// budget, the job at the head of the queue starts only when MemoryAdmission admits it, and
 /// each job that runs alone is measured (its peak resident memory above the start).
 /// Throws std::invalid_argument when the task's shared part alone is over the budget.

@@ -59,6 +59,7 @@ std::string cell(const MeanStd& m, bool sign = false) {
 struct Pool {
   ComparisonRow row;
   std::vector<double> acc, prec, rec, f1, loss, gain, epsilon, global_accuracy, rounds_to_target, seconds_to_target, bytes_to_target, p10, worst;
+  std::vector<double> holdout, holdout_adapted;
   std::map<std::string, std::vector<double>> task_metrics;
   std::vector<int> clients;
   int unscored = 0; ///< final records without a local test score
@@ -74,6 +75,10 @@ void add_run(Pool& pool, const std::map<std::string, std::string>& sweep, const 
   if (!run.rounds.empty() && std::isfinite(run.rounds.back().epsilon)) pool.epsilon.push_back(run.rounds.back().epsilon);
   if (!run.rounds.empty() && std::isfinite(run.rounds.back().global_accuracy))
     pool.global_accuracy.push_back(run.rounds.back().global_accuracy);
+  if (!run.rounds.empty() && std::isfinite(run.rounds.back().holdout_accuracy)) {
+    pool.holdout.push_back(run.rounds.back().holdout_accuracy);
+    pool.holdout_adapted.push_back(run.rounds.back().holdout_adapted_accuracy);
+  }
   if (!run.rounds.empty() && std::isfinite(run.rounds.back().p10_accuracy)) {
     pool.p10.push_back(run.rounds.back().p10_accuracy);
     pool.worst.push_back(run.rounds.back().min_accuracy);
@@ -128,6 +133,8 @@ ComparisonRow row_of(const Pool& pool) {
   row.gain = mean_std(pool.gain);
   row.epsilon = mean_std(pool.epsilon);
   row.global_accuracy = mean_std(pool.global_accuracy);
+  row.holdout_accuracy = mean_std(pool.holdout);
+  row.holdout_adapted_accuracy = mean_std(pool.holdout_adapted);
   row.no_local_test = pool.acc.empty() && pool.unscored > 0;
   row.rounds_to_target = mean_std(pool.rounds_to_target);
   row.p10_accuracy = mean_std(pool.p10);
@@ -155,7 +162,7 @@ std::vector<std::string> target_cells(const ComparisonRow& row) {
 }
 
 /// What the table's columns mean, the optional ones only where the table has them.
-std::string legend(bool any_global, bool any_p10, bool any_target) {
+std::string legend(bool any_global, bool any_holdout, bool any_p10, bool any_target) {
   std::string out =
       "Final round, grouped by strategy and sweep values other than seeds.\n"
       "mean ± std: population std over all client final values of the group's runs, pooled "
@@ -163,6 +170,9 @@ std::string legend(bool any_global, bool any_p10, bool any_target) {
       "gain = final − before accuracy per client; bytes up/run = a run's total upload, mean over "
       "the group's runs.\n";
   if (any_global) out += "global test acc = the global model on the official test split, mean ± std over runs.\n";
+  if (any_holdout)
+    out += "new client acc / adapted = evaluation.holdout_clients (never trained) on their own test splits with the global "
+           "tensors and fresh private ones, and after evaluation.adapt_steps local steps; mean ± std over runs.\n";
   if (any_p10)
     out += "p10 / worst client acc = the 10th percentile and the lowest of a run's final client accuracies, mean ± std over runs.\n";
   if (any_target)
@@ -210,6 +220,8 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
   if (any_dp) header.push_back("ε spent");
   const bool any_global = std::any_of(rows.begin(), rows.end(), [](const ComparisonRow& r) { return r.global_accuracy.n > 0; });
   if (any_global) header.push_back("global test acc");
+  const bool any_holdout = std::any_of(rows.begin(), rows.end(), [](const ComparisonRow& r) { return r.holdout_accuracy.n > 0; });
+  if (any_holdout) header.insert(header.end(), {"new client acc", "new client adapted"});
   const bool any_p10 = std::any_of(rows.begin(), rows.end(), [](const ComparisonRow& r) { return r.p10_accuracy.n > 0; });
   if (any_p10) header.insert(header.end(), {"p10 client acc", "worst client acc"});
   const bool any_target =
@@ -236,6 +248,8 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
                      human_bytes(row.bytes_up_per_run)});
     if (any_dp) table.back().push_back(row.epsilon.n > 0 ? cell(row.epsilon) : "-");
     if (any_global) table.back().push_back(cell(row.global_accuracy));
+    if (any_holdout)
+      for (const MeanStd* m : {&row.holdout_accuracy, &row.holdout_adapted_accuracy}) table.back().push_back(m->n > 0 ? cell(*m) : "-");
     if (any_p10) {
       table.back().push_back(row.p10_accuracy.n > 0 ? cell(row.p10_accuracy) : "-");
       table.back().push_back(row.worst_accuracy.n > 0 ? cell(row.worst_accuracy) : "-");
@@ -254,7 +268,7 @@ std::string format_comparison(const std::vector<RunResults>& runs) {
   // Strategy and sweep names left-aligned, numbers right-aligned.
   auto render = [&](const std::vector<std::string>& cells) { return render_columns(cells, width, 2); };
 
-  std::string out = legend(any_global, any_p10, any_target);
+  std::string out = legend(any_global, any_holdout, any_p10, any_target);
   out += render(header);
   std::size_t total = 0;
   for (auto w : width) total += w;

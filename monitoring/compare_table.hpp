@@ -30,6 +30,9 @@ struct ComparisonRow {
   /// evaluation.global_test: the global model's accuracy on the official test split in each
   /// run's final round, over the group's runs (n = 0: none measured)
   MeanStd global_accuracy;
+  /// evaluation.holdout_clients: the new clients' mean accuracy as received and after adapting,
+  /// in each run's final round, over the group's runs (n = 0: none measured)
+  MeanStd holdout_accuracy, holdout_adapted_accuracy;
   /// Each run's final round: the 10th percentile and the worst of its clients' accuracies, over
   /// the group's runs (n = 0: not in the files, written before p10 was recorded).
   MeanStd p10_accuracy, worst_accuracy;

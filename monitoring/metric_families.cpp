@@ -41,6 +41,11 @@ constexpr std::array<MetricFamily, kMetricCount> kFamilies = {{
      "evaluation.global_test: the global model on the dataset's official test split after the last round; "
      "stat = accuracy|loss.",
      "run, strategy, stat"},
+    {M::holdout_accuracy, "fedvlm_holdout_accuracy", K::gauge,
+     "evaluation.holdout_clients: mean accuracy of the new clients (never trained) on their own test splits with "
+     "the global tensors and fresh private ones, after the last round they were scored; phase = received|adapted "
+     "(after evaluation.adapt_steps local steps).",
+     "run, strategy, phase"},
     {M::rounds_to_target, "fedvlm_rounds_to_target", K::gauge,
      "evaluation.target_accuracy: the (interpolated) round at which the accuracy first reached the target (monotone "
      "curve, linear interpolation); curve = global_test|mean_client; absent until reached.",

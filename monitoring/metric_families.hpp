@@ -14,7 +14,7 @@ namespace fedvlm {
 enum class Metric {
   round, rounds, clients, run_active, rounds_completed,
   round_answered, round_selected, round_failed, round_late, round_aggregation_error, privacy_epsilon,
-  round_staleness, virtual_seconds, global_test, rounds_to_target, round_accuracy, round_sent, round_received, round_duration, wire,
+  round_staleness, virtual_seconds, global_test, holdout_accuracy, rounds_to_target, round_accuracy, round_sent, round_received, round_duration, wire,
   client_accuracy, client_precision, client_recall, client_f1, client_loss, client_task_metric, client_train_loss,
   client_drift, client_staleness, client_samples, client_sent, client_received, client_participations,
   client_trainings,

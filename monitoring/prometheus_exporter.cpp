@@ -356,6 +356,13 @@ void PrometheusExporter::round_finished(const RoundSummary& s) {
       l.emplace("stat", which);
       impl_->gauge(Metric::global_test).Add(l).Set(v);
     }
+    for (const auto& [phase, v] : {std::pair<const char*, double>{"received", s.holdout_accuracy},
+                                   {"adapted", s.holdout_adapted_accuracy}}) {
+      if (!std::isfinite(v)) continue;
+      Labels l = labels;
+      l.emplace("phase", phase);
+      impl_->gauge(Metric::holdout_accuracy).Add(l).Set(v);
+    }
     for (const auto& [curve, v] : {std::pair<const char*, double>{"global_test", s.global_rounds_to_target},
                                    {"mean_client", s.mean_rounds_to_target}}) {
       if (!std::isfinite(v)) continue;

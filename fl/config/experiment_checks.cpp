@@ -53,8 +53,13 @@ struct Checking {
   }
   [[nodiscard]] bool set(const std::string& key) const { return where.count(key) > 0; }
   void client_ids(const char* key, const std::vector<int>& ids) const {
-    for (int id : ids)
+    for (int id : ids) {
       if (id < 0 || id >= c.federation.clients) fail(key, "client " + std::to_string(id) + " does not exist");
+      if (id >= training_clients(c))
+        fail(key, "client " + std::to_string(id) + " is a holdout client (evaluation.holdout_clients = " +
+                      std::to_string(c.evaluation.holdout_clients) + ": clients " + std::to_string(training_clients(c)) +
+                      ".." + std::to_string(c.federation.clients - 1) + "), which never trains");
+    }
   }
 };
 
@@ -153,9 +158,31 @@ void check_population(const Checking& k) {
   if (pool > 0 && c.federation.clients > pool)
     k.fail("federation.clients", "is " + std::to_string(c.federation.clients) + ", more clients than samples to give them: " +
                                      what + " (each client needs at least one)");
-  if (c.federation.clients_per_round > c.federation.clients)
-    k.fail("federation.clients_per_round", "must be between 0 (all) and federation.clients (" +
-                                               std::to_string(c.federation.clients) + ")");
+  const int holdout = c.evaluation.holdout_clients;
+  if (holdout >= c.federation.clients)
+    k.fail("evaluation.holdout_clients", "is " + std::to_string(holdout) + ", but must be less than federation.clients (" +
+                                             std::to_string(c.federation.clients) + "): at least one client must train");
+  if (c.federation.clients_per_round > training_clients(c))
+    k.fail("federation.clients_per_round",
+           "must be between 0 (all) and federation.clients (" + std::to_string(c.federation.clients) + ")" +
+               (holdout > 0 ? " less evaluation.holdout_clients (" + std::to_string(holdout) + ") = " +
+                                  std::to_string(training_clients(c))
+                            : std::string()));
+}
+
+/// evaluation.holdout_clients: new clients scored on their own test split with a fresh private
+/// factor of the one rank every client has.
+void check_holdout(const Checking& k) {
+  const ExperimentConfig& c = k.c;
+  if (c.evaluation.holdout_clients == 0) return;
+  if (c.data.test_fraction == 0)
+    k.fail("evaluation.holdout_clients", "scores each holdout client on its own test split: needs data.test_fraction > 0");
+  if (!c.lora_client_ranks.empty())
+    k.fail("evaluation.holdout_clients", "needs one rank for every client (a new client takes the global factors as they "
+                                         "are); lora.client_ranks is set");
+  if (strategy_spec(c.strategy).centralized)
+    k.fail("evaluation.holdout_clients", "the centralized strategy has no clients that train on their own; use a "
+                                         "federated strategy");
 }
 
 void check_partition(const Checking& k) {
@@ -242,9 +269,9 @@ void check_async(const Checking& k) {
   if (spec.centralized || !shares_anything(spec) || spec.rule != AggregationRule::average || spec.alternating)
     k.fail("federation.mode", "async (FedBuff) averages buffered updates of the shared tensors; strategy '" +
                                   to_string(c.strategy) + "' has no such average (use plora, flora, ffa_lora, fedsa_lora or full)");
-  if (c.federation.buffer_size > c.federation.clients)
-    k.fail("federation.buffer_size", "must be between 0 (half the clients) and federation.clients (" +
-                                         std::to_string(c.federation.clients) + ")");
+  if (c.federation.buffer_size > training_clients(c))
+    k.fail("federation.buffer_size", "must be between 0 (half the clients) and the training clients (" +
+                                         std::to_string(training_clients(c)) + ")");
   if (c.privacy.enabled())
     k.fail("privacy.clip_norm", "the privacy accountant assumes synchronous rounds with sampled clients; it is not "
                                 "available with federation.mode = \"async\"");
@@ -278,6 +305,7 @@ void validate(ExperimentConfig& c, const KeyPlaces& where, const std::string& fi
   check_data(k, arch);
   check_clip(k, arch);
   check_population(k);
+  check_holdout(k);
   check_partition(k);
   check_adapters(k);
   check_monitoring(k);

@@ -205,6 +205,13 @@ struct EvaluationSettings {
   double target_accuracy = 0;
   /// End the run once reached: by the global test where it is on, else the mean client accuracy.
   bool stop_at_target = false;
+  /// New clients (fl/federation/holdout.hpp): the last `holdout_clients` clients of the
+  /// partition never train nor are selected; after every `holdout_every`-th round (and round 0
+  /// and the last) each gets the global shared tensors and fresh private factors, and is scored
+  /// on its own test split before and after `adapt_steps` local steps on its own training split.
+  int holdout_clients = 0;
+  int holdout_every = 1;
+  int adapt_steps = 5;
 };
 
 struct ExperimentConfig;
@@ -212,6 +219,8 @@ struct ExperimentConfig;
 [[nodiscard]] int client_lora_rank(const ExperimentConfig& c, int client);
 /// The largest rank any client has.
 [[nodiscard]] int max_lora_rank(const ExperimentConfig& c);
+/// The clients that train (ids 0 .. n-1): federation.clients less evaluation.holdout_clients.
+[[nodiscard]] int training_clients(const ExperimentConfig& c);
 
 struct ExperimentConfig {
   std::string name = "experiment";
@@ -268,6 +277,8 @@ inline int client_lora_rank(const ExperimentConfig& c, int client) {
   if (client < 0 || c.lora_client_ranks.empty()) return static_cast<int>(c.lora.rank);
   return c.lora_client_ranks[static_cast<std::size_t>(client) % c.lora_client_ranks.size()];
 }
+
+inline int training_clients(const ExperimentConfig& c) { return c.federation.clients - c.evaluation.holdout_clients; }
 
 inline int max_lora_rank(const ExperimentConfig& c) {
   int r = static_cast<int>(c.lora.rank);

@@ -156,6 +156,8 @@ const Applies kTrainsLora{"the strategy trains LoRA adapters (not full, linear_p
                  [](const ExperimentConfig& c) { return trains_lora(c); }};
 const Applies kSlowClients{"faults.slow_clients is not empty or faults.slow_fraction > 0", {"faults.slow_clients", "faults.slow_fraction"},
                  [](const ExperimentConfig& c) { return !c.faults.slow_clients.empty() || c.faults.slow_fraction > 0; }};
+const Applies kHoldout{"evaluation.holdout_clients > 0", {"evaluation.holdout_clients"},
+                 [](const ExperimentConfig& c) { return c.evaluation.holdout_clients > 0; }};
 const Applies kCheckpoints{"checkpoint.every > 0", {"checkpoint.every"},
                  [](const ExperimentConfig& c) { return c.checkpoint.every > 0; }};
 
@@ -392,6 +394,16 @@ const std::vector<KeyDef>& schema() {
                "record the (interpolated) round at which the global test and the mean client accuracy first reach "
                "this, in (0, 1] (0 = off)",
                M(c.evaluation.target_accuracy)).in(0, 1, "0 = off"),
+      int_key("evaluation.holdout_clients",
+              "new clients: the last N clients of the partition never train; each is scored with the global shared "
+              "tensors and fresh private factors, before and after evaluation.adapt_steps local steps (0 = off)",
+              M(c.evaluation.holdout_clients)).in(0, 100000),
+      int_key("evaluation.holdout_every", "score the holdout clients after every N-th round (and round 0 and the last)",
+              M(c.evaluation.holdout_every)).in(1, 1e6)
+          .when(kHoldout),
+      int_key("evaluation.adapt_steps", "holdout clients: local SGD steps on their own training split before the second score "
+              "(0 = no adaptation)", M(c.evaluation.adapt_steps)).in(0, 1e6)
+          .when(kHoldout),
       bool_key("evaluation.stop_at_target",
                "end the run once evaluation.target_accuracy is reached (global test where on, else mean client accuracy)",
                M(c.evaluation.stop_at_target)),

@@ -25,10 +25,11 @@ RoundSettings round_settings(const ExperimentConfig& c, const std::string& run_i
   s.run = run_id;
   s.strategy = c.strategy;
   s.federation = c.federation;
+  s.federation.clients = training_clients(c); // holdout clients are never selected
   s.network = c.network;
   s.privacy = c.privacy;
   s.lora_alpha = c.lora.alpha;
-  for (int k = 0; k < c.federation.clients; ++k) s.client_ranks.push_back(client_lora_rank(c, k));
+  for (int k = 0; k < s.federation.clients; ++k) s.client_ranks.push_back(client_lora_rank(c, k));
   for (const auto& split : setup.splits) s.train_samples.push_back(static_cast<int64_t>(split.train.size()));
   s.local_epochs = c.train.local_epochs;
   s.faults = c.faults;

@@ -105,12 +105,18 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
        << " B per client instead of " << s.bytes_up_per_client << " B";
   }
   os << "\n  clients      id  train  test  " << (c.data.is_vqa() ? "domains" : "labels") << " (count per " << (c.data.is_vqa() ? "domain" : "class") << ")\n";
-  for (std::size_t k = 0; k < s.splits.size(); ++k) {
-    os << "               " << std::setw(2) << k << " " << std::setw(6) << s.splits[k].train.size() << " "
-       << std::setw(5) << s.splits[k].test.size() << "  ";
-    for (std::size_t cl = 0; cl < s.label_counts[k].size(); ++cl)
+  for (std::size_t k = 0; k < s.splits.size() + s.holdout_splits.size(); ++k) {
+    const bool held = k >= s.splits.size(); // evaluation.holdout_clients: listed last
+    const LocalSplit& split = held ? s.holdout_splits[k - s.splits.size()] : s.splits[k];
+    os << "               " << std::setw(2) << k << " " << std::setw(6) << split.train.size() << " "
+       << std::setw(5) << split.test.size() << "  ";
+    for (std::size_t cl = 0; k < s.label_counts.size() && cl < s.label_counts[k].size(); ++cl)
       if (s.label_counts[k][cl] > 0) os << cl << ":" << s.label_counts[k][cl] << " ";
-    os << "\n";
+    os << (held ? " (holdout: never trains; scored as a new client, holdout_every = " +
+                      std::to_string(c.evaluation.holdout_every) + ", adapt_steps = " +
+                      std::to_string(c.evaluation.adapt_steps) + ")"
+                : std::string())
+       << "\n";
   }
   return os.str();
 }

@@ -36,8 +36,11 @@ enum class SetupMode {
 };
 
 struct RunSetup {
-  std::vector<LocalSplit> splits;               ///< per client, pool indices
-  std::vector<std::vector<int64_t>> label_counts; ///< per client, samples per class
+  std::vector<LocalSplit> splits;               ///< per training client, pool indices
+  /// evaluation.holdout_clients: the partition's last clients (ids training_clients(config)
+  /// onwards), which never train (fl/federation/holdout.hpp).
+  std::vector<LocalSplit> holdout_splits;
+  std::vector<std::vector<int64_t>> label_counts; ///< per client of the partition (holdout ones last), samples per class
   std::vector<std::string> class_names;
   int64_t public_samples = 0;
   int64_t pool_samples = 0;

@@ -65,7 +65,7 @@ void fill_clients(RunSetup& setup, const ExperimentConfig& c, const std::vector<
     std::vector<int64_t> counts(static_cast<std::size_t>(classes), 0);
     for (int64_t i : parts[k]) ++counts[static_cast<std::size_t>(labels[static_cast<std::size_t>(i)])];
     setup.label_counts.push_back(std::move(counts));
-    setup.splits.push_back(std::move(split));
+    (static_cast<int>(k) < training_clients(c) ? setup.splits : setup.holdout_splits).push_back(std::move(split));
   }
 }
 
@@ -100,9 +100,9 @@ void fill_bytes(RunSetup& setup, const ExperimentConfig& c, const TensorShapes* 
   if (sspec.rule == AggregationRule::stack) {
     // The stacked factors of every client of the round: at most the largest ranks of a full round.
     std::vector<int> ranks;
-    for (int k = 0; k < c.federation.clients; ++k) ranks.push_back(client_lora_rank(c, k));
+    for (int k = 0; k < training_clients(c); ++k) ranks.push_back(client_lora_rank(c, k));
     std::sort(ranks.rbegin(), ranks.rend());
-    const int per_round = c.federation.clients_per_round > 0 ? c.federation.clients_per_round : c.federation.clients;
+    const int per_round = c.federation.clients_per_round > 0 ? c.federation.clients_per_round : training_clients(c);
     int64_t stacked = 0;
     for (int i = 0; i < per_round; ++i) stacked += ranks[static_cast<std::size_t>(i)];
     setup.bytes_down_per_client = 0;

@@ -43,9 +43,10 @@ TensorMap initial_adapters(const ExperimentConfig& c, const RunSetup& setup, int
 
 std::vector<ClientCheckpoint> starting_states(const ExperimentConfig& c, const RunSetup& setup,
                                               const RunCheckpoint& from, ClientCheckpoint& central) {
-  std::vector<ClientCheckpoint> states(static_cast<std::size_t>(c.federation.clients));
+  const int clients = training_clients(c);
+  std::vector<ClientCheckpoint> states(static_cast<std::size_t>(clients));
   if (from.round == 0) {
-    for (int k = 0; k < c.federation.clients; ++k) states[static_cast<std::size_t>(k)] = {k, initial_adapters(c, setup, k), {}};
+    for (int k = 0; k < clients; ++k) states[static_cast<std::size_t>(k)] = {k, initial_adapters(c, setup, k), {}};
     central = {kSharedInit, initial_adapters(c, setup, kSharedInit), {}};
     return states;
   }
@@ -55,10 +56,10 @@ std::vector<ClientCheckpoint> starting_states(const ExperimentConfig& c, const R
       central = cs;
       continue;
     }
-    if (cs.id < 0 || cs.id >= c.federation.clients || seen[static_cast<std::size_t>(cs.id)])
+    if (cs.id < 0 || cs.id >= clients || seen[static_cast<std::size_t>(cs.id)])
       throw std::runtime_error("checkpoint of round " + std::to_string(from.round) + " holds client " +
                                std::to_string(cs.id) + ", but the run has clients 0.." +
-                               std::to_string(c.federation.clients - 1));
+                               std::to_string(clients - 1));
     seen[static_cast<std::size_t>(cs.id)] = true;
     states[static_cast<std::size_t>(cs.id)] = cs;
   }

@@ -104,13 +104,16 @@ StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint
       throw std::invalid_argument("checkpoint_delta: client " + std::to_string(now.id) + " where the base has " +
                                   std::to_string(then.id));
     out.info.client_ids.push_back(now.id);
-    if (same_tensor_maps(now.adapters, then.adapters) && same_tensor_maps(now.optimizer_state, then.optimizer_state)) continue;
+    if (same_tensor_maps(now.adapters, then.adapters) && same_tensor_maps(now.optimizer_state, then.optimizer_state) &&
+        same_tensor_maps(now.residual, then.residual))
+      continue;
     KeptTensors kept;
     kept.id = now.id;
     ClientCheckpoint changed;
     changed.id = now.id;
     changed.adapters = strip(now.adapters, then.adapters, &current.global, kept.adapters_from_base, &kept.adapters_from_global);
     changed.optimizer_state = strip(now.optimizer_state, then.optimizer_state, nullptr, kept.optimizer_from_base, nullptr);
+    changed.residual = now.residual; // whole: it changes whenever the client sends
     out.state.clients.push_back(std::move(changed));
     out.info.kept.push_back(std::move(kept));
   }
@@ -150,6 +153,7 @@ RunCheckpoint checkpoint_resolve(const RunCheckpoint& base, const StoredCheckpoi
                           &kept.adapters_from_global, what);
     cs.optimizer_state = unstrip(stored.optimizer_state, b->second->optimizer_state, nullptr, kept.optimizer_from_base,
                                  nullptr, what);
+    cs.residual = stored.residual;
     out.clients.push_back(std::move(cs));
   }
   return out;

@@ -6,7 +6,8 @@
 //   - a client whose state equals its state in the base is left out;
 //   - of a client that changed, a tensor equal (byte for byte) to its tensor in the base, or to
 //     the global tensor of the same name (pLoRA's B_g after the download), is named, not stored;
-//   - everything else (the round, the global, fault state, changed tensors) is stored whole.
+//   - everything else (the round, the global, fault state, changed tensors, a changed client's
+//     top-k residual) is stored whole.
 // Every `full_every`-th checkpoint is full again (compaction), so a delta never grows past the
 // clients that changed in `full_every` rounds and loading reads at most two files. Loading a
 // delta and its base gives back exactly the state that was saved (checked in tests), so a

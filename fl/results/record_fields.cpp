@@ -63,6 +63,8 @@ const std::vector<RecordField<RoundSummary>>& round_summary_field_list() {
       {"mean_rounds_to_target", &S::mean_rounds_to_target, true},
       {"virtual_seconds_to_target", &S::virtual_seconds_to_target, true},
       {"bytes_to_target", &S::bytes_to_target, true},
+      {"holdout_accuracy", &S::holdout_accuracy, true},
+      {"holdout_adapted_accuracy", &S::holdout_adapted_accuracy, true},
   };
   return fields;
 }

@@ -19,7 +19,8 @@ namespace fedvlm {
 namespace {
 
 constexpr char kMagic[8] = {'F', 'E', 'D', 'V', 'L', 'M', 'C', 'K'};
-constexpr uint32_t kVersion = 2; // 2: a CheckpointDeltaInfo follows the RunCheckpoint
+// 2: a CheckpointDeltaInfo follows the RunCheckpoint; 3: then the clients' top-k residuals.
+constexpr uint32_t kVersion = 3;
 constexpr std::size_t kHeaderSize = sizeof kMagic + sizeof(uint32_t) + 2 * sizeof(uint64_t);
 
 template <class T>
@@ -34,6 +35,14 @@ T get(std::string_view in, std::size_t offset) {
   T v;
   std::memcpy(&v, in.data() + offset, sizeof(T));
   return v;
+}
+
+/// The residuals of `clients` that have one, in order.
+std::vector<ClientResidual> residuals_of(const std::vector<ClientCheckpoint>& clients) {
+  std::vector<ClientResidual> out;
+  for (const auto& cs : clients)
+    if (!cs.residual.empty()) out.push_back({cs.id, cs.residual});
+  return out;
 }
 
 std::string render(const caf::error& err) {
@@ -56,7 +65,8 @@ std::string checkpoint_encode(const StoredCheckpoint& stored) {
   std::vector<char> payload;
   caf::binary_serializer sink{nullptr, payload};
   auto copy = stored; // inspect() takes mutable references; tensors are shared, not copied
-  if (auto err = sink(copy.state, copy.info)) throw std::runtime_error("cannot serialize checkpoint: " + render(err));
+  std::vector<ClientResidual> residuals = residuals_of(copy.state.clients);
+  if (auto err = sink(copy.state, copy.info, residuals)) throw std::runtime_error("cannot serialize checkpoint: " + render(err));
   const std::string_view body(payload.data(), payload.size());
   std::string out(kMagic, sizeof kMagic);
   put<uint32_t>(out, kVersion);
@@ -94,6 +104,17 @@ StoredCheckpoint stored_checkpoint_decode(std::string_view bytes, const std::str
   if (auto err = source(out.state)) return fail(render(err));
   if (version >= 2)
     if (auto err = source(out.info)) return fail(render(err));
+  if (version >= 3) {
+    std::vector<ClientResidual> residuals;
+    if (auto err = source(residuals)) return fail(render(err));
+    std::size_t next = 0; // in the clients' order
+    for (const ClientResidual& r : residuals) {
+      while (next < out.state.clients.size() && out.state.clients[next].id != r.id) ++next;
+      if (next == out.state.clients.size())
+        return fail("a top-k residual for client " + std::to_string(r.id) + ", which the checkpoint does not hold");
+      out.state.clients[next++].residual = r.residual;
+    }
+  }
   if (source.remaining() != 0) return fail(std::to_string(source.remaining()) + " trailing bytes");
   return out;
 }

@@ -6,7 +6,9 @@
 // client, round, purpose), so the round number is the position. The file is
 //   "FEDVLMCK" | u32 version | u64 payload size | u64 FNV-1a of payload | payload
 // where the payload is the CAF binary serialization of RunCheckpoint through its inspect()
-// field list, the same one a message between processes uses.
+// field list, the same one a message between processes uses, then (version 2) the
+// CheckpointDeltaInfo, then (version 3) the clients' top-k residuals (ClientResidual list).
+// Older versions read with what they lack empty.
 #pragma once
 
 #include "model/tensor_map.hpp"
@@ -28,11 +30,27 @@ struct ClientCheckpoint {
   int id = 0;
   TensorMap adapters;
   TensorMap optimizer_state;
+  /// compression.up = "topk" with error feedback: what its updates have not sent yet
+  /// (fl/aggregation/compression.hpp); empty otherwise. Stored after the RunCheckpoint in the
+  /// file (version 3: a ClientResiduals section), not in this field list, which versions 1
+  /// and 2 were written with.
+  TensorMap residual;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ClientCheckpoint& x) {
   return f(caf::meta::type_name("ClientCheckpoint"), x.id, x.adapters, x.optimizer_state);
+}
+
+/// The residuals of a checkpoint's clients that have one, in the clients' order (version 3).
+struct ClientResidual {
+  int id = 0;
+  TensorMap residual;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, ClientResidual& x) {
+  return f(caf::meta::type_name("ClientResidual"), x.id, x.residual);
 }
 
 struct RunCheckpoint {
@@ -89,14 +107,14 @@ struct StoredCheckpoint {
 /// earlier hash over more bytes.
 [[nodiscard]] uint64_t config_hash(std::string_view resolved_toml, uint64_t start = 0xcbf29ce484222325ULL);
 
-/// A full checkpoint's file bytes (version 2, base_round 0).
+/// A full checkpoint's file bytes (version 3, base_round 0).
 [[nodiscard]] std::string checkpoint_encode(const RunCheckpoint& checkpoint);
 /// A full checkpoint from its file bytes. Throws std::runtime_error naming `origin` and what is
 /// wrong (magic, version, size, checksum, a tensor whose shape and byte count disagree, a delta
 /// that needs its base: read those with checkpoint_load).
 [[nodiscard]] RunCheckpoint checkpoint_decode(std::string_view bytes, const std::string& origin);
 
-/// Full or delta, as stored (version 2; version 1 reads as full).
+/// Full or delta, as stored (version 3; version 1 reads as full, versions 1 and 2 without residuals).
 [[nodiscard]] std::string checkpoint_encode(const StoredCheckpoint& stored);
 [[nodiscard]] StoredCheckpoint stored_checkpoint_decode(std::string_view bytes, const std::string& origin);
 

@@ -90,6 +90,11 @@ struct RoundSummary {
   /// evaluation.global_test: the global model on the dataset's official test split; NaN when off.
   double global_accuracy = std::numeric_limits<double>::quiet_NaN();
   double global_loss = std::numeric_limits<double>::quiet_NaN();
+  /// evaluation.holdout_clients: the mean accuracy of the new clients (that never trained) on
+  /// their own test splits with what they received, and after evaluation.adapt_steps local
+  /// steps (fl/federation/holdout.hpp); NaN when off or not scored this round.
+  double holdout_accuracy = std::numeric_limits<double>::quiet_NaN();
+  double holdout_adapted_accuracy = std::numeric_limits<double>::quiet_NaN();
   /// evaluation.target_accuracy (NaN when off), and the fractional round at which the global
   /// test / mean client accuracy first reached it (fl/results/rounds_to_target.hpp); NaN until then.
   double target_accuracy = std::numeric_limits<double>::quiet_NaN();

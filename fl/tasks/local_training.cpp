@@ -64,7 +64,7 @@ public:
     all_ = at::tensor(job_.indices, at::kLong);
     n_ = all_.size(0);
     batch_ = settings.batch_size > 0 ? settings.batch_size : std::max<int64_t>(n_, 1); // 0: FedSGD's B = ∞
-    total_steps_ = (n_ + batch_ - 1) / batch_ * settings.local_epochs;
+    total_steps_ = job_.max_steps > 0 ? job_.max_steps : (n_ + batch_ - 1) / batch_ * settings.local_epochs;
   }
 
   [[nodiscard]] bool done() const { return steps_ == total_steps_; }

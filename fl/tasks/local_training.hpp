@@ -28,6 +28,9 @@ struct LocalTrainJob {
   uint64_t seed = 0;                ///< shuffling and dropout of this job
   int client = -1;                  ///< who trains, for messages (-1: not a federated client)
   int round = -1;                   ///< which round, for messages
+  /// Stop after this many optimizer steps, however many epochs that takes (batches go on in
+  /// the epochs' seeded orders); 0: settings.local_epochs passes over `indices`.
+  int64_t max_steps = 0;
 };
 
 /// A mini-batch's training loss came out nan or ±inf (diverged or poisoned adapters, a too

@@ -3,6 +3,7 @@
 #include "actors/aggregator_actor.hpp"
 #include "actors/run_driver.hpp"
 #include "fl/federation/client_faults.hpp"
+#include "fl/federation/holdout.hpp"
 #include "fl/config/device_trace.hpp"
 #include "fl/tasks/federated_task.hpp"
 #include "fl/privacy/privacy_budget.hpp"
@@ -156,6 +157,37 @@ TEST_F(Federation, PLoRAKeepsEachClientsAPrivateAndAveragesB) {
   EXPECT_EQ(out->setup.bytes_up_per_client, b_bytes);
   EXPECT_EQ(out->observer.at(0, 0).phase, kPhaseBefore);
   EXPECT_EQ(out->observer.at(0, 0).bytes_up, 0);
+}
+
+TEST_F(Federation, HoldoutClientsAreNeverSelectedAndAreScoredAsNewClients) {
+  auto c = small_config(StrategyKind::plora);
+  c.evaluation.holdout_clients = 1; // client 3: its shards, never trained
+  c.evaluation.adapt_steps = 3;
+  const auto out = run(c);
+  ASSERT_EQ(out->done.adapters.size(), 3u);
+  ASSERT_EQ(out->setup.splits.size(), 3u);
+  ASSERT_EQ(out->setup.holdout_splits.size(), 1u);
+  for (const auto& r : out->observer.records) EXPECT_LT(r.client, 3);
+  EXPECT_EQ(out->observer.records.size(), 3u * 3u);
+  // The partition is over all four clients: the holdout client's data is its own.
+  const std::vector<int64_t>& held = out->setup.holdout_splits[0].train;
+  for (const auto& s : out->setup.splits)
+    for (int64_t i : s.train) EXPECT_EQ(std::count(held.begin(), held.end(), i), 0);
+  ASSERT_EQ(out->observer.rounds.size(), 3u);
+  for (const auto& s : out->observer.rounds) {
+    EXPECT_TRUE(std::isfinite(s.holdout_accuracy)) << "round " << s.round;
+    EXPECT_TRUE(std::isfinite(s.holdout_adapted_accuracy)) << "round " << s.round;
+    EXPECT_LE(s.clients_selected, 3);
+  }
+  // Round 0: the new client holds what every client starts with: scored by hand the same.
+  const HoldoutClient h = holdout_clients(c, out->setup).front();
+  const EvalResult start = out->setup.task->evaluate(initial_adapters(c, out->setup, 3), h.settings.split.test, c.lora,
+                                                     c.train.eval_batch_size);
+  EXPECT_DOUBLE_EQ(out->observer.rounds[0].holdout_accuracy, start.metrics.accuracy);
+  // After the last round: the global B with its own fresh A.
+  const NewcomerScore last = evaluate_newcomer(*out->setup.task, newcomer_job(h, out->done.global, 3, 2), c.train, c.lora);
+  EXPECT_DOUBLE_EQ(out->observer.rounds[2].holdout_accuracy, last.before.metrics.accuracy);
+  EXPECT_DOUBLE_EQ(out->observer.rounds[2].holdout_adapted_accuracy, last.after.metrics.accuracy);
 }
 
 TEST_F(Federation, FLoRAAveragesBothAAndB) {

@@ -180,7 +180,7 @@ TEST(MessageSerialization, EveryMessageTypeIsNamedForTheMiddleman) {
     EXPECT_TRUE(made->type() == caf::make_rtti_pair<T>()) << name << " is rebuilt as another type";
     (void)round_trip(T{});
   });
-  EXPECT_EQ(names.size(), 15u);
+  EXPECT_EQ(names.size(), 17u);
   std::sort(names.begin(), names.end());
   EXPECT_EQ(std::adjacent_find(names.begin(), names.end()), names.end()) << "a name is listed twice";
   EXPECT_EQ(system.types().make_value("fedvlm::NoSuchMessage"), nullptr);

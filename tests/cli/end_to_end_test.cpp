@@ -6,6 +6,7 @@
 
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -100,6 +101,54 @@ TEST(EndToEnd, QuickstartShowsLearningAndNeverOverwritesResults) {
     EXPECT_EQ(again.records[i].accuracy, res.records[i].accuracy);
     EXPECT_EQ(again.records[i].loss, res.records[i].loss);
   }
+}
+
+TEST(EndToEnd, HoldoutClientsAreScoredAsNewClientsInTheRoundFilesAndCompare) {
+  if (!std::filesystem::exists(kFashion)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  TempDir dir("fedvlm-holdout");
+  // Three clients, the last held out: clients 0 and 1 train; client 2 is scored after rounds
+  // 0, 2 and 3 (holdout_every = 2 and the last), before and after 4 local steps.
+  write_text_file(dir.path() / "holdout.toml",
+                  "name = \"holdout\"\noutput_dir = \"" + dir.path().string() + "\"\nseed = 2\n"
+                  "[model]\narch = \"mlp_2nn\"\n[data]\npath = \"" + kFashion.string() + "\"\nmax_samples = 450\n"
+                  "[partition]\nscheme = \"shards\"\nshards_per_client = 2\n"
+                  "[federation]\nclients = 3\nrounds = 3\n[strategy]\nname = \"plora\"\n"
+                  "[lora]\ntargets = [\"fc2\", \"fc3\"]\n[train]\nbatch_size = 20\nlr = 0.05\n"
+                  "[evaluation]\nholdout_clients = 1\nholdout_every = 2\nadapt_steps = 4\n");
+  const auto plan = run_cli((dir.path() / "holdout.toml").string() + " --dry-run");
+  ASSERT_EQ(plan.status, 0) << plan.output;
+  EXPECT_NE(plan.output.find(" (holdout: never trains; scored as a new client, holdout_every = 2, adapt_steps = 4)"),
+            std::string::npos) << plan.output;
+  const auto ran = run_cli((dir.path() / "holdout.toml").string() + " --quiet");
+  ASSERT_EQ(ran.status, 0) << ran.output;
+  const auto run_dir = dir.path() / "holdout" / "run";
+  const RunResults res = load_run(run_dir);
+  for (const auto& r : res.records) EXPECT_LT(r.client, 2) << "the holdout client was evaluated as a training client";
+  EXPECT_EQ(res.records.size(), 2u * 4u);
+  ASSERT_EQ(res.rounds.size(), 4u);
+  for (const auto& s : res.rounds) {
+    const bool due = s.round != 1;
+    EXPECT_EQ(std::isfinite(s.holdout_accuracy), due) << "round " << s.round;
+    EXPECT_EQ(std::isfinite(s.holdout_adapted_accuracy), due) << "round " << s.round;
+    if (!due) continue;
+    EXPECT_GE(s.holdout_accuracy, 0.0);
+    EXPECT_LE(s.holdout_adapted_accuracy, 1.0);
+    EXPECT_LE(s.clients_selected, 2);
+  }
+  // One line per round in rounds.jsonl, one column in rounds.csv.
+  std::istringstream lines(read_file(run_dir / "rounds.jsonl"));
+  std::string line;
+  int with_fields = 0;
+  while (std::getline(lines, line))
+    with_fields += line.find("\"holdout_accuracy\":") != std::string::npos &&
+                   line.find("\"holdout_adapted_accuracy\":") != std::string::npos;
+  EXPECT_EQ(with_fields, 4);
+  const std::string csv = read_file(run_dir / "rounds.csv");
+  EXPECT_NE(csv.substr(0, csv.find('\n')).find("holdout_accuracy,holdout_adapted_accuracy"), std::string::npos) << csv;
+  const auto cmp = run_cli("compare " + run_dir.string());
+  ASSERT_EQ(cmp.status, 0) << cmp.output;
+  EXPECT_NE(cmp.output.find("new client acc"), std::string::npos) << cmp.output;
+  EXPECT_NE(cmp.output.find("new client adapted"), std::string::npos) << cmp.output;
 }
 
 TEST(EndToEnd, RealPrometheusScrapesOneAccuracySeriesPerClient) {

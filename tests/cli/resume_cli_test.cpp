@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #ifndef FEDVLM_CLI
@@ -133,15 +134,19 @@ protected:
 };
 
 TEST_F(Resume, KillNineInRoundThreeThenResumeGivesIdenticalResults) {
-  for (const std::string strategy : {"plora", "flora"}) {
-    const std::string whole_name = "whole_" + strategy, killed_name = "killed_" + strategy;
-    ASSERT_EQ(run_to_end({experiment(whole_name, strategy).string(), "--quiet"}, log(whole_name)), 0)
+  // plora_topk: top-k updates with error feedback, whose residuals (what each client has not sent
+  // yet) are in the checkpoint: a resume that restarted them at zero would send other updates.
+  const std::string topk = "[compression]\nup = \"topk\"\ntopk_fraction = 0.2\n";
+  for (const auto& [label, strategy, extra] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"plora", "plora", ""}, {"flora", "flora", ""}, {"plora_topk", "plora", topk}}) {
+    const std::string whole_name = "whole_" + label, killed_name = "killed_" + label;
+    ASSERT_EQ(run_to_end({experiment(whole_name, strategy, 0.8, extra).string(), "--quiet"}, log(whole_name)), 0)
         << read_text_file(log(whole_name));
     const fs::path whole = dir_.path() / "out" / whole_name / "run";
 
     const fs::path killed = dir_.path() / "out" / killed_name / "run";
     {
-      Cli cli({experiment(killed_name, strategy).string(), "--quiet"}, log(killed_name));
+      Cli cli({experiment(killed_name, strategy, 0.8, extra).string(), "--quiet"}, log(killed_name));
       // The checkpoint of round 2 is written before round 3 starts; client 0 holds every round
       // open for 0.8 s, so the kill lands inside round 3.
       ASSERT_TRUE(wait_for(killed / "checkpoints" / "round_000002.ckpt", 120)) << read_text_file(log(killed_name));
@@ -177,11 +182,11 @@ TEST_F(Resume, KillNineInRoundThreeThenResumeGivesIdenticalResults) {
     const auto a = strip_run(lines_without_times(whole / "metrics.jsonl"));
     const auto b = strip_run(lines_without_times(killed / "metrics.jsonl"));
     ASSERT_EQ(a.size(), 4u * 5u);
-    EXPECT_EQ(a, b) << strategy;
+    EXPECT_EQ(a, b) << label;
     EXPECT_EQ(strip_run(lines_without_times(whole / "rounds.jsonl")), strip_run(lines_without_times(killed / "rounds.jsonl")));
     for (int k = 0; k < 4; ++k) {
       const std::string f = "adapters/client_" + std::to_string(k) + ".safetensors";
-      EXPECT_EQ(read_text_file(whole / f), read_text_file(killed / f)) << strategy << " " << f;
+      EXPECT_EQ(read_text_file(whole / f), read_text_file(killed / f)) << label << " " << f;
     }
     EXPECT_EQ(read_text_file(whole / "adapters/global.safetensors"), read_text_file(killed / "adapters/global.safetensors"));
     // The log goes on in the same file, and nothing was written to a RUN.2.

@@ -209,5 +209,33 @@ TEST(CompareTable, RunsWithoutALocalTestSplitSayHowTheyWereScored) {
   EXPECT_NE(table.find("0.7000 ± 0.1000"), std::string::npos) << table; // the global test, over the 2 seeds
 }
 
+// The new clients' accuracies (evaluation.holdout_clients) are one pair per run, its final round.
+TEST(CompareTable, HoldoutColumnsArePerRunFinalRound) {
+  std::vector<RunResults> rs = runs();
+  for (int i : {0, 1}) { // the two plora seeds
+    RoundSummary first, last;
+    first.round = 1;
+    first.holdout_accuracy = 0.01; // not the final round: must not count
+    first.holdout_adapted_accuracy = 0.02;
+    last.round = 2;
+    last.holdout_accuracy = i == 0 ? 0.3 : 0.5;
+    last.holdout_adapted_accuracy = i == 0 ? 0.6 : 0.8;
+    rs[static_cast<std::size_t>(i)].rounds = {first, last};
+  }
+  const auto rows = compare_runs(rs);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[1].holdout_accuracy.n, 2u);
+  EXPECT_NEAR(rows[1].holdout_accuracy.mean, 0.4, 1e-12);
+  EXPECT_NEAR(rows[1].holdout_accuracy.std, 0.1, 1e-12);
+  EXPECT_NEAR(rows[1].holdout_adapted_accuracy.mean, 0.7, 1e-12);
+  EXPECT_EQ(rows[0].holdout_accuracy.n, 0u);
+  const std::string table = format_comparison(rs);
+  EXPECT_NE(table.find("new client acc"), std::string::npos) << table;
+  EXPECT_NE(table.find("new client adapted"), std::string::npos) << table;
+  EXPECT_NE(table.find("0.4000 ± 0.1000"), std::string::npos) << table;
+  EXPECT_NE(table.find("0.7000 ± 0.1000"), std::string::npos) << table;
+  EXPECT_EQ(format_comparison(runs()).find("new client"), std::string::npos);
+}
+
 } // namespace
 } // namespace fedvlm

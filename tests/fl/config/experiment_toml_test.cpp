@@ -1230,5 +1230,35 @@ TEST(ExperimentTomlThreads, NoShippedExperimentFixesThreadsWithoutSayingWhy) {
   EXPECT_GE(files, 1);
 }
 
+TEST(ExperimentTomlHoldout, KeysReadBackAndAreCheckedAgainstTheClients) {
+  const ExperimentConfig c = parse_one("[federation]\nclients = 5\nclients_per_round = 3\n"
+                                       "[evaluation]\nholdout_clients = 2\nholdout_every = 3\nadapt_steps = 0\n");
+  EXPECT_EQ(c.evaluation.holdout_clients, 2);
+  EXPECT_EQ(c.evaluation.holdout_every, 3);
+  EXPECT_EQ(c.evaluation.adapt_steps, 0);
+  EXPECT_EQ(training_clients(c), 3);
+  EXPECT_EQ(c.partition.clients, 5); // the partition is over every client, holdout ones last
+  expect_round_trip(c);
+  const ExperimentConfig defaults = parse_one("[evaluation]\nholdout_clients = 1\n");
+  EXPECT_EQ(defaults.evaluation.holdout_every, 1);
+  EXPECT_EQ(defaults.evaluation.adapt_steps, 5);
+
+  expect_config_error("[federation]\nclients = 4\n[evaluation]\nholdout_clients = 4\n",
+                      {"exp.toml:4:", "'evaluation.holdout_clients'", "less than federation.clients (4)"});
+  expect_config_error("[federation]\nclients = 4\nclients_per_round = 3\n[evaluation]\nholdout_clients = 2\n",
+                      {"exp.toml:3:", "'federation.clients_per_round'", "less evaluation.holdout_clients (2) = 2"});
+  expect_config_error("[federation]\nclients = 4\n[faults]\nfailing_clients = [3]\n[evaluation]\nholdout_clients = 1\n",
+                      {"'faults.failing_clients'", "client 3 is a holdout client", "clients 3..3"});
+  expect_config_error("[data]\ntest_fraction = 0.0\n[evaluation]\nglobal_test = true\nholdout_clients = 1\n",
+                      {"'evaluation.holdout_clients'", "data.test_fraction > 0"});
+  expect_config_error("[strategy]\nname = \"centralized\"\n[evaluation]\nholdout_clients = 1\n",
+                      {"'evaluation.holdout_clients'", "centralized"});
+  expect_config_error("[evaluation]\nholdout_clients = -1\n", {"'evaluation.holdout_clients'"});
+  expect_config_error("[evaluation]\nholdout_clients = 1\nholdout_every = 0\n", {"'evaluation.holdout_every'"});
+  expect_config_error("[evaluation]\nholdout_clients = 1\nadapt_steps = -2\n", {"'evaluation.adapt_steps'"});
+  // adapt_steps without holdout clients does nothing: strict refuses it.
+  expect_config_error("strict = true\n[evaluation]\nadapt_steps = 3\n", {"evaluation.adapt_steps", "no effect"});
+}
+
 } // namespace
 } // namespace fedvlm

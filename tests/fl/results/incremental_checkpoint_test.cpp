@@ -61,6 +61,7 @@ void expect_same_state(const RunCheckpoint& a, const RunCheckpoint& b) {
     EXPECT_EQ(a.clients[i].id, b.clients[i].id);
     EXPECT_TRUE(same_tensor_maps(a.clients[i].adapters, b.clients[i].adapters)) << "client " << a.clients[i].id;
     EXPECT_TRUE(same_tensor_maps(a.clients[i].optimizer_state, b.clients[i].optimizer_state)) << "client " << a.clients[i].id;
+    EXPECT_TRUE(same_tensor_maps(a.clients[i].residual, b.clients[i].residual)) << "client " << a.clients[i].id;
   }
 }
 
@@ -174,25 +175,55 @@ TEST(IncrementalCheckpoint, FullEveryOneWritesWholeCheckpointsAsBefore) {
   EXPECT_EQ(read_text_file(checkpoint_path(dir.path(), 2)), checkpoint_encode(state));
 }
 
+/// `current`'s payload less its last `cut` bytes, framed as format `version`: what an older
+/// build wrote for the same state.
+std::string older_file(const std::string& current, uint32_t version, std::size_t cut) {
+  const std::size_t header = 8 + 4 + 8 + 8;
+  const std::string payload = current.substr(header, current.size() - header - cut);
+  std::string out = current.substr(0, 8);
+  const uint64_t size = payload.size(), sum = config_hash(payload);
+  out.append(reinterpret_cast<const char*>(&version), 4);
+  out.append(reinterpret_cast<const char*>(&size), 8);
+  out.append(reinterpret_cast<const char*>(&sum), 8);
+  return out + payload;
+}
+
 TEST(IncrementalCheckpoint, VersionOneFilesStillLoad) {
   // A version 1 file: the same payload without the delta part (base_round 0 and two empty
-  // lists: 4 + 1 + 1 bytes at its end), framed with version 1.
+  // lists: 4 + 1 + 1 bytes) nor the residuals (an empty list: 1 byte), framed with version 1.
   const RunCheckpoint ck = population(3, 2);
-  const std::string v2 = checkpoint_encode(ck);
-  const std::size_t header = 8 + 4 + 8 + 8;
-  const std::string payload = v2.substr(header, v2.size() - header - 6);
-  std::string v1 = v2.substr(0, 8);
-  const uint32_t version = 1;
-  const uint64_t size = payload.size(), sum = config_hash(payload);
-  v1.append(reinterpret_cast<const char*>(&version), 4);
-  v1.append(reinterpret_cast<const char*>(&size), 8);
-  v1.append(reinterpret_cast<const char*>(&sum), 8);
-  v1 += payload;
+  const std::string v1 = older_file(checkpoint_encode(ck), 1, 7);
   expect_same_state(checkpoint_decode(v1, "v1"), ck);
   // The control: the same bytes labelled version 2 lack the delta part.
   std::string mislabelled = v1;
   mislabelled[8] = 2;
   EXPECT_THROW((void)checkpoint_decode(mislabelled, "v1"), std::runtime_error);
+}
+
+TEST(IncrementalCheckpoint, TopkResidualsAreStoredAndVersionTwoFilesLoadWithout) {
+  RunCheckpoint ck = population(3, 2);
+  ck.clients[0].residual["fc.lora_B"] = at::randn({16, 4});
+  ck.clients[2].residual["fc.lora_B"] = at::randn({16, 4});
+  const RunCheckpoint back = checkpoint_decode(checkpoint_encode(ck), "v3");
+  expect_same_state(back, ck);
+  EXPECT_TRUE(back.clients[1].residual.empty());
+  EXPECT_FALSE(same_tensor_maps(back.clients[0].residual, back.clients[2].residual));
+
+  // A version 2 file (no residual section: an empty list is 1 byte) loads with none.
+  const RunCheckpoint plain = population(3, 2);
+  const RunCheckpoint v2 = checkpoint_decode(older_file(checkpoint_encode(plain), 2, 1), "v2");
+  expect_same_state(v2, plain);
+  for (const auto& c : v2.clients) EXPECT_TRUE(c.residual.empty());
+
+  // A delta stores a client whose residual alone changed, with it whole; the others are left out.
+  RunCheckpoint later = ck;
+  later.round = 3;
+  later.clients[2].residual["fc.lora_B"] = at::randn({16, 4});
+  const StoredCheckpoint delta = checkpoint_delta(ck, later);
+  ASSERT_EQ(delta.state.clients.size(), 1u);
+  EXPECT_EQ(delta.state.clients[0].id, 2);
+  const StoredCheckpoint stored = stored_checkpoint_decode(checkpoint_encode(delta), "delta");
+  expect_same_state(checkpoint_resolve(ck, stored, "delta"), later);
 }
 
 } // namespace
