@@ -156,6 +156,9 @@ void check_population(const Checking& k) {
   if (c.federation.clients_per_round > c.federation.clients)
     k.fail("federation.clients_per_round", "must be between 0 (all) and federation.clients (" +
                                                std::to_string(c.federation.clients) + ")");
+  if (c.evaluation.clients_sample > c.federation.clients)
+    k.fail("evaluation.clients_sample", "must be between 0 (every client) and federation.clients (" +
+                                            std::to_string(c.federation.clients) + ")");
 }
 
 void check_partition(const Checking& k) {

@@ -205,6 +205,10 @@ struct EvaluationSettings {
   double target_accuracy = 0;
   /// End the run once reached: by the global test where it is on, else the mean client accuracy.
   bool stop_at_target = false;
+  /// Each round, the clients that trained plus this many of the others, drawn from the run's
+  /// seeded stream (fl/federation/round.hpp: clients_to_evaluate), are evaluated; the rest get
+  /// the round's download but no metrics row that round. 0 = every client, every round.
+  int clients_sample = 0;
 };
 
 struct ExperimentConfig;
