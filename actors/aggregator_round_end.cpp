@@ -13,6 +13,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -184,6 +185,7 @@ void report_round(aggregator_actor_t self, const EvalResult* global_eval) {
   RoundSummary sum = round_summary(st.cfg, st.r, records, global_eval, seconds, virtual_now);
   summarize_holdout(st.holdout_scores, sum);
   for (const ClientRoundRecord& rec : records) st.bytes_total += rec.bytes_up + rec.bytes_down;
+  st.bytes_total += st.r.unrecorded_bytes_down; // downloads of clients outside evaluation.clients_sample
   sum.cumulative_bytes = st.bytes_total;
   if (virtual_now) sum.round_virtual_seconds = st.virtual_now - before;
   if (st.cfg.wire_meter) {
@@ -204,23 +206,30 @@ void report_round(aggregator_actor_t self, const EvalResult* global_eval) {
 void evaluate_all(aggregator_actor_t self) {
   auto& st = self->state;
   st.r.evals.clear();
+  st.r.unrecorded_bytes_down = 0;
   st.eval_waiting.clear();
-  for (int id = 0; id < static_cast<int>(st.cfg.clients.size()); ++id)
+  const int clients = static_cast<int>(st.cfg.clients.size());
+  // Every client gets the round's download (pLoRA's B_g changes every model); those outside
+  // evaluation.clients_sample only merge it.
+  const std::vector<int> scored = clients_to_evaluate(st.cfg, st.r, clients, st.lost);
+  for (int id = 0; id < clients; ++id)
     if (!st.lost.count(id)) st.eval_waiting.insert(id);
   if (st.eval_waiting.empty()) return finish_round(self);
   const int round = st.r.round;
-  for (std::size_t id = 0; id < st.cfg.clients.size(); ++id) {
-    if (st.lost.count(static_cast<int>(id))) continue;
+  const std::set<int> targets = st.eval_waiting;
+  for (int id : targets) {
     GlobalDown down;
     down.round = st.r.round;
-    down.tensors = st.r.result.download_for(static_cast<int>(id));
+    down.tensors = st.r.result.download_for(id);
     down.bytes = static_cast<int64_t>(tensor_map_bytes(down.tensors));
-    self->request(st.cfg.clients[id], timeout_of(st.cfg), eval_atom::value, std::move(down))
+    down.evaluate = std::binary_search(scored.begin(), scored.end(), id);
+    self->request(st.cfg.clients[static_cast<std::size_t>(id)], timeout_of(st.cfg), eval_atom::value, std::move(down))
         .then(
             [self, id, round](ClientEval& ev) {
               auto& s = self->state;
-              if (s.r.round != round || !s.eval_waiting.erase(static_cast<int>(id))) return;
-              s.r.evals.emplace(ev.client, std::move(ev));
+              if (s.r.round != round || !s.eval_waiting.erase(id)) return;
+              if (ev.evaluated) s.r.evals.emplace(ev.client, std::move(ev));
+              else s.r.unrecorded_bytes_down += s.r.result.bytes_for(id);
               if (s.eval_waiting.empty()) finish_round(self);
             },
             [self, id, round](caf::error& err) {

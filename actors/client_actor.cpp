@@ -152,6 +152,13 @@ client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
         if (apply_download(spec_in_round(strategy_spec(st.cfg.strategy), std::max(down.round, 1)), st.adapters, down.tensors,
                            job_seed(st.cfg.run_seed, st.cfg.id, down.round, Stream::adapter_init)))
           st.optimizer_state.clear(); // fresh adapters start with a fresh optimizer
+        if (!down.evaluate) { // not in this round's evaluation.clients_sample: merged, not scored
+          ClientEval skipped;
+          skipped.client = st.cfg.id;
+          skipped.round = down.round;
+          skipped.evaluated = false;
+          return skipped;
+        }
         EvalJobMsg msg;
         msg.client = st.cfg.id;
         msg.round = down.round;

@@ -12,8 +12,9 @@
 // is installed: support/allocator.hpp) and with glibc's malloc (FEDVLM_ALLOCATOR=system).
 // Usage: scaling_bench [CLIENTS,...] [SAMPLES_PER_CLIENT] [ROUNDS] [GROUP]
 //
-// The population axis: scaling_bench --population [CLIENTS,...] [ROUNDS] (default
-// 100,1000,10000 and 3) runs the `fedvlm-sim` beside this binary on a tiny experiment (mlp_2nn
+// The population axis: scaling_bench --population [CLIENTS,...] [ROUNDS] [--set KEY=VALUE ...]
+// (default 100,1000,10000 and 3; each --set goes to fedvlm-sim as is, e.g.
+// evaluation.clients_sample=10) runs the `fedvlm-sim` beside this binary on a tiny experiment (mlp_2nn
 // with rank-4 pLoRA on Fashion-MNIST, IID, 5 samples a client, 10 clients a round, results and
 // checkpoints written as a user's run writes them) once with 2 rounds and once with 2 + ROUNDS,
 // each in a process of its own, and prints from the difference seconds per round and bytes
@@ -44,6 +45,7 @@
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -157,7 +159,8 @@ struct PopulationRun {
   double peak_rss_mib = 0;
 };
 
-PopulationRun run_population(const std::filesystem::path& cli, const std::filesystem::path& dir, int clients, int rounds) {
+PopulationRun run_population(const std::filesystem::path& cli, const std::filesystem::path& dir, int clients, int rounds,
+                             const std::vector<std::string>& sets) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::filesystem::path toml = dir / "population.toml";
@@ -174,7 +177,9 @@ PopulationRun run_population(const std::filesystem::path& cli, const std::filesy
   const std::string log = (dir / "cli.log").string();
   std::vector<char*> argv = {const_cast<char*>(cli_s.c_str()), const_cast<char*>(toml_s.c_str()),
                              const_cast<char*>("--quiet"), const_cast<char*>("--output-dir"),
-                             const_cast<char*>(out_dir.c_str()), nullptr};
+                             const_cast<char*>(out_dir.c_str())};
+  for (const std::string& s : sets) argv.insert(argv.end(), {const_cast<char*>("--set"), const_cast<char*>(s.c_str())});
+  argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -206,7 +211,7 @@ PopulationRun run_population(const std::filesystem::path& cli, const std::filesy
   return r;
 }
 
-int population_main(const std::vector<int>& counts, int rounds) {
+int population_main(const std::vector<int>& counts, int rounds, const std::vector<std::string>& sets) {
   const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe");
   const std::filesystem::path cli = self.parent_path() / "fedvlm-sim";
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("population_bench." + std::to_string(getpid()));
@@ -216,8 +221,8 @@ int population_main(const std::vector<int>& counts, int rounds) {
   double base_rss = 0;
   int base_clients = 0;
   for (const int n : counts) {
-    const PopulationRun one = run_population(cli, dir, n, 2);
-    const PopulationRun more = run_population(cli, dir, n, 2 + rounds);
+    const PopulationRun one = run_population(cli, dir, n, 2, sets);
+    const PopulationRun more = run_population(cli, dir, n, 2 + rounds, sets);
     if (base_clients == 0) base_rss = more.peak_rss_mib, base_clients = n;
     const double per_client = n > base_clients ? (more.peak_rss_mib - base_rss) * 1024.0 / (n - base_clients) : 0.0;
     std::printf("%8d %9.3f %11.3f %9.2f %13.1f %14.1f\n", n, (more.seconds - one.seconds) / rounds,
@@ -229,8 +234,16 @@ int population_main(const std::vector<int>& counts, int rounds) {
 }
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && std::string(argv[1]) == "--population")
-    return population_main(parse_list(argc > 2 ? argv[2] : "100,1000,10000"), argc > 3 ? std::stoi(argv[3]) : 3);
+  if (argc >= 2 && std::string(argv[1]) == "--population") {
+    std::vector<std::string> positional, sets;
+    for (int i = 2; i < argc; ++i) {
+      if (std::string(argv[i]) != "--set") positional.emplace_back(argv[i]);
+      else if (i + 1 < argc) sets.emplace_back(argv[++i]);
+      else throw std::runtime_error("--set needs KEY=VALUE");
+    }
+    return population_main(parse_list(positional.size() > 0 ? positional[0] : "100,1000,10000"),
+                           positional.size() > 1 ? std::stoi(positional[1]) : 3, sets);
+  }
   if ((argc == 6 || argc == 7) && std::string(argv[1]) == "--one") {
     allocator_reexec(argv); // as fedvlm-sim runs: jemalloc where installed, unless FEDVLM_ALLOCATOR=system
     return run_one(std::stoi(argv[2]), std::stoi(argv[3]), std::stoi(argv[4]), std::stoi(argv[5]), argc == 7);

@@ -1,4 +1,4 @@
-// support/atomic_file.cpp — temp file + fsync + rename.
+// support/atomic_file.cpp — temp file + fsync + rename; append + fsync.
 #include "support/atomic_file.hpp"
 
 #include <fcntl.h>
@@ -14,6 +14,22 @@ namespace fedvlm {
 
 namespace {
 std::string errno_text() { return std::strerror(errno); }
+
+/// Writes all of `content` to `fd`; false (errno set) on failure.
+bool write_all(int fd, std::string_view content) {
+  const char* p = content.data();
+  std::size_t left = content.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
 } // namespace
 
 void atomic_write_file(const std::filesystem::path& path, std::string_view content) {
@@ -23,19 +39,11 @@ void atomic_write_file(const std::filesystem::path& path, std::string_view conte
       path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error("cannot create " + tmp.string() + ": " + errno_text());
-  const char* p = content.data();
-  std::size_t left = content.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const std::string why = errno_text();
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw std::runtime_error("cannot write " + path.string() + ": " + why);
-    }
-    p += n;
-    left -= static_cast<std::size_t>(n);
+  if (!write_all(fd, content)) {
+    const std::string why = errno_text();
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot write " + path.string() + ": " + why);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     const std::string why = errno_text();
@@ -47,6 +55,17 @@ void atomic_write_file(const std::filesystem::path& path, std::string_view conte
     ::unlink(tmp.c_str());
     throw std::runtime_error("cannot rename " + tmp.string() + " to " + path.string() + ": " + why);
   }
+}
+
+void append_file_synced(const std::filesystem::path& path, std::string_view content) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot open " + path.string() + " to append: " + errno_text());
+  if (!write_all(fd, content) || ::fsync(fd) != 0) {
+    const std::string why = errno_text();
+    ::close(fd);
+    throw std::runtime_error("cannot append to " + path.string() + ": " + why);
+  }
+  if (::close(fd) != 0) throw std::runtime_error("cannot flush " + path.string() + ": " + errno_text());
 }
 
 } // namespace fedvlm

@@ -168,6 +168,12 @@ void check_population(const Checking& k) {
                (holdout > 0 ? " less evaluation.holdout_clients (" + std::to_string(holdout) + ") = " +
                                   std::to_string(training_clients(c))
                             : std::string()));
+  if (c.evaluation.clients_sample > training_clients(c))
+    k.fail("evaluation.clients_sample",
+           "must be between 0 (every client) and federation.clients (" + std::to_string(c.federation.clients) + ")" +
+               (holdout > 0 ? " less evaluation.holdout_clients (" + std::to_string(holdout) + ") = " +
+                                  std::to_string(training_clients(c))
+                            : std::string()));
 }
 
 /// evaluation.holdout_clients: new clients scored on their own test split with a fresh private

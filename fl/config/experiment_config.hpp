@@ -212,6 +212,10 @@ struct EvaluationSettings {
   int holdout_clients = 0;
   int holdout_every = 1;
   int adapt_steps = 5;
+  /// Each round, the clients that trained plus this many of the others, drawn from the run's
+  /// seeded stream (fl/federation/round.hpp: clients_to_evaluate), are evaluated; the rest get
+  /// the round's download but no metrics row that round. 0 = every client, every round.
+  int clients_sample = 0;
 };
 
 struct ExperimentConfig;

@@ -407,6 +407,10 @@ const std::vector<KeyDef>& schema() {
       bool_key("evaluation.stop_at_target",
                "end the run once evaluation.target_accuracy is reached (global test where on, else mean client accuracy)",
                M(c.evaluation.stop_at_target)),
+      int_key("evaluation.clients_sample",
+              "each round evaluate the clients that trained plus this many others, drawn from the run's seed; the "
+              "others have no metrics row that round (0 = every client)",
+              M(c.evaluation.clients_sample)).in(0, kMaxClients, "0 = every client"),
 
       int_key("checkpoint.every", "write a checkpoint after every N-th round and the last (0 = never); see `resume`",
               M(c.checkpoint.every)).in(0, 1e6),

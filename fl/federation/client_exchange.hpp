@@ -21,6 +21,9 @@ struct GlobalDown {
   int round = 0;
   TensorMap tensors;
   int64_t bytes = 0;
+  /// With the end-of-round broadcast: evaluate after merging it; false (not in this round's
+  /// evaluation.clients_sample) only merges it and answers a ClientEval with evaluated = false.
+  bool evaluate = true;
 };
 
 /// Client → aggregator: the matrices this strategy shares, after local training.
@@ -47,6 +50,8 @@ struct ClientEval {
   /// A client that keeps its factors to itself (on a node) and trained this round, under a
   /// personalised strategy: its drift, measured by itself from its download; NaN otherwise.
   double drift = std::numeric_limits<double>::quiet_NaN();
+  /// False: the client merged the round's download but was not asked to evaluate (no metrics).
+  bool evaluated = true;
 };
 
 template <class Inspector>
@@ -62,7 +67,7 @@ typename Inspector::result_type inspect(Inspector& f, EvalResult& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, GlobalDown& x) {
-  return f(caf::meta::type_name("GlobalDown"), x.round, x.tensors, x.bytes);
+  return f(caf::meta::type_name("GlobalDown"), x.round, x.tensors, x.bytes, x.evaluate);
 }
 
 template <class Inspector>
@@ -73,7 +78,8 @@ typename Inspector::result_type inspect(Inspector& f, ClientUpdate& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ClientEval& x) {
-  return f(caf::meta::type_name("ClientEval"), x.client, x.round, x.result, x.test_samples, x.train_samples, x.drift);
+  return f(caf::meta::type_name("ClientEval"), x.client, x.round, x.result, x.test_samples, x.train_samples, x.drift,
+           x.evaluated);
 }
 
 } // namespace fedvlm

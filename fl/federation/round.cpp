@@ -33,6 +33,7 @@ RoundSettings round_settings(const ExperimentConfig& c, const std::string& run_i
   for (const auto& split : setup.splits) s.train_samples.push_back(static_cast<int64_t>(split.train.size()));
   s.local_epochs = c.train.local_epochs;
   s.faults = c.faults;
+  s.evaluation_sample = c.evaluation.clients_sample;
   s.seed = c.seed;
   return s;
 }
@@ -41,6 +42,22 @@ std::vector<int> select_clients(int clients, int per_round, uint64_t seed, int r
   std::vector<int> ids(static_cast<std::size_t>(clients));
   std::iota(ids.begin(), ids.end(), 0);
   return sample_clients(ids, per_round, seed, round);
+}
+
+std::vector<int> clients_to_evaluate(const RoundSettings& s, const RoundInFlight& r, int clients, const std::set<int>& lost) {
+  std::set<int> trained(r.selected.begin(), r.selected.end());
+  for (const auto& [id, up] : r.updates) trained.insert(id);
+  std::vector<int> chosen, others;
+  for (int id = 0; id < clients; ++id) {
+    if (lost.count(id)) continue;
+    if (s.evaluation_sample == 0 || trained.count(id)) chosen.push_back(id);
+    else others.push_back(id);
+  }
+  if (s.evaluation_sample == 0) return chosen;
+  const std::vector<int> drawn = sample_clients(others, s.evaluation_sample, s.seed, r.round, Stream::evaluation_sample);
+  chosen.insert(chosen.end(), drawn.begin(), drawn.end());
+  std::sort(chosen.begin(), chosen.end());
+  return chosen;
 }
 
 void select_round(const RoundSettings& s, const ClientClock& clock, RoundInFlight& r, int round, double now) {

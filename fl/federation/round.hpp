@@ -38,6 +38,7 @@ struct RoundSettings {
   std::vector<int64_t> train_samples; ///< index = client id (asynchronous mode's virtual clock)
   int local_epochs = 1;
   FaultSettings faults;           ///< drawn per client and round; slow_* also drive the virtual clock
+  int evaluation_sample = 0;      ///< evaluation.clients_sample: others evaluated per round (0 = every client)
   uint64_t seed = 0;
 };
 
@@ -64,6 +65,9 @@ struct RoundInFlight {
   std::vector<CommittedUpdate> buffer; ///< asynchronous mode: this aggregation's commits
   std::size_t wanted = 0;              ///< updates the round keeps (federation.overcommit); 0: all selected
   double virtual_duration = 0;         ///< the round's simulated seconds (fl/federation/virtual_clock.hpp)
+  /// Bytes of the downloads of clients that got the round's broadcast but were not evaluated
+  /// (evaluation.clients_sample): they have no record to count them in.
+  int64_t unrecorded_bytes_down = 0;
 };
 
 /// Clients taking part in `round`: all, or a seeded sample of `per_round`, ascending.
@@ -124,6 +128,12 @@ QuorumOutcome close_training_round(const RoundSettings& settings, RoundInFlight&
 /// Asynchronous mode: FedBuff's server step over r.buffer; r.updates gets the last update of
 /// each client (for its record) and r.result broadcasts the new global.
 void close_async_round(const RoundSettings& settings, RoundInFlight& r, TensorMap& global);
+
+/// The clients evaluated at the end of `r` (ascending), of `clients` minus `lost`: every one when
+/// evaluation.clients_sample is 0; else those that trained (r.selected and r.updates) plus
+/// clients_sample of the others, drawn for r.round from the server's evaluation_sample stream.
+[[nodiscard]] std::vector<int> clients_to_evaluate(const RoundSettings& settings, const RoundInFlight& r, int clients,
+                                                   const std::set<int>& lost);
 
 /// Client `ev.client`'s record of round r.round, `seconds` into it.
 [[nodiscard]] ClientRoundRecord client_record(const RoundSettings& settings, const RoundInFlight& r,

@@ -109,10 +109,10 @@ double ClientClock::next_available(double now) const {
   return best;
 }
 
-std::vector<int> sample_clients(const std::vector<int>& candidates, int count, uint64_t seed, int round) {
+std::vector<int> sample_clients(const std::vector<int>& candidates, int count, uint64_t seed, int round, Stream purpose) {
   std::vector<int> ids = candidates;
   if (count <= 0 || count >= static_cast<int>(ids.size())) return ids;
-  std::mt19937_64 rng(job_seed(seed, -1, round, Stream::selection));
+  std::mt19937_64 rng(job_seed(seed, -1, round, purpose));
   for (std::size_t i = ids.size() - 1; i > 0; --i) {
     std::uniform_int_distribution<std::size_t> pick(0, i);
     std::swap(ids[i], ids[pick(rng)]);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include "fl/config/experiment_config.hpp"
+#include "fl/runtime/random_streams.hpp"
 
 #include <cstdint>
 #include <map>
@@ -65,10 +66,11 @@ private:
   std::vector<ClientLink> links_;
 };
 
-/// Clients `candidates` (ascending) of whom `count` are drawn for `round` from the selection
-/// stream; all of them when count <= 0 or >= their number. With candidates 0..n−1 it is
+/// Clients `candidates` (ascending) of whom `count` are drawn for `round` from the server's
+/// `purpose` stream (client -1); all of them when count <= 0 or >= their number. With candidates 0..n−1 it is
 /// select_clients(n, count, seed, round).
-[[nodiscard]] std::vector<int> sample_clients(const std::vector<int>& candidates, int count, uint64_t seed, int round);
+[[nodiscard]] std::vector<int> sample_clients(const std::vector<int>& candidates, int count, uint64_t seed, int round,
+                                              Stream purpose = Stream::selection);
 
 /// Who a synchronous round selects at virtual time `now`: the clients available then, of whom
 /// ceil(clients_per_round × overcommit) are sampled (all when clients_per_round is 0).

@@ -102,17 +102,23 @@ json parse_object(const std::string& text, const Origin& at) {
   return j;
 }
 
-// Calls `each(object, origin)` for every non-blank line of a JSON lines file.
+// Calls `each(object, origin)` for every non-blank line of a JSON lines file. A last line
+// without its newline that does not parse is cut off: the writer appends each round's lines,
+// and a crash in the middle of an append leaves such a torn line (it is not a record yet).
 template <typename F>
 void for_each_json_line(const fs::path& path, F each) {
-  std::istringstream in(read_file_text(path));
-  std::string line;
+  const std::string text = read_file_text(path);
   std::size_t number = 0;
-  while (std::getline(in, line)) {
+  for (std::size_t start = 0; start < text.size();) {
+    const std::size_t newline = text.find('\n', start);
+    const bool torn = newline == std::string::npos;
+    std::string line = text.substr(start, torn ? std::string::npos : newline - start);
+    start = torn ? text.size() : newline + 1;
     ++number;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const Origin at{path, number};
+    if (torn && !json::accept(line)) return;
     each(parse_object(line, at), at);
   }
 }

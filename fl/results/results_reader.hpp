@@ -31,7 +31,8 @@ struct RunResults {
 /// directories. Returns the runs sorted by directory, each directory once. Throws
 /// std::runtime_error naming the file (and line, for JSON lines files) on malformed JSON, a
 /// missing or mistyped field or an unreadable file, and naming the path when it does not exist
-/// or holds no run. JSON null in a number field (how NaN is written) reads back as NaN.
+/// or holds no run. JSON null in a number field (how NaN is written) reads back as NaN. A torn
+/// last line of a JSON lines file (no newline, not JSON: a crash while appending) is cut off.
 std::vector<RunResults> load_results(const std::vector<std::filesystem::path>& paths);
 
 /// Loads one run directory (must hold run.json, metrics.jsonl and rounds.jsonl).

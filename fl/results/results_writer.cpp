@@ -1,4 +1,4 @@
-// fl/results/results_writer.cpp — serialises a run's records to JSON lines and CSV, rewriting whole files.
+// fl/results/results_writer.cpp — serialises a run's records to JSON lines and CSV: whole files once, then each round's new lines appended.
 #include "fl/results/results_writer.hpp"
 
 #include "support/atomic_file.hpp"
@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <tuple>
@@ -78,16 +79,22 @@ std::string csv_cell(uint64_t v) { return std::to_string(v); }
 std::string csv_cell(double v) { return number_text(v); }
 std::string csv_cell(bool v) { return v ? "true" : "false"; }
 
-/// A CSV table of `rows`: the fields, then one column per name in `extra_columns` (empty cell
-/// where a row has no value of that name, e.g. a "before" row of a metric measured later).
+/// A CSV header: the fields, then one column per name in `extra_columns`.
+template <class Record>
+std::string csv_header(const std::vector<RecordField<Record>>& fields, const std::set<std::string>& extra_columns) {
+  std::string out;
+  for (const auto& f : fields) out += (&f == &fields.front() ? "" : ",") + std::string(f.name);
+  for (const auto& name : extra_columns) out += "," + name;
+  return out + '\n';
+}
+
+/// CSV rows of `rows`: the fields, then one cell per name in `extra_columns` (empty where a row
+/// has no value of that name, e.g. a "before" row of a metric measured later).
 template <class Record, class Extra>
-std::string csv_table(const std::vector<Record>& rows, const std::vector<RecordField<Record>>& fields,
-                      const std::set<std::string>& extra_columns, Extra extra_of) {
+std::string csv_rows(const std::vector<Record>& rows, const std::vector<RecordField<Record>>& fields,
+                     const std::set<std::string>& extra_columns, Extra extra_of) {
   std::string out;
   auto add = [&out](bool first, const std::string& cell) { out += (first ? "" : ",") + cell; };
-  for (const auto& f : fields) add(&f == &fields.front(), f.name);
-  for (const auto& name : extra_columns) add(false, name);
-  out += '\n';
   for (const auto& r : rows) {
     bool first = true;
     for_each_field(r, fields, [&](const char*, const auto& value) {
@@ -104,6 +111,81 @@ std::string csv_table(const std::vector<Record>& rows, const std::vector<RecordF
   return out;
 }
 
+const std::map<std::string, double>& task_metrics_of(const ClientRoundRecord& r) { return r.task_metrics; }
+const std::map<std::string, double>& no_extra(const RoundSummary&) {
+  static const std::map<std::string, double> none;
+  return none;
+}
+
+} // namespace
+
+namespace results_detail {
+struct WriteSnapshot {
+  bool whole = false;                     ///< rewrite the data files (else append `records`, `rounds`)
+  std::vector<ClientRoundRecord> records; ///< every record of a finished round (whole) or the new ones
+  std::vector<RoundSummary> rounds;       ///< every round (whole) or the new ones
+  std::set<std::string> csv_columns;      ///< metrics.csv's task-metric columns
+  std::size_t record_count = 0;           ///< records on disk after this write
+  std::size_t round_count = 0;            ///< rounds on disk after this write
+  std::optional<RoundSummary> last_summary;
+  std::string status, message, finished_at, resume_command;
+  PhaseSeconds phases;
+  int last_round = -1;
+};
+} // namespace results_detail
+
+namespace {
+
+using results_detail::WriteSnapshot;
+
+/// The data files of `snap`: written whole, or its lines appended (header only when whole).
+void write_data_files(const std::filesystem::path& dir, const WriteSnapshot& snap) {
+  std::string jsonl, rounds_jsonl;
+  for (const auto& r : snap.records) jsonl += record_json(r).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
+  for (const auto& s : snap.rounds) rounds_jsonl += summary_json(s).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
+  std::string csv = snap.whole ? csv_header(client_record_field_list(), snap.csv_columns) : std::string();
+  csv += csv_rows(snap.records, client_record_field_list(), snap.csv_columns, task_metrics_of);
+  std::string rounds_csv = snap.whole ? csv_header(round_summary_field_list(), {}) : std::string();
+  rounds_csv += csv_rows(snap.rounds, round_summary_field_list(), {}, no_extra);
+  const auto put = [&](const char* name, const std::string& text) {
+    if (snap.whole) atomic_write_file(dir / name, text);
+    else if (!text.empty()) append_file_synced(dir / name, text);
+  };
+  put("metrics.jsonl", jsonl);
+  put("metrics.csv", csv);
+  put("rounds.jsonl", rounds_jsonl);
+  put("rounds.csv", rounds_csv);
+}
+
+json run_json(const RunInfo& info, const std::string& started_at, const WriteSnapshot& snap) {
+  json run = fields_json(info, run_info_field_list());
+  run["sweep"] = info.sweep;
+  run.update({{"status", snap.status},
+              {"message", snap.message},
+              {"started_at", started_at},
+              {"updated_at", utc_timestamp_now()},
+              {"finished_at", snap.finished_at.empty() ? json(nullptr) : json(snap.finished_at)},
+              {"rounds_finished", static_cast<int>(snap.round_count)},
+              {"last_finished_round", snap.last_round < 0 ? json(nullptr) : json(snap.last_round)},
+              {"resume_command", snap.resume_command.empty() ? json(nullptr) : json(snap.resume_command)},
+              {"records", static_cast<int64_t>(snap.record_count)}});
+  // evaluation.target_accuracy: the rounds to target as of the last finished round (null: not reached).
+  if (snap.last_summary && std::isfinite(snap.last_summary->target_accuracy)) {
+    const RoundSummary& last = *snap.last_summary;
+    auto value = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+    run["target_accuracy"] = last.target_accuracy;
+    run["rounds_to_target"] = {{"global_test", value(last.global_rounds_to_target)},
+                               {"mean_client", value(last.mean_rounds_to_target)}};
+    run["virtual_seconds_to_target"] = value(last.virtual_seconds_to_target);
+    run["bytes_to_target"] = value(last.bytes_to_target);
+  }
+  if (!snap.phases.empty()) {
+    json p = json::object();
+    for (const auto& [name, seconds] : snap.phases) p[name] = seconds;
+    run["phase_seconds"] = p;
+  }
+  return run;
+}
 
 } // namespace
 
@@ -135,13 +217,14 @@ ResultsWriter::ResultsWriter(std::filesystem::path run_dir, RunInfo info)
   std::filesystem::create_directories(dir_, ec);
   if (ec) throw std::runtime_error("cannot create run directory " + dir_.string() + ": " + ec.message());
   std::lock_guard<std::mutex> io(io_mutex_);
-  write_files_locked(-1, false);
+  write_files_locked(-1);
 }
 
 void ResultsWriter::client_evaluated(const ClientRoundRecord& record) {
   std::lock_guard<std::mutex> lock(data_mutex_);
   // Keep records ordered by (round, client) so files do not depend on actor timing.
-  records_.insert(std::upper_bound(records_.begin(), records_.end(), record, record_less), record);
+  const auto at = records_.insert(std::upper_bound(records_.begin(), records_.end(), record, record_less), record);
+  if (static_cast<std::size_t>(at - records_.begin()) < records_on_disk_) rewrite_ = true; // a round already on disk
 }
 
 void ResultsWriter::round_finished(const RoundSummary& summary) {
@@ -149,11 +232,12 @@ void ResultsWriter::round_finished(const RoundSummary& summary) {
   int max_round;
   {
     std::lock_guard<std::mutex> lock(data_mutex_);
+    if (summary.round <= last_round_on_disk_) rewrite_ = true; // not after what is on disk
     rounds_[summary.round] = summary;
     last_finished_round_ = std::max(last_finished_round_, summary.round);
     max_round = last_finished_round_;
   }
-  write_files_locked(max_round, false);
+  write_files_locked(max_round);
 }
 
 void ResultsWriter::restore(const std::vector<ClientRoundRecord>& records, const std::vector<RoundSummary>& rounds,
@@ -168,8 +252,9 @@ void ResultsWriter::restore(const std::vector<ClientRoundRecord>& records, const
     for (const auto& s : rounds)
       if (s.round <= last_round) rounds_[s.round] = s;
     last_finished_round_ = rounds_.empty() ? -1 : rounds_.rbegin()->first;
+    rewrite_ = true; // drops what the files hold after `last_round`, a torn last line too
   }
-  write_files_locked(last_round, false);
+  write_files_locked(last_round);
 }
 
 std::vector<RoundSummary> ResultsWriter::roll_back(int last_round) {
@@ -199,7 +284,7 @@ void ResultsWriter::finish(std::string status, std::string message, std::string 
     finished_at_ = utc_timestamp_now();
     max_round = last_finished_round_;
   }
-  write_files_locked(max_round, true);
+  write_files_locked(max_round);
 }
 
 void ResultsWriter::record_phase_seconds(PhaseSeconds phases) {
@@ -210,7 +295,7 @@ void ResultsWriter::record_phase_seconds(PhaseSeconds phases) {
     phase_seconds_ = std::move(phases);
     max_round = last_finished_round_;
   }
-  write_files_locked(max_round, true, true);
+  write_files_locked(max_round, true);
 }
 
 double ResultsWriter::write_seconds() {
@@ -228,79 +313,61 @@ std::string format_phase_seconds(const PhaseSeconds& phases) {
   return out;
 }
 
-void ResultsWriter::write_files_locked(int max_round, bool final_write, bool run_json_only) {
+WriteSnapshot ResultsWriter::take_snapshot(int max_round, bool run_json_only) {
+  WriteSnapshot snap;
+  std::lock_guard<std::mutex> lock(data_mutex_);
+  // records_ is ordered by round: the records of finished rounds are a prefix.
+  const auto end = std::partition_point(records_.begin(), records_.end(),
+                                        [max_round](const ClientRoundRecord& r) { return r.round <= max_round; });
+  snap.record_count = static_cast<std::size_t>(end - records_.begin());
+  snap.round_count = rounds_.size();
+  if (!rounds_.empty()) snap.last_summary = rounds_.rbegin()->second;
+  snap.status = status_;
+  snap.message = message_;
+  snap.finished_at = finished_at_;
+  snap.resume_command = resume_command_;
+  snap.phases = phase_seconds_;
+  snap.last_round = last_finished_round_;
+  if (run_json_only) return snap;
+
+  // Appending needs the files to hold a prefix of what they should, and the CSV its columns.
+  snap.whole = rewrite_ || snap.record_count < records_on_disk_;
+  snap.csv_columns = csv_columns_on_disk_;
+  for (auto it = records_.begin() + static_cast<std::ptrdiff_t>(snap.whole ? 0 : records_on_disk_); it != end && !snap.whole; ++it)
+    for (const auto& [name, value] : it->task_metrics) snap.whole = snap.whole || !snap.csv_columns.count(name);
+  const std::size_t from = snap.whole ? 0 : records_on_disk_;
+  if (snap.whole) {
+    snap.csv_columns.clear(); // the union over the records: a column each
+    for (auto it = records_.begin(); it != end; ++it)
+      for (const auto& [name, value] : it->task_metrics) snap.csv_columns.insert(name);
+  }
+  snap.records.assign(records_.begin() + static_cast<std::ptrdiff_t>(from), end);
+  for (const auto& [round, s] : rounds_)
+    if (snap.whole || round > last_round_on_disk_) snap.rounds.push_back(s);
+  records_on_disk_ = snap.record_count;
+  last_round_on_disk_ = rounds_.empty() ? -1 : rounds_.rbegin()->first;
+  csv_columns_on_disk_ = snap.csv_columns;
+  rewrite_ = false;
+  return snap;
+}
+
+void ResultsWriter::write_files_locked(int max_round, bool run_json_only) {
   const auto started = std::chrono::steady_clock::now();
   // Snapshot under the data lock, then format and write without it.
-  std::vector<ClientRoundRecord> records;
-  std::vector<RoundSummary> rounds;
-  std::string status, message, finished_at, resume_command;
-  PhaseSeconds phases;
-  int last_round = -1;
-  {
-    std::lock_guard<std::mutex> lock(data_mutex_);
-    for (const auto& r : records_)
-      if (r.round <= max_round) records.push_back(r);
-    for (const auto& [round, s] : rounds_) rounds.push_back(s);
-    status = status_;
-    message = message_;
-    finished_at = finished_at_;
-    resume_command = resume_command_;
-    phases = phase_seconds_;
-    last_round = last_finished_round_;
-  }
-
-  json run = fields_json(info_, run_info_field_list());
-  run["sweep"] = info_.sweep;
-  run.update({{"status", status},
-              {"message", message},
-              {"started_at", started_at_},
-              {"updated_at", utc_timestamp_now()},
-              {"finished_at", finished_at.empty() ? json(nullptr) : json(finished_at)},
-              {"rounds_finished", static_cast<int>(rounds.size())},
-              {"last_finished_round", last_round < 0 ? json(nullptr) : json(last_round)},
-              {"resume_command", resume_command.empty() ? json(nullptr) : json(resume_command)},
-              {"records", static_cast<int64_t>(records.size())}});
-  // evaluation.target_accuracy: the rounds to target as of the last finished round (null: not reached).
-  if (!rounds.empty() && std::isfinite(rounds.back().target_accuracy)) {
-    const RoundSummary& last = rounds.back();
-    auto value = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
-    run["target_accuracy"] = last.target_accuracy;
-    run["rounds_to_target"] = {{"global_test", value(last.global_rounds_to_target)},
-                               {"mean_client", value(last.mean_rounds_to_target)}};
-    run["virtual_seconds_to_target"] = value(last.virtual_seconds_to_target);
-    run["bytes_to_target"] = value(last.bytes_to_target);
-  }
-  if (!phases.empty()) {
-    json p = json::object();
-    for (const auto& [name, seconds] : phases) p[name] = seconds;
-    run["phase_seconds"] = p;
-  }
-  const auto run_json_write = [&] {
-    atomic_write_file(dir_ / "run.json", run.dump(2, ' ', false, kReplaceBadUtf8) + '\n');
-    write_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  };
-  if (run_json_only) return run_json_write();
-
-  std::string jsonl, rounds_jsonl;
-  std::set<std::string> task_metrics; // the union over records: a CSV column each
-  for (const auto& r : records) {
-    jsonl += record_json(r).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
-    for (const auto& [name, value] : r.task_metrics) task_metrics.insert(name);
-  }
-  for (const auto& s : rounds) rounds_jsonl += summary_json(s).dump(-1, ' ', false, kReplaceBadUtf8) + '\n';
-  const std::string csv = csv_table(records, client_record_field_list(), task_metrics,
-                                    [](const ClientRoundRecord& r) -> const auto& { return r.task_metrics; });
-  static const std::map<std::string, double> kNoExtra;
-  const std::string rounds_csv =
-      csv_table(rounds, round_summary_field_list(), {}, [](const RoundSummary&) -> const auto& { return kNoExtra; });
-
-
+  const WriteSnapshot snap = take_snapshot(max_round, run_json_only);
+  const json run = run_json(info_, started_at_, snap);
   // Data files first, run.json last: a directory with run.json always has all five files.
-  atomic_write_file(dir_ / "metrics.jsonl", jsonl);
-  atomic_write_file(dir_ / "metrics.csv", csv);
-  atomic_write_file(dir_ / "rounds.jsonl", rounds_jsonl);
-  atomic_write_file(dir_ / "rounds.csv", rounds_csv);
-  run_json_write();
+  if (!run_json_only) {
+    try {
+      write_data_files(dir_, snap);
+    } catch (...) { // part of an append may be on disk: the next write replaces the files whole
+      std::lock_guard<std::mutex> lock(data_mutex_);
+      rewrite_ = true;
+      throw;
+    }
+  }
+  atomic_write_file(dir_ / "run.json", run.dump(2, ' ', false, kReplaceBadUtf8) + '\n');
+  write_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 }
 
 std::string format_client_table(const std::vector<ClientRoundRecord>& records) {

@@ -1,7 +1,12 @@
 // fl/results/results_writer.hpp — a run's results on disk: run.json, metrics.jsonl/.csv, rounds.jsonl/.csv.
 //
-// Layout of a run directory (every file is rewritten whole through atomic_write_file, so a
-// reader — or a crash — only ever sees complete files):
+// Layout of a run directory. run.json is rewritten whole through atomic_write_file; the four
+// data files are written whole once, then each finished round appends its new lines (write +
+// fsync), so a round costs what it adds, not what the run holds. A crash in an append may leave
+// an unterminated last line, which the reader (fl/results/results_reader.hpp) cuts off and a
+// resume (restore()) drops by rewriting the files whole. A change that is not at the end — a
+// record of a round already on disk, a task metric that becomes a new CSV column, restore() —
+// rewrites the files whole; the bytes are the same either way.
 //   run.json       RunInfo + status ("running" / "completed" / "failed"), message, timestamps,
 //                  and at the end phase_seconds (how long setup, pretraining, rounds, writing took)
 //   metrics.jsonl  one ClientRoundRecord per line, keys = field names, then its task metrics
@@ -18,6 +23,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +46,10 @@ using PhaseSeconds = std::vector<std::pair<std::string, double>>;
 
 /// The field names of ClientRoundRecord in struct order: the CSV header and the JSON keys.
 const std::vector<std::string>& client_record_fields();
+
+namespace results_detail {
+struct WriteSnapshot; // what one write of a run directory puts on disk (results_writer.cpp)
+} // namespace results_detail
 
 /// Collects a run's records and keeps its directory up to date. Thread-safe, like every
 /// RunObserver. Records are buffered on client_evaluated() and written at round_finished():
@@ -86,7 +96,10 @@ public:
   const RunInfo& info() const { return info_; }
 
 private:
-  void write_files_locked(int max_round, bool final_write, bool run_json_only = false);
+  void write_files_locked(int max_round, bool run_json_only = false);
+  /// Copies what the next write needs under data_mutex_: the whole files' records when they
+  /// must be rewritten, else only the records and rounds after what is on disk.
+  results_detail::WriteSnapshot take_snapshot(int max_round, bool run_json_only);
 
   const std::filesystem::path dir_;
   const RunInfo info_;
@@ -101,6 +114,14 @@ private:
   std::string resume_command_;
   std::string finished_at_;
   PhaseSeconds phase_seconds_;
+  // What the data files on disk hold: the first records_on_disk_ of records_, the rounds up to
+  // last_round_on_disk_, metrics.csv's task-metric columns. rewrite_: the next write rewrites
+  // the files whole (first write, restore(), a record inserted before records_on_disk_, a
+  // failed write).
+  std::size_t records_on_disk_ = 0;
+  int last_round_on_disk_ = -1;
+  std::set<std::string> csv_columns_on_disk_;
+  bool rewrite_ = true;
 
   // Held across snapshot + write so that two writers cannot rename an older snapshot over a
   // newer one; client_evaluated() only takes data_mutex_ and never waits for an fsync.

@@ -17,6 +17,7 @@ enum class Stream : uint64_t {
   privacy_noise = 6, ///< DP noise: per client (local mode) or the server's (client -1, central)
   client_speed = 7,  ///< the virtual clock: how long a client's local training takes
   client_link = 8,   ///< the virtual clock: a client's lasting bandwidth factor
+  evaluation_sample = 9, ///< the server's sample of clients that did not train, evaluated in a round (client -1)
 };
 
 /// A seed for one purpose of one client (-1: the server or a shared draw) in one round, mixing

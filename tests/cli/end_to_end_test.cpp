@@ -1,4 +1,4 @@
-// tests/cli/end_to_end_test.cpp — the fedvlm-sim binary as a user runs it: quickstart learning, live Prometheus.
+// tests/cli/end_to_end_test.cpp — the fedvlm-sim binary as a user runs it: quickstart learning, live Prometheus, an evaluation sample.
 #include "fl/results/results_reader.hpp"
 #include "tests/prometheus_harness.hpp"
 
@@ -187,6 +187,61 @@ TEST(EndToEnd, RealPrometheusScrapesOneAccuracySeriesPerClient) {
     EXPECT_EQ(std::system(cmd.c_str()), 0) << read_file(dir.path() / "promtool.txt");
   }
   sim.stop();
+}
+
+// evaluation.clients_sample: the same run evaluating 2 of the clients that did not train each
+// round. Every client still merges each download, so every row it writes is the row the run
+// that evaluates everyone wrote for that client and round, and the adapters are the same.
+TEST(EndToEnd, AnEvaluationSampleWritesASubsetOfTheSameRows) {
+  if (!std::filesystem::exists(kFashion)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  TempDir dir("fedvlm-eval-sample");
+  const auto run = [&](const std::string& name, int sample) {
+    write_text_file(dir.path() / (name + ".toml"),
+                    "name = \"" + name + "\"\noutput_dir = \"" + dir.path().string() + "\"\nseed = 3\n[model]\narch = \"mlp_2nn\"\n"
+                    "[pretrain]\nenabled = false\n[data]\npath = \"" + kFashion.string() + "\"\nmax_samples = 240\n"
+                    "[partition]\nscheme = \"iid\"\n[federation]\nclients = 8\nrounds = 3\nclients_per_round = 2\n"
+                    "[strategy]\nname = \"plora\"\n[lora]\nrank = 4\ntargets = [\"fc1\", \"fc2\", \"fc3\"]\n"
+                    "[evaluation]\nclients_sample = " + std::to_string(sample) + "\n");
+    const auto r = run_cli((dir.path() / (name + ".toml")).string() + " --quiet");
+    EXPECT_EQ(r.status, 0) << r.output;
+    return dir.path() / name / "run";
+  };
+  const RunResults all = load_run(run("all", 0));
+  const std::filesystem::path sampled_dir = run("sampled", 2);
+  const RunResults sampled = load_run(sampled_dir);
+  ASSERT_EQ(all.records.size(), 8u * 4u);
+  // Round 0: 2 clients; rounds 1-3: the 2 that trained and 2 others.
+  ASSERT_EQ(sampled.records.size(), 2u + 3u * 4u);
+  std::map<std::pair<int, int>, const ClientRoundRecord*> full;
+  for (const auto& r : all.records) full[{r.client, r.round}] = &r;
+  std::map<int, int> per_round, trained;
+  for (const auto& r : sampled.records) {
+    ++per_round[r.round];
+    trained[r.round] += r.participated;
+    const ClientRoundRecord& f = *full.at({r.client, r.round});
+    EXPECT_EQ(r.accuracy, f.accuracy) << r.client << "@" << r.round;
+    EXPECT_EQ(r.loss, f.loss) << r.client << "@" << r.round;
+    EXPECT_EQ(r.participated, f.participated) << r.client << "@" << r.round;
+    EXPECT_EQ(r.bytes_down, f.bytes_down) << r.client << "@" << r.round;
+  }
+  for (int round = 1; round <= 3; ++round) {
+    EXPECT_EQ(per_round[round], 4) << round;
+    EXPECT_EQ(trained[round], 2) << round; // every client that trained has its row
+  }
+  ASSERT_EQ(sampled.rounds.size(), all.rounds.size());
+  for (std::size_t i = 0; i < all.rounds.size(); ++i) {
+    const RoundSummary &a = all.rounds[i], &b = sampled.rounds[i];
+    EXPECT_EQ(a.clients_answered, b.clients_answered);
+    EXPECT_EQ(a.cumulative_bytes, b.cumulative_bytes) << "every download counts, evaluated or not";
+    double sum = 0;
+    int n = 0;
+    for (const auto& r : sampled.records)
+      if (r.round == b.round) sum += r.accuracy, ++n;
+    EXPECT_DOUBLE_EQ(b.mean_accuracy, sum / n) << "round " << b.round << ": the mean is over the evaluated clients";
+  }
+  for (const std::string f : {"client_0", "client_5", "global"})
+    EXPECT_EQ(read_file(dir.path() / "all" / "run" / "adapters" / (f + ".safetensors")),
+              read_file(sampled_dir / "adapters" / (f + ".safetensors"))) << f;
 }
 
 } // namespace

@@ -243,6 +243,7 @@ TEST(ExperimentTomlDefaults, EmptyFileGivesOneRunWithDocumentedDefaults) {
   EXPECT_EQ(c.federation.clients, 4);
   EXPECT_EQ(c.federation.rounds, 5);
   EXPECT_EQ(c.federation.clients_per_round, 0);
+  EXPECT_EQ(c.evaluation.clients_sample, 0); // every client, every round
   EXPECT_EQ(c.federation.weighting, Weighting::samples);
   EXPECT_DOUBLE_EQ(c.federation.quorum, 1.0);
   EXPECT_DOUBLE_EQ(c.federation.round_timeout_s, 3600.0);
@@ -483,6 +484,9 @@ TEST(ExperimentTomlSweep, EmptyAxisIsAnError) {
 
 TEST(ExperimentTomlSweep, InvalidPointOfAnAxisNamesTheKey) {
   expect_config_error("[federation]\nrounds = [3, 0]\n", {"exp.toml:2:", "federation.rounds", "must be in [1, 1000000], got 0"});
+  expect_config_error("[evaluation]\nclients_sample = -1\n", {"exp.toml:2:", "evaluation.clients_sample", "got -1"});
+  expect_config_error("[federation]\nclients = 4\n[evaluation]\nclients_sample = 5\n",
+                      {"evaluation.clients_sample", "federation.clients (4)"});
   expect_config_error("[federation]\nclients = [2, \"x\"]\n",
                       {"exp.toml:2:", "federation.clients", "expects an integer"});
 }

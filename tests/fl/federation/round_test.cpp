@@ -4,10 +4,12 @@
 #include "fl/federation/round.hpp"
 #include "fl/aggregation/compression.hpp"
 #include "fl/federation/starting_state.hpp"
+#include "fl/federation/virtual_clock.hpp"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -68,6 +70,60 @@ TEST(Round, RoundsWithoutAnyAnswerStopTheRunAfterThreeInARow) {
   int none = 0;
   EXPECT_EQ(nobody_answered(RoundInFlight{}, none, 1), "");
   EXPECT_EQ(none, 0);
+}
+
+TEST(Round, EveryClientIsEvaluatedWithoutASample) {
+  RoundSettings s = settings(StrategyKind::plora, 6);
+  RoundInFlight r;
+  r.round = 2;
+  r.selected = {1, 4};
+  EXPECT_EQ(clients_to_evaluate(s, r, 6, {}), (std::vector<int>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(clients_to_evaluate(s, r, 6, {3}), (std::vector<int>{0, 1, 2, 4, 5})); // a lost client is asked nothing
+}
+
+TEST(Round, AnEvaluationSampleIsTheTrainedClientsPlusASeededDrawOfTheOthers) {
+  RoundSettings s = settings(StrategyKind::plora, 40);
+  s.evaluation_sample = 5;
+  RoundInFlight r;
+  r.round = 3;
+  r.selected = {2, 7, 30};
+  r.updates.emplace(2, update(2, 10, 1.0F, 1.0F));
+  r.updates.emplace(35, update(35, 10, 1.0F, 1.0F)); // asynchronous mode: answered without being selected this round
+  const std::set<int> lost = {9};
+  const std::vector<int> a = clients_to_evaluate(s, r, 40, lost);
+  ASSERT_EQ(a.size(), 4u + 5u);
+  EXPECT_TRUE(std::is_sorted(a.begin(), a.end()));
+  const std::set<int> chosen(a.begin(), a.end());
+  EXPECT_EQ(chosen.size(), a.size());
+  for (int trained : {2, 7, 30, 35}) EXPECT_TRUE(chosen.count(trained)) << trained;
+  EXPECT_FALSE(chosen.count(9));
+  // Deterministic given the seed and round: a resumed run or another interleaving evaluates the same.
+  EXPECT_EQ(clients_to_evaluate(s, r, 40, lost), a);
+  RoundInFlight next = r;
+  next.round = 4;
+  EXPECT_NE(clients_to_evaluate(s, next, 40, lost), a);
+  RoundSettings other_seed = s;
+  other_seed.seed = 8;
+  EXPECT_NE(clients_to_evaluate(other_seed, r, 40, lost), a);
+  // Drawn from its own stream, not the selection's: not the clients select_clients would draw.
+  std::vector<int> others;
+  for (int id = 0; id < 40; ++id)
+    if (!std::set<int>{2, 7, 9, 30, 35}.count(id)) others.push_back(id);
+  std::vector<int> drawn;
+  for (int id : a)
+    if (!std::set<int>{2, 7, 30, 35}.count(id)) drawn.push_back(id);
+  EXPECT_NE(drawn, sample_clients(others, 5, s.seed, r.round));
+  // Over the rounds every client is evaluated now and then.
+  std::set<int> seen;
+  for (int round = 1; round <= 60; ++round) {
+    RoundInFlight rr;
+    rr.round = round;
+    for (int id : clients_to_evaluate(s, rr, 40, {})) seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 40u);
+  // A sample as large as the others: everyone.
+  s.evaluation_sample = 40;
+  EXPECT_EQ(clients_to_evaluate(s, r, 40, lost).size(), 39u);
 }
 
 TEST(Round, SelectionIsASeededSortedSample) {

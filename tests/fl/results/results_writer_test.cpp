@@ -413,9 +413,10 @@ TEST_F(ResultsFiles, RoundsCsvHeaderAndRowExact) {
                     "mean_accuracy,min_accuracy,max_accuracy,seconds,aggregation_error,epsilon,virtual_seconds,"
                     "mean_staleness,max_staleness,round_virtual_seconds,cumulative_bytes,global_accuracy,global_loss,"
                     "wire_bytes_sent,wire_bytes_received,p10_accuracy,target_accuracy,global_rounds_to_target,"
-                    "mean_rounds_to_target,virtual_seconds_to_target,bytes_to_target");
+                    "mean_rounds_to_target,virtual_seconds_to_target,bytes_to_target,holdout_accuracy,"
+                    "holdout_adapted_accuracy");
   EXPECT_EQ(csv[1], "\"exp/clients=3,strategy=plora,seed=0\",plora,1,2,3,3,1,1,0.61,0.51,0.71,2.5,0.125,1.5,nan,"
-                    "nan,nan,nan,0,0.5625,1,1007,2009,nan,nan,nan,nan,nan,nan");
+                    "nan,nan,nan,0,0.5625,1,1007,2009,nan,nan,nan,nan,nan,nan,nan,nan");
 }
 
 // A task metric is a column of its own; rows without it (another task's, or the "before" row
