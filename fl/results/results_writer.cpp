@@ -1,6 +1,7 @@
 // fl/results/results_writer.cpp — serialises a run's records to JSON lines and CSV: whole files once, then each round's new lines appended.
 #include "fl/results/results_writer.hpp"
 
+#include "support/join.hpp"
 #include "support/atomic_file.hpp"
 #include "fl/results/record_fields.hpp"
 #include "support/text_columns.hpp"
@@ -304,13 +305,11 @@ double ResultsWriter::write_seconds() {
 }
 
 std::string format_phase_seconds(const PhaseSeconds& phases) {
-  std::string out;
-  char buf[32];
-  for (const auto& [name, seconds] : phases) {
-    std::snprintf(buf, sizeof buf, " %.1f s", seconds);
-    out += (out.empty() ? "" : ", ") + name + buf;
-  }
-  return out;
+  return join_with(phases, ", ", [](const std::pair<std::string, double>& phase) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, " %.1f s", phase.second);
+    return phase.first + buf;
+  });
 }
 
 WriteSnapshot ResultsWriter::take_snapshot(int max_round, bool run_json_only) {
