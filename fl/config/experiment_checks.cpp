@@ -162,18 +162,15 @@ void check_population(const Checking& k) {
   if (holdout >= c.federation.clients)
     k.fail("evaluation.holdout_clients", "is " + std::to_string(holdout) + ", but must be less than federation.clients (" +
                                              std::to_string(c.federation.clients) + "): at least one client must train");
+  // The bound both counts share: the clients that train, said as the keys that make it.
+  const std::string trainers = "federation.clients (" + std::to_string(c.federation.clients) + ")" +
+                               (holdout > 0 ? " less evaluation.holdout_clients (" + std::to_string(holdout) + ") = " +
+                                                  std::to_string(training_clients(c))
+                                            : std::string());
   if (c.federation.clients_per_round > training_clients(c))
-    k.fail("federation.clients_per_round",
-           "must be between 0 (all) and federation.clients (" + std::to_string(c.federation.clients) + ")" +
-               (holdout > 0 ? " less evaluation.holdout_clients (" + std::to_string(holdout) + ") = " +
-                                  std::to_string(training_clients(c))
-                            : std::string()));
+    k.fail("federation.clients_per_round", "must be between 0 (all) and " + trainers);
   if (c.evaluation.clients_sample > training_clients(c))
-    k.fail("evaluation.clients_sample",
-           "must be between 0 (every client) and federation.clients (" + std::to_string(c.federation.clients) + ")" +
-               (holdout > 0 ? " less evaluation.holdout_clients (" + std::to_string(holdout) + ") = " +
-                                  std::to_string(training_clients(c))
-                            : std::string()));
+    k.fail("evaluation.clients_sample", "must be between 0 (every client) and " + trainers);
 }
 
 /// evaluation.holdout_clients: new clients scored on their own test split with a fresh private
