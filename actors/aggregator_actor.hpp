@@ -72,6 +72,11 @@ struct AggregatorConfig : RoundSettings {
   /// before the next round starts: the driver writes adapters and checkpoints here. An
   /// exception stops the run.
   std::function<void(const RunCheckpoint&)> on_round_state;
+  /// Synchronous rounds ask only the clients that trained (or whose state is not known) for
+  /// their state; the others' is the state they had merged with the round's download, which the
+  /// aggregator merges itself (apply_download), so a round's cost does not grow with the
+  /// population. Set: every client is asked, as asynchronous runs always are (tests compare).
+  bool collect_every_state = false;
 };
 
 /// The aggregator as the run driver and a server's registry see it.

@@ -4,7 +4,9 @@
 #include "actors/aggregator_state.hpp"
 #include "actors/engine_errors.hpp"
 #include "actors/messages.hpp"
+#include "fl/aggregation/round_aggregation.hpp"
 #include "fl/federation/round.hpp"
+#include "fl/runtime/random_streams.hpp"
 #include "fl/results/client_checkpoint.hpp"
 #include "fl/results/incremental_checkpoint.hpp"
 #include "fl/runtime/interrupt.hpp"
@@ -68,7 +70,18 @@ void next_round_or_done(aggregator_actor_t self) {
   advance(self);
 }
 
-/// Every client's private state after the round, for checkpoints, adapters/ and respawns.
+/// A client that did not train this round and merged its download: its state is the one it
+/// had after the last round with the download merged, as the client merged it.
+void merge_download(aggregator_state& st, int id) {
+  ClientCheckpoint& slot = st.progress.states[static_cast<std::size_t>(id)];
+  const StrategySpec spec = spec_in_round(strategy_spec(st.cfg.strategy), std::max(st.r.round, 1));
+  if (apply_download(spec, slot.adapters, st.r.result.download_for(id),
+                     job_seed(st.cfg.seed, id, st.r.round, Stream::adapter_init)))
+    slot.optimizer_state.clear();
+}
+
+/// Every client's private state after the round, for checkpoints, adapters/ and respawns: asked
+/// of those whose state changed beyond the download (or is not known), merged here for the rest.
 void collect_states(aggregator_actor_t self) {
   auto& st = self->state;
   if (st.r.round == 0) {
@@ -76,8 +89,17 @@ void collect_states(aggregator_actor_t self) {
     return;
   }
   std::vector<std::pair<int, client_actor>> targets;
-  for (std::size_t id = 0; id < st.cfg.clients.size() && !st.cfg.clients_keep_state; ++id)
-    if (!st.lost.count(static_cast<int>(id))) targets.emplace_back(static_cast<int>(id), st.cfg.clients[id]);
+  const bool ask_all = st.cfg.collect_every_state || is_async(st);
+  const std::set<int> trained(st.r.selected.begin(), st.r.selected.end());
+  for (std::size_t k = 0; k < st.cfg.clients.size() && !st.cfg.clients_keep_state; ++k) {
+    const int id = static_cast<int>(k);
+    if (st.lost.count(id)) continue;
+    if (ask_all || trained.count(id) || !st.merged.count(id) || st.respawned.count(id))
+      targets.emplace_back(id, st.cfg.clients[k]);
+    else
+      merge_download(st, id);
+  }
+  st.respawned.clear();
   if (is_central(st)) targets.emplace_back(-1, st.cfg.central_trainer);
   st.snapshot_waiting.clear();
   for (const auto& [id, target] : targets) st.snapshot_waiting.insert(id);
@@ -208,6 +230,7 @@ void evaluate_all(aggregator_actor_t self) {
   st.r.evals.clear();
   st.r.unrecorded_bytes_down = 0;
   st.eval_waiting.clear();
+  st.merged.clear();
   const int clients = static_cast<int>(st.cfg.clients.size());
   // Every client gets the round's download (pLoRA's B_g changes every model); those outside
   // evaluation.clients_sample only merge it.
@@ -228,6 +251,7 @@ void evaluate_all(aggregator_actor_t self) {
             [self, id, round](ClientEval& ev) {
               auto& s = self->state;
               if (s.r.round != round || !s.eval_waiting.erase(id)) return;
+              s.merged.insert(id);
               if (ev.evaluated) s.r.evals.emplace(ev.client, std::move(ev));
               else s.r.unrecorded_bytes_down += s.r.result.bytes_for(id);
               if (s.eval_waiting.empty()) finish_round(self);

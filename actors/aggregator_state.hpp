@@ -37,6 +37,8 @@ struct aggregator_state {
   std::set<int> holdout_waiting; ///< holdout clients being scored this round (evaluation.holdout_clients)
   std::vector<NewcomerScore> holdout_scores; ///< their scores this round
   std::set<int> snapshot_waiting; ///< clients asked for their state that have not answered
+  std::set<int> merged;           ///< clients whose evaluation answered this round: they hold its download
+  std::set<int> respawned;        ///< clients respawned this round: their state is asked for, not inferred
   std::set<int> save_waiting;     ///< clients on nodes asked to save their state (save_atom)
   int saved_round = 0;            ///< the last round the clients on nodes were asked to save
   std::set<int> unsaved_said;     ///< clients on nodes whose failure to save was said (once each)

@@ -55,6 +55,7 @@ void respawn_client(aggregator_actor_t self, int id, const std::string& reason) 
   spdlog::warn("{}: round {}: client {} crashed ({}): respawned from its state after round {}", st.cfg.run,
                st.r.round, id, reason, st.progress.rounds_completed);
   st.cfg.clients[k] = st.cfg.respawn(id, st.progress.states[k]);
+  st.respawned.insert(id);
   self->monitor(st.cfg.clients[k]);
 }
 

@@ -116,8 +116,11 @@ client_actor::behavior_type client(client_actor_t self, ClientConfig cfg) {
         st.pending.erase(it);
       },
       [self](snapshot_atom) {
-        return AdapterSnapshot{self->state.cfg.id, tensor_map_clone(self->state.adapters),
-                               tensor_map_clone(self->state.optimizer_state), tensor_map_clone(self->state.residual)};
+        // A client's adapters and optimizer state are never changed in place (training works on
+        // copies, a download replaces tensors), so the aggregator may hold the same ones: an
+        // idle client's state is in memory once. The residual is updated in place: a copy.
+        return AdapterSnapshot{self->state.cfg.id, self->state.adapters, self->state.optimizer_state,
+                               tensor_map_clone(self->state.residual)};
       },
       [self](save_atom, int round) -> caf::result<bool> {
         auto& st = self->state;

@@ -35,7 +35,8 @@ struct ClientConfig : ClientSettings {
 /// (eval_atom, GlobalDown) → ClientEval, ...
 /// A GlobalDown is merged by apply_download (fl/aggregation/round_aggregation.hpp): shared tensors replaced,
 /// private ones kept, residuals and stacked products added to lora_delta.
-/// (snapshot_atom) → AdapterSnapshot returns a copy of its adapters and optimizer state.
+/// (snapshot_atom) → AdapterSnapshot returns its adapters and optimizer state (the same tensors: they are
+/// never changed in place) and a copy of its top-k residual.
 /// (restore_atom, round) → bool takes back the state saved after `round` (0: the initial one),
 /// as a client spawned from it would hold it; a training begun before answers with an error.
 /// Simulated faults: a failing or dropped-out client answers train with an EngineErrc

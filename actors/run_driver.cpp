@@ -114,6 +114,7 @@ AggregatorConfig aggregator_config(const ExperimentConfig& c, const std::string&
   agg.observer = &observer;
   agg.resume_from = from;
   agg.on_round_state = hooks.on_round_state;
+  agg.collect_every_state = hooks.collect_every_state;
   return agg;
 }
 

@@ -34,6 +34,8 @@ struct RunHooks {
   std::vector<RoundSummary> previous_rounds;
   /// After every finished round, with the whole state (see AggregatorConfig::on_round_state).
   std::function<void(const RunCheckpoint&)> on_round_state;
+  /// Ask every client for its state after each round (AggregatorConfig::collect_every_state).
+  bool collect_every_state = false;
   /// Set: the clients run on other processes (actors/cluster.hpp) that join this one; only
   /// fresh runs (resume_from round 0).
   std::optional<ServeSettings> serve;

@@ -2,10 +2,10 @@
 # scripts/check_same_results.sh BEFORE_BIN AFTER_BIN [WORK_DIR]
 #
 # Behaviour unchanged: two fedvlm-sim binaries (e.g. before and after a refactor) run the same
-# four experiments with the same seed and one intra-op thread — the quickstart (pLoRA), a FLoRA
-# run, an asynchronous FedBuff run and a served run (a server and 2 node processes on
+# five experiments with the same seed and one intra-op thread — the quickstart (pLoRA), a FLoRA
+# run, an asynchronous FedBuff run, stacking with 2 clients a round, and a served run (a server and 2 node processes on
 # 127.0.0.1) — and every metrics.jsonl, rounds.jsonl and adapters/*.safetensors must be equal.
-# Wall-clock fields (seconds, round_seconds) and the bytes counted on sockets (wire_bytes_*)
+# Checkpoints (*.ckpt) must be equal byte for byte. Wall-clock fields (seconds, round_seconds) and the bytes counted on sockets (wire_bytes_*)
 # are the only ones left out: they differ between any two runs. Exit 0 when all agree.
 # Each binary pretrains its own backbone (its own cache), and the pretrained weights are compared too.
 set -euo pipefail
@@ -25,6 +25,10 @@ run_all() { # BIN OUT
   "$bin" "$exp" "${common[@]}" --output-dir "$out/flora" --set pretrain.cache_dir=../cache --set strategy.name=flora
   "$bin" "$exp" "${common[@]}" --output-dir "$out/async" --set pretrain.cache_dir=../cache --set federation.mode=async \
     --set federation.buffer_size=3 --set federation.client_seconds=10.0
+  # Partial participation: the clients that did not train hold the download the aggregator
+  # merged for them (stacking: the stack merged into lora_delta, fresh adapters, the optimizer dropped).
+  "$bin" "$exp" "${common[@]}" --output-dir "$out/partial" --set pretrain.cache_dir=../cache \
+    --set strategy.name=stacking --set federation.clients_per_round=2
   local port=$((20000 + RANDOM % 20000))
   "$bin" serve "$exp" "${common[@]}" --output-dir "$out/served" --set pretrain.cache_dir=../cache \
     --listen "127.0.0.1:$port" --nodes 2 --wait 120 > "$out/serve.log" 2>&1 &
@@ -36,9 +40,13 @@ run_all() { # BIN OUT
 }
 
 echo "== before: $before"
-run_all "$before" "$work/before"
+# Both run in the same directory, moved aside after, so that the checkpoints' hashes of the
+# resolved configuration (which holds output_dir) agree and the files compare byte for byte.
+run_all "$before" "$work/run"
+mv "$work/run" "$work/before"
 echo "== after: $after"
-run_all "$after" "$work/after"
+run_all "$after" "$work/run"
+mv "$work/run" "$work/after"
 
 /usr/bin/env python3 - "$work/before" "$work/after" <<'PY'
 import json, os, sys, filecmp
@@ -59,7 +67,7 @@ for d, _, names in os.walk(before):
         if n in ("metrics.jsonl", "rounds.jsonl"):
             if not os.path.exists(q) or lines(p) != lines(q): bad.append(rel)
             checked += 1
-        elif n.endswith(".safetensors") and ("/adapters/" in "/" + rel or rel.startswith("cache/")):
+        elif (n.endswith(".safetensors") and ("/adapters/" in "/" + rel or rel.startswith("cache/"))) or n.endswith(".ckpt"):
             if not os.path.exists(q) or not filecmp.cmp(p, q, shallow=False): bad.append(rel)
             checked += 1
 for b in bad: print("DIFFERS:", b)

@@ -465,6 +465,36 @@ TEST_F(Federation, PartialParticipationSamplesClientsPerRound) {
   }
 }
 
+// A round asks only the clients that trained for their state; the others' is merged by the
+// aggregator from the round's download. Asking every client (the reference) must give the same
+// checkpoint, byte for byte, after every round: shared tensors replaced, residuals added to
+// lora_delta (FedEx), stacks merged and fresh adapters drawn (stacking), per-client downloads
+// with the optimizer dropped (FlexLoRA), alternating factors (RoLoRA).
+TEST_F(Federation, ClientsThatDidNotTrainHoldWhatTheAggregatorMergedForThem) {
+  for (StrategyKind strategy : {StrategyKind::plora, StrategyKind::flora, StrategyKind::fedex_lora,
+                                StrategyKind::stacking, StrategyKind::flexlora, StrategyKind::rolora}) {
+    auto c = small_config(strategy);
+    c.federation.clients_per_round = 2;
+    c.federation.rounds = 3;
+    c.train.optimizer = OptimizerKind::adamw; // moments that a dropped optimizer would lose
+    std::map<int, std::string> asked, merged;
+    RunHooks every;
+    every.collect_every_state = true;
+    every.on_round_state = [&](const RunCheckpoint& ck) { asked[ck.round] = checkpoint_encode(ck); };
+    RunHooks some;
+    some.on_round_state = [&](const RunCheckpoint& ck) { merged[ck.round] = checkpoint_encode(ck); };
+    const auto reference = run(c, every);
+    const auto out = run(c, some);
+    ASSERT_EQ(asked.size(), 3u) << to_string(strategy);
+    ASSERT_EQ(merged.size(), 3u) << to_string(strategy);
+    for (int round = 1; round <= 3; ++round)
+      EXPECT_TRUE(asked.at(round) == merged.at(round)) << to_string(strategy) << ": checkpoint of round " << round;
+    for (std::size_t k = 0; k < 4; ++k)
+      for (const auto& [name, t] : reference->done.adapters[k])
+        EXPECT_TRUE(same(t, out->done.adapters[k].at(name))) << to_string(strategy) << " client " << k << " " << name;
+  }
+}
+
 TEST_F(Federation, ResumedFromACheckpointEqualsTheUninterruptedRun) {
   for (StrategyKind strategy : {StrategyKind::plora, StrategyKind::flora}) {
     auto c = small_config(strategy);
