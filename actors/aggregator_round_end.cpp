@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -224,7 +225,18 @@ void report_round(aggregator_actor_t self, const EvalResult* global_eval) {
   collect_states(self);
 }
 
-/// Sends every client its download for evaluation; finish_round once all have answered or failed.
+bool defers_downloads(const aggregator_state& st) {
+  if (is_async(st) || is_central(st) || st.cfg.clients_keep_state || st.cfg.collect_every_state) return false;
+  const StrategySpec& spec = strategy_spec(st.cfg.strategy);
+  const StrategySpec first = spec_in_round(spec, 1), second = spec_in_round(spec, 2);
+  const bool same_every_round = first.share_a == second.share_a && first.share_b == second.share_b;
+  const bool one_rank = std::adjacent_find(st.cfg.client_ranks.begin(), st.cfg.client_ranks.end(),
+                                           std::not_equal_to<>()) == st.cfg.client_ranks.end();
+  return spec.rule == AggregationRule::average && !spec.fresh_adapters && same_every_round && one_rank;
+}
+
+/// Sends every client its download for evaluation (or, where downloads are deferred, the
+/// clients it evaluates); finish_round once all have answered or failed.
 void evaluate_all(aggregator_actor_t self) {
   auto& st = self->state;
   st.r.evals.clear();
@@ -233,10 +245,28 @@ void evaluate_all(aggregator_actor_t self) {
   st.merged.clear();
   const int clients = static_cast<int>(st.cfg.clients.size());
   // Every client gets the round's download (pLoRA's B_g changes every model); those outside
-  // evaluation.clients_sample only merge it.
+  // evaluation.clients_sample only merge it, now or, deferred, before they next train.
   const std::vector<int> scored = clients_to_evaluate(st.cfg, st.r, clients, st.lost);
-  for (int id = 0; id < clients; ++id)
-    if (!st.lost.count(id)) st.eval_waiting.insert(id);
+  const bool defer = defers_downloads(st) && scored.size() < static_cast<std::size_t>(clients);
+  const bool download_empty = st.r.result.broadcast.empty() && st.r.result.personal.empty();
+  if (defer && !download_empty) {
+    st.deferred.round = st.r.round;
+    st.deferred.tensors = st.r.result.broadcast;
+    st.deferred.bytes = static_cast<int64_t>(tensor_map_bytes(st.deferred.tensors));
+    st.deferred.evaluate = false;
+  }
+  for (int id = 0; id < clients; ++id) {
+    if (st.lost.count(id)) continue;
+    if (defer && !std::binary_search(scored.begin(), scored.end(), id)) {
+      // Counted as downloaded, as if sent now: the files are those of a run that sends it.
+      st.r.unrecorded_bytes_down += download_empty ? 0 : st.deferred.bytes;
+      if (!download_empty) st.stale.insert(id);
+      st.merged.insert(id);
+      continue;
+    }
+    st.stale.erase(id); // this round's download supersedes any deferred one
+    st.eval_waiting.insert(id);
+  }
   if (st.eval_waiting.empty()) return finish_round(self);
   const int round = st.r.round;
   const std::set<int> targets = st.eval_waiting;

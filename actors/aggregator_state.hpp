@@ -39,6 +39,10 @@ struct aggregator_state {
   std::set<int> snapshot_waiting; ///< clients asked for their state that have not answered
   std::set<int> merged;           ///< clients whose evaluation answered this round: they hold its download
   std::set<int> respawned;        ///< clients respawned this round: their state is asked for, not inferred
+  /// Downloads deferred (defers_downloads): clients outside the round's evaluation that were not
+  /// sent the download; each merges `deferred` (the newest) before it next trains.
+  std::set<int> stale;
+  GlobalDown deferred;
   std::set<int> save_waiting;     ///< clients on nodes asked to save their state (save_atom)
   int saved_round = 0;            ///< the last round the clients on nodes were asked to save
   std::set<int> unsaved_said;     ///< clients on nodes whose failure to save was said (once each)
@@ -58,6 +62,11 @@ inline bool is_central(const aggregator_state& st) { return strategy_spec(st.cfg
 /// FedBuff: buffered asynchronous aggregation on the virtual clock.
 inline bool is_async(const aggregator_state& st) { return st.cfg.federation.mode == FederationMode::async; }
 
+/// Whether a round's download may wait for the clients it does not evaluate (clients_sample):
+/// when every download replaces the shared tensors whole (FedAvg of whole tensors, the same in
+/// every round, one rank for all, no fresh adapters), the newest download alone brings a client
+/// up to date, so only the clients that train or are evaluated are sent anything.
+[[nodiscard]] bool defers_downloads(const aggregator_state& st);
 /// How long a client has to answer a request.
 [[nodiscard]] std::chrono::milliseconds timeout_of(const AggregatorConfig& cfg);
 /// Ends the run with `err`: a job failed for real, or the state could not be saved.

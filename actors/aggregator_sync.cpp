@@ -56,6 +56,7 @@ void respawn_client(aggregator_actor_t self, int id, const std::string& reason) 
                st.r.round, id, reason, st.progress.rounds_completed);
   st.cfg.clients[k] = st.cfg.respawn(id, st.progress.states[k]);
   st.respawned.insert(id);
+  st.stale.erase(id); // respawned from its state after the last round, downloads merged
   self->monitor(st.cfg.clients[k]);
 }
 
@@ -173,6 +174,10 @@ void train_round(aggregator_actor_t self, int round) {
       continue;
     }
     const client_actor target = central ? st.cfg.central_trainer : st.cfg.clients[static_cast<std::size_t>(id)];
+    // A download deferred while the client was not evaluated: merged first (messages between
+    // two actors arrive in order). Its failure shows in the training request that follows.
+    if (!central && st.stale.erase(id))
+      self->request(target, timeout_of(st.cfg), eval_atom::value, st.deferred).then([](ClientEval&) {}, [](caf::error&) {});
     self->request(target, timeout_of(st.cfg), train_atom::value, round)
         .then(
             [self, round](ClientUpdate& up) {

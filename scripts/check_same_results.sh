@@ -2,8 +2,8 @@
 # scripts/check_same_results.sh BEFORE_BIN AFTER_BIN [WORK_DIR]
 #
 # Behaviour unchanged: two fedvlm-sim binaries (e.g. before and after a refactor) run the same
-# five experiments with the same seed and one intra-op thread — the quickstart (pLoRA), a FLoRA
-# run, an asynchronous FedBuff run, stacking with 2 clients a round, and a served run (a server and 2 node processes on
+# six experiments with the same seed and one intra-op thread — the quickstart (pLoRA), a FLoRA
+# run, an asynchronous FedBuff run, stacking with 2 clients a round, pLoRA evaluating a sample, and a served run (a server and 2 node processes on
 # 127.0.0.1) — and every metrics.jsonl, rounds.jsonl and adapters/*.safetensors must be equal.
 # Checkpoints (*.ckpt) must be equal byte for byte. Wall-clock fields (seconds, round_seconds) and the bytes counted on sockets (wire_bytes_*)
 # are the only ones left out: they differ between any two runs. Exit 0 when all agree.
@@ -29,6 +29,9 @@ run_all() { # BIN OUT
   # merged for them (stacking: the stack merged into lora_delta, fresh adapters, the optimizer dropped).
   "$bin" "$exp" "${common[@]}" --output-dir "$out/partial" --set pretrain.cache_dir=../cache \
     --set strategy.name=stacking --set federation.clients_per_round=2
+  # ... and pLoRA evaluating 1 client beyond those that train: downloads deferred (sent before a client next trains).
+  "$bin" "$exp" "${common[@]}" --output-dir "$out/sampled" --set pretrain.cache_dir=../cache \
+    --set federation.clients_per_round=2 --set evaluation.clients_sample=1 --set federation.rounds=3
   local port=$((20000 + RANDOM % 20000))
   "$bin" serve "$exp" "${common[@]}" --output-dir "$out/served" --set pretrain.cache_dir=../cache \
     --listen "127.0.0.1:$port" --nodes 2 --wait 120 > "$out/serve.log" 2>&1 &

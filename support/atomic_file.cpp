@@ -32,18 +32,23 @@ bool write_all(int fd, std::string_view content) {
 }
 } // namespace
 
-void atomic_write_file(const std::filesystem::path& path, std::string_view content) {
+void write_fully(int fd, std::string_view content, const std::filesystem::path& path) {
+  if (!write_all(fd, content)) throw std::runtime_error("cannot write " + path.string() + ": " + errno_text());
+}
+
+void atomic_write_file_with(const std::filesystem::path& path, const std::function<void(int fd)>& write) {
   static std::atomic<unsigned> counter{0};
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
   const std::filesystem::path tmp =
       path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error("cannot create " + tmp.string() + ": " + errno_text());
-  if (!write_all(fd, content)) {
-    const std::string why = errno_text();
+  try {
+    write(fd);
+  } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());
-    throw std::runtime_error("cannot write " + path.string() + ": " + why);
+    throw;
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     const std::string why = errno_text();
@@ -55,6 +60,10 @@ void atomic_write_file(const std::filesystem::path& path, std::string_view conte
     ::unlink(tmp.c_str());
     throw std::runtime_error("cannot rename " + tmp.string() + " to " + path.string() + ": " + why);
   }
+}
+
+void atomic_write_file(const std::filesystem::path& path, std::string_view content) {
+  atomic_write_file_with(path, [&](int fd) { write_fully(fd, content, path); });
 }
 
 void append_file_synced(const std::filesystem::path& path, std::string_view content) {

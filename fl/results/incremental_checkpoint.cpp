@@ -208,9 +208,7 @@ void CheckpointWriter::save(const RunCheckpoint& state) {
     stored = StoredCheckpoint{};
     stored.state = state;
   }
-  const std::string bytes = checkpoint_encode(stored);
-  atomic_write_file(file, bytes);
-  last_bytes_ = bytes.size();
+  last_bytes_ = checkpoint_write(file, stored);
   if (full) {
     base_ = state;
     have_base_ = true;

@@ -5,10 +5,14 @@
 
 #include <caf/binary_deserializer.hpp>
 #include <caf/binary_serializer.hpp>
+#include <caf/serializer_impl.hpp>
+
+#include <unistd.h>
 #include <caf/deep_to_string.hpp>
 
 #include <algorithm>
 #include <cstdio>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -61,19 +65,85 @@ uint64_t config_hash(std::string_view text, uint64_t start) {
   return h;
 }
 
-std::string checkpoint_encode(const StoredCheckpoint& stored) {
-  std::vector<char> payload;
-  caf::binary_serializer sink{nullptr, payload};
+namespace {
+
+/// The file's header: magic, version, the payload's size and its FNV-1a hash.
+std::string checkpoint_header(std::size_t body_size, uint64_t body_hash) {
+  std::string header(kMagic, sizeof kMagic);
+  put<uint32_t>(header, kVersion);
+  put<uint64_t>(header, body_size);
+  put<uint64_t>(header, body_hash);
+  return header;
+}
+
+/// Appends the checkpoint's payload to `bytes` (caf's binary format).
+template <class Bytes>
+void serialize_checkpoint(const StoredCheckpoint& stored, Bytes& bytes) {
+  caf::serializer_impl<Bytes> sink{nullptr, bytes};
   auto copy = stored; // inspect() takes mutable references; tensors are shared, not copied
   std::vector<ClientResidual> residuals = residuals_of(copy.state.clients);
   if (auto err = sink(copy.state, copy.info, residuals)) throw std::runtime_error("cannot serialize checkpoint: " + render(err));
-  const std::string_view body(payload.data(), payload.size());
-  std::string out(kMagic, sizeof kMagic);
-  put<uint32_t>(out, kVersion);
-  put<uint64_t>(out, payload.size());
-  put<uint64_t>(out, config_hash(body));
-  out.append(body);
+}
+
+/// caf's serializer's byte container over a file: what it appends goes to `fd` in pieces of
+/// 1 MiB, hashed on the way (FNV-1a continued), so that a checkpoint of many clients is never
+/// whole in memory. The serializer only appends here (it seeks only when asked to).
+class FileBytes {
+public:
+  using value_type = char;
+  FileBytes(int fd, const std::filesystem::path& path, std::size_t offset) : fd_(fd), path_(path), flushed_(offset) {}
+  [[nodiscard]] std::size_t size() const { return flushed_ + pending_.size(); }
+  char* data() { return pending_.data(); } // for a seek, which never comes
+  char* end() { return nullptr; }
+  void insert(char*, const char* first, const char* last) {
+    pending_.insert(pending_.end(), first, last);
+    if (pending_.size() >= kPiece) flush();
+  }
+  void insert(char*, std::size_t n, char value) {
+    pending_.insert(pending_.end(), n, value);
+    if (pending_.size() >= kPiece) flush();
+  }
+  void flush() {
+    const std::string_view piece(pending_.data(), pending_.size());
+    hash_ = config_hash(piece, hash_);
+    write_fully(fd_, piece, path_);
+    flushed_ += pending_.size();
+    pending_.clear();
+  }
+  [[nodiscard]] uint64_t hash() const { return hash_; }
+
+private:
+  static constexpr std::size_t kPiece = std::size_t{1} << 20;
+  int fd_;
+  std::filesystem::path path_;
+  std::size_t flushed_;
+  uint64_t hash_ = config_hash("");
+  std::vector<char> pending_;
+};
+
+} // namespace
+
+std::string checkpoint_encode(const StoredCheckpoint& stored) {
+  std::string out(kHeaderSize, '\0');
+  serialize_checkpoint(stored, out);
+  const std::string_view body(out.data() + kHeaderSize, out.size() - kHeaderSize);
+  out.replace(0, kHeaderSize, checkpoint_header(body.size(), config_hash(body)));
   return out;
+}
+
+std::size_t checkpoint_write(const std::filesystem::path& file, const StoredCheckpoint& stored) {
+  std::size_t total = 0;
+  atomic_write_file_with(file, [&](int fd) {
+    write_fully(fd, std::string(kHeaderSize, '\0'), file); // the header, once the payload's size and hash are known
+    FileBytes body(fd, file, kHeaderSize);
+    serialize_checkpoint(stored, body);
+    body.flush();
+    const std::string header = checkpoint_header(body.size() - kHeaderSize, body.hash());
+    if (::pwrite(fd, header.data(), header.size(), 0) != static_cast<ssize_t>(header.size()))
+      throw std::runtime_error("cannot write " + file.string() + ": " + std::strerror(errno));
+    total = body.size();
+  });
+  return total;
 }
 
 std::string checkpoint_encode(const RunCheckpoint& checkpoint) {
@@ -152,7 +222,9 @@ void checkpoint_save(const std::filesystem::path& run_dir, const RunCheckpoint& 
   std::error_code ec;
   std::filesystem::create_directories(file.parent_path(), ec);
   if (ec) throw std::runtime_error("cannot create " + file.parent_path().string() + ": " + ec.message());
-  atomic_write_file(file, checkpoint_encode(checkpoint));
+  StoredCheckpoint stored;
+  stored.state = checkpoint;
+  (void)checkpoint_write(file, stored);
   auto files = checkpoint_files(run_dir);
   const std::size_t keep_n = static_cast<std::size_t>(std::max(1, keep));
   for (std::size_t i = 0; i + keep_n < files.size(); ++i) std::filesystem::remove(files[i], ec);

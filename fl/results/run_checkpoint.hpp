@@ -116,6 +116,10 @@ struct StoredCheckpoint {
 
 /// Full or delta, as stored (version 3; version 1 reads as full, versions 1 and 2 without residuals).
 [[nodiscard]] std::string checkpoint_encode(const StoredCheckpoint& stored);
+/// Writes checkpoint_encode(stored)'s bytes to `file` atomically (temp file, fsync, rename),
+/// serialized straight to the file: a checkpoint of many clients is not held in memory whole.
+/// Returns the bytes written. Throws std::runtime_error naming the file.
+std::size_t checkpoint_write(const std::filesystem::path& file, const StoredCheckpoint& stored);
 [[nodiscard]] StoredCheckpoint stored_checkpoint_decode(std::string_view bytes, const std::string& origin);
 
 /// RUN_DIR/checkpoints/round_NNNNNN.ckpt

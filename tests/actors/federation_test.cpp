@@ -470,12 +470,20 @@ TEST_F(Federation, PartialParticipationSamplesClientsPerRound) {
 // checkpoint, byte for byte, after every round: shared tensors replaced, residuals added to
 // lora_delta (FedEx), stacks merged and fresh adapters drawn (stacking), per-client downloads
 // with the optimizer dropped (FlexLoRA), alternating factors (RoLoRA).
+// With evaluation.clients_sample, FedAvg-of-whole-tensors strategies send the download only to
+// the clients a round evaluates; the others merge the newest one before they next train: the
+// records (accuracies, bytes) and checkpoints must be those of sending it to everyone.
 TEST_F(Federation, ClientsThatDidNotTrainHoldWhatTheAggregatorMergedForThem) {
-  for (StrategyKind strategy : {StrategyKind::plora, StrategyKind::flora, StrategyKind::fedex_lora,
-                                StrategyKind::stacking, StrategyKind::flexlora, StrategyKind::rolora}) {
+  const std::vector<std::pair<StrategyKind, int>> cases = {
+      {StrategyKind::plora, 0},    {StrategyKind::flora, 0},     {StrategyKind::fedex_lora, 0},
+      {StrategyKind::stacking, 0}, {StrategyKind::flexlora, 0},  {StrategyKind::rolora, 0},
+      {StrategyKind::plora, 1},    {StrategyKind::flora, 1},     {StrategyKind::ffa_lora, 1},
+      {StrategyKind::rolora, 1}};
+  for (const auto& [strategy, sample] : cases) {
     auto c = small_config(strategy);
     c.federation.clients_per_round = 2;
-    c.federation.rounds = 3;
+    c.federation.rounds = 4;
+    c.evaluation.clients_sample = sample;
     c.train.optimizer = OptimizerKind::adamw; // moments that a dropped optimizer would lose
     std::map<int, std::string> asked, merged;
     RunHooks every;
@@ -485,13 +493,24 @@ TEST_F(Federation, ClientsThatDidNotTrainHoldWhatTheAggregatorMergedForThem) {
     some.on_round_state = [&](const RunCheckpoint& ck) { merged[ck.round] = checkpoint_encode(ck); };
     const auto reference = run(c, every);
     const auto out = run(c, some);
-    ASSERT_EQ(asked.size(), 3u) << to_string(strategy);
-    ASSERT_EQ(merged.size(), 3u) << to_string(strategy);
-    for (int round = 1; round <= 3; ++round)
-      EXPECT_TRUE(asked.at(round) == merged.at(round)) << to_string(strategy) << ": checkpoint of round " << round;
+    const std::string what = to_string(strategy) + " clients_sample=" + std::to_string(sample);
+    ASSERT_EQ(asked.size(), 4u) << what;
+    ASSERT_EQ(merged.size(), 4u) << what;
+    for (int round = 1; round <= 4; ++round)
+      EXPECT_TRUE(asked.at(round) == merged.at(round)) << what << ": checkpoint of round " << round;
+    ASSERT_EQ(reference->observer.records.size(), out->observer.records.size()) << what;
+    for (const auto& r : out->observer.records) {
+      const auto& w = reference->observer.at(r.client, r.round);
+      EXPECT_EQ(r.accuracy, w.accuracy) << what << " client " << r.client << " round " << r.round;
+      EXPECT_EQ(r.train_loss, w.train_loss) << what << " client " << r.client << " round " << r.round;
+      EXPECT_EQ(r.bytes_down, w.bytes_down) << what << " client " << r.client << " round " << r.round;
+    }
+    ASSERT_EQ(reference->observer.rounds.size(), out->observer.rounds.size()) << what;
+    for (std::size_t i = 0; i < out->observer.rounds.size(); ++i)
+      EXPECT_EQ(out->observer.rounds[i].cumulative_bytes, reference->observer.rounds[i].cumulative_bytes) << what << " round " << i;
     for (std::size_t k = 0; k < 4; ++k)
       for (const auto& [name, t] : reference->done.adapters[k])
-        EXPECT_TRUE(same(t, out->done.adapters[k].at(name))) << to_string(strategy) << " client " << k << " " << name;
+        EXPECT_TRUE(same(t, out->done.adapters[k].at(name))) << what << " client " << k << " " << name;
   }
 }
 

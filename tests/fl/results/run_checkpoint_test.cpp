@@ -62,6 +62,36 @@ TEST(RunCheckpoint, RoundTripsEveryFieldBitForBit) {
   }
 }
 
+// Streamed to the file in 1 MiB pieces, hashed on the way: the same bytes as encoding it whole.
+TEST(RunCheckpoint, WrittenStraightToItsFileItHoldsTheEncodedBytes) {
+  TempDir dir("ckpt_write");
+  StoredCheckpoint stored;
+  stored.state = sample_checkpoint();
+  for (auto& c : stored.state.clients) c.adapters["big.weight"] = at::randn({700, 1000}); // 2.8 MB each
+  stored.state.clients[1].residual["classifier.3.lora_B"] = at::randn({10, 4});
+  const auto file = dir.path() / "round_000003.ckpt";
+  const std::size_t written = checkpoint_write(file, stored);
+  std::ifstream in(file, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string expected = checkpoint_encode(stored);
+  EXPECT_GT(expected.size(), std::size_t{8} << 20); // several pieces
+  EXPECT_EQ(written, expected.size());
+  EXPECT_TRUE(bytes == expected) << "file " << bytes.size() << " bytes, encoded " << expected.size();
+  const StoredCheckpoint back = stored_checkpoint_decode(bytes, file.string());
+  ASSERT_EQ(back.state.clients.size(), stored.state.clients.size());
+  expect_same(back.state.clients[2].adapters, stored.state.clients[2].adapters);
+  expect_same(back.state.clients[1].residual, stored.state.clients[1].residual);
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
+    EXPECT_EQ(entry.path().filename(), file.filename()) << "a temporary file was left";
+  // Under a regular file there is no directory to write in: an error naming the file.
+  try {
+    (void)checkpoint_write(file / "round_000004.ckpt", stored);
+    FAIL() << "wrote under a regular file";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("round_000003.ckpt"), std::string::npos) << e.what();
+  }
+}
+
 TEST(RunCheckpoint, HoldsEveryTensorsBytesAsTheShapesSay) {
   const RunCheckpoint ck = sample_checkpoint();
   // From the shapes alone: global B 10x4 f32; per client A 4x32 f32, B 10x4 bf16, momentum
