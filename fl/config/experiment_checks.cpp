@@ -9,6 +9,7 @@
 #include "fl/runtime/compute_device.hpp"
 
 #include <algorithm>
+#include <sstream>
 
 namespace fedvlm::config_detail {
 
@@ -134,9 +135,40 @@ void check_clip(const Checking& k, const ModelArch& arch) {
   if (!c.clip.pretrain_templates.empty()) k.fail("clip.pretrain_templates", "applies to CLIP models (model.arch = clip_*) only");
 }
 
+/// partition.scheme = "sampled": every client draws partition.samples_per_client samples of
+/// its own from the whole pool, so the bound is on that count, not on the number of clients.
+void check_samples_per_client(const Checking& k, int64_t pool, const std::string& what) {
+  const ExperimentConfig& c = k.c;
+  const int64_t s = c.partition.samples_per_client;
+  const std::string key = "partition.samples_per_client";
+  if (s < 1)
+    k.fail(key, "is required with partition.scheme = \"sampled\": the number of samples each client draws from "
+                "the pool, an integer >= 1 (e.g. 20)" + std::string(s == 0 ? "" : ", got " + std::to_string(s)));
+  if (pool > 0 && s > pool)
+    k.fail(key, "is " + std::to_string(s) + ", more than a client can draw without repeating a sample: " + what);
+  const double f = c.data.test_fraction;
+  if (f == 0) return;
+  if (s < 2)
+    k.fail(key, "is 1, but data.test_fraction (" + shortest(f) + ") > 0 gives each client a train and a test split: "
+                "it needs at least 2 samples, one for each (or set data.test_fraction = 0 with "
+                "evaluation.global_test = true)");
+  // The rule the set-up applies to every client (setup_parts.cpp): a side under half a sample
+  // would hold one sample that is not the fraction asked for. Here every client has s samples.
+  const double smaller = std::min(f, 1 - f) * static_cast<double>(s);
+  if (smaller < 0.5) {
+    std::ostringstream share; // 6 significant digits: (1 - 0.8) x 2 reads 0.4, not 0.3999999999999999
+    share << smaller;
+    k.fail(key, "is " + std::to_string(s) + ": with data.test_fraction = " + shortest(f) + " each client's " +
+                    (f < 0.5 ? "test" : "training") + " split would hold " + share.str() +
+                    " samples, under half a sample; raise partition.samples_per_client or move data.test_fraction "
+                    "towards 0.5");
+  }
+}
+
 /// Every client holds samples of its own: there cannot be more clients than samples in the
-/// federated pool. The pool's size is known here for the built-in datasets (their training
-/// splits) and the synthetic one; a vqa_folder's is checked when it is read.
+/// federated pool (except with partition.scheme = "sampled", where clients may share samples).
+/// The pool's size is known here for the built-in datasets (their training splits) and the
+/// synthetic one; a vqa_folder's is checked when it is read.
 void check_population(const Checking& k) {
   const ExperimentConfig& c = k.c;
   if (c.pretrain.enabled) {
@@ -155,7 +187,9 @@ void check_population(const Checking& k) {
     pool = c.data.max_samples;
     what = "data.max_samples (" + std::to_string(pool) + ")";
   }
-  if (pool > 0 && c.federation.clients > pool)
+  if (c.partition.scheme == PartitionScheme::sampled)
+    check_samples_per_client(k, pool, what);
+  else if (pool > 0 && c.federation.clients > pool)
     k.fail("federation.clients", "is " + std::to_string(c.federation.clients) + ", more clients than samples to give them: " +
                                      what + " (each client needs at least one)");
   const int holdout = c.evaluation.holdout_clients;

@@ -246,6 +246,13 @@ const std::vector<KeyDef>& schema() {
       real_key("partition.beta", "dirichlet: concentration (smaller = more skewed)", M(c.partition.beta)).in(0, 1e6).open_lo()
           .when("partition.scheme = \"dirichlet\"", {"partition.scheme"},
                 [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::dirichlet; }),
+      int_key("partition.samples_per_client",
+              "sampled: samples each client draws at random from the whole pool, independently of the other "
+              "clients (a sample may be held by several; there may be more clients than samples); required "
+              "with scheme = \"sampled\" (0 = not set)",
+              M(c.partition.samples_per_client)).in(0, 1e7)
+          .when("partition.scheme = \"sampled\"", {"partition.scheme"},
+                [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::sampled; }),
       KeyDef{"partition.label_groups", Kind::int_matrix, "by_label_group: label groups, client c takes group c % n",
        [](ExperimentConfig& c, const toml::node& n, const Where& w) { c.partition.label_groups = read_int_matrix(n, w); },
        [](const ExperimentConfig& c) {
@@ -257,7 +264,7 @@ const std::vector<KeyDef>& schema() {
           .when("partition.scheme = \"by_label_group\"", {"partition.scheme"},
                 [](const ExperimentConfig& c) { return c.partition.scheme == PartitionScheme::by_label_group; }),
 
-      int_key("federation.clients", "number of simulated clients", M(c.federation.clients)).in(1, kMaxClients, "each client is an actor with data of its own; also at most the samples in the dataset"),
+      int_key("federation.clients", "number of simulated clients", M(c.federation.clients)).in(1, kMaxClients, "each client is an actor with data of its own; also at most the samples in the dataset, unless partition.scheme = \"sampled\""),
       int_key("federation.rounds", "communication rounds", M(c.federation.rounds)).in(1, 1e6),
       int_key("federation.clients_per_round", "clients sampled each round (0 = all)", M(c.federation.clients_per_round)).in(0, kMaxClients),
       enum_key("federation.weighting", "", "weighting", M(c.federation.weighting)),

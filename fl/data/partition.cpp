@@ -1,4 +1,5 @@
-// fl/data/partition.cpp — IID, shard, Dirichlet and label-group splits of a dataset across clients.
+// fl/data/partition.cpp — IID, shard, Dirichlet and label-group splits of a dataset across clients,
+// and independent per-client samples of it.
 #include "fl/data/partition.hpp"
 
 #include <algorithm>
@@ -265,6 +266,38 @@ Clients partition_by_label_group(const std::vector<int64_t>& labels, int64_t num
   return out;
 }
 
+// Each client draws samples_per_client distinct indices of [0, n) with Floyd's algorithm: for
+// j = n - s .. n - 1 take t uniform in [0, j], or j itself when t is already drawn. Every
+// s-subset is equally likely, and the cost is O(s) per client, not O(n). `drawn_by` marks an
+// index with the last client (plus one) that drew it, so one O(n) array serves every client
+// without clearing.
+Clients partition_sampled(std::size_t n, const PartitionSpec& spec, Rng& rng) {
+  const int64_t s = spec.samples_per_client;
+  if (s < 1) {
+    fail("partition.samples_per_client (" + std::to_string(s) +
+         ") must be >= 1 for partition.scheme = \"sampled\": the number of samples each client "
+         "draws from the pool");
+  }
+  if (static_cast<uint64_t>(s) > n) {
+    fail("partition.samples_per_client (" + std::to_string(s) + ") exceeds the number of samples (" +
+         std::to_string(n) + "): a client draws its samples without replacement");
+  }
+  std::vector<uint32_t> drawn_by(n, 0);
+  Clients out(static_cast<std::size_t>(spec.clients));
+  for (std::size_t c = 0; c < out.size(); ++c) {
+    const auto mark = static_cast<uint32_t>(c + 1);
+    auto& mine = out[c];
+    mine.reserve(static_cast<std::size_t>(s));
+    for (uint64_t j = n - static_cast<uint64_t>(s); j < n; ++j) {
+      uint64_t t = uniform_below(rng, j + 1);
+      if (drawn_by[t] == mark) t = j; // j is above every earlier draw of this client: never drawn
+      drawn_by[t] = mark;
+      mine.push_back(static_cast<int64_t>(t));
+    }
+  }
+  return out;
+}
+
 } // namespace
 
 std::vector<std::vector<int64_t>> partition_indices(const std::vector<int64_t>& labels,
@@ -300,6 +333,7 @@ std::vector<std::vector<int64_t>> partition_indices(const std::vector<int64_t>& 
     out = partition_by_label_group(labels, num_classes, grouped, rng);
     break;
   }
+  case PartitionScheme::sampled: out = partition_sampled(labels.size(), spec, rng); break;
   default: fail("partition.scheme has an unknown value");
   }
   for (std::size_t c = 0; c < out.size(); ++c) {
@@ -343,6 +377,7 @@ const EnumNames<PartitionScheme>& enum_names(PartitionScheme) {
       {PartitionScheme::dirichlet, "dirichlet"},
       {PartitionScheme::by_label_group, "by_label_group"},
       {PartitionScheme::by_domain, "by_domain", "VQA"},
+      {PartitionScheme::sampled, "sampled", "each client draws partition.samples_per_client; clients may share samples"},
   };
   return names;
 }

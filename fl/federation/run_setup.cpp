@@ -60,7 +60,12 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
      << "  data         " << c.data.dataset << (dataset_row(c.data.dataset).generated ? std::string(" (generated)") : " at " + c.data.path.string()) << ": " << s.pool_samples
      << " federated samples" << (s.public_samples ? ", " + std::to_string(s.public_samples) + " public (pretraining)" : "")
      << "\n"
-     << "  partition    " << to_string(c.partition.scheme) << " over " << c.federation.clients << " clients, "
+     << "  partition    " << to_string(c.partition.scheme)
+     << (c.partition.scheme == PartitionScheme::sampled
+             ? " (" + std::to_string(c.partition.samples_per_client) +
+                   " samples per client, drawn independently: clients may share samples)"
+             : std::string())
+     << " over " << c.federation.clients << " clients, "
      << c.data.test_fraction * 100 << "% local test\n"
      << "  rounds       " << c.federation.rounds << " x " << c.train.local_epochs << " local epochs, "
      << (c.federation.clients_per_round ? std::to_string(c.federation.clients_per_round) : std::string("all"))

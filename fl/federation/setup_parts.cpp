@@ -23,6 +23,13 @@ std::string hex16(uint64_t v) {
   return os.str();
 }
 
+/// The keys that give each client more samples: with scheme "sampled" the count each client
+/// draws, otherwise a larger pool shared by fewer clients.
+std::string more_data_keys(const ExperimentConfig& c) {
+  return c.partition.scheme == PartitionScheme::sampled ? "partition.samples_per_client"
+                                                        : "data.max_samples, fewer federation.clients";
+}
+
 } // namespace
 
 void fill_clients(RunSetup& setup, const ExperimentConfig& c, const std::vector<int64_t>& labels, int64_t classes) {
@@ -49,10 +56,10 @@ void fill_clients(RunSetup& setup, const ExperimentConfig& c, const std::vector<
         os << (i ? ", " : "") << "client " << tiny[i] << " has " << parts[tiny[i]].size() << " samples -> "
            << share * static_cast<double>(parts[tiny[i]].size());
       if (tiny.size() > 8) os << ", ...";
-      os << (test_side ? "; raise data.test_fraction (or data.max_samples), or set data.test_fraction = 0 with "
-                         "evaluation.global_test = true to score on the global test only"
-                       : "; lower data.test_fraction, or give the clients more data (data.max_samples, fewer "
-                         "federation.clients)");
+      os << (test_side ? "; raise data.test_fraction (or give the clients more data: " + more_data_keys(c) +
+                             "), or set data.test_fraction = 0 with evaluation.global_test = true to score on the "
+                             "global test only"
+                       : "; lower data.test_fraction, or give the clients more data (" + more_data_keys(c) + ")");
       throw std::invalid_argument(os.str());
     }
   }
@@ -60,8 +67,8 @@ void fill_clients(RunSetup& setup, const ExperimentConfig& c, const std::vector<
     LocalSplit split = split_train_test(parts[k], c.data.test_fraction, c.seed + 7919 * (k + 1));
     if (split.train.empty() || (split.test.empty() && c.data.test_fraction > 0))
       throw std::invalid_argument("client " + std::to_string(k) + " has " + std::to_string(parts[k].size()) +
-                                  " samples: too few for a train and a test split (see data.max_samples, "
-                                  "federation.clients, data.test_fraction)");
+                                  " samples: too few for a train and a test split (see " + more_data_keys(c) +
+                                  ", data.test_fraction)");
     std::vector<int64_t> counts(static_cast<std::size_t>(classes), 0);
     for (int64_t i : parts[k]) ++counts[static_cast<std::size_t>(labels[static_cast<std::size_t>(i)])];
     setup.label_counts.push_back(std::move(counts));

@@ -85,6 +85,7 @@ void expect_same_config(const ExperimentConfig& a, const ExperimentConfig& b) {
   EXPECT_EQ(a.partition.shards, b.partition.shards);
   EXPECT_EQ(a.partition.shards_per_client, b.partition.shards_per_client);
   EXPECT_EQ(a.partition.beta, b.partition.beta);
+  EXPECT_EQ(a.partition.samples_per_client, b.partition.samples_per_client);
   EXPECT_EQ(a.partition.label_groups, b.partition.label_groups);
 
   EXPECT_EQ(a.federation.clients, b.federation.clients);
@@ -673,6 +674,47 @@ TEST(ExperimentTomlRanges, MoreClientsThanSamplesIsRefusedNamingThePool) {
   EXPECT_EQ(parse_one("[data]\nmax_samples = 100\n[federation]\nclients = 100\n").federation.clients, 100);
 }
 
+// partition.scheme = "sampled": each client draws partition.samples_per_client samples of its own
+// from the whole pool, so the bound moves from the number of clients to that count.
+TEST(ExperimentTomlRanges, SampledSchemeAllowsMoreClientsThanSamplesAndBoundsSamplesPerClient) {
+  const std::string sampled = "[data]\nmax_samples = 100\n[partition]\nscheme = \"sampled\"\n";
+  const ExperimentConfig c = parse_one(sampled + "samples_per_client = 5\n[federation]\nclients = 1000\n");
+  EXPECT_EQ(c.partition.scheme, PartitionScheme::sampled);
+  EXPECT_EQ(c.partition.samples_per_client, 5);
+  EXPECT_EQ(c.federation.clients, 1000);
+  expect_round_trip(c);
+  // The whole of Fashion-MNIST (60000) with the largest population.
+  EXPECT_EQ(parse_one("[partition]\nscheme = \"sampled\"\nsamples_per_client = 4\n[federation]\nclients = 100000\n")
+                .federation.clients,
+            100000);
+  // The same population with another scheme is still refused.
+  expect_config_error("[data]\nmax_samples = 100\n[federation]\nclients = 1000\n",
+                      {"key 'federation.clients'", "more clients than samples"});
+
+  const std::string key = "key 'partition.samples_per_client'";
+  expect_config_error(sampled + "[federation]\nclients = 1000\n",
+                      {key, "is required with partition.scheme = \"sampled\"", "an integer >= 1"});
+  expect_config_error(sampled + "samples_per_client = 0\n", {key, "is required", "an integer >= 1"});
+  expect_config_error(sampled + "samples_per_client = -3\n", {key, "must be in [0, 10000000]"});
+  expect_config_error(sampled + "samples_per_client = 101\n",
+                      {key, "is 101, more than a client can draw without repeating a sample", "data.max_samples (100)"});
+  EXPECT_EQ(parse_one(sampled + "samples_per_client = 100\n").partition.samples_per_client, 100);
+  expect_config_error("[partition]\nscheme = \"sampled\"\nsamples_per_client = 60001\n",
+                      {key, "60000 training samples of fashion_mnist"});
+  // A client needs a train and a test sample while data.test_fraction > 0 (0.2 by default) ...
+  expect_config_error(sampled + "samples_per_client = 1\n", {key, "at least 2 samples, one for each"});
+  // ... and each side at least half a sample, the rule the set-up applies to every client.
+  expect_config_error(sampled + "samples_per_client = 2\n", {key, "test split would hold 0.4 samples"});
+  expect_config_error("[data]\nmax_samples = 100\ntest_fraction = 0.8\n[partition]\nscheme = \"sampled\"\n"
+                      "samples_per_client = 2\n",
+                      {key, "training split would hold 0.4 samples"});
+  EXPECT_EQ(parse_one(sampled + "samples_per_client = 3\n").partition.samples_per_client, 3);
+  EXPECT_EQ(parse_one("[data]\nmax_samples = 100\ntest_fraction = 0\n[partition]\nscheme = \"sampled\"\n"
+                      "samples_per_client = 1\n[evaluation]\nglobal_test = true\n")
+                .partition.samples_per_client,
+            1);
+}
+
 // The virtual clock's keys: ranges, the trace read and checked with the experiment, compression.
 TEST(ExperimentTomlDeployment, DeadlineOvercommitTraceAndCompressionAreValidatedAtTheEdge) {
   expect_config_error("[federation]\novercommit = 0.5\n", {"key 'federation.overcommit': must be in [1, 10]"});
@@ -714,6 +756,7 @@ TEST(ExperimentTomlNoEffect, KeysWithoutEffectAreWarnedOnceAndStrictRefuses) {
       {"[federation]\nstaleness = \"constant\"\n", "federation.staleness", "federation.mode = \"sync\""},
       {"[partition]\nscheme = \"iid\"\nshards_per_client = 3\n", "partition.shards_per_client", "partition.scheme = \"iid\""},
       {"[partition]\nscheme = \"shards\"\nbeta = 0.1\n", "partition.beta", "partition.scheme = \"shards\""},
+      {"[partition]\nscheme = \"iid\"\nsamples_per_client = 3\n", "partition.samples_per_client", "partition.scheme = \"iid\""},
       {"[data]\nnum_beams = 3\n", "data.num_beams", "data.dataset = \"fashion_mnist\""},
       {"[faults]\nslow_sigma = 2.0\n", "faults.slow_sigma", "faults.slow_distribution = \"fixed\""},
       {"[strategy]\nname = \"full\"\n[lora]\nrank = 8\n", "lora.rank", "strategy.name = \"full\""},

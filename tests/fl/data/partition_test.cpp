@@ -1,10 +1,12 @@
-// tests/fl/data/partition_test.cpp — coverage, disjointness, determinism, skew and errors of partitions.
+// tests/fl/data/partition_test.cpp — coverage, disjointness, determinism, skew and errors of partitions
+// (and, for the sampled scheme, independent uniform draws per client).
 #include "fl/data/partition.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
 #include <set>
@@ -333,12 +335,109 @@ TEST(PartitionByLabelGroup, GroupWithFewerSamplesThanClientsNamesTheEmptyClient)
                  "client 0 received no samples");
 }
 
+// ---- sampled -------------------------------------------------------------------------------
+
+PartitionSpec sampled_spec(int clients, int per_client, uint64_t seed) {
+  auto s = spec_of(PartitionScheme::sampled, clients, seed);
+  s.samples_per_client = per_client;
+  return s;
+}
+
+// Each client: exactly `per_client` indices, strictly ascending (so distinct), inside [0, n).
+void expect_valid_samples(const Parts& parts, int clients, int per_client, int64_t n) {
+  ASSERT_EQ(parts.size(), static_cast<std::size_t>(clients));
+  for (std::size_t c = 0; c < parts.size(); ++c) {
+    const auto& p = parts[c];
+    ASSERT_EQ(p.size(), static_cast<std::size_t>(per_client)) << "client " << c;
+    EXPECT_EQ(std::adjacent_find(p.begin(), p.end(), std::greater_equal<>()), p.end())
+        << "client " << c << ": not strictly ascending (unsorted or a repeated index)";
+    EXPECT_GE(p.front(), 0) << "client " << c;
+    EXPECT_LT(p.back(), n) << "client " << c;
+  }
+}
+
+TEST(PartitionSampled, MoreClientsThanSamplesEachGetsDistinctSortedInRangeIndices) {
+  const auto y = balanced_labels(50, 5);
+  const auto parts = partition_indices(y, 5, sampled_spec(1000, 3, 11));
+  expect_valid_samples(parts, 1000, 3, 50);
+  // 3000 draws over 50 samples: samples are shared, and (with 1000 clients) every one is used.
+  std::set<int64_t> used;
+  for (const auto& p : parts) used.insert(p.begin(), p.end());
+  EXPECT_EQ(used.size(), 50u);
+  // Clients are not copies of one another: 1000 clients over C(50, 3) = 19600 subsets.
+  EXPECT_GT(std::set<std::vector<int64_t>>(parts.begin(), parts.end()).size(), 900u);
+}
+
+TEST(PartitionSampled, EveryClientCanHoldTheWholePool) {
+  const auto y = balanced_labels(7, 7);
+  const auto parts = partition_indices(y, 7, sampled_spec(4, 7, 2));
+  for (const auto& p : parts) EXPECT_EQ(p, all_indices(7));
+}
+
+TEST(PartitionSampled, DeterministicInTheSeed) {
+  const auto y = balanced_labels(200, 10);
+  const auto a = partition_indices(y, 10, sampled_spec(300, 8, 42));
+  const auto b = partition_indices(y, 10, sampled_spec(300, 8, 42));
+  const auto c = partition_indices(y, 10, sampled_spec(300, 8, 43));
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  // Clients draw one after another from one stream: client 0's draw does not depend on how
+  // many clients follow it.
+  EXPECT_EQ(partition_indices(y, 10, sampled_spec(1, 8, 42)).front(), a.front());
+}
+
+// The pool's labels come in contiguous, unequal blocks (label 0 on indices 0..499, 1 on
+// 500..799, 2 on 800..949, 3 on 950..999), so a draw that favours low or high indices shows up
+// as a label share away from the pool's: 50 %, 30 %, 15 %, 5 %.
+TEST(PartitionSampled, LabelSharesAndIndexUseOverAPopulationMatchThePool) {
+  constexpr int64_t n = 1000;
+  std::vector<int64_t> y(n);
+  for (int64_t i = 0; i < n; ++i) y[static_cast<std::size_t>(i)] = i < 500 ? 0 : i < 800 ? 1 : i < 950 ? 2 : 3;
+  constexpr int clients = 20000, per_client = 5;
+  const auto parts = partition_indices(y, 4, sampled_spec(clients, per_client, 7));
+  std::vector<double> label_count(4, 0);
+  std::vector<int64_t> index_count(n, 0);
+  for (const auto& p : parts)
+    for (const int64_t i : p) {
+      ++label_count[static_cast<std::size_t>(y[static_cast<std::size_t>(i)])];
+      ++index_count[static_cast<std::size_t>(i)];
+    }
+  // Each draw is uniform over the pool, so a label's share of the N = 100000 draws has mean p
+  // and a standard deviation of at most sqrt(p (1 - p) / N) <= 0.0016 (draws within one client
+  // are without replacement, which only lowers the variance): 0.01 is over 6 deviations.
+  const double draws = static_cast<double>(clients) * per_client;
+  const std::vector<double> pool_share = {0.50, 0.30, 0.15, 0.05};
+  for (std::size_t l = 0; l < 4; ++l)
+    EXPECT_NEAR(label_count[l] / draws, pool_share[l], 0.01) << "label " << l;
+  // Each index is held by a Binomial(20000, 5 / 1000) number of clients: mean 100, standard
+  // deviation ~10. [50, 150] is 5 deviations either side (about 6e-7 per index, 6e-4 for all
+  // 1000 at once), and catches an index drawn never or twice as often as the rest.
+  const auto [lo, hi] = std::minmax_element(index_count.begin(), index_count.end());
+  EXPECT_GE(*lo, 50) << "index " << (lo - index_count.begin());
+  EXPECT_LE(*hi, 150) << "index " << (hi - index_count.begin());
+}
+
+TEST(PartitionSampled, MoreSamplesPerClientThanThePoolThrows) {
+  const auto y = balanced_labels(10, 2);
+  expect_invalid([&] { (void)partition_indices(y, 2, sampled_spec(3, 11, 0)); },
+                 "partition.samples_per_client (11) exceeds the number of samples (10)");
+}
+
+TEST(PartitionSampled, MissingSamplesPerClientThrowsNamingTheKey) {
+  const auto y = balanced_labels(10, 2);
+  // spec_of leaves samples_per_client at its default: not set.
+  expect_invalid([&] { (void)partition_indices(y, 2, spec_of(PartitionScheme::sampled, 3, 0)); },
+                 "partition.samples_per_client (0) must be >= 1");
+  expect_invalid([&] { (void)partition_indices(y, 2, sampled_spec(3, -2, 0)); },
+                 "partition.samples_per_client (-2) must be >= 1");
+}
+
 // ---- common validation ---------------------------------------------------------------------
 
 TEST(PartitionValidation, ClientsMustBePositive) {
   const auto y = balanced_labels(10, 2);
-  for (const auto scheme : {PartitionScheme::iid, PartitionScheme::shards,
-                            PartitionScheme::dirichlet, PartitionScheme::by_label_group}) {
+  for (const auto scheme : {PartitionScheme::iid, PartitionScheme::shards, PartitionScheme::dirichlet,
+                            PartitionScheme::by_label_group, PartitionScheme::sampled}) {
     expect_invalid([&] { (void)partition_indices(y, 2, spec_of(scheme, 0, 0)); },
                    "partition.clients (0)");
   }
@@ -417,9 +516,10 @@ TEST(SplitTrainTest, FractionOutsideRangeThrows) {
 
 TEST(PartitionSchemeNames, RoundTrip) {
   for (const auto s : {PartitionScheme::iid, PartitionScheme::shards, PartitionScheme::dirichlet,
-                       PartitionScheme::by_label_group}) {
+                       PartitionScheme::by_label_group, PartitionScheme::by_domain, PartitionScheme::sampled}) {
     EXPECT_EQ(partition_scheme_from_string(to_string(s)), s);
   }
+  EXPECT_EQ(to_string(PartitionScheme::sampled), "sampled");
   EXPECT_EQ(to_string(PartitionScheme::by_label_group), "by_label_group");
   EXPECT_EQ(partition_scheme_from_string("dirichlet"), PartitionScheme::dirichlet);
 }
