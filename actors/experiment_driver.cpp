@@ -98,14 +98,19 @@ void save_adapters(const std::filesystem::path& dir, const RunCheckpoint& state,
       if (a->first != b->first || (!same_bytes(a->second, b->second) && !from_global(b->first, b->second))) return false;
     return true;
   };
+  FileBatch files; // one flush to disk for all: at the end of a run of many clients, most change
+  std::vector<std::pair<int, const TensorMap*>> rewritten;
   for (const auto& cs : state.clients) {
     if (cs.id < 0) continue;
     auto it = written.find(cs.id);
     if (it != written.end() && up_to_date(it->second, cs.adapters)) continue;
-    safetensors_save(dir / ("client_" + std::to_string(cs.id) + ".safetensors"), cs.adapters);
-    written[cs.id] = cs.adapters;
+    const auto file = dir / ("client_" + std::to_string(cs.id) + ".safetensors");
+    files.add(file, safetensors_encode(file, cs.adapters));
+    rewritten.emplace_back(cs.id, &cs.adapters);
   }
-  if (!state.global.empty()) safetensors_save(dir / "global.safetensors", state.global);
+  if (!state.global.empty()) files.add(dir / "global.safetensors", safetensors_encode(dir / "global.safetensors", state.global));
+  files.commit();
+  for (const auto& [id, adapters] : rewritten) written[id] = *adapters;
 }
 
 std::string resume_command(const std::filesystem::path& dir) { return "fedvlm-sim resume " + dir.string(); }

@@ -13,9 +13,11 @@
 // Usage: scaling_bench [CLIENTS,...] [SAMPLES_PER_CLIENT] [ROUNDS] [GROUP]
 //
 // The population axis: scaling_bench --population [CLIENTS,...] [ROUNDS] [--set KEY=VALUE ...]
-// (default 100,1000,10000 and 3; each --set goes to fedvlm-sim as is, e.g.
+// (default 100,1000,10000,100000 and 3; each --set goes to fedvlm-sim as is, e.g.
 // evaluation.clients_sample=10) runs the `fedvlm-sim` beside this binary on a tiny experiment (mlp_2nn
-// with rank-4 pLoRA on Fashion-MNIST, IID, 5 samples a client, 10 clients a round, results and
+// with rank-4 pLoRA on a pool of 10,000 Fashion-MNIST images, each client drawing 5 of them
+// (partition.scheme = "sampled": the pool is the same at every population, up to 100,000
+// clients and beyond), 10 clients a round, results and
 // checkpoints written as a user's run writes them) once with 2 rounds and once with 2 + ROUNDS,
 // each in a process of its own, and prints from the difference seconds per round and bytes
 // written per round (what is written once a run — setup, the first files, bringing adapters/
@@ -167,8 +169,8 @@ PopulationRun run_population(const std::filesystem::path& cli, const std::filesy
   std::ofstream(toml) << "name = \"population\"\nseed = 0\n"
                       << "[model]\narch = \"mlp_2nn\"\n[pretrain]\nenabled = false\n"
                       << "[data]\ndataset = \"fashion_mnist\"\npath = \"/usr/share/datasets/fashion-mnist\"\n"
-                      << "max_samples = " << 5 * clients << "\ntest_fraction = 0.4\n"
-                      << "[partition]\nscheme = \"iid\"\n"
+                      << "max_samples = 10000\ntest_fraction = 0.4\n"
+                      << "[partition]\nscheme = \"sampled\"\nsamples_per_client = 5\n"
                       << "[federation]\nclients = " << clients << "\nrounds = " << rounds
                       << "\nclients_per_round = " << std::min(10, clients) << "\n"
                       << "[strategy]\nname = \"plora\"\n[lora]\nrank = 4\ntargets = [\"fc1\", \"fc2\", \"fc3\"]\n"
@@ -241,7 +243,7 @@ int main(int argc, char** argv) {
       else if (i + 1 < argc) sets.emplace_back(argv[++i]);
       else throw std::runtime_error("--set needs KEY=VALUE");
     }
-    return population_main(parse_list(positional.size() > 0 ? positional[0] : "100,1000,10000"),
+    return population_main(parse_list(positional.size() > 0 ? positional[0] : "100,1000,10000,100000"),
                            positional.size() > 1 ? std::stoi(positional[1]) : 3, sets);
   }
   if ((argc == 6 || argc == 7) && std::string(argv[1]) == "--one") {

@@ -346,6 +346,11 @@ TensorMap safetensors_load_any(const fs::path& path) {
 
 void safetensors_save(const fs::path& file, const TensorMap& tensors,
                       const std::map<std::string, std::string>& metadata) {
+  atomic_write_file(file, safetensors_encode(file, tensors, metadata));
+}
+
+std::string safetensors_encode(const fs::path& file, const TensorMap& tensors,
+                               const std::map<std::string, std::string>& metadata) {
   struct Item {
     const std::string* name;
     const DtypeInfo* dtype;
@@ -407,7 +412,7 @@ void safetensors_save(const fs::path& file, const TensorMap& tensors,
     const std::size_t n = static_cast<std::size_t>(it.t.numel()) * it.dtype->size;
     if (n > 0) out.append(static_cast<const char*>(it.t.data_ptr()), n);
   }
-  atomic_write_file(file, out);
+  return out;
 }
 
 } // namespace fedvlm

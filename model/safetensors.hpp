@@ -31,6 +31,11 @@ struct SafetensorsFile {
 /// shard of every tensor), or a single file when given a `.safetensors` path.
 [[nodiscard]] TensorMap safetensors_load_any(const std::filesystem::path& path);
 
+/// The bytes of a safetensors file holding `tensors` (made contiguous, CPU); `file` names it in
+/// errors.
+[[nodiscard]] std::string safetensors_encode(const std::filesystem::path& file, const TensorMap& tensors,
+                                             const std::map<std::string, std::string>& metadata = {});
+
 /// Writes `tensors` (made contiguous, CPU) atomically: the file appears complete or not at all.
 void safetensors_save(const std::filesystem::path& file, const TensorMap& tensors,
                       const std::map<std::string, std::string>& metadata = {});

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -64,6 +65,46 @@ void atomic_write_file_with(const std::filesystem::path& path, const std::functi
 
 void atomic_write_file(const std::filesystem::path& path, std::string_view content) {
   atomic_write_file_with(path, [&](int fd) { write_fully(fd, content, path); });
+}
+
+FileBatch::~FileBatch() {
+  for (const auto& [tmp, path] : pending_) ::unlink(tmp.c_str());
+}
+
+void FileBatch::add(const std::filesystem::path& path, std::string_view content) {
+  static std::atomic<unsigned> counter{0};
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  const std::filesystem::path tmp =
+      path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot create " + tmp.string() + ": " + errno_text());
+  if (!write_all(fd, content) || ::close(fd) != 0) {
+    const std::string why = errno_text();
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot write " + path.string() + ": " + why);
+  }
+  pending_.emplace_back(tmp, path);
+}
+
+void FileBatch::commit() {
+  std::set<std::filesystem::path> dirs;
+  for (const auto& [tmp, path] : pending_) dirs.insert(tmp.has_parent_path() ? tmp.parent_path() : ".");
+  for (const auto& dir : dirs) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || ::syncfs(fd) != 0) {
+      const std::string why = errno_text();
+      if (fd >= 0) ::close(fd);
+      throw std::runtime_error("cannot flush the files written in " + dir.string() + ": " + why);
+    }
+    ::close(fd);
+  }
+  while (!pending_.empty()) {
+    const auto [tmp, path] = pending_.back();
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+      throw std::runtime_error("cannot rename " + tmp.string() + " to " + path.string() + ": " + errno_text());
+    pending_.pop_back();
+  }
 }
 
 void append_file_synced(const std::filesystem::path& path, std::string_view content) {
