@@ -19,11 +19,14 @@
 // (partition.scheme = "sampled": the pool is the same at every population, up to 100,000
 // clients and beyond), 10 clients a round, results and
 // checkpoints written as a user's run writes them) once with 2 rounds and once with 2 + ROUNDS,
-// each in a process of its own, and prints from the difference seconds per round and bytes
-// written per round (what is written once a run — setup, the first files, bringing adapters/
-// up to date at the end — cancels out) (the write() bytes of the process, /proc/PID/io wchar: results, adapters/,
-// checkpoints), then the setup phase (run.json), the peak resident memory and that memory per
-// client above the 100-client run's.
+// each in a process of its own, and prints seconds per round (the median time from one round's
+// log line to the next from round 3 on: the round and the writing after it), the same from the
+// difference of the two runs' wall times ("diff": noisy where a run creates many files, whose
+// cost varies from run to run), bytes written per round from the difference (what is written
+// once a run — setup, the first files, bringing adapters/ up to date at the end — cancels out;
+// the write() bytes of the process, /proc/PID/io wchar: results, adapters/, checkpoints), then
+// the setup phase (run.json), the peak resident memory and that memory per client above the
+// first population's.
 #include "actors/run_driver.hpp"
 #include "support/allocator.hpp"
 #include "support/usable_cores.hpp"
@@ -154,12 +157,38 @@ int run_one(int n, int batch, int per_client, int rounds, bool all_data = false)
   }
 }
 
-/// One run of the CLI on the population experiment: wall seconds, write() bytes, peak RSS, setup.
+/// One run of the CLI on the population experiment: wall seconds, write() bytes, peak RSS, setup,
+/// and the median time from one round's log line to the next after round 2 (a round with the
+/// writing after it; round 1 writes every client's first files and the first full checkpoint).
 struct PopulationRun {
-  double seconds = 0, setup_seconds = 0;
+  double seconds = 0, setup_seconds = 0, round_seconds = 0;
   double bytes_written = 0;
   double peak_rss_mib = 0;
 };
+
+/// The median of the times between consecutive "round K/N" lines of a run's log, K >= 3
+/// (timestamps "[YYYY-MM-DD HH:MM:SS.mmm]"); 0 without two such lines.
+double median_round_interval(const std::filesystem::path& log) {
+  std::ifstream in(log);
+  std::vector<std::pair<int, double>> stamps;
+  for (std::string line; std::getline(in, line);) {
+    const auto at = line.find("] round ");
+    int hh = 0, mm = 0, round = 0, total = 0;
+    double ss = 0;
+    if (at == std::string::npos || line.size() < 25 ||
+        std::sscanf(line.c_str() + 12, "%d:%d:%lf", &hh, &mm, &ss) != 3 ||
+        std::sscanf(line.c_str() + at + 8, "%d/%d", &round, &total) != 2)
+      continue;
+    stamps.emplace_back(round, hh * 3600.0 + mm * 60.0 + ss);
+  }
+  std::vector<double> gaps;
+  for (std::size_t i = 1; i < stamps.size(); ++i)
+    if (stamps[i].first >= 3 && stamps[i].first == stamps[i - 1].first + 1)
+      gaps.push_back(stamps[i].second - stamps[i - 1].second);
+  if (gaps.empty()) return 0;
+  std::sort(gaps.begin(), gaps.end());
+  return gaps[gaps.size() / 2];
+}
 
 PopulationRun run_population(const std::filesystem::path& cli, const std::filesystem::path& dir, int clients, int rounds,
                              const std::vector<std::string>& sets) {
@@ -210,6 +239,7 @@ PopulationRun run_population(const std::filesystem::path& cli, const std::filesy
   r.peak_rss_mib = static_cast<double>(usage.ru_maxrss) / 1024.0;
   const nlohmann::json run = nlohmann::json::parse(std::ifstream(dir / "out" / "population" / "run" / "run.json"));
   r.setup_seconds = run.at("phase_seconds").at("setup").get<double>();
+  r.round_seconds = median_round_interval(dir / "out" / "population" / "run" / "fedvlm.log");
   return r;
 }
 
@@ -217,8 +247,8 @@ int population_main(const std::vector<int>& counts, int rounds, const std::vecto
   const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe");
   const std::filesystem::path cli = self.parent_path() / "fedvlm-sim";
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("population_bench." + std::to_string(getpid()));
-  std::printf("%8s %9s %11s %9s %13s %14s\n", "clients", "s/round", "MB/round", "setup s", "peak RSS MiB",
-              "KiB per client");
+  std::printf("%8s %9s %9s %11s %9s %13s %14s\n", "clients", "s/round", "(diff)", "MB/round", "setup s",
+              "peak RSS MiB", "KiB per client");
   std::fflush(stdout);
   double base_rss = 0;
   int base_clients = 0;
@@ -227,7 +257,7 @@ int population_main(const std::vector<int>& counts, int rounds, const std::vecto
     const PopulationRun more = run_population(cli, dir, n, 2 + rounds, sets);
     if (base_clients == 0) base_rss = more.peak_rss_mib, base_clients = n;
     const double per_client = n > base_clients ? (more.peak_rss_mib - base_rss) * 1024.0 / (n - base_clients) : 0.0;
-    std::printf("%8d %9.3f %11.3f %9.2f %13.1f %14.1f\n", n, (more.seconds - one.seconds) / rounds,
+    std::printf("%8d %9.3f %9.3f %11.3f %9.2f %13.1f %14.1f\n", n, more.round_seconds, (more.seconds - one.seconds) / rounds,
                 (more.bytes_written - one.bytes_written) / rounds / 1e6, more.setup_seconds, more.peak_rss_mib, per_client);
     std::fflush(stdout);
   }

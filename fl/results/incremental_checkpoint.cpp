@@ -87,6 +87,18 @@ TensorMap unstrip(TensorMap stored, const TensorMap& base, const TensorMap* glob
   return stored;
 }
 
+/// Whether `now` is `base` with every tensor the global names replaced by the global's: the
+/// state of a client left out of a delta (CheckpointDeltaInfo::left_out_take_global).
+bool base_with_global(const TensorMap& base, const TensorMap& global, const TensorMap& now) {
+  if (now.size() != base.size()) return false;
+  for (auto b = base.begin(), n = now.begin(); b != base.end(); ++b, ++n) {
+    if (b->first != n->first) return false;
+    auto g = global.find(n->first);
+    if (!same_bytes(n->second, g != global.end() ? g->second : b->second)) return false;
+  }
+  return true;
+}
+
 } // namespace
 
 StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint& current) {
@@ -95,6 +107,8 @@ StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint
                                 std::to_string(base.clients.size()));
   StoredCheckpoint out;
   out.info.base_round = base.round;
+  out.info.same_clients_as_base = true;
+  out.info.left_out_take_global = true;
   out.state = current;
   out.state.clients.clear();
   for (std::size_t i = 0; i < current.clients.size(); ++i) {
@@ -103,9 +117,8 @@ StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint
     if (now.id != then.id)
       throw std::invalid_argument("checkpoint_delta: client " + std::to_string(now.id) + " where the base has " +
                                   std::to_string(then.id));
-    out.info.client_ids.push_back(now.id);
-    if (same_tensor_maps(now.adapters, then.adapters) && same_tensor_maps(now.optimizer_state, then.optimizer_state) &&
-        same_tensor_maps(now.residual, then.residual))
+    if (same_tensor_maps(now.optimizer_state, then.optimizer_state) && same_tensor_maps(now.residual, then.residual) &&
+        base_with_global(then.adapters, current.global, now.adapters))
       continue;
     KeptTensors kept;
     kept.id = now.id;
@@ -134,7 +147,10 @@ RunCheckpoint checkpoint_resolve(const RunCheckpoint& base, const StoredCheckpoi
   for (std::size_t i = 0; i < delta.state.clients.size(); ++i) changed[delta.state.clients[i].id] = i;
   RunCheckpoint out = delta.state;
   out.clients.clear();
-  for (const int id : delta.info.client_ids) {
+  std::vector<int> ids = delta.info.client_ids;
+  if (delta.info.same_clients_as_base)
+    for (const auto& cs : base.clients) ids.push_back(cs.id);
+  for (const int id : ids) {
     auto b = in_base.find(id);
     if (b == in_base.end())
       throw std::runtime_error(origin + ": client " + std::to_string(id) + " is not in the checkpoint of round " +
@@ -142,6 +158,9 @@ RunCheckpoint checkpoint_resolve(const RunCheckpoint& base, const StoredCheckpoi
     auto c = changed.find(id);
     if (c == changed.end()) {
       out.clients.push_back(*b->second);
+      if (delta.info.left_out_take_global)
+        for (auto& [name, t] : out.clients.back().adapters)
+          if (auto g = delta.state.global.find(name); g != delta.state.global.end()) t = g->second;
       continue;
     }
     const ClientCheckpoint& stored = delta.state.clients[c->second];

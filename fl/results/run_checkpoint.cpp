@@ -23,8 +23,9 @@ namespace fedvlm {
 namespace {
 
 constexpr char kMagic[8] = {'F', 'E', 'D', 'V', 'L', 'M', 'C', 'K'};
-// 2: a CheckpointDeltaInfo follows the RunCheckpoint; 3: then the clients' top-k residuals.
-constexpr uint32_t kVersion = 3;
+// 2: a CheckpointDeltaInfo follows the RunCheckpoint; 3: then the clients' top-k residuals;
+// 4: then the delta's rules (CheckpointDeltaInfo::same_clients_as_base, left_out_take_global).
+constexpr uint32_t kVersion = 4;
 constexpr std::size_t kHeaderSize = sizeof kMagic + sizeof(uint32_t) + 2 * sizeof(uint64_t);
 
 template <class T>
@@ -76,13 +77,19 @@ std::string checkpoint_header(std::size_t body_size, uint64_t body_hash) {
   return header;
 }
 
+/// Version 4's rules of a delta as one byte.
+uint8_t delta_rules(const CheckpointDeltaInfo& info) {
+  return static_cast<uint8_t>((info.same_clients_as_base ? 1 : 0) | (info.left_out_take_global ? 2 : 0));
+}
+
 /// Appends the checkpoint's payload to `bytes` (caf's binary format).
 template <class Bytes>
 void serialize_checkpoint(const StoredCheckpoint& stored, Bytes& bytes) {
   caf::serializer_impl<Bytes> sink{nullptr, bytes};
   auto copy = stored; // inspect() takes mutable references; tensors are shared, not copied
   std::vector<ClientResidual> residuals = residuals_of(copy.state.clients);
-  if (auto err = sink(copy.state, copy.info, residuals)) throw std::runtime_error("cannot serialize checkpoint: " + render(err));
+  uint8_t rules = delta_rules(copy.info);
+  if (auto err = sink(copy.state, copy.info, residuals, rules)) throw std::runtime_error("cannot serialize checkpoint: " + render(err));
 }
 
 /// caf's serializer's byte container over a file: what it appends goes to `fd` in pieces of
@@ -184,6 +191,13 @@ StoredCheckpoint stored_checkpoint_decode(std::string_view bytes, const std::str
         return fail("a top-k residual for client " + std::to_string(r.id) + ", which the checkpoint does not hold");
       out.state.clients[next++].residual = r.residual;
     }
+  }
+  if (version >= 4) {
+    uint8_t rules = 0;
+    if (auto err = source(rules)) return fail(render(err));
+    if (rules > 3) return fail("unknown delta rules " + std::to_string(rules));
+    out.info.same_clients_as_base = (rules & 1) != 0;
+    out.info.left_out_take_global = (rules & 2) != 0;
   }
   if (source.remaining() != 0) return fail(std::to_string(source.remaining()) + " trailing bytes");
   return out;

@@ -87,9 +87,17 @@ typename Inspector::result_type inspect(Inspector& f, KeptTensors& x) {
 /// What makes a checkpoint a delta: base_round 0 means a full checkpoint.
 struct CheckpointDeltaInfo {
   int base_round = 0;
-  /// The ids of the clients in the base, in order (a delta leaves unchanged clients out).
+  /// The ids of the clients in the base, in order (a delta leaves unchanged clients out); empty
+  /// with same_clients_as_base.
   std::vector<int> client_ids;
   std::vector<KeptTensors> kept; ///< one per client stored in the delta, same order
+  // Version 4 (a section of their own after the residuals; both false in older files):
+  /// The delta's clients are the base's, in its order (client_ids is left empty).
+  bool same_clients_as_base = false;
+  /// A client left out holds the base's tensors with every adapter tensor the global names
+  /// replaced by the global's: a client that only merged the round's download is left out,
+  /// so a round's delta grows with the clients that trained, not with the population.
+  bool left_out_take_global = false;
 };
 
 template <class Inspector>

@@ -81,19 +81,27 @@ TEST(IncrementalCheckpoint, ADeltaHoldsOnlyWhatChangedAndResolvesToTheWholeState
   const RunCheckpoint now = next_round(base, {3, 17});
   const StoredCheckpoint delta = checkpoint_delta(base, now);
   EXPECT_EQ(delta.info.base_round, 1);
-  EXPECT_EQ(delta.info.client_ids.size(), 50u);
-  // Every client's B is now the new global's (named, not stored); only 3 and 17 store A and momentum.
-  ASSERT_EQ(delta.state.clients.size(), 50u);
-  for (std::size_t i = 0; i < 50; ++i) {
+  EXPECT_TRUE(delta.info.same_clients_as_base);
+  EXPECT_TRUE(delta.info.client_ids.empty());
+  EXPECT_TRUE(delta.info.left_out_take_global);
+  // Every client's B is now the new global's: the 48 that only merged it are left out; 3 and 17
+  // store A and momentum, their B named as the global's.
+  ASSERT_EQ(delta.state.clients.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
     const ClientCheckpoint& c = delta.state.clients[i];
     const KeptTensors& kept = delta.info.kept[i];
+    EXPECT_EQ(c.id, i == 0 ? 3 : 17);
     EXPECT_EQ(kept.adapters_from_global, std::vector<std::string>{"fc.lora_B"});
-    EXPECT_EQ(kept.optimizer_from_base.size(), c.id == 3 || c.id == 17 ? 1u : 2u) << c.id; // the step did not change
-    EXPECT_EQ(c.adapters.size(), c.id == 3 || c.id == 17 ? 1u : 0u) << c.id;
+    EXPECT_EQ(kept.optimizer_from_base.size(), 1u) << c.id; // the step did not change
+    EXPECT_EQ(c.adapters.size(), 1u) << c.id;
   }
-  // Under a third of the full file here: names, and the two clients' tensors.
+  // The two clients' tensors, not the population's: under a tenth of the full file, and the
+  // same size (within the bytes of the global) with ten times the population.
   const std::string full = checkpoint_encode(now), stored = checkpoint_encode(delta);
-  EXPECT_LT(stored.size() * 3, full.size());
+  EXPECT_LT(stored.size() * 10, full.size());
+  const RunCheckpoint big = population(500, 1);
+  const std::string stored_big = checkpoint_encode(checkpoint_delta(big, next_round(big, {3, 17})));
+  EXPECT_LT(stored_big.size(), stored.size() + 64) << "a delta grew with the clients that did not train";
   const RunCheckpoint back = checkpoint_resolve(base, stored_checkpoint_decode(stored, "delta"), "delta");
   expect_same_state(back, now);
   // Negative control: resolved over another base, the clients that did not train get that base's A.
@@ -190,9 +198,10 @@ std::string older_file(const std::string& current, uint32_t version, std::size_t
 
 TEST(IncrementalCheckpoint, VersionOneFilesStillLoad) {
   // A version 1 file: the same payload without the delta part (base_round 0 and two empty
-  // lists: 4 + 1 + 1 bytes) nor the residuals (an empty list: 1 byte), framed with version 1.
+  // lists: 4 + 1 + 1 bytes), the residuals (an empty list: 1 byte) nor the delta's rules (1
+  // byte), framed with version 1.
   const RunCheckpoint ck = population(3, 2);
-  const std::string v1 = older_file(checkpoint_encode(ck), 1, 7);
+  const std::string v1 = older_file(checkpoint_encode(ck), 1, 8);
   expect_same_state(checkpoint_decode(v1, "v1"), ck);
   // The control: the same bytes labelled version 2 lack the delta part.
   std::string mislabelled = v1;
@@ -209,11 +218,30 @@ TEST(IncrementalCheckpoint, TopkResidualsAreStoredAndVersionTwoFilesLoadWithout)
   EXPECT_TRUE(back.clients[1].residual.empty());
   EXPECT_FALSE(same_tensor_maps(back.clients[0].residual, back.clients[2].residual));
 
-  // A version 2 file (no residual section: an empty list is 1 byte) loads with none.
+  // A version 2 file (no residual section: an empty list is 1 byte; nor the rules' byte) loads with none.
   const RunCheckpoint plain = population(3, 2);
-  const RunCheckpoint v2 = checkpoint_decode(older_file(checkpoint_encode(plain), 2, 1), "v2");
+  const RunCheckpoint v2 = checkpoint_decode(older_file(checkpoint_encode(plain), 2, 2), "v2");
   expect_same_state(v2, plain);
   for (const auto& c : v2.clients) EXPECT_TRUE(c.residual.empty());
+  // A version 3 delta (every client listed, none left out on the global's account) still resolves.
+  const RunCheckpoint plain_next = next_round(plain, {1});
+  StoredCheckpoint v3_delta = checkpoint_delta(plain, plain_next);
+  ASSERT_EQ(v3_delta.state.clients.size(), 1u);
+  v3_delta.info.same_clients_as_base = v3_delta.info.left_out_take_global = false;
+  v3_delta.info.client_ids = {0, 1, 2};
+  for (int id : {0, 2}) { // as version 3 stored them: B named as the global's, A and momentum from the base
+    ClientCheckpoint c;
+    c.id = id;
+    v3_delta.state.clients.insert(v3_delta.state.clients.begin() + (id == 0 ? 0 : 2), c);
+    KeptTensors k;
+    k.id = id;
+    k.adapters_from_base = {"fc.lora_A"};
+    k.adapters_from_global = {"fc.lora_B"};
+    k.optimizer_from_base = {"fc.lora_A.momentum", "step"};
+    v3_delta.info.kept.insert(v3_delta.info.kept.begin() + (id == 0 ? 0 : 2), k);
+  }
+  const std::string v3 = older_file(checkpoint_encode(v3_delta), 3, 1);
+  expect_same_state(checkpoint_resolve(plain, stored_checkpoint_decode(v3, "v3"), "v3"), plain_next);
 
   // A delta stores a client whose residual alone changed, with it whole; the others are left out.
   RunCheckpoint later = ck;
