@@ -1,6 +1,8 @@
 // model/tensor_wire.cpp — conversion between at::Tensor and its wire form.
 #include "model/tensor_wire.hpp"
 
+#include <limits>
+
 #include "model/tensor_map.hpp"
 
 #include <ATen/ATen.h>
@@ -40,6 +42,17 @@ WireTensor tensor_to_wire(const at::Tensor& t) {
   w.bytes.resize(static_cast<std::size_t>(c.numel()) * c.element_size());
   if (!w.bytes.empty()) std::memcpy(w.bytes.data(), c.data_ptr(), w.bytes.size());
   return w;
+}
+
+bool wire_bytes_fit_shape(std::size_t bytes, const std::vector<int64_t>& shape) {
+  std::size_t limit = 8; // bytes of the widest element
+  for (const int64_t d : shape) {
+    if (d < 0) return false;
+    if (d == 0) return bytes == 0;
+    if (limit > std::numeric_limits<std::size_t>::max() / static_cast<std::size_t>(d)) return true; // beyond any length
+    limit *= static_cast<std::size_t>(d);
+  }
+  return bytes <= limit;
 }
 
 at::Tensor tensor_from_wire(const WireTensor& w) {

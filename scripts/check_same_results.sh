@@ -5,7 +5,8 @@
 # six experiments with the same seed and one intra-op thread — the quickstart (pLoRA), a FLoRA
 # run, an asynchronous FedBuff run, stacking with 2 clients a round, pLoRA evaluating a sample, and a served run (a server and 2 node processes on
 # 127.0.0.1) — and every metrics.jsonl, rounds.jsonl and adapters/*.safetensors must be equal.
-# Checkpoints (*.ckpt) must be equal byte for byte. Wall-clock fields (seconds, round_seconds) and the bytes counted on sockets (wire_bytes_*)
+# Checkpoints (*.ckpt) must be equal byte for byte (CHECK_CKPT=0 leaves them out: across a change of
+# the checkpoint format on purpose; resume tests check those). Wall-clock fields (seconds, round_seconds) and the bytes counted on sockets (wire_bytes_*)
 # are the only ones left out: they differ between any two runs. Exit 0 when all agree.
 # Each binary pretrains its own backbone (its own cache), and the pretrained weights are compared too.
 set -euo pipefail
@@ -70,7 +71,7 @@ for d, _, names in os.walk(before):
         if n in ("metrics.jsonl", "rounds.jsonl"):
             if not os.path.exists(q) or lines(p) != lines(q): bad.append(rel)
             checked += 1
-        elif (n.endswith(".safetensors") and ("/adapters/" in "/" + rel or rel.startswith("cache/"))) or n.endswith(".ckpt"):
+        elif (n.endswith(".safetensors") and ("/adapters/" in "/" + rel or rel.startswith("cache/"))) or (n.endswith(".ckpt") and os.environ.get("CHECK_CKPT", "1") == "1"):
             if not os.path.exists(q) or not filecmp.cmp(p, q, shallow=False): bad.append(rel)
             checked += 1
 for b in bad: print("DIFFERS:", b)

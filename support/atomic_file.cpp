@@ -37,13 +37,21 @@ void write_fully(int fd, std::string_view content, const std::filesystem::path& 
   if (!write_all(fd, content)) throw std::runtime_error("cannot write " + path.string() + ": " + errno_text());
 }
 
-void atomic_write_file_with(const std::filesystem::path& path, const std::function<void(int fd)>& write) {
+namespace {
+/// A new temporary file beside `path` (its directory created), open for writing: its name and
+/// descriptor. Throws std::runtime_error naming it.
+std::pair<std::filesystem::path, int> create_temp_beside(const std::filesystem::path& path) {
   static std::atomic<unsigned> counter{0};
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-  const std::filesystem::path tmp =
-      path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  std::filesystem::path tmp = path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error("cannot create " + tmp.string() + ": " + errno_text());
+  return {std::move(tmp), fd};
+}
+} // namespace
+
+void atomic_write_file_with(const std::filesystem::path& path, const std::function<void(int fd)>& write) {
+  const auto [tmp, fd] = create_temp_beside(path);
   try {
     write(fd);
   } catch (...) {
@@ -72,12 +80,7 @@ FileBatch::~FileBatch() {
 }
 
 void FileBatch::add(const std::filesystem::path& path, std::string_view content) {
-  static std::atomic<unsigned> counter{0};
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-  const std::filesystem::path tmp =
-      path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error("cannot create " + tmp.string() + ": " + errno_text());
+  const auto [tmp, fd] = create_temp_beside(path);
   if (!write_all(fd, content) || ::close(fd) != 0) {
     const std::string why = errno_text();
     ::close(fd);

@@ -87,6 +87,10 @@ template <class Bytes>
 void serialize_checkpoint(const StoredCheckpoint& stored, Bytes& bytes) {
   caf::serializer_impl<Bytes> sink{nullptr, bytes};
   auto copy = stored; // inspect() takes mutable references; tensors are shared, not copied
+  // Crash counts without the trailing zeros (a reader pads them back): 4 bytes per client of
+  // a large population would be most of a round's delta.
+  std::vector<int>& crashes = copy.state.crashes;
+  while (!crashes.empty() && crashes.back() == 0) crashes.pop_back();
   std::vector<ClientResidual> residuals = residuals_of(copy.state.clients);
   uint8_t rules = delta_rules(copy.info);
   if (auto err = sink(copy.state, copy.info, residuals, rules)) throw std::runtime_error("cannot serialize checkpoint: " + render(err));

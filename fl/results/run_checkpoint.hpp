@@ -61,7 +61,7 @@ struct RunCheckpoint {
   int rounds_without_quorum = 0;
   TensorMap global;                     ///< the last aggregated shared matrices
   std::vector<ClientCheckpoint> clients; ///< ascending id; the centralized trainer (-1) first
-  std::vector<int> crashes;             ///< fault state: simulated crashes so far, by client id
+  std::vector<int> crashes;             ///< fault state: simulated crashes so far, by client id (stored without trailing zeros)
 };
 
 template <class Inspector>
