@@ -71,6 +71,7 @@ void next_round_or_done(aggregator_actor_t self) {
   advance(self);
 }
 
+namespace {
 /// A client that did not train this round and merged its download: its state is the one it
 /// had after the last round with the download merged, as the client merged it.
 void merge_download(aggregator_state& st, int id) {
@@ -80,6 +81,7 @@ void merge_download(aggregator_state& st, int id) {
                      job_seed(st.cfg.seed, id, st.r.round, Stream::adapter_init)))
     slot.optimizer_state.clear();
 }
+} // namespace
 
 /// Every client's private state after the round, for checkpoints, adapters/ and respawns: asked
 /// of those whose state changed beyond the download (or is not known), merged here for the rest.
@@ -225,6 +227,11 @@ void report_round(aggregator_actor_t self, const EvalResult* global_eval) {
   collect_states(self);
 }
 
+namespace {
+/// Whether a round's download may wait for the clients it does not evaluate (clients_sample):
+/// when every download replaces the shared tensors whole (FedAvg of whole tensors, the same in
+/// every round, one rank for all, no fresh adapters), the newest download alone brings a client
+/// up to date, so only the clients that train or are evaluated are sent anything.
 bool defers_downloads(const aggregator_state& st) {
   if (is_async(st) || is_central(st) || st.cfg.clients_keep_state || st.cfg.collect_every_state) return false;
   const StrategySpec& spec = strategy_spec(st.cfg.strategy);
@@ -234,6 +241,7 @@ bool defers_downloads(const aggregator_state& st) {
                                            std::not_equal_to<>()) == st.cfg.client_ranks.end();
   return spec.rule == AggregationRule::average && !spec.fresh_adapters && same_every_round && one_rank;
 }
+} // namespace
 
 /// Sends every client its download for evaluation (or, where downloads are deferred, the
 /// clients it evaluates); finish_round once all have answered or failed.

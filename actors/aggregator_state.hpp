@@ -62,11 +62,6 @@ inline bool is_central(const aggregator_state& st) { return strategy_spec(st.cfg
 /// FedBuff: buffered asynchronous aggregation on the virtual clock.
 inline bool is_async(const aggregator_state& st) { return st.cfg.federation.mode == FederationMode::async; }
 
-/// Whether a round's download may wait for the clients it does not evaluate (clients_sample):
-/// when every download replaces the shared tensors whole (FedAvg of whole tensors, the same in
-/// every round, one rank for all, no fresh adapters), the newest download alone brings a client
-/// up to date, so only the clients that train or are evaluated are sent anything.
-[[nodiscard]] bool defers_downloads(const aggregator_state& st);
 /// How long a client has to answer a request.
 [[nodiscard]] std::chrono::milliseconds timeout_of(const AggregatorConfig& cfg);
 /// Ends the run with `err`: a job failed for real, or the state could not be saved.

@@ -108,7 +108,8 @@ void save_adapters(const std::filesystem::path& dir, const RunCheckpoint& state,
     files.add(file, safetensors_encode(file, cs.adapters));
     rewritten.emplace_back(cs.id, &cs.adapters);
   }
-  if (!state.global.empty()) files.add(dir / "global.safetensors", safetensors_encode(dir / "global.safetensors", state.global));
+  if (const auto global = dir / "global.safetensors"; !state.global.empty())
+    files.add(global, safetensors_encode(global, state.global));
   files.commit();
   for (const auto& [id, adapters] : rewritten) written[id] = *adapters;
 }

@@ -1,14 +1,13 @@
 // model/tensor_wire.cpp — conversion between at::Tensor and its wire form.
 #include "model/tensor_wire.hpp"
 
-#include <limits>
-
 #include "model/tensor_map.hpp"
 
 #include <ATen/ATen.h>
 
 #include <array>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <utility>
 

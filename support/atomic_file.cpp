@@ -31,13 +31,7 @@ bool write_all(int fd, std::string_view content) {
   }
   return true;
 }
-} // namespace
 
-void write_fully(int fd, std::string_view content, const std::filesystem::path& path) {
-  if (!write_all(fd, content)) throw std::runtime_error("cannot write " + path.string() + ": " + errno_text());
-}
-
-namespace {
 /// A new temporary file beside `path` (its directory created), open for writing: its name and
 /// descriptor. Throws std::runtime_error naming it.
 std::pair<std::filesystem::path, int> create_temp_beside(const std::filesystem::path& path) {
@@ -49,6 +43,10 @@ std::pair<std::filesystem::path, int> create_temp_beside(const std::filesystem::
   return {std::move(tmp), fd};
 }
 } // namespace
+
+void write_fully(int fd, std::string_view content, const std::filesystem::path& path) {
+  if (!write_all(fd, content)) throw std::runtime_error("cannot write " + path.string() + ": " + errno_text());
+}
 
 void atomic_write_file_with(const std::filesystem::path& path, const std::function<void(int fd)>& write) {
   const auto [tmp, fd] = create_temp_beside(path);
@@ -81,11 +79,12 @@ FileBatch::~FileBatch() {
 
 void FileBatch::add(const std::filesystem::path& path, std::string_view content) {
   const auto [tmp, fd] = create_temp_beside(path);
-  if (!write_all(fd, content) || ::close(fd) != 0) {
-    const std::string why = errno_text();
-    ::close(fd);
+  const bool written = write_all(fd, content);
+  const std::string why = written ? "" : errno_text();
+  // Closed once whatever happened: a second close could close a descriptor another thread opened.
+  if (::close(fd) != 0 || !written) {
     ::unlink(tmp.c_str());
-    throw std::runtime_error("cannot write " + path.string() + ": " + why);
+    throw std::runtime_error("cannot write " + path.string() + ": " + (written ? errno_text() : why));
   }
   pending_.emplace_back(tmp, path);
 }
