@@ -176,8 +176,10 @@ int run_experiment_command(cli::Command command, const std::vector<std::string>&
   std::fflush(stdout);
   if (outcome.interrupted_signal) return 128 + outcome.interrupted_signal;
   // A signal after the last round (while the results were written, or the table printed):
-  // the run is complete on disk, yet the command was asked to stop and says so.
-  if (const int sig = fedvlm::interrupt_signal()) return 128 + sig;
+  // the run is complete on disk, yet the command was asked to stop and says so. Everything is
+  // written now, so from here a signal ends the process at once with its status; one that came
+  // while the process was shutting down (libraries' destructors) used to be lost: exit 0.
+  fedvlm::exit_at_once_on_interrupt(true);
   return outcome.runs_failed > 0 ? 1 : 0;
 }
 

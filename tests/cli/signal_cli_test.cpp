@@ -32,6 +32,12 @@ using Clock = std::chrono::steady_clock;
 
 const fs::path kFashion = "/usr/share/datasets/fashion-mnist";
 
+// How soon a signalled process must have ended. Alone on the 2-core machine each stop below
+// takes 0.1-0.3 s; under CI, with two other tests training beside it, one took 2.07 s. The work
+// each signal cuts short runs for a minute or more, so 5 s still tells a stop from a run that
+// goes on, without failing on a busy machine.
+constexpr double kPromptSeconds = 5.0;
+
 /// fedvlm-sim in the background, its output to `log`, SIGINT not ignored (as from a terminal).
 class Process {
 public:
@@ -137,9 +143,9 @@ protected:
 };
 
 // A signal within the first second, while the file is read, the data loads and the run is set
-// up, used to be lost: the run went on for a minute. Now each one ends it within 2 s with
+// up, used to be lost: the run went on for a minute. Now each one ends it promptly with
 // 128 + signal, at whichever point it lands, leaving no half-written file.
-TEST_F(Signals, EarlySignalStopsWithinTwoSecondsWhateverThePhase) {
+TEST_F(Signals, EarlySignalStopsPromptlyWhateverThePhase) {
   const fs::path file = experiment();
   for (const int sig : {SIGINT, SIGTERM})
     // 0-400 ms: reading the file and starting (before any run directory); 800-1600 ms: loading
@@ -157,7 +163,7 @@ TEST_F(Signals, EarlySignalStopsWithinTwoSecondsWhateverThePhase) {
       const int status = p.wait_for(10);
       const double took = std::chrono::duration<double>(Clock::now() - sent).count();
       EXPECT_EQ(status, 128 + sig) << "signal " << sig << " after " << after_ms << " ms: " << read_text_file(log("early"));
-      EXPECT_LT(took, 2.0) << "signal " << sig << " after " << after_ms << " ms";
+      EXPECT_LT(took, kPromptSeconds) << "signal " << sig << " after " << after_ms << " ms";
       EXPECT_TRUE(temp_leftovers(dir_.path() / "out").empty());
       // Where the run had begun, its run.json is whole and says how it ended: interrupted, or
       // completed when the signal came after the last round (the exit status still says it).
@@ -171,8 +177,8 @@ TEST_F(Signals, EarlySignalStopsWithinTwoSecondsWhateverThePhase) {
     }
 }
 
-// Pretraining: minutes of work that must end within 2 s of the signal, before the first round.
-TEST_F(Signals, PretrainingStopsWithinTwoSeconds) {
+// Pretraining: minutes of work that must end promptly after the signal, before the first round.
+TEST_F(Signals, PretrainingStopsPromptly) {
   const fs::path file = experiment("[pretrain]\nenabled = true\npublic_samples = 3000\nepochs = 200\ncache_dir = \"" +
                                    (dir_.path() / "cache").string() + "\"\n");
   Process p({file.string(), "--quiet"}, log("pretrain"));
@@ -183,7 +189,7 @@ TEST_F(Signals, PretrainingStopsWithinTwoSeconds) {
   p.signal(SIGTERM);
   const auto sent = Clock::now();
   EXPECT_EQ(p.wait_for(10), 143) << read_text_file(log("pretrain"));
-  EXPECT_LT(std::chrono::duration<double>(Clock::now() - sent).count(), 2.0);
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - sent).count(), kPromptSeconds);
   const std::string j = read_text_file(dir_.path() / "out" / "sig" / "run" / "run.json");
   EXPECT_NE(j.find("before the first round"), std::string::npos) << j;
   EXPECT_TRUE(temp_leftovers(dir_.path()).empty());
@@ -200,7 +206,7 @@ TEST_F(Signals, ServeWaitingForNodesStopsAtOnce) {
     const auto sent = Clock::now();
     const int status = p.wait_for(10);
     EXPECT_EQ(status, 128 + sig) << read_text_file(log("serve"));
-    EXPECT_LT(std::chrono::duration<double>(Clock::now() - sent).count(), 2.0);
+    EXPECT_LT(std::chrono::duration<double>(Clock::now() - sent).count(), kPromptSeconds);
     EXPECT_EQ(read_text_file(log("serve")).find("nodes were ready in time"), std::string::npos) << read_text_file(log("serve"));
   }
 }
@@ -218,7 +224,7 @@ TEST_F(Signals, ExporterLingerStopsAtOnceWithTheSignalsStatus) {
   p.signal(SIGINT);
   const auto sent = Clock::now();
   EXPECT_EQ(p.wait_for(10), 130) << read_text_file(log("linger"));
-  EXPECT_LT(std::chrono::duration<double>(Clock::now() - sent).count(), 2.0);
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - sent).count(), kPromptSeconds);
   EXPECT_NE(read_text_file(run_json).find("\"completed\""), std::string::npos); // the run itself had finished
   EXPECT_TRUE(temp_leftovers(dir_.path() / "out").empty());
 }
