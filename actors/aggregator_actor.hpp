@@ -5,6 +5,7 @@
 #include "actors/wire_traffic.hpp"
 #include "fl/config/experiment_config.hpp"
 #include "fl/results/run_checkpoint.hpp"
+#include "fl/results/run_state_mirror.hpp"
 #include "fl/results/run_records.hpp"
 #include "fl/config/strategy.hpp"
 #include "fl/federation/round.hpp"
@@ -68,10 +69,12 @@ struct AggregatorConfig : RoundSettings {
   /// round in flight, then start_atom is answered with EngineErrc::node_lost — so that the driver
   /// can roll back to the newest round every node saved. Empty: such a client stays down.
   std::function<void(int client, int round)> on_node_lost;
-  /// Called on the aggregator's thread after every finished round (>= 1) with the whole state,
-  /// before the next round starts: the driver writes adapters and checkpoints here. An
-  /// exception stops the run.
-  std::function<void(const RunCheckpoint&)> on_round_state;
+  /// Called on the aggregator's thread after every finished round (>= 1) with its state, before
+  /// the next round starts: the driver writes adapters and checkpoints here (a RunStateMirror
+  /// turns the hand-overs into whole states). The first is whole; where downloads replace whole
+  /// tensors, later ones hold only the clients asked for their state and the download the
+  /// others merged. An exception stops the run.
+  std::function<void(const RoundStateChange&)> on_round_state;
   /// Synchronous rounds ask only the clients that trained (or whose state is not known) for
   /// their state; the others' is the state they had merged with the round's download, which the
   /// aggregator merges itself (apply_download), so a round's cost does not grow with the

@@ -51,6 +51,34 @@ void save_on_nodes(aggregator_actor_t self) {
               [settle, id](caf::error& err) { settle(id, describe_error(err)); });
 }
 
+namespace {
+/// The round's download when downloads replace whole tensors: what every client merges; empty
+/// when there is none (a round without quorum) or it differs by client.
+TensorMap whole_download(const aggregator_state& st) {
+  return st.r.result.personal.empty() ? st.r.result.broadcast : TensorMap{};
+}
+
+/// What the driver is handed after the round: every client's state the first time (and
+/// wherever the server merged every download itself), afterwards only the clients asked for
+/// their state and the download the others merged.
+RoundStateChange round_state_change(aggregator_state& st) {
+  const bool partial = st.handed_whole && defers_downloads(st) && st.lost.empty() && st.r.result.personal.empty();
+  RoundStateChange change;
+  change.whole = !partial;
+  if (!partial) {
+    for (std::size_t id = 0; id < st.progress.states.size(); ++id) bring_up_to_date(st, static_cast<int>(id));
+    change.state = round_checkpoint(st.cfg, st.progress, st.r.round, st.cfg.resume_from.config_hash, !st.cfg.clients_keep_state);
+    st.handed_whole = !st.cfg.clients_keep_state;
+    return change;
+  }
+  change.state = round_checkpoint(st.cfg, st.progress, st.r.round, st.cfg.resume_from.config_hash, false);
+  for (const int id : st.changed) change.state.clients.push_back(st.progress.states[static_cast<std::size_t>(id)]);
+  change.download = whole_download(st);
+  change.clients = st.progress.states.size();
+  return change;
+}
+} // namespace
+
 /// The round's state is complete: hand it to the driver (adapters, checkpoint), then go on.
 void next_round_or_done(aggregator_actor_t self) {
   auto& st = self->state;
@@ -60,8 +88,7 @@ void next_round_or_done(aggregator_actor_t self) {
     return save_on_nodes(self);
   if (st.r.round > 0 && st.cfg.on_round_state) {
     try {
-      st.cfg.on_round_state(round_checkpoint(st.cfg, st.progress, st.r.round, st.cfg.resume_from.config_hash,
-                                            !st.cfg.clients_keep_state));
+      st.cfg.on_round_state(round_state_change(st));
     } catch (const std::exception& e) {
       abort_run(self, make_engine_error(EngineErrc::job_failed,
                                         "saving the state after round " + std::to_string(st.r.round) + " failed: " + e.what()));
@@ -72,16 +99,21 @@ void next_round_or_done(aggregator_actor_t self) {
 }
 
 namespace {
-/// A client that did not train this round and merged its download: its state is the one it
-/// had after the last round with the download merged, as the client merged it.
-void merge_download(aggregator_state& st, int id) {
+/// Merges `download` into client `id`'s kept state, as the client merged it.
+void merge_into_state(aggregator_state& st, int id, const TensorMap& download) {
   ClientCheckpoint& slot = st.progress.states[static_cast<std::size_t>(id)];
   const StrategySpec spec = spec_in_round(strategy_spec(st.cfg.strategy), std::max(st.r.round, 1));
-  if (apply_download(spec, slot.adapters, st.r.result.download_for(id),
-                     job_seed(st.cfg.seed, id, st.r.round, Stream::adapter_init)))
+  if (apply_download(spec, slot.adapters, download, job_seed(st.cfg.seed, id, st.r.round, Stream::adapter_init)))
     slot.optimizer_state.clear();
 }
 } // namespace
+
+void bring_up_to_date(aggregator_state& st, int id) {
+  const auto k = static_cast<std::size_t>(id);
+  if (id < 0 || k >= st.server_behind.size() || !st.server_behind[k]) return;
+  st.server_behind[k] = 0;
+  merge_into_state(st, id, st.server_download);
+}
 
 /// Every client's private state after the round, for checkpoints, adapters/ and respawns: asked
 /// of those whose state changed beyond the download (or is not known), merged here for the rest.
@@ -94,14 +126,26 @@ void collect_states(aggregator_actor_t self) {
   std::vector<std::pair<int, client_actor>> targets;
   const bool ask_all = st.cfg.collect_every_state || is_async(st);
   const std::set<int> trained(st.r.selected.begin(), st.r.selected.end());
+  // Where downloads replace whole tensors, an idle client's kept state merges the download
+  // when it is next read (a round costs its participants, not the population).
+  const bool lazy = defers_downloads(st) && st.r.result.personal.empty();
+  const TensorMap& download = st.r.result.broadcast;
+  st.changed.clear();
   for (std::size_t k = 0; k < st.cfg.clients.size() && !st.cfg.clients_keep_state; ++k) {
     const int id = static_cast<int>(k);
     if (st.lost.count(id)) continue;
-    if (ask_all || trained.count(id) || !st.merged.count(id) || st.respawned.count(id))
+    if (ask_all || trained.count(id) || !st.merged[k] || st.respawned.count(id)) {
+      bring_up_to_date(st, id); // what it keeps should its answer not come
       targets.emplace_back(id, st.cfg.clients[k]);
-    else
-      merge_download(st, id);
+      st.changed.push_back(id);
+    } else if (lazy) {
+      if (!download.empty()) st.server_behind[k] = 1;
+    } else {
+      bring_up_to_date(st, id);
+      merge_into_state(st, id, st.r.result.download_for(id));
+    }
   }
+  if (lazy && !download.empty()) st.server_download = download;
   st.respawned.clear();
   if (is_central(st)) targets.emplace_back(-1, st.cfg.central_trainer);
   st.snapshot_waiting.clear();
@@ -227,7 +271,6 @@ void report_round(aggregator_actor_t self, const EvalResult* global_eval) {
   collect_states(self);
 }
 
-namespace {
 /// Whether a round's download may wait for the clients it does not evaluate (clients_sample):
 /// when every download replaces the shared tensors whole (FedAvg of whole tensors, the same in
 /// every round, one rank for all, no fresh adapters), the newest download alone brings a client
@@ -241,7 +284,6 @@ bool defers_downloads(const aggregator_state& st) {
                                            std::not_equal_to<>()) == st.cfg.client_ranks.end();
   return spec.rule == AggregationRule::average && !spec.fresh_adapters && same_every_round && one_rank;
 }
-} // namespace
 
 /// Sends every client its download for evaluation (or, where downloads are deferred, the
 /// clients it evaluates); finish_round once all have answered or failed.
@@ -250,7 +292,7 @@ void evaluate_all(aggregator_actor_t self) {
   st.r.evals.clear();
   st.r.unrecorded_bytes_down = 0;
   st.eval_waiting.clear();
-  st.merged.clear();
+  std::fill(st.merged.begin(), st.merged.end(), 0);
   const int clients = static_cast<int>(st.cfg.clients.size());
   // Every client gets the round's download (pLoRA's B_g changes every model); those outside
   // evaluation.clients_sample only merge it, now or, deferred, before they next train.
@@ -268,11 +310,11 @@ void evaluate_all(aggregator_actor_t self) {
     if (defer && !std::binary_search(scored.begin(), scored.end(), id)) {
       // Counted as downloaded, as if sent now: the files are those of a run that sends it.
       st.r.unrecorded_bytes_down += download_empty ? 0 : st.deferred.bytes;
-      if (!download_empty) st.stale.insert(id);
-      st.merged.insert(id);
+      if (!download_empty) st.stale[static_cast<std::size_t>(id)] = 1;
+      st.merged[static_cast<std::size_t>(id)] = 1;
       continue;
     }
-    st.stale.erase(id); // this round's download supersedes any deferred one
+    st.stale[static_cast<std::size_t>(id)] = 0; // this round's download supersedes any deferred one
     st.eval_waiting.insert(id);
   }
   if (st.eval_waiting.empty()) return finish_round(self);
@@ -289,7 +331,7 @@ void evaluate_all(aggregator_actor_t self) {
             [self, id, round](ClientEval& ev) {
               auto& s = self->state;
               if (s.r.round != round || !s.eval_waiting.erase(id)) return;
-              s.merged.insert(id);
+              s.merged[static_cast<std::size_t>(id)] = 1;
               if (ev.evaluated) s.r.evals.emplace(ev.client, std::move(ev));
               else s.r.unrecorded_bytes_down += s.r.result.bytes_for(id);
               if (s.eval_waiting.empty()) finish_round(self);

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <vector>
 
 namespace fedvlm::aggregator_detail {
 
@@ -37,12 +38,20 @@ struct aggregator_state {
   std::set<int> holdout_waiting; ///< holdout clients being scored this round (evaluation.holdout_clients)
   std::vector<NewcomerScore> holdout_scores; ///< their scores this round
   std::set<int> snapshot_waiting; ///< clients asked for their state that have not answered
-  std::set<int> merged;           ///< clients whose evaluation answered this round: they hold its download
+  /// By id: the client holds this round's download (its evaluation answered, or it was deferred).
+  std::vector<char> merged;
   std::set<int> respawned;        ///< clients respawned this round: their state is asked for, not inferred
-  /// Downloads deferred (defers_downloads): clients outside the round's evaluation that were not
-  /// sent the download; each merges `deferred` (the newest) before it next trains.
-  std::set<int> stale;
+  /// Downloads deferred (defers_downloads): by id, a client outside the round's evaluation that
+  /// was not sent the download; each merges `deferred` (the newest) before it next trains.
+  std::vector<char> stale;
   GlobalDown deferred;
+  /// Where downloads replace whole tensors (defers_downloads), the server does not merge each
+  /// round's download into every idle client's kept state either: by id, a client whose state in
+  /// progress.states lacks `server_download` (the newest), merged when it is read (bring_up_to_date).
+  std::vector<char> server_behind;
+  TensorMap server_download;
+  std::vector<int> changed;    ///< this round: the clients whose state was asked for (ascending)
+  bool handed_whole = false;   ///< on_round_state had a whole state once: later ones may be partial
   std::set<int> save_waiting;     ///< clients on nodes asked to save their state (save_atom)
   int saved_round = 0;            ///< the last round the clients on nodes were asked to save
   std::set<int> unsaved_said;     ///< clients on nodes whose failure to save was said (once each)
@@ -84,6 +93,10 @@ void evaluate_all(aggregator_actor_t self);
 void finish_round(aggregator_actor_t self);
 /// The round's state is complete: hand it to the driver (adapters, checkpoint), then go on.
 void next_round_or_done(aggregator_actor_t self);
+/// Whether downloads replace the shared tensors whole, so a client's state may wait for the newest one.
+[[nodiscard]] bool defers_downloads(const aggregator_state& st);
+/// progress.states[id] with the newest download merged, where the server had left it for later.
+void bring_up_to_date(aggregator_state& st, int id);
 /// The next asynchronous aggregation (actors/aggregator_async.cpp; the rest is actors/aggregator_sync.cpp).
 void async_round(aggregator_actor_t self);
 

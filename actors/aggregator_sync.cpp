@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <utility>
 
 namespace fedvlm {
 namespace aggregator_detail {
@@ -54,9 +55,10 @@ void respawn_client(aggregator_actor_t self, int id, const std::string& reason) 
   }
   spdlog::warn("{}: round {}: client {} crashed ({}): respawned from its state after round {}", st.cfg.run,
                st.r.round, id, reason, st.progress.rounds_completed);
+  bring_up_to_date(st, id);
   st.cfg.clients[k] = st.cfg.respawn(id, st.progress.states[k]);
   st.respawned.insert(id);
-  st.stale.erase(id); // respawned from its state after the last round, downloads merged
+  st.stale[k] = 0; // respawned from its state after the last round, downloads merged
   self->monitor(st.cfg.clients[k]);
 }
 
@@ -111,7 +113,10 @@ void advance(aggregator_actor_t self) {
   st.summary.rounds_without_quorum = st.progress.rounds_without_quorum;
   st.summary.global = tensor_map_clone(st.progress.global);
   if (!st.cfg.clients_keep_state)
-    for (const auto& s : st.progress.states) st.summary.adapters.push_back(tensor_map_clone(s.adapters));
+    for (std::size_t id = 0; id < st.progress.states.size(); ++id) {
+      bring_up_to_date(st, static_cast<int>(id));
+      st.summary.adapters.push_back(tensor_map_clone(st.progress.states[id].adapters));
+    }
   st.done.deliver(st.summary);
 }
 
@@ -176,7 +181,7 @@ void train_round(aggregator_actor_t self, int round) {
     const client_actor target = central ? st.cfg.central_trainer : st.cfg.clients[static_cast<std::size_t>(id)];
     // A download deferred while the client was not evaluated: merged first (messages between
     // two actors arrive in order). Its failure shows in the training request that follows.
-    if (!central && st.stale.erase(id))
+    if (!central && std::exchange(st.stale[static_cast<std::size_t>(id)], 0))
       self->request(target, timeout_of(st.cfg), eval_atom::value, st.deferred).then([](ClientEval&) {}, [](caf::error&) {});
     self->request(target, timeout_of(st.cfg), train_atom::value, round)
         .then(
@@ -214,6 +219,9 @@ void start_from_resume_point(aggregator_state& st) {
   st.progress.rounds_without_quorum = st.cfg.resume_from.rounds_without_quorum;
   st.progress.crashes = st.cfg.resume_from.crashes;
   st.progress.crashes.resize(st.cfg.clients.size(), 0);
+  st.merged.assign(st.cfg.clients.size(), 0);
+  st.stale.assign(st.cfg.clients.size(), 0);
+  st.server_behind.assign(st.cfg.clients.size(), 0);
   std::vector<int64_t> samples = st.cfg.train_samples; // a client without a size counts as the first's
   if (samples.size() < st.cfg.clients.size()) samples.resize(st.cfg.clients.size(), samples.empty() ? 1 : samples.front());
   st.clock = std::make_unique<ClientClock>(st.cfg.federation, st.cfg.network, st.cfg.local_epochs, st.cfg.faults, st.cfg.seed,

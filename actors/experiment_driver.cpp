@@ -79,17 +79,19 @@ std::filesystem::path fresh_run_dir(const ExperimentConfig& c) {
   }
 }
 
-/// Each client's adapters (its personalised model) and the last global matrices, after a round.
-/// `written` holds what each client's file holds (by id). After a round (`all` false) a file is
-/// rewritten only where the client's own tensors changed — not where only tensors it takes from
-/// the global (pLoRA's B_g, equal to global.safetensors) did — so a round writes the clients
-/// that trained, not the population. With `all`, every file not up to date is written: the
-/// files at the end of a run are the same as if each had been rewritten every round.
-void save_adapters(const std::filesystem::path& dir, const RunCheckpoint& state, std::map<int, TensorMap>& written,
-                   bool all) {
-  auto from_global = [&state](const std::string& name, const at::Tensor& t) {
-    auto g = state.global.find(name);
-    return g != state.global.end() && same_bytes(t, g->second);
+/// Each client's adapters (its personalised model) and the last global matrices, after a round:
+/// of the clients at `indices` (the mirror's). `written` holds what each client's file holds
+/// (by id). After a round (`all` false) a file is rewritten only where the client's own tensors
+/// changed — not where only tensors it takes from the global (pLoRA's B_g, equal to
+/// global.safetensors) did — so a round writes the clients that trained, not the population.
+/// With `all`, every file not up to date is written: the files at the end of a run are the same
+/// as if each had been rewritten every round.
+void save_adapters(const std::filesystem::path& dir, RunStateMirror& state, const std::vector<std::size_t>& indices,
+                   std::map<int, TensorMap>& written, bool all) {
+  const TensorMap& global = state.head().global;
+  auto from_global = [&global](const std::string& name, const at::Tensor& t) {
+    auto g = global.find(name);
+    return g != global.end() && same_bytes(t, g->second);
   };
   auto up_to_date = [&](const TensorMap& on_disk, const TensorMap& now) {
     if (all) return same_tensor_maps(on_disk, now);
@@ -100,7 +102,8 @@ void save_adapters(const std::filesystem::path& dir, const RunCheckpoint& state,
   };
   FileBatch files; // one flush to disk for all: at the end of a run of many clients, most change
   std::vector<std::pair<int, const TensorMap*>> rewritten;
-  for (const auto& cs : state.clients) {
+  for (const std::size_t i : indices) {
+    const ClientCheckpoint& cs = state.client(i);
     if (cs.id < 0) continue;
     auto it = written.find(cs.id);
     if (it != written.end() && up_to_date(it->second, cs.adapters)) continue;
@@ -108,8 +111,7 @@ void save_adapters(const std::filesystem::path& dir, const RunCheckpoint& state,
     files.add(file, safetensors_encode(file, cs.adapters));
     rewritten.emplace_back(cs.id, &cs.adapters);
   }
-  if (const auto global = dir / "global.safetensors"; !state.global.empty())
-    files.add(global, safetensors_encode(global, state.global));
+  if (const auto file = dir / "global.safetensors"; !global.empty()) files.add(file, safetensors_encode(file, global));
   files.commit();
   for (const auto& [id, adapters] : rewritten) written[id] = *adapters;
 }
@@ -256,20 +258,22 @@ public:
       : dir_(dir), every_(c.checkpoint.every), rounds_(c.federation.rounds), fingerprint_(fingerprint),
         keep_(c.checkpoint.keep), full_every_(c.checkpoint.full_every), checkpoints_(dir, keep_, full_every_) {}
 
-  void on_round(const RunCheckpoint& state) {
+  void on_round(const RoundStateChange& change) {
     const auto t0 = std::chrono::steady_clock::now();
-    save_adapters(dir_ / "adapters", state, adapters_written_, false);
-    last_state_ = state;
-    if (checkpoint_due(state.round, every_, rounds_)) {
-      RunCheckpoint ck = state;
-      ck.config_hash = fingerprint_;
-      checkpoints_.save(ck);
-    }
+    RoundStateChange mine = change; // tensors shared: only the changed clients' maps are copied
+    mine.state.config_hash = fingerprint_;
+    state_.apply(std::move(mine));
+    save_adapters(dir_ / "adapters", state_, state_.last_changed(), adapters_written_, false);
+    if (checkpoint_due(state_.round(), every_, rounds_)) checkpoints_.save(state_);
     add_seconds(t0); // one aggregator calls this: no race
   }
   void bring_adapters_up_to_date() {
     const auto t0 = std::chrono::steady_clock::now();
-    if (last_state_.round > 0) save_adapters(dir_ / "adapters", last_state_, adapters_written_, true);
+    if (!state_.empty() && state_.round() > 0) {
+      std::vector<std::size_t> every(state_.size());
+      for (std::size_t i = 0; i < every.size(); ++i) every[i] = i;
+      save_adapters(dir_ / "adapters", state_, every, adapters_written_, true);
+    }
     add_seconds(t0);
   }
   [[nodiscard]] double seconds() const { return seconds_; }
@@ -287,7 +291,7 @@ private:
   int keep_, full_every_;
   CheckpointWriter checkpoints_;
   std::map<int, TensorMap> adapters_written_;
-  RunCheckpoint last_state_; ///< the newest round's state (tensors shared)
+  RunStateMirror state_; ///< the newest round's state (tensors shared)
   std::atomic<double> seconds_{0};
 };
 
@@ -299,7 +303,7 @@ RunHooks run_hooks(const ResumePoint* resume, const std::optional<ServeSettings>
   if (resume) hooks.resume_from = resume->checkpoint;
   if (resume) hooks.previous_rounds = resume->previous.rounds;
   hooks.serve = serve;
-  hooks.on_round_state = [&state_writer](const RunCheckpoint& state) { state_writer.on_round(state); };
+  hooks.on_round_state = [&state_writer](const RoundStateChange& change) { state_writer.on_round(change); };
   if (serve) // a lost node: back to the newest checkpoint, its later rounds dropped from the records
     hooks.roll_back = [&writer, &state_writer] {
       RollBackPoint point;

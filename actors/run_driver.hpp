@@ -7,6 +7,7 @@
 #include "actors/scheduler_actor.hpp"
 #include "fl/config/experiment_config.hpp"
 #include "fl/results/run_checkpoint.hpp"
+#include "fl/results/run_state_mirror.hpp"
 #include "fl/results/run_records.hpp"
 #include "fl/federation/run_setup.hpp"
 #include "fl/federation/starting_state.hpp"
@@ -32,8 +33,8 @@ struct RunHooks {
   RunCheckpoint resume_from;
   /// The round summaries a resumed run wrote before (evaluation.target_accuracy's curves).
   std::vector<RoundSummary> previous_rounds;
-  /// After every finished round, with the whole state (see AggregatorConfig::on_round_state).
-  std::function<void(const RunCheckpoint&)> on_round_state;
+  /// After every finished round, with its state (see AggregatorConfig::on_round_state).
+  std::function<void(const RoundStateChange&)> on_round_state;
   /// Ask every client for its state after each round (AggregatorConfig::collect_every_state).
   bool collect_every_state = false;
   /// Set: the clients run on other processes (actors/cluster.hpp) that join this one; only

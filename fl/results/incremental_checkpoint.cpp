@@ -1,6 +1,7 @@
 // fl/results/incremental_checkpoint.cpp — deltas over the last full checkpoint, their resolution, the writer.
 #include "fl/results/incremental_checkpoint.hpp"
 
+#include "fl/results/run_state_mirror.hpp"
 #include "support/atomic_file.hpp"
 
 #include <ATen/ATen.h>
@@ -102,29 +103,43 @@ bool base_with_global(const TensorMap& base, const TensorMap& global, const Tens
 } // namespace
 
 StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint& current) {
-  if (base.clients.size() != current.clients.size())
-    throw std::invalid_argument("checkpoint_delta: " + std::to_string(current.clients.size()) + " clients, the base has " +
+  std::vector<std::size_t> every(current.clients.size());
+  for (std::size_t i = 0; i < every.size(); ++i) every[i] = i;
+  return checkpoint_delta(base, current, current.clients.size(),
+                          [&current](std::size_t i) -> const ClientCheckpoint& { return current.clients[i]; }, every);
+}
+
+StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint& head, std::size_t clients,
+                                  const std::function<const ClientCheckpoint&(std::size_t)>& client_at,
+                                  const std::vector<std::size_t>& candidates) {
+  if (base.clients.size() != clients)
+    throw std::invalid_argument("checkpoint_delta: " + std::to_string(clients) + " clients, the base has " +
                                 std::to_string(base.clients.size()));
   StoredCheckpoint out;
   out.info.base_round = base.round;
   out.info.same_clients_as_base = true;
   out.info.left_out_take_global = true;
-  out.state = current;
-  out.state.clients.clear();
-  for (std::size_t i = 0; i < current.clients.size(); ++i) {
-    const ClientCheckpoint& now = current.clients[i];
-    const ClientCheckpoint& then = base.clients[i];
+  out.state.run = head.run;
+  out.state.config_hash = head.config_hash;
+  out.state.round = head.round;
+  out.state.total_rounds = head.total_rounds;
+  out.state.rounds_without_quorum = head.rounds_without_quorum;
+  out.state.global = head.global;
+  out.state.crashes = head.crashes;
+  for (const std::size_t i : candidates) {
+    const ClientCheckpoint& now = client_at(i);
+    const ClientCheckpoint& then = base.clients.at(i);
     if (now.id != then.id)
       throw std::invalid_argument("checkpoint_delta: client " + std::to_string(now.id) + " where the base has " +
                                   std::to_string(then.id));
     if (same_tensor_maps(now.optimizer_state, then.optimizer_state) && same_tensor_maps(now.residual, then.residual) &&
-        base_with_global(then.adapters, current.global, now.adapters))
+        base_with_global(then.adapters, head.global, now.adapters))
       continue;
     KeptTensors kept;
     kept.id = now.id;
     ClientCheckpoint changed;
     changed.id = now.id;
-    changed.adapters = strip(now.adapters, then.adapters, &current.global, kept.adapters_from_base, &kept.adapters_from_global);
+    changed.adapters = strip(now.adapters, then.adapters, &head.global, kept.adapters_from_base, &kept.adapters_from_global);
     changed.optimizer_state = strip(now.optimizer_state, then.optimizer_state, nullptr, kept.optimizer_from_base, nullptr);
     changed.residual = now.residual; // whole: it changes whenever the client sends
     out.state.clients.push_back(std::move(changed));
@@ -210,32 +225,40 @@ CheckpointWriter::CheckpointWriter(std::filesystem::path run_dir, int keep, int 
     : run_dir_(std::move(run_dir)), keep_(std::max(1, keep)), full_every_(std::max(1, full_every)) {}
 
 void CheckpointWriter::save(const RunCheckpoint& state) {
-  const auto file = checkpoint_path(run_dir_, state.round);
+  RunStateMirror mirror;
+  mirror.apply(RoundStateChange{state, true, {}, 0});
+  save(mirror);
+}
+
+void CheckpointWriter::save(RunStateMirror& state) {
+  const auto file = checkpoint_path(run_dir_, state.round());
   std::error_code ec;
   std::filesystem::create_directories(file.parent_path(), ec);
   if (ec) throw std::runtime_error("cannot create " + file.parent_path().string() + ": " + ec.message());
-  bool full = !have_base_ || deltas_since_full_ + 1 >= full_every_ || base_.clients.size() != state.clients.size();
+  bool full = !have_base_ || deltas_since_full_ + 1 >= full_every_ || base_.clients.size() != state.size();
   StoredCheckpoint stored;
   if (!full) {
     try {
-      stored = checkpoint_delta(base_, state);
+      stored = checkpoint_delta(base_, state.head(), state.size(),
+                                [&state](std::size_t i) -> const ClientCheckpoint& { return state.client(i); },
+                                state.changed_after(base_.round));
     } catch (const std::invalid_argument&) {
       full = true; // other clients than the base's: start a new base
     }
   }
   if (full) {
     stored = StoredCheckpoint{};
-    stored.state = state;
+    stored.state = state.whole();
   }
   last_bytes_ = checkpoint_write(file, stored);
   if (full) {
-    base_ = state;
+    base_ = std::move(stored.state);
     have_base_ = true;
     deltas_since_full_ = 0;
   } else {
     ++deltas_since_full_;
   }
-  bases_[state.round] = full ? 0 : base_.round;
+  bases_[state.round()] = full ? 0 : base_.round;
   // Keep the `keep` newest and the full ones they need. A file an earlier process wrote may
   // need any older one: while one is kept, nothing older goes.
   const auto files = checkpoint_files(run_dir_);

@@ -19,11 +19,16 @@
 
 #include "fl/results/run_checkpoint.hpp"
 
+#include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace fedvlm {
+
+class RunStateMirror;
 
 /// Two tensors with the same dtype, shape and bytes (the same tensor, or CPU copies). Unlike
 /// at::equal, -0.0 and 0.0 differ and a NaN equals itself: what a file would hold.
@@ -40,6 +45,12 @@ void share_unchanged(TensorMap& fresh, const TensorMap& previous, const TensorMa
 /// `current` as a delta over the full checkpoint `base`. Throws std::invalid_argument when
 /// `current` has clients `base` has not, or in another order (then write a full one).
 [[nodiscard]] StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint& current);
+/// The same over a state given as `head` (every field but the clients), `clients` clients and
+/// `client_at(index)`, looking only at `candidates` (ascending indices): the caller knows every
+/// other client equals its state in `base` with the global's tensors taken (so it is left out).
+[[nodiscard]] StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint& head, std::size_t clients,
+                                                const std::function<const ClientCheckpoint&(std::size_t)>& client_at,
+                                                const std::vector<std::size_t>& candidates);
 
 /// The state `delta` was made from, given its base (round delta.info.base_round). Throws
 /// std::runtime_error naming `origin` when they do not fit (a tensor named but absent, ...).
@@ -59,6 +70,9 @@ public:
 
   /// Writes `state` (atomically) as RUN_DIR/checkpoints/round_NNNNNN.ckpt.
   void save(const RunCheckpoint& state);
+  /// The same for the mirror's newest round; a delta looks only at the clients that changed
+  /// since the base, so a round's checkpoint costs what changed, not the population.
+  void save(RunStateMirror& state);
 
   /// Bytes of the last file written.
   [[nodiscard]] std::size_t last_bytes() const { return last_bytes_; }

@@ -22,7 +22,9 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 
@@ -31,6 +33,16 @@ namespace {
 using namespace fedvlm;
 
 const std::filesystem::path kFashion = "/usr/share/datasets/fashion-mnist";
+
+/// on_round_state as the driver sees it: every round's whole state, kept by a RunStateMirror
+/// from the hand-overs (whole, or partial where downloads replace whole tensors).
+std::function<void(const RoundStateChange&)> whole_states(std::function<void(const RunCheckpoint&)> each) {
+  auto mirror = std::make_shared<RunStateMirror>();
+  return [mirror, each = std::move(each)](const RoundStateChange& change) {
+    mirror->apply(change);
+    each(mirror->whole());
+  };
+}
 
 class RecordingObserver : public RunObserverBase {
 public:
@@ -380,7 +392,7 @@ TEST_F(Federation, StragglersAreVirtualReproducibleAndResumeExactly) {
   c.network.latency_s = 0.05;
   std::map<int, std::string> saved;
   RunHooks keep;
-  keep.on_round_state = [&](const RunCheckpoint& ck) { saved[ck.round] = checkpoint_encode(ck); };
+  keep.on_round_state = whole_states([&](const RunCheckpoint& ck) { saved[ck.round] = checkpoint_encode(ck); });
   const auto two = run(c, keep);
   c.scheduler.concurrency = 1;
   const auto one = run(c);
@@ -488,9 +500,9 @@ TEST_F(Federation, ClientsThatDidNotTrainHoldWhatTheAggregatorMergedForThem) {
     std::map<int, std::string> asked, merged;
     RunHooks every;
     every.collect_every_state = true;
-    every.on_round_state = [&](const RunCheckpoint& ck) { asked[ck.round] = checkpoint_encode(ck); };
+    every.on_round_state = whole_states([&](const RunCheckpoint& ck) { asked[ck.round] = checkpoint_encode(ck); });
     RunHooks some;
-    some.on_round_state = [&](const RunCheckpoint& ck) { merged[ck.round] = checkpoint_encode(ck); };
+    some.on_round_state = whole_states([&](const RunCheckpoint& ck) { merged[ck.round] = checkpoint_encode(ck); });
     const auto reference = run(c, every);
     const auto out = run(c, some);
     const std::string what = to_string(strategy) + " clients_sample=" + std::to_string(sample);
@@ -522,7 +534,7 @@ TEST_F(Federation, ResumedFromACheckpointEqualsTheUninterruptedRun) {
     // The uninterrupted run keeps the encoded state of every round, as the driver's files would.
     std::map<int, std::string> saved;
     RunHooks keep;
-    keep.on_round_state = [&](const RunCheckpoint& ck) { saved[ck.round] = checkpoint_encode(ck); };
+    keep.on_round_state = whole_states([&](const RunCheckpoint& ck) { saved[ck.round] = checkpoint_encode(ck); });
     const auto whole = run(c, keep);
     ASSERT_EQ(saved.size(), 3u);
 
@@ -552,7 +564,7 @@ TEST_F(Federation, CheckpointOfAnotherShapeIsRefused) {
   auto c = small_config(StrategyKind::plora);
   RunHooks keep;
   RunCheckpoint last;
-  keep.on_round_state = [&](const RunCheckpoint& ck) { last = ck; };
+  keep.on_round_state = whole_states([&](const RunCheckpoint& ck) { last = ck; });
   run(c, keep);
   c.lora.rank = 2 * c.lora.rank;
   RunHooks from;
@@ -623,9 +635,9 @@ TEST_F(Federation, NonFiniteTrainingLossStopsTheRun) {
   // Poisoned state: every client resumes round 1 with NaN in its B.
   RunHooks keep;
   RunCheckpoint first;
-  keep.on_round_state = [&](const RunCheckpoint& ck) {
+  keep.on_round_state = whole_states([&](const RunCheckpoint& ck) {
     if (ck.round == 1) first = ck;
-  };
+  });
   run(c, keep);
   for (auto& cs : first.clients) cs.adapters.at(kB).fill_(std::numeric_limits<float>::quiet_NaN());
   RunHooks from;
@@ -750,7 +762,7 @@ TEST_F(Federation, RoLoRAAlternatesFactorsAndAveragesExactly) {
   c.federation.rounds = 3;
   std::map<int, RunCheckpoint> states;
   RunHooks keep;
-  keep.on_round_state = [&](const RunCheckpoint& ck) { states[ck.round] = ck; };
+  keep.on_round_state = whole_states([&](const RunCheckpoint& ck) { states[ck.round] = ck; });
   const auto out = run(c, keep);
   ASSERT_EQ(states.size(), 3u);
   const TensorMap init = initial_adapters(c, out->setup, 0);
