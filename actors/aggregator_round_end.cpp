@@ -125,7 +125,8 @@ void collect_states(aggregator_actor_t self) {
   }
   std::vector<std::pair<int, client_actor>> targets;
   const bool ask_all = st.cfg.collect_every_state || is_async(st);
-  const std::set<int> trained(st.r.selected.begin(), st.r.selected.end());
+  std::vector<int> trained = st.r.selected;
+  std::sort(trained.begin(), trained.end());
   // Where downloads replace whole tensors, an idle client's kept state merges the download
   // when it is next read (a round costs its participants, not the population).
   const bool lazy = defers_downloads(st) && st.r.result.personal.empty();
@@ -133,8 +134,9 @@ void collect_states(aggregator_actor_t self) {
   st.changed.clear();
   for (std::size_t k = 0; k < st.cfg.clients.size() && !st.cfg.clients_keep_state; ++k) {
     const int id = static_cast<int>(k);
-    if (st.lost.count(id)) continue;
-    if (ask_all || trained.count(id) || !st.merged[k] || st.respawned.count(id)) {
+    if (!st.lost.empty() && st.lost.count(id)) continue;
+    if (ask_all || !st.merged[k] || std::binary_search(trained.begin(), trained.end(), id) ||
+        (!st.respawned.empty() && st.respawned.count(id))) {
       bring_up_to_date(st, id); // what it keeps should its answer not come
       targets.emplace_back(id, st.cfg.clients[k]);
       st.changed.push_back(id);
@@ -306,7 +308,7 @@ void evaluate_all(aggregator_actor_t self) {
     st.deferred.evaluate = false;
   }
   for (int id = 0; id < clients; ++id) {
-    if (st.lost.count(id)) continue;
+    if (!st.lost.empty() && st.lost.count(id)) continue;
     if (defer && !std::binary_search(scored.begin(), scored.end(), id)) {
       // Counted as downloaded, as if sent now: the files are those of a run that sends it.
       st.r.unrecorded_bytes_down += download_empty ? 0 : st.deferred.bytes;

@@ -41,20 +41,23 @@ RoundSettings round_settings(const ExperimentConfig& c, const std::string& run_i
 std::vector<int> select_clients(int clients, int per_round, uint64_t seed, int round) {
   std::vector<int> ids(static_cast<std::size_t>(clients));
   std::iota(ids.begin(), ids.end(), 0);
-  return sample_clients(ids, per_round, seed, round);
+  return sample_clients(std::move(ids), per_round, seed, round);
 }
 
 std::vector<int> clients_to_evaluate(const RoundSettings& s, const RoundInFlight& r, int clients, const std::set<int>& lost) {
-  std::set<int> trained(r.selected.begin(), r.selected.end());
-  for (const auto& [id, up] : r.updates) trained.insert(id);
+  std::vector<int> trained = r.selected;
+  for (const auto& [id, up] : r.updates) trained.push_back(id);
+  std::sort(trained.begin(), trained.end());
   std::vector<int> chosen, others;
+  (s.evaluation_sample == 0 ? chosen : others).reserve(static_cast<std::size_t>(std::max(clients, 0)));
   for (int id = 0; id < clients; ++id) {
-    if (lost.count(id)) continue;
-    if (s.evaluation_sample == 0 || trained.count(id)) chosen.push_back(id);
+    if (!lost.empty() && lost.count(id)) continue;
+    if (s.evaluation_sample == 0 || std::binary_search(trained.begin(), trained.end(), id)) chosen.push_back(id);
     else others.push_back(id);
   }
   if (s.evaluation_sample == 0) return chosen;
-  const std::vector<int> drawn = sample_clients(others, s.evaluation_sample, s.seed, r.round, Stream::evaluation_sample);
+  const std::vector<int> drawn =
+      sample_clients(std::move(others), s.evaluation_sample, s.seed, r.round, Stream::evaluation_sample);
   chosen.insert(chosen.end(), drawn.begin(), drawn.end());
   std::sort(chosen.begin(), chosen.end());
   return chosen;

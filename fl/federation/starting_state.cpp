@@ -1,6 +1,7 @@
 // fl/federation/starting_state.cpp — each strategy's initial adapters; a checkpoint's states checked against the run.
 #include "fl/federation/starting_state.hpp"
 
+#include "fl/results/incremental_checkpoint.hpp"
 #include "fl/runtime/random_streams.hpp"
 #include "fl/tasks/federated_task.hpp"
 #include "fl/tasks/full_fine_tuning.hpp"
@@ -46,7 +47,12 @@ std::vector<ClientCheckpoint> starting_states(const ExperimentConfig& c, const R
   const int clients = training_clients(c);
   std::vector<ClientCheckpoint> states(static_cast<std::size_t>(clients));
   if (from.round == 0) {
-    for (int k = 0; k < clients; ++k) states[static_cast<std::size_t>(k)] = {k, initial_adapters(c, setup, k), {}};
+    for (int k = 0; k < clients; ++k) {
+      auto& state = states[static_cast<std::size_t>(k)];
+      state = {k, initial_adapters(c, setup, k), {}};
+      // What every client starts with alike (pLoRA's B = 0, FFA-LoRA's common A) is held once.
+      if (k > 0) share_unchanged(state.adapters, states[0].adapters, nullptr);
+    }
     central = {kSharedInit, initial_adapters(c, setup, kSharedInit), {}};
     return states;
   }

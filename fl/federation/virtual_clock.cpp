@@ -109,8 +109,7 @@ double ClientClock::next_available(double now) const {
   return best;
 }
 
-std::vector<int> sample_clients(const std::vector<int>& candidates, int count, uint64_t seed, int round, Stream purpose) {
-  std::vector<int> ids = candidates;
+std::vector<int> sample_clients(std::vector<int> ids, int count, uint64_t seed, int round, Stream purpose) {
   if (count <= 0 || count >= static_cast<int>(ids.size())) return ids;
   std::mt19937_64 rng(job_seed(seed, -1, round, purpose));
   for (std::size_t i = ids.size() - 1; i > 0; --i) {
@@ -125,12 +124,13 @@ std::vector<int> sample_clients(const std::vector<int>& candidates, int count, u
 std::vector<int> select_on_clock(const FederationSettings& f, const ClientClock& clock, uint64_t seed, int round, double now,
                                  int& wanted) {
   std::vector<int> candidates;
+  candidates.reserve(static_cast<std::size_t>(clock.clients()));
   for (int k = 0; k < clock.clients(); ++k)
     if (clock.available(k, now, now)) candidates.push_back(k);
   const int per_round = f.clients_per_round;
   int count = per_round;
   if (per_round > 0 && f.overcommit > 1) count = static_cast<int>(std::ceil(per_round * f.overcommit - 1e-9));
-  std::vector<int> picked = sample_clients(candidates, count, seed, round);
+  std::vector<int> picked = sample_clients(std::move(candidates), count, seed, round);
   wanted = per_round > 0 && f.overcommit > 1 ? std::min(per_round, static_cast<int>(picked.size()))
                                              : static_cast<int>(picked.size());
   return picked;

@@ -69,7 +69,7 @@ private:
 /// Clients `candidates` (ascending) of whom `count` are drawn for `round` from the server's
 /// `purpose` stream (client -1); all of them when count <= 0 or >= their number. With candidates 0..n−1 it is
 /// select_clients(n, count, seed, round).
-[[nodiscard]] std::vector<int> sample_clients(const std::vector<int>& candidates, int count, uint64_t seed, int round,
+[[nodiscard]] std::vector<int> sample_clients(std::vector<int> candidates, int count, uint64_t seed, int round,
                                               Stream purpose = Stream::selection);
 
 /// Who a synchronous round selects at virtual time `now`: the clients available then, of whom
