@@ -74,7 +74,7 @@ struct AggregatorConfig : RoundSettings {
   /// turns the hand-overs into whole states). The first is whole; where downloads replace whole
   /// tensors, later ones hold only the clients asked for their state and the download the
   /// others merged. An exception stops the run.
-  std::function<void(const RoundStateChange&)> on_round_state;
+  std::function<void(RoundStateChange)> on_round_state;
   /// Synchronous rounds ask only the clients that trained (or whose state is not known) for
   /// their state; the others' is the state they had merged with the round's download, which the
   /// aggregator merges itself (apply_download), so a round's cost does not grow with the

@@ -52,17 +52,15 @@ void save_on_nodes(aggregator_actor_t self) {
 }
 
 namespace {
-/// The round's download when downloads replace whole tensors: what every client merges; empty
-/// when there is none (a round without quorum) or it differs by client.
-TensorMap whole_download(const aggregator_state& st) {
-  return st.r.result.personal.empty() ? st.r.result.broadcast : TensorMap{};
-}
+/// Whether idle clients' kept states take this round's download when next read (bring_up_to_date)
+/// rather than now: where downloads replace whole tensors and every client gets the same one.
+bool merges_later(const aggregator_state& st) { return defers_downloads(st) && st.r.result.personal.empty(); }
 
 /// What the driver is handed after the round: every client's state the first time (and
 /// wherever the server merged every download itself), afterwards only the clients asked for
-/// their state and the download the others merged.
+/// their state and the download the others merged (the broadcast: empty without quorum).
 RoundStateChange round_state_change(aggregator_state& st) {
-  const bool partial = st.handed_whole && defers_downloads(st) && st.lost.empty() && st.r.result.personal.empty();
+  const bool partial = st.handed_whole && merges_later(st) && st.lost.empty();
   RoundStateChange change;
   change.whole = !partial;
   if (!partial) {
@@ -73,7 +71,7 @@ RoundStateChange round_state_change(aggregator_state& st) {
   }
   change.state = round_checkpoint(st.cfg, st.progress, st.r.round, st.cfg.resume_from.config_hash, false);
   for (const int id : st.changed) change.state.clients.push_back(st.progress.states[static_cast<std::size_t>(id)]);
-  change.download = whole_download(st);
+  change.download = st.r.result.broadcast;
   change.clients = st.progress.states.size();
   return change;
 }
@@ -129,7 +127,7 @@ void collect_states(aggregator_actor_t self) {
   std::sort(trained.begin(), trained.end());
   // Where downloads replace whole tensors, an idle client's kept state merges the download
   // when it is next read (a round costs its participants, not the population).
-  const bool lazy = defers_downloads(st) && st.r.result.personal.empty();
+  const bool lazy = merges_later(st);
   const TensorMap& download = st.r.result.broadcast;
   st.changed.clear();
   for (std::size_t k = 0; k < st.cfg.clients.size() && !st.cfg.clients_keep_state; ++k) {

@@ -258,11 +258,10 @@ public:
       : dir_(dir), every_(c.checkpoint.every), rounds_(c.federation.rounds), fingerprint_(fingerprint),
         keep_(c.checkpoint.keep), full_every_(c.checkpoint.full_every), checkpoints_(dir, keep_, full_every_) {}
 
-  void on_round(const RoundStateChange& change) {
+  void on_round(RoundStateChange change) {
     const auto t0 = std::chrono::steady_clock::now();
-    RoundStateChange mine = change; // tensors shared: only the changed clients' maps are copied
-    mine.state.config_hash = fingerprint_;
-    state_.apply(std::move(mine));
+    change.state.config_hash = fingerprint_;
+    state_.apply(std::move(change));
     save_adapters(dir_ / "adapters", state_, state_.last_changed(), adapters_written_, false);
     if (checkpoint_due(state_.round(), every_, rounds_)) checkpoints_.save(state_);
     add_seconds(t0); // one aggregator calls this: no race
@@ -303,7 +302,7 @@ RunHooks run_hooks(const ResumePoint* resume, const std::optional<ServeSettings>
   if (resume) hooks.resume_from = resume->checkpoint;
   if (resume) hooks.previous_rounds = resume->previous.rounds;
   hooks.serve = serve;
-  hooks.on_round_state = [&state_writer](const RoundStateChange& change) { state_writer.on_round(change); };
+  hooks.on_round_state = [&state_writer](RoundStateChange change) { state_writer.on_round(std::move(change)); };
   if (serve) // a lost node: back to the newest checkpoint, its later rounds dropped from the records
     hooks.roll_back = [&writer, &state_writer] {
       RollBackPoint point;

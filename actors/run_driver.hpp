@@ -34,7 +34,7 @@ struct RunHooks {
   /// The round summaries a resumed run wrote before (evaluation.target_accuracy's curves).
   std::vector<RoundSummary> previous_rounds;
   /// After every finished round, with its state (see AggregatorConfig::on_round_state).
-  std::function<void(const RoundStateChange&)> on_round_state;
+  std::function<void(RoundStateChange)> on_round_state;
   /// Ask every client for its state after each round (AggregatorConfig::collect_every_state).
   bool collect_every_state = false;
   /// Set: the clients run on other processes (actors/cluster.hpp) that join this one; only

@@ -36,10 +36,10 @@ const std::filesystem::path kFashion = "/usr/share/datasets/fashion-mnist";
 
 /// on_round_state as the driver sees it: every round's whole state, kept by a RunStateMirror
 /// from the hand-overs (whole, or partial where downloads replace whole tensors).
-std::function<void(const RoundStateChange&)> whole_states(std::function<void(const RunCheckpoint&)> each) {
+std::function<void(RoundStateChange)> whole_states(std::function<void(const RunCheckpoint&)> each) {
   auto mirror = std::make_shared<RunStateMirror>();
-  return [mirror, each = std::move(each)](const RoundStateChange& change) {
-    mirror->apply(change);
+  return [mirror, each = std::move(each)](RoundStateChange change) {
+    mirror->apply(std::move(change));
     each(mirror->whole());
   };
 }
