@@ -77,6 +77,11 @@ struct EvalJobMsg {
   std::vector<int64_t> indices;
 };
 
+/// Scheduler → worker: whole batches of a large evaluation spread over the workers (EvalPart back).
+struct EvalPartMsg {
+  EvalJobMsg job;
+};
+
 /// Driver ← aggregator: the run is over.
 struct RunDone {
   int rounds_completed = 0;
@@ -131,6 +136,16 @@ typename Inspector::result_type inspect(Inspector& f, TrainGroupDoneMsg& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, EvalJobMsg& x) {
   return f(caf::meta::type_name("EvalJobMsg"), x.client, x.round, x.adapters, x.indices);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, EvalPartMsg& x) {
+  return f(caf::meta::type_name("EvalPartMsg"), x.job);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, EvalPart& x) {
+  return f(caf::meta::type_name("EvalPart"), x.y_true, x.y_pred, x.batch_loss_sums);
 }
 
 /// Aggregator → scheduler: NewcomerJob → NewcomerScore (evaluation.holdout_clients).

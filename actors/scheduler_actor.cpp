@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <vector>
 
 namespace fedvlm {
 
@@ -76,6 +77,15 @@ caf::behavior worker(caf::event_based_actor* self, SchedulerConfig cfg) {
         const std::string what = "client " + std::to_string(msg.client) + ", round " + std::to_string(msg.round) + ": evaluation";
         return guarded(what.c_str(), [&] {
           return cfg.task->evaluate(msg.adapters, msg.indices, cfg.lora, cfg.train.eval_batch_size);
+        });
+      },
+      [cfg](EvalPartMsg& msg) {
+        use_own_stream(cfg.task->device());
+        const EvalJobMsg& job = msg.job;
+        const std::string what = "client " + std::to_string(job.client) + ", round " + std::to_string(job.round) +
+                                 ": evaluation of " + std::to_string(job.indices.size()) + " samples (a part)";
+        return guarded(what.c_str(), [&] {
+          return cfg.task->evaluate_part(job.adapters, job.indices, cfg.lora, cfg.train.eval_batch_size);
         });
       },
   };
@@ -189,24 +199,71 @@ void dispatch(scheduler_self self) {
   if (st.cfg.observer) st.cfg.observer->scheduler_queue(static_cast<int>(st.queue.size()));
 }
 
-/// Queues `msg` for a worker; its reply (or error) answers `rp`.
-template <class Msg, class Reply>
-void enqueue(scheduler_self self, const char* kind, Msg msg, caf::response_promise rp) {
+/// Queues `msg` for a worker; its reply goes to `on_reply`, or its error to `on_error`.
+template <class Msg, class Reply, class OnReply, class OnError>
+void enqueue_then(scheduler_self self, const char* kind, Msg msg, OnReply on_reply, OnError on_error) {
   self->state.queue.push_back(PendingJob{
       kind, 1, clock_type::now(),
-      [self, rp, msg = std::move(msg)](caf::actor w, std::function<void()> done) mutable {
+      [self, msg = std::move(msg), on_reply, on_error](caf::actor w, std::function<void()> done) mutable {
         self->request(w, caf::infinite, std::move(msg))
             .then(
-                [rp, done](Reply& reply) mutable {
-                  rp.deliver(std::move(reply));
+                [on_reply, done](Reply& reply) mutable {
+                  on_reply(reply);
                   done();
                 },
-                [rp, done](caf::error& err) mutable {
-                  rp.deliver(std::move(err));
+                [on_error, done](caf::error& err) mutable {
+                  on_error(err);
                   done();
                 });
       }});
   dispatch(self);
+}
+
+/// Queues `msg` for a worker; its reply (or error) answers `rp`.
+template <class Msg, class Reply>
+void enqueue(scheduler_self self, const char* kind, Msg msg, caf::response_promise rp) {
+  enqueue_then<Msg, Reply>(
+      self, kind, std::move(msg), [rp](Reply& reply) mutable { rp.deliver(std::move(reply)); },
+      [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+}
+
+/// An evaluation: as whole-batch parts, one a worker, where there are several workers, more
+/// than one batch and a task that combines parts exactly (a global test set of 10,000 images
+/// on one worker kept the others idle for a third of a FedAvg round); else one job.
+void accept_eval(scheduler_self self, EvalJobMsg msg, caf::response_promise rp) {
+  auto& st = self->state;
+  const int64_t batch = st.cfg.train.eval_batch_size;
+  const int workers = static_cast<int>(st.workers.size());
+  if (workers < 2 || !st.cfg.task->evaluates_in_parts() || static_cast<int64_t>(msg.indices.size()) <= batch)
+    return enqueue<EvalJobMsg, EvalResult>(self, "eval", std::move(msg), std::move(rp));
+  std::vector<std::vector<int64_t>> runs = whole_batch_runs(msg.indices, batch, workers);
+  struct Gather {
+    std::vector<EvalPart> parts;
+    std::size_t left = 0;
+    bool answered = false;
+    caf::response_promise rp;
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->parts.resize(runs.size());
+  gather->left = runs.size();
+  gather->rp = std::move(rp);
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    EvalPartMsg part{EvalJobMsg{msg.client, msg.round, msg.adapters, std::move(runs[i])}};
+    enqueue_then<EvalPartMsg, EvalPart>(
+        self, "eval", std::move(part),
+        [gather, i](EvalPart& p) {
+          gather->parts[i] = std::move(p);
+          if (--gather->left == 0 && !gather->answered) {
+            gather->answered = true;
+            gather->rp.deliver(combine_eval_parts(gather->parts));
+          }
+        },
+        [gather](caf::error& err) {
+          if (gather->answered) return;
+          gather->answered = true; // the first failed part answers; the others' outcomes are dropped
+          gather->rp.deliver(std::move(err));
+        });
+  }
 }
 
 /// Queues one pass over the held jobs of `chunk` (sorted by client), answering each client.
@@ -297,7 +354,7 @@ scheduler_actor::behavior_type scheduler(scheduler_self self, SchedulerConfig cf
       },
       [self](EvalJobMsg& msg) -> caf::result<EvalResult> {
         auto rp = self->make_response_promise<EvalResult>();
-        enqueue<EvalJobMsg, EvalResult>(self, "eval", std::move(msg), rp);
+        accept_eval(self, std::move(msg), rp);
         return rp;
       },
       [self](NewcomerJob& job) -> caf::result<NewcomerScore> {

@@ -1,5 +1,6 @@
 // model/classic_nets.cpp — cnn_mnist, cnn_fedavg and mlp_2nn as TensorMaps of torch.nn-named weights and ATen forwards.
 #include "model/classic_nets.hpp"
+#include "model/max_pool_2x2.hpp"
 #include "support/join.hpp"
 
 #include <ATen/ATen.h>
@@ -146,9 +147,9 @@ public:
     check_images(images);
     // base_or_override: full fine-tuning trains the convolutions too, as per-client copies.
     at::Tensor x = at::conv2d(images, conv("conv1.weight", ctx), conv("conv1.bias", ctx)); // (N, 10, 24, 24)
-    x = at::relu(at::max_pool2d(x, {2, 2}));                                    // (N, 10, 12, 12)
+    x = at::relu(max_pool_2x2(x));                                    // (N, 10, 12, 12)
     x = at::conv2d(x, conv("conv2.weight", ctx), conv("conv2.bias", ctx));                  // (N, 20, 8, 8)
-    x = at::relu(at::max_pool2d(channel_dropout_with(x, kDropout, ctx), {2, 2})); // (N, 20, 4, 4)
+    x = at::relu(max_pool_2x2(channel_dropout_with(x, kDropout, ctx))); // (N, 20, 4, 4)
     return at::relu(linear(x.flatten(1), linears_[0], ctx));                    // (N, 50)
   }
 };
@@ -168,9 +169,9 @@ public:
     // Padding 2 keeps 28 → 28 and 14 → 14: the only reading of the paper that gives its
     // 1,663,370 parameters (unpadded, fc1 would see 64·4·4 and the net hold 582,026).
     at::Tensor x = at::conv2d(images, conv("conv1.weight", ctx), conv("conv1.bias", ctx), {1, 1}, {2, 2}); // (N, 32, 28, 28)
-    x = at::max_pool2d(at::relu(x), {2, 2});                                                      // (N, 32, 14, 14)
+    x = max_pool_2x2(at::relu(x));                                                      // (N, 32, 14, 14)
     x = at::conv2d(x, conv("conv2.weight", ctx), conv("conv2.bias", ctx), {1, 1}, {2, 2}); // (N, 64, 14, 14)
-    x = at::max_pool2d(at::relu(x), {2, 2});                                                      // (N, 64, 7, 7)
+    x = max_pool_2x2(at::relu(x));                                                      // (N, 64, 7, 7)
     return at::relu(linear(x.flatten(1), linears_[0], ctx));                                      // (N, 512)
   }
 };
@@ -271,13 +272,13 @@ at::Tensor classic_net_stacked_logits(const ImageClassifier& net, const std::vec
     const int64_t b = input.size(1);
     if (cnn) {
       at::Tensor x = stacked_conv(channels_side_by_side(input), net, clients, "conv1"); // (B, K·10, 24, 24)
-      x = at::relu(at::max_pool2d(x, {2, 2}));
+      x = at::relu(max_pool_2x2(x));
       x = stacked_conv(x, net, clients, "conv2"); // (B, K·20, 8, 8)
       if (drop) { // Dropout2d: one draw per (sample, channel), client by client
         const at::Tensor m = stacked_masks({b, x.size(1) / k, 1, 1}, kDropout, generators, x); // (K, B, 20, 1, 1)
         x = x * channels_side_by_side(m).div_(1.0 - kDropout);
       }
-      x = at::relu(at::max_pool2d(x, {2, 2}));                          // (B, K·20, 4, 4)
+      x = at::relu(max_pool_2x2(x));                          // (B, K·20, 4, 4)
       x = x.reshape({b, k, -1}).transpose(0, 1);                        // (K, B, 320)
       feats = at::relu(stacked_linear(x, net, clients, "fc1"));         // (K, B, 50)
     } else {

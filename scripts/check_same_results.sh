@@ -2,8 +2,9 @@
 # scripts/check_same_results.sh BEFORE_BIN AFTER_BIN [WORK_DIR]
 #
 # Behaviour unchanged: two fedvlm-sim binaries (e.g. before and after a refactor) run the same
-# six experiments with the same seed and one intra-op thread — the quickstart (pLoRA), a FLoRA
-# run, an asynchronous FedBuff run, stacking with 2 clients a round, pLoRA evaluating a sample, and a served run (a server and 2 node processes on
+# eight experiments with the same seed and one intra-op thread — the quickstart (pLoRA), a FLoRA
+# run, an asynchronous FedBuff run, stacking with 2 clients a round, pLoRA evaluating a sample, FedAvg of cnn_mnist and of cnn_fedavg
+# trained in full (experiments/fedavg_fmnist.toml, shortened), and a served run (a server and 2 node processes on
 # 127.0.0.1) — and every metrics.jsonl, rounds.jsonl and adapters/*.safetensors must be equal.
 # Checkpoints (*.ckpt) must be equal byte for byte (CHECK_CKPT=0 leaves them out: across a change of
 # the checkpoint format on purpose; resume tests check those). Wall-clock fields (seconds, round_seconds) and the bytes counted on sockets (wire_bytes_*)
@@ -33,6 +34,12 @@ run_all() { # BIN OUT
   # ... and pLoRA evaluating 1 client beyond those that train: downloads deferred (sent before a client next trains).
   "$bin" "$exp" "${common[@]}" --output-dir "$out/sampled" --set pretrain.cache_dir=../cache \
     --set federation.clients_per_round=2 --set evaluation.clients_sample=1 --set federation.rounds=3
+  # The classic FedAvg CNNs trained in full (their max-pooling, dropout and momentum), on a slice of Fashion-MNIST.
+  local fedavg="$root/experiments/fedavg_fmnist.toml"
+  "$bin" "$fedavg" "${common[@]}" --output-dir "$out/fedavg" --set data.max_samples=12000 \
+    --set federation.clients_per_round=4 --set train.local_epochs=1 --set checkpoint.every=1 --set train.fresh_optimizer=false
+  "$bin" "$fedavg" "${common[@]}" --output-dir "$out/fedavg_cnn" --set data.max_samples=6000 --set model.arch=cnn_fedavg \
+    --set federation.clients_per_round=3 --set train.local_epochs=1 --set checkpoint.every=1
   local port=$((20000 + RANDOM % 20000))
   "$bin" serve "$exp" "${common[@]}" --output-dir "$out/served" --set pretrain.cache_dir=../cache \
     --listen "127.0.0.1:$port" --nodes 2 --wait 120 > "$out/serve.log" 2>&1 &

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,13 @@ public:
                                                const LoraSettings& lora) const = 0;
   [[nodiscard]] virtual EvalResult evaluate(const TensorMap& adapters, const std::vector<int64_t>& indices,
                                             const LoraSettings& lora, int64_t batch_size) const = 0;
+  /// Whether evaluate_part works: a large evaluation may then run as whole-batch parts on
+  /// several workers, and combine_eval_parts of the parts in order is evaluate()'s result, bit for bit.
+  [[nodiscard]] virtual bool evaluates_in_parts() const { return false; }
+  [[nodiscard]] virtual EvalPart evaluate_part(const TensorMap& adapters, const std::vector<int64_t>& indices,
+                                               const LoraSettings& lora, int64_t batch_size) const {
+    throw std::logic_error("this task evaluates only whole (evaluates_in_parts() is false)");
+  }
   /// Several clients' trainings (scheduler.batch_clients), results in job order. A task that
   /// can runs them in one pass (train_adapters_grouped); by default, one after the other.
   [[nodiscard]] virtual std::vector<LocalTrainResult> train_group(std::vector<LocalTrainJob> jobs,
@@ -77,6 +85,11 @@ public:
   [[nodiscard]] EvalResult evaluate(const TensorMap& adapters, const std::vector<int64_t>& indices,
                                     const LoraSettings& lora, int64_t batch_size) const override {
     return evaluate_local(*base_, adapters, indices, lora, batch_size);
+  }
+  [[nodiscard]] bool evaluates_in_parts() const override { return true; }
+  [[nodiscard]] EvalPart evaluate_part(const TensorMap& adapters, const std::vector<int64_t>& indices,
+                                       const LoraSettings& lora, int64_t batch_size) const override {
+    return evaluate_local_part(*base_, adapters, indices, lora, batch_size);
   }
   /// One pass over the union of the clients' batches when every job is groupable(); the
   /// clients' own tensors stacked (train_stacked) when every job is a full copy or a probe this

@@ -10,6 +10,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <stdexcept>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -302,27 +303,59 @@ std::vector<LocalTrainResult> train_stacked(const FrozenBase& base, std::vector<
   return results;
 }
 
-EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters,
-                          const std::vector<int64_t>& indices, const LoraSettings& lora,
-                          int64_t batch_size) {
-  EvalResult result;
-  if (indices.empty()) return result;
+EvalPart evaluate_local_part(const FrozenBase& base, const TensorMap& adapters, const std::vector<int64_t>& indices,
+                             const LoraSettings& lora, int64_t batch_size) {
+  EvalPart part;
+  if (indices.empty()) return part;
   const EvaluationPass pass(adapters, lora, base.device());
-  const auto n = static_cast<int64_t>(indices.size());
-  std::vector<int64_t> y_true, y_pred;
-  y_true.reserve(indices.size());
-  y_pred.reserve(indices.size());
-  double loss_sum = 0;
+  part.y_true.reserve(indices.size());
+  part.y_pred.reserve(indices.size());
   pass.for_each_batch(indices, batch_size, at::kCPU, [&](const at::Tensor& batch) {
     const at::Tensor logits = base.logits(batch, pass.context());
     const at::Tensor labels = base.labels(batch);
-    loss_sum += at::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum).item<double>();
-    append_ids(y_pred, logits.argmax(1));
-    append_ids(y_true, labels);
+    part.batch_loss_sums.push_back(at::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum).item<double>());
+    append_ids(part.y_pred, logits.argmax(1));
+    append_ids(part.y_true, labels);
   });
+  return part;
+}
+
+EvalResult combine_eval_parts(const std::vector<EvalPart>& parts) {
+  EvalResult result;
+  std::vector<int64_t> y_true, y_pred;
+  double loss_sum = 0;
+  for (const EvalPart& p : parts) {
+    y_true.insert(y_true.end(), p.y_true.begin(), p.y_true.end());
+    y_pred.insert(y_pred.end(), p.y_pred.begin(), p.y_pred.end());
+    for (double s : p.batch_loss_sums) loss_sum += s; // batch by batch, as one pass adds them
+  }
+  if (y_true.empty()) return result;
   result.metrics = classification_metrics(y_true, y_pred);
-  result.loss = loss_sum / static_cast<double>(n);
+  result.loss = loss_sum / static_cast<double>(y_true.size());
   return result;
+}
+
+EvalResult evaluate_local(const FrozenBase& base, const TensorMap& adapters, const std::vector<int64_t>& indices,
+                          const LoraSettings& lora, int64_t batch_size) {
+  return combine_eval_parts({evaluate_local_part(base, adapters, indices, lora, batch_size)});
+}
+
+std::vector<std::vector<int64_t>> whole_batch_runs(const std::vector<int64_t>& indices, int64_t batch_size, int parts) {
+  if (batch_size < 1 || parts < 1)
+    throw std::invalid_argument("whole_batch_runs: batch size " + std::to_string(batch_size) + " and parts " +
+                                std::to_string(parts) + " must be >= 1");
+  const auto n = static_cast<int64_t>(indices.size());
+  const int64_t batches = (n + batch_size - 1) / batch_size;
+  const int64_t runs = std::min<int64_t>(parts, batches);
+  std::vector<std::vector<int64_t>> out;
+  int64_t first_batch = 0;
+  for (int64_t r = 0; r < runs; ++r) {
+    const int64_t count = batches / runs + (r < batches % runs ? 1 : 0);
+    const int64_t begin = first_batch * batch_size, end = std::min(n, (first_batch + count) * batch_size);
+    out.emplace_back(indices.begin() + begin, indices.begin() + end);
+    first_batch += count;
+  }
+  return out;
 }
 
 } // namespace fedvlm

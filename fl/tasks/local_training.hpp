@@ -137,5 +137,28 @@ struct GroupedLoss {
                                         const std::vector<int64_t>& indices,
                                         const LoraSettings& lora, int64_t batch_size);
 
+/// Whole batches of one evaluation: what it takes to give evaluate_local's result over several
+/// workers' parts exactly (per-sample labels and predictions, each batch's summed loss in order).
+struct EvalPart {
+  std::vector<int64_t> y_true, y_pred;
+  std::vector<double> batch_loss_sums;
+};
+
+/// evaluate_local over `indices` as whole batches of `batch_size`, before combining.
+[[nodiscard]] EvalPart evaluate_local_part(const FrozenBase& base, const TensorMap& adapters,
+                                           const std::vector<int64_t>& indices, const LoraSettings& lora,
+                                           int64_t batch_size);
+
+/// The parts of one evaluation, in order, combined: bit for bit evaluate_local's result over their
+/// union (the metrics over every prediction; the loss sums added batch by batch in the same order).
+[[nodiscard]] EvalResult combine_eval_parts(const std::vector<EvalPart>& parts);
+
+/// `indices` cut into at most `parts` consecutive runs of whole batches of `batch_size` (the last
+/// run may end with a short batch), as even as whole batches allow: evaluating the runs apart
+/// computes the very batches one evaluation of all of them computes. Fewer runs than `parts`
+/// when there are fewer batches; none for no indices.
+[[nodiscard]] std::vector<std::vector<int64_t>> whole_batch_runs(const std::vector<int64_t>& indices, int64_t batch_size,
+                                                                 int parts);
+
 
 } // namespace fedvlm
