@@ -6,11 +6,17 @@
 // evaluation — in two forms: one batch of 10 at a time (intra-op threads = the cores of the
 // affinity mask), and the K sampled clients' batches stacked into one batch of K·10 (the fewest,
 // widest kernel calls for the same sample-steps), timed with all the cores and with one thread:
-// the faster is the limit. The simulation runs the file
+// the faster is the limit. Beside it, the one-by-one floor: one plain batch-10 loop per worker of
+// the simulation, at once, each on its own model with the worker's threads — the least a run can
+// take that trains every client on its own batches (so its results stay those of one-by-one
+// training, bit for bit). The simulation runs the file
 // as given, with its default threads ("auto" unless the file sets them). Usage:
 //   fedavg_fmnist_bench [EXPERIMENT.toml] [ROUNDS] [BATCH_CLIENTS]
 // (default experiments/fedavg_fmnist.toml, its rounds, and a second simulation with
 // scheduler.batch_clients = the clients per round: their models stacked; 0 skips it).
+// Everything runs under glibc's malloc, as a plain LibTorch program does: the stacked loop with 2
+// threads took 12.7 s under it and 18.2 s under jemalloc (what fedvlm-sim preloads; the simulation
+// itself took 20.6 and 20.0 s), and the limit is the fastest loop there is.
 // The figures are only as quiet as the machine: run it alone.
 #include "actors/run_driver.hpp"
 #include "support/usable_cores.hpp"
@@ -27,6 +33,8 @@
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace {
 
@@ -121,6 +129,19 @@ int main(int argc, char** argv) {
     at::set_num_threads(1);
     stacked_one_s = plain_loop(*train, steps / per_round, per_round * c.train.batch_size, c.train.lr, c.train.momentum);
   }
+  // The floor for training each client on its own batches (what keeps results those of one-by-one
+  // training): as many plain loops as the simulation has workers, each its own model on one core.
+  const int loops = std::max(1, threads.workers);
+  std::vector<std::thread> pool;
+  const auto floor_start = clock_type::now();
+  for (int i = 0; i < loops; ++i)
+    pool.emplace_back([&, i] {
+      at::set_num_threads(threads.intra_op);
+      (void)plain_loop(*train, steps / loops + (i < steps % loops ? 1 : 0), c.train.batch_size, c.train.lr,
+                       c.train.momentum);
+    });
+  for (auto& t : pool) t.join();
+  const double floor_s = seconds_since(floor_start);
   const double stacked_s = std::min(stacked_all_s, stacked_one_s);
   const int stacked_threads = stacked_all_s <= stacked_one_s ? cores : 1;
 
@@ -139,8 +160,11 @@ int main(int argc, char** argv) {
   std::printf("  %d clients' batches stacked (batch %lld, %lld steps): %8.2f s with %d threads, %8.2f s with 1\n",
               per_round, static_cast<long long>(per_round * c.train.batch_size), static_cast<long long>(steps / per_round),
               stacked_all_s, cores, stacked_one_s);
+  std::printf("  %d plain loops at once, batch %lld, %d thread each: %8.2f s   (one-by-one floor: each model its own steps)\n",
+              loops, static_cast<long long>(c.train.batch_size), threads.intra_op, floor_s);
   std::printf("  limit (the faster of the two, %d threads)  : %8.2f s\n", stacked_threads, stacked_s);
   std::printf("  simulation / plain loop                   : %8.2f x\n", run_s / plain_s);
+  std::printf("  simulation / one-by-one floor             : %8.2f x\n", run_s / floor_s);
   std::printf("  simulation / stacked limit                : %8.2f x   (goal <= 1.2x)\n", run_s / stacked_s);
   if (batch_clients > 1)
     std::printf("  batch_clients = %d / stacked limit          : %8.2f x\n", batch_clients, batched_s / stacked_s);
