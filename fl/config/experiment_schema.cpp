@@ -425,7 +425,7 @@ const std::vector<KeyDef>& schema() {
           .when(kCheckpoints),
       int_key("checkpoint.full_every",
               "every N-th checkpoint holds the whole state; those between hold only the clients (and tensors) that "
-              "changed since (1 = every one whole)",
+              "changed since the checkpoint before (1 = every one whole)",
               M(c.checkpoint.full_every)).in(1, 1e6)
           .when(kCheckpoints),
 

@@ -100,6 +100,36 @@ bool base_with_global(const TensorMap& base, const TensorMap& global, const Tens
   return true;
 }
 
+/// A delta over the checkpoint of `base_round` holding `head`'s every field but the clients (those
+/// are added one by one); clients left out are the base's with the global's tensors taken.
+StoredCheckpoint delta_head(int base_round, const RunCheckpoint& head) {
+  StoredCheckpoint out;
+  out.info.base_round = base_round;
+  out.info.same_clients_as_base = true;
+  out.info.left_out_take_global = true;
+  out.state.run = head.run;
+  out.state.config_hash = head.config_hash;
+  out.state.round = head.round;
+  out.state.total_rounds = head.total_rounds;
+  out.state.rounds_without_quorum = head.rounds_without_quorum;
+  out.state.global = head.global;
+  out.state.crashes = head.crashes;
+  return out;
+}
+
+/// Client `now` into the delta: its tensors less those equal to `then`'s (named) or to the global's.
+void add_changed(StoredCheckpoint& out, const ClientCheckpoint& now, const ClientCheckpoint& then, const TensorMap& global) {
+  KeptTensors kept;
+  kept.id = now.id;
+  ClientCheckpoint changed;
+  changed.id = now.id;
+  changed.adapters = strip(now.adapters, then.adapters, &global, kept.adapters_from_base, &kept.adapters_from_global);
+  changed.optimizer_state = strip(now.optimizer_state, then.optimizer_state, nullptr, kept.optimizer_from_base, nullptr);
+  changed.residual = now.residual; // whole: it changes whenever the client sends
+  out.state.clients.push_back(std::move(changed));
+  out.info.kept.push_back(std::move(kept));
+}
+
 } // namespace
 
 StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint& current) {
@@ -115,17 +145,7 @@ StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint
   if (base.clients.size() != clients)
     throw std::invalid_argument("checkpoint_delta: " + std::to_string(clients) + " clients, the base has " +
                                 std::to_string(base.clients.size()));
-  StoredCheckpoint out;
-  out.info.base_round = base.round;
-  out.info.same_clients_as_base = true;
-  out.info.left_out_take_global = true;
-  out.state.run = head.run;
-  out.state.config_hash = head.config_hash;
-  out.state.round = head.round;
-  out.state.total_rounds = head.total_rounds;
-  out.state.rounds_without_quorum = head.rounds_without_quorum;
-  out.state.global = head.global;
-  out.state.crashes = head.crashes;
+  StoredCheckpoint out = delta_head(base.round, head);
   for (const std::size_t i : candidates) {
     const ClientCheckpoint& now = client_at(i);
     const ClientCheckpoint& then = base.clients.at(i);
@@ -135,16 +155,20 @@ StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint
     if (same_tensor_maps(now.optimizer_state, then.optimizer_state) && same_tensor_maps(now.residual, then.residual) &&
         base_with_global(then.adapters, head.global, now.adapters))
       continue;
-    KeptTensors kept;
-    kept.id = now.id;
-    ClientCheckpoint changed;
-    changed.id = now.id;
-    changed.adapters = strip(now.adapters, then.adapters, &head.global, kept.adapters_from_base, &kept.adapters_from_global);
-    changed.optimizer_state = strip(now.optimizer_state, then.optimizer_state, nullptr, kept.optimizer_from_base, nullptr);
-    changed.residual = now.residual; // whole: it changes whenever the client sends
-    out.state.clients.push_back(std::move(changed));
-    out.info.kept.push_back(std::move(kept));
+    add_changed(out, now, then, head.global);
   }
+  return out;
+}
+
+StoredCheckpoint checkpoint_delta_over(int previous_round, std::size_t previous_clients, const RunCheckpoint& head,
+                                       std::size_t clients, const std::function<const ClientCheckpoint&(std::size_t)>& client_at,
+                                       const std::vector<std::size_t>& changed) {
+  if (previous_clients != clients)
+    throw std::invalid_argument("checkpoint_delta_over: " + std::to_string(clients) + " clients, the previous checkpoint has " +
+                                std::to_string(previous_clients));
+  StoredCheckpoint out = delta_head(previous_round, head);
+  const ClientCheckpoint nothing; // their state then is not at hand: every tensor stored but the global's
+  for (const std::size_t i : changed) add_changed(out, client_at(i), nothing, head.global);
   return out;
 }
 
@@ -211,14 +235,16 @@ int round_of(const std::filesystem::path& file) { return std::stoi(file.stem().s
 RunCheckpoint checkpoint_load(const std::filesystem::path& file) {
   StoredCheckpoint stored = read_stored(file);
   if (stored.info.base_round == 0) return std::move(stored.state);
+  if (stored.info.base_round >= stored.state.round)
+    throw std::runtime_error(file.string() + ": a delta of round " + std::to_string(stored.state.round) +
+                             " over the checkpoint of round " + std::to_string(stored.info.base_round) +
+                             " (a base must be older)");
   const std::filesystem::path base_file = file.parent_path() / checkpoint_path("", stored.info.base_round).filename();
   if (!std::filesystem::exists(base_file))
     throw std::runtime_error(file.string() + ": a delta over the checkpoint of round " +
                              std::to_string(stored.info.base_round) + ", and " + base_file.string() + " is missing");
-  StoredCheckpoint base = read_stored(base_file);
-  if (base.info.base_round != 0)
-    throw std::runtime_error(base_file.string() + ": the base of " + file.string() + " is itself a delta");
-  return checkpoint_resolve(base.state, stored, file.string());
+  // A base may be a delta itself (over the checkpoint before it), back to a full one.
+  return checkpoint_resolve(checkpoint_load(base_file), stored, file.string());
 }
 
 CheckpointWriter::CheckpointWriter(std::filesystem::path run_dir, int keep, int full_every)
@@ -235,43 +261,41 @@ void CheckpointWriter::save(RunStateMirror& state) {
   std::error_code ec;
   std::filesystem::create_directories(file.parent_path(), ec);
   if (ec) throw std::runtime_error("cannot create " + file.parent_path().string() + ": " + ec.message());
-  bool full = !have_base_ || deltas_since_full_ + 1 >= full_every_ || base_.clients.size() != state.size();
+  bool full = !have_previous_ || deltas_since_full_ + 1 >= full_every_ || previous_clients_ != state.size();
   StoredCheckpoint stored;
-  if (!full) {
-    try {
-      stored = checkpoint_delta(base_, state.head(), state.size(),
-                                [&state](std::size_t i) -> const ClientCheckpoint& { return state.client(i); },
-                                state.changed_after(base_.round));
-    } catch (const std::invalid_argument&) {
-      full = true; // other clients than the base's: start a new base
-    }
-  }
   if (full) {
-    stored = StoredCheckpoint{};
     stored.state = state.whole();
+  } else {
+    stored = checkpoint_delta_over(previous_round_, previous_clients_, state.head(), state.size(),
+                                   [&state](std::size_t i) -> const ClientCheckpoint& { return state.client(i); },
+                                   state.changed_after(previous_round_));
   }
   last_bytes_ = checkpoint_write(file, stored);
-  if (full) {
-    base_ = std::move(stored.state);
-    have_base_ = true;
-    deltas_since_full_ = 0;
-  } else {
-    ++deltas_since_full_;
-  }
-  bases_[state.round()] = full ? 0 : base_.round;
-  // Keep the `keep` newest and the full ones they need. A file an earlier process wrote may
-  // need any older one: while one is kept, nothing older goes.
+  deltas_since_full_ = full ? 0 : deltas_since_full_ + 1;
+  bases_[state.round()] = full ? 0 : previous_round_;
+  have_previous_ = true;
+  previous_round_ = state.round();
+  previous_clients_ = state.size();
+  remove_unneeded();
+}
+
+void CheckpointWriter::remove_unneeded() {
+  // Keep the `keep` newest and every file they are deltas over, back to a full one. A file an
+  // earlier process wrote may need any older one: while one is kept, nothing older goes.
   const auto files = checkpoint_files(run_dir_);
   if (files.size() <= static_cast<std::size_t>(keep_)) return;
   const std::size_t first_kept = files.size() - static_cast<std::size_t>(keep_);
   std::set<int> needed;
-  bool unknown = false;
   for (std::size_t i = first_kept; i < files.size(); ++i) {
-    auto it = bases_.find(round_of(files[i]));
-    if (it == bases_.end()) unknown = true;
-    else if (it->second > 0) needed.insert(it->second);
+    for (int round = round_of(files[i]);;) {
+      auto it = bases_.find(round);
+      if (it == bases_.end()) return; // not written here: its chain is not known
+      if (it->second == 0) break;
+      round = it->second;
+      needed.insert(round);
+    }
   }
-  if (unknown) return;
+  std::error_code ec;
   for (std::size_t i = 0; i < first_kept; ++i) {
     const int round = round_of(files[i]);
     if (needed.count(round)) continue;

@@ -149,11 +149,21 @@ TEST(IncrementalCheckpoint, WriterCompactsKeepsTheBaseItNeedsAndLoadsEveryRoundE
     expect_same_state(checkpoint_load(*latest), state);
   }
   EXPECT_EQ(full, (std::vector<bool>{true, false, false, true, false, false, true}));
-  // The two newest (6, a delta over 4, and 7, full) and 4, the base 6 needs; 5 and older are gone.
+  // The two newest (6, a delta over 5, and 7, full) and the chain 6 needs (5, a delta over 4, and
+  // 4); 3 and older are gone.
   namespace fs = std::filesystem;
   for (int round = 1; round <= 7; ++round)
-    EXPECT_EQ(fs::exists(checkpoint_path(dir.path(), round)), round == 4 || round >= 6) << "round " << round;
-  expect_same_state(checkpoint_load(checkpoint_path(dir.path(), 6)), saved[5]); // its base still there
+    EXPECT_EQ(fs::exists(checkpoint_path(dir.path(), round)), round >= 4) << "round " << round;
+  expect_same_state(checkpoint_load(checkpoint_path(dir.path(), 6)), saved[5]); // its bases still there
+  EXPECT_EQ(stored_checkpoint_decode(read_text_file(checkpoint_path(dir.path(), 6)), "6").info.base_round, 5);
+  // A chain with a link missing names the missing file.
+  fs::remove(checkpoint_path(dir.path(), 4));
+  try {
+    (void)checkpoint_load(checkpoint_path(dir.path(), 6));
+    FAIL() << "loaded a delta whose chain lacks a file";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("round_000004.ckpt is missing"), std::string::npos) << e.what();
+  }
 }
 
 TEST(IncrementalCheckpoint, AMissingBaseIsNamed) {

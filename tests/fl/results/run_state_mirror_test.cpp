@@ -92,17 +92,18 @@ TEST(RunStateMirror, ClientsNotNamedTakeTheNewestDownloadWhenRead) {
   EXPECT_THROW(m.apply(unordered), std::invalid_argument);
 }
 
-/// Every file CheckpointWriter writes from the mirror's partial hand-overs equals, byte for byte,
-/// what it writes from each round's whole state built here client by client.
-TEST(RunStateMirror, CheckpointsFromPartialHandOversEqualThoseFromWholeStates) {
+/// The checkpoints CheckpointWriter writes from the mirror's partial hand-overs: each delta holds
+/// the clients that trained since the checkpoint before (a chain over the previous file, not the
+/// last full one: the same size at every point of it), and every file loads as exactly the
+/// round's whole state built here client by client.
+TEST(RunStateMirror, ChainedCheckpointsHoldTheRoundsClientsAndLoadAsTheWholeState) {
   TempDir dir;
   const int clients = 12;
-  CheckpointWriter from_mirror(dir.path() / "mirror", 100, 3), from_whole(dir.path() / "whole", 100, 3);
+  CheckpointWriter writer(dir.path(), 100, 4); // full, delta, delta, delta, full, ...
   RunStateMirror m;
   RunCheckpoint whole = round_one(clients);
   m.apply(RoundStateChange{whole, true, {}, 0});
-  from_mirror.save(m);
-  from_whole.save(whole);
+  writer.save(m);
   for (int round = 2; round <= 8; ++round) {
     const at::Tensor b = round == 5 ? at::Tensor() : at::randn({6, 4}); // round 5: no download
     const std::vector<int> trained = {round % clients, (3 * round) % clients};
@@ -112,21 +113,23 @@ TEST(RunStateMirror, CheckpointsFromPartialHandOversEqualThoseFromWholeStates) {
     if (b.defined()) whole.global[kB] = b;
     change.state.global = whole.global; // without a download the global stays
     for (auto& cs : whole.clients) {
-      if (b.defined()) cs.adapters[kB] = b.clone(); // a copy: the writer compares bytes, not tensors
+      if (b.defined()) cs.adapters[kB] = b.clone(); // a copy: the checks compare bytes, not tensors
       for (const ClientCheckpoint& t : change.state.clients)
         if (t.id == cs.id) cs = ClientCheckpoint{t.id, {{kA, t.adapters.at(kA).clone()}, {kB, t.adapters.at(kB).clone()}},
                                                  {{kMomentum, t.optimizer_state.at(kMomentum).clone()}}, {}};
     }
     m.apply(change);
-    from_mirror.save(m);
-    from_whole.save(whole);
-    EXPECT_EQ(from_mirror.last_was_full(), from_whole.last_was_full()) << round;
-    const std::string name = checkpoint_path("", round).filename().string();
-    EXPECT_EQ(read_text_file(dir.path() / "mirror" / "checkpoints" / name),
-              read_text_file(dir.path() / "whole" / "checkpoints" / name))
-        << "round " << round;
+    writer.save(m);
+    const auto file = checkpoint_path(dir.path(), round);
+    EXPECT_EQ(checkpoint_encode(checkpoint_load(file)), checkpoint_encode(whole)) << "round " << round;
+    const StoredCheckpoint stored = stored_checkpoint_decode(read_text_file(file), file.string());
+    EXPECT_EQ(writer.last_was_full(), round == 5) << round;
+    if (writer.last_was_full()) continue;
+    EXPECT_EQ(stored.info.base_round, round - 1) << round;
+    std::set<int> held;
+    for (const ClientCheckpoint& cs : stored.state.clients) held.insert(cs.id);
+    EXPECT_EQ(held, named) << "round " << round;
   }
-  EXPECT_FALSE(from_mirror.last_was_full());
 }
 
 } // namespace
