@@ -81,6 +81,21 @@ double plain_loop(const ImageDataset& data, int64_t steps, int64_t batch, double
   return seconds_since(start);
 }
 
+/// The floor for training each client on its own batches (what keeps results those of one-by-one
+/// training): `loops` plain loops at once, as many as the simulation has workers, each its own
+/// model with `threads` intra-op threads, sharing `steps` batch steps.
+double one_by_one_floor(const ImageDataset& data, int64_t steps, int loops, int threads, const TrainSettings& t) {
+  std::vector<std::thread> pool;
+  const auto start = clock_type::now();
+  for (int i = 0; i < loops; ++i)
+    pool.emplace_back([&, i] {
+      at::set_num_threads(threads);
+      (void)plain_loop(data, steps / loops + (i < steps % loops ? 1 : 0), t.batch_size, t.lr, t.momentum);
+    });
+  for (auto& th : pool) th.join();
+  return seconds_since(start);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -129,19 +144,8 @@ int main(int argc, char** argv) {
     at::set_num_threads(1);
     stacked_one_s = plain_loop(*train, steps / per_round, per_round * c.train.batch_size, c.train.lr, c.train.momentum);
   }
-  // The floor for training each client on its own batches (what keeps results those of one-by-one
-  // training): as many plain loops as the simulation has workers, each its own model on one core.
   const int loops = std::max(1, threads.workers);
-  std::vector<std::thread> pool;
-  const auto floor_start = clock_type::now();
-  for (int i = 0; i < loops; ++i)
-    pool.emplace_back([&, i] {
-      at::set_num_threads(threads.intra_op);
-      (void)plain_loop(*train, steps / loops + (i < steps % loops ? 1 : 0), c.train.batch_size, c.train.lr,
-                       c.train.momentum);
-    });
-  for (auto& t : pool) t.join();
-  const double floor_s = seconds_since(floor_start);
+  const double floor_s = one_by_one_floor(*train, steps, loops, threads.intra_op, c.train);
   const double stacked_s = std::min(stacked_all_s, stacked_one_s);
   const int stacked_threads = stacked_all_s <= stacked_one_s ? cores : 1;
 

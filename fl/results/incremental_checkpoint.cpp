@@ -16,22 +16,6 @@
 
 namespace fedvlm {
 
-bool same_bytes(const at::Tensor& a, const at::Tensor& b) {
-  if (!a.defined() || !b.defined()) return a.defined() == b.defined();
-  if (a.unsafeGetTensorImpl() == b.unsafeGetTensorImpl()) return true;
-  if (a.scalar_type() != b.scalar_type() || !a.sizes().equals(b.sizes())) return false;
-  if (!a.device().is_cpu() || !b.device().is_cpu()) return false; // compared on the host only
-  const at::Tensor ca = a.contiguous(), cb = b.contiguous();
-  return std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0;
-}
-
-bool same_tensor_maps(const TensorMap& a, const TensorMap& b) {
-  if (a.size() != b.size()) return false;
-  for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib)
-    if (ia->first != ib->first || !same_bytes(ia->second, ib->second)) return false;
-  return true;
-}
-
 void share_unchanged(TensorMap& fresh, const TensorMap& previous, const TensorMap* global) {
   for (auto& [name, t] : fresh) {
     auto p = previous.find(name);
@@ -88,18 +72,6 @@ TensorMap unstrip(TensorMap stored, const TensorMap& base, const TensorMap* glob
   return stored;
 }
 
-/// Whether `now` is `base` with every tensor the global names replaced by the global's: the
-/// state of a client left out of a delta (CheckpointDeltaInfo::left_out_take_global).
-bool base_with_global(const TensorMap& base, const TensorMap& global, const TensorMap& now) {
-  if (now.size() != base.size()) return false;
-  for (auto b = base.begin(), n = now.begin(); b != base.end(); ++b, ++n) {
-    if (b->first != n->first) return false;
-    auto g = global.find(n->first);
-    if (!same_bytes(n->second, g != global.end() ? g->second : b->second)) return false;
-  }
-  return true;
-}
-
 /// A delta over the checkpoint of `base_round` holding `head`'s every field but the clients (those
 /// are added one by one); clients left out are the base's with the global's tensors taken.
 StoredCheckpoint delta_head(int base_round, const RunCheckpoint& head) {
@@ -152,9 +124,7 @@ StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint
     if (now.id != then.id)
       throw std::invalid_argument("checkpoint_delta: client " + std::to_string(now.id) + " where the base has " +
                                   std::to_string(then.id));
-    if (same_tensor_maps(now.optimizer_state, then.optimizer_state) && same_tensor_maps(now.residual, then.residual) &&
-        base_with_global(then.adapters, head.global, now.adapters))
-      continue;
+    if (only_took_global(then, now, head.global)) continue;
     add_changed(out, now, then, head.global);
   }
   return out;

@@ -23,6 +23,7 @@
 #pragma once
 
 #include "fl/results/run_checkpoint.hpp"
+#include "fl/results/state_compare.hpp"
 
 #include <cstddef>
 #include <filesystem>
@@ -34,12 +35,6 @@
 namespace fedvlm {
 
 class RunStateMirror;
-
-/// Two tensors with the same dtype, shape and bytes (the same tensor, or CPU copies). Unlike
-/// at::equal, -0.0 and 0.0 differ and a NaN equals itself: what a file would hold.
-[[nodiscard]] bool same_bytes(const at::Tensor& a, const at::Tensor& b);
-/// The same names, each with same_bytes tensors.
-[[nodiscard]] bool same_tensor_maps(const TensorMap& a, const TensorMap& b);
 
 /// Replaces each tensor of `fresh` that has the same bytes as `previous`'s of the same name (or,
 /// where given, `global`'s) by that one, so that state that did not change is held once and

@@ -1,5 +1,6 @@
 // fl/results/run_state_mirror.cpp — the driver's copy of a run's state, from whole and partial hand-overs.
 #include "fl/results/run_state_mirror.hpp"
+#include "fl/results/state_compare.hpp"
 
 #include <numeric>
 #include <stdexcept>
@@ -10,10 +11,21 @@ namespace fedvlm {
 void RunStateMirror::apply(RoundStateChange change) {
   const int round = change.state.round;
   if (change.whole) {
+    // A client that only took the round's global tensors did not change (a delta checkpoint
+    // leaves it out): compared with what it held, every download merged.
+    const bool compare = have_ && state_.clients.size() == change.state.clients.size();
+    std::vector<ClientCheckpoint> before;
+    if (compare) {
+      (void)whole(); // every pending download merged first
+      before = std::move(state_.clients);
+    }
     state_ = std::move(change.state);
     have_ = true;
     received_.assign(state_.clients.size(), round);
-    changed_.assign(state_.clients.size(), round);
+    if (!compare) changed_.assign(state_.clients.size(), round);
+    for (std::size_t i = 0; compare && i < state_.clients.size(); ++i)
+      if (before[i].id != state_.clients[i].id || !only_took_global(before[i], state_.clients[i], state_.global))
+        changed_[i] = round;
     pending_.clear();
     pending_round_ = 0;
     last_changed_.resize(state_.clients.size());

@@ -39,7 +39,8 @@ public:
   [[nodiscard]] std::size_t size() const { return state_.clients.size(); }
   /// The run fields and global of the newest round; its clients may lack the newest download.
   [[nodiscard]] const RunCheckpoint& head() const { return state_; }
-  /// Indices (into the clients) whose state changed, other than by a download, after round `round`.
+  /// Indices (into the clients) whose state changed, other than by taking the global's tensors,
+  /// after round `round`: those a partial hand-over named, and those a whole one holds changed.
   [[nodiscard]] std::vector<std::size_t> changed_after(int round) const;
   /// The indices the last hand-over named (every one after a whole hand-over).
   [[nodiscard]] const std::vector<std::size_t>& last_changed() const { return last_changed_; }

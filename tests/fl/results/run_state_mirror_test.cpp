@@ -92,6 +92,30 @@ TEST(RunStateMirror, ClientsNotNamedTakeTheNewestDownloadWhenRead) {
   EXPECT_THROW(m.apply(unordered), std::invalid_argument);
 }
 
+/// Whole hand-overs every round (asynchronous mode, collect_every_state): a client that only took
+/// the round's global tensors is not counted as changed, so the chained delta leaves it out.
+TEST(RunStateMirror, AWholeHandOverCountsOnlyClientsThatChangedBeyondTheGlobal) {
+  TempDir dir;
+  CheckpointWriter writer(dir.path(), 100, 10);
+  RunStateMirror m;
+  RunCheckpoint whole = round_one(5);
+  m.apply(RoundStateChange{whole, true, {}, 0});
+  writer.save(m);
+  RunCheckpoint next = whole;
+  next.round = 2;
+  next.global[kB] = at::randn({6, 4});
+  for (auto& cs : next.clients) cs.adapters[kB] = next.global[kB].clone(); // every client takes B_g ...
+  next.clients[3] = fresh_client(3, next.global[kB]);                     // ... and client 3 trained
+  m.apply(RoundStateChange{next, true, {}, 0});
+  EXPECT_EQ(m.changed_after(1), (std::vector<std::size_t>{3}));
+  writer.save(m);
+  const auto file = checkpoint_path(dir.path(), 2);
+  const StoredCheckpoint stored = stored_checkpoint_decode(read_text_file(file), file.string());
+  ASSERT_EQ(stored.state.clients.size(), 1u);
+  EXPECT_EQ(stored.state.clients[0].id, 3);
+  EXPECT_EQ(checkpoint_encode(checkpoint_load(file)), checkpoint_encode(next));
+}
+
 /// The checkpoints CheckpointWriter writes from the mirror's partial hand-overs: each delta holds
 /// the clients that trained since the checkpoint before (a chain over the previous file, not the
 /// last full one: the same size at every point of it), and every file loads as exactly the
