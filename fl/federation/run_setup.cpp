@@ -10,6 +10,7 @@
 #include "support/join.hpp"
 #include "support/usable_cores.hpp"
 
+#include <algorithm>
 #include <iomanip>
 #include <sstream>
 
@@ -49,6 +50,30 @@ RunSetup prepare_run(const ExperimentConfig& c, DatasetCache& datasets, SetupMod
   }
   return setup_detail::prepare_image_run(c, datasets, mode);
 }
+
+namespace {
+
+/// Training clients the plan lists one by one; the rest get one line (100,000 clients would
+/// otherwise print 100,000 lines at every start).
+constexpr std::size_t kPlanClients = 20;
+
+/// "... and N more clients: train samples min-max (median M), test samples min-max".
+std::string summary_of_rest(const std::vector<LocalSplit>& splits, std::size_t from) {
+  std::vector<std::size_t> train, test;
+  for (std::size_t k = from; k < splits.size(); ++k) {
+    train.push_back(splits[k].train.size());
+    test.push_back(splits[k].test.size());
+  }
+  std::sort(train.begin(), train.end());
+  std::sort(test.begin(), test.end());
+  std::ostringstream os;
+  os << "               ... and " << train.size() << " more clients (ids " << from << "-" << splits.size() - 1
+     << "): train samples " << train.front() << "-" << train.back() << " (median " << train[train.size() / 2]
+     << "), test samples " << test.front() << "-" << test.back() << "\n";
+  return os.str();
+}
+
+} // namespace
 
 std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
   const StrategySpec& spec = strategy_spec(c.strategy);
@@ -112,6 +137,11 @@ std::string describe_plan(const ExperimentConfig& c, const RunSetup& s) {
   os << "\n  clients      id  train  test  " << (c.data.is_vqa() ? "domains" : "labels") << " (count per " << (c.data.is_vqa() ? "domain" : "class") << ")\n";
   for (std::size_t k = 0; k < s.splits.size() + s.holdout_splits.size(); ++k) {
     const bool held = k >= s.splits.size(); // evaluation.holdout_clients: listed last
+    if (!held && k == kPlanClients && s.splits.size() > kPlanClients + 1) { // the rest in one line
+      os << summary_of_rest(s.splits, kPlanClients);
+      k = s.splits.size() - 1;
+      continue;
+    }
     const LocalSplit& split = held ? s.holdout_splits[k - s.splits.size()] : s.splits[k];
     os << "               " << std::setw(2) << k << " " << std::setw(6) << split.train.size() << " "
        << std::setw(5) << split.test.size() << "  ";

@@ -65,8 +65,9 @@ struct RunSetup {
 /// names the key or file at fault.
 [[nodiscard]] RunSetup prepare_run(const ExperimentConfig& config, DatasetCache& datasets, SetupMode mode);
 
-/// Text for --dry-run: clients, partition sizes and labels per client, rounds, strategy,
-/// what travels per round.
+/// Text for --dry-run (and the log at a run's start): clients, partition sizes and labels per
+/// client (the first 20 training clients one by one, the rest in one line of sizes; holdout
+/// clients always listed), rounds, strategy, what travels per round.
 [[nodiscard]] std::string describe_plan(const ExperimentConfig& config, const RunSetup& setup);
 
 } // namespace fedvlm
