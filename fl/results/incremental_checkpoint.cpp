@@ -105,27 +105,18 @@ void add_changed(StoredCheckpoint& out, const ClientCheckpoint& now, const Clien
 } // namespace
 
 StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint& current) {
-  std::vector<std::size_t> every(current.clients.size());
-  for (std::size_t i = 0; i < every.size(); ++i) every[i] = i;
-  return checkpoint_delta(base, current, current.clients.size(),
-                          [&current](std::size_t i) -> const ClientCheckpoint& { return current.clients[i]; }, every);
-}
-
-StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint& head, std::size_t clients,
-                                  const std::function<const ClientCheckpoint&(std::size_t)>& client_at,
-                                  const std::vector<std::size_t>& candidates) {
-  if (base.clients.size() != clients)
-    throw std::invalid_argument("checkpoint_delta: " + std::to_string(clients) + " clients, the base has " +
+  if (base.clients.size() != current.clients.size())
+    throw std::invalid_argument("checkpoint_delta: " + std::to_string(current.clients.size()) + " clients, the base has " +
                                 std::to_string(base.clients.size()));
-  StoredCheckpoint out = delta_head(base.round, head);
-  for (const std::size_t i : candidates) {
-    const ClientCheckpoint& now = client_at(i);
-    const ClientCheckpoint& then = base.clients.at(i);
+  StoredCheckpoint out = delta_head(base.round, current);
+  for (std::size_t i = 0; i < current.clients.size(); ++i) {
+    const ClientCheckpoint& now = current.clients[i];
+    const ClientCheckpoint& then = base.clients[i];
     if (now.id != then.id)
       throw std::invalid_argument("checkpoint_delta: client " + std::to_string(now.id) + " where the base has " +
                                   std::to_string(then.id));
-    if (only_took_global(then, now, head.global)) continue;
-    add_changed(out, now, then, head.global);
+    if (only_took_global(then, now, current.global)) continue;
+    add_changed(out, now, then, current.global);
   }
   return out;
 }

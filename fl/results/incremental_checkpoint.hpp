@@ -45,12 +45,6 @@ void share_unchanged(TensorMap& fresh, const TensorMap& previous, const TensorMa
 /// `current` as a delta over the full checkpoint `base`. Throws std::invalid_argument when
 /// `current` has clients `base` has not, or in another order (then write a full one).
 [[nodiscard]] StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint& current);
-/// The same over a state given as `head` (every field but the clients), `clients` clients and
-/// `client_at(index)`, looking only at `candidates` (ascending indices): the caller knows every
-/// other client equals its state in `base` with the global's tensors taken (so it is left out).
-[[nodiscard]] StoredCheckpoint checkpoint_delta(const RunCheckpoint& base, const RunCheckpoint& head, std::size_t clients,
-                                                const std::function<const ClientCheckpoint&(std::size_t)>& client_at,
-                                                const std::vector<std::size_t>& candidates);
 
 /// A delta over the checkpoint of `previous_round` (its state not at hand): `changed` (ascending
 /// indices) are the clients whose state changed since, stored but for the global's tensors; every
@@ -88,11 +82,12 @@ public:
   [[nodiscard]] bool last_was_full() const { return deltas_since_full_ == 0; }
 
 private:
+  /// Deletes the files neither among the `keep` newest nor in a kept one's chain of bases.
+  void remove_unneeded();
+
   std::filesystem::path run_dir_;
   int keep_;
   int full_every_;
-  void remove_unneeded();
-
   bool have_previous_ = false; ///< a checkpoint was written by this writer: the next may be a delta over it
   int previous_round_ = 0;
   std::size_t previous_clients_ = 0;

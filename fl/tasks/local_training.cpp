@@ -10,10 +10,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
-#include <stdexcept>
 #include <cmath>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 namespace fedvlm {
